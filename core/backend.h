@@ -1,0 +1,65 @@
+// The Backend interface: every op the engine computes, on float32 tensors of the backend's device.
+// kernels/cpu/reference implements each op naively (the test oracle); kernels/cpu the optimized CPU
+// backend; kernels/cuda the GPU one. Shapes are preconditions checked by the caller (the model code
+// validates all shapes when it loads), so ops return nothing.
+//
+// Layout conventions: tensors are row-major and contiguous unless an op says otherwise; "rows" of a
+// [M, D] tensor are tokens. Attention takes q/k/v as [tokens, heads, head_dim] views whose token
+// stride may be larger than heads·head_dim (so q, k and v can be slices of one fused qkv buffer).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace ds {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual Device device() const = 0;
+  // 0 = all cores. Affects every op of this backend (BLAS and element-wise loops alike).
+  virtual void set_threads(int threads) = 0;
+  virtual int threads() const = 0;
+
+  // y[M, N] = x[M, K] · w[N, K]ᵀ (+ bias[N] when not null). x may have a row stride > K
+  // (strides[0]); y is contiguous, or has a row stride when it is a slice of a wider buffer.
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+
+  // Over the last dim D of x[M, D]: y = (x − mean)/sqrt(var + eps) (· weight + bias when given).
+  virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps,
+                          Tensor& y) = 0;
+  // y = LN(x) · (1 + scale) + shift, scale and shift [D]: the AdaLN modulation, fused.
+  virtual void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
+                                   float eps, Tensor& y) = 0;
+  // In place over the last dim of x[M, D] (M rows may be strided, see linear):
+  // x = x / sqrt(mean(x²) + eps) · weight[D]. Used per head for q/k norms.
+  virtual void rms_norm(Tensor& x, const Tensor& weight, float eps) = 0;
+
+  // x[M, D] += gate[D] · f[M, D]   (AdaLN-Zero gated residual).
+  virtual void gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) = 0;
+  // x[M, D] += f[M, D]
+  virtual void add(Tensor& x, const Tensor& f) = 0;
+  // In place, element-wise.
+  virtual void gelu_tanh(Tensor& x) = 0;
+  virtual void silu(Tensor& x) = 0;
+
+  // In place rotation of x[N, H, dh] (token stride may exceed H·dh) by angles given as
+  // cos/sin[N, dh/2]: pair j of every head is (x[2j], x[2j+1]) → (x0·c − x1·s, x0·s + x1·c).
+  virtual void rope(Tensor& x, const Tensor& cos, const Tensor& sin) = 0;
+
+  // o[Nq, H, dh] = softmax(q·kᵀ · scale) · v per head; q [Nq, H, dh], k and v [Nk, H, dh].
+  // Non-causal, no mask. Memory stays O(N·dh): no Nq×Nk matrix is materialised.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                         Tensor& o) = 0;
+
+  // y[O, H, W] = conv2d(x[C, H, W], w[O, C, 3, 3], pad 1, stride 1) + bias[O].
+  virtual void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;
+  // y[C, 2H, 2W] = nearest-neighbour 2× upsampling of x[C, H, W].
+  virtual void upsample_nearest2x(const Tensor& x, Tensor& y) = 0;
+};
+
+}  // namespace ds

@@ -1,0 +1,147 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <cmath>
+#include <new>
+
+#include <fmt/format.h>
+
+namespace ds {
+
+size_t DTypeSize(DType t) {
+  switch (t) {
+    case DType::kF32: return 4;
+    case DType::kF16: return 2;
+    case DType::kBF16: return 2;
+  }
+  return 0;
+}
+
+const char* DTypeName(DType t) {
+  switch (t) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+  }
+  return "?";
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  return n;
+}
+
+bool Tensor::contiguous() const {
+  int64_t expect = static_cast<int64_t>(DTypeSize(dtype));
+  for (int i = ndim - 1; i >= 0; --i) {
+    if (shape[i] != 1 && strides[i] != expect) return false;
+    expect *= shape[i];
+  }
+  return true;
+}
+
+std::string Tensor::shape_string() const {
+  std::string s = "[";
+  for (int i = 0; i < ndim; ++i) s += fmt::format("{}{}", i ? ", " : "", shape[i]);
+  return s + "]";
+}
+
+Tensor Tensor::View(void* data, DType dtype, std::initializer_list<int64_t> shape, Device device) {
+  Tensor t;
+  t.dtype = dtype;
+  t.data = data;
+  t.device = device;
+  t.ndim = static_cast<int>(shape.size());
+  int i = 0;
+  for (int64_t d : shape) t.shape[i++] = d;
+  int64_t stride = static_cast<int64_t>(DTypeSize(dtype));
+  for (int j = t.ndim - 1; j >= 0; --j) {
+    t.strides[j] = stride;
+    stride *= t.shape[j];
+  }
+  return t;
+}
+
+HostBuffer::HostBuffer(size_t count) : size_(count) {
+  size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  data_.reset(static_cast<float*>(p));
+}
+
+void HostBuffer::Free::operator()(float* p) const { std::free(p); }
+
+Tensor HostBuffer::view(std::initializer_list<int64_t> shape) const {
+  return Tensor::View(data_.get(), DType::kF32, shape);
+}
+
+float HalfToFloat(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | mant << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float BFloat16ToFloat(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t FloatToBFloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+// v >> shift, rounded to nearest, ties to even. Integer-only, so the result does not depend on the
+// floating-point environment of a host process.
+static uint32_t ShiftRoundEven(uint32_t v, uint32_t shift) {
+  uint32_t q = v >> shift;
+  uint32_t rest = v & ((1u << shift) - 1u);
+  uint32_t half = 1u << (shift - 1u);
+  return q + (rest > half || (rest == half && (q & 1u)) ? 1u : 0u);
+}
+
+uint16_t FloatToHalf(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  uint32_t absbits = bits & 0x7fffffffu;
+  if (absbits > 0x7f800000u) return sign | 0x7e00u;
+  if (absbits >= 0x477ff000u) return sign | 0x7c00u;  // overflow → inf
+  uint32_t exp = absbits >> 23;
+  if (exp < 102) return sign;  // below 2^-25, at most half the smallest subnormal: rounds to zero
+  if (exp < 113) {             // half subnormal: value / 2^-24 = mant · 2^(exp − 126)
+    uint32_t mant = (absbits & 0x7fffffu) | 0x800000u;
+    return sign | static_cast<uint16_t>(ShiftRoundEven(mant, 126 - exp));
+  }
+  // Rebias the exponent in place; a rounding carry out of the mantissa correctly bumps it.
+  return sign | static_cast<uint16_t>(ShiftRoundEven(absbits - ((127u - 15u) << 23), 13));
+}
+
+}  // namespace ds

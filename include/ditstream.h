@@ -1,0 +1,129 @@
+/* ditstream public C API: the only header the front ends (CLI, GStreamer, FFmpeg) include.
+ *
+ * Life cycle: ds_create() → ds_set_option()… → ds_load() → ds_generate()… → ds_destroy().
+ * Every call returns a ds_status; on failure ds_error_message() holds one line naming what was wrong.
+ * No C++ exception ever crosses this boundary. A generator is used by one thread at a time, except
+ * ds_cancel(), which any thread may call at any time. */
+#ifndef DITSTREAM_H
+#define DITSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define DS_API __attribute__((visibility("default")))
+#else
+#define DS_API
+#endif
+
+typedef enum ds_status {
+  DS_OK = 0,
+  DS_ERR_INVALID_ARGUMENT = 1, /* an option value out of range, an unknown option name */
+  DS_ERR_IO = 2,               /* a file could not be read or written */
+  DS_ERR_MODEL = 3,            /* a model file is malformed or does not match its config */
+  DS_ERR_UNSUPPORTED = 4,      /* a size, device or feature this model or build does not support */
+  DS_ERR_CANCELLED = 5,        /* ds_cancel() or a callback asked to stop */
+  DS_ERR_OUT_OF_MEMORY = 6,
+  DS_ERR_INTERNAL = 7,
+  DS_ERR_STATE = 8 /* a call in the wrong order (generate before load) */
+} ds_status;
+
+typedef struct ds_generator ds_generator;
+
+/* ---- options: one table drives CLI flags, GStreamer properties and FFmpeg options ---- */
+
+typedef enum ds_option_type {
+  DS_OPT_STRING = 0,
+  DS_OPT_INT = 1,    /* int64 range [min, max] */
+  DS_OPT_DOUBLE = 2, /* double range [min, max] */
+} ds_option_type;
+
+typedef struct ds_option_info {
+  const char* name;          /* canonical, dash-separated: "negative-prompt" (CLI --negative-prompt,
+                                GStreamer property negative-prompt, FFmpeg option negative_prompt) */
+  ds_option_type type;
+  const char* default_value; /* as text, parsable by ds_set_option */
+  double min, max;           /* numeric options only */
+  const char* help;          /* one sentence */
+  int applies_between_clips; /* 1: may change while streaming, takes effect at the next clip */
+} ds_option_info;
+
+DS_API int ds_option_count(void);
+DS_API const ds_option_info* ds_option_at(int index);
+DS_API const ds_option_info* ds_option_find(const char* name); /* accepts '-' or '_' */
+
+/* ---- logging: a process-wide sink (the GStreamer element routes it to GST_DEBUG) ---- */
+
+typedef enum ds_log_level { DS_LOG_ERROR = 0, DS_LOG_WARNING = 1, DS_LOG_INFO = 2, DS_LOG_DEBUG = 3 } ds_log_level;
+typedef void (*ds_log_fn)(void* user, ds_log_level level, const char* message);
+/* NULL restores the default sink (stderr, warnings and errors only). */
+DS_API void ds_set_log_sink(ds_log_fn fn, void* user);
+
+/* ---- generator ---- */
+
+DS_API const char* ds_version(void);
+DS_API ds_generator* ds_create(void); /* NULL only when out of memory */
+DS_API void ds_destroy(ds_generator* gen);
+DS_API const char* ds_error_message(const ds_generator* gen); /* message of the last failure */
+
+DS_API ds_status ds_set_option(ds_generator* gen, const char* name, const char* value);
+/* Writes the current value as text into buf (always NUL-terminated). */
+DS_API ds_status ds_get_option(const ds_generator* gen, const char* name, char* buf, size_t size);
+
+/* Loads the model named by the "model" option: a folder path, or the name of a bundled model
+ * ("demo"). Validates width/height/frames against the model. Call again after changing model,
+ * device or threads; other options are read at each ds_generate(). */
+DS_API ds_status ds_load(ds_generator* gen);
+
+typedef struct ds_model_info {
+  const char* family; /* "demo", "wan2.1" */
+  int native_width, native_height, native_frames;
+  int fps_num, fps_den;
+  int min_width, max_width, width_step; /* supported sizes: min + k·step ≤ max */
+  int min_height, max_height, height_step;
+  int min_frames, max_frames, frames_step; /* and frames ≡ min_frames (mod frames_step) */
+  int default_steps;
+  double default_guidance, default_shift;
+} ds_model_info;
+DS_API ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out);
+
+/* Width, height and frame count that ds_generate will produce with the current options. */
+DS_API ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, int* frames);
+
+typedef struct ds_frame {
+  const uint8_t* rgb; /* width·height·3 bytes, row stride = width·3, valid during the callback */
+  int width, height;
+  int64_t index; /* frame number since the first clip of this generator (continuations count on) */
+  int clip;      /* clip number, 0 for the first */
+} ds_frame;
+
+typedef enum ds_stage { DS_STAGE_TEXT = 0, DS_STAGE_DENOISE = 1, DS_STAGE_DECODE = 2 } ds_stage;
+typedef struct ds_progress {
+  ds_stage stage;
+  int step, total; /* denoise: step i of n (1-based); decode: frame i of n */
+  int clip;
+} ds_progress;
+
+/* Return non-zero from the frame callback to stop generation (ds_generate returns DS_ERR_CANCELLED). */
+typedef int (*ds_frame_fn)(void* user, const ds_frame* frame);
+typedef void (*ds_progress_fn)(void* user, const ds_progress* progress);
+
+/* Generates one clip, calling on_frame for each decoded frame in order, as soon as it exists.
+ * continue_previous != 0 continues the previous clip's motion (prefix-frame conditioning on its last
+ * frames): the new clip's frames follow the last frame delivered, with no repeats. */
+DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame,
+                             ds_progress_fn on_progress, void* user);
+
+/* Thread-safe: makes the running (or the next) ds_generate return DS_ERR_CANCELLED promptly. */
+DS_API void ds_cancel(ds_generator* gen);
+/* Clears a pending cancellation so that the generator can be used again. */
+DS_API void ds_reset_cancel(ds_generator* gen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DITSTREAM_H */

@@ -1,0 +1,196 @@
+// The C API (include/ditstream.h) over TextToVideo: status codes and messages instead of
+// exceptions, and a cancellation flag any thread may set.
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "core/log.h"
+#include "ditstream.h"
+#include "pipelines/options.h"
+#include "pipelines/text_to_video.h"
+
+struct ds_generator {
+  ds::Options opts;
+  std::unique_ptr<ds::TextToVideo> engine;
+  std::string error;
+  std::atomic<bool> cancel{false};
+};
+
+namespace {
+
+ds_status ToC(ds::Code code) {
+  switch (code) {
+    case ds::Code::kOk: return DS_OK;
+    case ds::Code::kInvalidArgument: return DS_ERR_INVALID_ARGUMENT;
+    case ds::Code::kIo: return DS_ERR_IO;
+    case ds::Code::kModel: return DS_ERR_MODEL;
+    case ds::Code::kUnsupported: return DS_ERR_UNSUPPORTED;
+    case ds::Code::kCancelled: return DS_ERR_CANCELLED;
+    case ds::Code::kOutOfMemory: return DS_ERR_OUT_OF_MEMORY;
+    case ds::Code::kInternal: return DS_ERR_INTERNAL;
+    case ds::Code::kState: return DS_ERR_STATE;
+  }
+  return DS_ERR_INTERNAL;
+}
+
+ds_status Fail(ds_generator* g, const ds::Status& s) {
+  if (g != nullptr) g->error = s.message();
+  return ToC(s.code());
+}
+
+// Runs body, turning a Status or an escaping exception into a ds_status and a message.
+template <typename F>
+ds_status Guard(ds_generator* g, F&& body) {
+  try {
+    const ds::Status s = body();
+    if (s.ok()) return DS_OK;
+    return Fail(g, s);
+  } catch (const std::bad_alloc&) {
+    return Fail(g, ds::Status(ds::Code::kOutOfMemory, "out of memory"));
+  } catch (const std::exception& e) {
+    return Fail(g, ds::Status(ds::Code::kInternal, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    return Fail(g, ds::Status(ds::Code::kInternal, "internal error"));
+  }
+}
+
+ds_status NullGenerator() { return DS_ERR_INVALID_ARGUMENT; }
+
+}  // namespace
+
+extern "C" {
+
+int ds_option_count(void) { return static_cast<int>(ds::OptionTable().size()); }
+
+const ds_option_info* ds_option_at(int index) {
+  const auto table = ds::OptionTable();
+  if (index < 0 || index >= static_cast<int>(table.size())) return nullptr;
+  return &table[index];
+}
+
+const ds_option_info* ds_option_find(const char* name) { return name ? ds::FindOption(name) : nullptr; }
+
+void ds_set_log_sink(ds_log_fn fn, void* user) {
+  if (fn == nullptr) {
+    ds::SetLogSink({});
+    return;
+  }
+  ds::SetLogSink([fn, user](ds::LogLevel level, std::string_view msg) {
+    const std::string text(msg);
+    fn(user, static_cast<ds_log_level>(level), text.c_str());
+  });
+}
+
+const char* ds_version(void) { return DS_VERSION; }
+
+ds_generator* ds_create(void) { return new (std::nothrow) ds_generator(); }
+
+void ds_destroy(ds_generator* gen) { delete gen; }
+
+const char* ds_error_message(const ds_generator* gen) {
+  return gen == nullptr ? "no generator (NULL)" : gen->error.c_str();
+}
+
+ds_status ds_set_option(ds_generator* gen, const char* name, const char* value) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    if (name == nullptr || value == nullptr) return ds::Status(ds::Code::kInvalidArgument, "option name or value is NULL");
+    return ds::SetOption(gen->opts, name, value);
+  });
+}
+
+ds_status ds_get_option(const ds_generator* gen, const char* name, char* buf, size_t size) {
+  if (gen == nullptr) return NullGenerator();
+  auto* g = const_cast<ds_generator*>(gen);
+  return Guard(g, [&] {
+    if (name == nullptr || buf == nullptr || size == 0) return ds::Status(ds::Code::kInvalidArgument, "NULL argument");
+    ds::Result<std::string> v = ds::GetOption(gen->opts, name);
+    if (!v.ok()) return v.status();
+    const size_t n = std::min(size - 1, v->size());
+    std::memcpy(buf, v->data(), n);
+    buf[n] = '\0';
+    return ds::Status::Ok();
+  });
+}
+
+ds_status ds_load(ds_generator* gen) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    gen->engine.reset();
+    DS_ASSIGN_OR_RETURN(gen->engine, ds::TextToVideo::Load(gen->opts));
+    return gen->engine->Shape(gen->opts).status();
+  });
+}
+
+ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out) {
+  if (gen == nullptr) return NullGenerator();
+  auto* g = const_cast<ds_generator*>(gen);
+  return Guard(g, [&] {
+    if (out == nullptr) return ds::Status(ds::Code::kInvalidArgument, "NULL model info");
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    const ds::ModelConfig& c = gen->engine->config();
+    const int side_step = c.downsample * c.dit.patch[1];
+    *out = ds_model_info{};
+    out->family = c.family.c_str();
+    out->native_width = c.video.width;
+    out->native_height = c.video.height;
+    out->native_frames = c.video.frames;
+    out->fps_num = c.video.fps;
+    out->fps_den = 1;
+    out->min_width = out->min_height = 32;
+    out->max_width = out->max_height = 256;
+    out->width_step = out->height_step = side_step;
+    out->min_frames = c.dit.patch[0];
+    out->max_frames = 64;
+    out->frames_step = c.dit.patch[0];
+    out->default_steps = c.sampling.steps;
+    out->default_guidance = c.sampling.guidance;
+    out->default_shift = c.sampling.shift;
+    return ds::Status::Ok();
+  });
+}
+
+ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, int* frames) {
+  if (gen == nullptr) return NullGenerator();
+  auto* g = const_cast<ds_generator*>(gen);
+  return Guard(g, [&] {
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    DS_ASSIGN_OR_RETURN(ds::OutputShape s, gen->engine->Shape(gen->opts));
+    if (width) *width = s.width;
+    if (height) *height = s.height;
+    if (frames) *frames = s.frames;
+    return ds::Status::Ok();
+  });
+}
+
+ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame, ds_progress_fn on_progress,
+                      void* user) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    if (gen->cancel.load()) return ds::Status(ds::Code::kCancelled, "generation cancelled");
+    ds::FrameFn frame_fn = [&](const ds::FrameView& f) {
+      if (on_frame == nullptr) return true;
+      const ds_frame cf{f.rgb, f.width, f.height, f.index, f.clip};
+      return on_frame(user, &cf) == 0;
+    };
+    ds::ProgressFn progress_fn = [&](const ds::Progress& p) {
+      if (on_progress == nullptr) return;
+      const ds_progress cp{p.stage, p.step, p.total, p.clip};
+      on_progress(user, &cp);
+    };
+    return gen->engine->Generate(gen->opts, continue_previous != 0, frame_fn, progress_fn, gen->cancel);
+  });
+}
+
+void ds_cancel(ds_generator* gen) {
+  if (gen != nullptr) gen->cancel.store(true);
+}
+
+void ds_reset_cancel(ds_generator* gen) {
+  if (gen != nullptr) gen->cancel.store(false);
+}
+
+}  // extern "C"

@@ -1,0 +1,127 @@
+#include "pipelines/options.h"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+namespace ds {
+namespace {
+
+constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a double (GStreamer/FFmpeg ranges)
+
+// The table. min/max bound numeric options; the help text documents sentinels.
+constexpr std::array<ds_option_info, 13> kOptions = {{
+    {"model", DS_OPT_STRING, "demo", 0, 0,
+     "Model to load: a model folder path, or the name of a bundled model (demo)", 0},
+    {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
+    {"negative-prompt", DS_OPT_STRING, "", 0, 0, "What the video should not show (the unconditional CFG pass)", 1},
+    {"width", DS_OPT_INT, "0", 0, 4096, "Frame width in pixels (0 = the model's native width)", 0},
+    {"height", DS_OPT_INT, "0", 0, 4096, "Frame height in pixels (0 = the model's native height)", 0},
+    {"frames", DS_OPT_INT, "0", 0, 1024, "Frames per clip (0 = the model's native clip length)", 0},
+    {"fps", DS_OPT_DOUBLE, "0", 0, 240, "Frame rate stamped on the output (0 = the model's native rate)", 0},
+    {"steps", DS_OPT_INT, "0", 0, 1000, "Denoising steps (0 = the model's default)", 1},
+    {"guidance", DS_OPT_DOUBLE, "-1", -1, 100,
+     "Classifier-free guidance scale; 1 disables the unconditional pass (-1 = the model's default)", 1},
+    {"shift", DS_OPT_DOUBLE, "-1", -1, 100, "Timestep shift of the flow schedule (-1 = the model's default)", 1},
+    {"seed", DS_OPT_INT, "0", 0, kMaxSeed, "Seed of the initial noise: same seed, same build, same device → same video", 1},
+    {"device", DS_OPT_STRING, "auto", 0, 0, "Compute device: auto, cpu, cuda or reference (the slow oracle)", 0},
+    {"threads", DS_OPT_INT, "0", 0, 1024, "CPU threads (0 = all cores)", 0},
+}};
+
+std::string Canonical(std::string_view name) {
+  std::string s(name);
+  for (char& c : s) {
+    if (c == '_') c = '-';
+  }
+  return s;
+}
+
+Result<double> ParseNumber(const ds_option_info& o, std::string_view value) {
+  std::string text(value);
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+    return Error(Code::kInvalidArgument, "option '{}': '{}' is not a number", o.name, value);
+  }
+  if (o.type == DS_OPT_INT && v != std::floor(v)) {
+    return Error(Code::kInvalidArgument, "option '{}': '{}' is not an integer", o.name, value);
+  }
+  if (v < o.min || v > o.max) {
+    return Error(Code::kInvalidArgument, "option '{}': {} is outside [{}, {}]", o.name, value, o.min, o.max);
+  }
+  return v;
+}
+
+}  // namespace
+
+std::span<const ds_option_info> OptionTable() { return kOptions; }
+
+const ds_option_info* FindOption(std::string_view name) {
+  const std::string c = Canonical(name);
+  for (const ds_option_info& o : kOptions) {
+    if (c == o.name) return &o;
+  }
+  return nullptr;
+}
+
+Status SetOption(Options& opts, std::string_view name, std::string_view value) {
+  const ds_option_info* o = FindOption(name);
+  if (o == nullptr) return Error(Code::kInvalidArgument, "unknown option '{}'", name);
+  const std::string n = o->name;
+  if (o->type == DS_OPT_STRING) {
+    if (value.find('\0') != std::string_view::npos) {
+      return Error(Code::kInvalidArgument, "option '{}': value contains a NUL byte", n);
+    }
+    if (n == "model") {
+      if (value.empty()) return Error(Code::kInvalidArgument, "option 'model': empty model name");
+      opts.model = value;
+    } else if (n == "prompt") {
+      opts.prompt = value;
+    } else if (n == "negative-prompt") {
+      opts.negative_prompt = value;
+    } else if (n == "device") {
+      if (value != "auto" && value != "cpu" && value != "cuda" && value != "reference") {
+        return Error(Code::kInvalidArgument, "option 'device': '{}' is not one of auto, cpu, cuda, reference", value);
+      }
+      opts.device = value;
+    }
+    return Status::Ok();
+  }
+  DS_ASSIGN_OR_RETURN(double v, ParseNumber(*o, value));
+  if (n == "width") opts.width = static_cast<int>(v);
+  else if (n == "height") opts.height = static_cast<int>(v);
+  else if (n == "frames") opts.frames = static_cast<int>(v);
+  else if (n == "fps") opts.fps = v;
+  else if (n == "steps") opts.steps = static_cast<int>(v);
+  else if (n == "guidance") opts.guidance = v;
+  else if (n == "shift") {
+    if (v != -1 && v <= 0) return Error(Code::kInvalidArgument, "option 'shift': must be positive (or -1), got {}", value);
+    opts.shift = v;
+  } else if (n == "seed") opts.seed = static_cast<int64_t>(v);
+  else if (n == "threads") opts.threads = static_cast<int>(v);
+  return Status::Ok();
+}
+
+Result<std::string> GetOption(const Options& opts, std::string_view name) {
+  const ds_option_info* o = FindOption(name);
+  if (o == nullptr) return Error(Code::kInvalidArgument, "unknown option '{}'", name);
+  const std::string n = o->name;
+  if (n == "model") return opts.model;
+  if (n == "prompt") return opts.prompt;
+  if (n == "negative-prompt") return opts.negative_prompt;
+  if (n == "device") return opts.device;
+  if (n == "width") return std::to_string(opts.width);
+  if (n == "height") return std::to_string(opts.height);
+  if (n == "frames") return std::to_string(opts.frames);
+  if (n == "fps") return fmt::format("{}", opts.fps);
+  if (n == "steps") return std::to_string(opts.steps);
+  if (n == "guidance") return fmt::format("{}", opts.guidance);
+  if (n == "shift") return fmt::format("{}", opts.shift);
+  if (n == "seed") return std::to_string(opts.seed);
+  if (n == "threads") return std::to_string(opts.threads);
+  return Error(Code::kInternal, "option '{}' has no getter", n);
+}
+
+}  // namespace ds

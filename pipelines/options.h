@@ -1,0 +1,37 @@
+// The option table (DESIGN.md §3): one declarative list of every generation option, from which the
+// CLI flags, the GStreamer properties and the FFmpeg options are generated through the C API.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "ditstream.h"
+
+namespace ds {
+
+// Values of every option, as the generator reads them. 0 / negative sentinels mean "the model's
+// default" where the table's help says so.
+struct Options {
+  std::string model = "demo";
+  std::string prompt;
+  std::string negative_prompt;
+  int width = 0, height = 0, frames = 0;
+  double fps = 0;
+  int steps = 0;
+  double guidance = -1, shift = -1;
+  int64_t seed = 0;
+  std::string device = "auto";
+  int threads = 0;
+};
+
+std::span<const ds_option_info> OptionTable();
+const ds_option_info* FindOption(std::string_view name);  // '-' and '_' are interchangeable
+
+// Parses and range-checks `value` for option `name` into `opts`; the error names both.
+Status SetOption(Options& opts, std::string_view name, std::string_view value);
+Result<std::string> GetOption(const Options& opts, std::string_view name);
+
+}  // namespace ds

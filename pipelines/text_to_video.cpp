@@ -1,0 +1,174 @@
+#include "pipelines/text_to_video.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/log.h"
+#include "kernels/registry.h"
+#include "pipelines/noise.h"
+#include "pipelines/scheduler.h"
+
+namespace ds {
+namespace {
+
+constexpr size_t kTextCacheSize = 8;
+constexpr int kMinSide = 32, kMaxSide = 256, kMaxFrames = 64;
+
+}  // namespace
+
+Result<std::string> ResolveModelFolder(const std::string& model) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool looks_like_path = model.find('/') != std::string::npos || model.starts_with(".");
+  if (looks_like_path || fs::exists(model, ec)) {
+    if (!fs::is_directory(model, ec)) return Error(Code::kIo, "model folder '{}' does not exist", model);
+    return model;
+  }
+  std::vector<std::string> roots;
+  if (const char* env = std::getenv("DITSTREAM_MODELS")) roots.emplace_back(env);
+  roots.emplace_back(DS_MODELS_BUILD_DIR);
+  roots.emplace_back(DS_MODELS_INSTALL_DIR);
+  for (const std::string& root : roots) {
+    const fs::path p = fs::path(root) / model;
+    if (fs::is_regular_file(p / "config.json", ec)) return p.string();
+  }
+  return Error(Code::kIo, "model '{}' is neither a folder nor a bundled model (searched $DITSTREAM_MODELS, {}, {})",
+               model, DS_MODELS_BUILD_DIR, DS_MODELS_INSTALL_DIR);
+}
+
+Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
+  DS_ASSIGN_OR_RETURN(std::string folder, ResolveModelFolder(opts.model));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(folder));
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));
+  Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, model->config().family, backend->name());
+  return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(model), std::move(backend)));
+}
+
+Result<OutputShape> TextToVideo::Shape(const Options& opts) const {
+  const ModelConfig& c = config();
+  OutputShape s{opts.width ? opts.width : c.video.width, opts.height ? opts.height : c.video.height,
+                opts.frames ? opts.frames : c.video.frames};
+  const int step = c.downsample * c.dit.patch[1];
+  for (auto [name, v] : {std::pair{"width", s.width}, {"height", s.height}}) {
+    if (v < kMinSide || v > kMaxSide || v % step != 0) {
+      return Error(Code::kUnsupported, "{} {} is not supported by model '{}': use a multiple of {} from {} to {}",
+                   name, v, c.family, step, kMinSide, kMaxSide);
+    }
+  }
+  if (s.frames < c.dit.patch[0] || s.frames > kMaxFrames || s.frames % c.dit.patch[0] != 0) {
+    return Error(Code::kUnsupported, "frames {} is not supported by model '{}': use a multiple of {} from {} to {}",
+                 s.frames, c.family, c.dit.patch[0], c.dit.patch[0], kMaxFrames);
+  }
+  return s;
+}
+
+Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt) {
+  auto it = text_cache_.find(prompt);
+  if (it != text_cache_.end()) return &it->second;
+  std::vector<std::string> unknown;
+  const std::vector<int> ids = model_->tokenizer().Encode(prompt, config().text.max_tokens, &unknown);
+  if (!unknown.empty()) {
+    std::string words;
+    for (const std::string& w : unknown) words += (words.empty() ? "'" : ", '") + w + "'";
+    Log(LogLevel::kWarning, "prompt words not in the model's vocabulary were ignored: {}", words);
+  }
+  DS_ASSIGN_OR_RETURN(TextEmbedding e, model_->text_encoder().Encode(*backend_, ids));
+  if (text_cache_.size() >= kTextCacheSize) text_cache_.clear();
+  return &text_cache_.emplace(prompt, std::move(e)).first->second;
+}
+
+Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int prefix,
+                            const std::atomic<bool>& cancel, const ProgressFn& on_progress, int clip) {
+  const ModelConfig& c = config();
+  const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
+  const size_t frame = static_cast<size_t>(H) * W, plane = frame * T, n = plane * C;
+  const int steps = opts.steps ? opts.steps : c.sampling.steps;
+  const float guidance = static_cast<float>(opts.guidance >= 0 ? opts.guidance : c.sampling.guidance);
+  const double shift = opts.shift > 0 ? opts.shift : c.sampling.shift;
+  const bool cfg = guidance != 1.0f;
+
+  on_progress({DS_STAGE_TEXT, 0, 1, clip});
+  DS_ASSIGN_OR_RETURN(const TextEmbedding* cond, Embed(opts.prompt));
+  DS_ASSIGN_OR_RETURN(const TextEmbedding* uncond, Embed(opts.negative_prompt));
+  on_progress({DS_STAGE_TEXT, 1, 1, clip});
+
+  // The clip's noise stream depends on the seed and the clip number, so that continued clips differ.
+  latent_.resize(n);
+  NoiseGenerator noise(static_cast<uint64_t>(opts.seed) ^ (static_cast<uint64_t>(clip) * 0x9e3779b97f4a7c15ULL));
+  noise.FillNormal(latent_);
+  // Continuation: the previous clip's last `prefix` latent frames become this clip's clean first frames.
+  auto apply_prefix = [&] {
+    const int pt = previous_shape_.frames;
+    for (int ch = 0; ch < C; ++ch)
+      std::copy_n(previous_.begin() + (static_cast<size_t>(ch) * pt + pt - prefix) * frame, prefix * frame,
+                  latent_.begin() + static_cast<size_t>(ch) * plane);
+  };
+  const int in_ch = c.dit.in_channels;
+  dit_in_.assign(plane * in_ch, 0.0f);
+  if (c.dit.prefix_mask_channel) {
+    std::fill_n(dit_in_.begin() + static_cast<ptrdiff_t>(C * plane), prefix * frame, 1.0f);
+  }
+  velocity_.resize(n);
+  velocity_uncond_.resize(n);
+
+  const std::vector<float> sigmas = FlowSigmas(steps, shift);
+  for (int i = 0; i < steps; ++i) {
+    if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
+    if (prefix > 0) apply_prefix();
+    std::copy(latent_.begin(), latent_.end(), dit_in_.begin());
+    DitItem items[2];
+    items[0] = {dit_in_.data(), cond->tokens.data(), cond->len, cond->pooled.data(), velocity_.data()};
+    items[1] = {dit_in_.data(), uncond->tokens.data(), uncond->len, uncond->pooled.data(), velocity_uncond_.data()};
+    DS_TRY(model_->dit().Forward(*backend_, std::span<const DitItem>(items, cfg ? 2 : 1), sigmas[i], T, H, W));
+    if (cfg) ApplyGuidance(velocity_, velocity_uncond_, guidance);
+    EulerStep(latent_, velocity_, sigmas[i], sigmas[i + 1]);
+    on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
+  }
+  if (prefix > 0) apply_prefix();
+  return Status::Ok();
+}
+
+Status TextToVideo::Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
+                             const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
+  const ModelConfig& c = config();
+  DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
+  const int pt = c.dit.patch[0];
+  int prefix = 0;
+  if (continue_previous && !previous_.empty()) {
+    if (previous_shape_.width != shape.width || previous_shape_.height != shape.height) {
+      return Error(Code::kInvalidArgument, "cannot continue a {}x{} clip at {}x{}", previous_shape_.width,
+                   previous_shape_.height, shape.width, shape.height);
+    }
+    prefix = std::min({c.sampling.continuation_prefix_frames, previous_shape_.frames, shape.frames - pt});
+    prefix -= prefix % pt;
+  } else {
+    clip_ = 0;
+    frames_emitted_ = 0;
+  }
+  const int clip = clip_;
+  DS_TRY(Denoise(opts, shape, prefix, cancel, on_progress, clip));
+
+  const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
+  const size_t frame = static_cast<size_t>(H) * W;
+  frame_latent_.resize(frame * C);
+  rgb8_.resize(static_cast<size_t>(shape.width) * shape.height * 3);
+  for (int t = prefix; t < T; ++t) {
+    if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
+    for (int ch = 0; ch < C; ++ch)
+      std::copy_n(latent_.begin() + (static_cast<size_t>(ch) * T + t) * frame, frame, frame_latent_.begin() + ch * frame);
+    model_->decoder().Decode(*backend_, frame_latent_.data(), H, W, rgb_planar_);
+    PlanarToRgb8(rgb_planar_.data(), shape.width, shape.height, rgb8_.data());
+    on_progress({DS_STAGE_DECODE, t - prefix + 1, T - prefix, clip});
+    if (!on_frame({rgb8_.data(), shape.width, shape.height, frames_emitted_, clip})) {
+      return Error(Code::kCancelled, "generation stopped by the frame consumer");
+    }
+    ++frames_emitted_;
+  }
+  previous_ = latent_;
+  previous_shape_ = shape;
+  ++clip_;
+  return Status::Ok();
+}
+
+}  // namespace ds

@@ -1,0 +1,162 @@
+// The C API end to end on a small random model: frames in order, determinism, continuation,
+// cancellation and errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ditstream.h"
+#include "tests/support/random_model.h"
+
+namespace {
+
+struct Collected {
+  std::vector<std::vector<uint8_t>> frames;
+  std::vector<int64_t> indices;
+  int width = 0, height = 0, progress_calls = 0, cancel_at_step = -1;
+  ds_generator* gen = nullptr;
+};
+
+int OnFrame(void* user, const ds_frame* f) {
+  auto* c = static_cast<Collected*>(user);
+  c->frames.emplace_back(f->rgb, f->rgb + static_cast<size_t>(f->width) * f->height * 3);
+  c->indices.push_back(f->index);
+  c->width = f->width;
+  c->height = f->height;
+  return 0;
+}
+
+void OnProgress(void* user, const ds_progress* p) {
+  auto* c = static_cast<Collected*>(user);
+  ++c->progress_calls;
+  if (p->stage == DS_STAGE_DENOISE && p->step == c->cancel_at_step) ds_cancel(c->gen);
+}
+
+class CApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("ds_capi_" + std::to_string(::getpid()));
+    ds::testing::RandomModelSpec spec;
+    spec.frames = 6;
+    ASSERT_EQ(ds::testing::WriteRandomModel(dir_.string(), spec, 3), "");
+    gen_ = ds_create();
+    ASSERT_NE(gen_, nullptr);
+    ASSERT_EQ(ds_set_option(gen_, "model", dir_.c_str()), DS_OK);
+    ASSERT_EQ(ds_set_option(gen_, "prompt", "a red circle moving left"), DS_OK);
+    ASSERT_EQ(ds_set_option(gen_, "threads", "2"), DS_OK);
+  }
+  void TearDown() override {
+    ds_destroy(gen_);
+    std::filesystem::remove_all(dir_);
+  }
+  Collected Generate(int continue_previous = 0) {
+    Collected c;
+    c.gen = gen_;
+    EXPECT_EQ(ds_generate(gen_, continue_previous, OnFrame, OnProgress, &c), DS_OK) << ds_error_message(gen_);
+    return c;
+  }
+  std::filesystem::path dir_;
+  ds_generator* gen_ = nullptr;
+};
+
+TEST_F(CApi, GeneratesFramesInOrder) {
+  ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
+  ds_model_info info;
+  ASSERT_EQ(ds_get_model_info(gen_, &info), DS_OK);
+  EXPECT_EQ(info.native_frames, 6);
+  EXPECT_EQ(info.fps_num, 8);
+  const Collected c = Generate();
+  ASSERT_EQ(c.frames.size(), 6u);
+  EXPECT_EQ(c.width, 32);
+  EXPECT_EQ(c.height, 32);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(c.indices[i], i);
+  EXPECT_GT(c.progress_calls, 3 + 6);
+  EXPECT_NE(c.frames[0], c.frames[5]);
+}
+
+TEST_F(CApi, SameSeedSameFramesOtherSeedOtherFrames) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  const Collected a = Generate(), b = Generate();
+  EXPECT_EQ(a.frames, b.frames);
+  ASSERT_EQ(ds_set_option(gen_, "seed", "99"), DS_OK);
+  EXPECT_NE(Generate().frames, a.frames);
+  ASSERT_EQ(ds_set_option(gen_, "seed", "0"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "prompt", "a blue square moving up"), DS_OK);
+  EXPECT_NE(Generate().frames, a.frames);
+}
+
+TEST_F(CApi, ContinuationCountsOnWithoutRepeats) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  const Collected first = Generate();
+  const Collected next = Generate(1);
+  // The random model carries 2 prefix frames, so a continued 6-frame clip adds 4 new frames.
+  ASSERT_EQ(next.frames.size(), 4u);
+  EXPECT_EQ(next.indices.front(), 6);
+  EXPECT_EQ(next.indices.back(), 9);
+}
+
+TEST_F(CApi, OutputShapeFollowsOptions) {
+  ASSERT_EQ(ds_set_option(gen_, "frames", "4"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "width", "48"), DS_OK);
+  ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
+  int w = 0, h = 0, f = 0;
+  ASSERT_EQ(ds_get_output_shape(gen_, &w, &h, &f), DS_OK);
+  EXPECT_EQ(w, 48);
+  EXPECT_EQ(h, 32);
+  EXPECT_EQ(f, 4);
+  const Collected c = Generate();
+  EXPECT_EQ(c.frames.size(), 4u);
+  EXPECT_EQ(c.width, 48);
+}
+
+TEST_F(CApi, CancelStopsPromptly) {
+  ASSERT_EQ(ds_set_option(gen_, "steps", "20"), DS_OK);
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  Collected c;
+  c.gen = gen_;
+  c.cancel_at_step = 2;
+  EXPECT_EQ(ds_generate(gen_, 0, OnFrame, OnProgress, &c), DS_ERR_CANCELLED);
+  EXPECT_TRUE(c.frames.empty());
+  ds_reset_cancel(gen_);
+  EXPECT_EQ(Generate().frames.size(), 6u);
+}
+
+TEST_F(CApi, FrameCallbackCanStop) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  int seen = 0;
+  auto stop_after_two = [](void* user, const ds_frame*) { return ++*static_cast<int*>(user) >= 2 ? 1 : 0; };
+  EXPECT_EQ(ds_generate(gen_, 0, stop_after_two, nullptr, &seen), DS_ERR_CANCELLED);
+  EXPECT_EQ(seen, 2);
+}
+
+TEST_F(CApi, ErrorsAreCodesWithMessages) {
+  EXPECT_EQ(ds_generate(gen_, 0, OnFrame, nullptr, nullptr), DS_ERR_STATE);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("ds_load"), std::string::npos);
+  EXPECT_EQ(ds_set_option(gen_, "steps", "-1"), DS_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("steps"), std::string::npos);
+  EXPECT_EQ(ds_set_option(gen_, "no-such-option", "1"), DS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ds_set_option(gen_, "width", "40"), DS_OK);  // in the table's range, not the model's
+  EXPECT_EQ(ds_load(gen_), DS_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("width 40"), std::string::npos);
+  EXPECT_EQ(ds_set_option(gen_, "width", "0"), DS_OK);
+  EXPECT_EQ(ds_set_option(gen_, "model", "/nonexistent/model"), DS_OK);
+  EXPECT_EQ(ds_load(gen_), DS_ERR_IO);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("/nonexistent/model"), std::string::npos);
+  EXPECT_EQ(ds_set_option(nullptr, "steps", "1"), DS_ERR_INVALID_ARGUMENT);
+}
+
+TEST_F(CApi, OptionTableIsExposed) {
+  ASSERT_GT(ds_option_count(), 10);
+  EXPECT_EQ(ds_option_at(ds_option_count()), nullptr);
+  const ds_option_info* o = ds_option_find("negative_prompt");
+  ASSERT_NE(o, nullptr);
+  EXPECT_STREQ(o->name, "negative-prompt");
+  char buf[64];
+  ASSERT_EQ(ds_get_option(gen_, "prompt", buf, sizeof buf), DS_OK);
+  EXPECT_STREQ(buf, "a red circle moving left");
+  ASSERT_EQ(ds_get_option(gen_, "prompt", buf, 4), DS_OK);
+  EXPECT_STREQ(buf, "a r");
+}
+
+}  // namespace

@@ -1,0 +1,60 @@
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "pipelines/options.h"
+
+namespace ds {
+namespace {
+
+TEST(Options, TableIsWellFormed) {
+  std::set<std::string> names;
+  for (const ds_option_info& o : OptionTable()) {
+    ASSERT_NE(o.name, nullptr);
+    EXPECT_TRUE(names.insert(o.name).second) << o.name;
+    EXPECT_GT(std::string(o.help).size(), 10u) << o.name;
+    Options opts;
+    EXPECT_TRUE(SetOption(opts, o.name, o.default_value).ok()) << o.name << " default " << o.default_value;
+    if (o.type != DS_OPT_STRING) {
+      EXPECT_LE(o.min, o.max) << o.name;
+    }
+  }
+  for (const char* required : {"model", "prompt", "negative-prompt", "width", "height", "frames", "fps", "steps",
+                               "guidance", "shift", "seed", "device", "threads"}) {
+    EXPECT_TRUE(names.count(required)) << required;
+  }
+}
+
+TEST(Options, RoundTripAndUnderscoreAlias) {
+  Options o;
+  ASSERT_TRUE(SetOption(o, "negative_prompt", "blurry").ok());
+  EXPECT_EQ(*GetOption(o, "negative-prompt"), "blurry");
+  ASSERT_TRUE(SetOption(o, "steps", "12").ok());
+  EXPECT_EQ(o.steps, 12);
+  ASSERT_TRUE(SetOption(o, "guidance", "4.5").ok());
+  EXPECT_EQ(*GetOption(o, "guidance"), "4.5");
+  ASSERT_TRUE(SetOption(o, "seed", "123456789").ok());
+  EXPECT_EQ(o.seed, 123456789);
+}
+
+TEST(Options, RejectsBadValuesNamingThem) {
+  Options o;
+  Status s = SetOption(o, "steps", "-3");
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("steps"), std::string::npos);
+  EXPECT_NE(s.message().find("-3"), std::string::npos);
+  EXPECT_FALSE(SetOption(o, "steps", "2.5").ok());
+  EXPECT_FALSE(SetOption(o, "steps", "abc").ok());
+  EXPECT_FALSE(SetOption(o, "steps", "").ok());
+  EXPECT_FALSE(SetOption(o, "guidance", "nan").ok());
+  EXPECT_FALSE(SetOption(o, "shift", "0").ok());
+  EXPECT_FALSE(SetOption(o, "device", "tpu").ok());
+  EXPECT_FALSE(SetOption(o, "model", "").ok());
+  Status u = SetOption(o, "stpes", "3");
+  EXPECT_NE(u.message().find("stpes"), std::string::npos);
+  EXPECT_EQ(o.steps, 0) << "a rejected value must not change the option";
+}
+
+}  // namespace
+}  // namespace ds
