@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <cmath>
 #include <new>
 
 #include <fmt/format.h>

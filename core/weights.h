@@ -1,0 +1,49 @@
+// Model weights as float32 host tensors (the dtype the CPU backend computes in), converted from a
+// checkpoint's F32/F16/BF16 data on first use. Model code asks for each tensor with the shape it
+// expects, so every shape error surfaces at load time with the file and tensor named.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace ds {
+
+class Weights {
+ public:
+  // path: anything Checkpoint::Open accepts.
+  static Result<Weights> Open(const std::string& path);
+  explicit Weights(std::unique_ptr<Checkpoint> checkpoint);
+
+  bool Has(std::string_view name) const;
+  // The tensor's shape as stored, for model code that derives dimensions from the weights.
+  Result<std::vector<int64_t>> Shape(std::string_view name) const;
+  // A contiguous float32 view that stays valid for the lifetime of this object (also across moves).
+  // Fails unless the stored shape equals expected_shape. Repeated calls return the same storage.
+  Result<Tensor> Get(std::string_view name, const std::vector<int64_t>& expected_shape);
+  // Checkpoint tensors never fetched with Get, sorted: a model warns about them, since they usually
+  // mean a naming mismatch between the checkpoint and the model family.
+  std::vector<std::string> Unused() const;
+
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
+
+ private:
+  struct Loaded {
+    HostBuffer buffer;
+    std::vector<int64_t> shape;
+  };
+
+  Result<const Loaded*> Load(const SafetensorsEntry& e);
+
+  std::unique_ptr<Checkpoint> checkpoint_;
+  std::map<std::string, Loaded, std::less<>> loaded_;
+};
+
+}  // namespace ds
