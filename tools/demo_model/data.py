@@ -60,7 +60,7 @@ def caption_for(color, shape, motion, rng=None):
 
 
 def hue_rgb(hue_deg, sat, val):
-    return np.array(colorsys.hsv_to_rgb(hue_deg / 360.0, sat, val), dtype=np.float32)
+    return np.array(colorsys.hsv_to_rgb((hue_deg % 360.0) / 360.0, sat, val), dtype=np.float32)
 
 
 def _coverage(shape, xx, yy, cx, cy, r):
