@@ -1,0 +1,128 @@
+#include "args.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+
+#include "ditstream.h"
+#include "writer.h"
+
+namespace ditgen {
+namespace {
+
+const char* type_label(ds_option_type type) {
+  switch (type) {
+    case DS_OPT_INT:
+      return "INT";
+    case DS_OPT_DOUBLE:
+      return "FLOAT";
+    case DS_OPT_STRING:
+      return "TEXT";
+  }
+  return "VALUE";
+}
+
+std::string format_bound(double value, ds_option_type type) {
+  if (type != DS_OPT_INT) return fmt::format("{}", value);
+  // int64 bounds travel as doubles; 2^63 itself does not fit back into an int64.
+  if (value >= 9.2e18) return fmt::format("{}", INT64_MAX);
+  if (value <= -9.2e18) return fmt::format("{}", INT64_MIN);
+  return fmt::format("{}", static_cast<int64_t>(value));
+}
+
+std::string describe(const ds_option_info& info) {
+  std::string text = info.help ? info.help : "";
+  if (!text.empty() && text.back() != '.') text += '.';
+  if (info.type != DS_OPT_STRING)
+    text += fmt::format(" Range: {} to {}.", format_bound(info.min, info.type), format_bound(info.max, info.type));
+  return text;
+}
+
+std::string shown_default(const ds_option_info& info) {
+  std::string value = info.default_value;
+  return value.find(' ') == std::string::npos ? value : '"' + value + '"';
+}
+
+}  // namespace
+
+void print_error(const std::string& message) { fmt::print(stderr, "ditgen: error: {}\n", message); }
+
+std::optional<int> parse_args(int argc, char** argv, Args& args) {
+  CLI::App app("Generates a video from a text prompt with the ditstream diffusion transformer.", "ditgen");
+  app.get_formatter()->column_width(34);
+  app.footer(
+      "Examples:\n"
+      "  ditgen --prompt \"a red circle moving right\" -o clip.mp4\n"
+      "  ditgen --prompt \"a blue square moving up\" --seed 7 -o - | ffplay -\n"
+      "  ditgen --prompt \"a green circle moving left\" --frames-dir frames/\n");
+  app.set_help_flag("-h,--help", "Print this help and exit.");
+
+  bool version = false;
+  // std::map nodes stay put, so CLI11 can write into them.
+  std::map<std::string, std::string> values;
+  std::vector<std::pair<std::string, CLI::Option*>> table_flags;
+  try {
+    for (int i = 0; i < ds_option_count(); ++i) {
+      const ds_option_info* info = ds_option_at(i);
+      if (!info || !info->name) continue;
+      CLI::Option* flag = app.add_option(std::string("--") + info->name, values[info->name], describe(*info))
+                              ->type_name(type_label(info->type))
+                              ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+                              ->group("Generation");
+      if (info->default_value && *info->default_value) flag->default_str(shown_default(*info));
+      table_flags.emplace_back(info->name, flag);
+    }
+    app.add_option("-o,--output", args.output,
+                   fmt::format("Where the video goes: {}. Required unless --frames-dir is given.", kOutputExtensions))
+        ->type_name("PATH")
+        ->group("Output");
+    app.add_option("--frames-dir", args.frames_dir, "Also (or only) write each frame as DIR/frame_00000.png, ...")
+        ->type_name("DIR")
+        ->group("Output");
+    app.add_flag("-q,--quiet", args.quiet, "No progress display and no warnings.")->group("Output");
+    app.add_flag("--version", version, "Print the version and exit.");
+  } catch (const CLI::Error& e) {  // an option table entry that clashes with ditgen's own flags
+    print_error(fmt::format("cannot build the command line: {}", e.what()));
+    return 1;
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    fmt::print("{}", app.help());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    print_error(fmt::format("{} (see ditgen --help)", e.what()));
+    return 2;
+  }
+  if (version) {
+    fmt::print("ditgen {}\n", ds_version());
+    return 0;
+  }
+
+  for (const auto& [name, flag] : table_flags)
+    if (flag->count() > 0) args.options.emplace_back(name, values[name]);
+
+  if (args.output.empty() && args.frames_dir.empty()) {
+    print_error("no output given: use -o PATH (or -o - for standard output) or --frames-dir DIR");
+    return 2;
+  }
+  if (!args.output.empty()) {
+    std::optional<OutputKind> kind = output_kind(args.output);
+    if (!kind) {
+      print_error(fmt::format("-o {}: unknown format (use {})", args.output, kOutputExtensions));
+      return 2;
+    }
+    if (*kind == OutputKind::y4m_stdout && isatty(STDOUT_FILENO)) {
+      print_error("-o -: standard output is a terminal; redirect it to a file or a pipe");
+      return 2;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace ditgen

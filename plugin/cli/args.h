@@ -1,0 +1,26 @@
+// The command line: one flag per entry of the engine's option table, plus ditgen's own output flags.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ditgen {
+
+struct Args {
+  // Table options given on the command line, in table order; the rest keep the engine's defaults.
+  std::vector<std::pair<std::string, std::string>> options;
+  std::string output;  // -o: a path or "-"; empty when only --frames-dir is given
+  std::string frames_dir;
+  bool quiet = false;
+};
+
+// Returns the exit status when ditgen should stop now: 0 after --help or --version, 2 after a usage
+// error (reported in one line); nullopt to go on.
+std::optional<int> parse_args(int argc, char** argv, Args& args);
+
+// Prints "ditgen: error: <message>" on stderr.
+void print_error(const std::string& message);
+
+}  // namespace ditgen

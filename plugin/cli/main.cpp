@@ -1,0 +1,258 @@
+// ditgen: text to video on the command line, over the public C API only.
+//
+// Exit status: 0 done; 1 runtime error (model, I/O, encoder); 2 bad arguments (flags, values, and
+// sizes or devices the model or build does not support); 128+N after signal N (130 for Ctrl-C).
+// Whatever the outcome, an output either appears complete or not at all.
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <numeric>
+#include <vector>
+
+#include "args.h"
+#include "ditstream.h"
+#include "interrupt.h"
+#include "progress.h"
+#include "writer.h"
+
+namespace ditgen {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// A size, device or value that this model or build rejects is the user's to change: a usage error.
+int exit_code_for(ds_status status) {
+  return status == DS_ERR_INVALID_ARGUMENT || status == DS_ERR_UNSUPPORTED ? kExitUsage : kExitRuntime;
+}
+
+using Generator = std::unique_ptr<ds_generator, decltype(&ds_destroy)>;
+
+// Keeps the signal watcher away from a generator that is about to be destroyed.
+class CancelTarget {
+ public:
+  explicit CancelTarget(ds_generator* gen) { interrupt::set_target(gen); }
+  ~CancelTarget() { interrupt::set_target(nullptr); }
+  CancelTarget(const CancelTarget&) = delete;
+  CancelTarget& operator=(const CancelTarget&) = delete;
+};
+
+// What ds_generate's callbacks work on.
+struct Session {
+  std::vector<std::unique_ptr<FrameWriter>> writers;
+  ProgressBar* progress = nullptr;
+  VideoFormat format;
+  int written = 0;
+  Status error;  // the first writer failure; it stops generation
+};
+
+int on_frame(void* user, const ds_frame* frame) {
+  auto& session = *static_cast<Session*>(user);
+  try {
+    if (frame->width != session.format.width || frame->height != session.format.height) {
+      session.error = fail("the engine delivered a {}x{} frame for a {}x{} video", frame->width, frame->height,
+                           session.format.width, session.format.height);
+      return 1;
+    }
+    for (auto& writer : session.writers) {
+      session.error = writer->write(frame->rgb);
+      if (!session.error.ok()) return 1;
+    }
+  } catch (const std::exception& e) {  // nothing may unwind through the C API
+    session.error = Status::error(e.what());
+    return 1;
+  }
+  session.progress->frame_written(++session.written);
+  return 0;
+}
+
+void on_progress(void* user, const ds_progress* progress) { static_cast<Session*>(user)->progress->update(*progress); }
+
+void print_warning(void* user, ds_log_level level, const char* message) {
+  // Errors come back through ds_error_message and are printed once, by us.
+  if (level == DS_LOG_WARNING) static_cast<ProgressBar*>(user)->print_line(fmt::format("ditgen: warning: {}", message));
+}
+
+void ignore_log(void*, ds_log_level, const char*) {}
+
+// Routes engine warnings above the progress bar while the bar exists (the sink is process-wide).
+class EngineLog {
+ public:
+  EngineLog(bool quiet, ProgressBar& progress) {
+    if (quiet)
+      ds_set_log_sink(ignore_log, nullptr);
+    else
+      ds_set_log_sink(print_warning, &progress);
+  }
+  ~EngineLog() { ds_set_log_sink(ignore_log, nullptr); }
+  EngineLog(const EngineLog&) = delete;
+  EngineLog& operator=(const EngineLog&) = delete;
+};
+
+// The "fps" option when set (> 0), as an exact rational for the usual NTSC rates; otherwise the
+// model's native rate.
+void frame_rate(const ds_generator* gen, const ds_model_info& info, int& num, int& den) {
+  num = info.fps_num;
+  den = info.fps_den > 0 ? info.fps_den : 1;
+  char text[64] = {};
+  if (!ds_option_find("fps") || ds_get_option(gen, "fps", text, sizeof text) != DS_OK) return;
+  char* end = nullptr;
+  double fps = std::strtod(text, &end);
+  if (end == text || !(fps > 0) || fps > 1e6) return;
+  if (std::abs(fps - std::round(fps)) < 1e-9) {
+    num = static_cast<int>(std::round(fps));
+    den = 1;
+  } else if (double ntsc = fps * 1.001; std::abs(ntsc - std::round(ntsc)) < 1e-3) {
+    num = static_cast<int>(std::round(ntsc)) * 1000;
+    den = 1001;
+  } else {
+    num = static_cast<int>(std::round(fps * 1000));
+    den = 1000;
+  }
+  int g = std::gcd(num, den);
+  num /= g;
+  den /= g;
+}
+
+std::string engine_error(const ds_generator* gen, const char* fallback) {
+  const char* message = ds_error_message(gen);
+  return message && *message ? message : fallback;
+}
+
+// The steps of run(): each prints its own one-line error and returns the exit status, or 0 to go on.
+
+int apply_options(ds_generator* gen, const Args& args) {
+  for (const auto& [name, value] : args.options) {
+    if (ds_set_option(gen, name.c_str(), value.c_str()) != DS_OK) {
+      print_error(fmt::format("--{} {}: {}", name, value, engine_error(gen, "invalid value")));
+      return kExitUsage;
+    }
+  }
+  return kExitOk;
+}
+
+// Reserves the outputs before the (possibly long) model load, so that a bad path fails at once.
+int open_outputs(const Args& args, Session& session) {
+  if (!args.output.empty()) {
+    session.writers.emplace_back();
+    if (Status s = open_video_writer(args.output, session.writers.back()); !s.ok()) {
+      print_error(s.message());
+      return kExitRuntime;
+    }
+  }
+  if (!args.frames_dir.empty()) {
+    session.writers.emplace_back();
+    if (Status s = open_png_writer(args.frames_dir, session.writers.back()); !s.ok()) {
+      print_error(s.message());
+      return kExitRuntime;
+    }
+  }
+  return kExitOk;
+}
+
+// Loads the model and starts the writers on the video it will produce.
+int load_model(ds_generator* gen, Session& session) {
+  if (ds_status status = ds_load(gen); status != DS_OK) {
+    print_error(engine_error(gen, "cannot load the model"));
+    return exit_code_for(status);
+  }
+  ds_model_info info{};
+  VideoFormat& format = session.format;
+  if (ds_get_model_info(gen, &info) != DS_OK ||
+      ds_get_output_shape(gen, &format.width, &format.height, &format.frames) != DS_OK) {
+    print_error(engine_error(gen, "cannot query the model"));
+    return kExitRuntime;
+  }
+  frame_rate(gen, info, format.fps_num, format.fps_den);
+  if (format.width <= 0 || format.height <= 0 || format.fps_num <= 0) {
+    print_error(fmt::format("the model reports an unusable video format: {}x{} at {}/{} fps", format.width,
+                            format.height, format.fps_num, format.fps_den));
+    return kExitRuntime;
+  }
+  session.progress->expect_frames(format.frames);
+  for (auto& writer : session.writers) {
+    if (Status s = writer->begin(format); !s.ok()) {
+      print_error(s.message());
+      return kExitRuntime;
+    }
+  }
+  return kExitOk;
+}
+
+// Streams the clip into the writers and, when all went well, makes their outputs visible.
+int generate(ds_generator* gen, Session& session) {
+  ds_status status = ds_generate(gen, 0, on_frame, on_progress, &session);
+  session.progress->clear();
+  if (int signal_number = interrupt::received()) {
+    print_error("interrupted; no output written");
+    return 128 + signal_number;
+  }
+  if (!session.error.ok()) {
+    print_error(session.error.message());
+    return kExitRuntime;
+  }
+  if (status != DS_OK) {
+    print_error(engine_error(gen, "generation failed"));
+    return exit_code_for(status);
+  }
+  if (session.written == 0) {
+    print_error("the engine delivered no frames; nothing written");
+    return kExitRuntime;
+  }
+  for (auto& writer : session.writers) {
+    if (Status s = writer->finish(); !s.ok()) {
+      print_error(s.message());
+      return kExitRuntime;
+    }
+  }
+  return kExitOk;
+}
+
+int run(const Args& args) {
+  const bool interactive = !args.quiet && isatty(STDERR_FILENO);
+  ProgressBar progress(interactive);
+  EngineLog engine_log(args.quiet, progress);
+
+  Generator gen(ds_create(), &ds_destroy);
+  if (!gen) {
+    print_error("out of memory");
+    return kExitRuntime;
+  }
+  CancelTarget cancel_target(gen.get());
+  Session session;
+  session.progress = &progress;
+  if (int code = apply_options(gen.get(), args)) return code;
+  if (int code = open_outputs(args, session)) return code;
+  if (int code = load_model(gen.get(), session)) return code;
+  if (int code = generate(gen.get(), session)) return code;
+
+  if (interactive) {
+    const VideoFormat& f = session.format;
+    std::string where = args.output.empty() ? args.frames_dir : args.output == "-" ? "standard output" : args.output;
+    progress.print_line(fmt::format("ditgen: wrote {} frames, {}x{} at {}/{} fps, to {}", session.written, f.width,
+                                    f.height, f.fps_num, f.fps_den, where));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace ditgen
+
+int main(int argc, char** argv) {
+  ditgen::interrupt::install();
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe becomes a write error we can report
+  try {
+    ditgen::Args args;
+    if (std::optional<int> code = ditgen::parse_args(argc, argv, args)) return *code;
+    return ditgen::run(args);
+  } catch (const std::exception& e) {
+    ditgen::print_error(e.what());
+    return 1;
+  }
+}

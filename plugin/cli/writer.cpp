@@ -1,0 +1,50 @@
+#include "writer.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "libav.h"
+#include "writer_impl.h"
+
+namespace ditgen {
+
+std::optional<OutputKind> output_kind(const std::string& path) {
+  if (path == "-") return OutputKind::y4m_stdout;
+  size_t dot = path.find_last_of('.');
+  size_t slash = path.find_last_of('/');
+  std::string ext;
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) ext = path.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == "y4m") return OutputKind::y4m;
+  if (ext == "mp4" || ext == "mkv" || ext == "mov") return OutputKind::encoded;
+  // A pipe or a device (/dev/null, a FIFO, >(ffmpeg -i - …)) gets the stream format.
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return OutputKind::y4m;
+  return std::nullopt;
+}
+
+Status open_video_writer(const std::string& path, std::unique_ptr<FrameWriter>& out) {
+  quiet_libav_logging();
+  std::optional<OutputKind> kind = output_kind(path);
+  if (!kind) return fail("-o {}: unknown format (use {})", path, kOutputExtensions);
+  if (*kind == OutputKind::y4m_stdout) {
+    out = make_y4m_writer(OutputFile::standard_output());
+    return {};
+  }
+  std::unique_ptr<OutputFile> file;
+  if (Status s = OutputFile::create(path, file); !s.ok()) return s;
+  out = *kind == OutputKind::y4m ? make_y4m_writer(std::move(file)) : make_encoded_writer(std::move(file));
+  return {};
+}
+
+Status open_png_writer(const std::string& dir, std::unique_ptr<FrameWriter>& out) {
+  quiet_libav_logging();
+  std::unique_ptr<OutputDir> staged;
+  if (Status s = OutputDir::create(dir, staged); !s.ok()) return s;
+  out = make_png_writer(std::move(staged));
+  return {};
+}
+
+}  // namespace ditgen
