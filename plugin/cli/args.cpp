@@ -83,6 +83,9 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
     app.add_option("--frames-dir", args.frames_dir, "Also (or only) write each frame as DIR/frame_00000.png, ...")
         ->type_name("DIR")
         ->group("Output");
+    app.add_option("--strip", args.strip, "Also write one PNG of up to 8 evenly spaced frames side by side")
+        ->type_name("FILE.png")
+        ->group("Output");
     app.add_flag("-q,--quiet", args.quiet, "No progress display and no warnings.")->group("Output");
     app.add_flag("--version", version, "Print the version and exit.");
   } catch (const CLI::Error& e) {  // an option table entry that clashes with ditgen's own flags
@@ -107,7 +110,7 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
   for (const auto& [name, flag] : table_flags)
     if (flag->count() > 0) args.options.emplace_back(name, values[name]);
 
-  if (args.output.empty() && args.frames_dir.empty()) {
+  if (args.output.empty() && args.frames_dir.empty() && args.strip.empty()) {
     print_error("no output given: use -o PATH (or -o - for standard output) or --frames-dir DIR");
     return 2;
   }

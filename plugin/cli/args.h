@@ -13,6 +13,7 @@ struct Args {
   std::vector<std::pair<std::string, std::string>> options;
   std::string output;  // -o: a path or "-"; empty when only --frames-dir is given
   std::string frames_dir;
+  std::string strip;  // --strip: one PNG of evenly spaced frames
   bool quiet = false;
 };
 

@@ -153,6 +153,13 @@ int open_outputs(const Args& args, Session& session) {
       return kExitRuntime;
     }
   }
+  if (!args.strip.empty()) {
+    session.writers.emplace_back();
+    if (Status s = open_strip_writer(args.strip, session.writers.back()); !s.ok()) {
+      print_error(s.message());
+      return kExitRuntime;
+    }
+  }
   return kExitOk;
 }
 

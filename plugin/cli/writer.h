@@ -40,5 +40,7 @@ inline constexpr const char* kOutputExtensions =
 
 Status open_video_writer(const std::string& path, std::unique_ptr<FrameWriter>& out);
 Status open_png_writer(const std::string& dir, std::unique_ptr<FrameWriter>& out);
+// One PNG showing up to 8 evenly spaced frames side by side (for READMEs and bug reports).
+Status open_strip_writer(const std::string& path, std::unique_ptr<FrameWriter>& out);
 
 }  // namespace ditgen

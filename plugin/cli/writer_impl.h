@@ -9,5 +9,6 @@ namespace ditgen {
 std::unique_ptr<FrameWriter> make_y4m_writer(std::unique_ptr<OutputFile> file);
 std::unique_ptr<FrameWriter> make_encoded_writer(std::unique_ptr<OutputFile> file);
 std::unique_ptr<FrameWriter> make_png_writer(std::unique_ptr<OutputDir> dir);
+std::unique_ptr<FrameWriter> make_strip_writer(std::unique_ptr<OutputFile> file);
 
 }  // namespace ditgen

@@ -447,6 +447,27 @@ TEST_F(CliTest, FramesDirHoldsOnePngPerFrame) {
   EXPECT_EQ(folder_entries(dir_), std::vector<std::string>{"frames"}) << "no staging folder left";
 }
 
+TEST_F(CliTest, StripShowsEvenlySpacedFramesSideBySide) {
+  fs::path strip = dir_ / "strip.png", frames = dir_ / "frames";
+  RunResult r = ditgen({"--strip", strip.string(), "--frames-dir", frames.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  PngHeader h = parse_png_header(read_file(strip));
+  ASSERT_TRUE(h.valid);
+  const int tiles = std::min(expected_.frames, 8);
+  EXPECT_EQ(h.width, static_cast<uint32_t>(tiles * expected_.width + (tiles - 1) * 2));
+  EXPECT_EQ(h.height, static_cast<uint32_t>(expected_.height));
+  // The first tile is frame 0: decode both with ffmpeg and compare the pixels of that region.
+  if (!have_program("ffmpeg")) GTEST_SKIP() << "ffmpeg not installed";
+  std::optional<std::string> tile = capture("ffmpeg -v error -i '" + strip.string() + "' -vf crop=" +
+                                            std::to_string(expected_.width) + ":" + std::to_string(expected_.height) +
+                                            ":0:0 -f rawvideo -pix_fmt rgb24 -");
+  std::optional<std::string> first = capture("ffmpeg -v error -i '" + (frames / "frame_00000.png").string() +
+                                             "' -f rawvideo -pix_fmt rgb24 -");
+  ASSERT_TRUE(tile && first);
+  EXPECT_EQ(tile->size(), static_cast<size_t>(expected_.width) * expected_.height * 3);
+  EXPECT_EQ(*tile, *first);
+}
+
 TEST_F(CliTest, VideoAndFramesTogether) {
   fs::path out = dir_ / "clip.y4m", frames = dir_ / "frames";
   ASSERT_TRUE(fs::create_directory(frames));  // an existing empty folder is filled, not refused
