@@ -1,0 +1,813 @@
+// ditsrc: streams the frames of the ditstream engine as raw video.
+//
+// Threads: start()/stop() run on the state-change thread, set_caps()/fill() on the streaming
+// thread. A worker thread owns ds_generate() and feeds a bounded queue that fill() pops: a slow
+// consumer holds generation back, and the streaming thread never blocks inside the engine, so
+// unlock() can always wake it.
+#include "gstditsrc.h"
+
+#include <gst/base/gstpushsrc.h>
+#include <gst/video/video.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ditsrc_options.h"
+#include "ditstream.h"
+#include "frame_convert.h"
+
+GST_DEBUG_CATEGORY_STATIC(ditsrc_debug);
+#define GST_CAT_DEFAULT ditsrc_debug
+
+namespace {
+
+// Frames generated ahead of the consumer: enough to hide per-frame decode jitter, few enough that
+// backpressure reaches the engine quickly and memory stays small at large sizes.
+constexpr size_t kQueueDepth = 4;
+constexpr int64_t kEndless = -1;
+
+enum Prop : guint { kPropNumFrames = 1, kPropIsLive, kPropTableFirst };
+
+struct Item {
+  enum Kind { kFrame, kEnd, kError } kind = kFrame;
+  std::vector<uint8_t> rgb;
+  int width = 0, height = 0;
+  std::string error;
+};
+
+struct State {
+  std::mutex worker_mu;  // serialises starting and joining the worker; taken before mu
+  std::mutex mu;         // guards everything below
+  std::condition_variable cv;
+
+  // Properties. values[i] is table option i as text: what get_property returns, start() applies.
+  ds_generator* check = nullptr;  // validates values in set_property; never loads
+  std::vector<std::string> values;
+  std::map<int, std::string> pending;  // between-clip options changed while started
+  int64_t num_frames = 0;
+
+  // From start() to stop().
+  ds_generator* gen = nullptr;
+  ds_model_info model{};
+  bool started = false;
+  GstVideoInfo info{};
+  bool negotiated = false;
+
+  // The stream.
+  std::thread worker;
+  bool quit = false;      // the worker must return
+  bool flushing = false;  // from unlock() to unlock_stop()
+  std::deque<Item> queue;
+  int64_t total = kEndless;    // frames in the stream
+  int64_t want = kEndless;     // frames the current worker has to produce
+  int64_t generated = 0;       // frames the current worker produced
+  bool can_continue = false;   // a clip completed: the next one may continue its motion
+  bool ended = false;          // fill() reached the end item (or an error)
+  uint64_t pushed = 0;         // frames handed downstream: index of the next one
+  GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
+  uint64_t anchor_frame = 0;
+};
+
+}  // namespace
+
+struct GstDitSrc {
+  GstPushSrc parent;
+  State* s;
+};
+struct GstDitSrcClass {
+  GstPushSrcClass parent_class;
+};
+
+G_DEFINE_TYPE(GstDitSrc, gst_dit_src, GST_TYPE_PUSH_SRC)
+#define GST_TYPE_DIT_SRC (gst_dit_src_get_type())
+#define GST_DIT_SRC(obj) (G_TYPE_CHECK_INSTANCE_CAST((obj), GST_TYPE_DIT_SRC, GstDitSrc))
+
+namespace {
+
+// ---- option values ----
+
+int OptionIndex(const char* name) {
+  for (int i = 0; i < ds_option_count(); ++i) {
+    if (g_strcmp0(ds_option_at(i)->name, name) == 0) return i;
+  }
+  return -1;
+}
+
+// A numeric option's current property value (0, "use the model's", when the table lacks it).
+double OptionNumber(const State& s, const char* name) {
+  const int i = OptionIndex(name);
+  return i < 0 ? 0.0 : g_ascii_strtod(s.values[i].c_str(), nullptr);
+}
+
+// Applies every property to a fresh generator; returns the first failure.
+ds_status ApplyAll(ds_generator* gen, const std::vector<std::string>& values) {
+  for (int i = 0; i < static_cast<int>(values.size()); ++i) {
+    const ds_status st = ds_set_option(gen, ds_option_at(i)->name, values[i].c_str());
+    if (st != DS_OK) return st;
+  }
+  return DS_OK;
+}
+
+// Hands the between-clip changes to the generator (worker thread, mu held); returns refusals.
+std::vector<std::string> ApplyPending(State& s) {
+  std::vector<std::string> refused;
+  for (const auto& [i, text] : s.pending) {
+    if (ds_set_option(s.gen, ds_option_at(i)->name, text.c_str()) != DS_OK) {
+      refused.emplace_back(ds_error_message(s.gen));
+    }
+  }
+  s.pending.clear();
+  return refused;
+}
+
+// ---- timing ----
+
+// Frame n's time from the start of the stream: computed from the index, so it never drifts.
+GstClockTime FrameTime(const GstVideoInfo& info, uint64_t n) {
+  return gst_util_uint64_scale(n, static_cast<guint64>(info.fps_d) * GST_SECOND, static_cast<guint64>(info.fps_n));
+}
+
+GstClockTime RunningTimeNow(GstElement* element) {
+  GstClock* clock = gst_element_get_clock(element);
+  if (clock == nullptr) return GST_CLOCK_TIME_NONE;
+  const GstClockTime now = gst_clock_get_time(clock), base = gst_element_get_base_time(element);
+  gst_object_unref(clock);
+  return now > base ? now - base : 0;
+}
+
+// Live: the first frame of a run is stamped with the running time at which it became available,
+// the next ones follow at the frame rate and basesrc waits until each is due. When generation
+// falls more than a frame behind the clock we restamp from now (a gap, flagged DISCONT) instead of
+// delivering ever later frames, so no buffer is later than one frame duration: the latency we report.
+GstClockTime LivePts(State& s, GstClockTime now, uint64_t n, GstClockTime duration, bool* discont) {
+  if (!GST_CLOCK_TIME_IS_VALID(now)) return FrameTime(s.info, n);
+  if (!GST_CLOCK_TIME_IS_VALID(s.anchor)) {
+    s.anchor = now;
+    s.anchor_frame = n;
+  }
+  const GstClockTime pts = s.anchor + FrameTime(s.info, n - s.anchor_frame);
+  if (now <= pts + duration) return pts;
+  s.anchor = now;
+  s.anchor_frame = n;
+  *discont = true;
+  return now;
+}
+
+void Stamp(GstDitSrc* self, GstBuffer* buf) {
+  State& s = *self->s;
+  const bool live = gst_base_src_is_live(GST_BASE_SRC(self));
+  const GstClockTime now = live ? RunningTimeNow(GST_ELEMENT(self)) : GST_CLOCK_TIME_NONE;
+  std::lock_guard lk(s.mu);
+  const uint64_t n = s.pushed++;
+  const GstClockTime start = FrameTime(s.info, n), duration = FrameTime(s.info, n + 1) - start;
+  bool discont = false;
+  GST_BUFFER_PTS(buf) = live ? LivePts(s, now, n, duration, &discont) : start;
+  GST_BUFFER_DTS(buf) = GST_CLOCK_TIME_NONE;
+  GST_BUFFER_DURATION(buf) = duration;
+  GST_BUFFER_OFFSET(buf) = n;
+  GST_BUFFER_OFFSET_END(buf) = n + 1;
+  if (discont) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
+}
+
+// ---- the worker ----
+
+int OnFrame(void* user, const ds_frame* f) {
+  State& s = *static_cast<GstDitSrc*>(user)->s;
+  Item item;
+  item.width = f->width;
+  item.height = f->height;
+  item.rgb.assign(f->rgb, f->rgb + static_cast<size_t>(f->width) * f->height * 3);
+  std::unique_lock lk(s.mu);
+  s.cv.wait(lk, [&] { return s.quit || s.queue.size() < kQueueDepth; });
+  if (s.quit) return 1;
+  s.queue.push_back(std::move(item));
+  ++s.generated;
+  s.cv.notify_all();
+  return (s.want != kEndless && s.generated >= s.want) ? 1 : 0;  // stop decoding frames nobody wants
+}
+
+const char* StageName(ds_stage stage) {
+  switch (stage) {
+    case DS_STAGE_TEXT: return "text";
+    case DS_STAGE_DENOISE: return "denoise";
+    case DS_STAGE_DECODE: return "decode";
+  }
+  return "unknown";
+}
+
+void OnProgress(void* user, const ds_progress* p) {
+  auto* self = static_cast<GstDitSrc*>(user);
+  GstStructure* st = gst_structure_new("ditstream-progress", "stage", G_TYPE_STRING, StageName(p->stage), "step",
+                                       G_TYPE_INT, p->step, "total", G_TYPE_INT, p->total, "clip", G_TYPE_INT,
+                                       p->clip, nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
+}
+
+// Generates clip after clip until the stream has its frames, then queues an end (or error) item.
+void RunWorker(GstDitSrc* self) {
+  State& s = *self->s;
+  for (;;) {
+    std::vector<std::string> refused;
+    bool cont = false;
+    {
+      std::lock_guard lk(s.mu);
+      if (s.quit) return;
+      refused = ApplyPending(s);
+      cont = s.can_continue;
+    }
+    for (const std::string& m : refused) {
+      GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Property change refused: %s", m.c_str()), (nullptr));
+    }
+    const ds_status st = ds_generate(s.gen, cont, OnFrame, OnProgress, self);
+    std::lock_guard lk(s.mu);
+    if (s.quit) return;
+    if (st == DS_OK) s.can_continue = true;
+    const bool done = s.want != kEndless && s.generated >= s.want;
+    if (st == DS_OK && !done) continue;
+    Item end;
+    end.kind = done && (st == DS_OK || st == DS_ERR_CANCELLED) ? Item::kEnd : Item::kError;
+    if (end.kind == Item::kError) end.error = ds_error_message(s.gen);
+    s.queue.push_back(std::move(end));
+    s.cv.notify_all();
+    return;
+  }
+}
+
+GstFlowReturn EnsureWorker(GstDitSrc* self) {
+  State& s = *self->s;
+  std::lock_guard wl(s.worker_mu);
+  std::lock_guard lk(s.mu);
+  if (s.flushing) return GST_FLOW_FLUSHING;
+  if (!s.negotiated) return GST_FLOW_NOT_NEGOTIATED;
+  if (s.ended) return GST_FLOW_EOS;
+  if (s.worker.joinable()) return GST_FLOW_OK;
+  if (s.total != kEndless && static_cast<int64_t>(s.pushed) >= s.total) return GST_FLOW_EOS;
+  s.want = s.total == kEndless ? kEndless : s.total - static_cast<int64_t>(s.pushed);
+  s.generated = 0;
+  s.quit = false;
+  ds_reset_cancel(s.gen);  // a flush or an earlier stop may have left a cancellation pending
+  s.worker = std::thread(RunWorker, self);
+  return GST_FLOW_OK;
+}
+
+void StopWorker(State& s) {
+  std::lock_guard wl(s.worker_mu);
+  if (!s.worker.joinable()) return;
+  {
+    std::lock_guard lk(s.mu);
+    s.quit = true;
+    ds_cancel(s.gen);
+    s.cv.notify_all();
+  }
+  s.worker.join();
+  std::lock_guard lk(s.mu);
+  s.quit = false;
+  s.queue.clear();
+}
+
+// ---- caps ----
+
+GstCaps* TemplateCaps() {
+  const ds_option_info* w = ds_option_find("width");
+  const ds_option_info* h = ds_option_find("height");
+  const int max_w = w ? static_cast<int>(w->max) : G_MAXINT, max_h = h ? static_cast<int>(h->max) : G_MAXINT;
+  gchar* text = g_strdup_printf(
+      "video/x-raw, format=(string){ RGB, RGBA, I420 }, width=(int)[ 1, %d ], height=(int)[ 1, %d ], "
+      "framerate=(fraction)[ 1/%d, %d/1 ], pixel-aspect-ratio=(fraction)1/1",
+      max_w, max_h, G_MAXINT, G_MAXINT);
+  GstCaps* caps = gst_caps_from_string(text);
+  g_free(text);
+  return caps;
+}
+
+// A property set to non-zero fixes the size; otherwise any size the model supports.
+void SetSize(GstStructure* st, const char* field, int property, int lo, int hi, int step) {
+  if (property > 0) {
+    gst_structure_set(st, field, G_TYPE_INT, property, nullptr);
+    return;
+  }
+  GValue range = G_VALUE_INIT;
+  g_value_init(&range, GST_TYPE_INT_RANGE);
+  gst_value_set_int_range_step(&range, lo, hi - (hi - lo) % MAX(step, 1), MAX(step, 1));
+  gst_structure_take_value(st, field, &range);
+}
+
+// Frame rate from the fps property when non-zero.
+bool FixedRate(const State& s, int* num, int* den) {
+  const double fps = OptionNumber(s, "fps");
+  if (fps <= 0) return false;
+  gst_util_double_to_fraction(fps, num, den);
+  return true;
+}
+
+GstCaps* ModelCaps(const State& s) {
+  GstCaps* caps = gst_caps_from_string("video/x-raw, format=(string){ RGB, RGBA, I420 }, "
+                                       "pixel-aspect-ratio=(fraction)1/1");
+  GstStructure* st = gst_caps_get_structure(caps, 0);
+  const ds_model_info& m = s.model;
+  SetSize(st, "width", static_cast<int>(OptionNumber(s, "width")), m.min_width, m.max_width, m.width_step);
+  SetSize(st, "height", static_cast<int>(OptionNumber(s, "height")), m.min_height, m.max_height, m.height_step);
+  int num = 0, den = 1;
+  if (FixedRate(s, &num, &den)) {
+    gst_structure_set(st, "framerate", GST_TYPE_FRACTION, num, den, nullptr);
+  } else {
+    gst_structure_set(st, "framerate", GST_TYPE_FRACTION_RANGE, 1, G_MAXINT, G_MAXINT, 1, nullptr);
+  }
+  return caps;
+}
+
+GstCaps* GetCaps(GstBaseSrc* bsrc, GstCaps* filter) {
+  State& s = *GST_DIT_SRC(bsrc)->s;
+  GstCaps* caps = nullptr;
+  {
+    std::lock_guard lk(s.mu);
+    if (s.started) caps = ModelCaps(s);
+  }
+  if (caps == nullptr) caps = gst_pad_get_pad_template_caps(GST_BASE_SRC_PAD(bsrc));
+  if (filter != nullptr) {
+    GstCaps* both = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref(caps);
+    caps = both;
+  }
+  return caps;
+}
+
+// Properties first (already fixed by get_caps), then what downstream left open goes to the
+// model's native size and rate; RGB first because it needs no conversion.
+GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
+  State& s = *GST_DIT_SRC(bsrc)->s;
+  int w, h, num, den;
+  {
+    std::lock_guard lk(s.mu);
+    w = s.model.native_width;
+    h = s.model.native_height;
+    if (!FixedRate(s, &num, &den)) {
+      num = s.model.fps_num;
+      den = MAX(s.model.fps_den, 1);
+    }
+  }
+  caps = gst_caps_truncate(gst_caps_make_writable(caps));
+  GstStructure* st = gst_caps_get_structure(caps, 0);
+  gst_structure_fixate_field_nearest_int(st, "width", w);
+  gst_structure_fixate_field_nearest_int(st, "height", h);
+  gst_structure_fixate_field_nearest_fraction(st, "framerate", num, den);
+  gst_structure_fixate_field_string(st, "format", "RGB");
+  if (gst_structure_has_field(st, "pixel-aspect-ratio")) {
+    gst_structure_fixate_field_nearest_fraction(st, "pixel-aspect-ratio", 1, 1);
+  }
+  return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->fixate(bsrc, caps);
+}
+
+// Points the generator at the negotiated size (mu held, no worker running).
+bool ApplySize(GstDitSrc* self, int width, int height) {
+  State& s = *self->s;
+  const std::string w = std::to_string(width), h = std::to_string(height);
+  int gw = 0, gh = 0;
+  if (ds_set_option(s.gen, "width", w.c_str()) != DS_OK || ds_set_option(s.gen, "height", h.c_str()) != DS_OK ||
+      ds_get_output_shape(s.gen, &gw, &gh, nullptr) != DS_OK) {
+    GST_WARNING_OBJECT(self, "size %dx%d refused: %s", width, height, ds_error_message(s.gen));
+    return false;
+  }
+  return gw == width && gh == height;
+}
+
+gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
+  auto* self = GST_DIT_SRC(bsrc);
+  State& s = *self->s;
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps(&info, caps) || info.fps_n <= 0 || info.fps_d <= 0) {
+    GST_WARNING_OBJECT(self, "unusable caps %" GST_PTR_FORMAT, static_cast<gpointer>(caps));
+    return FALSE;
+  }
+  bool resize;
+  {
+    std::lock_guard lk(s.mu);
+    if (!s.started) return FALSE;
+    resize = !s.negotiated || info.width != s.info.width || info.height != s.info.height;
+  }
+  if (resize) StopWorker(s);  // a new size cannot continue the old clip: start over
+  std::lock_guard lk(s.mu);
+  if (resize) {
+    if (!ApplySize(self, info.width, info.height)) return FALSE;
+    s.can_continue = false;
+  }
+  s.info = info;
+  s.negotiated = true;
+  return TRUE;
+}
+
+// Like videotestsrc: without a video pool, basesrc hands out blocksize (4096-byte) buffers.
+gboolean DecideAllocation(GstBaseSrc* bsrc, GstQuery* query) {
+  GstCaps* caps = nullptr;
+  gst_query_parse_allocation(query, &caps, nullptr);
+  GstVideoInfo info;
+  if (caps == nullptr || !gst_video_info_from_caps(&info, caps)) return FALSE;
+  GstBufferPool* pool = nullptr;
+  guint size = info.size, min = 0, max = 0;
+  const bool update = gst_query_get_n_allocation_pools(query) > 0;
+  if (update) {
+    gst_query_parse_nth_allocation_pool(query, 0, &pool, &size, &min, &max);
+    size = MAX(size, static_cast<guint>(info.size));
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (pool == nullptr) pool = gst_video_buffer_pool_new();
+    GstStructure* config = gst_buffer_pool_get_config(pool);
+    gst_buffer_pool_config_set_params(config, caps, size, min, max);
+    if (gst_query_find_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr)) {
+      gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+    }
+    if (gst_buffer_pool_set_config(pool, config)) break;
+    gst_clear_object(&pool);  // downstream's pool refused our parameters: use our own
+  }
+  if (pool == nullptr) return FALSE;
+  if (update) {
+    gst_query_set_nth_allocation_pool(query, 0, pool, size, min, max);
+  } else {
+    gst_query_add_allocation_pool(query, pool, size, min, max);
+  }
+  gst_object_unref(pool);
+  return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->decide_allocation(bsrc, query);
+}
+
+// ---- start / stop / flushing ----
+
+void PostStartError(GstDitSrc* self, ds_status st, const std::string& text) {
+  switch (st) {
+    case DS_ERR_IO:
+      GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("%s", text.c_str()), (nullptr));
+      break;
+    case DS_ERR_OUT_OF_MEMORY:
+      GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("%s", text.c_str()), (nullptr));
+      break;
+    default:
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("%s", text.c_str()), (nullptr));
+      break;
+  }
+}
+
+// Loads the model (READY→PAUSED), so that a missing or bad model fails the state change.
+gboolean Start(GstBaseSrc* bsrc) {
+  auto* self = GST_DIT_SRC(bsrc);
+  State& s = *self->s;
+  std::vector<std::string> values;
+  int64_t num_frames;
+  {
+    std::lock_guard lk(s.mu);
+    values = s.values;
+    num_frames = s.num_frames;
+    s.pending.clear();
+  }
+  ds_generator* gen = ds_create();
+  if (gen == nullptr) {
+    PostStartError(self, DS_ERR_OUT_OF_MEMORY, "Out of memory creating the generator.");
+    return FALSE;
+  }
+  ds_status st = ApplyAll(gen, values);
+  if (st == DS_OK) st = ds_load(gen);
+  ds_model_info model{};
+  int clip_frames = 0;
+  if (st == DS_OK) st = ds_get_model_info(gen, &model);
+  if (st == DS_OK) st = ds_get_output_shape(gen, nullptr, nullptr, &clip_frames);
+  if (st != DS_OK) {
+    const int mi = OptionIndex("model");
+    PostStartError(self, st, "Could not load model '" + (mi < 0 ? std::string() : values[mi]) + "': " +
+                                 ds_error_message(gen));
+    ds_destroy(gen);
+    return FALSE;
+  }
+  std::lock_guard lk(s.mu);
+  s.gen = gen;
+  s.model = model;
+  s.total = num_frames == 0 ? clip_frames : num_frames;
+  s.started = true;
+  s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
+  s.pushed = 0;
+  s.anchor = GST_CLOCK_TIME_NONE;
+  return TRUE;
+}
+
+gboolean Stop(GstBaseSrc* bsrc) {
+  State& s = *GST_DIT_SRC(bsrc)->s;
+  StopWorker(s);
+  ds_generator* gen;
+  {
+    std::lock_guard lk(s.mu);
+    gen = s.gen;
+    s.gen = nullptr;
+    s.started = s.negotiated = false;
+    s.queue.clear();
+    s.pending.clear();
+  }
+  ds_destroy(gen);
+  return TRUE;
+}
+
+// Wakes fill() and stops generation at the engine's next check; unlock_stop() joins the worker.
+gboolean Unlock(GstBaseSrc* bsrc) {
+  State& s = *GST_DIT_SRC(bsrc)->s;
+  std::lock_guard lk(s.mu);
+  s.flushing = s.quit = true;
+  ds_cancel(s.gen);
+  s.cv.notify_all();
+  return TRUE;
+}
+
+// After a flush the next fill() restarts generation (continuing the last complete clip); the
+// frames that were queued are dropped.
+gboolean UnlockStop(GstBaseSrc* bsrc) {
+  State& s = *GST_DIT_SRC(bsrc)->s;
+  StopWorker(s);
+  std::lock_guard lk(s.mu);
+  s.flushing = s.quit = false;
+  s.queue.clear();
+  s.anchor = GST_CLOCK_TIME_NONE;
+  return TRUE;
+}
+
+// ---- data flow ----
+
+void Convert(const uint8_t* rgb, GstVideoFrame* f) {
+  const int w = GST_VIDEO_FRAME_WIDTH(f), h = GST_VIDEO_FRAME_HEIGHT(f);
+  auto plane = [f](int i) {
+    return ditsrc::Plane{static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(f, i)), GST_VIDEO_FRAME_PLANE_STRIDE(f, i)};
+  };
+  switch (GST_VIDEO_FRAME_FORMAT(f)) {
+    case GST_VIDEO_FORMAT_RGB: ditsrc::RgbToRgb(rgb, w, h, plane(0)); break;
+    case GST_VIDEO_FORMAT_RGBA: ditsrc::RgbToRgba(rgb, w, h, plane(0)); break;
+    case GST_VIDEO_FORMAT_I420: ditsrc::RgbToI420(rgb, w, h, plane(0), plane(1), plane(2)); break;
+    default: g_assert_not_reached();  // the caps offer no other format
+  }
+}
+
+GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
+  GstVideoInfo info;
+  {
+    std::lock_guard lk(self->s->mu);
+    info = self->s->info;
+  }
+  if (item.width != GST_VIDEO_INFO_WIDTH(&info) || item.height != GST_VIDEO_INFO_HEIGHT(&info)) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                      ("The engine produced %dx%d frames where %dx%d were negotiated.", item.width, item.height,
+                       GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info)),
+                      (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  GstVideoFrame frame;
+  if (!gst_video_frame_map(&frame, &info, buf, GST_MAP_WRITE)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not map the output buffer."), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  Convert(item.rgb.data(), &frame);
+  gst_video_frame_unmap(&frame);
+  Stamp(self, buf);
+  return GST_FLOW_OK;
+}
+
+GstFlowReturn Fill(GstPushSrc* psrc, GstBuffer* buf) {
+  auto* self = GST_DIT_SRC(psrc);
+  State& s = *self->s;
+  const GstFlowReturn ret = EnsureWorker(self);
+  if (ret != GST_FLOW_OK) return ret;
+  Item item;
+  {
+    std::unique_lock lk(s.mu);
+    s.cv.wait(lk, [&] { return s.flushing || !s.queue.empty(); });
+    if (s.flushing) return GST_FLOW_FLUSHING;
+    item = std::move(s.queue.front());
+    s.queue.pop_front();
+    s.cv.notify_all();
+    if (item.kind != Item::kFrame) s.ended = true;
+  }
+  switch (item.kind) {
+    case Item::kEnd:
+      return GST_FLOW_EOS;
+    case Item::kError:
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Video generation failed: %s", item.error.c_str()), (nullptr));
+      return GST_FLOW_ERROR;
+    case Item::kFrame:
+      break;
+  }
+  return WriteFrame(self, item, buf);
+}
+
+// Basesrc waits on the clock for the times returned here, which only a live source should.
+void GetTimes(GstBaseSrc* bsrc, GstBuffer* buf, GstClockTime* start, GstClockTime* end) {
+  if (!gst_base_src_is_live(bsrc) || !GST_BUFFER_PTS_IS_VALID(buf)) return;
+  *start = GST_BUFFER_PTS(buf);
+  if (GST_BUFFER_DURATION_IS_VALID(buf)) *end = *start + GST_BUFFER_DURATION(buf);
+}
+
+// The frame rate in use: the negotiated one, else the one fixate() will pick.
+bool CurrentRate(const State& s, int* num, int* den) {
+  if (s.negotiated) {
+    *num = GST_VIDEO_INFO_FPS_N(&s.info);
+    *den = GST_VIDEO_INFO_FPS_D(&s.info);
+    return true;
+  }
+  if (FixedRate(s, num, den)) return true;
+  *num = s.model.fps_num;
+  *den = MAX(s.model.fps_den, 1);
+  return s.started && *num > 0;
+}
+
+// Live latency: one frame duration. The engine's time per frame is unknown (and bursty: a clip is
+// denoised as a whole, then decoded frame by frame), but LivePts() restamps rather than be late by
+// more than a frame, so one frame is what a sink must allow for. Max: unbounded, since generation
+// waits for the consumer instead of dropping.
+gboolean AnswerLatency(GstDitSrc* self, GstQuery* query) {
+  State& s = *self->s;
+  int num = 0, den = 1;
+  {
+    std::lock_guard lk(s.mu);
+    if (!CurrentRate(s, &num, &den)) return FALSE;
+  }
+  const bool live = gst_base_src_is_live(GST_BASE_SRC(self));
+  const GstClockTime frame = gst_util_uint64_scale_int(GST_SECOND, den, num);
+  gst_query_set_latency(query, live, live ? frame : 0, GST_CLOCK_TIME_NONE);
+  return TRUE;
+}
+
+gboolean AnswerDuration(GstDitSrc* self, GstQuery* query) {
+  State& s = *self->s;
+  GstFormat format;
+  gst_query_parse_duration(query, &format, nullptr);
+  int num = 0, den = 1;
+  std::lock_guard lk(s.mu);
+  if (format != GST_FORMAT_TIME || !s.started || s.total == kEndless || !CurrentRate(s, &num, &den)) return FALSE;
+  gst_query_set_duration(query, GST_FORMAT_TIME,
+                         static_cast<gint64>(gst_util_uint64_scale(s.total, den * GST_SECOND, num)));
+  return TRUE;
+}
+
+gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
+  auto* self = GST_DIT_SRC(bsrc);
+  switch (GST_QUERY_TYPE(query)) {
+    case GST_QUERY_LATENCY:
+      if (AnswerLatency(self, query)) return TRUE;
+      break;
+    case GST_QUERY_DURATION:
+      if (AnswerDuration(self, query)) return TRUE;
+      break;
+    default:
+      break;
+  }
+  return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->query(bsrc, query);
+}
+
+gboolean IsSeekable(GstBaseSrc*) { return FALSE; }
+
+// ---- properties ----
+
+void SetTableProperty(GstDitSrc* self, int i, const GValue* value) {
+  State& s = *self->s;
+  const ds_option_info& o = *ds_option_at(i);
+  const std::string text = ditsrc::ValueToText(value);
+  std::string refused;
+  {
+    std::lock_guard lk(s.mu);
+    if (s.started && !o.applies_between_clips) {
+      refused = "it can only change in the NULL or READY state";
+    } else if (ds_set_option(s.check, o.name, text.c_str()) != DS_OK) {
+      refused = ds_error_message(s.check);
+    } else {
+      s.values[i] = text;
+      if (s.started) s.pending[i] = text;
+    }
+  }
+  if (!refused.empty()) g_warning("ditsrc: %s=\"%s\" refused: %s", o.name, text.c_str(), refused.c_str());
+}
+
+void SetProperty(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
+  auto* self = GST_DIT_SRC(object);
+  State& s = *self->s;
+  if (id >= kPropTableFirst) {
+    SetTableProperty(self, static_cast<int>(id - kPropTableFirst), value);
+    return;
+  }
+  bool started;
+  {
+    std::lock_guard lk(s.mu);
+    started = s.started;
+    if (!started && id == kPropNumFrames) s.num_frames = g_value_get_int64(value);
+  }
+  if (started) {
+    g_warning("ditsrc: %s can only change in the NULL or READY state", pspec->name);
+  } else if (id == kPropIsLive) {
+    gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
+  } else if (id != kPropNumFrames) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+  }
+}
+
+void GetProperty(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
+  auto* self = GST_DIT_SRC(object);
+  State& s = *self->s;
+  if (id >= kPropTableFirst) {
+    std::string text;
+    {
+      std::lock_guard lk(s.mu);
+      text = s.values[id - kPropTableFirst];
+    }
+    ditsrc::TextToValue(text, value);
+    return;
+  }
+  switch (id) {
+    case kPropNumFrames: {
+      std::lock_guard lk(s.mu);
+      g_value_set_int64(value, s.num_frames);
+      break;
+    }
+    case kPropIsLive: g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self))); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
+  }
+}
+
+void InstallProperties(GObjectClass* gobject_class) {
+  const auto ready = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, kPropNumFrames,
+      g_param_spec_int64("num-frames", "Number of frames",
+                         "Frames to produce before EOS: -1 = endless (clip after clip, each continuing the "
+                         "previous one's motion), 0 = one clip (the frames property, or the model's clip length)",
+                         -1, G_MAXINT64, 0, ready));
+  g_object_class_install_property(
+      gobject_class, kPropIsLive,
+      g_param_spec_boolean("is-live", "Is live",
+                           "Act as a live source: frames follow the pipeline clock at the frame rate", FALSE, ready));
+  for (int i = 0; i < ds_option_count(); ++i) {
+    const ds_option_info& o = *ds_option_at(i);
+    if (g_object_class_find_property(gobject_class, o.name) != nullptr) {
+      GST_WARNING("option '%s' clashes with a property of the element: not exposed", o.name);
+      continue;
+    }
+    if (GParamSpec* p = ditsrc::ParamSpecFor(o)) g_object_class_install_property(gobject_class, kPropTableFirst + i, p);
+  }
+}
+
+void Finalize(GObject* object) {
+  State* s = GST_DIT_SRC(object)->s;
+  StopWorker(*s);
+  ds_destroy(s->gen);
+  ds_destroy(s->check);
+  delete s;
+  G_OBJECT_CLASS(gst_dit_src_parent_class)->finalize(object);
+}
+
+void LogToGst(void*, ds_log_level level, const char* message) {
+  static constexpr GstDebugLevel kLevels[] = {GST_LEVEL_ERROR, GST_LEVEL_WARNING, GST_LEVEL_INFO, GST_LEVEL_DEBUG};
+  const GstDebugLevel gst_level = (level >= 0 && level <= DS_LOG_DEBUG) ? kLevels[level] : GST_LEVEL_LOG;
+  GST_CAT_LEVEL_LOG(ditsrc_debug, gst_level, nullptr, "%s", message);
+}
+
+}  // namespace
+
+static void gst_dit_src_class_init(GstDitSrcClass* klass) {
+  auto* gobject_class = G_OBJECT_CLASS(klass);
+  auto* element_class = GST_ELEMENT_CLASS(klass);
+  auto* basesrc_class = GST_BASE_SRC_CLASS(klass);
+  gobject_class->set_property = SetProperty;
+  gobject_class->get_property = GetProperty;
+  gobject_class->finalize = Finalize;
+  InstallProperties(gobject_class);
+
+  gst_element_class_set_static_metadata(element_class, "ditstream video generator", "Source/Video",
+                                        "Generates video from a text prompt with a diffusion transformer",
+                                        "ditstream developers");
+  GstCaps* caps = TemplateCaps();
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
+  gst_caps_unref(caps);
+
+  basesrc_class->get_caps = GetCaps;
+  basesrc_class->fixate = Fixate;
+  basesrc_class->set_caps = SetCaps;
+  basesrc_class->decide_allocation = DecideAllocation;
+  basesrc_class->start = Start;
+  basesrc_class->stop = Stop;
+  basesrc_class->unlock = Unlock;
+  basesrc_class->unlock_stop = UnlockStop;
+  basesrc_class->is_seekable = IsSeekable;
+  basesrc_class->get_times = GetTimes;
+  basesrc_class->query = Query;
+  GST_PUSH_SRC_CLASS(klass)->fill = Fill;
+}
+
+static void gst_dit_src_init(GstDitSrc* self) {
+  self->s = new State();
+  State& s = *self->s;
+  s.check = ds_create();
+  // The table's defaults, which the GParamSpecs advertise too.
+  for (int i = 0; i < ds_option_count(); ++i) s.values.emplace_back(ds_option_at(i)->default_value);
+  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
+  gst_base_src_set_live(GST_BASE_SRC(self), FALSE);
+}
+
+gboolean gst_dit_src_register(GstPlugin* plugin) {
+  GST_DEBUG_CATEGORY_INIT(ditsrc_debug, "ditsrc", 0, "ditstream video source, and the engine's log");
+  ds_set_log_sink(LogToGst, nullptr);
+  return gst_element_register(plugin, "ditsrc", GST_RANK_NONE, GST_TYPE_DIT_SRC);
+}

@@ -1,0 +1,687 @@
+// ditsrc in process: caps and fixation, pixel formats, timestamps and EOS, clip continuation,
+// properties against the option table, errors, cancellation, live mode and prompt changes.
+#include <gst/check/gstharness.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ditstream.h"
+#include "gst_test_util.h"
+
+using namespace ditsrc_test;
+
+namespace {
+
+using Frame = std::vector<uint8_t>;
+
+GstClockTime FrameTime(uint64_t n, int num, int den) {
+  return gst_util_uint64_scale(n, static_cast<guint64>(den) * GST_SECOND, static_cast<guint64>(num));
+}
+
+Frame Bytes(GstBuffer* buf) {
+  Frame bytes(gst_buffer_get_size(buf));
+  gst_buffer_extract(buf, 0, bytes.data(), bytes.size());
+  return bytes;
+}
+
+// A GstHarness around one ditsrc (test model, two threads), with a bus to collect its messages.
+class Harness {
+ public:
+  explicit Harness(const char* sink_caps = nullptr) : h_(gst_harness_new("ditsrc")), bus_(gst_bus_new()) {
+    g_object_set(h_->element, "model", ModelDir().c_str(), "threads", 2, nullptr);
+    if (sink_caps != nullptr) gst_harness_set_sink_caps_str(h_, sink_caps);
+    gst_element_set_bus(h_->element, bus_);
+  }
+  ~Harness() {
+    gst_bus_set_flushing(bus_, TRUE);  // queued messages hold refs to the element, which holds the bus
+    gst_harness_teardown(h_);
+    gst_object_unref(bus_);
+  }
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
+
+  GstHarness* get() { return h_; }
+  GstElement* element() { return h_->element; }
+  GstBus* bus() { return bus_; }
+
+  // Backpressure as a real sink gives it: the streaming thread waits until each buffer is pulled.
+  void Blocking() { gst_harness_set_blocking_push_mode(h_); }
+
+  GstBuffer* Pull() { return gst_harness_pull(h_); }
+
+  std::vector<Frame> PullFrames(int n) {
+    std::vector<Frame> frames;
+    for (int i = 0; i < n; ++i) {
+      GstBuffer* b = Pull();
+      if (b == nullptr) {
+        ADD_FAILURE() << "no buffer " << i;
+        break;
+      }
+      frames.push_back(Bytes(b));
+      gst_buffer_unref(b);
+    }
+    return frames;
+  }
+
+  bool WaitEos() {
+    while (GstEvent* e = gst_harness_pull_event(h_)) {
+      const bool eos = GST_EVENT_TYPE(e) == GST_EVENT_EOS;
+      gst_event_unref(e);
+      if (eos) return true;
+    }
+    return false;
+  }
+
+  GstVideoInfo NegotiatedInfo() {
+    GstVideoInfo info;
+    gst_video_info_init(&info);
+    GstCaps* caps = gst_pad_get_current_caps(h_->sinkpad);
+    EXPECT_NE(caps, nullptr);
+    if (caps != nullptr) {
+      EXPECT_TRUE(gst_video_info_from_caps(&info, caps));
+      gst_caps_unref(caps);
+    }
+    return info;
+  }
+
+ private:
+  GstHarness* h_;
+  GstBus* bus_;
+};
+
+// Checks n buffers: PTS from the frame index at num/den, duration to the next frame, offsets.
+void ExpectTimeline(Harness& h, int n, int num, int den) {
+  for (int i = 0; i < n; ++i) {
+    GstBuffer* b = h.Pull();
+    ASSERT_NE(b, nullptr) << "buffer " << i;
+    EXPECT_EQ(GST_BUFFER_PTS(b), FrameTime(i, num, den)) << "buffer " << i;
+    EXPECT_EQ(GST_BUFFER_DURATION(b), FrameTime(i + 1, num, den) - FrameTime(i, num, den)) << "buffer " << i;
+    EXPECT_EQ(GST_BUFFER_OFFSET(b), static_cast<guint64>(i));
+    EXPECT_EQ(GST_BUFFER_OFFSET_END(b), static_cast<guint64>(i + 1));
+    gst_buffer_unref(b);
+  }
+}
+
+// ---- caps and fixation ----
+
+TEST(DitsrcCaps, FixatesToTheModelsNativeSizeRateAndRgb) {
+  Harness h;
+  gst_harness_play(h.get());
+  GstBuffer* b = h.Pull();
+  ASSERT_NE(b, nullptr);
+  const GstVideoInfo info = h.NegotiatedInfo();
+  EXPECT_EQ(GST_VIDEO_INFO_FORMAT(&info), GST_VIDEO_FORMAT_RGB);
+  EXPECT_EQ(GST_VIDEO_INFO_WIDTH(&info), kWidth);
+  EXPECT_EQ(GST_VIDEO_INFO_HEIGHT(&info), kHeight);
+  EXPECT_EQ(GST_VIDEO_INFO_FPS_N(&info), kFpsNum);
+  EXPECT_EQ(GST_VIDEO_INFO_FPS_D(&info), kFpsDen);
+  EXPECT_EQ(gst_buffer_get_size(b), static_cast<gsize>(kWidth * kHeight * 3));
+  gst_buffer_unref(b);
+}
+
+class DitsrcFormat : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DitsrcFormat, OneClipOfFullSizeBuffersThenEos) {
+  const std::string caps = std::string("video/x-raw,format=") + GetParam();
+  Harness h(caps.c_str());
+  gst_harness_play(h.get());
+  GstVideoInfo expected;
+  gst_video_info_set_format(&expected, gst_video_format_from_string(GetParam()), kWidth, kHeight);
+  for (const Frame& f : h.PullFrames(kClipFrames)) EXPECT_EQ(f.size(), GST_VIDEO_INFO_SIZE(&expected));
+  const GstVideoInfo negotiated = h.NegotiatedInfo();
+  EXPECT_EQ(GST_VIDEO_INFO_FORMAT(&negotiated), GST_VIDEO_INFO_FORMAT(&expected));
+  EXPECT_TRUE(h.WaitEos());
+  EXPECT_EQ(gst_harness_buffers_in_queue(h.get()), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, DitsrcFormat, ::testing::Values("RGB", "RGBA", "I420"));
+
+std::vector<Frame> FirstFrames(const char* caps, int n) {
+  Harness h(caps);
+  g_object_set(h.element(), "seed", G_GINT64_CONSTANT(42), nullptr);
+  gst_harness_play(h.get());
+  return h.PullFrames(n);
+}
+
+// BT.601 limited range, in floating point: the reference the element's integer code must match.
+double Luma(double r, double g, double b) { return 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255; }
+double Cb(double r, double g, double b) { return 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255; }
+double Cr(double r, double g, double b) { return 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255; }
+
+TEST(DitsrcFormats, RgbaAndI420CarryTheSameFramesAsRgb) {
+  const auto rgb = FirstFrames("video/x-raw,format=RGB", 2);
+  const auto rgba = FirstFrames("video/x-raw,format=RGBA", 2);
+  const auto i420 = FirstFrames("video/x-raw,format=I420", 2);
+  ASSERT_EQ(rgb.size(), 2u);
+  ASSERT_EQ(rgba.size(), 2u);
+  ASSERT_EQ(i420.size(), 2u);
+  EXPECT_NE(rgb[0], rgb[1]) << "consecutive frames should differ";
+  const int n = kWidth * kHeight;
+  for (int p = 0; p < n; ++p) {
+    for (int c = 0; c < 3; ++c) ASSERT_EQ(rgba[0][4 * p + c], rgb[0][3 * p + c]) << "pixel " << p;
+    ASSERT_EQ(rgba[0][4 * p + 3], 255) << "pixel " << p;
+  }
+  const uint8_t* px = rgb[0].data();
+  const uint8_t* y = i420[0].data();
+  const uint8_t* u = y + n;
+  const uint8_t* v = u + n / 4;
+  for (int p = 0; p < n; ++p) ASSERT_NEAR(y[p], Luma(px[3 * p], px[3 * p + 1], px[3 * p + 2]), 1.0) << "pixel " << p;
+  for (int cy = 0; cy < kHeight / 2; ++cy) {
+    for (int cx = 0; cx < kWidth / 2; ++cx) {
+      double r = 0, g = 0, b = 0;
+      for (int d : {0, 1, kWidth, kWidth + 1}) {
+        const uint8_t* q = px + 3 * (2 * cy * kWidth + 2 * cx + d);
+        r += q[0] / 4.0;
+        g += q[1] / 4.0;
+        b += q[2] / 4.0;
+      }
+      const int c = cy * kWidth / 2 + cx;
+      ASSERT_NEAR(u[c], Cb(r, g, b), 1.0) << "block " << cx << "," << cy;
+      ASSERT_NEAR(v[c], Cr(r, g, b), 1.0) << "block " << cx << "," << cy;
+    }
+  }
+}
+
+TEST(DitsrcCaps, DownstreamRateSetsTimestampSpacing) {
+  Harness h("video/x-raw,framerate=25/1");
+  gst_harness_play(h.get());
+  ExpectTimeline(h, kClipFrames, 25, 1);  // generation is per frame, not resampled: still one clip
+  EXPECT_TRUE(h.WaitEos());
+}
+
+TEST(DitsrcCaps, FpsPropertyFixesTheRate) {
+  Harness h;
+  g_object_set(h.element(), "fps", 12.5, nullptr);
+  gst_harness_play(h.get());
+  ExpectTimeline(h, 3, 25, 2);
+  const GstVideoInfo info = h.NegotiatedInfo();
+  EXPECT_EQ(GST_VIDEO_INFO_FPS_N(&info), 25);
+  EXPECT_EQ(GST_VIDEO_INFO_FPS_D(&info), 2);
+}
+
+TEST(DitsrcCaps, DownstreamPicksTheSizeWhenThePropertiesAreZero) {
+  Harness h("video/x-raw,width=128,height=96");
+  gst_harness_play(h.get());
+  GstBuffer* b = h.Pull();
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(gst_buffer_get_size(b), 128u * 96u * 3u);
+  gst_buffer_unref(b);
+}
+
+TEST(DitsrcCaps, SizePropertiesTakePriority) {
+  Harness h("video/x-raw");
+  g_object_set(h.element(), "width", 96, "height", 48, nullptr);
+  gst_harness_play(h.get());
+  GstBuffer* b = h.Pull();
+  ASSERT_NE(b, nullptr);
+  const GstVideoInfo info = h.NegotiatedInfo();
+  EXPECT_EQ(GST_VIDEO_INFO_WIDTH(&info), 96);
+  EXPECT_EQ(GST_VIDEO_INFO_HEIGHT(&info), 48);
+  gst_buffer_unref(b);
+}
+
+TEST(DitsrcCaps, AdvertisesOnlySizesTheModelSupports) {
+  Harness h;
+  gst_harness_play(h.get());
+  gst_buffer_unref(h.Pull());  // started: the caps now come from the loaded model
+  GstPad* pad = gst_element_get_static_pad(h.element(), "src");
+  GstCaps* wanted = gst_caps_from_string("video/x-raw,width=100,height=64");  // 100 is not a multiple of 16
+  GstCaps* caps = gst_pad_query_caps(pad, nullptr);
+  EXPECT_FALSE(gst_caps_can_intersect(caps, wanted));
+  gst_caps_unref(caps);
+  gst_caps_unref(wanted);
+  gst_object_unref(pad);
+}
+
+// ---- buffers, timestamps, EOS, continuation ----
+
+TEST(DitsrcStream, OneClipIsSixteenBuffersAtTheNativeRateThenEos) {
+  Harness h;
+  gst_harness_play(h.get());
+  ExpectTimeline(h, kClipFrames, kFpsNum, kFpsDen);
+  EXPECT_TRUE(h.WaitEos());
+  EXPECT_EQ(gst_harness_buffers_in_queue(h.get()), 0u);
+  gint64 duration = -1;
+  EXPECT_TRUE(gst_pad_peer_query_duration(h.get()->sinkpad, GST_FORMAT_TIME, &duration));
+  EXPECT_EQ(duration, static_cast<gint64>(FrameTime(kClipFrames, kFpsNum, kFpsDen)));
+}
+
+TEST(DitsrcStream, MoreFramesThanAClipContinueIntoASecondClipThenEos) {
+  Harness h;
+  g_object_set(h.element(), "num-frames", G_GINT64_CONSTANT(20), nullptr);
+  gst_harness_play(h.get());
+  ExpectTimeline(h, 20, kFpsNum, kFpsDen);
+  EXPECT_TRUE(h.WaitEos());
+  EXPECT_EQ(gst_harness_buffers_in_queue(h.get()), 0u);
+  const std::vector<int> clips = DrainProgressClips(h.bus());
+  EXPECT_GE(*std::max_element(clips.begin(), clips.end()), 1);
+}
+
+TEST(DitsrcStream, EndlessModeRunsAcrossClipBoundariesWithoutGaps) {
+  Harness h;
+  h.Blocking();
+  g_object_set(h.element(), "num-frames", G_GINT64_CONSTANT(-1), nullptr);
+  gst_harness_play(h.get());
+  // A continued clip adds the clip length minus the frames it takes over: pull into the third clip.
+  std::vector<int> clips;
+  int pulled = 0;
+  for (; pulled < 30 || clips.empty() || clips.back() < 2; pulled += 10) {
+    ASSERT_LT(pulled, 200) << "never reached the third clip";
+    for (int i = pulled; i < pulled + 10; ++i) {
+      GstBuffer* b = h.Pull();
+      ASSERT_NE(b, nullptr);
+      EXPECT_EQ(GST_BUFFER_PTS(b), FrameTime(i, kFpsNum, kFpsDen)) << "buffer " << i;
+      EXPECT_EQ(GST_BUFFER_DURATION(b), FrameTime(i + 1, kFpsNum, kFpsDen) - FrameTime(i, kFpsNum, kFpsDen));
+      EXPECT_EQ(GST_BUFFER_OFFSET(b), static_cast<guint64>(i));
+      gst_buffer_unref(b);
+    }
+    for (int c : DrainProgressClips(h.bus())) clips.push_back(c);
+  }
+  EXPECT_TRUE(std::is_sorted(clips.begin(), clips.end()));
+}
+
+TEST(DitsrcStream, ProgressMessagesCoverEveryStage) {
+  Harness h;
+  gst_harness_play(h.get());
+  h.PullFrames(kClipFrames);
+  ASSERT_TRUE(h.WaitEos());
+  std::vector<std::string> stages;
+  int decoded = 0;
+  while (GstMessage* m = gst_bus_pop_filtered(h.bus(), GST_MESSAGE_ELEMENT)) {
+    const GstStructure* st = gst_message_get_structure(m);
+    int step = 0, total = 0, clip = -1;
+    ASSERT_TRUE(gst_structure_has_name(st, "ditstream-progress"));
+    ASSERT_TRUE(gst_structure_get_int(st, "step", &step) && gst_structure_get_int(st, "total", &total) &&
+                gst_structure_get_int(st, "clip", &clip));
+    const std::string stage = gst_structure_get_string(st, "stage");
+    if (stages.empty() || stages.back() != stage) stages.push_back(stage);
+    if (stage == "decode") decoded = std::max(decoded, step);
+    EXPECT_LE(step, total);
+    EXPECT_EQ(clip, 0);
+    gst_message_unref(m);
+  }
+  EXPECT_EQ(stages, (std::vector<std::string>{"text", "denoise", "decode"}));
+  EXPECT_EQ(decoded, kClipFrames);
+}
+
+// ---- properties ----
+
+GstElement* NewDitsrc() {
+  GstElement* e = gst_element_factory_make("ditsrc", nullptr);
+  EXPECT_NE(e, nullptr);
+  return GST_ELEMENT(gst_object_ref_sink(e));
+}
+
+TEST(DitsrcProperties, EveryTableOptionIsAPropertyWithTheTablesTypeRangeAndDefault) {
+  GstElement* e = NewDitsrc();
+  GObjectClass* klass = G_OBJECT_GET_CLASS(e);
+  for (int i = 0; i < ds_option_count(); ++i) {
+    const ds_option_info& o = *ds_option_at(i);
+    SCOPED_TRACE(o.name);
+    GParamSpec* p = g_object_class_find_property(klass, o.name);
+    ASSERT_NE(p, nullptr);
+    EXPECT_NE(g_param_spec_get_blurb(p), nullptr);
+    const guint mutable_flag = o.applies_between_clips ? GST_PARAM_MUTABLE_PLAYING : GST_PARAM_MUTABLE_READY;
+    EXPECT_TRUE(p->flags & mutable_flag);
+    EXPECT_TRUE((p->flags & G_PARAM_READWRITE) == G_PARAM_READWRITE);
+    switch (o.type) {
+      case DS_OPT_STRING:
+        ASSERT_TRUE(G_IS_PARAM_SPEC_STRING(p));
+        EXPECT_STREQ(G_PARAM_SPEC_STRING(p)->default_value, o.default_value);
+        break;
+      case DS_OPT_INT:
+        if (G_IS_PARAM_SPEC_INT(p)) {
+          EXPECT_EQ(G_PARAM_SPEC_INT(p)->minimum, o.min);
+          EXPECT_EQ(G_PARAM_SPEC_INT(p)->maximum, o.max);
+          EXPECT_EQ(G_PARAM_SPEC_INT(p)->default_value, std::atof(o.default_value));
+        } else {
+          ASSERT_TRUE(G_IS_PARAM_SPEC_INT64(p));
+          EXPECT_EQ(G_PARAM_SPEC_INT64(p)->minimum, static_cast<gint64>(o.min));
+          EXPECT_EQ(G_PARAM_SPEC_INT64(p)->maximum, static_cast<gint64>(o.max));
+          EXPECT_EQ(G_PARAM_SPEC_INT64(p)->default_value, std::atoll(o.default_value));
+        }
+        break;
+      case DS_OPT_DOUBLE:
+        ASSERT_TRUE(G_IS_PARAM_SPEC_DOUBLE(p));
+        EXPECT_EQ(G_PARAM_SPEC_DOUBLE(p)->minimum, o.min);
+        EXPECT_EQ(G_PARAM_SPEC_DOUBLE(p)->maximum, o.max);
+        EXPECT_EQ(G_PARAM_SPEC_DOUBLE(p)->default_value, std::atof(o.default_value));
+        break;
+    }
+  }
+  gst_object_unref(e);
+}
+
+// Values the engine accepts for option o: both ends of a range and a point inside, or a string.
+std::vector<std::string> CandidateValues(const ds_option_info& o) {
+  std::vector<std::string> tries;
+  if (o.type == DS_OPT_STRING) {
+    tries = {"a green square moving up", "cpu"};
+  } else {
+    const double mid = o.type == DS_OPT_INT ? std::floor((o.min + o.max) / 2) : (o.min + o.max) / 2 + 0.25;
+    for (double v : {o.min, mid, o.max}) {
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+      tries.emplace_back(o.type == DS_OPT_INT ? std::to_string(static_cast<long long>(v))
+                                               : g_ascii_dtostr(buf, sizeof buf, v));
+    }
+  }
+  ds_generator* check = ds_create();
+  std::vector<std::string> accepted;
+  for (const std::string& t : tries) {
+    if (ds_set_option(check, o.name, t.c_str()) == DS_OK) accepted.push_back(t);
+  }
+  ds_destroy(check);
+  return accepted;
+}
+
+void SetFromText(GValue* v, GType type, const std::string& text) {
+  g_value_init(v, type);
+  if (type == G_TYPE_STRING) g_value_set_string(v, text.c_str());
+  if (type == G_TYPE_INT) g_value_set_int(v, static_cast<gint>(g_ascii_strtoll(text.c_str(), nullptr, 10)));
+  if (type == G_TYPE_INT64) g_value_set_int64(v, g_ascii_strtoll(text.c_str(), nullptr, 10));
+  if (type == G_TYPE_DOUBLE) g_value_set_double(v, g_ascii_strtod(text.c_str(), nullptr));
+}
+
+TEST(DitsrcProperties, EveryTableOptionRoundTrips) {
+  GstElement* e = NewDitsrc();
+  for (int i = 0; i < ds_option_count(); ++i) {
+    const ds_option_info& o = *ds_option_at(i);
+    GParamSpec* p = g_object_class_find_property(G_OBJECT_GET_CLASS(e), o.name);
+    ASSERT_NE(p, nullptr) << o.name;
+    const std::vector<std::string> values = CandidateValues(o);
+    EXPECT_FALSE(values.empty()) << o.name;
+    for (const std::string& text : values) {
+      SCOPED_TRACE(std::string(o.name) + "=" + text);
+      GValue in = G_VALUE_INIT, out = G_VALUE_INIT;
+      SetFromText(&in, p->value_type, text);
+      g_object_set_property(G_OBJECT(e), o.name, &in);
+      g_value_init(&out, p->value_type);
+      g_object_get_property(G_OBJECT(e), o.name, &out);
+      EXPECT_EQ(gst_value_compare(&in, &out), GST_VALUE_EQUAL);
+      g_value_unset(&in);
+      g_value_unset(&out);
+    }
+  }
+  g_object_set(e, "num-frames", G_GINT64_CONSTANT(-1), "is-live", TRUE, nullptr);
+  gint64 num_frames = 0;
+  gboolean live = FALSE;
+  g_object_get(e, "num-frames", &num_frames, "is-live", &live, nullptr);
+  EXPECT_EQ(num_frames, -1);
+  EXPECT_TRUE(live);
+  gst_object_unref(e);
+}
+
+TEST(DitsrcProperties, OutOfRangeAndEngineRefusedValuesLeaveThePropertyUnchanged) {
+  GstElement* e = NewDitsrc();
+  // Each of these prints a GLib warning, which is the refusal.
+  g_object_set(e, "steps", 1001, "num-frames", G_GINT64_CONSTANT(-2), "guidance", 1000.0, nullptr);
+  g_object_set(e, "device", "gpu", nullptr);  // in no range, but not a device the engine knows
+  gint steps = -5;
+  gint64 num_frames = -5;
+  double guidance = 0;
+  gchar* device = nullptr;
+  g_object_get(e, "steps", &steps, "num-frames", &num_frames, "guidance", &guidance, "device", &device, nullptr);
+  EXPECT_EQ(steps, 0);
+  EXPECT_EQ(num_frames, 0);
+  EXPECT_EQ(guidance, -1.0);
+  EXPECT_STREQ(device, "auto");
+  g_free(device);
+  gst_object_unref(e);
+}
+
+TEST(DitsrcProperties, ReadyOnlyPropertiesAreRefusedWhileStreaming) {
+  Harness h;
+  gst_harness_play(h.get());
+  gst_buffer_unref(h.Pull());
+  g_object_set(h.element(), "width", 128, "num-frames", G_GINT64_CONSTANT(5), nullptr);  // refused: warnings
+  gint width = -1;
+  gint64 num_frames = -1;
+  g_object_get(h.element(), "width", &width, "num-frames", &num_frames, nullptr);
+  EXPECT_EQ(width, 0);
+  EXPECT_EQ(num_frames, 0);
+}
+
+// ---- errors ----
+
+struct PipelineRun {
+  GstElement* pipeline = nullptr;
+  GstElement* src = nullptr;
+  GstBus* bus = nullptr;
+  explicit PipelineRun(const char* sink = "fakesink") {
+    pipeline = gst_pipeline_new(nullptr);
+    src = MakeDitsrc("src");
+    GstElement* s = gst_parse_bin_from_description(sink, TRUE, nullptr);
+    gst_bin_add_many(GST_BIN(pipeline), src, s, nullptr);
+    EXPECT_TRUE(gst_element_link(src, s));
+    bus = gst_element_get_bus(pipeline);
+  }
+  ~PipelineRun() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(bus);
+    gst_object_unref(pipeline);
+  }
+};
+
+// Goes to PAUSED, which must fail, and returns the error the element posted.
+GError* StartError(PipelineRun& run) {
+  EXPECT_EQ(gst_element_set_state(run.pipeline, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  GstMessage* m = PopMessage(run.bus, GST_MESSAGE_ERROR, 10000);
+  if (m == nullptr) return nullptr;
+  GError* err = nullptr;
+  gst_message_parse_error(m, &err, nullptr);
+  EXPECT_EQ(GST_MESSAGE_SRC(m), GST_OBJECT(run.src));
+  gst_message_unref(m);
+  return err;
+}
+
+TEST(DitsrcErrors, MissingModelFailsTheStateChangeWithNotFound) {
+  PipelineRun run;
+  g_object_set(run.src, "model", "/nonexistent/ditstream-model", nullptr);
+  GError* err = StartError(run);
+  ASSERT_NE(err, nullptr);
+  EXPECT_TRUE(g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND)) << err->message;
+  EXPECT_NE(std::string(err->message).find("/nonexistent/ditstream-model"), std::string::npos) << err->message;
+  g_error_free(err);
+}
+
+TEST(DitsrcErrors, MalformedModelFailsTheStateChangeWithSettings) {
+  const std::string dir = MakeTempDir("ditsrc-bad-model");
+  for (const char* f : {"config.json", "model.safetensors", "vocab.txt"}) {
+    std::filesystem::copy_file(std::filesystem::path(ModelDir()) / f, std::filesystem::path(dir) / f);
+  }
+  WriteFile(dir + "/model.safetensors", "this is not a safetensors file");
+  PipelineRun run;
+  g_object_set(run.src, "model", dir.c_str(), nullptr);
+  GError* err = StartError(run);
+  ASSERT_NE(err, nullptr);
+  EXPECT_EQ(err->domain, GST_RESOURCE_ERROR) << err->message;
+  EXPECT_NE(std::string(err->message).find(dir), std::string::npos) << err->message;
+  g_error_free(err);
+  RemoveTree(dir);
+}
+
+TEST(DitsrcErrors, UnsupportedSizeFailsTheStateChangeWithSettings) {
+  PipelineRun run;
+  g_object_set(run.src, "width", 100, nullptr);
+  GError* err = StartError(run);
+  ASSERT_NE(err, nullptr);
+  EXPECT_TRUE(g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS)) << err->message;
+  EXPECT_NE(std::string(err->message).find("100"), std::string::npos) << err->message;
+  g_error_free(err);
+}
+
+// ---- cancellation and flushing ----
+
+// Liveness, not a benchmark: the bound is twice the one-second goal.
+TEST(DitsrcCancel, GoingToNullMidGenerationReturnsPromptly) {
+  PipelineRun run;
+  g_object_set(run.src, "steps", 1000, "frames", 64, "num-frames", G_GINT64_CONSTANT(-1), nullptr);
+  gst_element_set_state(run.pipeline, GST_STATE_PLAYING);
+  int step = 0, total = 0;
+  while (step < 2) {
+    GstMessage* m = PopMessage(run.bus, static_cast<GstMessageType>(GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR), 60000);
+    ASSERT_NE(m, nullptr) << "no denoising progress";
+    ASSERT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_ELEMENT);
+    const GstStructure* st = gst_message_get_structure(m);
+    if (g_strcmp0(gst_structure_get_string(st, "stage"), "denoise") == 0) {
+      gst_structure_get_int(st, "step", &step);
+      gst_structure_get_int(st, "total", &total);
+    }
+    gst_message_unref(m);
+  }
+  const double t0 = MonotonicSeconds();
+  EXPECT_EQ(gst_element_set_state(run.pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  const double seconds = MonotonicSeconds() - t0;
+  std::printf("[ timing ] PLAYING->NULL during denoise step %d/%d took %.3f s\n", step, total, seconds);
+  EXPECT_LT(step, total) << "generation finished before the cancel: make the clip longer";
+  EXPECT_LT(seconds, 2.0);
+}
+
+struct Handoffs {
+  std::mutex mu;
+  std::vector<GstClockTime> pts;
+  size_t count() {
+    std::lock_guard lk(mu);
+    return pts.size();
+  }
+};
+
+void OnHandoff(GstElement*, GstBuffer* buf, GstPad*, gpointer user) {
+  auto* h = static_cast<Handoffs*>(user);
+  std::lock_guard lk(h->mu);
+  h->pts.push_back(GST_BUFFER_PTS(buf));
+}
+
+bool WaitForBuffers(Handoffs& h, size_t n) {
+  for (int i = 0; i < 600 && h.count() < n; ++i) g_usleep(50 * 1000);
+  return h.count() >= n;
+}
+
+// In live mode PLAYING→PAUSED unlocks the source (a flush of fill()), which cancels generation;
+// PLAYING again must restart it.
+TEST(DitsrcLive, PauseAndResumeRestartsGeneration) {
+  PipelineRun run("video/x-raw,framerate=50/1 ! fakesink name=sink signal-handoffs=true sync=true");
+  g_object_set(run.src, "is-live", TRUE, "num-frames", G_GINT64_CONSTANT(-1), nullptr);
+  Handoffs h;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(run.pipeline), "sink");
+  g_signal_connect(sink, "handoff", G_CALLBACK(OnHandoff), &h);
+  gst_object_unref(sink);
+  gst_element_set_state(run.pipeline, GST_STATE_PLAYING);
+  ASSERT_TRUE(WaitForBuffers(h, 5));
+  EXPECT_EQ(gst_element_set_state(run.pipeline, GST_STATE_PAUSED), GST_STATE_CHANGE_NO_PREROLL);
+  const size_t paused_at = h.count();
+  gst_element_set_state(run.pipeline, GST_STATE_PLAYING);
+  ASSERT_TRUE(WaitForBuffers(h, paused_at + 5)) << "no buffers after resuming";
+  gst_element_set_state(run.pipeline, GST_STATE_NULL);
+  std::lock_guard lk(h.mu);
+  EXPECT_TRUE(std::is_sorted(h.pts.begin(), h.pts.end()));
+  EXPECT_EQ(std::adjacent_find(h.pts.begin(), h.pts.end()), h.pts.end()) << "duplicate PTS";
+  EXPECT_EQ(PopMessage(run.bus, GST_MESSAGE_ERROR, 0), nullptr);
+}
+
+// ---- live mode ----
+
+void ExpectLatency(Harness& h, gboolean live, GstClockTime min) {
+  GstQuery* q = gst_query_new_latency();
+  ASSERT_TRUE(gst_pad_peer_query(h.get()->sinkpad, q));
+  gboolean is_live = !live;
+  GstClockTime lo = 0, hi = 0;
+  gst_query_parse_latency(q, &is_live, &lo, &hi);
+  EXPECT_EQ(is_live, live);
+  EXPECT_EQ(lo, min);
+  EXPECT_EQ(hi, GST_CLOCK_TIME_NONE);
+  gst_query_unref(q);
+}
+
+TEST(DitsrcLive, LatencyIsOneFrameAtTheNegotiatedRate) {
+  Harness h("video/x-raw,framerate=25/1");
+  g_object_set(h.element(), "is-live", TRUE, nullptr);
+  gst_harness_play(h.get());
+  ASSERT_TRUE(gst_harness_crank_single_clock_wait(h.get()));  // a live source waits on the clock
+  GstBuffer* b = h.Pull();
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(GST_BUFFER_DURATION(b), 40 * GST_MSECOND);
+  gst_buffer_unref(b);
+  ExpectLatency(h, TRUE, 40 * GST_MSECOND);
+}
+
+TEST(DitsrcLive, NotLiveReportsNoLatency) {
+  Harness h;
+  gst_harness_play(h.get());
+  gst_buffer_unref(h.Pull());
+  ExpectLatency(h, FALSE, 0);
+}
+
+// ---- changes while playing ----
+
+// Seeded runs of one clip and 4 frames of its continuation; `change` is set after the first
+// buffer, while clip 0 is still being generated (backpressure holds the worker a few frames ahead).
+constexpr int kSeededFrames = kClipFrames + 4;
+
+std::vector<Frame> SeededRun(const char* prompt, const char* change) {
+  Harness h;
+  h.Blocking();
+  g_object_set(h.element(), "seed", G_GINT64_CONSTANT(5), "prompt", prompt, "num-frames",
+               static_cast<gint64>(kSeededFrames), nullptr);
+  gst_harness_play(h.get());
+  std::vector<Frame> frames = h.PullFrames(1);
+  if (change != nullptr) g_object_set(h.element(), "prompt", change, nullptr);
+  for (Frame& f : h.PullFrames(kSeededFrames - 1)) frames.push_back(std::move(f));
+  EXPECT_TRUE(h.WaitEos());
+  return frames;
+}
+
+TEST(DitsrcPlaying, PromptChangeTakesEffectAtTheNextClip) {
+  const char* first = "a red circle moving right";
+  const char* second = "a blue square moving up";
+  const auto steady = SeededRun(first, nullptr);
+  const auto changed = SeededRun(first, second);
+  const auto other = SeededRun(second, nullptr);
+  ASSERT_EQ(steady.size(), static_cast<size_t>(kSeededFrames));
+  ASSERT_EQ(changed.size(), steady.size());
+  ASSERT_EQ(other.size(), steady.size());
+  EXPECT_NE(steady[0], other[0]) << "the prompt should matter at all";
+  for (int i = 0; i < kClipFrames; ++i) EXPECT_EQ(steady[i], changed[i]) << "frame " << i << " of clip 0 changed";
+  for (int i = kClipFrames; i < kSeededFrames; ++i) EXPECT_NE(steady[i], changed[i]) << "frame " << i << " of clip 1";
+}
+
+// ---- the bundled model, once it exists ----
+
+TEST(DitsrcBundled, DemoModelStreamsOneClip) {
+  const char* root = std::getenv("DS_SOURCE_ROOT");
+  if (root == nullptr || !std::filesystem::exists(std::filesystem::path(root) / "models/demo/config.json")) {
+    GTEST_SKIP() << "models/demo is not there yet";
+  }
+  GstHarness* h = gst_harness_new("ditsrc");
+  g_object_set(h->element, "threads", 2, nullptr);
+  gst_harness_play(h);
+  GstBuffer* b = gst_harness_pull(h);
+  ASSERT_NE(b, nullptr);
+  gst_buffer_unref(b);
+  GstCaps* caps = gst_pad_get_current_caps(h->sinkpad);
+  GstVideoInfo info;
+  EXPECT_TRUE(gst_video_info_from_caps(&info, caps));
+  gst_caps_unref(caps);
+  EXPECT_EQ(GST_VIDEO_INFO_WIDTH(&info), 64);
+  EXPECT_EQ(GST_VIDEO_INFO_HEIGHT(&info), 64);
+  EXPECT_EQ(GST_VIDEO_INFO_FPS_N(&info), 8);
+  EXPECT_EQ(GST_VIDEO_INFO_FPS_D(&info), 1);
+  bool eos = false;
+  while (GstEvent* e = eos ? nullptr : gst_harness_pull_event(h)) {
+    eos = GST_EVENT_TYPE(e) == GST_EVENT_EOS;
+    gst_event_unref(e);
+  }
+  EXPECT_TRUE(eos);
+  EXPECT_EQ(gst_harness_buffers_received(h), 16u) << "one clip of the demo's 16 frames";
+  gst_harness_teardown(h);
+}
+
+}  // namespace

@@ -1,0 +1,118 @@
+// ditsrc in real pipelines run by gst-launch-1.0 (the README's command lines), checked with ffprobe;
+// and gst-inspect-1.0 documenting every option of the table.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ditstream.h"
+#include "gst_test_util.h"
+
+using namespace ditsrc_test;
+
+namespace {
+
+struct Process {
+  int status = -1;
+  std::string out, err;
+};
+
+Process Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  Process r;
+  gchar *out = nullptr, *err = nullptr;
+  GError* error = nullptr;
+  if (!g_spawn_sync(nullptr, argv.data(), nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, &out, &err, &r.status, &error)) {
+    r.err = error->message;
+    g_error_free(error);
+    return r;
+  }
+  r.out = out;
+  r.err = err;
+  g_free(out);
+  g_free(err);
+  return r;
+}
+
+bool Succeeded(const Process& r) { return g_spawn_check_wait_status(r.status, nullptr); }
+
+// key=value lines of ffprobe's default writer without section wrappers.
+std::map<std::string, std::string> Probe(const std::string& file) {
+  const Process r = Spawn({FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                       "stream=width,height,avg_frame_rate,nb_read_frames", "-of", "default=noprint_wrappers=1",
+                       file});
+  EXPECT_TRUE(Succeeded(r)) << r.err;
+  std::map<std::string, std::string> fields;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return fields;
+}
+
+bool HaveElements(std::initializer_list<const char*> names, std::string* missing) {
+  for (const char* n : names) {
+    GstElementFactory* f = gst_element_factory_find(n);
+    if (f == nullptr) {
+      *missing = n;
+      return false;
+    }
+    gst_object_unref(f);
+  }
+  return true;
+}
+
+class DitsrcPipeline : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeTempDir("ditsrc-pipeline"); }
+  void TearDown() override { RemoveTree(dir_); }
+
+  // gst-launch-1.0 ditsrc prompt=... num-frames=32 ! videoconvert ! <encoder> ! <muxer> ! filesink
+  void EncodeAndProbe(const char* encoder, const char* muxer, const char* file) {
+    std::string missing;
+    if (!HaveElements({"videoconvert", encoder, muxer, "filesink"}, &missing)) GTEST_SKIP() << "no " << missing;
+    const std::string path = dir_ + "/" + file;
+    const Process r = Spawn({GST_LAUNCH, "-q", "ditsrc", "model=" + ModelDir(), "prompt=a red circle moving right",
+                         "num-frames=32", "threads=2", "!", "videoconvert", "!", encoder, "!", muxer, "!",
+                         "filesink", "location=" + path});
+    ASSERT_TRUE(Succeeded(r)) << r.err;
+    auto probe = Probe(path);
+    EXPECT_EQ(probe["nb_read_frames"], "32");
+    EXPECT_EQ(probe["width"], std::to_string(kWidth));
+    EXPECT_EQ(probe["height"], std::to_string(kHeight));
+    EXPECT_EQ(probe["avg_frame_rate"], std::to_string(kFpsNum) + "/" + std::to_string(kFpsDen));
+  }
+
+  std::string dir_;
+};
+
+TEST_F(DitsrcPipeline, H264InMp4) { EncodeAndProbe("x264enc", "mp4mux", "clip.mp4"); }
+
+TEST_F(DitsrcPipeline, Vp8InWebm) { EncodeAndProbe("vp8enc", "webmmux", "clip.webm"); }
+
+TEST_F(DitsrcPipeline, MissingModelExitsWithAnErrorNamingIt) {
+  const Process r = Spawn({GST_LAUNCH, "ditsrc", "model=/nonexistent/ditstream-model", "!", "fakesink"});
+  EXPECT_FALSE(Succeeded(r));
+  EXPECT_NE((r.out + r.err).find("Could not load model '/nonexistent/ditstream-model'"), std::string::npos)
+      << r.out << r.err;
+}
+
+TEST(DitsrcInspect, DocumentsEveryTableOption) {
+  const Process r = Spawn({GST_INSPECT, "ditsrc"});
+  ASSERT_TRUE(Succeeded(r)) << r.err;
+  for (int i = 0; i < ds_option_count(); ++i) {
+    const ds_option_info& o = *ds_option_at(i);
+    EXPECT_NE(r.out.find("\n  " + std::string(o.name) + " "), std::string::npos) << o.name;
+    if (o.help != nullptr) {
+      EXPECT_NE(r.out.find(o.help), std::string::npos) << o.name;
+    }
+  }
+  for (const char* own : {"num-frames", "is-live"}) EXPECT_NE(r.out.find(std::string("\n  ") + own), std::string::npos);
+}
+
+}  // namespace
