@@ -88,6 +88,8 @@ typedef struct ds_model_info {
   int min_frames, max_frames, frames_step; /* and frames ≡ min_frames (mod frames_step) */
   int default_steps;
   double default_guidance, default_shift;
+  int continuation_prefix_frames; /* a continued clip (continue_previous) re-uses this many frames of
+                                     the previous one and delivers frames − this many new frames */
 } ds_model_info;
 DS_API ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out);
 
@@ -118,7 +120,8 @@ typedef void (*ds_progress_fn)(void* user, const ds_progress* progress);
 DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame,
                              ds_progress_fn on_progress, void* user);
 
-/* Thread-safe: makes the running (or the next) ds_generate return DS_ERR_CANCELLED promptly. */
+/* Thread-safe and async-signal-safe (a lock-free atomic store): makes the running (or the next)
+ * ds_generate return DS_ERR_CANCELLED promptly. */
 DS_API void ds_cancel(ds_generator* gen);
 /* Clears a pending cancellation so that the generator can be used again. */
 DS_API void ds_reset_cancel(ds_generator* gen);

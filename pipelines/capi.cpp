@@ -12,7 +12,7 @@
 #include "pipelines/text_to_video.h"
 
 struct ds_generator {
-  ds::Options opts;
+  ds::Options opts = ds::DefaultOptions();
   std::unique_ptr<ds::TextToVideo> engine;
   std::string error;
   std::atomic<bool> cancel{false};
@@ -148,6 +148,7 @@ ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out) {
     out->default_steps = c.sampling.steps;
     out->default_guidance = c.sampling.guidance;
     out->default_shift = c.sampling.shift;
+    out->continuation_prefix_frames = c.sampling.continuation_prefix_frames;
     return ds::Status::Ok();
   });
 }

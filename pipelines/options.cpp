@@ -3,7 +3,6 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 
 namespace ds {
@@ -38,11 +37,14 @@ std::string Canonical(std::string_view name) {
   return s;
 }
 
+// from_chars, not strtod: a host application's locale (a comma decimal separator) must not change
+// how "4.5" parses.
 Result<double> ParseNumber(const ds_option_info& o, std::string_view value) {
-  std::string text(value);
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+  double v = 0;
+  const char* first = value.data();
+  if (!value.empty() && value.front() == '+') ++first;
+  const auto [end, ec] = std::from_chars(first, value.data() + value.size(), v);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v)) {
     return Error(Code::kInvalidArgument, "option '{}': '{}' is not a number", o.name, value);
   }
   if (o.type == DS_OPT_INT && v != std::floor(v)) {
@@ -57,6 +59,15 @@ Result<double> ParseNumber(const ds_option_info& o, std::string_view value) {
 }  // namespace
 
 std::span<const ds_option_info> OptionTable() { return kOptions; }
+
+Options DefaultOptions() {
+  Options opts;
+  for (const ds_option_info& o : kOptions) {
+    // The table's defaults are valid by construction (a test checks each one parses).
+    (void)SetOption(opts, o.name, o.default_value);
+  }
+  return opts;
+}
 
 const ds_option_info* FindOption(std::string_view name) {
   const std::string c = Canonical(name);

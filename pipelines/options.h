@@ -12,22 +12,21 @@
 
 namespace ds {
 
-// Values of every option, as the generator reads them. 0 / negative sentinels mean "the model's
-// default" where the table's help says so.
+// Values of every option, as the generator reads them; DefaultOptions() fills them from the table.
+// 0 / negative sentinels mean "the model's default" where the table's help says so.
 struct Options {
-  std::string model = "demo";
-  std::string prompt;
-  std::string negative_prompt;
+  std::string model, prompt, negative_prompt, device;
   int width = 0, height = 0, frames = 0;
   double fps = 0;
   int steps = 0;
   double guidance = -1, shift = -1;
   int64_t seed = 0;
-  std::string device = "auto";
   int threads = 0;
 };
 
 std::span<const ds_option_info> OptionTable();
+// Every option at its table default: the table is the one source of defaults.
+Options DefaultOptions();
 const ds_option_info* FindOption(std::string_view name);  // '-' and '_' are interchangeable
 
 // Parses and range-checks `value` for option `name` into `opts`; the error names both.

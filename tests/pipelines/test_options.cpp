@@ -26,6 +26,27 @@ TEST(Options, TableIsWellFormed) {
   }
 }
 
+TEST(Options, DefaultsComeFromTheTable) {
+  const Options o = DefaultOptions();
+  for (const ds_option_info& info : OptionTable()) {
+    Options fresh;
+    ASSERT_TRUE(SetOption(fresh, info.name, info.default_value).ok());
+    EXPECT_EQ(*GetOption(o, info.name), *GetOption(fresh, info.name)) << info.name;
+  }
+  EXPECT_EQ(o.model, "demo");
+  EXPECT_FALSE(o.prompt.empty());
+}
+
+TEST(Options, NumbersIgnoreTheLocale) {
+  // A host application may run under a comma-decimal locale; parsing must not follow it.
+  Options o;
+  ASSERT_TRUE(SetOption(o, "guidance", "4.5").ok());
+  EXPECT_EQ(o.guidance, 4.5);
+  EXPECT_FALSE(SetOption(o, "guidance", "4,5").ok());
+  ASSERT_TRUE(SetOption(o, "steps", "+7").ok());
+  EXPECT_EQ(o.steps, 7);
+}
+
 TEST(Options, RoundTripAndUnderscoreAlias) {
   Options o;
   ASSERT_TRUE(SetOption(o, "negative_prompt", "blurry").ok());
