@@ -1,0 +1,274 @@
+/*
+ * ditstream video source: generative video from a text prompt (a diffusion transformer), through
+ * libditstream's C API.
+ *
+ * SPDX-License-Identifier: MIT
+ * Part of the ditstream project; built into FFmpeg by ffmpeg-5.1-ditstream.patch
+ * (configure --enable-libditstream).
+ */
+
+/**
+ * @file
+ * ditstream source: one clip of `frames` frames, then EOF; with clips=N, N clips each continuing the
+ * previous one's motion. Options that may change between clips accept commands (sendcmd), and take
+ * effect at the next clip.
+ */
+
+#include <limits.h>
+
+#include <ditstream.h>
+
+#include "libavutil/imgutils.h"
+#include "libavutil/internal.h"
+#include "libavutil/opt.h"
+#include "avfilter.h"
+#include "filters.h"
+#include "formats.h"
+#include "internal.h"
+#include "video.h"
+
+typedef struct DitstreamContext {
+    const AVClass *class;
+
+    /* options; vsrc_ditstream_options.h is generated from libditstream's option table */
+    char *model, *prompt, *negative_prompt, *device;
+    int w, h;
+    AVRational rate;
+    int frames, steps, threads;
+    double guidance, shift;
+    int64_t seed;
+    int clips;
+
+    ds_generator *gen;
+    int clip;          ///< clips generated so far
+    int64_t pts;
+    int frame_error;   ///< an AVERROR met while pushing frames from inside ds_generate()
+} DitstreamContext;
+
+#define OFFSET(x) offsetof(DitstreamContext, x)
+#define FLAGS AV_OPT_FLAG_VIDEO_PARAM | AV_OPT_FLAG_FILTERING_PARAM
+#define TFLAGS AV_OPT_FLAG_VIDEO_PARAM | AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_RUNTIME_PARAM
+
+static const AVOption ditstream_options[] = {
+#include "vsrc_ditstream_options.h"
+    { "clips", "number of clips, each continuing the previous one (0 = endless)",
+      OFFSET(clips), AV_OPT_TYPE_INT, { .i64 = 1 }, 0, INT_MAX, FLAGS },
+    { NULL }
+};
+
+AVFILTER_DEFINE_CLASS(ditstream);
+
+static int ds_to_averror(ds_status status)
+{
+    switch (status) {
+    case DS_OK:                   return 0;
+    case DS_ERR_INVALID_ARGUMENT:
+    case DS_ERR_UNSUPPORTED:      return AVERROR(EINVAL);
+    case DS_ERR_IO:               return AVERROR(EIO);
+    case DS_ERR_MODEL:            return AVERROR_INVALIDDATA;
+    case DS_ERR_CANCELLED:        return AVERROR_EXIT;
+    case DS_ERR_OUT_OF_MEMORY:    return AVERROR(ENOMEM);
+    default:                      return AVERROR_EXTERNAL;
+    }
+}
+
+/* The engine's log is process-wide, so it goes to av_log without a context that could go away. */
+static void log_to_av(void *user, ds_log_level level, const char *message)
+{
+    static const int levels[] = { AV_LOG_ERROR, AV_LOG_WARNING, AV_LOG_VERBOSE, AV_LOG_DEBUG };
+    av_log(user, levels[level <= DS_LOG_DEBUG ? level : DS_LOG_DEBUG], "ditstream: %s\n", message);
+}
+
+static int fail(AVFilterContext *ctx, ds_status status, const char *what)
+{
+    DitstreamContext *s = ctx->priv;
+    av_log(ctx, AV_LOG_ERROR, "%s: %s\n", what, ds_error_message(s->gen));
+    return ds_to_averror(status);
+}
+
+static int set_option(AVFilterContext *ctx, const char *name, const char *value)
+{
+    DitstreamContext *s = ctx->priv;
+    ds_status status = ds_set_option(s->gen, name, value);
+    return status == DS_OK ? 0 : fail(ctx, status, "Invalid option");
+}
+
+/* Hands every AVOption that is also an engine option to the engine as text; between_clips selects
+ * the ones that may change while streaming. */
+static int apply_options(AVFilterContext *ctx, int between_clips)
+{
+    DitstreamContext *s = ctx->priv;
+    const AVOption *o = NULL;
+
+    if (!s->prompt || !*s->prompt) {
+        av_log(ctx, AV_LOG_ERROR, "The prompt is empty: set prompt=...\n");
+        return AVERROR(EINVAL);
+    }
+    while ((o = av_opt_next(s, o))) {
+        const ds_option_info *info = ds_option_find(o->name);
+        uint8_t *value;
+        int ret;
+
+        if (!info || (between_clips && !info->applies_between_clips))
+            continue;
+        if ((ret = av_opt_get(s, o->name, 0, &value)) < 0)
+            return ret;
+        ret = set_option(ctx, info->name, (const char *)value);
+        av_free(value);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int apply_size_and_rate(AVFilterContext *ctx)
+{
+    DitstreamContext *s = ctx->priv;
+    char text[64];
+    int ret;
+
+    if (s->w > 0) {
+        snprintf(text, sizeof(text), "%d", s->w);
+        if ((ret = set_option(ctx, "width", text)) < 0)
+            return ret;
+        snprintf(text, sizeof(text), "%d", s->h);
+        if ((ret = set_option(ctx, "height", text)) < 0)
+            return ret;
+    }
+    if (s->rate.num > 0) {
+        snprintf(text, sizeof(text), "%.17g", av_q2d(s->rate));
+        return set_option(ctx, "fps", text);
+    }
+    return 0;
+}
+
+/* Loads the model here, so that a bad model, size or prompt fails the filter's init with the
+ * engine's one-line message. */
+static av_cold int init(AVFilterContext *ctx)
+{
+    DitstreamContext *s = ctx->priv;
+    ds_status status;
+    int ret;
+
+    ds_set_log_sink(log_to_av, NULL);
+    if (!(s->gen = ds_create()))
+        return AVERROR(ENOMEM);
+    if ((ret = apply_options(ctx, 0)) < 0 || (ret = apply_size_and_rate(ctx)) < 0)
+        return ret;
+    if ((status = ds_load(s->gen)) != DS_OK)
+        return fail(ctx, status, "Cannot load the model");
+    return 0;
+}
+
+static av_cold void uninit(AVFilterContext *ctx)
+{
+    DitstreamContext *s = ctx->priv;
+
+    ds_destroy(s->gen);
+    s->gen = NULL;
+}
+
+static int config_props(AVFilterLink *outlink)
+{
+    AVFilterContext *ctx = outlink->src;
+    DitstreamContext *s = ctx->priv;
+    ds_model_info info;
+    AVRational rate = s->rate;
+    ds_status status;
+    int w, h;
+
+    if ((status = ds_get_output_shape(s->gen, &w, &h, NULL)) != DS_OK ||
+        (status = ds_get_model_info(s->gen, &info)) != DS_OK)
+        return fail(ctx, status, "Cannot configure the output");
+    if (rate.num <= 0)
+        rate = av_make_q(info.fps_num, info.fps_den);
+
+    outlink->w = w;
+    outlink->h = h;
+    outlink->frame_rate = rate;
+    outlink->time_base = av_inv_q(rate);
+    outlink->sample_aspect_ratio = av_make_q(1, 1);
+    return 0;
+}
+
+/* Called by ds_generate() for each frame as soon as it is decoded. */
+static int push_frame(void *user, const ds_frame *f)
+{
+    AVFilterContext *ctx = user;
+    DitstreamContext *s = ctx->priv;
+    AVFilterLink *outlink = ctx->outputs[0];
+    AVFrame *frame = ff_get_video_buffer(outlink, f->width, f->height);
+    int ret;
+
+    if (!frame) {
+        s->frame_error = AVERROR(ENOMEM);
+        return 1;
+    }
+    av_image_copy_plane(frame->data[0], frame->linesize[0], f->rgb, f->width * 3, f->width * 3, f->height);
+    frame->pts                 = s->pts++;
+    frame->key_frame           = 1;
+    frame->interlaced_frame    = 0;
+    frame->pict_type           = AV_PICTURE_TYPE_I;
+    frame->sample_aspect_ratio = av_make_q(1, 1);
+    if ((ret = ff_filter_frame(outlink, frame)) < 0) {
+        s->frame_error = ret;
+        return 1;
+    }
+    return 0;
+}
+
+static int generate_clip(AVFilterContext *ctx)
+{
+    DitstreamContext *s = ctx->priv;
+    ds_status status;
+    int ret;
+
+    /* commands (sendcmd) may have changed options since the previous clip */
+    if (s->clip > 0 && (ret = apply_options(ctx, 1)) < 0)
+        return ret;
+    s->frame_error = 0;
+    status = ds_generate(s->gen, s->clip > 0, push_frame, NULL, ctx);
+    if (s->frame_error < 0)
+        return s->frame_error;
+    if (status != DS_OK)
+        return fail(ctx, status, "Generation failed");
+    s->clip++;
+    return 0;
+}
+
+static int activate(AVFilterContext *ctx)
+{
+    DitstreamContext *s = ctx->priv;
+    AVFilterLink *outlink = ctx->outputs[0];
+    int ret;
+
+    if (!ff_outlink_frame_wanted(outlink))
+        return FFERROR_NOT_READY;
+    if ((ret = generate_clip(ctx)) < 0)
+        return ret;
+    if (s->clips > 0 && s->clip >= s->clips)
+        ff_outlink_set_status(outlink, AVERROR_EOF, s->pts);
+    return 0;
+}
+
+static const AVFilterPad ditstream_outputs[] = {
+    {
+        .name          = "default",
+        .type          = AVMEDIA_TYPE_VIDEO,
+        .config_props  = config_props,
+    },
+};
+
+const AVFilter ff_vsrc_ditstream = {
+    .name            = "ditstream",
+    .description     = NULL_IF_CONFIG_SMALL("Generate video from a text prompt with libditstream."),
+    .priv_size       = sizeof(DitstreamContext),
+    .priv_class      = &ditstream_class,
+    .init            = init,
+    .uninit          = uninit,
+    .activate        = activate,
+    .inputs          = NULL,
+    FILTER_OUTPUTS(ditstream_outputs),
+    FILTER_SINGLE_PIXFMT(AV_PIX_FMT_RGB24),
+    .process_command = ff_filter_process_command,
+};

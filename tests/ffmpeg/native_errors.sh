@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Bad input to the native source fails the filter's init: ffmpeg exits with an error (no crash), the
+# engine's one-line reason is logged, and no output is written.
+source "$(dirname "$0")/lib.sh"
+ffmpeg_native=${DS_FFMPEG_NATIVE:?}
+
+model=$TMP/model
+make_model "$model"
+
+# expect_failure NAME FILTER_ARGS MESSAGE_PATTERN
+expect_failure() {
+  local status=0
+  run_checked "$TMP/$1.err" "$ffmpeg_native" -nostdin -v error -y -f lavfi -i "ditstream=$2" \
+    -f framemd5 "$TMP/$1.md5" || status=$?
+  [ "$status" -ne 0 ] || fail "$1: ffmpeg succeeded"
+  grep -q "$3" "$TMP/$1.err" || fail "$1: no '$3' in: $(cat "$TMP/$1.err")"
+  [ -s "$TMP/$1.md5" ] && fail "$1: frames were written"
+  echo "$1 (status $status): $(grep "$3" "$TMP/$1.err" | head -n 1)"
+}
+
+expect_failure size_unsupported "model=$model:size=40x40" "width 40 is not supported"
+expect_failure model_missing "model=$TMP/no-such-model" "no-such-model"
+expect_failure prompt_empty "model=$model:prompt=" "The prompt is empty"
+expect_failure device_unknown "model=$model:device=tpu" "'tpu' is not one of"
+expect_failure steps_out_of_range "model=$model:steps=5000" "out of range"
+echo "native_errors: ok"
