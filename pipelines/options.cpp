@@ -89,6 +89,9 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
       if (value.empty()) return Error(Code::kInvalidArgument, "option 'model': empty model name");
       opts.model = value;
     } else if (n == "prompt") {
+      if (value.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+        return Error(Code::kInvalidArgument, "option 'prompt': empty prompt (say what the video should show)");
+      }
       opts.prompt = value;
     } else if (n == "negative-prompt") {
       opts.negative_prompt = value;

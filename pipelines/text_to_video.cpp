@@ -52,13 +52,13 @@ Result<OutputShape> TextToVideo::Shape(const Options& opts) const {
   const int step = c.downsample * c.dit.patch[1];
   for (auto [name, v] : {std::pair{"width", s.width}, {"height", s.height}}) {
     if (v < kMinSide || v > kMaxSide || v % step != 0) {
-      return Error(Code::kUnsupported, "{} {} is not supported by model '{}': use a multiple of {} from {} to {}",
-                   name, v, c.family, step, kMinSide, kMaxSide);
+      return Error(Code::kUnsupported, "{} {} is not supported by model {} ({}): use a multiple of {} from {} to {}",
+                   name, v, model_->folder(), c.family, step, kMinSide, kMaxSide);
     }
   }
   if (s.frames < c.dit.patch[0] || s.frames > kMaxFrames || s.frames % c.dit.patch[0] != 0) {
-    return Error(Code::kUnsupported, "frames {} is not supported by model '{}': use a multiple of {} from {} to {}",
-                 s.frames, c.family, c.dit.patch[0], c.dit.patch[0], kMaxFrames);
+    return Error(Code::kUnsupported, "frames {} is not supported by model {} ({}): use a multiple of {} from {} to {}",
+                 s.frames, model_->folder(), c.family, c.dit.patch[0], c.dit.patch[0], kMaxFrames);
   }
   return s;
 }

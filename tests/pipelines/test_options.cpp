@@ -72,6 +72,9 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_FALSE(SetOption(o, "shift", "0").ok());
   EXPECT_FALSE(SetOption(o, "device", "tpu").ok());
   EXPECT_FALSE(SetOption(o, "model", "").ok());
+  EXPECT_FALSE(SetOption(o, "prompt", "").ok());
+  EXPECT_FALSE(SetOption(o, "prompt", "  \n").ok());
+  EXPECT_TRUE(SetOption(o, "negative-prompt", "").ok()) << "an empty negative prompt is the usual one";
   Status u = SetOption(o, "stpes", "3");
   EXPECT_NE(u.message().find("stpes"), std::string::npos);
   EXPECT_EQ(o.steps, 0) << "a rejected value must not change the option";

@@ -138,7 +138,9 @@ bool Stream::Setup(ds_generator* gen) {
 // Sets every option on the generator; returns the first problem, or "".
 std::string Stream::Configure(ds_generator* gen) const {
   for (const auto& [name, value] : values_) {
-    if (name != kPromptFile && ds_set_option(gen, name.c_str(), value.c_str()) != DS_OK) return ds_error_message(gen);
+    // The prompt comes last: it may come from prompt-file, and the engine refuses an empty one.
+    if (name == kPromptFile || name == "prompt") continue;
+    if (ds_set_option(gen, name.c_str(), value.c_str()) != DS_OK) return ds_error_message(gen);
   }
   if (ds_set_option(gen, "width", std::to_string(width_).c_str()) != DS_OK ||
       ds_set_option(gen, "height", std::to_string(height_).c_str()) != DS_OK) {

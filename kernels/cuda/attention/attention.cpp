@@ -1,0 +1,66 @@
+#include "kernels/cuda/attention/attention.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/attention/flash_attention.cuh"
+#include "kernels/cuda/attention/naive_attention.cuh"
+#include "kernels/cuda/attention/to_bf16.cuh"
+
+namespace ds::cuda {
+namespace {
+
+int64_t FloatStride(const Tensor& t, int dim) { return t.strides[dim] / static_cast<int64_t>(sizeof(float)); }
+
+bool OutputFitsFlash(const Tensor& o) {
+  return reinterpret_cast<uintptr_t>(o.data) % 8 == 0 && o.strides[0] % 8 == 0 && o.strides[1] % 8 == 0;
+}
+
+}  // namespace
+
+Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
+                 AttentionKernel kernel) {
+  const int64_t nq = q.shape[0], heads = q.shape[1], dh = q.shape[2], nk = k.shape[0];
+  if (nq == 0 || heads == 0) return Status::Ok();
+  if (nk == 0) return Error(Code::kInvalidArgument, "CUDA attention: no keys (k {})", k.shape_string());
+  if (kernel == AttentionKernel::kNaiveF32 || !flash::SupportsHeadDim(static_cast<int>(dh)) || !OutputFitsFlash(o)) {
+    return NaiveAttention(ctx, q, k, v, scale, o);
+  }
+
+  // Convert as many heads at a time as the free arena holds (all of them, normally).
+  Scratch scratch(ctx);
+  const size_t per_head = static_cast<size_t>(nq + 2 * nk) * static_cast<size_t>(dh) * 2;
+  const size_t free_bytes = ctx.arena->capacity() - ctx.arena->used();
+  const size_t slack = 3 * Arena::kAlign;
+  const int64_t group = std::min<int64_t>(heads, free_bytes > slack ? static_cast<int64_t>((free_bytes - slack) / per_head) : 0);
+  if (group == 0) {
+    return Error(Code::kOutOfMemory, "CUDA attention: {} bytes of bf16 q/k/v for one head do not fit the arena ({} free)",
+                 per_head, free_bytes);
+  }
+  DS_ASSIGN_OR_RETURN(void* qb, scratch.Allocate(static_cast<size_t>(nq * group * dh) * 2, "attention bf16 q"));
+  DS_ASSIGN_OR_RETURN(void* kb, scratch.Allocate(static_cast<size_t>(nk * group * dh) * 2, "attention bf16 k"));
+  DS_ASSIGN_OR_RETURN(void* vb, scratch.Allocate(static_cast<size_t>(nk * group * dh) * 2, "attention bf16 v"));
+
+  for (int64_t h0 = 0; h0 < heads; h0 += group) {
+    const int64_t count = std::min(group, heads - h0);
+    DS_TRY(HeadsToBf16(ctx, q, h0, count, static_cast<uint16_t*>(qb)));
+    DS_TRY(HeadsToBf16(ctx, k, h0, count, static_cast<uint16_t*>(kb)));
+    DS_TRY(HeadsToBf16(ctx, v, h0, count, static_cast<uint16_t*>(vb)));
+    flash::Params p;
+    p.q = qb;
+    p.k = kb;
+    p.v = vb;
+    p.o = o.f32() + h0 * FloatStride(o, 1);
+    p.q_row = p.k_row = p.v_row = count * dh;
+    p.q_head = p.k_head = p.v_head = dh;
+    p.o_row = FloatStride(o, 0);
+    p.o_head = FloatStride(o, 1);
+    p.nq = static_cast<int>(nq);
+    p.nk = static_cast<int>(nk);
+    p.heads = static_cast<int>(count);
+    p.scale_log2 = scale * flash::kLog2e;
+    DS_TRY(flash::Forward(p, static_cast<int>(dh), ctx.stream));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,20 @@
+// Backend::attention on the GPU: picks the kernel and stages its inputs.
+#pragma once
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "kernels/cuda/context.h"
+
+namespace ds::cuda {
+
+enum class AttentionKernel {
+  kFlashBf16,  // q/k/v rounded to bf16 (converted per head group into arena scratch), f32 softmax/accumulate
+  kNaiveF32,   // the f32 reference kernel: exact to f32 rounding, far slower
+};
+
+// o[Nq, H, dh] = softmax(q·kᵀ·scale)·v. kFlashBf16 falls back to the naive kernel for head dims it
+// does not take (it takes 32, 64, 128) or outputs whose rows are not 8-byte aligned.
+Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
+                 AttentionKernel kernel);
+
+}  // namespace ds::cuda

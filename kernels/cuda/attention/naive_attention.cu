@@ -1,0 +1,78 @@
+#include "kernels/cuda/attention/naive_attention.cuh"
+
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/row_layout.h"
+#include "kernels/cuda/warp.cuh"
+
+namespace ds::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxPerLane = 8;  // dh ≤ 32·8
+
+// Rows of q/o are (query, head) pairs, rows of k/v (key, head) pairs; lane l holds dims l, l+32, …
+__global__ void __launch_bounds__(kWarps * kWarpSize)
+    NaiveAttentionKernel(RowLayout q, RowLayout k, RowLayout v, RowLayout o, int64_t heads, int64_t nk, float scale) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / kWarpSize;
+  if (row >= q.count) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t head = row % heads, dh = q.width;
+  const float* qi = q.Row(row);
+  float r_q[kMaxPerLane], acc[kMaxPerLane];
+#pragma unroll
+  for (int e = 0; e < kMaxPerLane; ++e) {
+    const int64_t d = lane + kWarpSize * e;
+    r_q[e] = d < dh ? qi[d] : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float max = -__builtin_huge_valf(), sum = 0.0f;
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* kj = k.Row(j * heads + head);
+    const float* vj = v.Row(j * heads + head);
+    float dot = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int64_t d = lane + kWarpSize * e;
+      if (d < dh) dot += r_q[e] * kj[d];
+    }
+    const float s = WarpSum(dot) * scale;
+    const float new_max = fmaxf(max, s);
+    const float alpha = expf(max - new_max);  // exp(−inf) = 0 on the first key
+    const float p = expf(s - new_max);
+    sum = sum * alpha + p;
+#pragma unroll
+    for (int e = 0; e < kMaxPerLane; ++e) {
+      const int64_t d = lane + kWarpSize * e;
+      if (d < dh) acc[e] = acc[e] * alpha + p * vj[d];
+    }
+    max = new_max;
+  }
+  float* oi = o.Row(row);
+#pragma unroll
+  for (int e = 0; e < kMaxPerLane; ++e) {
+    const int64_t d = lane + kWarpSize * e;
+    if (d < dh) oi[d] = acc[e] / sum;
+  }
+}
+
+}  // namespace
+
+Status NaiveAttention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                      const Tensor& o) {
+  const int64_t heads = q.shape[1], dh = q.shape[2], nk = k.shape[0];
+  if (dh > kWarpSize * kMaxPerLane) {
+    return Status(Code::kUnsupported, "CUDA naive attention: head dim " + std::to_string(dh) + " > " +
+                                          std::to_string(kWarpSize * kMaxPerLane));
+  }
+  const RowLayout ql = RowsOf(q);
+  if (ql.count == 0) return Status::Ok();
+  const unsigned blocks = static_cast<unsigned>(CeilDiv64(ql.count, kWarps));
+  NaiveAttentionKernel<<<blocks, kWarps * kWarpSize, 0, ctx.stream>>>(ql, RowsOf(k), RowsOf(v), RowsOf(o), heads, nk,
+                                                                      scale);
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,262 @@
+// GPU benchmarks of the CUDA backend at Wan2.1-1.3B shapes (480×832×81 frames → 32 760 tokens,
+// dim 1536, 12 heads × 128, FFN 8960). Run by hand or by bench/gpu_check.sh; prints one
+// "RESULT <name> <shape> ms=<…> tflops=<…>" line per measurement (parsed into gpu_check's table)
+// and "CHECK" lines that spot-check the timed attention output against float64.
+//
+//   attention_flash_bf16   the flash kernel alone, bf16 q/k/v in device memory (what SDPA is fed)
+//   attention_backend_f32  Backend::attention on f32 tensors: f32→bf16 conversion + flash kernel
+//   gemm_bf16_cublaslt     cuBLASLt bf16×bf16→bf16, f32 accumulate (the bf16 plan's GEMM)
+//   linear_backend_tf32    Backend::linear on f32 tensors (TF32 tensor cores; today's engine path)
+//
+// Attention FLOPs follow FlashAttention: 4·B·H·N²·d; GEMM FLOPs 2·M·N·K. Times are means over
+// back-to-back launches after warm-up (cudaEvents on the default stream for the raw kernels,
+// host time around Synchronize() for Backend ops).
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/attention/flash_attention.cuh"
+#include "kernels/cuda/attention/flash_layout.h"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace ds {
+namespace {
+
+#define BENCH_CHECK(expr)                                                                   \
+  do {                                                                                      \
+    if (!(expr)) {                                                                          \
+      std::fprintf(stderr, "bench_cuda: %s failed at %s:%d\n", #expr, __FILE__, __LINE__); \
+      std::exit(1);                                                                         \
+    }                                                                                       \
+  } while (0)
+
+void Require(const Status& s, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_cuda: %s: %s\n", what, s.message().c_str());
+    std::exit(1);
+  }
+}
+
+std::vector<uint16_t> RandomBf16(std::mt19937& rng, size_t n) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) x = cuda::flash::Bf16Bits(dist(rng));
+  return v;
+}
+
+template <class Fn>
+double EventMs(Fn launch, int iters) {
+  for (int i = 0; i < 3; ++i) launch();
+  BENCH_CHECK(cudaDeviceSynchronize() == cudaSuccess);
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start);
+  for (int i = 0; i < iters; ++i) launch();
+  cudaEventRecord(stop);
+  BENCH_CHECK(cudaEventSynchronize(stop) == cudaSuccess);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / iters;
+}
+
+template <class Fn>
+double HostMs(CudaBackend& be, Fn op, int iters) {
+  for (int i = 0; i < 2; ++i) op();
+  Require(be.Synchronize(), "warm-up");
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) op();
+  Require(be.Synchronize(), "timed ops");
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+// Flash kernel on bf16 [N, H, d] tensors, timed; then a float64 check of a few output rows.
+void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters) {
+  std::mt19937 rng(1234);
+  const size_t count = static_cast<size_t>(n) * heads * d;
+  const std::vector<uint16_t> q = RandomBf16(rng, count), k = RandomBf16(rng, count), v = RandomBf16(rng, count);
+  auto dq = be.Alloc(DType::kBF16, {n, heads, d}), dk = be.Alloc(DType::kBF16, {n, heads, d});
+  auto dv = be.Alloc(DType::kBF16, {n, heads, d}), dout = be.Alloc(DType::kF32, {n, heads, d});
+  BENCH_CHECK(dq.ok() && dk.ok() && dv.ok() && dout.ok());
+  BENCH_CHECK(cudaMemcpy(dq->data, q.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(dk->data, k.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(dv->data, v.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+
+  cuda::flash::Params p;
+  p.q = dq->data;
+  p.k = dk->data;
+  p.v = dv->data;
+  p.o = dout->f32();
+  p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * d;
+  p.q_head = p.k_head = p.v_head = p.o_head = d;
+  p.nq = p.nk = n;
+  p.heads = heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  p.scale_log2 = static_cast<float>(scale) * cuda::flash::kLog2e;
+  const double ms = EventMs([&] { Require(cuda::flash::Forward(p, d, nullptr), "flash attention"); }, iters);
+  const double flops = 4.0 * heads * double(n) * n * d;
+  std::printf("RESULT attention_flash_bf16 B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f\n", heads, n, d, ms,
+              flops / ms / 1e9);
+
+  // Spot check: rows 0, n/2, n−1 of the first and last head against float64 on the same inputs.
+  std::vector<float> out(count);
+  BENCH_CHECK(cudaMemcpy(out.data(), p.o, count * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  double worst = 0;
+  for (int h : {0, heads - 1}) {
+    for (int i : {0, n / 2, n - 1}) {
+      std::vector<double> s(static_cast<size_t>(n)), acc(static_cast<size_t>(d), 0.0);
+      auto at = [&](const std::vector<uint16_t>& t, int row, int e) {
+        return double{cuda::flash::Bf16ToFloat(t[(static_cast<size_t>(row) * heads + h) * d + e])};
+      };
+      double max = -1e300, sum = 0;
+      for (int j = 0; j < n; ++j) {
+        double dot = 0;
+        for (int e = 0; e < d; ++e) dot += at(q, i, e) * at(k, j, e);
+        s[j] = dot * scale;
+        max = std::max(max, s[j]);
+      }
+      for (int j = 0; j < n; ++j) {
+        const double w = std::exp(s[j] - max);
+        sum += w;
+        for (int e = 0; e < d; ++e) acc[e] += w * at(v, j, e);
+      }
+      double ss = 0;
+      for (double a : acc) ss += (a / sum) * (a / sum);
+      const double rms = std::sqrt(ss / d);
+      for (int e = 0; e < d; ++e) {
+        const double want = acc[e] / sum, got = out[(static_cast<size_t>(i) * heads + h) * d + e];
+        worst = std::isnan(got) ? INFINITY : std::max(worst, std::abs(got - want) / (std::abs(want) + rms));
+      }
+    }
+  }
+  std::printf("CHECK attention_flash_bf16 H=%d N=%d d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n",
+              heads, n, d, worst);
+  be.ResetArena();
+}
+
+// Backend::attention on f32 [N, H, d] tensors (fused-qkv layout, as the engine passes them).
+void BenchBackendAttention(CudaBackend& be, int heads, int n, int d, int iters) {
+  auto qkv = be.Alloc(DType::kF32, {n, 3, heads, d}), o = be.Alloc(DType::kF32, {n, heads, d});
+  BENCH_CHECK(qkv.ok() && o.ok());
+  std::mt19937 rng(99);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> host(static_cast<size_t>(qkv->numel()));
+  for (float& x : host) x = dist(rng);
+  BENCH_CHECK(cudaMemcpy(qkv->data, host.data(), host.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  const int64_t row = 3LL * heads * d * 4;
+  auto view = [&](int which) {
+    Tensor t = Tensor::View(static_cast<char*>(qkv->data) + which * heads * d * 4, DType::kF32, {n, heads, d},
+                            Device::kCuda);
+    t.strides[0] = row;
+    return t;
+  };
+  const Tensor q = view(0), k = view(1), v = view(2);
+  Tensor out = *o;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const double ms = HostMs(be, [&] { be.attention(q, k, v, scale, out); }, iters);
+  std::printf("RESULT attention_backend_f32 B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f\n", heads, n, d, ms,
+              4.0 * heads * double(n) * n * d / ms / 1e9);
+  be.ResetArena();
+}
+
+// cuBLASLt bf16 GEMM, row-major y[M, N] = x[M, K]·w[N, K]ᵀ (column-major yᵀ = w·xᵀ).
+void BenchGemmBf16(CudaBackend& be, int m, int n, int k, int iters) {
+  auto x = be.Alloc(DType::kBF16, {m, k}), w = be.Alloc(DType::kBF16, {n, k}), y = be.Alloc(DType::kBF16, {m, n});
+  auto workspace = be.Alloc(DType::kF32, {8 << 20});
+  BENCH_CHECK(x.ok() && w.ok() && y.ok() && workspace.ok());
+  std::mt19937 rng(7);
+  const std::vector<uint16_t> hx = RandomBf16(rng, static_cast<size_t>(m) * k);
+  const std::vector<uint16_t> hw = RandomBf16(rng, static_cast<size_t>(n) * k);
+  BENCH_CHECK(cudaMemcpy(x->data, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(w->data, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+
+  cublasLtHandle_t lt;
+  BENCH_CHECK(cublasLtCreate(&lt) == CUBLAS_STATUS_SUCCESS);
+  cublasLtMatmulDesc_t op;
+  BENCH_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS);
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
+  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
+  cublasLtMatrixLayout_t la, lb, ld;
+  cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, k, n, k);
+  cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, k, m, k);
+  cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, n, m, n);
+  cublasLtMatmulPreference_t pref;
+  cublasLtMatmulPreferenceCreate(&pref);
+  const uint64_t ws_bytes = workspace->nbytes();
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes));
+  cublasLtMatmulHeuristicResult_t heuristic = {};
+  int found = 0;
+  BENCH_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, ld, ld, pref, 1, &heuristic, &found) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              found == 1);
+  const float alpha = 1.0f, beta = 0.0f;
+  const double ms = EventMs(
+      [&] {
+        BENCH_CHECK(cublasLtMatmul(lt, op, &alpha, w->data, la, x->data, lb, &beta, y->data, ld, y->data, ld,
+                                   &heuristic.algo, workspace->data, ws_bytes, nullptr) == CUBLAS_STATUS_SUCCESS);
+      },
+      iters);
+  std::printf("RESULT gemm_bf16_cublaslt M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, ms,
+              2.0 * m * double(n) * k / ms / 1e9);
+  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatrixLayoutDestroy(ld);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatmulDescDestroy(op);
+  cublasLtDestroy(lt);
+  be.ResetArena();
+}
+
+void BenchLinearTf32(CudaBackend& be, int m, int n, int k, int iters) {
+  auto x = be.Alloc(DType::kF32, {m, k}), w = be.Alloc(DType::kF32, {n, k}), b = be.Alloc(DType::kF32, {n});
+  auto y = be.Alloc(DType::kF32, {m, n});
+  BENCH_CHECK(x.ok() && w.ok() && b.ok() && y.ok());
+  for (const Tensor* t : {&*x, &*w, &*b}) BENCH_CHECK(cudaMemset(t->data, 0, t->nbytes()) == cudaSuccess);
+  Tensor out = *y;
+  const double ms = HostMs(be, [&] { be.linear(*x, *w, &*b, out); }, iters);
+  std::printf("RESULT linear_backend_tf32 M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, ms,
+              2.0 * m * double(n) * k / ms / 1e9);
+  be.ResetArena();
+}
+
+}  // namespace
+}  // namespace ds
+
+int main(int argc, char** argv) {
+  using namespace ds;
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  CudaOptions options;
+  options.arena_bytes = size_t{8} << 30;
+  auto backend = CudaBackend::Create(options);
+  if (!backend.ok()) {
+    std::fprintf(stderr, "bench_cuda: %s\n", backend.status().message().c_str());
+    return 2;
+  }
+  CudaBackend& be = **backend;
+  std::printf("device: %s\n", be.description().c_str());
+  const int iters = quick ? 3 : 10;
+
+  // Wan2.1-1.3B self-attention at 480×832×81 frames, and the FLUX/HunyuanVideo-like shape of
+  // pytorch/pytorch#142132 (the SDPA anchor in perf_anchors.md).
+  BenchAttention(be, 12, 32760, 128, iters);
+  BenchAttention(be, 24, 4608, 128, iters);
+  BenchBackendAttention(be, 12, 32760, 128, iters);
+
+  const int tokens = 32760, dim = 1536, ffn = 8960;
+  const int shapes[][3] = {{tokens, 3 * dim, dim}, {tokens, dim, dim}, {tokens, ffn, dim}, {tokens, dim, ffn}};
+  for (const auto& s : shapes) BenchGemmBf16(be, s[0], s[1], s[2], iters * 2);
+  for (const auto& s : shapes) BenchLinearTf32(be, s[0], s[1], s[2], iters);
+  return 0;
+}

@@ -1,0 +1,376 @@
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "core/log.h"
+#include "kernels/cuda/arena.h"
+#include "kernels/cuda/attention/attention.h"
+#include "kernels/cuda/attention/flash_attention.cuh"
+#include "kernels/cuda/context.h"
+#include "kernels/cuda/conv.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/norm.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/upsample.cuh"
+
+namespace ds {
+
+namespace {
+
+constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;  // NVIDIA's recommendation for Hopper
+constexpr size_t kMiB = size_t{1} << 20;
+
+// Bytes from the first to one past the last element of a view (strides ≥ 0, as all views here).
+size_t SpanBytes(const Tensor& t) {
+  if (t.numel() == 0) return 0;
+  int64_t last = 0;
+  for (int i = 0; i < t.ndim; ++i) last += (t.shape[i] - 1) * t.strides[i];
+  return static_cast<size_t>(last) + DTypeSize(t.dtype);
+}
+
+Result<size_t> ArenaBytes(const CudaOptions& options) {
+  if (options.arena_bytes) return options.arena_bytes;
+  if (const char* env = std::getenv("DS_CUDA_ARENA_MB"); env && *env) {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(env, &end, 10);
+    if (*end != '\0' || mb == 0) {
+      return Error(Code::kInvalidArgument, "DS_CUDA_ARENA_MB=\"{}\": expected a positive number of MiB", env);
+    }
+    return static_cast<size_t>(mb) * kMiB;
+  }
+  size_t free_bytes = 0, total = 0;
+  DS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total));
+  return free_bytes / 4 * 3;
+}
+
+}  // namespace
+
+Result<int> CudaDeviceCount() {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return Error(Code::kUnsupported, "no CUDA device: cudaGetDeviceCount: {} ({})", cudaGetErrorName(e),
+                 cudaGetErrorString(e));
+  }
+  if (count == 0) return Error(Code::kUnsupported, "no CUDA device: the driver reports none");
+  return count;
+}
+
+namespace {
+
+// One op's view of its tensors on the device. Host tensors are copied (the whole byte span of the
+// view, gaps included, so strided views keep their strides) into scratch that the arena takes
+// back when the op ends; host outputs are copied back and waited for.
+class Staging {
+ public:
+  explicit Staging(cuda::Context& ctx) : ctx_(ctx), scratch_(ctx) {}
+
+  Result<Tensor> In(const Tensor& t, const char* name) {
+    if (t.dtype != DType::kF32) {
+      return Error(Code::kInvalidArgument, "{} is {}, the CUDA backend computes in F32", name, DTypeName(t.dtype));
+    }
+    if (t.device == Device::kCuda || t.numel() == 0) return t;
+    const size_t bytes = SpanBytes(t);
+    DS_ASSIGN_OR_RETURN(void* dev, scratch_.Allocate(bytes, name));
+    DS_CUDA_TRY(cudaMemcpyAsync(dev, t.data, bytes, cudaMemcpyHostToDevice, ctx_.stream));
+    Tensor d = t;
+    d.data = dev;
+    d.device = Device::kCuda;
+    return d;
+  }
+
+  // In-place and output tensors: copied in too, so the bytes between a strided view's rows come
+  // back unchanged.
+  Result<Tensor> Out(const Tensor& t, const char* name) {
+    DS_ASSIGN_OR_RETURN(Tensor d, In(t, name));
+    if (t.device == Device::kCpu && t.numel() > 0) outputs_.push_back({t, d});
+    return d;
+  }
+
+  Status Finish() {
+    for (const auto& [host, dev] : outputs_) {
+      DS_CUDA_TRY(cudaMemcpyAsync(host.data, dev.data, SpanBytes(host), cudaMemcpyDeviceToHost, ctx_.stream));
+    }
+    if (!outputs_.empty()) DS_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+    return Status::Ok();
+  }
+
+ private:
+  cuda::Context& ctx_;
+  cuda::Scratch scratch_;
+  std::vector<std::pair<Tensor, Tensor>> outputs_;
+};
+
+}  // namespace
+
+struct CudaBackend::Impl {
+  CudaOptions options;
+  void* arena_base = nullptr;
+  cuda::Arena arena;
+  size_t arena_floor = 0;  // below: the cuBLASLt workspace, kept across ResetArena()
+  cuda::GemmPlans plans;
+  cuda::Context ctx;
+  Status error;  // the first failure since the last Synchronize()
+  std::string description;
+
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() {
+    cudaSetDevice(options.device);
+    if (ctx.stream) cudaStreamSynchronize(ctx.stream);
+    plans.Clear();
+    if (ctx.lt) cublasLtDestroy(ctx.lt);
+    if (ctx.stream) cudaStreamDestroy(ctx.stream);
+    if (arena_base) cudaFree(arena_base);
+  }
+
+  Status Init(const CudaOptions& opts) {
+    options = opts;
+    DS_ASSIGN_OR_RETURN(const int count, CudaDeviceCount());
+    if (options.device < 0 || options.device >= count) {
+      return Error(Code::kInvalidArgument, "CUDA device {} requested, the driver reports {}", options.device, count);
+    }
+    DS_CUDA_TRY(cudaSetDevice(options.device));
+    cudaDeviceProp prop;
+    DS_CUDA_TRY(cudaGetDeviceProperties(&prop, options.device));
+    ctx.cc = 10 * prop.major + prop.minor;
+    ctx.sm_count = prop.multiProcessorCount;
+    ctx.tf32 = options.tf32;
+    description = fmt::format("{} (sm_{}, {} SMs)", prop.name, ctx.cc, ctx.sm_count);
+    if (ctx.cc < 80) {
+      return Error(Code::kUnsupported, "CUDA device {}: {} has compute capability {}.{}; this backend needs 8.0+",
+                   options.device, prop.name, prop.major, prop.minor);
+    }
+    DS_TRY(cuda::flash::CheckKernelImage());
+
+    DS_ASSIGN_OR_RETURN(const size_t bytes, ArenaBytes(options));
+    if (bytes < 2 * kLtWorkspaceBytes) {
+      return Error(Code::kInvalidArgument, "CUDA arena of {} MiB is too small (minimum {} MiB)", bytes / kMiB,
+                   2 * kLtWorkspaceBytes / kMiB);
+    }
+    if (const cudaError_t e = cudaMalloc(&arena_base, bytes); e != cudaSuccess) {
+      cudaGetLastError();
+      return Error(Code::kOutOfMemory, "CUDA arena: cudaMalloc of {} MiB on {}: {}", bytes / kMiB, description,
+                   cudaGetErrorString(e));
+    }
+    arena = cuda::Arena(arena_base, bytes);
+    DS_CUDA_TRY(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
+    DS_CUBLAS_TRY(cublasLtCreate(&ctx.lt));
+    DS_ASSIGN_OR_RETURN(ctx.lt_workspace, arena.Allocate(kLtWorkspaceBytes, "cuBLASLt workspace"));
+    ctx.lt_workspace_bytes = kLtWorkspaceBytes;
+    arena_floor = arena.Mark();
+    ctx.arena = &arena;
+    ctx.plans = &plans;
+    return Status::Ok();
+  }
+
+  void Record(const char* op, const Status& s) {
+    if (s.ok() || !error.ok()) return;
+    error = Error(s.code(), "cuda {}: {}", op, s.message());
+    Log(LogLevel::kError, "{}", error.message());
+  }
+
+  // Runs one op's body (staging → entry point) unless an earlier op failed; keeps the first error.
+  template <class Body>
+  void Run(const char* op, Body&& body) {
+    if (!error.ok()) return;
+    Record(op, [&]() -> Status {
+      DS_CUDA_TRY(cudaSetDevice(options.device));
+      Staging staging(ctx);
+      DS_TRY(body(staging));
+      return staging.Finish();
+    }());
+  }
+};
+
+Result<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  DS_TRY(impl->Init(options));
+  return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(impl)));
+}
+
+CudaBackend::CudaBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CudaBackend::~CudaBackend() = default;
+
+void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  impl_->Run("linear", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "linear x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear w"));
+    const float* db = nullptr;
+    if (bias) {
+      DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*bias, "linear bias"));
+      db = t.f32();
+    }
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "linear y"));
+    return cuda::Linear(impl_->ctx, dx, dw, db, dy);
+  });
+}
+
+void CudaBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {
+  impl_->Run("layer_norm", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "layer_norm x"));
+    cuda::LayerNormVectors v;
+    if (weight) {
+      DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*weight, "layer_norm weight"));
+      v.weight = t.f32();
+    }
+    if (bias) {
+      DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*bias, "layer_norm bias"));
+      v.bias = t.f32();
+    }
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "layer_norm y"));
+    return cuda::LayerNorm(impl_->ctx, dx, v, eps, dy);
+  });
+}
+
+void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                      Tensor& y) {
+  impl_->Run("layer_norm_modulate", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "layer_norm_modulate x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dshift, staging.In(shift, "layer_norm_modulate shift"));
+    DS_ASSIGN_OR_RETURN(const Tensor dscale, staging.In(scale, "layer_norm_modulate scale"));
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "layer_norm_modulate y"));
+    cuda::LayerNormVectors v;
+    v.scale = dscale.f32();
+    v.shift = dshift.f32();
+    return cuda::LayerNorm(impl_->ctx, dx, v, eps, dy);
+  });
+}
+
+void CudaBackend::rms_norm(Tensor& x, const Tensor& weight, float eps) {
+  impl_->Run("rms_norm", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(weight, "rms_norm weight"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm x"));
+    return cuda::RmsNorm(impl_->ctx, dx, dw.f32(), eps);
+  });
+}
+
+void CudaBackend::gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) {
+  impl_->Run("gate_residual", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dg, staging.In(gate, "gate_residual gate"));
+    DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "gate_residual f"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "gate_residual x"));
+    return cuda::GateResidual(impl_->ctx, dx, dg.f32(), df);
+  });
+}
+
+void CudaBackend::add(Tensor& x, const Tensor& f) {
+  impl_->Run("add", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "add f"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "add x"));
+    return cuda::GateResidual(impl_->ctx, dx, nullptr, df);
+  });
+}
+
+void CudaBackend::gelu_tanh(Tensor& x) {
+  impl_->Run("gelu_tanh", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "gelu_tanh x"));
+    return cuda::Activate(impl_->ctx, dx, cuda::Activation::kGeluTanh);
+  });
+}
+
+void CudaBackend::silu(Tensor& x) {
+  impl_->Run("silu", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "silu x"));
+    return cuda::Activate(impl_->ctx, dx, cuda::Activation::kSilu);
+  });
+}
+
+void CudaBackend::rope(Tensor& x, const Tensor& cos, const Tensor& sin) {
+  impl_->Run("rope", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dcos, staging.In(cos, "rope cos"));
+    DS_ASSIGN_OR_RETURN(const Tensor dsin, staging.In(sin, "rope sin"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rope x"));
+    return cuda::Rope(impl_->ctx, dx, dcos, dsin);
+  });
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) {
+  impl_->Run("attention", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dq, staging.In(q, "attention q"));
+    DS_ASSIGN_OR_RETURN(const Tensor dk, staging.In(k, "attention k"));
+    DS_ASSIGN_OR_RETURN(const Tensor dv, staging.In(v, "attention v"));
+    DS_ASSIGN_OR_RETURN(const Tensor dout, staging.Out(o, "attention o"));
+    const auto kernel = impl_->options.attention == CudaOptions::Attention::kNaiveF32
+                            ? cuda::AttentionKernel::kNaiveF32
+                            : cuda::AttentionKernel::kFlashBf16;
+    return cuda::Attention(impl_->ctx, dq, dk, dv, scale, dout, kernel);
+  });
+}
+
+void CudaBackend::conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
+  impl_->Run("conv3x3", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "conv3x3 x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "conv3x3 w"));
+    DS_ASSIGN_OR_RETURN(const Tensor db, staging.In(bias, "conv3x3 bias"));
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "conv3x3 y"));
+    return cuda::Conv3x3(impl_->ctx, dx, dw, db.f32(), dy);
+  });
+}
+
+void CudaBackend::upsample_nearest2x(const Tensor& x, Tensor& y) {
+  impl_->Run("upsample_nearest2x", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "upsample x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "upsample y"));
+    return cuda::UpsampleNearest2x(impl_->ctx, dx, dy);
+  });
+}
+
+Result<Tensor> CudaBackend::Alloc(DType dtype, std::initializer_list<int64_t> shape) {
+  Tensor t = Tensor::View(nullptr, dtype, shape, Device::kCuda);
+  DS_ASSIGN_OR_RETURN(t.data, impl_->arena.Allocate(t.nbytes(), "tensor"));
+  return t;
+}
+
+namespace {
+
+Status CheckCopy(const Tensor& host, const Tensor& device, const char* what) {
+  if (host.device != Device::kCpu || device.device != Device::kCuda || !host.contiguous() || !device.contiguous() ||
+      host.nbytes() != device.nbytes()) {
+    return Error(Code::kInvalidArgument,
+                 "CUDA {}: needs a contiguous host tensor and a contiguous device tensor of equal size (host {} {}, "
+                 "device {} {})",
+                 what, DTypeName(host.dtype), host.shape_string(), DTypeName(device.dtype), device.shape_string());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CudaBackend::Upload(const Tensor& host, const Tensor& device) {
+  DS_TRY(CheckCopy(host, device, "upload"));
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  DS_CUDA_TRY(cudaMemcpyAsync(device.data, host.data, host.nbytes(), cudaMemcpyHostToDevice, impl_->ctx.stream));
+  return Status::Ok();
+}
+
+Status CudaBackend::Download(const Tensor& device, const Tensor& host) {
+  DS_TRY(CheckCopy(host, device, "download"));
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  DS_CUDA_TRY(cudaMemcpyAsync(host.data, device.data, host.nbytes(), cudaMemcpyDeviceToHost, impl_->ctx.stream));
+  return Synchronize();
+}
+
+Status CudaBackend::Synchronize() {
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  impl_->Record("synchronize", cuda::CheckCuda(cudaStreamSynchronize(impl_->ctx.stream), "cudaStreamSynchronize",
+                                         __FILE__, __LINE__));
+  Status error = impl_->error;
+  impl_->error = Status::Ok();
+  return error;
+}
+
+void CudaBackend::ResetArena() { impl_->arena.Release(impl_->arena_floor); }
+size_t CudaBackend::arena_used() const { return impl_->arena.used(); }
+size_t CudaBackend::arena_peak() const { return impl_->arena.peak(); }
+size_t CudaBackend::arena_capacity() const { return impl_->arena.capacity(); }
+const std::string& CudaBackend::description() const { return impl_->description; }
+
+}  // namespace ds

@@ -1,0 +1,98 @@
+// The CUDA backend: every Backend op on one device and one stream, with device memory taken from
+// a single arena allocated up front. This header has no CUDA types, so the registry and the tests
+// include it from plain C++.
+//
+// Tensors. Ops run on tensors with device == Device::kCuda (made by Alloc, filled by Upload) and
+// enqueue asynchronously on the backend's stream; Download and Synchronize wait. Host tensors
+// (device == kCpu) are accepted too: the op copies the bytes spanned by each host view into
+// arena scratch, runs, copies host outputs back and waits. That keeps today's engine, which keeps
+// its weights and activations in host buffers, correct on this backend, at the price of PCIe
+// traffic on every op; device-resident execution is the plan (see below).
+//
+// Precision. Activations are float32 in device memory. GEMMs (linear, conv3x3) run on tensor
+// cores with TF32 inputs and f32 accumulation (CudaOptions::tf32; off = full f32 FMA). Attention
+// rounds q/k/v and the softmax weights to bf16 for mma.sync with f32 softmax and accumulation
+// (≈1e-2 relative); CudaOptions::attention = kNaiveF32 selects the exact f32 kernel.
+//
+// The bf16 plan: store weights in bf16 at load (half the memory and bandwidth, the format Wan
+// ships in), run GEMMs as bf16×bf16→f32 in cuBLASLt with the epilogue writing bf16, keep the
+// residual stream x and the norm statistics in f32, and write q/k/v straight from the QKV GEMM as
+// bf16 so attention reads them without the conversion pass it makes today.
+//
+// Errors. Backend ops return nothing, so the first failure (a launch error, an arena too small)
+// is kept: later ops are skipped until Synchronize() returns it (and clears it).
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
+#include <string>
+
+#include "core/backend.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace ds {
+
+struct CudaOptions {
+  int device = 0;
+  // Device memory for tensors and scratch, allocated once. 0: the environment variable
+  // DS_CUDA_ARENA_MB if set, else 3/4 of the device's free memory.
+  size_t arena_bytes = 0;
+  bool tf32 = true;
+  enum class Attention { kFlashBf16, kNaiveF32 } attention = Attention::kFlashBf16;
+};
+
+// Devices the driver reports, or why there are none ("no CUDA device: …", kUnsupported).
+Result<int> CudaDeviceCount();
+
+class CudaBackend final : public Backend {
+ public:
+  // kUnsupported when there is no usable device (no driver, no GPU, compute capability < 8.0, or
+  // no kernel image for it in this build); kOutOfMemory when the arena cannot be allocated.
+  static Result<std::unique_ptr<CudaBackend>> Create(const CudaOptions& options = {});
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  const char* name() const override { return "cuda"; }
+  Device device() const override { return Device::kCuda; }
+  void set_threads(int threads) override { threads_ = threads; }  // host threads: unused
+  int threads() const override { return threads_; }
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) override;
+  void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) override;
+  void rms_norm(Tensor& x, const Tensor& weight, float eps) override;
+  void gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) override;
+  void add(Tensor& x, const Tensor& f) override;
+  void gelu_tanh(Tensor& x) override;
+  void silu(Tensor& x) override;
+  void rope(Tensor& x, const Tensor& cos, const Tensor& sin) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override;
+  void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
+  void upsample_nearest2x(const Tensor& x, Tensor& y) override;
+
+  // A contiguous device tensor from the arena; lives until ResetArena().
+  Result<Tensor> Alloc(DType dtype, std::initializer_list<int64_t> shape);
+  // Byte copies between a contiguous host tensor and a contiguous device tensor of the same size.
+  Status Upload(const Tensor& host, const Tensor& device);
+  Status Download(const Tensor& device, const Tensor& host);  // waits for the stream
+  // Waits for all enqueued work; returns (and clears) the first error since the last call.
+  Status Synchronize();
+  // Frees every Alloc'd tensor at once (the cuBLASLt workspace, allocated first, stays).
+  void ResetArena();
+  size_t arena_used() const;
+  size_t arena_peak() const;
+  size_t arena_capacity() const;
+  // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)".
+  const std::string& description() const;
+
+ private:
+  struct Impl;
+  explicit CudaBackend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  int threads_ = 1;
+};
+
+}  // namespace ds

@@ -1,0 +1,17 @@
+// Element-wise ops over rows (the AdaLN-Zero residual, plain residual, activations), all in place
+// on x. Tensors are device views; see core/backend.h.
+#pragma once
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "kernels/cuda/context.h"
+
+namespace ds::cuda {
+
+// x[M, D] += gate[D] · f[M, D], or x += f when gate is null.
+Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, const Tensor& f);
+
+enum class Activation { kGeluTanh, kSilu };
+Status Activate(const Context& ctx, const Tensor& x, Activation act);
+
+}  // namespace ds::cuda

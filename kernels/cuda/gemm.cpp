@@ -1,0 +1,147 @@
+#include "kernels/cuda/gemm.h"
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/row_layout.h"
+
+namespace ds::cuda {
+
+GemmPlans::Plan::~Plan() {
+  if (d) cublasLtMatrixLayoutDestroy(d);
+  if (b) cublasLtMatrixLayoutDestroy(b);
+  if (a) cublasLtMatrixLayoutDestroy(a);
+  if (op) cublasLtMatmulDescDestroy(op);
+}
+
+GemmPlans::~GemmPlans() = default;
+void GemmPlans::Clear() { plans.clear(); }
+
+namespace {
+
+// The largest power of two (≤ 256) dividing the address and the column stride: the alignment
+// every column of the operand has. cuBLASLt assumes 256 unless told, and would pick kernels
+// that fault on the odd-offset slices the engine passes.
+uint32_t Alignment(const void* p, int64_t ld) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(p) | static_cast<uintptr_t>(ld * 4) | 256u;
+  return static_cast<uint32_t>(v & (~v + 1));
+}
+
+Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_t align_b, uint32_t align_d,
+                GemmPlans::Plan& plan) {
+  const cublasComputeType_t compute = ctx.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  DS_CUBLAS_TRY(cublasLtMatmulDescCreate(&plan.op, compute, CUDA_R_32F));
+  const cublasOperation_t ta = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (g.bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    const cudaDataType_t bias_type = CUDA_R_32F;
+    DS_CUBLAS_TRY(
+        cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+  }
+  // Stored shapes: op(A) is m×k, so A is k×m when transposed; likewise B.
+  const uint64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
+  const uint64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
+  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_32F, a_rows, a_cols, g.lda));
+  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_32F, b_rows, b_cols, g.ldb));
+  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.d, CUDA_R_32F, g.m, g.n, g.ldd));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  DS_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t workspace = ctx.lt_workspace_bytes;
+  Status status = CheckCublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                                   &workspace, sizeof(workspace)),
+                              "cublasLtMatmulPreferenceSetAttribute", __FILE__, __LINE__);
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d},
+  };
+  for (const auto& [attr, value] : alignments) {
+    if (status.ok()) {
+      status = CheckCublas(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)),
+                           "cublasLtMatmulPreferenceSetAttribute", __FILE__, __LINE__);
+    }
+  }
+  cublasLtMatmulHeuristicResult_t result = {};
+  int found = 0;
+  if (status.ok()) {
+    status = CheckCublas(
+        cublasLtMatmulAlgoGetHeuristic(ctx.lt, plan.op, plan.a, plan.b, plan.d, plan.d, pref, 1, &result, &found),
+        "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  DS_TRY(status);
+  if (found == 0) {
+    return Error(Code::kUnsupported, "cuBLASLt has no f32 algorithm for m {} n {} k {} (lda {} ldb {} ldd {})", g.m,
+                 g.n, g.k, g.lda, g.ldb, g.ldd);
+  }
+  plan.algo = result.algo;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Gemm(const Context& ctx, const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return Status::Ok();
+  const uint32_t align_a = Alignment(g.a, g.lda), align_b = Alignment(g.b, g.ldb), align_d = Alignment(g.d, g.ldd);
+  const GemmPlans::Key key{g.trans_a, g.trans_b, g.m,         g.n,     g.k,
+                           g.lda,     g.ldb,     g.ldd,       g.bias != nullptr,
+                           g.beta != 0.0f,       align_a | (align_b << 9) | (align_d << 18), ctx.tf32};
+  auto& slot = ctx.plans->plans[key];
+  if (!slot) {
+    auto plan = std::make_unique<GemmPlans::Plan>();
+    DS_TRY(MakePlan(ctx, g, align_a, align_b, align_d, *plan));
+    slot = std::move(plan);
+  }
+  GemmPlans::Plan& plan = *slot;
+  if (g.bias) {
+    DS_CUBLAS_TRY(
+        cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+  }
+  const float alpha = 1.0f;
+  DS_CUBLAS_TRY(cublasLtMatmul(ctx.lt, plan.op, &alpha, g.a, plan.a, g.b, plan.b, &g.beta, g.d, plan.d, g.d, plan.d,
+                               &plan.algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream));
+  return Status::Ok();
+}
+
+namespace {
+
+// Elements between rows of a 2-D (or evenly strided) view; a single row gets its width.
+Result<int64_t> RowStride(const Tensor& t, const char* name) {
+  const RowLayout l = RowsOf(t);
+  if (l.count <= 1) return l.width;
+  if (l.uniform < 0 || l.uniform % 4 != 0 || t.strides[t.ndim - 1] != 4) {
+    return Error(Code::kInvalidArgument, "CUDA linear: {} {} is not a matrix of evenly strided f32 rows", name,
+                 t.shape_string());
+  }
+  return l.uniform / 4;
+}
+
+}  // namespace
+
+// Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ: with x, w, y read as column-major matrices
+// (x is K×M, w is K×N, y is N×M), D = yᵀ, op(A) = wᵀ (A = w, transposed), op(B) = xᵀ (B = x).
+// The bias then runs along D's rows, which is cuBLASLt's bias epilogue.
+Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const float* bias, const Tensor& y) {
+  DS_ASSIGN_OR_RETURN(const int64_t ldx, RowStride(x, "x"));
+  DS_ASSIGN_OR_RETURN(const int64_t ldw, RowStride(w, "w"));
+  DS_ASSIGN_OR_RETURN(const int64_t ldy, RowStride(y, "y"));
+  const RowLayout xl = RowsOf(x), wl = RowsOf(w);
+  GemmArgs g;
+  g.trans_a = true;
+  g.m = wl.count;  // N
+  g.n = xl.count;  // M
+  g.k = xl.width;  // K
+  g.a = w.f32();
+  g.lda = ldw;
+  g.b = x.f32();
+  g.ldb = ldx;
+  g.d = y.f32();
+  g.ldd = ldy;
+  g.bias = bias;
+  return Gemm(ctx, g);
+}
+
+}  // namespace ds::cuda
