@@ -13,8 +13,8 @@ constexpr int kThreads = 256;
 // col[p, c·9 + tap] = x[c, i + di, j + dj] (0 outside), p = i·W + j, tap = (di + 1)·3 + dj + 1: the
 // column order of w[O, C, 3, 3] flattened. One block per pixel so the writes are coalesced; the
 // scattered reads of x stay in L1/L2 (x is 9× smaller than col).
-__global__ void __launch_bounds__(kThreads) Im2colKernel(RowLayout x, int64_t height, int64_t width, int64_t channels,
-                                                         float* col) {
+__global__ void __launch_bounds__(kThreads)
+    Im2colKernel(RowLayout x, int64_t height, int64_t width, int64_t channels, float* col) {
   const int64_t p = blockIdx.x, i = p / width, j = p % width, k_total = 9 * channels;
   for (int64_t k = threadIdx.x; k < k_total; k += kThreads) {
     const int64_t c = k / 9, tap = k % 9, si = i + tap / 3 - 1, sj = j + tap % 3 - 1;
@@ -61,7 +61,7 @@ Status Conv3x3(const Context& ctx, const Tensor& x, const Tensor& w, const float
     d = static_cast<float*>(tmp);
   }
   Im2colKernel<<<static_cast<unsigned>(pixels), kThreads, 0, ctx.stream>>>(RowsOf(x), height, width, channels,
-                                                                            static_cast<float*>(col));
+                                                                           static_cast<float*>(col));
   DS_CUDA_TRY_LAUNCH();
   const unsigned spans = static_cast<unsigned>(CeilDiv64(pixels, kThreads) < 64 ? CeilDiv64(pixels, kThreads) : 64);
   FillBiasKernel<<<dim3(static_cast<unsigned>(out), spans), kThreads, 0, ctx.stream>>>(d, pixels, bias);

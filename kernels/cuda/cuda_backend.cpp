@@ -230,8 +230,7 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor
   });
 }
 
-void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
-                                      Tensor& y) {
+void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) {
   impl_->Run("layer_norm_modulate", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "layer_norm_modulate x"));
     DS_ASSIGN_OR_RETURN(const Tensor dshift, staging.In(shift, "layer_norm_modulate shift"));
@@ -360,8 +359,8 @@ Status CudaBackend::Download(const Tensor& device, const Tensor& host) {
 
 Status CudaBackend::Synchronize() {
   DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
-  impl_->Record("synchronize", cuda::CheckCuda(cudaStreamSynchronize(impl_->ctx.stream), "cudaStreamSynchronize",
-                                         __FILE__, __LINE__));
+  impl_->Record("synchronize",
+                cuda::CheckCuda(cudaStreamSynchronize(impl_->ctx.stream), "cudaStreamSynchronize", __FILE__, __LINE__));
   Status error = impl_->error;
   impl_->error = Status::Ok();
   return error;

@@ -57,8 +57,12 @@ Status Activate(const Context& ctx, const Tensor& x, Activation act) {
   const RowLayout xl = RowsOf(x);
   if (xl.count == 0 || xl.width == 0) return Status::Ok();
   switch (act) {
-    case Activation::kGeluTanh: ActivationKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, GeluTanh{}); break;
-    case Activation::kSilu: ActivationKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, Silu{}); break;
+    case Activation::kGeluTanh:
+      ActivationKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, GeluTanh{});
+      break;
+    case Activation::kSilu:
+      ActivationKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, Silu{});
+      break;
   }
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();

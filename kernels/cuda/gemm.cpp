@@ -86,9 +86,18 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
 Status Gemm(const Context& ctx, const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return Status::Ok();
   const uint32_t align_a = Alignment(g.a, g.lda), align_b = Alignment(g.b, g.ldb), align_d = Alignment(g.d, g.ldd);
-  const GemmPlans::Key key{g.trans_a, g.trans_b, g.m,         g.n,     g.k,
-                           g.lda,     g.ldb,     g.ldd,       g.bias != nullptr,
-                           g.beta != 0.0f,       align_a | (align_b << 9) | (align_d << 18), ctx.tf32};
+  const GemmPlans::Key key{g.trans_a,
+                           g.trans_b,
+                           g.m,
+                           g.n,
+                           g.k,
+                           g.lda,
+                           g.ldb,
+                           g.ldd,
+                           g.bias != nullptr,
+                           g.beta != 0.0f,
+                           align_a | (align_b << 9) | (align_d << 18),
+                           ctx.tf32};
   auto& slot = ctx.plans->plans[key];
   if (!slot) {
     auto plan = std::make_unique<GemmPlans::Plan>();
@@ -97,8 +106,7 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
   }
   GemmPlans::Plan& plan = *slot;
   if (g.bias) {
-    DS_CUBLAS_TRY(
-        cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+    DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
   }
   const float alpha = 1.0f;
   DS_CUBLAS_TRY(cublasLtMatmul(ctx.lt, plan.op, &alpha, g.a, plan.a, g.b, plan.b, &g.beta, g.d, plan.d, g.d, plan.d,

@@ -31,10 +31,12 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
   const size_t per_head = static_cast<size_t>(nq + 2 * nk) * static_cast<size_t>(dh) * 2;
   const size_t free_bytes = ctx.arena->capacity() - ctx.arena->used();
   const size_t slack = 3 * Arena::kAlign;
-  const int64_t group = std::min<int64_t>(heads, free_bytes > slack ? static_cast<int64_t>((free_bytes - slack) / per_head) : 0);
+  const int64_t group =
+      std::min<int64_t>(heads, free_bytes > slack ? static_cast<int64_t>((free_bytes - slack) / per_head) : 0);
   if (group == 0) {
-    return Error(Code::kOutOfMemory, "CUDA attention: {} bytes of bf16 q/k/v for one head do not fit the arena ({} free)",
-                 per_head, free_bytes);
+    return Error(Code::kOutOfMemory,
+                 "CUDA attention: {} bytes of bf16 q/k/v for one head do not fit the arena ({} free)", per_head,
+                 free_bytes);
   }
   DS_ASSIGN_OR_RETURN(void* qb, scratch.Allocate(static_cast<size_t>(nq * group * dh) * 2, "attention bf16 q"));
   DS_ASSIGN_OR_RETURN(void* kb, scratch.Allocate(static_cast<size_t>(nk * group * dh) * 2, "attention bf16 k"));

@@ -81,9 +81,9 @@ __global__ void __launch_bounds__(Traits<kHeadDim>::kThreads, 1) FlashForwardKer
   const uint16_t* g_q = static_cast<const uint16_t*>(p.q) + head * p.q_head;  // [nq, dh], row stride q_row
   const uint16_t* g_k = static_cast<const uint16_t*>(p.k) + head * p.k_head;  // [nk, dh]
   const uint16_t* g_v = static_cast<const uint16_t*>(p.v) + head * p.v_head;  // [nk, dh]
-  const uint32_t s_q = SmemAddress(smem);                      // [kBlockM, dh]
-  const uint32_t s_k = s_q + T::kQBytes;                       // [kStages][kBlockN, dh]
-  const uint32_t s_v = s_k + T::kStages * T::kKVTileBytes;     // [kStages][kBlockN, dh]
+  const uint32_t s_q = SmemAddress(smem);                                     // [kBlockM, dh]
+  const uint32_t s_k = s_q + T::kQBytes;                                      // [kStages][kBlockN, dh]
+  const uint32_t s_v = s_k + T::kStages * T::kKVTileBytes;                    // [kStages][kBlockN, dh]
   const int n_tiles = KeyTileCount<T>(p.nk);
 
   LoadTile<T, T::kBlockM>(s_q, g_q, p.q_row, qt, tid);
@@ -172,15 +172,17 @@ __global__ void __launch_bounds__(Traits<kHeadDim>::kThreads, 1) FlashForwardKer
 template <int kHeadDim>
 Status Launch(const Params& p, cudaStream_t stream) {
   using T = Traits<kHeadDim>;
-  DS_CUDA_TRY(cudaFuncSetAttribute(FlashForwardKernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   T::kSmemBytes));
+  DS_CUDA_TRY(
+      cudaFuncSetAttribute(FlashForwardKernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
   FlashForwardKernel<kHeadDim><<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }
 
-bool Aligned(const void* ptr, int64_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % static_cast<uintptr_t>(bytes) == 0; }
+bool Aligned(const void* ptr, int64_t bytes) {
+  return reinterpret_cast<uintptr_t>(ptr) % static_cast<uintptr_t>(bytes) == 0;
+}
 
 }  // namespace
 
@@ -207,10 +209,11 @@ Status Check(const Params& p, int head_dim) {
   if (!inputs || !output) {
     return Status(Code::kInvalidArgument,
                   "flash attention: q/k/v rows must be 16-byte aligned and o rows 8-byte aligned (element strides "
-                  "row/head: q " + std::to_string(p.q_row) + "/" + std::to_string(p.q_head) + ", k " +
-                      std::to_string(p.k_row) + "/" + std::to_string(p.k_head) + ", v " + std::to_string(p.v_row) +
-                      "/" + std::to_string(p.v_head) + ", o " + std::to_string(p.o_row) + "/" +
-                      std::to_string(p.o_head) + ")");
+                  "row/head: q " +
+                      std::to_string(p.q_row) + "/" + std::to_string(p.q_head) + ", k " + std::to_string(p.k_row) +
+                      "/" + std::to_string(p.k_head) + ", v " + std::to_string(p.v_row) + "/" +
+                      std::to_string(p.v_head) + ", o " + std::to_string(p.o_row) + "/" + std::to_string(p.o_head) +
+                      ")");
   }
   if (p.nq <= 0 || p.nk <= 0 || p.heads <= 0 || p.heads > 65535) {
     return Status(Code::kInvalidArgument, "flash attention: nq " + std::to_string(p.nq) + " nk " +
@@ -222,9 +225,12 @@ Status Check(const Params& p, int head_dim) {
 Status Forward(const Params& p, int head_dim, cudaStream_t stream) {
   DS_TRY(Check(p, head_dim));
   switch (head_dim) {
-    case 32: return Launch<32>(p, stream);
-    case 64: return Launch<64>(p, stream);
-    default: return Launch<128>(p, stream);
+    case 32:
+      return Launch<32>(p, stream);
+    case 64:
+      return Launch<64>(p, stream);
+    default:
+      return Launch<128>(p, stream);
   }
 }
 

@@ -40,7 +40,7 @@ struct Traits {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kStages = 2;  // K/V tiles in flight: load tile j+1 while computing tile j
 
-  static constexpr int kRowBytes = kHeadDim * 2;  // one bf16 row of Q, K or V in shared memory
+  static constexpr int kRowBytes = kHeadDim * 2;        // one bf16 row of Q, K or V in shared memory
   static constexpr int kChunksPerRow = kRowBytes / 16;  // 16-byte cp.async / ldmatrix units
   static constexpr int kQBytes = kBlockM * kRowBytes;
   static constexpr int kKVTileBytes = kBlockN * kRowBytes;  // one K or one V tile
@@ -234,9 +234,7 @@ DS_HD void RowMax(const float (&s)[T::kSTiles][4], float (&out)[2]) {
 }
 
 // Factor that moves a sum taken against `old_max` onto `new_max` (both in log2 units).
-DS_HD float Rescale(float old_max, float new_max) {
-  return old_max == kNegInf ? 0.0f : Exp2(old_max - new_max);
-}
+DS_HD float Rescale(float old_max, float new_max) { return old_max == kNegInf ? 0.0f : Exp2(old_max - new_max); }
 
 // One key tile: given the quad-reduced raw row maxima of this tile, rescale O and the partial sums
 // to the new running max, and replace the scores by p = exp2(score·scale_log2 − max) in place.

@@ -13,7 +13,7 @@ constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8;  // dh ≤ 32·8
 
 // Rows of q/o are (query, head) pairs, rows of k/v (key, head) pairs; lane l holds dims l, l+32, …
-__global__ void __launch_bounds__(kWarps * kWarpSize)
+__global__ void __launch_bounds__(kWarps* kWarpSize)
     NaiveAttentionKernel(RowLayout q, RowLayout k, RowLayout v, RowLayout o, int64_t heads, int64_t nk, float scale) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / kWarpSize;
   if (row >= q.count) return;

@@ -31,12 +31,12 @@
 namespace ds {
 namespace {
 
-#define BENCH_CHECK(expr)                                                                   \
-  do {                                                                                      \
-    if (!(expr)) {                                                                          \
+#define BENCH_CHECK(expr)                                                                  \
+  do {                                                                                     \
+    if (!(expr)) {                                                                         \
       std::fprintf(stderr, "bench_cuda: %s failed at %s:%d\n", #expr, __FILE__, __LINE__); \
-      std::exit(1);                                                                         \
-    }                                                                                       \
+      std::exit(1);                                                                        \
+    }                                                                                      \
   } while (0)
 
 void Require(const Status& s, const char* what) {
@@ -156,15 +156,16 @@ void BenchBackendAttention(CudaBackend& be, int heads, int n, int d, int iters) 
   BENCH_CHECK(cudaMemcpy(qkv->data, host.data(), host.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
   const int64_t row = 3LL * heads * d * 4;
   auto view = [&](int which) {
-    Tensor t = Tensor::View(static_cast<char*>(qkv->data) + which * heads * d * 4, DType::kF32, {n, heads, d},
-                            Device::kCuda);
+    Tensor t =
+        Tensor::View(static_cast<char*>(qkv->data) + which * heads * d * 4, DType::kF32, {n, heads, d}, Device::kCuda);
     t.strides[0] = row;
     return t;
   };
   const Tensor q = view(0), k = view(1), v = view(2);
   Tensor out = *o;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const double ms = HostMs(be, [&] { be.attention(q, k, v, scale, out); }, iters);
+  const double ms = HostMs(
+      be, [&] { be.attention(q, k, v, scale, out); }, iters);
   std::printf("RESULT attention_backend_f32 B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f\n", heads, n, d, ms,
               4.0 * heads * double(n) * n * d / ms / 1e9);
   be.ResetArena();
@@ -225,7 +226,8 @@ void BenchLinearTf32(CudaBackend& be, int m, int n, int k, int iters) {
   BENCH_CHECK(x.ok() && w.ok() && b.ok() && y.ok());
   for (const Tensor* t : {&*x, &*w, &*b}) BENCH_CHECK(cudaMemset(t->data, 0, t->nbytes()) == cudaSuccess);
   Tensor out = *y;
-  const double ms = HostMs(be, [&] { be.linear(*x, *w, &*b, out); }, iters);
+  const double ms = HostMs(
+      be, [&] { be.linear(*x, *w, &*b, out); }, iters);
   std::printf("RESULT linear_backend_tf32 M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, ms,
               2.0 * m * double(n) * k / ms / 1e9);
   be.ResetArena();

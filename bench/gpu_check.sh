@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# The CUDA backend's GPU check, in one call, for a GPU machine that has the CUDA toolkit (and
+# PyTorch, for the SDPA comparison) but no meson, ninja or package registry:
+#   1. builds the backend, its tests and bench_cuda with plain nvcc / g++ command lines
+#   2. runs the CPU-emulation tests (cuda-host) and the GPU tests (cuda-gpu)
+#   3. benchmarks attention (B=1, H=12, N=32760, d=128 and B=1, H=24, N=4608, d=128) and the
+#      Wan-1.3B GEMMs, then PyTorch SDPA (flash and cuDNN backends, bf16) and torch bf16 matmul
+#   4. runs compute-sanitizer memcheck, racecheck and synccheck on the attention tests
+#   5. prints a short table last (also on a timeout or Ctrl-C)
+#
+# Usage: bench/gpu_check.sh [--all-archs]
+#   --all-archs      build sm_80, sm_89 and sm_90a (as the meson build does) instead of the GPU's own
+# Environment:
+#   DS_GPU_CHECK_BUILD   build folder (default /tmp/ds-gpu-check; objects are reused when current)
+#   DS_GPU_CHECK_BUDGET  seconds for the whole run (default 570: fits a 10-minute job limit);
+#                        a stage that would not fit is reported as "not run"
+#   OUT                  when set, logs are written to $OUT/gpu_check/ (else to the build folder)
+#   NVCC, CXX, PYTHON, FMT_INCLUDE, GTEST_ROOT   override tool / dependency discovery
+#   DS_GPU_CHECK_GTEST   source | system | mini: force how GoogleTest is provided
+#   DS_GPU_CHECK_ARCHS   e.g. "90a" or "80 89 90a": the SASS targets to build ("ptx": compute_80 PTX)
+#
+# fmt: the sources need fmt's headers (used header-only). Looked for in FMT_INCLUDE, the system
+# include dirs, PyTorch's include dir (it ships fmt) and spdlog's bundled copy; failing those (or
+# when nvcc rejects them), tests/cuda/mini_fmt, a stand-in for the "{}" formatting used here.
+# GoogleTest: built from /usr/src/googletest (or GTEST_ROOT) when present, else the system
+# libgtest, else tests/cuda/mini_gtest (a small stand-in that implements what these tests use).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${DS_GPU_CHECK_BUILD:-/tmp/ds-gpu-check}
+LOGS=${OUT:+$OUT/gpu_check}
+LOGS=${LOGS:-$BUILD/logs}
+BUDGET=${DS_GPU_CHECK_BUDGET:-570}
+ALL_ARCHS=0
+[ "${1:-}" = "--all-archs" ] && ALL_ARCHS=1
+mkdir -p "$BUILD/obj" "$LOGS"
+START=$(date +%s)
+
+STAGES=()   # "name|status|detail"
+stage() { STAGES+=("$1|$2|$3"); printf '== %-28s %-8s %s\n' "$1" "$2" "$3"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+remaining() { echo $(( BUDGET - $(elapsed) )); }
+
+# Runs "$@" with at most min(cap, remaining budget − reserve) seconds; 124 when out of time.
+run_limited() {
+  local cap=$1 reserve=$2 log=$3
+  shift 3
+  local left=$(( $(remaining) - reserve ))
+  (( left < cap )) && cap=$left
+  if (( cap < 5 )); then
+    echo "not run: time budget exhausted" > "$log"
+    return 125
+  fi
+  timeout --kill-after=10 "$cap" "$@" > "$log" 2>&1
+}
+
+print_table() {
+  trap - TERM INT
+  local results="$LOGS/results.txt"
+  cat "$LOGS"/bench_cuda.log "$LOGS"/sdpa.log 2>/dev/null | grep -E '^(RESULT|CHECK) ' > "$results"
+  echo
+  echo "================ ditstream GPU check ($(elapsed) s) ================"
+  echo "machine: ${GPU_DESC:-unknown GPU}; nvcc ${NVCC_VERSION:-?}; torch ${TORCH_VERSION:-none}; $(date -u +%Y-%m-%dT%H:%MZ)"
+  printf '%-30s %-9s %s\n' "stage" "status" "detail"
+  for s in "${STAGES[@]}"; do IFS='|' read -r n st d <<< "$s"; printf '%-30s %-9s %s\n' "$n" "$st" "$d"; done
+  echo
+  echo "attention forward, bf16 in / f32 accumulate, non-causal (TFLOP/s = 4·B·H·N²·d / time; ms in brackets)"
+  awk '
+    function val(key,   i, kv) { for (i = 3; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) return kv[2] } return "" }
+    $1 == "RESULT" && ($2 ~ /^attention_/ || $2 ~ /^sdpa_/) {
+      shape = "H=" val("H") " N=" val("N") " d=" val("d"); shapes[shape] = 1
+      cell[shape, $2] = (val("tflops") == "" ? "n/a" : sprintf("%s [%s]", val("tflops"), val("ms")))
+    }
+    END {
+      n = split("attention_flash_bf16 attention_backend_f32 sdpa_flash sdpa_cudnn", cols, " ")
+      printf "%-22s %-20s %-20s %-20s %-20s\n", "shape", "ours: flash kernel", "ours: Backend f32", "SDPA flash", "SDPA cuDNN"
+      for (s in shapes) {
+        printf "%-22s", s
+        for (i = 1; i <= n; ++i) printf " %-20s", ((s, cols[i]) in cell ? cell[s, cols[i]] : "-")
+        printf "\n"
+      }
+    }' "$results"
+  echo
+  echo "GEMM at Wan2.1-1.3B shapes, y[M,N] = x[M,K]·w[N,K]ᵀ (TFLOP/s = 2·M·N·K / time)"
+  awk '
+    function val(key,   i, kv) { for (i = 3; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) return kv[2] } return "" }
+    $1 == "RESULT" && ($2 ~ /^gemm_/ || $2 ~ /^linear_/ || $2 ~ /^torch_gemm/) {
+      shape = val("M") "x" val("N") "x" val("K"); if (!(shape in seen)) { seen[shape] = 1; order[++count] = shape }
+      cell[shape, $2] = (val("tflops") == "" ? "n/a" : val("tflops"))
+    }
+    END {
+      n = split("gemm_bf16_cublaslt torch_gemm_bf16 linear_backend_tf32", cols, " ")
+      printf "%-22s %-22s %-22s %-22s\n", "MxNxK", "cuBLASLt bf16 (ours)", "torch bf16 matmul", "Backend::linear TF32"
+      for (r = 1; r <= count; ++r) {
+        printf "%-22s", order[r]
+        for (i = 1; i <= n; ++i) printf " %-22s", ((order[r], cols[i]) in cell ? cell[order[r], cols[i]] : "-")
+        printf "\n"
+      }
+    }' "$results"
+  grep '^CHECK ' "$results" | sed 's/^CHECK /check: /'
+  echo "logs: $LOGS"
+}
+trap 'stage "interrupted" "FAIL" "killed after $(elapsed) s"; print_table; exit 124' TERM INT
+
+# ---- tools and dependencies -----------------------------------------------------------------------
+
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+CXX=${CXX:-g++}
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$NVCC" ]; then
+  stage "toolchain" "FAIL" "nvcc not found (set NVCC)"; print_table; exit 1
+fi
+CUDA_HOME=$(cd "$(dirname "$NVCC")/.." && pwd)
+NVCC_VERSION=$("$NVCC" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
+CUDA_LIB=""
+for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
+  [ -e "$d/libcudart.so" ] && [ -e "$d/libcublasLt.so" ] && { CUDA_LIB=$d; break; }
+done
+SANITIZER=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
+GPU_DESC=$(nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader 2>/dev/null | head -1)
+GPU_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+{ nvidia-smi; "$NVCC" --version; "$CXX" --version; } > "$LOGS/environment.log" 2>&1
+
+FMT_DIR=""
+TORCH_INCLUDE=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))' 2>/dev/null)
+for d in ${FMT_INCLUDE:-} /usr/include /usr/local/include ${CONDA_PREFIX:+$CONDA_PREFIX/include} ${TORCH_INCLUDE:-}; do
+  if [ -f "$d/fmt/format.h" ]; then FMT_DIR=$d/fmt; break; fi
+  if [ -f "$d/spdlog/fmt/bundled/format.h" ]; then FMT_DIR=$d/spdlog/fmt/bundled; break; fi
+done
+MINI_FMT=$ROOT/tests/cuda/mini_fmt/fmt
+[ -n "$FMT_DIR" ] || FMT_DIR=$MINI_FMT
+# Only fmt itself on the include path (not the rest of PyTorch's headers).
+mkdir -p "$BUILD/include"
+ln -sfn "$FMT_DIR" "$BUILD/include/fmt"
+
+GTEST_KIND=${DS_GPU_CHECK_GTEST:-}   # source | system | mini; found below when unset
+GTEST_ROOT=${GTEST_ROOT:-}
+if [ -z "$GTEST_KIND" ]; then
+  GTEST_KIND=mini
+  for d in "$GTEST_ROOT" /usr/src/googletest/googletest /usr/src/gtest; do
+    if [ -n "$d" ] && [ -f "$d/src/gtest-all.cc" ]; then GTEST_ROOT=$d; GTEST_KIND=source; break; fi
+  done
+  if [ $GTEST_KIND = mini ] && [ -f /usr/include/gtest/gtest.h ] && ls /usr/lib/*/libgtest.* >/dev/null 2>&1; then
+    GTEST_KIND=system
+  fi
+fi
+
+if [ -n "${DS_GPU_CHECK_ARCHS:-}" ]; then
+  ARCHS=$DS_GPU_CHECK_ARCHS
+elif [ $ALL_ARCHS = 1 ] || [ -z "$GPU_CC" ]; then
+  ARCHS="80 89 90a"
+else
+  case $GPU_CC in
+    80|86|87) ARCHS=80 ;;   # sm_80 SASS runs on every 8.x before Ada
+    89) ARCHS=89 ;;
+    90) ARCHS=90a ;;
+    *) ARCHS=ptx ;;         # newer GPUs: the driver JIT-compiles the compute_80 PTX
+  esac
+fi
+GENCODE=()
+for a in $ARCHS; do
+  if [ "$a" = ptx ]; then GENCODE+=(-gencode arch=compute_80,code=compute_80)
+  else GENCODE+=(-gencode "arch=compute_$a,code=sm_$a"); fi
+done
+# Probe nvcc with this host compiler and these fmt headers on one small translation unit: fall
+# back to -allow-unsupported-compiler for a host compiler newer than nvcc knows, and to the
+# minimal fmt stand-in when the found fmt does not get through nvcc's front end.
+NVCC_EXTRA=()
+probe_nvcc() {
+  rm -f "$BUILD/probe.o"
+  printf '#include "core/status.h"\n__global__ void probe(float* p) { p[0] = 1.0f; }\n' > "$BUILD/probe.cu"
+  "$NVCC" -std=c++20 -I"$ROOT" -I"$BUILD/include" -DFMT_HEADER_ONLY -DFMT_USE_CONSTEXPR=1 "${NVCC_EXTRA[@]}" \
+    "${GENCODE[@]:0:2}" -c "$BUILD/probe.cu" -o "$BUILD/probe.o" > "$LOGS/nvcc_probe.log" 2>&1
+}
+if ! probe_nvcc && grep -q 'unsupported GNU version' "$LOGS/nvcc_probe.log"; then
+  NVCC_EXTRA=(-allow-unsupported-compiler)
+  probe_nvcc
+fi
+if [ ! -f "$BUILD/probe.o" ] && [ "$FMT_DIR" != "$MINI_FMT" ]; then
+  echo "fmt at $FMT_DIR fails under nvcc; using tests/cuda/mini_fmt" >> "$LOGS/nvcc_probe.log"
+  FMT_DIR=$MINI_FMT
+  ln -sfn "$FMT_DIR" "$BUILD/include/fmt"
+  probe_nvcc
+fi
+if [ ! -f "$BUILD/probe.o" ]; then
+  stage "toolchain" "FAIL" "nvcc cannot compile a probe (see $LOGS/nvcc_probe.log)"; tail -20 "$LOGS/nvcc_probe.log"; print_table; exit 1
+fi
+rm -f "$BUILD/probe.o"
+stage "toolchain" "ok" "nvcc $NVCC_VERSION, $($CXX -dumpfullversion 2>/dev/null || echo "$CXX"), fmt $FMT_DIR, gtest $GTEST_KIND, archs $ARCHS"
+[ -n "$CUDA_LIB" ] || { stage "toolchain" "FAIL" "libcudart/libcublasLt not found under $CUDA_HOME"; print_table; exit 1; }
+
+# ---- build --------------------------------------------------------------------------------------------
+
+COMMON=(-std=c++20 -O2 -I"$ROOT" -I"$BUILD/include" -isystem "$CUDA_HOME/include" -DFMT_HEADER_ONLY -DDS_HAVE_CUDA=1)
+NVCC_FLAGS=(-std=c++20 -O3 -lineinfo -I"$ROOT" -I"$BUILD/include" -DFMT_HEADER_ONLY -DFMT_USE_CONSTEXPR=1 "${NVCC_EXTRA[@]}"
+            "-DDS_CUDA_ARCHS=\"sm_${ARCHS// //}\"" -Xptxas -warn-spills,-warn-lmem-usage --resource-usage "${GENCODE[@]}")
+GTEST_FLAGS=()
+case $GTEST_KIND in
+  source) GTEST_FLAGS=(-isystem "$GTEST_ROOT/include" -I"$GTEST_ROOT") ;;
+  mini) GTEST_FLAGS=(-I"$ROOT/tests/cuda/mini_gtest") ;;
+esac
+
+# An object is rebuilt when missing or older than its source or than the newest header we own.
+NEWEST_HEADER=$(find "$ROOT/core" "$ROOT/kernels" "$ROOT/tests/cuda" "$ROOT/tests/kernels" \
+  \( -name '*.h' -o -name '*.cuh' \) -newer "$BUILD/obj/.flags" 2>/dev/null | head -1)
+FLAGS_NOW="${NVCC_FLAGS[*]} ${COMMON[*]} $GTEST_KIND $FMT_DIR"
+if [ ! -f "$BUILD/obj/.flags" ] || [ "$(cat "$BUILD/obj/.flags")" != "$FLAGS_NOW" ] || [ -n "$NEWEST_HEADER" ]; then
+  rm -f "$BUILD"/obj/*.o
+fi
+echo "$FLAGS_NOW" > "$BUILD/obj/.flags"
+
+compile() {  # source → object, logging to <object>.log
+  local src=$1 obj=$2
+  [ -f "$obj" ] && [ "$obj" -nt "$src" ] && return 0
+  case $src in
+    *.cu) "$NVCC" "${NVCC_FLAGS[@]}" -c "$src" -o "$obj" > "$obj.log" 2>&1 ;;
+    *) "$CXX" "${COMMON[@]}" "${GTEST_FLAGS[@]}" -c "$src" -o "$obj" > "$obj.log" 2>&1 ;;
+  esac || { echo "FAILED: $src (see $obj.log)"; tail -20 "$obj.log"; rm -f "$obj"; return 1; }
+}
+
+LIB_SOURCES=(core/tensor.cpp core/log.cpp kernels/cpu/reference_backend.cpp)
+while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
+GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
+HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_arena_rows.cpp)
+GTEST_SOURCES=()
+case $GTEST_KIND in
+  source) GTEST_SOURCES=("$GTEST_ROOT/src/gtest-all.cc" "$GTEST_ROOT/src/gtest_main.cc") ;;
+  mini) GTEST_SOURCES=("$ROOT/tests/cuda/mini_gtest/gtest_main.cpp") ;;
+esac
+
+obj_of() { local s=${1#$ROOT/}; echo "$BUILD/obj/$(echo "$s" | tr '/' '_').o"; }
+
+BUILD_T0=$(date +%s)
+JOBS=$(nproc 2>/dev/null || echo 4)
+build_all() {
+  local src
+  rm -f "$BUILD/obj/FAILED"
+  for src in "${LIB_SOURCES[@]}" "${GPU_TEST_SOURCES[@]}" "${HOST_TEST_SOURCES[@]}" kernels/cuda/bench/bench_cuda.cpp "${GTEST_SOURCES[@]}"; do
+    [ "${src:0:1}" = / ] || src=$ROOT/$src
+    while (( $(jobs -rp | wc -l) >= JOBS )); do sleep 0.2; done
+    { compile "$src" "$(obj_of "$src")" || touch "$BUILD/obj/FAILED"; } &
+  done
+  wait
+  [ ! -e "$BUILD/obj/FAILED" ] || return 1
+  local lib_objs=() o
+  for src in "${LIB_SOURCES[@]}"; do lib_objs+=("$(obj_of "$ROOT/$src")"); done
+  local gtest_objs=() gtest_libs=()
+  for src in "${GTEST_SOURCES[@]}"; do gtest_objs+=("$(obj_of "$src")"); done
+  [ $GTEST_KIND = system ] && gtest_libs=(-lgtest -lgtest_main)
+  local link=(-L"$CUDA_LIB" -Wl,-rpath,"$CUDA_LIB" -lcublasLt -lcudart -lpthread -ldl -lrt)
+  local tests=() hosts=()
+  for src in "${GPU_TEST_SOURCES[@]}"; do tests+=("$(obj_of "$ROOT/$src")"); done
+  for src in "${HOST_TEST_SOURCES[@]}"; do hosts+=("$(obj_of "$ROOT/$src")"); done
+  "$CXX" -o "$BUILD/test_cuda_gpu" "${tests[@]}" "${lib_objs[@]}" "${gtest_objs[@]}" "${gtest_libs[@]}" "${link[@]}" &&
+  "$CXX" -o "$BUILD/test_cuda_host" "${hosts[@]}" "${lib_objs[@]}" "${gtest_objs[@]}" "${gtest_libs[@]}" "${link[@]}" &&
+  "$CXX" -o "$BUILD/bench_cuda" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda.cpp")" "${lib_objs[@]}" "${link[@]}"
+}
+if build_all > "$LOGS/build.log" 2>&1; then
+  cat "$BUILD"/obj/*.cu.o.log > "$LOGS/resource_usage.log" 2>/dev/null
+  SPILLS=$(grep -hE 'bytes spill (stores|loads)' "$LOGS/resource_usage.log" | grep -vc ' 0 bytes spill stores, 0 bytes spill loads')
+  stage "build" "ok" "$(( $(date +%s) - BUILD_T0 )) s on $JOBS cores; kernels with spills: $SPILLS (resource_usage.log)"
+else
+  stage "build" "FAIL" "see $LOGS/build.log"
+  tail -30 "$LOGS/build.log"
+  print_table
+  exit 1
+fi
+
+# ---- tests ----------------------------------------------------------------------------------------------
+
+summarize_gtest() {  # log → "N passed, N failed, N skipped"
+  local log=$1
+  local ok failed skipped
+  ok=$(grep -c '^\[       OK \]' "$log")
+  failed=$(grep -oE '^\[  FAILED  \] [A-Za-z0-9_]+\.[A-Za-z0-9_]+' "$log" | sort -u | wc -l)
+  skipped=$(grep -oE '^\[  SKIPPED \] [A-Za-z0-9_]+\.[A-Za-z0-9_]+' "$log" | sort -u | wc -l)
+  echo "$ok passed, $failed failed, $skipped skipped"
+}
+
+run_limited 60 300 "$LOGS/cuda_host.log" "$BUILD/test_cuda_host"
+rc=$?
+stage "cuda-host tests (CPU)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(summarize_gtest "$LOGS/cuda_host.log") (rc $rc)"
+
+run_limited 240 240 "$LOGS/cuda_gpu.log" "$BUILD/test_cuda_gpu"
+rc=$?
+detail=$(summarize_gtest "$LOGS/cuda_gpu.log")
+status=ok
+[ $rc = 0 ] || status=FAIL
+# On a GPU machine a skip means the tests did not see the GPU: that is a failure of this check.
+[[ $detail == *" 0 skipped" ]] || status=FAIL
+stage "cuda-gpu tests" "$status" "$detail (rc $rc)"
+grep -E -A6 ': Failure$' "$LOGS/cuda_gpu.log" | head -60
+grep -E -A1 ': Skipped$' "$LOGS/cuda_gpu.log" | head -2
+
+# ---- benchmarks -------------------------------------------------------------------------------------------
+
+run_limited 150 150 "$LOGS/bench_cuda.log" "$BUILD/bench_cuda"
+rc=$?
+stage "bench_cuda" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc ($(grep -c '^RESULT' "$LOGS/bench_cuda.log") results)"
+
+cat > "$BUILD/sdpa_bench.py" <<'PY'
+# PyTorch SDPA (flash and cuDNN backends) and bf16 matmul at the shapes bench_cuda measures.
+import sys
+import torch
+import torch.nn.functional as F
+
+def timed(fn, iters=10):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / iters
+
+print(f"torch {torch.__version__}, cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}, "
+      f"{torch.cuda.get_device_name()}", file=sys.stderr)
+try:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    backends = {"flash": lambda: sdpa_kernel(SDPBackend.FLASH_ATTENTION),
+                "cudnn": lambda: sdpa_kernel(SDPBackend.CUDNN_ATTENTION)}
+except ImportError:  # torch < 2.3
+    backends = {"flash": lambda: torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False,
+                                                                enable_mem_efficient=False)}
+
+for b, h, n, d in [(1, 12, 32760, 128), (1, 24, 4608, 128)]:
+    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    shape = f"B={b} H={h} N={n} d={d}"
+    for name, ctx in backends.items():
+        try:
+            with ctx():
+                ms = timed(lambda: F.scaled_dot_product_attention(q, k, v))
+            print(f"RESULT sdpa_{name} {shape} ms={ms:.3f} tflops={4 * b * h * n * n * d / ms / 1e9:.1f}")
+        except Exception as e:  # backend not available for this build/GPU
+            print(f"RESULT sdpa_{name} {shape} unavailable={type(e).__name__}")
+            print(f"sdpa_{name}: {e}", file=sys.stderr)
+    del q, k, v
+
+tokens, dim, ffn = 32760, 1536, 8960
+for m, n, k in [(tokens, 3 * dim, dim), (tokens, dim, dim), (tokens, ffn, dim), (tokens, dim, ffn)]:
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+    ms = timed(lambda: x @ w.t(), iters=20)
+    print(f"RESULT torch_gemm_bf16 M={m} N={n} K={k} ms={ms:.3f} tflops={2 * m * n * k / ms / 1e9:.1f}")
+PY
+TORCH_VERSION=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)
+if [ -n "$TORCH_VERSION" ]; then
+  run_limited 120 100 "$LOGS/sdpa.log" "$PYTHON" "$BUILD/sdpa_bench.py"
+  rc=$?
+  stage "PyTorch SDPA / matmul" "$([ $rc = 0 ] && echo ok || echo FAIL)" "torch $TORCH_VERSION, rc $rc"
+else
+  stage "PyTorch SDPA / matmul" "skipped" "no torch for $PYTHON"
+fi
+
+# ---- sanitizers -----------------------------------------------------------------------------------------
+
+# memcheck sees the backend's arena as one allocation, so FlashKernelOnExactAllocations (the
+# kernel on exact-size buffers) is the test that can catch an out-of-bounds access.
+sanitize() {  # tool filter cap
+  local tool=$1 filter=$2 cap=$3 log="$LOGS/sanitizer_$1.log"
+  if [ ! -x "$SANITIZER" ]; then stage "compute-sanitizer $tool" "skipped" "compute-sanitizer not found"; return; fi
+  run_limited "$cap" 0 "$log" "$SANITIZER" --tool "$tool" --error-exitcode 3 "$BUILD/test_cuda_gpu" --gtest_filter="$filter"
+  local rc=$?
+  local summary
+  summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1)
+  local tests
+  tests=$(summarize_gtest "$log")
+  if [ $rc = 0 ]; then stage "compute-sanitizer $tool" "ok" "${summary:-no summary}; $tests"
+  elif [ $rc = 124 ] || [ $rc = 125 ]; then stage "compute-sanitizer $tool" "TIMEOUT" "rc $rc; $tests"
+  else stage "compute-sanitizer $tool" "FAIL" "rc $rc; ${summary:-see log}; $tests"; fi
+}
+sanitize memcheck 'CudaAttention.*-*LongSequence*' 90
+sanitize racecheck 'CudaAttention.FlashKernelOnExactAllocations:CudaAttention.FlashMatchesReference' 90
+sanitize synccheck 'CudaAttention.FlashKernelOnExactAllocations' 40
+
+print_table
+for s in "${STAGES[@]}"; do [[ $s == *"|FAIL|"* || $s == *"|TIMEOUT|"* ]] && exit 1; done
+exit 0

@@ -1,0 +1,85 @@
+// Helpers for the GPU tests (suite cuda-gpu): a fixture that skips when the machine has no usable
+// GPU, and device mirrors of host buffers so a test can build its views on the host, run the op
+// on the device twins, and compare on the host with the helpers of tests/kernels.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <utility>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace ds::test {
+
+// The backend for one test, or GTEST_SKIP when there is no usable device (kUnsupported). Any other
+// failure (arena allocation, driver error) fails the test: the machine has a GPU then.
+class CudaTest : public ::testing::Test {
+ protected:
+  static CudaOptions DefaultOptions() {
+    CudaOptions o;
+    o.arena_bytes = size_t{2} << 30;
+    return o;
+  }
+
+  void SetUp() override {
+    auto backend = CudaBackend::Create(DefaultOptions());
+    if (!backend.ok()) {
+      if (backend.status().code() == Code::kUnsupported) GTEST_SKIP() << backend.status().message();
+      FAIL() << backend.status().message();
+    }
+    cuda_ = std::move(backend).value();
+  }
+
+  // A second backend with other options (f32 GEMMs, the naive attention kernel).
+  std::unique_ptr<CudaBackend> Make(const CudaOptions& options) {
+    auto backend = CudaBackend::Create(options);
+    EXPECT_TRUE(backend.ok()) << backend.status().message();
+    return backend.ok() ? std::move(backend).value() : nullptr;
+  }
+
+  std::unique_ptr<CudaBackend> cuda_;
+};
+
+// A device copy of a host buffer. mirror(view) is the device twin of a view into the host buffer
+// (same shape and strides); Fetch() copies the device bytes back over the host buffer.
+class DeviceMirror {
+ public:
+  DeviceMirror(CudaBackend& be, const HostBuffer& host) : be_(be), host_(host) {
+    auto t = be.Alloc(DType::kF32, {static_cast<int64_t>(host.size())});
+    if (!t.ok()) {
+      status_ = t.status();
+      return;
+    }
+    dev_ = *t;
+    status_ = be.Upload(host.view({static_cast<int64_t>(host.size())}), dev_);
+  }
+
+  const Status& status() const { return status_; }
+
+  Tensor operator()(const Tensor& host_view) const {
+    Tensor d = host_view;
+    d.data =
+        static_cast<char*>(dev_.data) + (static_cast<char*>(host_view.data) - reinterpret_cast<char*>(host_.data()));
+    d.device = Device::kCuda;
+    return d;
+  }
+
+  // Waits for the stream; also reports (and clears) any error an op left on the backend.
+  Status Fetch() { return be_.Download(dev_, host_.view({static_cast<int64_t>(host_.size())})); }
+
+ private:
+  CudaBackend& be_;
+  const HostBuffer& host_;
+  Tensor dev_;
+  Status status_;
+};
+
+}  // namespace ds::test
+
+// Declares DeviceMirror `name` of host buffer `host` on backend `be`, failing the test if it
+// cannot be made.
+#define DS_MIRROR(name, be, host)              \
+  ::ds::test::DeviceMirror name((be), (host)); \
+  ASSERT_TRUE(name.status().ok()) << name.status().message()

@@ -1,0 +1,261 @@
+// CUDA attention vs the float64 reference. The flash kernel (bf16 tensor cores) is held to the
+// FlashAttention tolerance rule: its error may be at most 2× the error of the same computation
+// done exactly except for the bf16 roundings the kernel makes (q, k, v and the softmax weights),
+// plus a small absolute term; a fixed epsilon is either too loose for benign inputs or too tight
+// for large scores. The naive kernel is f32 throughout and held to f32 tolerance. Skipped without
+// a usable GPU.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/reference_backend.h"
+#include "kernels/cuda/attention/flash_attention.cuh"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace ds {
+namespace {
+
+using test::AllClose;
+using test::Poisoned;
+using test::Random;
+using test::Strided;
+using test::UntouchedOutside;
+
+constexpr double kF32Rtol = 2e-5;
+
+struct Shape {
+  int64_t nq, nk, heads, dh;
+  bool fused;  // q/k/v as slices of one [N, 3, H, dh] buffer
+  float amplitude = 1.0f;
+};
+
+std::string Name(const Shape& s) {
+  return "nq " + std::to_string(s.nq) + " nk " + std::to_string(s.nk) + " heads " + std::to_string(s.heads) + " dh " +
+         std::to_string(s.dh) + (s.fused ? " fused" : "") + " amplitude " + std::to_string(s.amplitude);
+}
+
+struct Inputs {
+  HostBuffer qb, kb, vb;
+  Tensor q, k, v;
+};
+
+Inputs MakeInputs(std::mt19937& rng, const Shape& s) {
+  Inputs in;
+  const int64_t hd = s.heads * s.dh;
+  const float a = s.amplitude;
+  if (s.fused) {
+    in.qb = Random(rng, static_cast<size_t>(std::max(s.nq, s.nk) * 3 * hd), -a, a);
+    in.q = Strided(in.qb.data(), {s.nq, s.heads, s.dh}, 3 * hd);
+    in.k = Strided(in.qb.data() + hd, {s.nk, s.heads, s.dh}, 3 * hd);
+    in.v = Strided(in.qb.data() + 2 * hd, {s.nk, s.heads, s.dh}, 3 * hd);
+  } else {
+    in.qb = Random(rng, static_cast<size_t>(s.nq * hd), -a, a);
+    in.kb = Random(rng, static_cast<size_t>(s.nk * hd), -a, a);
+    in.vb = Random(rng, static_cast<size_t>(s.nk * hd));
+    in.q = in.qb.view({s.nq, s.heads, s.dh});
+    in.k = in.kb.view({s.nk, s.heads, s.dh});
+    in.v = in.vb.view({s.nk, s.heads, s.dh});
+  }
+  return in;
+}
+
+// max |got − want| / (|want| + rms(want)): the metric of AllClose, as a number.
+double WorstError(const Tensor& got, const Tensor& want) {
+  const double rms = test::Rms(want);
+  Rows g(got), w(want);
+  double worst = 0;
+  for (int64_t i = 0; i < w.count(); ++i) {
+    for (int64_t j = 0; j < w.width(); ++j) {
+      const double e = std::abs(double{g[i][j]} - w[i][j]) / (std::abs(double{w[i][j]}) + rms);
+      worst = std::isnan(e) ? std::numeric_limits<double>::infinity() : std::max(worst, e);
+    }
+  }
+  return worst;
+}
+
+float RoundBf16(float x) { return cuda::flash::Bf16ToFloat(cuda::flash::Bf16Bits(x)); }
+
+// softmax(q·kᵀ·scale)·v in float64 except for the roundings the flash kernel makes: q, k, v to
+// bf16 on the way in, the softmax weights to bf16 before P·V (their sum stays unrounded).
+void SamePrecisionBaseline(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out) {
+  const int64_t nq = q.shape[0], nk = k.shape[0], heads = q.shape[1], dh = q.shape[2];
+  auto rounded = [&](const Tensor& t, int64_t n) {  // [heads][n][dh], contiguous per head
+    Rows r(t);
+    std::vector<double> out_v(static_cast<size_t>(heads * n * dh));
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t h = 0; h < heads; ++h) {
+        for (int64_t d = 0; d < dh; ++d)
+          out_v[static_cast<size_t>((h * n + i) * dh + d)] = RoundBf16(r[i * heads + h][d]);
+      }
+    }
+    return out_v;
+  };
+  const std::vector<double> qd = rounded(q, nq), kd = rounded(k, nk), vd = rounded(v, nk);
+  Rows orows(out);
+  std::vector<double> s(static_cast<size_t>(nk)), acc(static_cast<size_t>(dh));
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t i = 0; i < nq; ++i) {
+      const double* qi = &qd[static_cast<size_t>((h * nq + i) * dh)];
+      double max = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < nk; ++j) {
+        const double* kj = &kd[static_cast<size_t>((h * nk + j) * dh)];
+        double dot = 0;
+        for (int64_t d = 0; d < dh; ++d) dot += qi[d] * kj[d];
+        s[j] = dot * scale;
+        max = std::max(max, s[j]);
+      }
+      double sum = 0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = 0; j < nk; ++j) {
+        const double p = std::exp(s[j] - max);
+        sum += p;
+        const double p_bf16 = RoundBf16(static_cast<float>(p));
+        const double* vj = &vd[static_cast<size_t>((h * nk + j) * dh)];
+        for (int64_t d = 0; d < dh; ++d) acc[d] += p_bf16 * vj[d];
+      }
+      for (int64_t d = 0; d < dh; ++d) orows[i * heads + h][d] = static_cast<float>(acc[d] / sum);
+    }
+  }
+}
+
+class CudaAttention : public test::CudaTest {
+ protected:
+  // Runs `be`'s attention on device copies of the inputs; returns the output on the host.
+  void Run(CudaBackend& be, const Inputs& in, const Shape& s, float scale, const HostBuffer& out_b, Tensor& out) {
+    DS_MIRROR(dq, be, in.qb);
+    const HostBuffer& kb = s.fused ? in.qb : in.kb;
+    const HostBuffer& vb = s.fused ? in.qb : in.vb;
+    DS_MIRROR(dk, be, kb);
+    DS_MIRROR(dv, be, vb);
+    DS_MIRROR(dout, be, out_b);
+    Tensor dov = dout(out);
+    be.attention(dq(in.q), dk(in.k), dv(in.v), scale, dov);
+    const Status st = dout.Fetch();
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+
+  void CheckFlash(const Shape& s) {
+    SCOPED_TRACE(Name(s));
+    const Inputs in = MakeInputs(rng_, s);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.dh));
+    const int64_t pad = 8;  // o as a slice of a wider buffer: the kernel writes only its view
+    const HostBuffer want_b = Poisoned(static_cast<size_t>(s.nq * s.heads * s.dh));
+    const HostBuffer base_b = Poisoned(want_b.size());
+    const HostBuffer got_b = Poisoned(static_cast<size_t>(s.nq * (s.heads * s.dh + pad)));
+    Tensor want = want_b.view({s.nq, s.heads, s.dh}), base = base_b.view({s.nq, s.heads, s.dh});
+    Tensor got = Strided(got_b.data(), {s.nq, s.heads, s.dh}, s.heads * s.dh + pad);
+    ref_.attention(in.q, in.k, in.v, scale, want);
+    SamePrecisionBaseline(in.q, in.k, in.v, scale, base);
+    Run(*cuda_, in, s, scale, got_b, got);
+    const double e_flash = WorstError(got, want), e_base = WorstError(base, want);
+    EXPECT_LE(e_flash, 2.0 * e_base + 1e-3) << "same-precision baseline error " << e_base;
+    EXPECT_TRUE(UntouchedOutside(got_b, got));
+    ::testing::Test::RecordProperty("flash_error_" + std::to_string(s.dh) + "_" + std::to_string(s.nk),
+                                    std::to_string(e_flash) + " (baseline " + std::to_string(e_base) + ")");
+  }
+
+  void CheckF32(CudaBackend& be, const Shape& s) {
+    SCOPED_TRACE(Name(s));
+    const Inputs in = MakeInputs(rng_, s);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.dh));
+    const HostBuffer want_b = Poisoned(static_cast<size_t>(s.nq * s.heads * s.dh)), got_b = Poisoned(want_b.size());
+    Tensor want = want_b.view({s.nq, s.heads, s.dh}), got = got_b.view({s.nq, s.heads, s.dh});
+    ref_.attention(in.q, in.k, in.v, scale, want);
+    Run(be, in, s, scale, got_b, got);
+    EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+  }
+
+  ReferenceBackend ref_;
+  std::mt19937 rng_ = test::TestRng();
+};
+
+// Partial query and key tiles, one and several key tiles, self (nq = nk) and cross (text keys),
+// fused and separate buffers, every supported head dim.
+TEST_F(CudaAttention, FlashMatchesReference) {
+  for (int64_t dh : {32, 64, 128}) {
+    for (const Shape& s :
+         {Shape{1, 1, 1, dh, false}, Shape{77, 77, 2, dh, true}, Shape{130, 300, 3, dh, false},
+          Shape{256, 77, 2, dh, false}, Shape{1000, 1000, 2, dh, true}, Shape{200, 520, 1, dh, true, 3.0f}}) {
+      CheckFlash(s);
+    }
+  }
+}
+
+TEST_F(CudaAttention, FlashLongSequenceMatchesReference) { CheckFlash({4096, 4096, 2, 128, true}); }
+
+TEST_F(CudaAttention, NaiveKernelMatchesReference) {
+  CudaOptions o = DefaultOptions();
+  o.attention = CudaOptions::Attention::kNaiveF32;
+  auto naive = Make(o);
+  ASSERT_TRUE(naive);
+  for (const Shape& s : {Shape{1, 1, 1, 8, false}, Shape{77, 77, 2, 128, true}, Shape{130, 300, 3, 48, false},
+                         Shape{64, 33, 2, 256, true}, Shape{50, 60, 1, 100, false, 3.0f}}) {
+    CheckF32(*naive, s);
+  }
+}
+
+// Head dims the flash kernel does not take run on the naive kernel, at f32 accuracy.
+TEST_F(CudaAttention, UnsupportedHeadDimFallsBackToNaive) {
+  for (const Shape& s : {Shape{70, 90, 2, 48, true}, Shape{33, 17, 1, 16, false}}) CheckF32(*cuda_, s);
+}
+
+// The flash kernel alone on allocations of exactly the tensor sizes, so compute-sanitizer memcheck
+// sees any read or write past a tensor (inside the backend's arena it could not), and racecheck
+// checks the shared-memory pipeline. Small: the sanitizers slow kernels down ~100×.
+TEST_F(CudaAttention, FlashKernelOnExactAllocations) {
+  for (int dh : {32, 64, 128}) {
+    const int nq = 130, nk = 200, heads = 2;  // partial query tile, 2-4 key tiles, the last partial
+    SCOPED_TRACE("dh " + std::to_string(dh));
+    std::vector<uint16_t> q(static_cast<size_t>(nq) * heads * dh), k(static_cast<size_t>(nk) * heads * dh), v(k.size());
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (auto* t : {&q, &k, &v}) {
+      for (uint16_t& x : *t) x = cuda::flash::Bf16Bits(dist(rng_));
+    }
+    void *dq = nullptr, *dk = nullptr, *dv = nullptr, *dout = nullptr;
+    const size_t out_bytes = static_cast<size_t>(nq) * heads * dh * sizeof(float);
+    ASSERT_EQ(cudaMalloc(&dq, q.size() * 2), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&dk, k.size() * 2), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&dv, v.size() * 2), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&dout, out_bytes), cudaSuccess);
+    cudaMemcpy(dq, q.data(), q.size() * 2, cudaMemcpyHostToDevice);
+    cudaMemcpy(dk, k.data(), k.size() * 2, cudaMemcpyHostToDevice);
+    cudaMemcpy(dv, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
+    cudaMemset(dout, 0xff, out_bytes);  // NaN
+
+    cuda::flash::Params p;
+    p.q = dq;
+    p.k = dk;
+    p.v = dv;
+    p.o = static_cast<float*>(dout);
+    p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * dh;
+    p.q_head = p.k_head = p.v_head = p.o_head = dh;
+    p.nq = nq;
+    p.nk = nk;
+    p.heads = heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+    p.scale_log2 = scale * cuda::flash::kLog2e;
+    const Status st = cuda::flash::Forward(p, dh, nullptr);
+    EXPECT_TRUE(st.ok()) << st.message();
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const HostBuffer got_b(static_cast<size_t>(nq) * heads * dh);
+    cudaMemcpy(got_b.data(), dout, out_bytes, cudaMemcpyDeviceToHost);
+    for (void* ptr : {dq, dk, dv, dout}) cudaFree(ptr);
+
+    // Float64 softmax on the same bf16 inputs: the kernel's only further rounding is P to bf16.
+    const HostBuffer qf(q.size()), kf(k.size()), vf(v.size()), want_b(got_b.size());
+    for (size_t i = 0; i < q.size(); ++i) qf.data()[i] = cuda::flash::Bf16ToFloat(q[i]);
+    for (size_t i = 0; i < k.size(); ++i) kf.data()[i] = cuda::flash::Bf16ToFloat(k[i]);
+    for (size_t i = 0; i < v.size(); ++i) vf.data()[i] = cuda::flash::Bf16ToFloat(v[i]);
+    Tensor want = want_b.view({nq, heads, dh});
+    ref_.attention(qf.view({nq, heads, dh}), kf.view({nk, heads, dh}), vf.view({nk, heads, dh}), scale, want);
+    EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 1e-2));
+  }
+}
+
+}  // namespace
+}  // namespace ds

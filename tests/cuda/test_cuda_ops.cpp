@@ -1,0 +1,390 @@
+// CudaBackend vs ReferenceBackend for every op but attention (test_cuda_attention.cpp), on device
+// tensors, with fresh random inputs, outputs poisoned with NaN, and strided views. Skipped without
+// a usable GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "kernels/cpu/reference_backend.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace ds {
+namespace {
+
+using test::AllClose;
+using test::Poison;
+using test::Poisoned;
+using test::Random;
+using test::Strided;
+using test::UntouchedOutside;
+
+constexpr double kF32Rtol = 1e-5;
+// TF32 keeps 10 mantissa bits of each GEMM input: ~2⁻¹¹ relative per product, so ~4e-4 of the
+// output's rms per element and up to ~4.5× that at the worst of 10⁵ elements.
+constexpr double kTf32Rtol = 5e-3;
+
+class CudaOps : public test::CudaTest {
+ protected:
+  ReferenceBackend ref_;
+  std::mt19937 rng_ = test::TestRng();
+};
+
+// ---- linear ------------------------------------------------------------------------------------
+
+struct LinearCase {
+  int64_t m, k, n;
+  bool bias;
+  int64_t x_pad, y_pad;
+};
+
+void CheckLinear(CudaBackend& be, ReferenceBackend& ref, std::mt19937& rng, const LinearCase& c, double rtol) {
+  SCOPED_TRACE("m " + std::to_string(c.m) + " k " + std::to_string(c.k) + " n " + std::to_string(c.n));
+  const HostBuffer xb = Random(rng, static_cast<size_t>(c.m * (c.k + c.x_pad)));
+  const HostBuffer wb = Random(rng, static_cast<size_t>(c.n * c.k));
+  const HostBuffer bb = Random(rng, static_cast<size_t>(c.n));
+  const HostBuffer want_b = Poisoned(static_cast<size_t>(c.m * c.n));
+  const HostBuffer got_b = Poisoned(static_cast<size_t>(c.m * (c.n + c.y_pad)));
+  const Tensor x = Strided(xb.data(), {c.m, c.k}, c.k + c.x_pad), w = wb.view({c.n, c.k}), b = bb.view({c.n});
+  Tensor want = want_b.view({c.m, c.n}), got = Strided(got_b.data(), {c.m, c.n}, c.n + c.y_pad);
+  ref.linear(x, w, c.bias ? &b : nullptr, want);
+
+  DS_MIRROR(dx, be, xb);
+  DS_MIRROR(dw, be, wb);
+  DS_MIRROR(db, be, bb);
+  DS_MIRROR(dy, be, got_b);
+  const Tensor db_view = db(b);
+  Tensor dy_view = dy(got);
+  be.linear(dx(x), dw(w), c.bias ? &db_view : nullptr, dy_view);
+  const Status s = dy.Fetch();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(AllClose(got, want, rtol));
+  EXPECT_TRUE(UntouchedOutside(got_b, got));
+}
+
+constexpr LinearCase kLinearCases[] = {
+    {1, 16, 8, true, 0, 0},       {33, 64, 48, true, 5, 3},        {7, 1, 5, false, 0, 2},
+    {300, 1536, 512, true, 0, 0}, {77, 512, 1536, false, 1536, 0}, {129, 96, 257, true, 3, 1},
+};
+
+TEST_F(CudaOps, LinearTf32MatchesReference) {
+  for (const LinearCase& c : kLinearCases) CheckLinear(*cuda_, ref_, rng_, c, kTf32Rtol);
+}
+
+TEST_F(CudaOps, LinearF32MatchesReference) {
+  CudaOptions o = DefaultOptions();
+  o.tf32 = false;
+  auto f32 = Make(o);
+  ASSERT_TRUE(f32);
+  for (const LinearCase& c : kLinearCases) CheckLinear(*f32, ref_, rng_, c, kF32Rtol);
+}
+
+// ---- norms -------------------------------------------------------------------------------------
+
+struct RowsCase {
+  int64_t rows, d, x_pad, y_pad;
+};
+constexpr RowsCase kRowsCases[] = {{1, 7, 0, 0}, {64, 1536, 3, 5}, {5, 5120, 0, 0}, {300, 64, 64, 0}, {2, 33, 1, 1}};
+
+TEST_F(CudaOps, LayerNormMatchesReference) {
+  for (const RowsCase& c : kRowsCases) {
+    for (int affine = 0; affine < 4; ++affine) {
+      SCOPED_TRACE("rows " + std::to_string(c.rows) + " d " + std::to_string(c.d) + " affine " +
+                   std::to_string(affine));
+      // A mean far from 0 makes a one-pass variance lose digits; the kernel must not.
+      const HostBuffer xb = Random(rng_, static_cast<size_t>(c.rows * (c.d + c.x_pad)), 2.0f, 4.0f);
+      const HostBuffer wb = Random(rng_, static_cast<size_t>(c.d)), bb = Random(rng_, static_cast<size_t>(c.d));
+      const HostBuffer want_b = Poisoned(static_cast<size_t>(c.rows * c.d));
+      const HostBuffer got_b = Poisoned(static_cast<size_t>(c.rows * (c.d + c.y_pad)));
+      const Tensor x = Strided(xb.data(), {c.rows, c.d}, c.d + c.x_pad), w = wb.view({c.d}), b = bb.view({c.d});
+      Tensor want = want_b.view({c.rows, c.d}), got = Strided(got_b.data(), {c.rows, c.d}, c.d + c.y_pad);
+      const Tensor* wp = affine & 1 ? &w : nullptr;
+      const Tensor* bp = affine & 2 ? &b : nullptr;
+      ref_.layer_norm(x, wp, bp, 1e-6f, want);
+      DS_MIRROR(dx, *cuda_, xb);
+      DS_MIRROR(dw, *cuda_, wb);
+      DS_MIRROR(dbias, *cuda_, bb);
+      DS_MIRROR(dy, *cuda_, got_b);
+      const Tensor dwv = dw(w), dbv = dbias(b);
+      Tensor dyv = dy(got);
+      cuda_->layer_norm(dx(x), wp ? &dwv : nullptr, bp ? &dbv : nullptr, 1e-6f, dyv);
+      const Status s = dy.Fetch();
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+      EXPECT_TRUE(UntouchedOutside(got_b, got));
+    }
+  }
+}
+
+TEST_F(CudaOps, LayerNormModulateMatchesReference) {
+  for (const RowsCase& c : kRowsCases) {
+    SCOPED_TRACE("rows " + std::to_string(c.rows) + " d " + std::to_string(c.d));
+    const HostBuffer xb = Random(rng_, static_cast<size_t>(c.rows * (c.d + c.x_pad)), -3.0f, 5.0f);
+    const HostBuffer shb = Random(rng_, static_cast<size_t>(c.d)), scb = Random(rng_, static_cast<size_t>(c.d));
+    const HostBuffer want_b = Poisoned(static_cast<size_t>(c.rows * c.d));
+    const HostBuffer got_b = Poisoned(static_cast<size_t>(c.rows * (c.d + c.y_pad)));
+    const Tensor x = Strided(xb.data(), {c.rows, c.d}, c.d + c.x_pad), shift = shb.view({c.d}), scale = scb.view({c.d});
+    Tensor want = want_b.view({c.rows, c.d}), got = Strided(got_b.data(), {c.rows, c.d}, c.d + c.y_pad);
+    ref_.layer_norm_modulate(x, shift, scale, 1e-6f, want);
+    DS_MIRROR(dx, *cuda_, xb);
+    DS_MIRROR(dsh, *cuda_, shb);
+    DS_MIRROR(dsc, *cuda_, scb);
+    DS_MIRROR(dy, *cuda_, got_b);
+    Tensor dyv = dy(got);
+    cuda_->layer_norm_modulate(dx(x), dsh(shift), dsc(scale), 1e-6f, dyv);
+    const Status s = dy.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+    EXPECT_TRUE(UntouchedOutside(got_b, got));
+  }
+}
+
+// Per-head q/k norm: rows are the heads of [N, H, dh] views whose token stride exceeds H·dh.
+TEST_F(CudaOps, RmsNormPerHeadMatchesReference) {
+  for (auto [n, heads, dh, pad] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 8, 0}, {77, 12, 128, 2 * 12 * 128}, {300, 3, 64, 5}}) {
+    SCOPED_TRACE("n " + std::to_string(n) + " heads " + std::to_string(heads) + " dh " + std::to_string(dh));
+    const int64_t row = heads * dh + pad;
+    const HostBuffer want_b = Random(rng_, static_cast<size_t>(n * row), -2.0f, 2.0f);
+    const HostBuffer got_b(want_b.size());
+    std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
+    const HostBuffer wb = Random(rng_, static_cast<size_t>(dh));
+    Tensor want = Strided(want_b.data(), {n, heads, dh}, row), got = Strided(got_b.data(), {n, heads, dh}, row);
+    ref_.rms_norm(want, wb.view({dh}), 1e-6f);
+    DS_MIRROR(dx, *cuda_, got_b);
+    DS_MIRROR(dw, *cuda_, wb);
+    Tensor dxv = dx(got);
+    cuda_->rms_norm(dxv, dw(wb.view({dh})), 1e-6f);
+    const Status s = dx.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+    for (size_t i = 0; i < got_b.size(); ++i) {  // the padding between tokens is untouched
+      if (static_cast<int64_t>(i) % row >= heads * dh) {
+        ASSERT_EQ(got_b.data()[i], want_b.data()[i]) << i;
+      }
+    }
+  }
+}
+
+// ---- element-wise ------------------------------------------------------------------------------
+
+enum class Elementwise { kGateResidual, kAdd, kGelu, kSilu };
+
+void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, const Tensor& f) {
+  switch (op) {
+    case Elementwise::kGateResidual:
+      be.gate_residual(x, gate, f);
+      break;
+    case Elementwise::kAdd:
+      be.add(x, f);
+      break;
+    case Elementwise::kGelu:
+      be.gelu_tanh(x);
+      break;
+    case Elementwise::kSilu:
+      be.silu(x);
+      break;
+  }
+}
+
+TEST_F(CudaOps, ElementwiseMatchReference) {
+  for (Elementwise op : {Elementwise::kGateResidual, Elementwise::kAdd, Elementwise::kGelu, Elementwise::kSilu}) {
+    for (const RowsCase& c : kRowsCases) {
+      SCOPED_TRACE("op " + std::to_string(static_cast<int>(op)) + " rows " + std::to_string(c.rows) + " d " +
+                   std::to_string(c.d));
+      const HostBuffer want_b = Random(rng_, static_cast<size_t>(c.rows * (c.d + c.x_pad)), -6.0f, 6.0f);
+      const HostBuffer got_b(want_b.size());
+      std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
+      const HostBuffer fb = Random(rng_, static_cast<size_t>(c.rows * (c.d + c.y_pad)));
+      const HostBuffer gb = Random(rng_, static_cast<size_t>(c.d));
+      Tensor want = Strided(want_b.data(), {c.rows, c.d}, c.d + c.x_pad);
+      Tensor got = Strided(got_b.data(), {c.rows, c.d}, c.d + c.x_pad);
+      const Tensor f = Strided(fb.data(), {c.rows, c.d}, c.d + c.y_pad), gate = gb.view({c.d});
+      RunElementwise(ref_, op, want, gate, f);
+      DS_MIRROR(dx, *cuda_, got_b);
+      DS_MIRROR(df, *cuda_, fb);
+      DS_MIRROR(dg, *cuda_, gb);
+      Tensor dxv = dx(got);
+      RunElementwise(*cuda_, op, dxv, dg(gate), df(f));
+      const Status s = dx.Fetch();
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+      for (int64_t r = 0; r < c.rows; ++r) {  // padding untouched
+        for (int64_t i = c.d; i < c.d + c.x_pad; ++i) {
+          ASSERT_EQ(got_b.data()[r * (c.d + c.x_pad) + i], want_b.data()[r * (c.d + c.x_pad) + i]);
+        }
+      }
+    }
+  }
+}
+
+// ---- rope --------------------------------------------------------------------------------------
+
+TEST_F(CudaOps, RopeMatchesReference) {
+  for (auto [n, heads, dh, pad] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 2, 0}, {60, 12, 128, 2 * 12 * 128}, {33, 3, 64, 7}}) {
+    SCOPED_TRACE("n " + std::to_string(n) + " heads " + std::to_string(heads) + " dh " + std::to_string(dh));
+    const int64_t row = heads * dh + pad;
+    const HostBuffer want_b = Random(rng_, static_cast<size_t>(n * row));
+    const HostBuffer got_b(want_b.size());
+    std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
+    const HostBuffer angles = Random(rng_, static_cast<size_t>(n * dh / 2), -3.1f, 3.1f);
+    const HostBuffer cb(angles.size()), sb(angles.size());
+    for (size_t i = 0; i < angles.size(); ++i) {
+      cb.data()[i] = std::cos(angles.data()[i]);
+      sb.data()[i] = std::sin(angles.data()[i]);
+    }
+    Tensor want = Strided(want_b.data(), {n, heads, dh}, row), got = Strided(got_b.data(), {n, heads, dh}, row);
+    const Tensor cosv = cb.view({n, dh / 2}), sinv = sb.view({n, dh / 2});
+    ref_.rope(want, cosv, sinv);
+    DS_MIRROR(dx, *cuda_, got_b);
+    DS_MIRROR(dc, *cuda_, cb);
+    DS_MIRROR(ds, *cuda_, sb);
+    Tensor dxv = dx(got);
+    cuda_->rope(dxv, dc(cosv), ds(sinv));
+    const Status s = dx.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+  }
+}
+
+// ---- conv3x3 and upsampling --------------------------------------------------------------------
+
+TEST_F(CudaOps, Conv3x3MatchesReference) {
+  CudaOptions o = DefaultOptions();
+  o.tf32 = false;
+  auto f32 = Make(o);
+  ASSERT_TRUE(f32);
+  for (auto [c_in, h, w, c_out] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1}, {8, 9, 13, 5}, {32, 16, 16, 16}, {3, 40, 24, 64}}) {
+    for (bool tf32 : {true, false}) {
+      SCOPED_TRACE("c " + std::to_string(c_in) + " h " + std::to_string(h) + " w " + std::to_string(w) + " o " +
+                   std::to_string(c_out) + (tf32 ? " tf32" : " f32"));
+      CudaBackend& be = tf32 ? *cuda_ : *f32;
+      const HostBuffer xb = Random(rng_, static_cast<size_t>(c_in * h * w));
+      const HostBuffer wb = Random(rng_, static_cast<size_t>(c_out * c_in * 9)),
+                       bb = Random(rng_, static_cast<size_t>(c_out));
+      const HostBuffer want_b = Poisoned(static_cast<size_t>(c_out * h * w)), got_b = Poisoned(want_b.size());
+      const Tensor x = xb.view({c_in, h, w}), wt = wb.view({c_out, c_in, 3, 3}), b = bb.view({c_out});
+      Tensor want = want_b.view({c_out, h, w}), got = got_b.view({c_out, h, w});
+      ref_.conv3x3(x, wt, b, want);
+      DS_MIRROR(dx, be, xb);
+      DS_MIRROR(dw, be, wb);
+      DS_MIRROR(db, be, bb);
+      DS_MIRROR(dy, be, got_b);
+      Tensor dyv = dy(got);
+      be.conv3x3(dx(x), dw(wt), db(b), dyv);
+      const Status s = dy.Fetch();
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_TRUE(AllClose(got, want, tf32 ? kTf32Rtol : kF32Rtol));
+    }
+  }
+}
+
+// A strided output goes through the kernel's scratch-and-copy path.
+TEST_F(CudaOps, Conv3x3IntoStridedOutput) {
+  const int64_t c_in = 4, h = 6, w = 5, c_out = 3, pad = 2;
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(c_in * h * w));
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(c_out * c_in * 9)),
+                   bb = Random(rng_, static_cast<size_t>(c_out));
+  const HostBuffer want_b = Poisoned(static_cast<size_t>(c_out * h * w));
+  const HostBuffer got_b = Poisoned(static_cast<size_t>(c_out * h * (w + pad)));
+  const Tensor x = xb.view({c_in, h, w}), wt = wb.view({c_out, c_in, 3, 3}), b = bb.view({c_out});
+  Tensor want = want_b.view({c_out, h, w});
+  Tensor got = Tensor::View(got_b.data(), DType::kF32, {c_out, h, w});
+  got.strides[1] = (w + pad) * 4;
+  got.strides[0] = h * (w + pad) * 4;
+  ref_.conv3x3(x, wt, b, want);
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(dw, *cuda_, wb);
+  DS_MIRROR(db, *cuda_, bb);
+  DS_MIRROR(dy, *cuda_, got_b);
+  Tensor dyv = dy(got);
+  cuda_->conv3x3(dx(x), dw(wt), db(b), dyv);
+  const Status s = dy.Fetch();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(AllClose(got, want, kTf32Rtol));
+  EXPECT_TRUE(UntouchedOutside(got_b, got));
+}
+
+TEST_F(CudaOps, UpsampleMatchesReference) {
+  for (auto [c, h, w] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 5, 7}, {16, 32, 48}}) {
+    const HostBuffer xb = Random(rng_, static_cast<size_t>(c * h * w));
+    const HostBuffer want_b = Poisoned(static_cast<size_t>(c * 4 * h * w)), got_b = Poisoned(want_b.size());
+    const Tensor x = xb.view({c, h, w});
+    Tensor want = want_b.view({c, 2 * h, 2 * w}), got = got_b.view({c, 2 * h, 2 * w});
+    ref_.upsample_nearest2x(x, want);
+    DS_MIRROR(dx, *cuda_, xb);
+    DS_MIRROR(dy, *cuda_, got_b);
+    Tensor dyv = dy(got);
+    cuda_->upsample_nearest2x(dx(x), dyv);
+    const Status s = dy.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got, want, 0.0));
+  }
+}
+
+// ---- host tensors, arena, errors ----------------------------------------------------------------
+
+// Today's engine passes host buffers: the backend stages them and the results land in place, with
+// the bytes between strided rows untouched.
+TEST_F(CudaOps, HostTensorsAreStaged) {
+  const int64_t m = 37, k = 64, n = 48, pad = 3;
+  const size_t arena_before = cuda_->arena_used();
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
+  const HostBuffer want_b = Poisoned(static_cast<size_t>(m * n)), got_b = Poisoned(static_cast<size_t>(m * (n + pad)));
+  const Tensor x = xb.view({m, k}), w = wb.view({n, k});
+  Tensor want = want_b.view({m, n}), got = Strided(got_b.data(), {m, n}, n + pad);
+  ref_.linear(x, w, nullptr, want);
+  cuda_->linear(x, w, nullptr, got);
+  ref_.gelu_tanh(want);
+  cuda_->gelu_tanh(got);
+  const Status s = cuda_->Synchronize();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(AllClose(got, want, kTf32Rtol));
+  EXPECT_TRUE(UntouchedOutside(got_b, got));
+  EXPECT_EQ(cuda_->arena_used(), arena_before);  // the staging scratch went back
+}
+
+TEST_F(CudaOps, ArenaAllocatesAndResets) {
+  const size_t before = cuda_->arena_used();
+  auto a = cuda_->Alloc(DType::kF32, {1000, 3});
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_EQ(a->device, Device::kCuda);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a->data) % 256, 0u);
+  EXPECT_GE(cuda_->arena_used(), before + 12000);
+  auto too_big = cuda_->Alloc(DType::kF32, {static_cast<int64_t>(cuda_->arena_capacity())});
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_EQ(too_big.status().code(), Code::kOutOfMemory);
+  cuda_->ResetArena();
+  EXPECT_EQ(cuda_->arena_used(), before);
+}
+
+// An op that cannot run keeps its error; later ops are skipped until Synchronize reports it.
+TEST_F(CudaOps, FirstErrorIsKeptUntilSynchronize) {
+  CudaOptions o = DefaultOptions();
+  o.arena_bytes = size_t{64} << 20;  // the minimum: half of it is the cuBLASLt workspace
+  auto small = Make(o);
+  ASSERT_TRUE(small);
+  const int64_t rows = static_cast<int64_t>(small->arena_capacity() / sizeof(float) / 64 + 1);
+  HostBuffer big(static_cast<size_t>(rows * 64));  // more than the arena can stage
+  Tensor t = big.view({rows, 64});
+  small->silu(t);
+  const HostBuffer xb = Random(rng_, 64), before(64);
+  std::copy(xb.data(), xb.data() + 64, before.data());
+  Tensor x = xb.view({1, 64});
+  small->silu(x);  // skipped
+  EXPECT_TRUE(AllClose(x, before.view({1, 64}), 0.0));
+  const Status s = small->Synchronize();
+  EXPECT_EQ(s.code(), Code::kOutOfMemory) << s.message();
+  EXPECT_NE(s.message().find("silu"), std::string::npos) << s.message();
+  EXPECT_TRUE(small->Synchronize().ok());
+  small->silu(x);
+  EXPECT_TRUE(small->Synchronize().ok());
+  EXPECT_FALSE(AllClose(x, before.view({1, 64}), 1e-3));
+}
+
+}  // namespace
+}  // namespace ds

@@ -1,0 +1,44 @@
+// The registry with the CUDA backend built in: "cuda" is the GPU when one is usable and a clear
+// kUnsupported status otherwise; "auto" stays on the CPU for now. Runs (not skipped) without a GPU.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/registry.h"
+
+namespace ds {
+namespace {
+
+TEST(CudaRegistry, CudaIsTheGpuOrAClearError) {
+  const auto count = CudaDeviceCount();
+  auto backend = CreateBackend("cuda", 0);
+  if (!count.ok()) {
+    ASSERT_FALSE(backend.ok());
+    EXPECT_EQ(backend.status().code(), Code::kUnsupported);
+    EXPECT_NE(backend.status().message().find("no CUDA device"), std::string::npos) << backend.status().message();
+    return;
+  }
+  ASSERT_TRUE(backend.ok()) << backend.status().message();
+  EXPECT_STREQ((*backend)->name(), "cuda");
+  EXPECT_EQ((*backend)->device(), Device::kCuda);
+}
+
+TEST(CudaRegistry, AutoStaysOnTheCpuUntilTheEngineIsDeviceResident) {
+  auto backend = CreateBackend("auto", 1);
+  ASSERT_TRUE(backend.ok()) << backend.status().message();
+  EXPECT_STREQ((*backend)->name(), "cpu");
+}
+
+TEST(CudaRegistry, NoDeviceIsUnsupportedNotACrash) {
+  const auto count = CudaDeviceCount();
+  if (count.ok()) GTEST_SKIP() << *count << " CUDA device(s) present";
+  EXPECT_EQ(count.status().code(), Code::kUnsupported);
+  auto backend = CudaBackend::Create();
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), Code::kUnsupported);
+  EXPECT_NE(backend.status().message().find("no CUDA device"), std::string::npos) << backend.status().message();
+}
+
+}  // namespace
+}  // namespace ds

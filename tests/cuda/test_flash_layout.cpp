@@ -1,0 +1,566 @@
+// CPU checks of the flash attention kernel's index and numerics layer (suite cuda-host; needs no
+// GPU and no CUDA toolkit). Two parts:
+//  1. The maps in flash_layout.h against independent transcriptions of the PTX ISA tables
+//     (mma.m16n8k16 fragments, ldmatrix), plus swizzle bijectivity and bank-conflict freedom.
+//  2. A SIMT emulation of one thread block running the kernel's algorithm, lane by lane, through
+//     the same header functions, compared with a float64 softmax(q·kᵀ·scale)·v.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/attention/flash_layout.h"
+
+namespace ds::cuda::flash {
+namespace {
+
+// ---- the hardware model: PTX ISA text, transcribed independently of flash_layout.h -------------
+
+// "Matrix Fragments for mma.m16n8k16 with floating point type" (.bf16 A/B, .f32 C/D).
+RowCol PtxFragA(int lane, int i) {
+  const int group_id = lane >> 2, thread_in_group = lane % 4;
+  const int row = (i < 2 || (i >= 4 && i < 6)) ? group_id : group_id + 8;
+  const int col = i < 4 ? thread_in_group * 2 + (i & 1) : thread_in_group * 2 + (i & 1) + 8;
+  return {row, col};
+}
+RowCol PtxFragB(int lane, int i) {
+  const int group_id = lane >> 2, thread_in_group = lane % 4;
+  const int row = i < 2 ? thread_in_group * 2 + (i & 1) : thread_in_group * 2 + (i & 1) + 8;
+  return {row, group_id};
+}
+RowCol PtxFragC(int lane, int i) {
+  const int group_id = lane >> 2, thread_in_group = lane % 4;
+  return {i < 2 ? group_id : group_id + 8, thread_in_group * 2 + (i & 1)};
+}
+
+using Smem = std::vector<uint8_t>;
+
+uint16_t LoadBf16(const Smem& smem, uint32_t byte) {
+  return static_cast<uint16_t>(smem.at(byte) | (smem.at(byte + 1) << 8));
+}
+void StoreBf16(Smem& smem, uint32_t byte, uint16_t v) {
+  smem.at(byte) = static_cast<uint8_t>(v & 0xff);
+  smem.at(byte + 1) = static_cast<uint8_t>(v >> 8);
+}
+
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lanes 8m..8m+7 give the byte addresses of
+// rows 0..7 of matrix m; lane L receives in register m the elements (row L/4, cols 2(L%4), +1)
+// of matrix m, or with .trans the elements (rows 2(L%4), +1, col L/4). The lower-numbered element
+// is in the low half.
+void Ldmatrix(const Smem& smem, const uint32_t (&addr)[32], bool trans, uint32_t (&reg)[32][4]) {
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int m = 0; m < 4; ++m) {
+      auto element = [&](int row, int col) { return LoadBf16(smem, addr[8 * m + row] + 2 * col); };
+      const int r = lane / 4, c = 2 * (lane % 4);
+      const uint16_t lo = trans ? element(c, r) : element(r, c);
+      const uint16_t hi = trans ? element(c + 1, r) : element(r, c + 1);
+      reg[lane][m] = lo | (static_cast<uint32_t>(hi) << 16);
+    }
+  }
+}
+
+float RegHalf(uint32_t reg, int half) { return Bf16ToFloat(static_cast<uint16_t>(reg >> (16 * half))); }
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: d = a·b + c for the whole warp.
+void Mma(const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], float (&c)[32][4]) {
+  double A[16][16], B[16][8], C[16][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 8; ++i) {
+      const RowCol rc = PtxFragA(lane, i);
+      A[rc.row][rc.col] = RegHalf(a[lane][i / 2], i % 2);
+    }
+    for (int i = 0; i < 4; ++i) {
+      const RowCol rb = PtxFragB(lane, i), rc = PtxFragC(lane, i);
+      B[rb.row][rb.col] = RegHalf(b[lane][i / 2], i % 2);
+      C[rc.row][rc.col] = c[lane][i];
+    }
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 4; ++i) {
+      const RowCol rc = PtxFragC(lane, i);
+      double acc = C[rc.row][rc.col];
+      for (int k = 0; k < 16; ++k) acc += A[rc.row][k] * B[k][rc.col];
+      c[lane][i] = static_cast<float>(acc);
+    }
+  }
+}
+
+// ---- part 1: the maps ----------------------------------------------------------------------------
+
+TEST(FlashLayout, FragmentMapsMatchThePtxIsa) {
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_EQ(FragA(lane, i).row, PtxFragA(lane, i).row) << lane << " " << i;
+      EXPECT_EQ(FragA(lane, i).col, PtxFragA(lane, i).col) << lane << " " << i;
+    }
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(FragB(lane, i).row, PtxFragB(lane, i).row) << lane << " " << i;
+      EXPECT_EQ(FragB(lane, i).col, PtxFragB(lane, i).col) << lane << " " << i;
+      EXPECT_EQ(FragC(lane, i).row, PtxFragC(lane, i).row) << lane << " " << i;
+      EXPECT_EQ(FragC(lane, i).col, PtxFragC(lane, i).col) << lane << " " << i;
+    }
+  }
+}
+
+TEST(FlashLayout, FragmentsCoverTheirMatricesOnce) {
+  std::set<int> a, b, c;
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 8; ++i) a.insert(FragA(lane, i).row * 16 + FragA(lane, i).col);
+    for (int i = 0; i < 4; ++i) b.insert(FragB(lane, i).row * 8 + FragB(lane, i).col);
+    for (int i = 0; i < 4; ++i) c.insert(FragC(lane, i).row * 8 + FragC(lane, i).col);
+  }
+  EXPECT_EQ(a.size(), 256u);
+  EXPECT_EQ(b.size(), 128u);
+  EXPECT_EQ(c.size(), 128u);
+}
+
+// The register reuse at the heart of FA2: S accumulators become the A operand of P·V in place.
+TEST(FlashLayout, TwoAccumulatorTilesAreOneAFragment) {
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int j = 0; j < 2; ++j) {
+      for (int i = 0; i < 4; ++i) {
+        const RowCol c = FragC(lane, i), a = FragA(lane, 4 * j + i);
+        EXPECT_EQ(c.row, a.row);
+        EXPECT_EQ(c.col + 8 * j, a.col);
+      }
+    }
+  }
+}
+
+template <class T>
+void CheckSwizzleIsABijectionOnChunks(int rows) {
+  std::set<uint32_t> seen;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < T::kHeadDim; c += 8) {
+      const uint32_t base = SwizzledOffset<T::kRowBytes>(r, c);
+      EXPECT_EQ(base % 16, 0u);
+      EXPECT_LT(base, static_cast<uint32_t>(rows * T::kRowBytes));
+      for (int e = 0; e < 8; ++e) EXPECT_EQ(SwizzledOffset<T::kRowBytes>(r, c + e), base + 2 * e);
+      seen.insert(base);
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(rows * T::kChunksPerRow));
+}
+
+// Shared memory serves 128 bytes per wavefront: an ldmatrix phase (8 lanes × 16 bytes) is
+// conflict-free when its 8 addresses fall into 8 different 16-byte bank groups.
+template <class T>
+void CheckLdmatrixIsConflictFree(RowCol (*map)(int), int rows, int cols) {
+  for (int r0 = 0; r0 < rows; r0 += 16) {
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      for (int m = 0; m < 4; ++m) {
+        std::set<uint32_t> groups;
+        for (int lane = 8 * m; lane < 8 * m + 8; ++lane) {
+          const RowCol rc = map(lane);
+          groups.insert((SwizzledOffset<T::kRowBytes>(r0 + rc.row, c0 + rc.col) / 16) % 8);
+        }
+        EXPECT_EQ(groups.size(), 8u) << "hd " << T::kHeadDim << " block " << r0 << "," << c0 << " matrix " << m;
+      }
+    }
+  }
+}
+
+template <class T>
+void CheckSmemLayout() {
+  CheckSwizzleIsABijectionOnChunks<T>(T::kBlockM);
+  CheckSwizzleIsABijectionOnChunks<T>(T::kBlockN);
+  CheckLdmatrixIsConflictFree<T>(LdmatrixA, T::kBlockM, T::kHeadDim);
+  CheckLdmatrixIsConflictFree<T>(LdmatrixK, T::kBlockN, T::kHeadDim);
+  CheckLdmatrixIsConflictFree<T>(LdmatrixV, T::kBlockN, T::kHeadDim);
+}
+
+TEST(FlashLayout, SwizzleIsABijectionAndLdmatrixConflictFree) {
+  CheckSmemLayout<Traits<32>>();
+  CheckSmemLayout<Traits<64>>();
+  CheckSmemLayout<Traits<128>>();
+}
+
+// A 16×16 block of a swizzled tile at (r0, c0), read through ldmatrix with the lane addresses the
+// kernel uses, must land in the registers the mma fragment maps name.
+template <class T>
+void CheckLdmatrixFeedsMma() {
+  Smem smem(static_cast<size_t>(T::kBlockN * T::kRowBytes));
+  auto value = [](int r, int c) { return static_cast<uint16_t>(r * 1000 + c); };  // exact in b16
+  for (int r = 0; r < T::kBlockN; ++r) {
+    for (int c = 0; c < T::kHeadDim; ++c) StoreBf16(smem, SwizzledOffset<T::kRowBytes>(r, c), value(r, c));
+  }
+  const int r0 = 16, c0 = T::kHeadDim - 16;
+  uint32_t addr[32], reg[32][4];
+  auto half = [](uint32_t reg_value, int h) { return static_cast<uint16_t>(reg_value >> (16 * h)); };
+
+  for (int lane = 0; lane < 32; ++lane) {
+    addr[lane] = SwizzledOffset<T::kRowBytes>(r0 + LdmatrixA(lane).row, c0 + LdmatrixA(lane).col);
+  }
+  Ldmatrix(smem, addr, false, reg);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 8; ++i) {
+      const RowCol a = FragA(lane, i);  // A[query][dim]
+      ASSERT_EQ(half(reg[lane][i / 2], i % 2), value(r0 + a.row, c0 + a.col)) << "A lane " << lane;
+    }
+  }
+
+  for (int lane = 0; lane < 32; ++lane) {
+    addr[lane] = SwizzledOffset<T::kRowBytes>(r0 + LdmatrixK(lane).row, c0 + LdmatrixK(lane).col);
+  }
+  Ldmatrix(smem, addr, false, reg);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int tile = 0; tile < 2; ++tile) {
+      for (int i = 0; i < 4; ++i) {
+        const RowCol b = FragB(lane, i);  // B[k = dim][n = key] = K[key][dim]
+        ASSERT_EQ(half(reg[lane][2 * tile + i / 2], i % 2), value(r0 + 8 * tile + b.col, c0 + b.row))
+            << "K lane " << lane;
+      }
+    }
+  }
+
+  for (int lane = 0; lane < 32; ++lane) {
+    addr[lane] = SwizzledOffset<T::kRowBytes>(r0 + LdmatrixV(lane).row, c0 + LdmatrixV(lane).col);
+  }
+  Ldmatrix(smem, addr, true, reg);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int tile = 0; tile < 2; ++tile) {
+      for (int i = 0; i < 4; ++i) {
+        const RowCol b = FragB(lane, i);  // B[k = key][n = dim] = V[key][dim]
+        ASSERT_EQ(half(reg[lane][2 * tile + i / 2], i % 2), value(r0 + b.row, c0 + 8 * tile + b.col))
+            << "V lane " << lane;
+      }
+    }
+  }
+}
+
+TEST(FlashLayout, LdmatrixAddressesProduceMmaFragments) {
+  CheckLdmatrixFeedsMma<Traits<32>>();
+  CheckLdmatrixFeedsMma<Traits<64>>();
+  CheckLdmatrixFeedsMma<Traits<128>>();
+}
+
+template <class T, int kRows>
+void CheckTileCopyCoversTile() {
+  std::set<int> seen;
+  for (int tid = 0; tid < T::kThreads; ++tid) {
+    for (int it = 0; it < TileCopy<T, kRows>::kIters; ++it) {
+      const Chunk c = TileCopy<T, kRows>::At(tid, it);
+      ASSERT_LT(c.row, kRows);
+      ASSERT_EQ(c.col % 8, 0);
+      ASSERT_LT(c.col, T::kHeadDim);
+      seen.insert(c.row * T::kHeadDim + c.col);
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kRows * T::kChunksPerRow));
+}
+
+TEST(FlashLayout, TilesCoverEveryRowOnce) {
+  using T = Traits<64>;
+  for (int n : {1, 15, 64, 127, 128, 129, 300, 32760}) {
+    std::vector<int> hits(static_cast<size_t>(n), 0);
+    for (int m = 0; m < CeilDiv(n, T::kBlockM); ++m) {
+      const Range r = QueryTile<T>(m, n);
+      ASSERT_GT(r.rows, 0);
+      ASSERT_LE(r.rows, T::kBlockM);
+      for (int i = 0; i < r.rows; ++i) ++hits[static_cast<size_t>(r.begin + i)];
+    }
+    std::fill(hits.begin(), hits.end(), hits[0] - 1);
+    for (int j = 0; j < KeyTileCount<T>(n); ++j) {
+      const Range r = KeyTile<T>(j, n);
+      ASSERT_GT(r.rows, 0);
+      for (int i = 0; i < r.rows; ++i) ++hits[static_cast<size_t>(r.begin + i)];
+    }
+    for (int h : hits) ASSERT_EQ(h, 1) << "n " << n;
+  }
+  CheckTileCopyCoversTile<Traits<32>, Traits<32>::kBlockM>();
+  CheckTileCopyCoversTile<Traits<32>, Traits<32>::kBlockN>();
+  CheckTileCopyCoversTile<Traits<64>, Traits<64>::kBlockN>();
+  CheckTileCopyCoversTile<Traits<128>, Traits<128>::kBlockM>();
+  CheckTileCopyCoversTile<Traits<128>, Traits<128>::kBlockN>();
+}
+
+TEST(FlashLayout, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(Bf16Bits(1.0f), 0x3f80);
+  EXPECT_EQ(Bf16Bits(-2.0f), 0xc000);
+  EXPECT_EQ(Bf16Bits(1.0f + 1.0f / 256), 0x3f80);  // halfway, even below
+  EXPECT_EQ(Bf16Bits(1.0f + 3.0f / 256), 0x3f82);  // halfway, even above
+  EXPECT_EQ(Bf16Bits(1.0f + 1.5f / 256), 0x3f81);
+  EXPECT_TRUE(std::isnan(Bf16ToFloat(Bf16Bits(std::nanf("")))));
+  EXPECT_EQ(PackBf16x2(1.0f, -2.0f), 0xc0003f80u);
+}
+
+// ---- part 2: one block, emulated ----------------------------------------------------------------
+
+// q/k/v of all heads as bf16 bits, [tokens, 3, heads, dh] like the engine's fused qkv buffer.
+struct Problem {
+  int nq, nk, heads, dh;
+  float scale;
+  std::vector<uint16_t> qkv;  // max(nq, nk) · 3 · heads · dh
+  int64_t row() const { return 3LL * heads * dh; }
+  const uint16_t* q() const { return qkv.data(); }
+  const uint16_t* k() const { return qkv.data() + static_cast<int64_t>(heads) * dh; }
+  const uint16_t* v() const { return qkv.data() + 2LL * heads * dh; }
+};
+
+Problem MakeProblem(std::mt19937& rng, int nq, int nk, int heads, int dh, float amplitude) {
+  Problem p{nq, nk, heads, dh, 1.0f / std::sqrt(static_cast<float>(dh)), {}};
+  p.qkv.resize(static_cast<size_t>(std::max(nq, nk)) * p.row());
+  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
+  for (auto& x : p.qkv) x = Bf16Bits(dist(rng));
+  return p;
+}
+
+// The kernel's block (m_block, head), lane by lane. Mirrors FlashAttentionKernel step for step.
+template <class T>
+void EmulateBlock(const Problem& pr, int m_block, int head, std::vector<float>& out) {
+  Smem smem(T::kSmemBytes, 0xff);  // poison: a read of an unwritten byte gives NaN
+  const uint32_t q_base = 0, k_base = T::kQBytes, v_base = k_base + T::kStages * T::kKVTileBytes;
+  const int64_t head_off = static_cast<int64_t>(head) * pr.dh;
+
+  auto copy_tile = [&]<int kRows>(uint32_t base, const uint16_t* g, Range range) {
+    for (int tid = 0; tid < T::kThreads; ++tid) {
+      for (int it = 0; it < TileCopy<T, kRows>::kIters; ++it) {
+        const Chunk c = TileCopy<T, kRows>::At(tid, it);
+        const uint16_t* src = g + (range.begin + c.row) * pr.row() + head_off + c.col;
+        for (int e = 0; e < 8; ++e) {
+          StoreBf16(smem, base + SwizzledOffset<T::kRowBytes>(c.row, c.col + e), c.row < range.rows ? src[e] : 0);
+        }
+      }
+    }
+  };
+  const Range qt = QueryTile<T>(m_block, pr.nq);
+  const int n_tiles = KeyTileCount<T>(pr.nk);
+  copy_tile.template operator()<T::kBlockM>(q_base, pr.q(), qt);
+  const float scale_log2 = pr.scale * kLog2e;
+
+  for (int warp = 0; warp < T::kWarps; ++warp) {
+    uint32_t q_frag[T::kQkSteps][32][4];
+    uint32_t addr[32];
+    for (int ks = 0; ks < T::kQkSteps; ++ks) {
+      for (int lane = 0; lane < 32; ++lane) {
+        const RowCol rc = LdmatrixA(lane);
+        addr[lane] = q_base + SwizzledOffset<T::kRowBytes>(warp * 16 + rc.row, ks * 16 + rc.col);
+      }
+      Ldmatrix(smem, addr, false, q_frag[ks]);
+    }
+    float o[32][T::kOTiles][4];
+    float s[32][T::kSTiles][4];
+    SoftmaxState<T> st[32];
+    for (auto& lane_o : o)
+      for (auto& tile : lane_o)
+        for (float& x : tile) x = 0.0f;
+
+    for (int kt = 0; kt < n_tiles; ++kt) {
+      const Range kr = KeyTile<T>(kt, pr.nk);
+      const uint32_t k_stage = k_base + (kt % T::kStages) * T::kKVTileBytes;
+      const uint32_t v_stage = v_base + (kt % T::kStages) * T::kKVTileBytes;
+      copy_tile.template operator()<T::kBlockN>(k_stage, pr.k(), kr);
+      copy_tile.template operator()<T::kBlockN>(v_stage, pr.v(), kr);
+
+      for (auto& lane_s : s)
+        for (auto& tile : lane_s)
+          for (float& x : tile) x = 0.0f;
+      for (int ks = 0; ks < T::kQkSteps; ++ks) {
+        for (int nt2 = 0; nt2 < T::kSTiles / 2; ++nt2) {
+          uint32_t b[32][4];
+          for (int lane = 0; lane < 32; ++lane) {
+            const RowCol rc = LdmatrixK(lane);
+            addr[lane] = k_stage + SwizzledOffset<T::kRowBytes>(nt2 * 16 + rc.row, ks * 16 + rc.col);
+          }
+          Ldmatrix(smem, addr, false, b);
+          for (int half = 0; half < 2; ++half) {
+            uint32_t bb[32][2];
+            float c[32][4];
+            for (int lane = 0; lane < 32; ++lane) {
+              bb[lane][0] = b[lane][2 * half];
+              bb[lane][1] = b[lane][2 * half + 1];
+              for (int i = 0; i < 4; ++i) c[lane][i] = s[lane][2 * nt2 + half][i];
+            }
+            Mma(q_frag[ks], bb, c);
+            for (int lane = 0; lane < 32; ++lane) {
+              for (int i = 0; i < 4; ++i) s[lane][2 * nt2 + half][i] = c[lane][i];
+            }
+          }
+        }
+      }
+      if (kr.rows < T::kBlockN) {
+        for (int lane = 0; lane < 32; ++lane) MaskKeys<T>(s[lane], lane, kr.begin, pr.nk);
+      }
+      float lane_max[32][2];
+      for (int lane = 0; lane < 32; ++lane) RowMax<T>(s[lane], lane_max[lane]);
+      for (int lane = 0; lane < 32; ++lane) {
+        float quad_max[2];
+        for (int h = 0; h < 2; ++h) {
+          quad_max[h] = kNegInf;
+          for (int l = lane & ~3; l < (lane & ~3) + 4; ++l) quad_max[h] = Max(quad_max[h], lane_max[l][h]);
+        }
+        SoftmaxStep<T>(s[lane], o[lane], st[lane], quad_max, scale_log2);
+      }
+      for (int kk = 0; kk < T::kPvSteps; ++kk) {
+        uint32_t a[32][4];
+        for (int lane = 0; lane < 32; ++lane) PackP<T>(s[lane], kk, a[lane]);
+        for (int dt2 = 0; dt2 < T::kOTiles / 2; ++dt2) {
+          uint32_t b[32][4];
+          for (int lane = 0; lane < 32; ++lane) {
+            const RowCol rc = LdmatrixV(lane);
+            addr[lane] = v_stage + SwizzledOffset<T::kRowBytes>(kk * 16 + rc.row, dt2 * 16 + rc.col);
+          }
+          Ldmatrix(smem, addr, true, b);
+          for (int half = 0; half < 2; ++half) {
+            uint32_t bb[32][2];
+            float c[32][4];
+            for (int lane = 0; lane < 32; ++lane) {
+              bb[lane][0] = b[lane][2 * half];
+              bb[lane][1] = b[lane][2 * half + 1];
+              for (int i = 0; i < 4; ++i) c[lane][i] = o[lane][2 * dt2 + half][i];
+            }
+            Mma(a, bb, c);
+            for (int lane = 0; lane < 32; ++lane) {
+              for (int i = 0; i < 4; ++i) o[lane][2 * dt2 + half][i] = c[lane][i];
+            }
+          }
+        }
+      }
+    }
+
+    for (int lane = 0; lane < 32; ++lane) {
+      float inv[2];
+      for (int h = 0; h < 2; ++h) {
+        float sum = 0.0f;
+        for (int l = lane & ~3; l < (lane & ~3) + 4; ++l) sum += st[l].sum[h];
+        inv[h] = InverseSum(sum);
+      }
+      for (int dt = 0; dt < T::kOTiles; ++dt) {
+        for (int i = 0; i < 4; ++i) {
+          const RowCol rc = FragC(lane, i);
+          const int row = qt.begin + warp * 16 + rc.row;
+          if (row >= pr.nq) continue;
+          out[(static_cast<size_t>(row) * pr.heads + head) * pr.dh + dt * 8 + rc.col] = o[lane][dt][i] * inv[i >> 1];
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+std::vector<float> Emulate(const Problem& pr) {
+  std::vector<float> out(static_cast<size_t>(pr.nq) * pr.heads * pr.dh, std::nanf(""));
+  for (int head = 0; head < pr.heads; ++head) {
+    for (int m = 0; m < CeilDiv(pr.nq, T::kBlockM); ++m) EmulateBlock<T>(pr, m, head, out);
+  }
+  return out;
+}
+
+// float64 softmax(q·kᵀ·scale)·v of the same bf16 inputs.
+std::vector<double> Exact(const Problem& pr) {
+  std::vector<double> out(static_cast<size_t>(pr.nq) * pr.heads * pr.dh);
+  std::vector<double> s(static_cast<size_t>(pr.nk));
+  auto at = [&](const uint16_t* base, int token, int head, int d) {
+    return double{Bf16ToFloat(base[token * pr.row() + head * pr.dh + d])};
+  };
+  for (int h = 0; h < pr.heads; ++h) {
+    for (int i = 0; i < pr.nq; ++i) {
+      for (int j = 0; j < pr.nk; ++j) {
+        double dot = 0;
+        for (int d = 0; d < pr.dh; ++d) dot += at(pr.q(), i, h, d) * at(pr.k(), j, h, d);
+        s[j] = dot * pr.scale;
+      }
+      const double max = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (double& x : s) sum += x = std::exp(x - max);
+      for (int d = 0; d < pr.dh; ++d) {
+        double acc = 0;
+        for (int j = 0; j < pr.nk; ++j) acc += s[j] * at(pr.v(), j, h, d);
+        out[(static_cast<size_t>(i) * pr.heads + h) * pr.dh + d] = acc / sum;
+      }
+    }
+  }
+  return out;
+}
+
+// Largest |got − want| / (|want| + rms(want)); NaN (an unwritten output) counts as infinite.
+double WorstError(const std::vector<float>& got, const std::vector<double>& want) {
+  double ss = 0;
+  for (double w : want) ss += w * w;
+  const double rms = std::sqrt(ss / static_cast<double>(want.size()));
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double e = std::abs(got[i] - want[i]) / (std::abs(want[i]) + rms);
+    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+  }
+  return worst;
+}
+
+// bf16 P (8 mantissa bits) costs ~2⁻⁹ relative per weight, averaged over the keys.
+constexpr double kBf16Tol = 1e-2;
+
+struct Case {
+  int nq, nk, heads;
+  float amplitude;
+};
+
+template <int kHeadDim>
+void RunCases(std::mt19937& rng, std::initializer_list<Case> cases) {
+  using T = Traits<kHeadDim>;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("hd " + std::to_string(kHeadDim) + " nq " + std::to_string(c.nq) + " nk " + std::to_string(c.nk) +
+                 " amplitude " + std::to_string(c.amplitude));
+    const Problem pr = MakeProblem(rng, c.nq, c.nk, c.heads, kHeadDim, c.amplitude);
+    const double err = WorstError(Emulate<T>(pr), Exact(pr));
+    EXPECT_LT(err, kBf16Tol);
+    ::testing::Test::RecordProperty("worst_error_hd" + std::to_string(kHeadDim) + "_nk" + std::to_string(c.nk),
+                                    std::to_string(err));
+  }
+}
+
+std::mt19937 Rng() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::mt19937(static_cast<uint32_t>(std::hash<std::string>{}(info->name())));
+}
+
+// Partial query and key tiles (masking), several key tiles (online rescaling), two heads (strides).
+TEST(FlashEmulation, Hd32MatchesExactSoftmax) {
+  auto rng = Rng();
+  RunCases<32>(rng, {{1, 1, 1, 1.0f}, {130, 77, 2, 1.0f}, {128, 300, 1, 2.0f}});
+}
+
+TEST(FlashEmulation, Hd64MatchesExactSoftmax) {
+  auto rng = Rng();
+  RunCases<64>(rng, {{37, 129, 2, 1.0f}, {128, 256, 1, 3.0f}});
+}
+
+TEST(FlashEmulation, Hd128MatchesExactSoftmax) {
+  auto rng = Rng();
+  RunCases<128>(rng, {{20, 200, 1, 1.0f}, {129, 64, 1, 2.0f}});
+}
+
+// Scores that grow (or shrink) from key to key: with growing scores every tile raises the running
+// max, so every step rescales O and the sums; the largest scores (~8·dh·0.01·nk·scale ≈ 25) would
+// also lose all precision in exp without subtracting the max.
+TEST(FlashEmulation, RescalesWhenLaterTilesDominate) {
+  using T = Traits<64>;
+  for (bool increasing : {true, false}) {
+    auto rng = Rng();
+    Problem pr = MakeProblem(rng, 16, 5 * T::kBlockN - 3, 1, 64, 0.1f);
+    std::vector<float> sign(static_cast<size_t>(pr.dh));
+    for (float& x : sign) x = rng() % 2 ? 1.0f : -1.0f;
+    for (int i = 0; i < pr.nq; ++i) {
+      for (int d = 0; d < pr.dh; ++d) {
+        uint16_t& q = pr.qkv[i * pr.row() + d];
+        q = Bf16Bits(sign[d] + Bf16ToFloat(q));
+      }
+    }
+    for (int j = 0; j < pr.nk; ++j) {
+      const float bias = 0.01f * static_cast<float>(increasing ? j : pr.nk - j);
+      for (int d = 0; d < pr.dh; ++d) {
+        uint16_t& k = pr.qkv[j * pr.row() + pr.heads * pr.dh + d];
+        k = Bf16Bits(Bf16ToFloat(k) + bias * sign[d]);
+      }
+    }
+    const double err = WorstError(Emulate<T>(pr), Exact(pr));
+    EXPECT_LT(err, kBf16Tol) << (increasing ? "increasing" : "decreasing");
+  }
+}
+
+}  // namespace
+}  // namespace ds::cuda::flash
