@@ -75,7 +75,8 @@ void UniPcSampler::Step(std::span<const float> v, std::span<float> x) {
   } else {
     const double alpha_next = 1.0 - s_next, h = Lambda(i + 1) - Lambda(i), hh = -h, phi1 = std::expm1(hh);
     const float a = static_cast<float>(s_next / s_i), c0 = static_cast<float>(alpha_next * phi1);
-    const float c1 = order == 2 ? static_cast<float>(alpha_next * phi1 * 0.5 / ((Lambda(i - 1) - Lambda(i)) / h)) : 0.0f;
+    const float c1 =
+        order == 2 ? static_cast<float>(alpha_next * phi1 * 0.5 / ((Lambda(i - 1) - Lambda(i)) / h)) : 0.0f;
     for (size_t j = 0; j < size; ++j) {
       const float d1 = order == 2 ? m_older_[j] - m_prev_[j] : 0.0f;
       x[j] = a * x[j] - c0 * m_prev_[j] - c1 * d1;

@@ -79,19 +79,23 @@ TEST_F(DemoParity, DitAtSeveralTimesteps) {
   const nlohmann::json meta = nlohmann::json::parse(in);
   auto e = model_->text_encoder().Encode(*be_, Ids("prompt_ids"));
   ASSERT_TRUE(e.ok());
-  const auto& ts = meta["t"];
-  ASSERT_GE(ts.size(), 3u);
+  const auto& cases = meta["cases"];
+  ASSERT_GE(cases.size(), 3u);
   const DitConfig& c = model_->config().dit;
-  for (size_t k = 0; k < ts.size(); ++k) {
-    const std::vector<float> x = Floats("x_in_" + std::to_string(k)), want = Floats("v_out_" + std::to_string(k));
+  int with_prefix = 0;
+  for (const auto& tc : cases) {
+    const float t = tc["t"].get<float>();
+    with_prefix += tc["prefix_mask_frames"].get<int>() > 0;
+    const std::vector<float> x = Floats(tc["x_in"]), want = Floats(tc["v_out"]);
     const int T = model_->config().video.frames, H = model_->config().video.height / model_->config().downsample;
     const int W = model_->config().video.width / model_->config().downsample;
     ASSERT_EQ(x.size(), static_cast<size_t>(c.in_channels) * T * H * W);
     std::vector<float> v(want.size(), std::nanf(""));
     DitItem item{x.data(), e->tokens.data(), e->len, e->pooled.data(), v.data()};
-    ASSERT_TRUE(model_->dit().Forward(*be_, std::span<const DitItem>(&item, 1), ts[k].get<float>(), T, H, W).ok());
-    EXPECT_LT(RelError(v, want), 1e-4) << "t = " << ts[k];
+    ASSERT_TRUE(model_->dit().Forward(*be_, std::span<const DitItem>(&item, 1), t, T, H, W).ok());
+    EXPECT_LT(RelError(v, want), 1e-4) << "t = " << t;
   }
+  EXPECT_GE(with_prefix, 1) << "one case must exercise the continuation mask channel";
 }
 
 TEST_F(DemoParity, FrameDecoder) {

@@ -1,0 +1,190 @@
+#include "core/wan/umt5.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/config.h"
+#include "core/layers.h"
+#include "core/safetensors.h"
+#include "core/wan/wan_weights.h"
+#include "core/weights.h"
+
+namespace ds {
+namespace {
+
+// A [rows, cols] float view whose rows are `stride` floats apart (a head's slice of [L, heads·d_kv]).
+Tensor StridedRows(float* data, int64_t rows, int64_t cols, int64_t stride) {
+  Tensor t = Tensor::View(data, DType::kF32, {rows, cols});
+  t.strides[0] = stride * static_cast<int64_t>(sizeof(float));
+  return t;
+}
+
+// Looks a tensor up and checks its shape and that it converts to float, naming the file and tensor.
+Result<const SafetensorsEntry*> Entry(const Weights& w, const std::string& name, const std::vector<int64_t>& shape) {
+  const SafetensorsEntry* e = w.checkpoint().find(name);
+  if (e == nullptr) {
+    return Error(Code::kModel, "{}: missing tensor '{}' (expected shape [{}])", w.checkpoint().path(), name,
+                 fmt::join(shape, ", "));
+  }
+  if (e->shape != shape) {
+    return Error(Code::kModel, "{}: tensor '{}' has shape {} but the model expects [{}]", e->file, name,
+                 e->shape_string(), fmt::join(shape, ", "));
+  }
+  if (e->dtype != StDType::kF32 && e->dtype != StDType::kF16 && e->dtype != StDType::kBF16) {
+    return Error(Code::kUnsupported, "{}: tensor '{}' has dtype {}; only F32, F16 and BF16 are supported", e->file,
+                 name, StDTypeName(e->dtype));
+  }
+  return e;
+}
+
+Status Convert(const SafetensorsEntry& e, std::vector<float>& out) {
+  out.resize(static_cast<size_t>(e.numel()));
+  return ConvertToF32(e, out.data());
+}
+
+// In place: each row of s[rows, cols] becomes its softmax (float, max-subtracted).
+void SoftmaxRows(float* s, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = s + r * cols;
+    const float mx = *std::max_element(row, row + cols);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) sum += (row[j] = std::exp(row[j] - mx));
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
+  }
+}
+
+}  // namespace
+
+Umt5Encoder::Umt5Encoder(Umt5Encoder&&) noexcept = default;
+Umt5Encoder& Umt5Encoder::operator=(Umt5Encoder&&) noexcept = default;
+Umt5Encoder::~Umt5Encoder() = default;
+
+int Umt5Encoder::Bucket(int relative_position, int num_buckets, int max_distance) {
+  const int half = num_buckets / 2, max_exact = half / 2;
+  const int bucket = relative_position > 0 ? half : 0;
+  const int n = std::abs(relative_position);
+  if (n < max_exact) return bucket + n;
+  // float32 as in transformers: log(n / max_exact) / log(max_distance / max_exact) · (half − max_exact).
+  const float ratio = std::log(static_cast<float>(n) / static_cast<float>(max_exact)) /
+                      static_cast<float>(std::log(static_cast<double>(max_distance) / max_exact)) *
+                      static_cast<float>(half - max_exact);
+  return bucket + std::min(max_exact + static_cast<int>(ratio), half - 1);
+}
+
+Result<Umt5Encoder> Umt5Encoder::Load(const std::string& folder) {
+  namespace fs = std::filesystem;
+  Umt5Encoder e;
+  DS_ASSIGN_OR_RETURN(Config config, Config::Load((fs::path(folder) / "config.json").string()));
+  DS_ASSIGN_OR_RETURN(e.cfg_, ParseUmt5Config(config));
+  DS_ASSIGN_OR_RETURN(e.weights_, OpenWanWeights(folder, "text encoder"));
+  const Umt5Config& c = e.cfg_;
+  const Weights& w = *e.weights_;
+  const int64_t d = c.d_model, inner = c.inner(), ff = c.d_ff;
+  const std::string embed = w.Has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
+  DS_ASSIGN_OR_RETURN(e.embed_, Entry(w, embed, {c.vocab, d}));
+  e.layers_.resize(c.layers);
+  for (int i = 0; i < c.layers; ++i) {
+    const std::string p = "encoder.block." + std::to_string(i) + ".layer.";
+    Layer& l = e.layers_[i];
+    DS_ASSIGN_OR_RETURN(l.ln0, Entry(w, p + "0.layer_norm.weight", {d}));
+    DS_ASSIGN_OR_RETURN(l.q, Entry(w, p + "0.SelfAttention.q.weight", {inner, d}));
+    DS_ASSIGN_OR_RETURN(l.k, Entry(w, p + "0.SelfAttention.k.weight", {inner, d}));
+    DS_ASSIGN_OR_RETURN(l.v, Entry(w, p + "0.SelfAttention.v.weight", {inner, d}));
+    DS_ASSIGN_OR_RETURN(l.o, Entry(w, p + "0.SelfAttention.o.weight", {d, inner}));
+    DS_ASSIGN_OR_RETURN(const SafetensorsEntry* bias,
+                        Entry(w, p + "0.SelfAttention.relative_attention_bias.weight", {c.buckets, c.heads}));
+    DS_TRY(Convert(*bias, l.bias_table));
+    DS_ASSIGN_OR_RETURN(l.ln1, Entry(w, p + "1.layer_norm.weight", {d}));
+    DS_ASSIGN_OR_RETURN(l.wi0, Entry(w, p + "1.DenseReluDense.wi_0.weight", {ff, d}));
+    DS_ASSIGN_OR_RETURN(l.wi1, Entry(w, p + "1.DenseReluDense.wi_1.weight", {ff, d}));
+    DS_ASSIGN_OR_RETURN(l.wo, Entry(w, p + "1.DenseReluDense.wo.weight", {d, ff}));
+  }
+  DS_ASSIGN_OR_RETURN(const SafetensorsEntry* final_norm, Entry(w, "encoder.final_layer_norm.weight", {d}));
+  DS_TRY(Convert(*final_norm, e.final_norm_));
+  return e;
+}
+
+Status Umt5Encoder::ConvertLayer(const Layer& l) {
+  DS_TRY(Convert(*l.ln0, ln0_));
+  DS_TRY(Convert(*l.q, q_));
+  DS_TRY(Convert(*l.k, k_));
+  DS_TRY(Convert(*l.v, v_));
+  DS_TRY(Convert(*l.o, o_));
+  DS_TRY(Convert(*l.ln1, ln1_));
+  DS_TRY(Convert(*l.wi0, wi0_));
+  DS_TRY(Convert(*l.wi1, wi1_));
+  return Convert(*l.wo, wo_);
+}
+
+Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<float>& out) {
+  const Umt5Config& c = cfg_;
+  const int64_t L = static_cast<int64_t>(ids.size()), d = c.d_model, inner = c.inner(), dk = c.d_kv;
+  if (L == 0) return Error(Code::kInvalidArgument, "UMT5: no tokens to encode");
+  out.resize(static_cast<size_t>(L * d));
+  // Embedding rows of just these tokens (no sqrt(d) scaling in T5).
+  const size_t row_bytes = embed_->nbytes / static_cast<size_t>(c.vocab);
+  for (int64_t i = 0; i < L; ++i) {
+    if (ids[i] < 0 || ids[i] >= c.vocab) {
+      return Error(Code::kInvalidArgument, "UMT5: token id {} outside the vocabulary of {}", ids[i], c.vocab);
+    }
+    SafetensorsEntry row = *embed_;
+    row.shape = {d};
+    row.data = embed_->data + static_cast<size_t>(ids[i]) * row_bytes;
+    row.nbytes = row_bytes;
+    DS_TRY(ConvertToF32(row, out.data() + i * d));
+  }
+  std::vector<int> bucket(static_cast<size_t>(L * L));
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = 0; j < L; ++j)
+      bucket[static_cast<size_t>(i * L + j)] = Bucket(static_cast<int>(j - i), c.buckets, c.max_distance);
+
+  std::vector<float> h(L * d), q(L * inner), k(L * inner), v(L * inner), vt(inner * L), o(L * inner), f(L * d),
+      s(L * L), g(L * c.d_ff), u(L * c.d_ff);
+  Tensor X = Mat(out.data(), L, d), Hm = Mat(h.data(), L, d), F = Mat(f.data(), L, d);
+  Tensor Q = Mat(q.data(), L, inner), K = Mat(k.data(), L, inner), V = Mat(v.data(), L, inner);
+  Tensor O = Mat(o.data(), L, inner), S = Mat(s.data(), L, L);
+  Tensor G = Mat(g.data(), L, c.d_ff), U = Mat(u.data(), L, c.d_ff);
+  auto vec = [](std::vector<float>& w) {
+    return Tensor::View(w.data(), DType::kF32, {static_cast<int64_t>(w.size())});
+  };
+  for (const Layer& l : layers_) {
+    DS_TRY(ConvertLayer(l));
+    // Self-attention: scores = q·kᵀ (unscaled) + bias(bucket(j − i)), per head.
+    std::copy(out.begin(), out.end(), h.begin());
+    be.rms_norm(Hm, vec(ln0_), c.eps);
+    be.linear(Hm, Mat(q_.data(), inner, d), nullptr, Q);
+    be.linear(Hm, Mat(k_.data(), inner, d), nullptr, K);
+    be.linear(Hm, Mat(v_.data(), inner, d), nullptr, V);
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t j = 0; j < inner; ++j) vt[j * L + i] = v[i * inner + j];
+    for (int64_t head = 0; head < c.heads; ++head) {
+      be.linear(StridedRows(q.data() + head * dk, L, dk, inner), StridedRows(k.data() + head * dk, L, dk, inner),
+                nullptr, S);
+      for (size_t e = 0; e < s.size(); ++e) s[e] += l.bias_table[static_cast<size_t>(bucket[e]) * c.heads + head];
+      SoftmaxRows(s.data(), L, L);
+      Tensor oh = StridedRows(o.data() + head * dk, L, dk, inner);
+      be.linear(S, Mat(vt.data() + head * dk * L, dk, L), nullptr, oh);
+    }
+    be.linear(O, Mat(o_.data(), d, inner), nullptr, F);
+    be.add(X, F);
+    // Gated FFN: wo(gelu_tanh(wi_0·h) ⊙ wi_1·h).
+    std::copy(out.begin(), out.end(), h.begin());
+    be.rms_norm(Hm, vec(ln1_), c.eps);
+    be.linear(Hm, Mat(wi0_.data(), c.d_ff, d), nullptr, G);
+    be.gelu_tanh(G);
+    be.linear(Hm, Mat(wi1_.data(), c.d_ff, d), nullptr, U);
+    for (size_t e = 0; e < g.size(); ++e) g[e] *= u[e];
+    be.linear(G, Mat(wo_.data(), d, c.d_ff), nullptr, F);
+    be.add(X, F);
+  }
+  be.rms_norm(X, vec(final_norm_), c.eps);
+  // Hand the layer buffers back: the encoder runs once per prompt, before the DiT needs the memory.
+  for (auto* buf : {&ln0_, &q_, &k_, &v_, &o_, &ln1_, &wi0_, &wi1_, &wo_}) std::vector<float>().swap(*buf);
+  return Status::Ok();
+}
+
+}  // namespace ds

@@ -1,0 +1,62 @@
+// The UMT5 text encoder Wan2.1 conditions on (transformers UMT5EncoderModel, reference/wan21_spec.md
+// §1): RMSNorm pre-norm blocks with a per-layer bucketed relative-position attention bias, no
+// attention scaling, gated tanh-GELU FFN.
+//
+// UMT5-XXL is 5.7 B parameters (23 GB in float32), more than the whole DiT, and runs once per
+// prompt. So its weights stay in the memory-mapped checkpoint and each layer is converted to
+// float32 only while it runs (peak ≈ one layer, 0.8 GB for XXL); the token embedding table
+// converts just the rows of the prompt's tokens.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/status.h"
+#include "core/wan/wan_config.h"
+
+namespace ds {
+
+class Weights;
+struct SafetensorsEntry;
+
+class Umt5Encoder {
+ public:
+  // folder: a text_encoder/ folder (config.json + safetensors, sharded or not, F32/F16/BF16).
+  // Every tensor's presence and shape is checked here, so Encode cannot fail on the checkpoint.
+  static Result<Umt5Encoder> Load(const std::string& folder);
+
+  Umt5Encoder(Umt5Encoder&&) noexcept;
+  Umt5Encoder& operator=(Umt5Encoder&&) noexcept;
+  ~Umt5Encoder();
+
+  const Umt5Config& config() const { return cfg_; }
+
+  // last_hidden_state of the L = ids.size() tokens: out [L, d_model]. Running on the real tokens
+  // only equals running padded with a mask (padded keys get weight exactly 0, the bias depends only
+  // on key − query), which is what the Wan pipeline then keeps.
+  Status Encode(Backend& be, std::span<const int> ids, std::vector<float>& out);
+
+  // T5 relative-position bucket of key − query for a bidirectional encoder (float32 log as torch).
+  static int Bucket(int relative_position, int num_buckets, int max_distance);
+
+ private:
+  struct Layer {
+    const SafetensorsEntry *ln0, *q, *k, *v, *o, *ln1, *wi0, *wi1, *wo;
+    std::vector<float> bias_table;  // [buckets, heads]
+  };
+  Umt5Encoder() = default;
+  Status ConvertLayer(const Layer& l);
+
+  Umt5Config cfg_;
+  std::unique_ptr<Weights> weights_;
+  const SafetensorsEntry* embed_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<float> final_norm_;
+  // One layer's float32 weights, reused layer after layer and freed when Encode returns.
+  std::vector<float> ln0_, q_, k_, v_, o_, ln1_, wi0_, wi1_, wo_;
+};
+
+}  // namespace ds

@@ -1,0 +1,67 @@
+// A Wan2.1 text-to-video model in the diffusers folder layout (reference/wan21_spec.md §3):
+// model_index.json + tokenizer/, text_encoder/, transformer/, vae/, scheduler/.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/status.h"
+#include "core/wan/umt5.h"
+#include "core/wan/wan_config.h"
+#include "core/wan/wan_tokenizer.h"
+#include "core/wan/wan_transformer.h"
+#include "core/wan/wan_vae.h"
+
+namespace ds {
+
+// The published defaults of the Wan2.1 T2V pipeline (diffusers WanPipeline, §5.1).
+struct WanDefaults {
+  static constexpr int kWidth = 832, kHeight = 480, kFrames = 81, kFps = 16, kSteps = 50, kTextLen = 512;
+  static constexpr double kGuidance = 5.0;
+  static constexpr int kSizeMultiple = 16;  // VAE ×8, then the DiT's 2×2 patch
+};
+
+class WanModel {
+ public:
+  // True when folder/model_index.json exists and declares a Wan pipeline (for family dispatch).
+  static bool IsWanFolder(const std::string& folder);
+  static Result<std::unique_ptr<WanModel>> Load(const std::string& folder);
+
+  const std::string& folder() const { return folder_; }
+  WanTokenizer& tokenizer() { return tokenizer_; }
+  Umt5Encoder& text_encoder() { return text_; }
+  WanTransformer& transformer() { return transformer_; }
+  WanVaeDecoder& vae() { return vae_; }
+  const WanSchedulerConfig& scheduler() const { return scheduler_; }
+
+  // Latent shape {channels, frames, height, width} of a width x height x frames video, or an error
+  // saying what the sizes must be (multiples of 16, frames = 4k + 1).
+  Result<std::array<int, 4>> LatentShape(int width, int height, int frames) const;
+
+  // The pipeline's prompt embeddings: tokens (≤ text_len incl. </s>) → UMT5 → rows [L, text_len)
+  // set to exact zeros. out: [text_len, d_model].
+  Status EncodePrompt(Backend& be, std::string_view prompt, int text_len, std::vector<float>& out);
+
+ private:
+  WanModel(std::string folder, WanTokenizer tokenizer, Umt5Encoder text, WanTransformer transformer, WanVaeDecoder vae,
+           WanSchedulerConfig scheduler)
+      : folder_(std::move(folder)),
+        tokenizer_(std::move(tokenizer)),
+        text_(std::move(text)),
+        transformer_(std::move(transformer)),
+        vae_(std::move(vae)),
+        scheduler_(scheduler) {}
+
+  std::string folder_;
+  WanTokenizer tokenizer_;
+  Umt5Encoder text_;
+  WanTransformer transformer_;
+  WanVaeDecoder vae_;
+  WanSchedulerConfig scheduler_;
+};
+
+}  // namespace ds

@@ -1,0 +1,175 @@
+#include "core/wan/wan_weights.h"
+
+#include <charconv>
+#include <filesystem>
+#include <utility>
+
+#include "core/log.h"
+
+namespace ds {
+namespace {
+
+std::string ReplaceAll(std::string s, std::string_view from, std::string_view to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+// Splits "a.b.c" into its dot-separated parts.
+std::vector<std::string_view> Parts(std::string_view s) {
+  std::vector<std::string_view> out;
+  for (size_t start = 0;;) {
+    size_t dot = s.find('.', start);
+    out.push_back(s.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) return out;
+    start = dot + 1;
+  }
+}
+
+int ToInt(std::string_view s) {
+  int v = -1;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+std::string Join(const std::vector<std::string_view>& parts, size_t first) {
+  std::string out;
+  for (size_t i = first; i < parts.size(); ++i) {
+    if (i > first) out += '.';
+    out += parts[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string WanTransformerOriginalName(std::string_view name) {
+  if (name == "scale_shift_table") return "head.modulation";
+  std::string n(name);
+  if (n.ends_with(".scale_shift_table")) return ReplaceAll(n, "scale_shift_table", "modulation");
+  // The affine pre-cross-attention LayerNorm is norm3 in the original (diffusers renames by call order).
+  if (n.find(".norm2.") != std::string::npos) return ReplaceAll(n, ".norm2.", ".norm3.");
+  static const std::pair<std::string_view, std::string_view> kRenames[] = {
+      {"condition_embedder.time_embedder.linear_1", "time_embedding.0"},
+      {"condition_embedder.time_embedder.linear_2", "time_embedding.2"},
+      {"condition_embedder.text_embedder.linear_1", "text_embedding.0"},
+      {"condition_embedder.text_embedder.linear_2", "text_embedding.2"},
+      {"condition_embedder.time_proj", "time_projection.1"},
+      {"attn1.to_out.0.", "self_attn.o."},
+      {"attn1.to_q.", "self_attn.q."},
+      {"attn1.to_k.", "self_attn.k."},
+      {"attn1.to_v.", "self_attn.v."},
+      {"attn1.norm_", "self_attn.norm_"},
+      {"attn2.to_out.0.", "cross_attn.o."},
+      {"attn2.to_q.", "cross_attn.q."},
+      {"attn2.to_k.", "cross_attn.k."},
+      {"attn2.to_v.", "cross_attn.v."},
+      {"attn2.norm_", "cross_attn.norm_"},
+      {"ffn.net.0.proj", "ffn.0"},
+      {"ffn.net.2", "ffn.2"},
+      {"proj_out", "head.head"},
+  };
+  for (const auto& [from, to] : kRenames) n = ReplaceAll(n, from, to);
+  return n;
+}
+
+std::string WanVaeOriginalName(std::string_view name) {
+  // Residual blocks are Sequentials in the original: 0 RMS_norm, 2 conv1, 3 RMS_norm, 6 conv2.
+  static const std::pair<std::string_view, std::string_view> kResidual[] = {
+      {"norm1.gamma", "residual.0.gamma"},         {"conv1.weight", "residual.2.weight"},
+      {"conv1.bias", "residual.2.bias"},           {"norm2.gamma", "residual.3.gamma"},
+      {"conv2.weight", "residual.6.weight"},       {"conv2.bias", "residual.6.bias"},
+      {"conv_shortcut.weight", "shortcut.weight"}, {"conv_shortcut.bias", "shortcut.bias"},
+  };
+  auto residual = [&](const std::string& leaf) {
+    for (const auto& [from, to] : kResidual)
+      if (leaf == from) return std::string(to);
+    return leaf;
+  };
+  const std::vector<std::string_view> p = Parts(name);
+  if (name.starts_with("post_quant_conv.")) return "conv2." + std::string(p.back());
+  if (name.starts_with("decoder.conv_in.")) return "decoder.conv1." + std::string(p.back());
+  if (name.starts_with("decoder.norm_out.")) return "decoder.head.0." + std::string(p.back());
+  if (name.starts_with("decoder.conv_out.")) return "decoder.head.2." + std::string(p.back());
+  if (name.starts_with("decoder.mid_block.resnets.") && p.size() > 4) {
+    return fmt::format("decoder.middle.{}.{}", 2 * ToInt(p[3]), residual(Join(p, 4)));
+  }
+  if (name.starts_with("decoder.mid_block.attentions.0.")) return "decoder.middle.1." + Join(p, 4);
+  if (name.starts_with("decoder.up_blocks.") && p.size() > 5) {
+    // up_blocks.b.resnets.r → upsamples.(4b + r); up_blocks.b.upsamplers.0 → upsamples.(4b + 3).
+    const int block = ToInt(p[2]);
+    if (p[3] == "resnets") return fmt::format("decoder.upsamples.{}.{}", 4 * block + ToInt(p[4]), residual(Join(p, 5)));
+    if (p[3] == "upsamplers") return fmt::format("decoder.upsamples.{}.{}", 4 * block + 3, Join(p, 5));
+  }
+  return std::string(name);
+}
+
+Result<WanCheckpointNaming> DetectWanTransformerNaming(const Weights& w) {
+  if (w.Has("scale_shift_table") && w.Has("proj_out.weight")) return WanCheckpointNaming{WanNaming::kDiffusers, ""};
+  for (const char* prefix : {"", "model.diffusion_model."}) {
+    if (w.Has(std::string(prefix) + "head.modulation")) return WanCheckpointNaming{WanNaming::kOriginal, prefix};
+  }
+  return Error(Code::kModel,
+               "{}: unknown transformer layout: neither diffusers names ('scale_shift_table', 'proj_out.weight') nor "
+               "original Wan names ('head.modulation', optionally under 'model.diffusion_model.')",
+               w.checkpoint().path());
+}
+
+Result<WanCheckpointNaming> DetectWanVaeNaming(const Weights& w) {
+  if (w.Has("decoder.mid_block.resnets.0.norm1.gamma")) return WanCheckpointNaming{WanNaming::kDiffusers, ""};
+  if (w.Has("decoder.middle.0.residual.0.gamma")) return WanCheckpointNaming{WanNaming::kOriginal, ""};
+  return Error(Code::kModel,
+               "{}: unknown VAE layout: neither diffusers names ('decoder.mid_block.resnets.0.norm1.gamma') nor "
+               "original Wan names ('decoder.middle.0.residual.0.gamma')",
+               w.checkpoint().path());
+}
+
+std::string WanTensorReader::stored_name(std::string_view name) const {
+  if (naming_.naming == WanNaming::kDiffusers || to_original_ == nullptr) return std::string(name);
+  return naming_.prefix + to_original_(name);
+}
+
+Tensor WanTensorReader::get(std::string_view name, std::vector<int64_t> shape) {
+  if (!status_.ok()) return {};
+  Result<Tensor> t = weights_.Get(stored_name(name), shape);
+  if (!t.ok()) {
+    status_ = t.status();
+    return {};
+  }
+  return *t;
+}
+
+Linear WanTensorReader::linear(std::string_view name, int64_t out, int64_t in, bool bias) {
+  Linear l;
+  const std::string n(name);
+  l.w = get(n + ".weight", {out, in});
+  if (bias) l.b = get(n + ".bias", {out});
+  return l;
+}
+
+Result<std::unique_ptr<Weights>> OpenWanWeights(const std::string& path, std::string_view component) {
+  Result<Weights> w = Weights::Open(path);
+  if (!w.ok()) {
+    return Status(w.status().code(), fmt::format("Wan {}: {}", component, w.status().message()));
+  }
+  return std::make_unique<Weights>(std::move(w).value());
+}
+
+void WarnUnusedWanTensors(const Weights& w, std::string_view component,
+                          const std::vector<std::string_view>& expected_unused) {
+  size_t count = 0;
+  std::string first;
+  for (const std::string& name : w.Unused()) {
+    bool expected = false;
+    for (std::string_view p : expected_unused) expected = expected || name.starts_with(p);
+    if (expected) continue;
+    if (count++ == 0) first = name;
+  }
+  if (count > 0) {
+    Log(LogLevel::kWarning, "{}: {} tensor(s) not used by the Wan {} (first: '{}')", w.checkpoint().path(), count,
+        component, first);
+  }
+}
+
+}  // namespace ds

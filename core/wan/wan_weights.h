@@ -1,0 +1,63 @@
+// Reading a Wan component's tensors by their diffusers names (reference/wan21_spec.md §2.2, §4.3)
+// from checkpoints that use either the diffusers names or the original Wan names (Wan-AI's own
+// repos, ComfyUI's repackaged files), so the model code is written once, against one naming.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/layers.h"
+#include "core/status.h"
+#include "core/tensor.h"
+#include "core/weights.h"
+
+namespace ds {
+
+enum class WanNaming { kDiffusers, kOriginal };
+
+// diffusers name → original Wan name (inverse of diffusers' convert_wan_transformer_to_diffusers).
+std::string WanTransformerOriginalName(std::string_view diffusers_name);
+// diffusers name → original Wan2.1_VAE name, decoder and post_quant_conv only (inverse of
+// convert_wan_vae_to_diffusers).
+std::string WanVaeOriginalName(std::string_view diffusers_name);
+
+// Which naming a transformer checkpoint uses, and the prefix its keys carry ("model.diffusion_model."
+// in some single-file checkpoints). Errors name the file and the keys looked for.
+struct WanCheckpointNaming {
+  WanNaming naming = WanNaming::kDiffusers;
+  std::string prefix;
+};
+Result<WanCheckpointNaming> DetectWanTransformerNaming(const Weights& w);
+Result<WanCheckpointNaming> DetectWanVaeNaming(const Weights& w);
+
+// Fetches tensors by diffusers name with shape checks, keeping the first error (like WeightReader).
+class WanTensorReader {
+ public:
+  using NameMap = std::string (*)(std::string_view);
+  WanTensorReader(Weights& weights, WanCheckpointNaming naming, NameMap to_original)
+      : weights_(weights), naming_(std::move(naming)), to_original_(to_original) {}
+
+  std::string stored_name(std::string_view name) const;
+  bool has(std::string_view name) const { return weights_.Has(stored_name(name)); }
+  Tensor get(std::string_view name, std::vector<int64_t> shape);
+  Linear linear(std::string_view name, int64_t out, int64_t in, bool bias = true);
+  const Status& status() const { return status_; }
+
+ private:
+  Weights& weights_;
+  WanCheckpointNaming naming_;
+  NameMap to_original_;
+  Status status_;
+};
+
+// Opens `path` (a file, an index, or a folder holding one) with a clear error naming the component.
+Result<std::unique_ptr<Weights>> OpenWanWeights(const std::string& path, std::string_view component);
+
+// Logs a warning for checkpoint tensors the model never read, except names starting with one of
+// `expected_unused` (e.g. the VAE encoder, which text-to-video does not need).
+void WarnUnusedWanTensors(const Weights& w, std::string_view component,
+                          const std::vector<std::string_view>& expected_unused = {});
+
+}  // namespace ds

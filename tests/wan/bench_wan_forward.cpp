@@ -1,0 +1,257 @@
+// Times Wan2.1-1.3B-shaped stages with random weights (no checkpoint needed) and extrapolates to
+// a 480x832x81 generation:
+//   bench_wan_forward dit [layers=2] [threads=0]   transformer forward at one latent frame of 480p
+//   bench_wan_forward vae [side=64] [threads=0]    VAE decoder frames at side x side pixels
+// The transformer is extrapolated from two measured rates: the self-attention kernel alone, and the
+// rest of a 1-frame forward (linear layers); the VAE time per output frame scales with pixels.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/wan/wan_transformer.h"
+#include "core/wan/wan_vae.h"
+#include "kernels/registry.h"
+
+namespace {
+
+using ds::Status;
+
+struct Spec {
+  std::string name;
+  std::vector<int64_t> shape;
+  float scale;  // std of the random values; < 0: constant 1 (norm weights)
+};
+
+// Random BF16 safetensors: enough for timing, and half the bytes of F32.
+void WriteRandom(const std::string& path, const std::vector<Spec>& specs) {
+  nlohmann::json header = nlohmann::json::object();
+  size_t offset = 0;
+  for (const Spec& s : specs) {
+    size_t n = 1;
+    for (int64_t d : s.shape) n *= static_cast<size_t>(d);
+    header[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {offset, offset + 2 * n}}};
+    offset += 2 * n;
+  }
+  std::string text = header.dump();
+  text.resize((text.size() + 7) / 8 * 8, ' ');
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t len = text.size();
+  out.write(reinterpret_cast<const char*>(&len), 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  std::vector<uint16_t> buf;
+  for (const Spec& s : specs) {
+    size_t n = 1;
+    for (int64_t d : s.shape) n *= static_cast<size_t>(d);
+    buf.resize(n);
+    for (uint16_t& v : buf) v = ds::FloatToBFloat16(s.scale < 0 ? 1.0f : s.scale * nd(rng));
+    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(2 * n));
+  }
+}
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
+  ds::WanTransformerConfig c = ds::Wan13BConfig();
+  const int64_t d = c.dim(), f = c.ffn;
+  std::vector<Spec> specs = {{"patch_embedding.weight", {d, 16, 1, 2, 2}, 0.05f},
+                             {"patch_embedding.bias", {d}, 0.01f},
+                             {"condition_embedder.time_embedder.linear_1.weight", {d, 256}, 0.05f},
+                             {"condition_embedder.time_embedder.linear_1.bias", {d}, 0.01f},
+                             {"condition_embedder.time_embedder.linear_2.weight", {d, d}, 0.02f},
+                             {"condition_embedder.time_embedder.linear_2.bias", {d}, 0.01f},
+                             {"condition_embedder.time_proj.weight", {6 * d, d}, 0.02f},
+                             {"condition_embedder.time_proj.bias", {6 * d}, 0.01f},
+                             {"condition_embedder.text_embedder.linear_1.weight", {d, 4096}, 0.015f},
+                             {"condition_embedder.text_embedder.linear_1.bias", {d}, 0.01f},
+                             {"condition_embedder.text_embedder.linear_2.weight", {d, d}, 0.02f},
+                             {"condition_embedder.text_embedder.linear_2.bias", {d}, 0.01f},
+                             {"scale_shift_table", {1, 2, d}, 0.02f},
+                             {"proj_out.weight", {64, d}, 0.02f},
+                             {"proj_out.bias", {64}, 0.01f}};
+  for (int i = 0; i < layers; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    specs.push_back({p + "scale_shift_table", {1, 6, d}, 0.02f});
+    for (const char* a : {"attn1.", "attn2."}) {
+      for (const char* l : {"to_q", "to_k", "to_v", "to_out.0"}) {
+        specs.push_back({p + a + l + ".weight", {d, d}, 0.02f});
+        specs.push_back({p + a + l + ".bias", {d}, 0.01f});
+      }
+      specs.push_back({p + a + "norm_q.weight", {d}, -1});
+      specs.push_back({p + a + "norm_k.weight", {d}, -1});
+    }
+    specs.push_back({p + "norm2.weight", {d}, -1});
+    specs.push_back({p + "norm2.bias", {d}, 0.01f});
+    specs.push_back({p + "ffn.net.0.proj.weight", {f, d}, 0.02f});
+    specs.push_back({p + "ffn.net.0.proj.bias", {f}, 0.01f});
+    specs.push_back({p + "ffn.net.2.weight", {d, f}, 0.01f});
+    specs.push_back({p + "ffn.net.2.bias", {d}, 0.01f});
+  }
+  WriteRandom(dir + "/diffusion_pytorch_model.safetensors", specs);
+  nlohmann::json cfg = {{"patch_size", {1, 2, 2}},
+                        {"num_attention_heads", c.heads},
+                        {"attention_head_dim", c.head_dim},
+                        {"num_layers", layers},
+                        {"ffn_dim", f},
+                        {"in_channels", 16},
+                        {"out_channels", 16},
+                        {"text_dim", 4096},
+                        {"freq_dim", 256}};
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  auto m = ds::WanTransformer::Load(dir);
+  if (!m.ok()) {
+    std::fprintf(stderr, "%s\n", m.status().message().c_str());
+    return 1;
+  }
+  const int H = 60, W = 104, L = 512;  // 480x832 latents, Wan's 512 text rows
+  std::vector<float> ctx(static_cast<size_t>(L) * 4096, 0.0f);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd;
+  for (size_t i = 0; i < 20 * 4096; ++i) ctx[i] = nd(rng);
+  // Attention FLOPs of one layer at n tokens (self q·kᵀ and p·v, cross-attention to L rows).
+  auto attn_flops = [&](double n) { return 4 * n * n * d + 4 * n * L * d; };
+
+  // 1. The forward at one 480p latent frame (1560 tokens), where the linear layers dominate.
+  std::vector<float> x(static_cast<size_t>(16) * H * W), v(x.size());
+  for (float& e : x) e = nd(rng);
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = m->Forward(be, x.data(), 1, H, W, 500.0f, ctx.data(), L, v.data());
+  const double t_fwd = Seconds(t0);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
+  const double n1 = (H / 2) * (W / 2), f_fwd = m->Flops(1, H, W, L);
+  std::printf("dit: %d layers at 1 latent frame (%.0f tokens): %.2f s, %.1f GFLOP/s\n", layers, n1, t_fwd,
+              f_fwd / t_fwd * 1e-9);
+
+  // 2. Self-attention alone at 4 latent frames (6240 tokens), where it dominates at full size.
+  const int64_t na = 4 * (H / 2) * (W / 2), heads = c.heads, dh = c.head_dim;
+  std::vector<float> q(static_cast<size_t>(na * d)), o(q.size());
+  for (float& e : q) e = nd(rng);
+  const ds::Tensor qt = ds::Tensor::View(q.data(), ds::DType::kF32, {na, heads, dh});
+  ds::Tensor ot = ds::Tensor::View(o.data(), ds::DType::kF32, {na, heads, dh});
+  t0 = std::chrono::steady_clock::now();
+  be.attention(qt, qt, qt, 1.0f / std::sqrt(static_cast<float>(dh)), ot);
+  const double t_attn = Seconds(t0), r_attn = 4.0 * na * na * d / t_attn;
+  std::printf("dit: self-attention over %lld tokens: %.2f s, %.1f GFLOP/s\n", static_cast<long long>(na), t_attn,
+              r_attn * 1e-9);
+
+  // 3. Linear-layer rate = the forward's non-attention FLOPs over its non-attention time.
+  const double f_attn1 = layers * attn_flops(n1), t_lin = t_fwd - f_attn1 / r_attn;
+  const double r_lin = (f_fwd - f_attn1) / t_lin;
+  std::printf("dit: linear layers %.1f GFLOP/s\n", r_lin * 1e-9);
+
+  // 4. The 1.3B (30 layers) at 480x832x81: 21 latent frames, 32760 tokens.
+  const ds::WanTransformerConfig full = ds::Wan13BConfig();
+  const double n = 21.0 * (H / 2) * (W / 2);
+  const double f_attn = full.layers * attn_flops(n);
+  const double f_total = m->Flops(21, H, W, L) / layers * full.layers;
+  const double per_forward = f_attn / r_attn + (f_total - f_attn) / r_lin;
+  std::printf("dit: 1.3B forward at 480x832x81 (%.0f tokens, %.0f TFLOP, %.0f%% attention): %.0f s\n", n,
+              f_total * 1e-12, 100 * f_attn / f_total, per_forward);
+  std::printf("dit: 50 steps with CFG (100 forwards): %.1f h\n", per_forward * 100 / 3600);
+  return 0;
+}
+
+int BenchVae(int side, ds::Backend& be, const std::string& dir) {
+  // The published Wan2.1 VAE decoder (base_dim 96), in diffusers names.
+  const std::vector<int64_t> dims = {384, 384, 384, 192, 96};
+  std::vector<Spec> specs = {{"post_quant_conv.weight", {16, 16, 1, 1, 1}, 0.2f},
+                             {"post_quant_conv.bias", {16}, 0.01f}};
+  auto conv3 = [&](const std::string& n, int64_t in, int64_t out) {
+    specs.push_back({n + ".weight", {out, in, 3, 3, 3}, static_cast<float>(1.0 / std::sqrt(27.0 * in))});
+    specs.push_back({n + ".bias", {out}, 0.01f});
+  };
+  auto res = [&](const std::string& p, int64_t in, int64_t out) {
+    specs.push_back({p + ".norm1.gamma", {in, 1, 1, 1}, -1});
+    conv3(p + ".conv1", in, out);
+    specs.push_back({p + ".norm2.gamma", {out, 1, 1, 1}, -1});
+    conv3(p + ".conv2", out, out);
+    if (in != out) {
+      specs.push_back({p + ".conv_shortcut.weight", {out, in, 1, 1, 1}, static_cast<float>(1.0 / std::sqrt(in))});
+      specs.push_back({p + ".conv_shortcut.bias", {out}, 0.01f});
+    }
+  };
+  conv3("decoder.conv_in", 16, 384);
+  res("decoder.mid_block.resnets.0", 384, 384);
+  res("decoder.mid_block.resnets.1", 384, 384);
+  const std::string a = "decoder.mid_block.attentions.0.";
+  specs.push_back({a + "norm.gamma", {384, 1, 1}, -1});
+  specs.push_back({a + "to_qkv.weight", {1152, 384, 1, 1}, 0.05f});
+  specs.push_back({a + "to_qkv.bias", {1152}, 0.01f});
+  specs.push_back({a + "proj.weight", {384, 384, 1, 1}, 0.05f});
+  specs.push_back({a + "proj.bias", {384}, 0.01f});
+  for (int i = 0; i < 4; ++i) {
+    const int64_t in = dims[i] / (i > 0 ? 2 : 1), out = dims[i + 1];
+    const std::string p = "decoder.up_blocks." + std::to_string(i);
+    for (int j = 0; j < 3; ++j) res(p + ".resnets." + std::to_string(j), j == 0 ? in : out, out);
+    if (i == 3) continue;
+    specs.push_back(
+        {p + ".upsamplers.0.resample.1.weight", {out / 2, out, 3, 3}, static_cast<float>(1 / std::sqrt(9.0 * out))});
+    specs.push_back({p + ".upsamplers.0.resample.1.bias", {out / 2}, 0.01f});
+    if (i < 2) {
+      specs.push_back({p + ".upsamplers.0.time_conv.weight",
+                       {2 * out, out, 3, 1, 1},
+                       static_cast<float>(1 / std::sqrt(3.0 * out))});
+      specs.push_back({p + ".upsamplers.0.time_conv.bias", {2 * out}, 0.01f});
+    }
+  }
+  specs.push_back({"decoder.norm_out.gamma", {96, 1, 1, 1}, -1});
+  conv3("decoder.conv_out", 96, 3);
+  WriteRandom(dir + "/diffusion_pytorch_model.safetensors", specs);
+  std::ofstream(dir + "/config.json") << R"({"_class_name": "AutoencoderKLWan", "base_dim": 96, "z_dim": 16})";
+  auto vae = ds::WanVaeDecoder::Load(dir);
+  if (!vae.ok()) {
+    std::fprintf(stderr, "%s\n", vae.status().message().c_str());
+    return 1;
+  }
+  const int h = side / 8, w = side / 8;
+  std::vector<float> z(static_cast<size_t>(16) * h * w, 0.5f);
+  if (!vae->Begin(h, w).ok()) return 1;
+  int frames = 0;
+  auto count = [&](const float*) {
+    ++frames;
+    return Status::Ok();
+  };
+  for (int t = 0; t < 3; ++t) {
+    const int before = frames;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!vae->Push(be, z.data(), count).ok()) return 1;
+    const double s = Seconds(t0);
+    std::printf("vae: latent frame %d at %dx%d -> %d frame(s): %.2f s (%.3f s per frame)\n", t, side, side,
+                frames - before, s, s / (frames - before));
+    if (t == 2) {
+      const double scale = 480.0 * 832.0 / (side * side);
+      std::printf("vae: 480x832, 81 frames, extrapolated by pixel count: %.0f s\n", s / 4 * scale * 81);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string what = argc > 1 ? argv[1] : "dit";
+  const int arg = argc > 2 ? std::atoi(argv[2]) : (what == "vae" ? 64 : 2);
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  auto be = ds::CreateBackend("cpu", threads);
+  if (!be.ok()) return 1;
+  const std::string dir = (std::filesystem::temp_directory_path() / fmt::format("ds_wan_bench_{}", what)).string();
+  std::filesystem::create_directories(dir);
+  const int rc = what == "vae" ? BenchVae(arg, **be, dir) : BenchDit(arg, **be, dir);
+  std::filesystem::remove_all(dir);
+  return rc;
+}

@@ -1,0 +1,188 @@
+// Bad Wan model folders and checkpoints fail with errors that name the file, the component or
+// tensor, and the expected and actual values; never a crash. Also the original-name variants a
+// real user meets (prefixed single files).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+
+#include "core/safetensors.h"
+#include "core/wan/umt5.h"
+#include "core/wan/wan_model.h"
+#include "tests/core/test_files.h"
+#include "tests/wan/wan_test_util.h"
+
+namespace ds {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TensorSpec;
+using wan_test::Contains;
+using wan_test::FixtureDir;
+
+// Rewrites a checkpoint as one safetensors file, each tensor passed through `edit` (which may
+// rename it, change its shape, or drop it by returning nullopt).
+void Rewrite(const std::string& src, const std::string& dst,
+             const std::function<std::optional<TensorSpec>(TensorSpec)>& edit) {
+  auto ck = Checkpoint::Open(src);
+  ASSERT_TRUE(ck.ok()) << ck.status().message();
+  std::vector<TensorSpec> out;
+  for (const std::string& name : (*ck)->names()) {
+    const SafetensorsEntry* e = (*ck)->find(name);
+    TensorSpec t{name, StDTypeName(e->dtype), e->shape, test::Bytes(e->data, e->data + e->nbytes)};
+    if (auto edited = edit(std::move(t))) out.push_back(std::move(*edited));
+  }
+  test::WriteSafetensors(dst, out);
+}
+
+class WanLayout : public test::TempDirTest {
+ protected:
+  std::string CopyTiny() {
+    const std::string dst = Path("model");
+    fs::copy(FixtureDir() + "/tiny", dst, fs::copy_options::recursive);
+    return dst;
+  }
+};
+
+TEST_F(WanLayout, FolderWithoutModelIndexIsAnUnknownLayout) {
+  auto m = WanModel::Load(dir_.string());
+  ASSERT_FALSE(m.ok());
+  EXPECT_TRUE(Contains(m.status().message(), "unknown model layout"));
+  EXPECT_TRUE(Contains(m.status().message(), dir_.string()));
+  EXPECT_FALSE(WanModel::IsWanFolder(dir_.string()));
+  EXPECT_TRUE(WanModel::IsWanFolder(FixtureDir() + "/tiny"));
+}
+
+TEST_F(WanLayout, MissingComponentFolderIsNamed) {
+  const std::string m = CopyTiny();
+  fs::remove_all(m + "/vae");
+  auto r = WanModel::Load(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "component 'vae' (AutoencoderKLWan) does not exist"));
+}
+
+TEST_F(WanLayout, ComponentMissingFromModelIndexIsNamed) {
+  const std::string m = CopyTiny();
+  test::WriteFile(m + "/model_index.json",
+                  R"({"_class_name": "WanPipeline", "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+                      "text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
+                      "transformer": ["diffusers", "WanTransformer3DModel"]})");
+  auto r = WanModel::Load(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "model_index.json: component 'vae' is missing"));
+}
+
+TEST_F(WanLayout, OtherPipelinesAreUnsupported) {
+  const std::string m = CopyTiny();
+  test::WriteFile(m + "/model_index.json", R"({"_class_name": "WanImageToVideoPipeline"})");
+  auto r = WanModel::Load(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnsupported);
+  EXPECT_TRUE(Contains(r.status().message(), "WanImageToVideoPipeline"));
+}
+
+TEST_F(WanLayout, WrongShapeNamesFileTensorAndShapes) {
+  const std::string t = Path("transformer");
+  fs::create_directory(t);
+  fs::copy_file(FixtureDir() + "/tiny/transformer/config.json", t + "/config.json");
+  Rewrite(FixtureDir() + "/tiny/transformer", t + "/model.safetensors", [](TensorSpec s) {
+    if (s.name == "blocks.1.attn1.to_q.weight") s.shape = {64 * 64};
+    return std::optional<TensorSpec>(std::move(s));
+  });
+  auto r = WanTransformer::Load(t);
+  ASSERT_FALSE(r.ok());
+  const std::string& msg = r.status().message();
+  EXPECT_TRUE(Contains(msg, t + "/model.safetensors"));
+  EXPECT_TRUE(Contains(msg, "'blocks.1.attn1.to_q.weight' has shape [4096] but the model expects [64, 64]"));
+}
+
+TEST_F(WanLayout, MissingTensorIsNamed) {
+  const std::string t = Path("transformer");
+  fs::create_directory(t);
+  fs::copy_file(FixtureDir() + "/tiny/transformer/config.json", t + "/config.json");
+  Rewrite(FixtureDir() + "/tiny/transformer", t + "/model.safetensors", [](TensorSpec s) {
+    return s.name == "proj_out.bias" ? std::nullopt : std::optional<TensorSpec>(std::move(s));
+  });
+  auto r = WanTransformer::Load(t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "missing tensor 'proj_out.bias' (expected shape [64])"));
+}
+
+TEST_F(WanLayout, UnknownTensorNamesAreAnUnknownLayout) {
+  const std::string f = Path("other.safetensors");
+  test::WriteSafetensors(f, {{"model.layers.0.weight", "F32", {2}, test::ToBytes(std::vector<float>{1, 2})}});
+  auto t = WanTransformer::Load(f);
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(Contains(t.status().message(), "unknown transformer layout"));
+  auto v = WanVaeDecoder::Load(f);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(Contains(v.status().message(), "unknown VAE layout"));
+}
+
+TEST_F(WanLayout, ImageToVideoConfigIsUnsupported) {
+  const std::string t = Path("transformer");
+  fs::copy(FixtureDir() + "/tiny/transformer", t, fs::copy_options::recursive);
+  auto cfg = nlohmann::json::parse(std::ifstream(t + "/config.json"));
+  cfg["image_dim"] = 1280;
+  test::WriteFile(t + "/config.json", cfg.dump());
+  auto r = WanTransformer::Load(t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnsupported);
+  EXPECT_TRUE(Contains(r.status().message(), "'image_dim' is 1280"));
+}
+
+TEST_F(WanLayout, TextEncoderMissingTensorIsNamed) {
+  const std::string t = Path("text_encoder");
+  fs::create_directory(t);
+  fs::copy_file(FixtureDir() + "/tiny/text_encoder/config.json", t + "/config.json");
+  Rewrite(FixtureDir() + "/tiny/text_encoder", t + "/model.safetensors", [](TensorSpec s) {
+    if (s.name == "encoder.block.1.layer.1.DenseReluDense.wo.weight") s.shape = {48, 32};
+    return std::optional<TensorSpec>(std::move(s));
+  });
+  auto r = Umt5Encoder::Load(t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(),
+                       "'encoder.block.1.layer.1.DenseReluDense.wo.weight' has shape [48, 32] but the model expects "
+                       "[32, 48]"));
+}
+
+TEST_F(WanLayout, PrefixedOriginalNamesLoad) {
+  // Some single-file checkpoints carry every key under "model.diffusion_model.".
+  const std::string t = Path("transformer");
+  fs::create_directory(t);
+  fs::copy_file(FixtureDir() + "/original/transformer/config.json", t + "/config.json");
+  Rewrite(FixtureDir() + "/original/transformer", t + "/wan.safetensors", [](TensorSpec s) {
+    s.name = "model.diffusion_model." + s.name;
+    return std::optional<TensorSpec>(std::move(s));
+  });
+  auto r = WanTransformer::Load(t);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->config().dim(), 64);
+}
+
+TEST_F(WanLayout, OriginalNamesWithoutConfigNeed128WideHeads) {
+  const std::string f = Path("wan.safetensors");
+  fs::copy_file(FixtureDir() + "/original/transformer/diffusion_pytorch_model.safetensors", f);
+  auto r = WanTransformer::Load(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "model width 64 (patch_embedding.weight) does not split into 0 heads"));
+}
+
+TEST_F(WanLayout, VaeErrorsNameTheStoredOriginalName) {
+  const std::string f = Path("vae.safetensors");
+  Rewrite(FixtureDir() + "/original/wan_2.1_vae_tiny.safetensors", f, [](TensorSpec s) {
+    if (s.name == "decoder.head.2.weight") {  // a 2D conv where a 3D one belongs
+      s.shape = {3, 4, 3, 3};
+      s.bytes.resize(3 * 4 * 3 * 3 * 2);
+    }
+    return std::optional<TensorSpec>(std::move(s));
+  });
+  auto r = WanVaeDecoder::Load(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(),
+                       "'decoder.head.2.weight' has shape [3, 4, 3, 3] but the model expects [3, 4, 3, 3, 3]"));
+}
+
+}  // namespace
+}  // namespace ds

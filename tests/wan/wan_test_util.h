@@ -1,0 +1,87 @@
+// Shared by the Wan suites: the fixtures written by tools/wan/make_fixtures.py (a tiny random
+// Wan2.1 in the diffusers layout under tiny/, its transformer and VAE under the original names in
+// original/, diffusers' outputs in expected.safetensors, the rest in cases.json).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "kernels/registry.h"
+
+namespace ds::wan_test {
+
+inline std::string FixtureDir() {
+  const char* root = std::getenv("DS_SOURCE_ROOT");
+  return std::string(root ? root : ".") + "/tests/fixtures/wan";
+}
+
+inline nlohmann::json Cases() {
+  std::ifstream in(FixtureDir() + "/cases.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return nlohmann::json::parse(text.str());
+}
+
+// A tensor of expected.safetensors as float32, with its shape.
+struct Expected {
+  std::vector<float> values;
+  std::vector<int64_t> shape;
+};
+
+inline Expected Load(const std::string& name) {
+  static std::unique_ptr<SafetensorsFile> file = [] {
+    auto f = SafetensorsFile::Open(FixtureDir() + "/expected.safetensors");
+    EXPECT_TRUE(f.ok()) << f.status().message();
+    return f.ok() ? std::move(*f) : nullptr;
+  }();
+  Expected e;
+  const SafetensorsEntry* entry = file ? file->find(name) : nullptr;
+  EXPECT_NE(entry, nullptr) << name;
+  if (entry == nullptr) return e;
+  e.shape = entry->shape;
+  e.values.resize(static_cast<size_t>(entry->numel()));
+  EXPECT_TRUE(ConvertToF32(*entry, e.values.data()).ok());
+  return e;
+}
+
+// max |got − want| / max |want|.
+inline double RelError(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num = std::max(num, static_cast<double>(std::abs(got[i] - want[i])));
+    den = std::max(den, static_cast<double>(std::abs(want[i])));
+  }
+  return num / den;
+}
+
+inline std::unique_ptr<Backend> MakeBackend(const char* device = "cpu") {
+  auto be = CreateBackend(device, 2);
+  EXPECT_TRUE(be.ok()) << be.status().message();
+  return be.ok() ? std::move(*be) : nullptr;
+}
+
+// The tokenizer needs libsentencepiece; a build without it skips what depends on it.
+#ifdef DS_HAVE_SENTENCEPIECE
+#define DS_REQUIRE_SENTENCEPIECE() (void)0
+#else
+#define DS_REQUIRE_SENTENCEPIECE() GTEST_SKIP() << "built without libsentencepiece"
+#endif
+
+inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\"\n  lacks \"" << part << "\"";
+}
+
+}  // namespace ds::wan_test
