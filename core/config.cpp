@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <type_traits>
 
 namespace ds {
@@ -110,11 +111,16 @@ Config::Config(std::shared_ptr<const nlohmann::json> root, std::string name)
     : root_(std::move(root)), name_(std::move(name)) {}
 
 Result<Config> Config::Load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    return Error(Code::kIo, "{}: not a regular file", path);  // a FIFO would block the open for ever
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(Code::kIo, "{}: cannot open: {}", path, std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return Parse(text.str(), path);
+  // Not `stream << in.rdbuf()`: that swallows std::bad_alloc and yields a truncated text, which a
+  // failed allocation would turn into a bogus "not valid JSON" error.
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return Parse(text, path);
 }
 
 Result<Config> Config::Parse(std::string_view text, std::string name) {

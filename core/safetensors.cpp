@@ -12,9 +12,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/config.h"
 #include "core/tensor.h"
@@ -140,12 +140,15 @@ Result<Range> ParseOffsets(const json& entry, std::string_view file, std::string
   return Range{static_cast<uint64_t>(begin), static_cast<uint64_t>(end)};
 }
 
-// Byte size of shape × dtype; false when a partial product leaves int64, so that numel() and
-// every later size computation are safe however the dims are ordered.
+// Byte size of shape × dtype; false when the product of the non-zero dims times 8 (the widest
+// element) leaves int64. Zero dims are skipped so that an empty tensor cannot carry huge other dims:
+// numel(), the float32 conversion and every later stride computation are then safe whatever the
+// dtype they use and however the dims are ordered.
 bool ByteSize(const std::vector<int64_t>& shape, size_t elem, uint64_t* out) {
-  int64_t n = static_cast<int64_t>(elem);
+  int64_t bound = 8, n = static_cast<int64_t>(elem);
   for (int64_t d : shape) {
-    if (__builtin_mul_overflow(n, d, &n)) return false;
+    if (d != 0 && __builtin_mul_overflow(bound, d, &bound)) return false;
+    n *= d;  // |n| <= bound: cannot overflow
   }
   *out = static_cast<uint64_t>(n);
   return true;
@@ -253,7 +256,8 @@ Status ParseHeader(std::string_view file, std::string_view header, const uint8_t
 
 // Maps the whole file read-only. MAP_PRIVATE keeps our view a snapshot as far as the OS allows.
 Status MapFile(const std::string& path, void** map, size_t* size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO in place of a model file must fail below, not block open() for ever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Error(Code::kIo, "{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
   Status status;
@@ -287,11 +291,14 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 }
 
 Result<std::string> ReadTextFile(const std::string& path) {
+  std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {  // a FIFO would block the open
+    return Error(Code::kIo, "{}: not a regular file", path);
+  }
   std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
   if (!in) return Error(Code::kIo, "{}: cannot read: {}", path, std::strerror(errno));
-  return text.str();
+  // Not `stream << in.rdbuf()`, which swallows std::bad_alloc and yields a truncated text.
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 constexpr std::string_view kIndexSuffix = ".safetensors.index.json";

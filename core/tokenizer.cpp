@@ -1,5 +1,6 @@
 #include "core/tokenizer.h"
 
+#include <filesystem>
 #include <fstream>
 
 namespace ds {
@@ -12,8 +13,15 @@ WordTokenizer WordTokenizer::FromWords(std::vector<std::string> words) {
 }
 
 Result<WordTokenizer> WordTokenizer::Load(const std::string& vocab_path) {
+  std::error_code ec;
+  if (std::filesystem::exists(vocab_path, ec) && !std::filesystem::is_regular_file(vocab_path, ec)) {
+    return Error(Code::kIo, "{}: not a regular file", vocab_path);  // a FIFO would block the open for ever
+  }
   std::ifstream in(vocab_path);
   if (!in) return Error(Code::kIo, "{}: cannot open the vocabulary", vocab_path);
+  // getline swallows std::bad_alloc into badbit, which would end the loop with a silently truncated
+  // vocabulary; with badbit in the mask it is rethrown as it was.
+  in.exceptions(std::ios::badbit);
   std::vector<std::string> words;
   std::string line;
   while (std::getline(in, line)) {
