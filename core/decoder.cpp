@@ -38,10 +38,10 @@ void FrameDecoder::Decode(Backend& be, const float* latent, int h, int w, std::v
     const size_t side = static_cast<size_t>(1) << j;
     largest = std::max(largest, static_cast<size_t>(widths_[j]) * h * side * w * side * 4);
   }
-  if (a_.size() < largest) {
-    a_.resize(largest);
-    b_.resize(largest);
-  }
+  // Each on its own: when the second resize throws, the next call must not find the first one big
+  // enough and skip the second.
+  if (a_.size() < largest) a_.resize(largest);
+  if (b_.size() < largest) b_.resize(largest);
   const int C = channels_;
   for (int c = 0; c < C; ++c) {
     const float s = std_.f32()[c], m = mean_.f32()[c];

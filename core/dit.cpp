@@ -103,12 +103,12 @@ Status Dit::EnsureGeometry(int T, int H, int W) {
   }
   const std::array<int, 3> grid = {T / p[0], H / p[1], W / p[2]};
   if (grid == grid_) return Status::Ok();
-  grid_ = grid;
   if (cfg_.pos == PosKind::kRope3d) {
     rope_ = BuildRope3d(grid[0], grid[1], grid[2], cfg_.rope_axes, cfg_.rope_theta);
   } else {
     sincos_ = BuildSinCos3d(grid[0], grid[1], grid[2], cfg_.rope_axes);
   }
+  grid_ = grid;  // only once the tables exist: a throw above must not leave them marked current
   return Status::Ok();
 }
 

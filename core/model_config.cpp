@@ -5,8 +5,16 @@
 namespace ds {
 namespace {
 
+// Three non-negative ints, small enough that sums and products of them cannot overflow.
 Result<std::array<int, 3>> Triple(const Config& c, std::string_view path) {
+  constexpr int64_t kMax = 1 << 16;
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> v, c.GetIntArray(path, 3));
+  for (int64_t x : v) {
+    if (x < 0 || x > kMax) {
+      return Error(Code::kModel, "{}: '{}' must hold three integers in [0, {}], got [{}, {}, {}]", c.name(), path,
+                   kMax, v[0], v[1], v[2]);
+    }
+  }
   return std::array<int, 3>{static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2])};
 }
 
@@ -116,6 +124,10 @@ Result<ModelConfig> ParseModelConfig(const Config& c) {
   if (m.dit.in_channels != want_in || m.dit.out_channels != m.latent_channels) {
     return Error(Code::kModel, "{}: 'dit.in_channels'/'dit.out_channels' must be {}/{} for {} latent channels, got {}/{}",
                  c.name(), want_in, m.latent_channels, m.latent_channels, m.dit.in_channels, m.dit.out_channels);
+  }
+  if (m.decoder.channels.empty() || m.decoder.channels.size() > 16) {
+    return Error(Code::kModel, "{}: 'decoder.channels' must hold 1 to 16 entries, got {}", c.name(),
+                 m.decoder.channels.size());
   }
   if ((1 << (static_cast<int>(m.decoder.channels.size()) - 1)) != m.downsample) {
     return Error(Code::kModel, "{}: 'decoder.channels' has {} upsampling stages, 'latent.downsample' {} needs log2 of it",

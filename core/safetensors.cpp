@@ -350,7 +350,14 @@ Result<std::map<std::string, std::vector<std::string>>> ReadWeightMap(const std:
       return Error(Code::kModel, "{}: weight_map entry '{}' must name a shard file, got {}", index,
                    it.key(), DescribeJson(it.value()));
     }
-    shards[it.value().get<std::string>()].push_back(it.key());
+    // Shards live beside their index: a path that leaves the folder would let a downloaded index
+    // make us open any file on the machine.
+    const std::string shard = it.value().get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
+      return Error(Code::kModel, "{}: weight_map entry '{}' names '{}', which is not a file name beside the index",
+                   index, it.key(), shard);
+    }
+    shards[shard].push_back(it.key());
   }
   return shards;
 }

@@ -42,7 +42,8 @@ std::string Canonical(std::string_view name) {
 Result<double> ParseNumber(const ds_option_info& o, std::string_view value) {
   double v = 0;
   const char* first = value.data();
-  if (!value.empty() && value.front() == '+') ++first;
+  // from_chars takes no '+'; skip one, but not before a sign ("+-1" is no number).
+  if (value.size() > 1 && value[0] == '+' && value[1] != '-') ++first;
   const auto [end, ec] = std::from_chars(first, value.data() + value.size(), v);
   if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v)) {
     return Error(Code::kInvalidArgument, "option '{}': '{}' is not a number", o.name, value);

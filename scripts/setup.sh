@@ -12,7 +12,7 @@ PACKAGES=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libx264-dev ffmpeg
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
-  frei0r-plugins-dev libsentencepiece-dev valgrind
+  frei0r-plugins-dev libsentencepiece-dev valgrind clang libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()

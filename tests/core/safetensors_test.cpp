@@ -367,6 +367,15 @@ TEST_F(CheckpointTest, RejectsIndexNamingMissingShard) {
   EXPECT_TRUE(HasSubstr(m, "'q'"));
 }
 
+TEST_F(CheckpointTest, RejectsShardPathsOutsideTheIndexFolder) {
+  WriteShard("s1.safetensors", {"a"});
+  for (const char* shard : {"../s1.safetensors", "/etc/passwd", "sub/s1.safetensors", ".."}) {
+    WriteIndex("m.safetensors.index.json", {{"a", shard}});
+    std::string m = OpenError(Path("m.safetensors.index.json"), Code::kModel);
+    EXPECT_TRUE(HasSubstr(m, "not a file name beside the index")) << shard << ": " << m;
+  }
+}
+
 TEST_F(CheckpointTest, RejectsShardLackingItsTensor) {
   WriteShard("s1.safetensors", {"a"});
   WriteIndex("m.safetensors.index.json", {{"a", "s1.safetensors"}, {"ghost", "s1.safetensors"}});
