@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/config.h"
+#include "core/patchify.h"
 #include "core/wan/wan_weights.h"
 #include "core/weights.h"
 
@@ -37,25 +38,8 @@ void TimestepFeatures(float t, int freq_dim, float* out) {
   }
 }
 
-// tokens[(f, h, w), (c, dt, dy, dx)] ← latent[C, T, H, W]: the Conv3d's receptive field per token,
-// in the order of its flattened weight.
-void Patchify(const float* latent, int C, int T, int H, int W, std::array<int, 3> p, float* tokens) {
-  const int gt = T / p[0], gh = H / p[1], gw = W / p[2];
-  float* dst = tokens;
-  for (int ti = 0; ti < gt; ++ti)
-    for (int hi = 0; hi < gh; ++hi)
-      for (int wi = 0; wi < gw; ++wi)
-        for (int c = 0; c < C; ++c)
-          for (int dt = 0; dt < p[0]; ++dt)
-            for (int dy = 0; dy < p[1]; ++dy) {
-              const float* src =
-                  latent + ((static_cast<size_t>(c) * T + ti * p[0] + dt) * H + hi * p[1] + dy) * W + wi * p[2];
-              for (int dx = 0; dx < p[2]; ++dx) *dst++ = src[dx];
-            }
-}
-
 // latent[C, T, H, W] ← tokens[(f, h, w), (dt, dy, dx, c)]: Wan's head orders channels last.
-void Unpatchify(const float* tokens, int C, int T, int H, int W, std::array<int, 3> p, float* latent) {
+void UnpatchifyChannelsLast(const float* tokens, int C, int T, int H, int W, std::array<int, 3> p, float* latent) {
   const int gt = T / p[0], gh = H / p[1], gw = W / p[2];
   const float* src = tokens;
   for (int ti = 0; ti < gt; ++ti)
@@ -220,7 +204,7 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
   be.layer_norm_modulate(x, Tensor::View(m, DType::kF32, {d}), Tensor::View(m + d, DType::kF32, {d}), c.eps, a);
   Tensor out = Mat(ws.out.data(), n, c.out_channels * pv);
   proj_out_(be, a, out);
-  Unpatchify(ws.out.data(), c.out_channels, T, H, W, c.patch, velocity);
+  UnpatchifyChannelsLast(ws.out.data(), c.out_channels, T, H, W, c.patch, velocity);
   return Status::Ok();
 }
 

@@ -1,0 +1,13 @@
+// 3D patchify / unpatchify between a latent [C, T, H, W] and tokens in (t, h, w) row-major order,
+// each token's vector in (c, dt, dy, dx) order: the order of a Conv3d (stride = kernel) weight
+// flattened to [d, C·pt·ph·pw], shared by every model family's patch embedding.
+#pragma once
+
+#include <array>
+
+namespace ds {
+
+void Patchify(const float* latent, int C, int T, int H, int W, std::array<int, 3> p, float* tokens);
+void Unpatchify(const float* tokens, int C, int T, int H, int W, std::array<int, 3> p, float* latent);
+
+}  // namespace ds
