@@ -71,4 +71,29 @@ inline std::optional<std::string> Motion(const ObjectStats& first, const ObjectS
   return dy > 0 ? "down" : "up";
 }
 
+// Motion over a whole clip: the displacement between the first and the last frame in which the
+// object is visible. The demo data lets objects enter and leave the frame (as real footage does),
+// so the first or last frame alone may not show it; nullopt when fewer than two frames, at least
+// a quarter of the clip apart, show it.
+inline std::optional<std::string> ClipMotion(const std::vector<ObjectStats>& frames) {
+  constexpr int kVisible = 15;
+  int first = -1, last = -1;
+  for (int i = 0; i < static_cast<int>(frames.size()); ++i) {
+    if (frames[i].pixels < kVisible) continue;
+    if (first < 0) first = i;
+    last = i;
+  }
+  if (first < 0 || (last - first) * 4 < static_cast<int>(frames.size())) return std::nullopt;
+  return Motion(frames[first], frames[last]);
+}
+
+// The frame in which the object is largest (its colour is read there).
+inline ObjectStats LargestView(const std::vector<ObjectStats>& frames) {
+  ObjectStats best;
+  for (const ObjectStats& f : frames) {
+    if (f.pixels > best.pixels) best = f;
+  }
+  return best;
+}
+
 }  // namespace ds::testing

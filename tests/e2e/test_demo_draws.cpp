@@ -53,16 +53,18 @@ Judged JudgeThirtyPrompts(DemoModel& m) {
     const Frames f = m.Generate(prompt, 1000 + i);
     EXPECT_EQ(f.size(), 16u);
     if (f.size() != 16u) continue;
-    const auto first = ds::testing::FindObject(f.front(), 64, 64), last = ds::testing::FindObject(f.back(), 64, 64);
-    const auto mid = ds::testing::FindObject(f[f.size() / 2], 64, 64);
+    std::vector<ds::testing::ObjectStats> seen;
+    for (const auto& frame : f) seen.push_back(ds::testing::FindObject(frame, 64, 64));
+    const auto largest = ds::testing::LargestView(seen);
     const std::string seen_colour =
-        mid.pixels > 0 ? ds::testing::NearestColour(ds::testing::HueDegrees(mid.r, mid.g, mid.b)) : "none";
-    const std::string seen_motion = ds::testing::Motion(first, last).value_or("none");
+        largest.pixels > 0 ? ds::testing::NearestColour(ds::testing::HueDegrees(largest.r, largest.g, largest.b))
+                           : "none";
+    const std::string seen_motion = ds::testing::ClipMotion(seen).value_or("none");
     ++j.cases;
     j.colour_ok += seen_colour == colour;
     j.motion_ok += seen_motion == motion;
     std::printf("%-36s seed %4d → colour %-8s motion %-7s (%d→%d px)\n", prompt.c_str(), 1000 + i,
-                seen_colour.c_str(), seen_motion.c_str(), first.pixels, last.pixels);
+                seen_colour.c_str(), seen_motion.c_str(), seen.front().pixels, seen.back().pixels);
   }
   std::printf("colour %d/%d, motion %d/%d\n", j.colour_ok, j.cases, j.motion_ok, j.cases);
   return j;
@@ -88,6 +90,30 @@ TEST_F(DemoModel, UnknownWordsAreIgnored) {
   const Frames a = Generate("a blue circle moving left", 9);
   const Frames b = Generate("a blue flibbertigibbet circle moving left", 9);
   EXPECT_EQ(a, b);
+}
+
+// The judge itself: an object entering the frame is judged by the frames that show it.
+TEST(FrameAnalysis, ClipMotionReadsTheFramesThatShowTheObject) {
+  auto at = [](int pixels, double cx, double cy) {
+    ds::testing::ObjectStats s;
+    s.pixels = pixels;
+    s.cx = cx;
+    s.cy = cy;
+    return s;
+  };
+  std::vector<ds::testing::ObjectStats> entering(16, at(0, 0, 0));
+  for (int i = 4; i < 16; ++i) entering[i] = at(100, 10 + 3.0 * i, 30);
+  EXPECT_EQ(ds::testing::ClipMotion(entering).value_or("none"), "right");
+  EXPECT_EQ(ds::testing::Motion(entering.front(), entering.back()), std::nullopt);
+  std::vector<ds::testing::ObjectStats> rising(16, at(100, 30, 30));
+  for (int i = 0; i < 16; ++i) rising[i].cy = 50 - 2.0 * i;
+  EXPECT_EQ(ds::testing::ClipMotion(rising).value_or("none"), "up");
+  std::vector<ds::testing::ObjectStats> still(16, at(100, 30, 30));
+  EXPECT_EQ(ds::testing::ClipMotion(still).value_or("none"), "static");
+  std::vector<ds::testing::ObjectStats> glimpse(16, at(0, 0, 0));
+  glimpse[7] = glimpse[8] = at(100, 30, 30);  // seen in two neighbouring frames only: no verdict
+  EXPECT_EQ(ds::testing::ClipMotion(glimpse), std::nullopt);
+  EXPECT_EQ(ds::testing::LargestView(entering).pixels, 100);
 }
 
 }  // namespace

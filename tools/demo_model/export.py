@@ -22,7 +22,7 @@ def export_tensors(work, cfg, use_ema=True):
     ae = torch.load(os.path.join(work, "ae.pt"))
     caches = sorted(glob.glob(os.path.join(work, "latents_*.pt")), key=os.path.getmtime)
     cache = torch.load(caches[-1])
-    ck = torch.load(os.path.join(work, "dit_ckpt.pt"), weights_only=False)
+    ck = torch.load(os.path.join(work, "dit_ckpt.pt"), weights_only=False, map_location="cpu")
     out = {}
     if use_ema:
         for k, v in ck["ema"].items():

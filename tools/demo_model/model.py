@@ -73,7 +73,7 @@ class TextEncoder(nn.Module):
 def timestep_embedding(t, dim=256):
     """t in [0, 1] -> [B, dim], sinusoid of s = t*1000, cos first."""
     half = dim // 2
-    f = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half).to(t.dtype)
+    f = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half).to(t.device, t.dtype)
     s = (t * 1000.0)[:, None] * f[None]
     return torch.cat([torch.cos(s), torch.sin(s)], dim=-1)
 
@@ -223,9 +223,10 @@ class DiT(nn.Module):
         ctx_mask [B, L] bool or None. Returns v [B, C, T, H, W]."""
         B, _, T, H, W = x.shape
         grid = (T // self.patch[0], H // self.patch[1], W // self.patch[2])
-        key = (grid, x.dtype)
+        key = (grid, x.dtype, x.device)
         if key not in self._rope_cache:
-            self._rope_cache[key] = rope_tables(grid, self.rope_axes, self.rope_theta, x.dtype)
+            cos, sin = rope_tables(grid, self.rope_axes, self.rope_theta, x.dtype)
+            self._rope_cache[key] = (cos.to(x.device), sin.to(x.device))
         rope = self._rope_cache[key]
         h = self.x_embed(self.patchify(x))
         cvec = self.t_embed(timestep_embedding(t, self.freq_dim).to(x.dtype)) + self.pooled_embed(txt_pooled)

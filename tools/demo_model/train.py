@@ -196,7 +196,10 @@ def lr_at(step, total, peak, warmup=100):
 def train_dit(args, cfg, cache):
     ckpt_path = os.path.join(args.work, "dit_ckpt.pt")
     torch.manual_seed(args.seed)
+    dev = torch.device(args.device)
     text, dit, _ = build_models(cfg)
+    text.to(dev)
+    dit.to(dev)
     params = list(text.parameters()) + list(dit.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     ema = {k: v.detach().clone() for k, v in list(text.state_dict(prefix="text.").items()) +
@@ -204,7 +207,7 @@ def train_dit(args, cfg, cache):
     step = 0
     rng = np.random.default_rng(args.seed + 7)
     if args.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=False, map_location=dev)
         text.load_state_dict(ck["text"])
         dit.load_state_dict(ck["dit"])
         opt.load_state_dict(ck["opt"])
@@ -222,9 +225,19 @@ def train_dit(args, cfg, cache):
     mv = mean.view(1, -1, 1, 1, 1)
     sv = std.view(1, -1, 1, 1, 1)
     t_last_ck = time.time()
+    t_start = time.time()
     t0 = time.time()
     loss_ema = None
     while step < args.steps:
+        if args.stop_step and step >= args.stop_step:
+            log(f"dit: stopped at step {step} of {args.steps} by --stop-step", args.log)
+            save_ckpt(ckpt_path, text, dit, opt, ema, step)
+            break
+        if args.max_minutes and time.time() - t_start > args.max_minutes * 60:
+            log(f"dit: stopped at step {step} of {args.steps} by --max-minutes {args.max_minutes} "
+                f"(learning-rate schedule not finished)", args.log)
+            save_ckpt(ckpt_path, text, dit, opt, ema, step)
+            break
         idx = torch.from_numpy(rng.integers(0, lat_all.shape[0], args.batch))
         x0 = (lat_all[idx].float() - mv) / sv
         B = x0.shape[0]
@@ -261,8 +274,9 @@ def train_dit(args, cfg, cache):
         lr = lr_at(step, args.steps, args.lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        tok, pooled = text(ids, mask)
-        v = dit(xin, t, tok, pooled, mask)
+        xin, t, target, pmask = xin.to(dev), t.to(dev), target.to(dev), pmask.to(dev)
+        tok, pooled = text(ids.to(dev), mask.to(dev))
+        v = dit(xin, t, tok, pooled, mask.to(dev))
         w = (1 - pmask)
         loss = ((v - target).pow(2) * w).sum() / (w.sum() * x0.shape[1] * 64)
         opt.zero_grad(set_to_none=True)
@@ -314,6 +328,11 @@ def main():
     ap.add_argument("--p-prefix", type=float, default=0.3)
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--device", default="cpu", help="torch device of the DiT stage (cpu, cuda)")
+    ap.add_argument("--stop-step", type=int, default=0,
+                    help="stop the DiT stage at this step, the schedule still spanning --steps")
+    ap.add_argument("--max-minutes", type=float, default=0.0,
+                    help="stop the DiT stage after this many minutes (0: run all --steps)")
     ap.add_argument("--stage", default="all", choices=["all", "ae", "cache", "dit", "export"])
     ap.add_argument("--dim", type=int, default=None)
     ap.add_argument("--layers", type=int, default=None)
@@ -336,7 +355,8 @@ def main():
         cfg = json.load(open(cfg_path))
     else:
         json.dump(cfg, open(cfg_path, "w"), indent=1)
-    if args.stage in ("all", "ae"):
+    if args.stage in ("all", "ae") or (args.stage == "cache" and
+                                       not os.path.exists(os.path.join(args.work, "ae.pt"))):
         train_ae(args, cfg)
     if args.stage in ("all", "cache", "dit"):
         cache = build_cache(args, cfg)
