@@ -57,7 +57,7 @@ run_limited() {
 print_table() {
   trap - TERM INT
   local results="$LOGS/results.txt"
-  cat "$LOGS"/bench_cuda.log "$LOGS"/sdpa.log 2>/dev/null | grep -E '^(RESULT|CHECK) ' > "$results"
+  cat "$LOGS"/bench_cuda.log "$LOGS"/bench_cuda_dit.log "$LOGS"/sdpa.log 2>/dev/null | grep -E '^(RESULT|CHECK) ' > "$results"
   echo
   echo "================ ditstream GPU check ($(elapsed) s) ================"
   echo "machine: ${GPU_DESC:-unknown GPU}; nvcc ${NVCC_VERSION:-?}; torch ${TORCH_VERSION:-none}; $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -97,6 +97,9 @@ print_table() {
         printf "\n"
       }
     }' "$results"
+  echo
+  echo "Wan2.1-1.3B-shaped DiT forward, 480x832x81 (32760 tokens, 30 blocks, random weights)"
+  grep -E '^RESULT (dit_forward|torch_dit_forward)' "$results" | sed 's/^RESULT //'
   grep '^CHECK ' "$results" | sed 's/^CHECK /check: /'
   echo "logs: $LOGS"
 }
@@ -235,7 +238,7 @@ JOBS=$(nproc 2>/dev/null || echo 4)
 build_all() {
   local src
   rm -f "$BUILD/obj/FAILED"
-  for src in "${LIB_SOURCES[@]}" "${GPU_TEST_SOURCES[@]}" "${HOST_TEST_SOURCES[@]}" kernels/cuda/bench/bench_cuda.cpp "${GTEST_SOURCES[@]}"; do
+  for src in "${LIB_SOURCES[@]}" "${GPU_TEST_SOURCES[@]}" "${HOST_TEST_SOURCES[@]}" kernels/cuda/bench/bench_cuda.cpp kernels/cuda/bench/bench_cuda_dit.cpp "${GTEST_SOURCES[@]}"; do
     [ "${src:0:1}" = / ] || src=$ROOT/$src
     while (( $(jobs -rp | wc -l) >= JOBS )); do sleep 0.2; done
     { compile "$src" "$(obj_of "$src")" || touch "$BUILD/obj/FAILED"; } &
@@ -253,7 +256,8 @@ build_all() {
   for src in "${HOST_TEST_SOURCES[@]}"; do hosts+=("$(obj_of "$ROOT/$src")"); done
   "$CXX" -o "$BUILD/test_cuda_gpu" "${tests[@]}" "${lib_objs[@]}" "${gtest_objs[@]}" "${gtest_libs[@]}" "${link[@]}" &&
   "$CXX" -o "$BUILD/test_cuda_host" "${hosts[@]}" "${lib_objs[@]}" "${gtest_objs[@]}" "${gtest_libs[@]}" "${link[@]}" &&
-  "$CXX" -o "$BUILD/bench_cuda" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda.cpp")" "${lib_objs[@]}" "${link[@]}"
+  "$CXX" -o "$BUILD/bench_cuda" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda.cpp")" "${lib_objs[@]}" "${link[@]}" &&
+  "$CXX" -o "$BUILD/bench_cuda_dit" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda_dit.cpp")" "${lib_objs[@]}" "${link[@]}"
 }
 if build_all > "$LOGS/build.log" 2>&1; then
   cat "$BUILD"/obj/*.cu.o.log > "$LOGS/resource_usage.log" 2>/dev/null
@@ -297,6 +301,10 @@ grep -E -A1 ': Skipped$' "$LOGS/cuda_gpu.log" | head -2
 run_limited 150 150 "$LOGS/bench_cuda.log" "$BUILD/bench_cuda"
 rc=$?
 stage "bench_cuda" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc ($(grep -c '^RESULT' "$LOGS/bench_cuda.log") results)"
+
+run_limited 90 120 "$LOGS/bench_cuda_dit.log" "$BUILD/bench_cuda_dit"
+rc=$?
+stage "bench_cuda_dit" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc ($(grep -c '^RESULT' "$LOGS/bench_cuda_dit.log") results)"
 
 cat > "$BUILD/sdpa_bench.py" <<'PY'
 # PyTorch SDPA (flash and cuDNN backends) and bf16 matmul at the shapes bench_cuda measures.
@@ -345,6 +353,66 @@ for m, n, k in [(tokens, 3 * dim, dim), (tokens, dim, dim), (tokens, ffn, dim), 
     w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
     ms = timed(lambda: x @ w.t(), iters=20)
     print(f"RESULT torch_gemm_bf16 M={m} N={n} K={k} ms={ms:.3f} tflops={2 * m * n * k / ms / 1e9:.1f}")
+    del x, w
+
+# The Wan2.1-1.3B-shaped forward of bench_cuda_dit, in PyTorch bf16 with SDPA (its default backend
+# choice), the op order of diffusers' WanTransformerBlock; one block's random weights for all 30.
+def wan_forward(layers=30, n=32760, d=1536, heads=12, ffn=8960, text=512):
+    dt, dev = torch.bfloat16, "cuda"
+    g = torch.Generator(device=dev).manual_seed(0)
+    r = lambda *shape, s=1.0: torch.randn(*shape, device=dev, dtype=dt, generator=g) * s
+    lin = lambda o, i: (r(o, i, s=i ** -0.5), r(o, s=0.02))
+    q, k, v, o, cq, ck, cv, co = (lin(d, d) for _ in range(8))
+    fc1, fc2 = lin(ffn, d), lin(d, ffn)
+    nq, nk, cnq, cnk, n2w = (1 + r(d, s=0.05) for _ in range(5))
+    n2b, mod = r(d, s=0.02), r(6, d, s=0.1)
+    x, ctx = r(n, d), r(text, d)
+    ang = torch.rand(n, d // heads // 2, device=dev) * 6.28
+    cos, sin = ang.cos().to(dt), ang.sin().to(dt)
+    hd = d // heads
+
+    def rope(t):
+        t = t.view(n, heads, hd // 2, 2)
+        a, b = t[..., 0], t[..., 1]
+        c, s_ = cos[:, None], sin[:, None]
+        return torch.stack([a * c - b * s_, a * s_ + b * c], -1).view(n, heads, hd)
+
+    def attn(qq, kk, vv, nq_, nk_):
+        qq = qq.view(nq_, heads, hd).transpose(0, 1)[None]
+        kk = kk.view(nk_, heads, hd).transpose(0, 1)[None]
+        vv = vv.view(nk_, heads, hd).transpose(0, 1)[None]
+        return F.scaled_dot_product_attention(qq, kk, vv)[0].transpose(0, 1).reshape(nq_, d)
+
+    def block(x):
+        a = F.layer_norm(x, (d,), eps=1e-6) * (1 + mod[1]) + mod[0]
+        qq = F.rms_norm(F.linear(a, *q), (d,), nq, 1e-6)
+        kk = F.rms_norm(F.linear(a, *k), (d,), nk, 1e-6)
+        vv = F.linear(a, *v)
+        qq, kk = rope(qq.view(n, heads, hd)), rope(kk.view(n, heads, hd))
+        x = x + mod[2] * F.linear(attn(qq, kk, vv.view(n, heads, hd), n, n), *o)
+        a = F.layer_norm(x, (d,), n2w, n2b, 1e-6)
+        qq = F.rms_norm(F.linear(a, *cq), (d,), cnq, 1e-6)
+        kk = F.rms_norm(F.linear(ctx, *ck), (d,), cnk, 1e-6)
+        x = x + F.linear(attn(qq, kk, F.linear(ctx, *cv), n, text), *co)
+        a = F.layer_norm(x, (d,), eps=1e-6) * (1 + mod[4]) + mod[3]
+        return x + mod[5] * F.linear(F.gelu(F.linear(a, *fc1), approximate="tanh"), *fc2)
+
+    def forward():
+        y = x
+        for _ in range(layers):
+            y = block(y)
+        return y
+
+    with torch.no_grad():
+        ms = timed(forward, iters=3)
+    flops = layers * (2 * n * (6 * d * d + 2 * d * ffn) + 4 * text * d * d + 4 * n * n * d + 4 * n * text * d)
+    print(f"RESULT torch_dit_forward_wan13b tokens={n} layers={layers} text={text} ms={ms:.1f} tflops={flops / ms / 1e9:.1f}")
+
+try:
+    wan_forward()
+except Exception as e:
+    print(f"RESULT torch_dit_forward_wan13b unavailable={type(e).__name__}")
+    print(f"torch_dit_forward: {e}", file=sys.stderr)
 PY
 TORCH_VERSION=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)
 if [ -n "$TORCH_VERSION" ]; then
