@@ -12,9 +12,17 @@
 #include <memory>
 #include <string>
 
+#include "core/status.h"
 #include "core/tensor.h"
 
 namespace ds {
+
+// Storage in a backend's memory: host memory for the CPU backends, device memory for the CUDA one.
+// `tensor` is a contiguous view of it; the memory lives as long as any copy of `storage`.
+struct BackendBuffer {
+  std::shared_ptr<void> storage;
+  Tensor tensor;
+};
 
 class Backend {
  public:
@@ -60,6 +68,18 @@ class Backend {
   virtual void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;
   // y[C, 2H, 2W] = nearest-neighbour 2× upsampling of x[C, H, W].
   virtual void upsample_nearest2x(const Tensor& x, Tensor& y) = 0;
+
+  // Memory. A model keeps its weights and activations in the backend's memory through these, so a
+  // GPU backend runs a whole forward without host round trips (ops also accept host tensors, which
+  // a GPU backend stages per op: correct, but slow for large ones). The defaults serve host
+  // backends: NewBuffer allocates 64-byte aligned host memory (a host tensor, which any backend
+  // accepts) and the copies are memcpy.
+  virtual Result<BackendBuffer> NewBuffer(DType dtype, std::initializer_list<int64_t> shape);
+  // Contiguous tensors of equal byte size; host → backend memory, backend → host (waits for the
+  // backend's queued work), and backend → backend (dst = src, ordered with the other ops).
+  virtual Status CopyToBackend(const Tensor& host, const Tensor& dst);
+  virtual Status CopyToHost(const Tensor& src, const Tensor& host);
+  virtual void copy(const Tensor& src, Tensor& dst);
 };
 
 }  // namespace ds

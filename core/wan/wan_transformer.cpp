@@ -17,10 +17,6 @@ namespace {
 // the 1.3B, 73 MB) independently of the token count, with GEMMs still large enough to run at speed.
 constexpr int64_t kFfnChunkRows = 2048;
 
-void Ensure(std::vector<float>& buf, size_t size) {
-  if (buf.size() < size) buf.resize(size);
-}
-
 // A [rows, cols] view of a contiguous tensor with the same number of elements (e.g. a Conv3d
 // weight [D, C, pt, ph, pw] as the [D, C·pt·ph·pw] matrix of the equivalent linear).
 Tensor AsMatrix(const Tensor& t, int64_t rows, int64_t cols) { return Mat(t.f32(), rows, cols); }
@@ -56,10 +52,16 @@ void UnpatchifyChannelsLast(const float* tokens, int C, int T, int H, int W, std
 
 }  // namespace
 
+// Activations. The large ones live in the backend's memory (BackendBuffer); the time path and
+// the modulation vectors (a few D-sized rows, combined on the host with the block tables) and the
+// patchify/unpatchify staging stay on the host.
 struct WanTransformer::Workspace {
+  const Backend* backend = nullptr;
   std::array<int, 3> grid = {0, 0, 0};
   int n = 0, text_len = 0;
-  std::vector<float> patches, x, a, q, k, v, o, f, hidden, ctx, ck, cv, tfeat, tmp, temb, e, mod, out;
+  int64_t ffn_rows = 0;  // rows of the FFN hidden activation computed at once
+  BackendBuffer x, a, q, k, v, o, f, hidden, hid, ctx, ck, cv, out, patches, cos, sin;
+  std::vector<float> host_patches, host_out, tfeat, tmp, temb, e, mod;
 };
 
 WanTransformer::WanTransformer() : ws_(std::make_unique<Workspace>()) {}
@@ -91,20 +93,20 @@ Result<WanTransformer> WanTransformer::Load(const std::string& path) {
   const int64_t d = c.dim(), pv = c.patch_volume();
   WanTensorReader r(*m.weights_, naming, WanTransformerOriginalName);
   Tensor pe = r.get("patch_embedding.weight", {d, c.in_channels, c.patch[0], c.patch[1], c.patch[2]});
-  m.patch_.b = r.get("patch_embedding.bias", {d});
-  if (r.status().ok()) m.patch_.w = AsMatrix(pe, d, c.in_channels * pv);
-  m.t_fc1_ = r.linear("condition_embedder.time_embedder.linear_1", d, c.freq_dim);
-  m.t_fc2_ = r.linear("condition_embedder.time_embedder.linear_2", d, d);
-  m.t_proj_ = r.linear("condition_embedder.time_proj", 6 * d, d);
-  m.txt_fc1_ = r.linear("condition_embedder.text_embedder.linear_1", d, c.text_dim);
-  m.txt_fc2_ = r.linear("condition_embedder.text_embedder.linear_2", d, d);
+  m.host_.patch.b = r.get("patch_embedding.bias", {d});
+  if (r.status().ok()) m.host_.patch.w = AsMatrix(pe, d, c.in_channels * pv);
+  m.host_.t_fc1 = r.linear("condition_embedder.time_embedder.linear_1", d, c.freq_dim);
+  m.host_.t_fc2 = r.linear("condition_embedder.time_embedder.linear_2", d, d);
+  m.host_.t_proj = r.linear("condition_embedder.time_proj", 6 * d, d);
+  m.host_.txt_fc1 = r.linear("condition_embedder.text_embedder.linear_1", d, c.text_dim);
+  m.host_.txt_fc2 = r.linear("condition_embedder.text_embedder.linear_2", d, d);
   Tensor head = r.get("scale_shift_table", {1, 2, d});
   if (r.status().ok()) m.head_table_ = AsMatrix(head, 2, d);
-  m.proj_out_ = r.linear("proj_out", c.out_channels * pv, d);
-  m.blocks_.resize(c.layers);
+  m.host_.proj_out = r.linear("proj_out", c.out_channels * pv, d);
+  m.host_.blocks.resize(c.layers);
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
-    Block& b = m.blocks_[i];
+    Block& b = m.host_.blocks[i];
     Tensor table = r.get(p + "scale_shift_table", {1, 6, d});
     if (r.status().ok()) b.table = AsMatrix(table, 6, d);
     b.q = r.linear(p + "attn1.to_q", d, d);
@@ -131,7 +133,7 @@ Result<WanTransformer> WanTransformer::Load(const std::string& path) {
   return m;
 }
 
-Status WanTransformer::EnsureGeometry(int T, int H, int W, int text_len) {
+Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text_len) {
   const WanTransformerConfig& c = cfg_;
   const auto& p = c.patch;
   if (T <= 0 || H <= 0 || W <= 0 || T % p[0] != 0 || H % p[1] != 0 || W % p[2] != 0) {
@@ -146,82 +148,147 @@ Status WanTransformer::EnsureGeometry(int T, int H, int W, int text_len) {
     }
   }
   if (text_len <= 0) return Error(Code::kInvalidArgument, "the text context must have at least one row");
+  if (ws_->backend != &be || ws_->grid != grid || ws_->text_len != text_len) ws_ = std::make_unique<Workspace>();
   Workspace& ws = *ws_;
-  if (grid != ws.grid) {
-    rope_ = BuildRope3d(grid[0], grid[1], grid[2], c.rope_axes(), 10000.0);
-    ws.grid = grid;
-  }
-  ws.n = grid[0] * grid[1] * grid[2];
+  if (ws.backend != nullptr) return Status::Ok();
+
+  ws.backend = &be;
+  ws.grid = grid;
   ws.text_len = text_len;
-  const size_t n = static_cast<size_t>(ws.n), d = static_cast<size_t>(c.dim()), pv = c.patch_volume();
-  Ensure(ws.patches, n * c.in_channels * pv);
-  for (auto* buf : {&ws.x, &ws.a, &ws.q, &ws.k, &ws.v, &ws.o, &ws.f}) Ensure(*buf, n * d);
-  Ensure(ws.hidden, std::min<size_t>(n, kFfnChunkRows) * c.ffn);
-  for (auto* buf : {&ws.ctx, &ws.ck, &ws.cv}) Ensure(*buf, static_cast<size_t>(text_len) * d);
-  Ensure(ws.tfeat, c.freq_dim);
-  Ensure(ws.tmp, std::max(d, static_cast<size_t>(text_len) * d));
-  Ensure(ws.temb, d);
-  Ensure(ws.e, 6 * d);
-  Ensure(ws.mod, 6 * d);
-  Ensure(ws.out, n * c.out_channels * pv);
+  ws.n = grid[0] * grid[1] * grid[2];
+  const int64_t n = ws.n, d = c.dim(), pv = c.patch_volume(), L = text_len;
+  // A GPU has the memory for the whole hidden activation and runs one large GEMM faster; on the
+  // host the chunk bounds memory (2048 × 8960 floats for the 1.3B, 73 MB).
+  ws.ffn_rows = be.device() == Device::kCpu ? std::min(n, kFfnChunkRows) : n;
+  auto alloc = [&](BackendBuffer& buf, int64_t rows, int64_t cols) -> Status {
+    DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {rows, cols}));
+    return Status::Ok();
+  };
+  for (BackendBuffer* buf : {&ws.x, &ws.a, &ws.q, &ws.k, &ws.v, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
+  DS_TRY(alloc(ws.hidden, ws.ffn_rows, c.ffn));
+  for (BackendBuffer* buf : {&ws.hid, &ws.ctx, &ws.ck, &ws.cv}) DS_TRY(alloc(*buf, L, d));
+  DS_TRY(alloc(ws.patches, n, c.in_channels * pv));
+  DS_TRY(alloc(ws.out, n, c.out_channels * pv));
+  ws.host_patches.resize(static_cast<size_t>(n * c.in_channels * pv));
+  ws.host_out.resize(static_cast<size_t>(n * c.out_channels * pv));
+  ws.tfeat.resize(c.freq_dim);
+  ws.tmp.resize(d);
+  ws.temb.resize(d);
+  ws.e.resize(6 * d);
+  ws.mod.resize(6 * d);
+
+  rope_ = BuildRope3d(grid[0], grid[1], grid[2], c.rope_axes(), 10000.0);
+  const int64_t half = c.head_dim / 2;
+  DS_TRY(alloc(ws.cos, n, half));
+  DS_TRY(alloc(ws.sin, n, half));
+  DS_TRY(be.CopyToBackend(Mat(rope_.cos.data(), n, half), ws.cos.tensor));
+  DS_TRY(be.CopyToBackend(Mat(rope_.sin.data(), n, half), ws.sin.tensor));
   return Status::Ok();
+}
+
+Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
+  if (be.device() == Device::kCpu) return &host_;
+  if (device_backend_ == &be) return device_params_.get();
+  ReleaseDeviceWeights();
+  auto params = std::make_unique<Params>(host_);
+  auto place = [&](Tensor& t) -> Status {
+    if (t.data == nullptr) return Status::Ok();
+    // Weights here are float32 vectors [D] or matrices [out, in].
+    BackendBuffer buf;
+    if (t.ndim == 1) {
+      DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(t.dtype, {t.shape[0]}));
+    } else {
+      DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(t.dtype, {t.shape[0], t.shape[1]}));
+    }
+    DS_TRY(be.CopyToBackend(t, buf.tensor));
+    t = buf.tensor;
+    device_storage_.push_back(std::move(buf));
+    return Status::Ok();
+  };
+  auto place_linear = [&](Linear& l) -> Status {
+    DS_TRY(place(l.w));
+    return place(l.b);
+  };
+  for (Linear* l : {&params->patch, &params->t_fc1, &params->t_fc2, &params->t_proj, &params->txt_fc1, &params->txt_fc2,
+                    &params->proj_out}) {
+    DS_TRY(place_linear(*l));
+  }
+  for (Block& b : params->blocks) {
+    for (Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2}) DS_TRY(place_linear(*l));
+    for (Tensor* t : {&b.norm_q, &b.norm_k, &b.cnorm_q, &b.cnorm_k, &b.norm2_w, &b.norm2_b}) DS_TRY(place(*t));
+  }
+  device_params_ = std::move(params);
+  device_backend_ = &be;
+  return device_params_.get();
+}
+
+void WanTransformer::ReleaseDeviceWeights() {
+  device_params_.reset();
+  device_backend_ = nullptr;
+  device_storage_.clear();
 }
 
 Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, int W, float timestep,
                                const float* context, int text_len, float* velocity) {
-  DS_TRY(EnsureGeometry(T, H, W, text_len));
+  DS_TRY(EnsureGeometry(be, T, H, W, text_len));
+  DS_ASSIGN_OR_RETURN(const Params* params, ParamsFor(be));
+  const Params& P = *params;
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
   const int64_t n = ws.n, d = c.dim(), pv = c.patch_volume(), L = text_len;
 
-  Patchify(latent, c.in_channels, T, H, W, c.patch, ws.patches.data());
-  Tensor x = Mat(ws.x.data(), n, d);
-  patch_(be, Mat(ws.patches.data(), n, c.in_channels * pv), x);
+  Patchify(latent, c.in_channels, T, H, W, c.patch, ws.host_patches.data());
+  DS_TRY(be.CopyToBackend(Mat(ws.host_patches.data(), n, c.in_channels * pv), ws.patches.tensor));
+  Tensor x = ws.x.tensor;
+  P.patch(be, ws.patches.tensor, x);
 
   // Time: temb = MLP(sinusoid(t)) feeds the head; e = time_proj(silu(temb)) every block's modulation.
+  // Host tensors (one row each): a GPU backend stages them per op, which costs microseconds.
   TimestepFeatures(timestep, c.freq_dim, ws.tfeat.data());
   Tensor tmp = Mat(ws.tmp.data(), 1, d), temb = Mat(ws.temb.data(), 1, d);
-  t_fc1_(be, Mat(ws.tfeat.data(), 1, c.freq_dim), tmp);
+  P.t_fc1(be, Mat(ws.tfeat.data(), 1, c.freq_dim), tmp);
   be.silu(tmp);
-  t_fc2_(be, tmp, temb);
+  P.t_fc2(be, tmp, temb);
   std::copy_n(ws.temb.data(), d, ws.tmp.data());
   be.silu(tmp);
   Tensor e = Mat(ws.e.data(), 1, 6 * d);
-  t_proj_(be, tmp, e);
+  P.t_proj(be, tmp, e);
 
   // Text: ctx = linear_2(gelu_tanh(linear_1(context))); zero rows become a constant vector.
-  Tensor hid = Mat(ws.tmp.data(), L, d), ctx = Mat(ws.ctx.data(), L, d);
-  txt_fc1_(be, Mat(const_cast<float*>(context), L, c.text_dim), hid);
+  Tensor hid = ws.hid.tensor, ctx = ws.ctx.tensor;
+  P.txt_fc1(be, Mat(const_cast<float*>(context), L, c.text_dim), hid);
   be.gelu_tanh(hid);
-  txt_fc2_(be, hid, ctx);
+  P.txt_fc2(be, hid, ctx);
 
-  for (const Block& b : blocks_) RunBlock(be, b);
+  for (size_t i = 0; i < P.blocks.size(); ++i) RunBlock(be, P.blocks[i], host_.blocks[i]);
 
   // Head: modulation from the table and temb itself (not the 6D projection).
   float* m = ws.mod.data();
   for (int64_t i = 0; i < 2 * d; ++i) m[i] = head_table_.f32()[i] + ws.temb[i % d];
-  Tensor a = Mat(ws.a.data(), n, d);
+  Tensor a = ws.a.tensor;
   be.layer_norm_modulate(x, Tensor::View(m, DType::kF32, {d}), Tensor::View(m + d, DType::kF32, {d}), c.eps, a);
-  Tensor out = Mat(ws.out.data(), n, c.out_channels * pv);
-  proj_out_(be, a, out);
-  UnpatchifyChannelsLast(ws.out.data(), c.out_channels, T, H, W, c.patch, velocity);
+  Tensor out = ws.out.tensor;
+  P.proj_out(be, a, out);
+  DS_TRY(be.CopyToHost(out, Mat(ws.host_out.data(), n, c.out_channels * pv)));
+  UnpatchifyChannelsLast(ws.host_out.data(), c.out_channels, T, H, W, c.patch, velocity);
   return Status::Ok();
 }
 
-void WanTransformer::RunBlock(Backend& be, const Block& b) {
+// b: the block's weights in the backend's memory; host_block: the same block on the host, whose
+// modulation table is combined with the time projection here.
+void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_block) {
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
   const int64_t n = ws.n, d = c.dim(), heads = c.heads, dh = c.head_dim, L = ws.text_len;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   float* m = ws.mod.data();
-  for (int64_t i = 0; i < 6 * d; ++i) m[i] = b.table.f32()[i] + ws.e[i];
+  for (int64_t i = 0; i < 6 * d; ++i) m[i] = host_block.table.f32()[i] + ws.e[i];
   auto mod = [&](int which) { return Tensor::View(m + which * d, DType::kF32, {d}); };
-  auto heads_view = [&](std::vector<float>& buf, int64_t rows) {
-    return Tensor::View(buf.data(), DType::kF32, {rows, heads, dh});
+  auto heads_view = [&](const BackendBuffer& buf, int64_t rows) {
+    return Tensor::View(buf.tensor.data, DType::kF32, {rows, heads, dh}, buf.tensor.device);
   };
-  Tensor x = Mat(ws.x.data(), n, d), a = Mat(ws.a.data(), n, d), f = Mat(ws.f.data(), n, d);
-  Tensor q = Mat(ws.q.data(), n, d), k = Mat(ws.k.data(), n, d), v = Mat(ws.v.data(), n, d);
-  Tensor o = Mat(ws.o.data(), n, d);
+  Tensor x = ws.x.tensor, a = ws.a.tensor, f = ws.f.tensor;
+  Tensor q = ws.q.tensor, k = ws.k.tensor, v = ws.v.tensor, o = ws.o.tensor;
 
   // Self-attention: q/k RMSNorm over the full width, then RoPE per head.
   be.layer_norm_modulate(x, mod(0), mod(1), c.eps, a);
@@ -231,9 +298,8 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
   be.rms_norm(q, b.norm_q, c.eps);
   be.rms_norm(k, b.norm_k, c.eps);
   Tensor qh = heads_view(ws.q, n), kh = heads_view(ws.k, n), oh = heads_view(ws.o, n);
-  const Tensor cosv = Mat(rope_.cos.data(), n, dh / 2), sinv = Mat(rope_.sin.data(), n, dh / 2);
-  be.rope(qh, cosv, sinv);
-  be.rope(kh, cosv, sinv);
+  be.rope(qh, ws.cos.tensor, ws.sin.tensor);
+  be.rope(kh, ws.cos.tensor, ws.sin.tensor);
   be.attention(qh, kh, heads_view(ws.v, n), scale, oh);
   b.o(be, o, f);
   be.gate_residual(x, mod(2), f);
@@ -242,9 +308,9 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
   if (c.cross_attn_norm) {
     be.layer_norm(x, &b.norm2_w, &b.norm2_b, c.eps, a);
   } else {
-    std::copy_n(ws.x.data(), n * d, ws.a.data());
+    be.copy(x, a);
   }
-  Tensor ctx = Mat(ws.ctx.data(), L, d), ck = Mat(ws.ck.data(), L, d), cv = Mat(ws.cv.data(), L, d);
+  Tensor ctx = ws.ctx.tensor, ck = ws.ck.tensor, cv = ws.cv.tensor;
   b.cq(be, a, q);
   be.rms_norm(q, b.cnorm_q, c.eps);
   b.ck(be, ctx, ck);
@@ -254,11 +320,11 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
   b.co(be, o, f);
   be.add(x, f);
 
-  // Feed-forward in row chunks, so the hidden activation stays small.
+  // Feed-forward in row chunks (on the host), so the hidden activation stays small.
   be.layer_norm_modulate(x, mod(3), mod(4), c.eps, a);
-  for (int64_t r0 = 0; r0 < n; r0 += kFfnChunkRows) {
-    const int64_t rows = std::min(kFfnChunkRows, n - r0);
-    Tensor h = Mat(ws.hidden.data(), rows, c.ffn), fr = Rows(f, r0, rows);
+  for (int64_t r0 = 0; r0 < n; r0 += ws.ffn_rows) {
+    const int64_t rows = std::min(ws.ffn_rows, n - r0);
+    Tensor h = Rows(ws.hidden.tensor, 0, rows), fr = Rows(f, r0, rows);
     b.fc1(be, Rows(a, r0, rows), h);
     be.gelu_tanh(h);
     b.fc2(be, h, fr);

@@ -43,9 +43,11 @@ class WanTransformer {
   Status Forward(Backend& be, const float* latent, int T, int H, int W, float timestep, const float* context,
                  int text_len, float* velocity);
 
-  // Frees the activation buffers (1.4 GB for the 1.3B at 480x832x81) until the next Forward, so
-  // the VAE decode after denoising does not carry them.
+  // Frees the activation buffers (1.4 GB for the 1.3B at 480x832x81; in the backend's memory)
+  // until the next Forward, so the VAE decode after denoising does not carry them. Weights copied
+  // to a GPU backend stay until ReleaseDeviceWeights or destruction.
   void ReleaseWorkspace();
+  void ReleaseDeviceWeights();
 
   // Floating point operations of one forward (multiply-add = 2), for benchmarks.
   double Flops(int T, int H, int W, int text_len) const;
@@ -58,15 +60,25 @@ class WanTransformer {
   };
   struct Workspace;
 
+  // Every weight the ops read: on the host as loaded, and a copy in a non-host backend's memory.
+  struct Params {
+    Linear patch, t_fc1, t_fc2, t_proj, txt_fc1, txt_fc2, proj_out;
+    std::vector<Block> blocks;
+  };
+
   WanTransformer();
-  Status EnsureGeometry(int T, int H, int W, int text_len);
-  void RunBlock(Backend& be, const Block& b);
+  Status EnsureGeometry(Backend& be, int T, int H, int W, int text_len);
+  // The weights in `be`'s memory: the host ones for a host backend, else copies made on first use.
+  Result<const Params*> ParamsFor(Backend& be);
+  void RunBlock(Backend& be, const Block& b, const Block& host_block);
 
   WanTransformerConfig cfg_;
-  std::unique_ptr<Weights> weights_;  // owns the float32 storage the tensors point into
-  Linear patch_, t_fc1_, t_fc2_, t_proj_, txt_fc1_, txt_fc2_, proj_out_;
-  Tensor head_table_;  // [2, D]: shift, scale
-  std::vector<Block> blocks_;
+  std::unique_ptr<Weights> weights_;  // owns the float32 storage the host tensors point into
+  Params host_;
+  Tensor head_table_;  // [2, D]: shift, scale (host: added to the time embedding on the host)
+  std::unique_ptr<Params> device_params_;
+  Backend* device_backend_ = nullptr;
+  std::vector<BackendBuffer> device_storage_;
   RopeTable rope_;
   std::unique_ptr<Workspace> ws_;
 };

@@ -1,0 +1,143 @@
+// The engine's own WanTransformer on the CUDA backend, device-resident (weights copied to the GPU
+// on first use, activations in backend buffers; only the latent, the text context and the velocity
+// cross PCIe per forward). Run by bench/gpu_check.sh on a GPU machine:
+//
+//   1. parity: the tiny fixture transformer (tests/fixtures/wan/tiny/transformer), one forward on
+//      the reference backend (float64-accumulating host code) and one on the CUDA backend (TF32
+//      GEMMs, bf16 flash attention), same inputs: "CHECK wan_tiny_cuda_vs_reference rel_rms=…";
+//      exit 1 when the relative RMS difference exceeds 2e-2 or anything is not finite.
+//   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
+//      512 text rows): a first forward (uploads the weights), then timed forwards:
+//      "RESULT engine_wan13b_forward …".
+//
+//   bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/random_wan.h"
+#include "core/wan/wan_transformer.h"
+#include "kernels/cpu/reference_backend.h"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<float> Random(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+int Parity(const std::string& root, ds::CudaBackend& gpu) {
+  auto model = ds::WanTransformer::Load(root + "/tests/fixtures/wan/tiny/transformer");
+  if (!model.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", model.status().message().c_str());
+    return 1;
+  }
+  const ds::WanTransformerConfig& c = model->config();
+  const int T = 3, H = 8, W = 8, L = 16;
+  const std::vector<float> latent = Random(static_cast<size_t>(c.in_channels) * T * H * W, 1, 1.0f);
+  std::vector<float> context = Random(static_cast<size_t>(L) * c.text_dim, 2, 1.0f);
+  std::fill(context.begin() + 10 * c.text_dim, context.end(), 0.0f);  // padded rows, as the pipeline sends
+  std::vector<float> want(static_cast<size_t>(c.out_channels) * T * H * W), got(want.size(), NAN);
+  ds::ReferenceBackend reference;
+  ds::Status s = model->Forward(reference, latent.data(), T, H, W, 700.0f, context.data(), L, want.data());
+  if (s.ok()) s = model->Forward(gpu, latent.data(), T, H, W, 700.0f, context.data(), L, got.data());
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: tiny forward: %s\n", s.message().c_str());
+    return 1;
+  }
+  double diff = 0, norm = 0;
+  bool finite = true;
+  for (size_t i = 0; i < want.size(); ++i) {
+    finite = finite && std::isfinite(got[i]);
+    diff += (got[i] - want[i]) * double(got[i] - want[i]);
+    norm += want[i] * double(want[i]);
+  }
+  const double rel = std::sqrt(diff / norm);
+  std::printf("CHECK wan_tiny_cuda_vs_reference rel_rms=%.2e (TF32 GEMMs, bf16 attention; limit 2e-2)%s\n", rel,
+              finite ? "" : " NON-FINITE OUTPUT");
+  return finite && rel <= 2e-2 ? 0 : 1;
+}
+
+int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (ds::Status s = ds::bench::WriteRandomWan13B(work, layers); !s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("wrote a random %d-block Wan2.1-1.3B checkpoint in %.1f s\n", layers, Seconds(t0));
+  t0 = std::chrono::steady_clock::now();
+  auto model = ds::WanTransformer::Load(work);
+  if (!model.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", model.status().message().c_str());
+    return 1;
+  }
+  std::printf("loaded (bf16 → f32 on the host) in %.1f s\n", Seconds(t0));
+  const int T = 21, H = 60, W = 104, L = 512;
+  const std::vector<float> latent = Random(16ull * T * H * W, 3, 1.0f);
+  std::vector<float> context = Random(static_cast<size_t>(L) * 4096, 4, 0.1f);
+  std::fill(context.begin() + 40 * 4096, context.end(), 0.0f);
+  std::vector<float> velocity(latent.size());
+  t0 = std::chrono::steady_clock::now();
+  ds::Status s = model->Forward(gpu, latent.data(), T, H, W, 999.0f, context.data(), L, velocity.data());
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("first forward (incl. weight upload, workspace allocation): %.2f s\n", Seconds(t0));
+  t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps && s.ok(); ++r) {
+    s = model->Forward(gpu, latent.data(), T, H, W, 500.0f, context.data(), L, velocity.data());
+  }
+  const double ms = Seconds(t0) * 1e3 / reps;
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
+    return 1;
+  }
+  double sum = 0;
+  for (float v : velocity) sum += std::abs(v);
+  const double flops = model->Flops(T, H, W, L);
+  std::printf("RESULT engine_wan13b_forward tokens=%d layers=%d text=%d ms=%.1f tflops=%.1f mean_abs_v=%.4f\n",
+              T * (H / 2) * (W / 2), layers, L, ms, flops / ms / 1e9, sum / static_cast<double>(velocity.size()));
+  return std::isfinite(sum) ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]\n");
+    return 2;
+  }
+  const std::string root = argv[1];
+  int layers = 30, reps = 3;
+  std::string work = "/tmp/ditstream_wan13b_random";
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--layers") == 0) layers = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--reps") == 0) reps = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--work") == 0) work = argv[i + 1];
+  }
+  ds::CudaOptions options;
+  options.arena_bytes = size_t{2} << 30;  // op scratch only: the model's memory comes from NewBuffer
+  auto gpu = ds::CudaBackend::Create(options);
+  if (!gpu.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", gpu.status().message().c_str());
+    return 2;
+  }
+  std::printf("device: %s\n", (*gpu)->description().c_str());
+  const int parity = Parity(root, **gpu);
+  const int speed = Speed(**gpu, work, layers, reps);
+  return parity != 0 ? parity : speed;
+}

@@ -1,0 +1,49 @@
+// The Backend's memory defaults, for backends whose memory is host memory.
+#include "core/backend.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace ds {
+
+namespace {
+
+Status CheckSameBytes(const Tensor& a, const Tensor& b, const char* what) {
+  if (!a.contiguous() || !b.contiguous() || a.nbytes() != b.nbytes()) {
+    return Error(Code::kInvalidArgument, "{}: needs contiguous tensors of equal size ({} {} and {} {})", what,
+                 DTypeName(a.dtype), a.shape_string(), DTypeName(b.dtype), b.shape_string());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<BackendBuffer> Backend::NewBuffer(DType dtype, std::initializer_list<int64_t> shape) {
+  Tensor t = Tensor::View(nullptr, dtype, shape);  // host memory, whatever device() says
+  const size_t bytes = (t.nbytes() + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  if (p == nullptr) {
+    return Error(Code::kOutOfMemory, "{} backend: cannot allocate {} bytes for a {} tensor", name(), bytes,
+                 t.shape_string());
+  }
+  t.data = p;
+  return BackendBuffer{std::shared_ptr<void>(p, std::free), t};
+}
+
+Status Backend::CopyToBackend(const Tensor& host, const Tensor& dst) {
+  DS_TRY(CheckSameBytes(host, dst, "copy to backend"));
+  std::memcpy(dst.data, host.data, host.nbytes());
+  return Status::Ok();
+}
+
+Status Backend::CopyToHost(const Tensor& src, const Tensor& host) {
+  DS_TRY(CheckSameBytes(src, host, "copy to host"));
+  std::memcpy(host.data, src.data, src.nbytes());
+  return Status::Ok();
+}
+
+void Backend::copy(const Tensor& src, Tensor& dst) {
+  if (CheckSameBytes(src, dst, "copy").ok()) std::memcpy(dst.data, src.data, src.nbytes());
+}
+
+}  // namespace ds
