@@ -57,7 +57,7 @@ run_limited() {
 print_table() {
   trap - TERM INT
   local results="$LOGS/results.txt"
-  cat "$LOGS"/bench_cuda.log "$LOGS"/bench_cuda_dit.log "$LOGS"/sdpa.log 2>/dev/null | grep -E '^(RESULT|CHECK) ' > "$results"
+  cat "$LOGS"/bench_cuda.log "$LOGS"/bench_cuda_dit.log "$LOGS"/bench_wan_cuda.log "$LOGS"/sdpa.log 2>/dev/null | grep -E '^(RESULT|CHECK) ' > "$results"
   echo
   echo "================ ditstream GPU check ($(elapsed) s) ================"
   echo "machine: ${GPU_DESC:-unknown GPU}; nvcc ${NVCC_VERSION:-?}; torch ${TORCH_VERSION:-none}; $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -67,16 +67,53 @@ print_table() {
   echo "attention forward, bf16 in / f32 accumulate, non-causal (TFLOP/s = 4·B·H·N²·d / time; ms in brackets)"
   awk '
     function val(key,   i, kv) { for (i = 3; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) return kv[2] } return "" }
-    $1 == "RESULT" && ($2 ~ /^attention_/ || $2 ~ /^sdpa_/) {
+    $1 == "RESULT" && ($2 ~ /^attention_/ || $2 ~ /^sdpa_/) && $2 !~ /^attention_flash_bf16_/ {
       shape = "H=" val("H") " N=" val("N") " d=" val("d"); shapes[shape] = 1
       cell[shape, $2] = (val("tflops") == "" ? "n/a" : sprintf("%s [%s]", val("tflops"), val("ms")))
+      if ($2 == "attention_flash_bf16") config[shape] = val("config")
     }
     END {
       n = split("attention_flash_bf16 attention_backend_f32 sdpa_flash sdpa_cudnn", cols, " ")
-      printf "%-22s %-20s %-20s %-20s %-20s\n", "shape", "ours: flash kernel", "ours: Backend f32", "SDPA flash", "SDPA cuDNN"
+      printf "%-22s %-20s %-20s %-20s %-20s %s\n", "shape", "ours: flash kernel", "ours: Backend f32", "SDPA flash", "SDPA cuDNN", "flash config"
       for (s in shapes) {
         printf "%-22s", s
         for (i = 1; i <= n; ++i) printf " %-20s", ((s, cols[i]) in cell ? cell[s, cols[i]] : "-")
+        printf " %s\n", (s in config ? config[s] : "-")
+      }
+    }' "$results"
+  echo
+  echo "flash kernel configurations (TFLOP/s [ms] ×SDPA-flash; * fastest per shape); the backend runs the one in the table above"
+  awk '
+    function val(key,   i, kv) { for (i = 3; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) return kv[2] } return "" }
+    $1 == "RESULT" && $2 == "sdpa_flash" { sdpa["H=" val("H") " N=" val("N") " d=" val("d")] = val("tflops") }
+    $1 == "RESULT" && $2 ~ /^attention_flash_bf16_/ && val("tflops") != "" {
+      shape = "H=" val("H") " N=" val("N") " d=" val("d")
+      if (!(shape in seen)) { seen[shape] = 1; order[++ns] = shape }
+      row = "d=" val("d") " " val("config")
+      if (!(row in known)) {
+        known[row] = 1; rows[++nr] = row
+        res[row] = sprintf("%s regs, %s KB, %s/SM", val("regs"), val("smem_kb"), val("blocks_per_sm"))
+        if (val("local_bytes") + 0 > 0) res[row] = res[row] ", " val("local_bytes") " B local"
+      }
+      tf[row, shape] = val("tflops"); ms[row, shape] = val("ms")
+      if (!(shape in best) || val("tflops") + 0 > best[shape] + 0) best[shape] = val("tflops")
+    }
+    END {
+      if (nr == 0) { print "(no candidate results)"; exit }
+      printf "%-24s %-26s", "config", "regs, smem, blocks"
+      for (j = 1; j <= ns; ++j) printf " %-30s", order[j]
+      printf "\n"
+      for (r = 1; r <= nr; ++r) {
+        printf "%-24s %-26s", rows[r], res[rows[r]]
+        for (j = 1; j <= ns; ++j) {
+          s = order[j]; c = "-"
+          if ((rows[r], s) in tf) {
+            c = sprintf("%s [%s]", tf[rows[r], s], ms[rows[r], s])
+            if ((s in sdpa) && sdpa[s] + 0 > 0) c = c sprintf(" x%.2f", tf[rows[r], s] / sdpa[s])
+            if (tf[rows[r], s] == best[s]) c = c " *"
+          }
+          printf " %-30s", c
+        }
         printf "\n"
       }
     }' "$results"
@@ -99,7 +136,7 @@ print_table() {
     }' "$results"
   echo
   echo "Wan2.1-1.3B-shaped DiT forward, 480x832x81 (32760 tokens, 30 blocks, random weights)"
-  grep -E '^RESULT (dit_forward|torch_dit_forward)' "$results" | sed 's/^RESULT //'
+  grep -E '^RESULT (dit_forward|torch_dit_forward|engine_wan13b)' "$results" | sed 's/^RESULT //'
   grep '^CHECK ' "$results" | sed 's/^CHECK /check: /'
   echo "logs: $LOGS"
 }
@@ -194,7 +231,13 @@ stage "toolchain" "ok" "nvcc $NVCC_VERSION, $($CXX -dumpfullversion 2>/dev/null 
 
 # ---- build --------------------------------------------------------------------------------------------
 
-COMMON=(-std=c++20 -O2 -I"$ROOT" -I"$BUILD/include" -isystem "$CUDA_HOME/include" -DFMT_HEADER_ONLY -DDS_HAVE_CUDA=1)
+# nlohmann/json (header-only; core/config.cpp reads config.json with it): the system's, else a copy
+# carried to the GPU machine in .gpu_deps/include (ignored by git).
+JSON_FLAGS=()
+if [ ! -f /usr/include/nlohmann/json.hpp ] && [ -f "$ROOT/.gpu_deps/include/nlohmann/json.hpp" ]; then
+  JSON_FLAGS=(-isystem "$ROOT/.gpu_deps/include")
+fi
+COMMON=(-std=c++20 -O2 -I"$ROOT" -I"$BUILD/include" "${JSON_FLAGS[@]}" -isystem "$CUDA_HOME/include" -DFMT_HEADER_ONLY -DDS_HAVE_CUDA=1)
 NVCC_FLAGS=(-std=c++20 -O3 -lineinfo -I"$ROOT" -I"$BUILD/include" -DFMT_HEADER_ONLY -DFMT_USE_CONSTEXPR=1 "${NVCC_EXTRA[@]}"
             "-DDS_CUDA_ARCHS=\"sm_${ARCHS// //}\"" -Xptxas -warn-spills,-warn-lmem-usage --resource-usage "${GENCODE[@]}")
 GTEST_FLAGS=()
@@ -221,7 +264,10 @@ compile() {  # source → object, logging to <object>.log
   esac || { echo "FAILED: $src (see $obj.log)"; tail -20 "$obj.log"; rm -f "$obj"; return 1; }
 }
 
-LIB_SOURCES=(core/tensor.cpp core/log.cpp kernels/cpu/reference_backend.cpp)
+LIB_SOURCES=(core/tensor.cpp core/log.cpp core/backend.cpp kernels/cpu/reference_backend.cpp)
+# The engine's Wan transformer and what it needs from core/ (no BLAS, no sentencepiece), for bench_wan_cuda.
+ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layers.cpp core/patchify.cpp core/rope.cpp
+                core/wan/wan_config.cpp core/wan/wan_weights.cpp core/wan/wan_transformer.cpp bench/random_wan.cpp)
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
 HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_arena_rows.cpp)
@@ -238,7 +284,8 @@ JOBS=$(nproc 2>/dev/null || echo 4)
 build_all() {
   local src
   rm -f "$BUILD/obj/FAILED"
-  for src in "${LIB_SOURCES[@]}" "${GPU_TEST_SOURCES[@]}" "${HOST_TEST_SOURCES[@]}" kernels/cuda/bench/bench_cuda.cpp kernels/cuda/bench/bench_cuda_dit.cpp "${GTEST_SOURCES[@]}"; do
+  for src in "${LIB_SOURCES[@]}" "${GPU_TEST_SOURCES[@]}" "${HOST_TEST_SOURCES[@]}" kernels/cuda/bench/bench_cuda.cpp kernels/cuda/bench/bench_cuda_dit.cpp \
+             "${ENGINE_SOURCES[@]}" bench/bench_wan_cuda.cpp "${GTEST_SOURCES[@]}"; do
     [ "${src:0:1}" = / ] || src=$ROOT/$src
     while (( $(jobs -rp | wc -l) >= JOBS )); do sleep 0.2; done
     { compile "$src" "$(obj_of "$src")" || touch "$BUILD/obj/FAILED"; } &
@@ -257,7 +304,10 @@ build_all() {
   "$CXX" -o "$BUILD/test_cuda_gpu" "${tests[@]}" "${lib_objs[@]}" "${gtest_objs[@]}" "${gtest_libs[@]}" "${link[@]}" &&
   "$CXX" -o "$BUILD/test_cuda_host" "${hosts[@]}" "${lib_objs[@]}" "${gtest_objs[@]}" "${gtest_libs[@]}" "${link[@]}" &&
   "$CXX" -o "$BUILD/bench_cuda" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda.cpp")" "${lib_objs[@]}" "${link[@]}" &&
-  "$CXX" -o "$BUILD/bench_cuda_dit" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda_dit.cpp")" "${lib_objs[@]}" "${link[@]}"
+  "$CXX" -o "$BUILD/bench_cuda_dit" "$(obj_of "$ROOT/kernels/cuda/bench/bench_cuda_dit.cpp")" "${lib_objs[@]}" "${link[@]}" &&
+  local engine_objs=()
+  for src in "${ENGINE_SOURCES[@]}" bench/bench_wan_cuda.cpp; do engine_objs+=("$(obj_of "$ROOT/$src")"); done
+  "$CXX" -o "$BUILD/bench_wan_cuda" "${engine_objs[@]}" "${lib_objs[@]}" "${link[@]}"
 }
 if build_all > "$LOGS/build.log" 2>&1; then
   cat "$BUILD"/obj/*.cu.o.log > "$LOGS/resource_usage.log" 2>/dev/null
@@ -301,6 +351,10 @@ grep -E -A1 ': Skipped$' "$LOGS/cuda_gpu.log" | head -2
 run_limited 150 150 "$LOGS/bench_cuda.log" "$BUILD/bench_cuda"
 rc=$?
 stage "bench_cuda" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc ($(grep -c '^RESULT' "$LOGS/bench_cuda.log") results)"
+
+run_limited 120 120 "$LOGS/bench_wan_cuda.log" "$BUILD/bench_wan_cuda" "$ROOT" --work "$BUILD/wan13b_random"
+rc=$?
+stage "bench_wan_cuda (engine)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc; $(grep -h '^CHECK' "$LOGS/bench_wan_cuda.log" | cut -c7-60)"
 
 run_limited 90 120 "$LOGS/bench_cuda_dit.log" "$BUILD/bench_cuda_dit"
 rc=$?

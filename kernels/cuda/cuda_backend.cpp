@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -45,7 +46,7 @@ Result<size_t> ArenaBytes(const CudaOptions& options) {
   }
   size_t free_bytes = 0, total = 0;
   DS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total));
-  return free_bytes / 4 * 3;
+  return std::min(free_bytes / 4 * 3, size_t{8} << 30);
 }
 
 }  // namespace
@@ -116,6 +117,7 @@ struct CudaBackend::Impl {
   size_t arena_floor = 0;  // below: the cuBLASLt workspace, kept across ResetArena()
   cuda::GemmPlans plans;
   cuda::Context ctx;
+  cuda::flash::Choice flash;
   Status error;  // the first failure since the last Synchronize()
   std::string description;
 
@@ -149,6 +151,7 @@ struct CudaBackend::Impl {
                    options.device, prop.name, prop.major, prop.minor);
     }
     DS_TRY(cuda::flash::CheckKernelImage());
+    DS_ASSIGN_OR_RETURN(flash, cuda::flash::Choice::FromOption(options.flash_config));
 
     DS_ASSIGN_OR_RETURN(const size_t bytes, ArenaBytes(options));
     if (bytes < 2 * kLtWorkspaceBytes) {
@@ -300,7 +303,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, f
     const auto kernel = impl_->options.attention == CudaOptions::Attention::kNaiveF32
                             ? cuda::AttentionKernel::kNaiveF32
                             : cuda::AttentionKernel::kFlashBf16;
-    return cuda::Attention(impl_->ctx, dq, dk, dv, scale, dout, kernel);
+    return cuda::Attention(impl_->ctx, dq, dk, dv, scale, dout, kernel, impl_->flash);
   });
 }
 
@@ -321,6 +324,35 @@ void CudaBackend::upsample_nearest2x(const Tensor& x, Tensor& y) {
     return cuda::UpsampleNearest2x(impl_->ctx, dx, dy);
   });
 }
+
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  impl_->Run("copy", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor ds, staging.In(src, "copy src"));
+    DS_ASSIGN_OR_RETURN(const Tensor dd, staging.Out(dst, "copy dst"));
+    if (!ds.contiguous() || !dd.contiguous() || ds.nbytes() != dd.nbytes()) {
+      return Error(Code::kInvalidArgument, "CUDA copy: needs contiguous tensors of equal size ({} and {})",
+                   ds.shape_string(), dd.shape_string());
+    }
+    DS_CUDA_TRY(cudaMemcpyAsync(dd.data, ds.data, ds.nbytes(), cudaMemcpyDeviceToDevice, impl_->ctx.stream));
+    return Status::Ok();
+  });
+}
+
+Result<BackendBuffer> CudaBackend::NewBuffer(DType dtype, std::initializer_list<int64_t> shape) {
+  Tensor t = Tensor::View(nullptr, dtype, shape, Device::kCuda);
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  void* p = nullptr;
+  if (const cudaError_t e = cudaMalloc(&p, std::max<size_t>(t.nbytes(), 256)); e != cudaSuccess) {
+    cudaGetLastError();
+    return Error(Code::kOutOfMemory, "CUDA: cudaMalloc of {} MiB for a {} {} tensor on {}: {}", t.nbytes() >> 20,
+                 DTypeName(dtype), t.shape_string(), impl_->description, cudaGetErrorString(e));
+  }
+  t.data = p;
+  return BackendBuffer{std::shared_ptr<void>(p, [](void* q) { cudaFree(q); }), t};
+}
+
+Status CudaBackend::CopyToBackend(const Tensor& host, const Tensor& dst) { return Upload(host, dst); }
+Status CudaBackend::CopyToHost(const Tensor& src, const Tensor& host) { return Download(src, host); }
 
 Result<Tensor> CudaBackend::Alloc(DType dtype, std::initializer_list<int64_t> shape) {
   Tensor t = Tensor::View(nullptr, dtype, shape, Device::kCuda);

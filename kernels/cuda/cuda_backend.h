@@ -36,11 +36,17 @@ namespace ds {
 
 struct CudaOptions {
   int device = 0;
-  // Device memory for tensors and scratch, allocated once. 0: the environment variable
-  // DS_CUDA_ARENA_MB if set, else 3/4 of the device's free memory.
+  // Device memory for Alloc'd tensors and per-op scratch (staging of host tensors, attention's
+  // bf16 copies, im2col), allocated once. 0: the environment variable DS_CUDA_ARENA_MB if set,
+  // else min(8 GiB, 3/4 of the free memory): models keep weights and activations in NewBuffer
+  // memory outside the arena, so the arena must not take the whole card.
   size_t arena_bytes = 0;
   bool tf32 = true;
   enum class Attention { kFlashBf16, kNaiveF32 } attention = Attention::kFlashBf16;
+  // Flash kernel configuration by name (bench_cuda prints them: "w4x2_k32_s3_qs", …), used for
+  // every head dim that has it. Empty: the environment variable DS_FLASH_CONFIG if set, else each
+  // head dim's default. A name no head dim has fails Create with kInvalidArgument.
+  std::string flash_config;
 };
 
 // Devices the driver reports, or why there are none ("no CUDA device: …", kUnsupported).
@@ -72,6 +78,13 @@ class CudaBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override;
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;
+
+  // Model memory: a cudaMalloc per buffer (outside the arena, freed with the last handle), async
+  // copies on the backend's stream.
+  Result<BackendBuffer> NewBuffer(DType dtype, std::initializer_list<int64_t> shape) override;
+  Status CopyToBackend(const Tensor& host, const Tensor& dst) override;
+  Status CopyToHost(const Tensor& src, const Tensor& host) override;
+  void copy(const Tensor& src, Tensor& dst) override;
 
   // A contiguous device tensor from the arena; lives until ResetArena().
   Result<Tensor> Alloc(DType dtype, std::initializer_list<int64_t> shape);

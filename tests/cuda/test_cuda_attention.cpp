@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -139,24 +140,53 @@ class CudaAttention : public test::CudaTest {
     ASSERT_TRUE(st.ok()) << st.message();
   }
 
-  void CheckFlash(const Shape& s) {
+  // A flash kernel configuration under test: its name and a backend that runs it.
+  struct Flash {
+    std::string config;
+    CudaBackend* be;
+  };
+
+  // Backends running each configuration of head dim `dh` (small arenas), kept in `owned`.
+  std::vector<Flash> EveryConfig(int dh, std::vector<std::unique_ptr<CudaBackend>>& owned) {
+    std::vector<Flash> out;
+    for (const cuda::flash::ConfigInfo& info : cuda::flash::Configs(dh)) {
+      CudaOptions o = DefaultOptions();
+      o.arena_bytes = size_t{256} << 20;
+      o.flash_config = info.name;
+      owned.push_back(Make(o));
+      if (!owned.back()) return {};
+      out.push_back({info.name, owned.back().get()});
+    }
+    return out;
+  }
+
+  void CheckFlash(const Shape& s) { CheckFlash(s, {{"default", cuda_.get()}}); }
+
+  // Every backend of `flash` on the same inputs, each held to the rule on its own.
+  void CheckFlash(const Shape& s, const std::vector<Flash>& flash) {
     SCOPED_TRACE(Name(s));
+    ASSERT_FALSE(flash.empty());
     const Inputs in = MakeInputs(rng_, s);
     const float scale = 1.0f / std::sqrt(static_cast<float>(s.dh));
     const int64_t pad = 8;  // o as a slice of a wider buffer: the kernel writes only its view
     const HostBuffer want_b = Poisoned(static_cast<size_t>(s.nq * s.heads * s.dh));
     const HostBuffer base_b = Poisoned(want_b.size());
-    const HostBuffer got_b = Poisoned(static_cast<size_t>(s.nq * (s.heads * s.dh + pad)));
     Tensor want = want_b.view({s.nq, s.heads, s.dh}), base = base_b.view({s.nq, s.heads, s.dh});
-    Tensor got = Strided(got_b.data(), {s.nq, s.heads, s.dh}, s.heads * s.dh + pad);
     ref_.attention(in.q, in.k, in.v, scale, want);
     SamePrecisionBaseline(in.q, in.k, in.v, scale, base);
-    Run(*cuda_, in, s, scale, got_b, got);
-    const double e_flash = WorstError(got, want), e_base = WorstError(base, want);
-    EXPECT_LE(e_flash, 2.0 * e_base + 1e-3) << "same-precision baseline error " << e_base;
-    EXPECT_TRUE(UntouchedOutside(got_b, got));
-    ::testing::Test::RecordProperty("flash_error_" + std::to_string(s.dh) + "_" + std::to_string(s.nk),
-                                    std::to_string(e_flash) + " (baseline " + std::to_string(e_base) + ")");
+    const double e_base = WorstError(base, want);
+    for (const Flash& f : flash) {
+      SCOPED_TRACE("flash config " + f.config);
+      const HostBuffer got_b = Poisoned(static_cast<size_t>(s.nq * (s.heads * s.dh + pad)));
+      Tensor got = Strided(got_b.data(), {s.nq, s.heads, s.dh}, s.heads * s.dh + pad);
+      Run(*f.be, in, s, scale, got_b, got);
+      const double e_flash = WorstError(got, want);
+      EXPECT_LE(e_flash, 2.0 * e_base + 1e-3) << "same-precision baseline error " << e_base;
+      EXPECT_TRUE(UntouchedOutside(got_b, got));
+      ::testing::Test::RecordProperty(
+          "flash_error_" + std::to_string(s.dh) + "_" + std::to_string(s.nk) + "_" + f.config,
+          std::to_string(e_flash) + " (baseline " + std::to_string(e_base) + ")");
+    }
   }
 
   void CheckF32(CudaBackend& be, const Shape& s) {
@@ -176,17 +206,54 @@ class CudaAttention : public test::CudaTest {
 
 // Partial query and key tiles, one and several key tiles, self (nq = nk) and cross (text keys),
 // fused and separate buffers, every supported head dim.
+std::vector<Shape> FlashShapes(int64_t dh) {
+  return {Shape{1, 1, 1, dh, false},    Shape{77, 77, 2, dh, true},     Shape{130, 300, 3, dh, false},
+          Shape{256, 77, 2, dh, false}, Shape{1000, 1000, 2, dh, true}, Shape{200, 520, 1, dh, true, 3.0f}};
+}
+
+// The backend as configured by default (the configuration bench_cuda's attention_flash_bf16 times).
 TEST_F(CudaAttention, FlashMatchesReference) {
   for (int64_t dh : {32, 64, 128}) {
-    for (const Shape& s :
-         {Shape{1, 1, 1, dh, false}, Shape{77, 77, 2, dh, true}, Shape{130, 300, 3, dh, false},
-          Shape{256, 77, 2, dh, false}, Shape{1000, 1000, 2, dh, true}, Shape{200, 520, 1, dh, true, 3.0f}}) {
-      CheckFlash(s);
-    }
+    for (const Shape& s : FlashShapes(dh)) CheckFlash(s);
   }
 }
 
-TEST_F(CudaAttention, FlashLongSequenceMatchesReference) { CheckFlash({4096, 4096, 2, 128, true}); }
+// Every configuration the build carries (flash::Candidates), chosen through CudaOptions::flash_config.
+TEST_F(CudaAttention, FlashCandidatesMatchReference) {
+  for (int dh : {32, 64, 128}) {
+    std::vector<std::unique_ptr<CudaBackend>> owned;
+    const std::vector<Flash> flash = EveryConfig(dh, owned);
+    ASSERT_EQ(flash.size(), cuda::flash::Configs(dh).size());
+    for (const Shape& s : FlashShapes(dh)) CheckFlash(s, flash);
+  }
+}
+
+TEST_F(CudaAttention, FlashLongSequenceMatchesReference) {
+  std::vector<std::unique_ptr<CudaBackend>> owned;
+  const std::vector<Flash> flash = EveryConfig(128, owned);
+  ASSERT_FALSE(flash.empty());
+  CheckFlash({4096, 4096, 2, 128, true}, flash);
+}
+
+TEST_F(CudaAttention, FlashConfigIsChosenByName) {
+  CudaOptions o = DefaultOptions();
+  o.arena_bytes = size_t{256} << 20;
+  o.flash_config = "no_such_config";
+  auto bad = CudaBackend::Create(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find(cuda::flash::Configs(128)[0].name), std::string::npos)
+      << bad.status().message();
+
+  const auto choice = cuda::flash::Choice::Named(cuda::flash::Configs(128).back().name);
+  ASSERT_TRUE(choice.ok()) << choice.status().message();
+  EXPECT_EQ(choice->index(128), static_cast<int>(cuda::flash::Configs(128).size()) - 1);
+  // Head dims without a configuration of that name keep their default.
+  if (cuda::flash::FindConfig(32, cuda::flash::Configs(128).back().name) < 0) {
+    EXPECT_EQ(choice->index(32), cuda::flash::DefaultConfig(32));
+  }
+  EXPECT_EQ(cuda::flash::Choice().index(64), cuda::flash::DefaultConfig(64));
+}
 
 TEST_F(CudaAttention, NaiveKernelMatchesReference) {
   CudaOptions o = DefaultOptions();
@@ -206,54 +273,60 @@ TEST_F(CudaAttention, UnsupportedHeadDimFallsBackToNaive) {
 
 // The flash kernel alone on allocations of exactly the tensor sizes, so compute-sanitizer memcheck
 // sees any read or write past a tensor (inside the backend's arena it could not), and racecheck
-// checks the shared-memory pipeline. Small: the sanitizers slow kernels down ~100×.
+// and synccheck check the shared-memory pipeline; every configuration of every head dim. Small:
+// the sanitizers slow kernels down ~100×.
 TEST_F(CudaAttention, FlashKernelOnExactAllocations) {
   for (int dh : {32, 64, 128}) {
-    const int nq = 130, nk = 200, heads = 2;  // partial query tile, 2-4 key tiles, the last partial
-    SCOPED_TRACE("dh " + std::to_string(dh));
+    // A partial query tile (for 128- and 256-query tiles), 2-7 key tiles (more than the ring has
+    // slots), the last partial.
+    const int nq = 130, nk = 200, heads = 2;
     std::vector<uint16_t> q(static_cast<size_t>(nq) * heads * dh), k(static_cast<size_t>(nk) * heads * dh), v(k.size());
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
     for (auto* t : {&q, &k, &v}) {
       for (uint16_t& x : *t) x = cuda::flash::Bf16Bits(dist(rng_));
     }
-    void *dq = nullptr, *dk = nullptr, *dv = nullptr, *dout = nullptr;
-    const size_t out_bytes = static_cast<size_t>(nq) * heads * dh * sizeof(float);
-    ASSERT_EQ(cudaMalloc(&dq, q.size() * 2), cudaSuccess);
-    ASSERT_EQ(cudaMalloc(&dk, k.size() * 2), cudaSuccess);
-    ASSERT_EQ(cudaMalloc(&dv, v.size() * 2), cudaSuccess);
-    ASSERT_EQ(cudaMalloc(&dout, out_bytes), cudaSuccess);
-    cudaMemcpy(dq, q.data(), q.size() * 2, cudaMemcpyHostToDevice);
-    cudaMemcpy(dk, k.data(), k.size() * 2, cudaMemcpyHostToDevice);
-    cudaMemcpy(dv, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
-    cudaMemset(dout, 0xff, out_bytes);  // NaN
-
-    cuda::flash::Params p;
-    p.q = dq;
-    p.k = dk;
-    p.v = dv;
-    p.o = static_cast<float*>(dout);
-    p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * dh;
-    p.q_head = p.k_head = p.v_head = p.o_head = dh;
-    p.nq = nq;
-    p.nk = nk;
-    p.heads = heads;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-    p.scale_log2 = scale * cuda::flash::kLog2e;
-    const Status st = cuda::flash::Forward(p, dh, nullptr);
-    EXPECT_TRUE(st.ok()) << st.message();
-    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const HostBuffer got_b(static_cast<size_t>(nq) * heads * dh);
-    cudaMemcpy(got_b.data(), dout, out_bytes, cudaMemcpyDeviceToHost);
-    for (void* ptr : {dq, dk, dv, dout}) cudaFree(ptr);
-
     // Float64 softmax on the same bf16 inputs: the kernel's only further rounding is P to bf16.
-    const HostBuffer qf(q.size()), kf(k.size()), vf(v.size()), want_b(got_b.size());
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+    const HostBuffer qf(q.size()), kf(k.size()), vf(v.size()), want_b(q.size());
     for (size_t i = 0; i < q.size(); ++i) qf.data()[i] = cuda::flash::Bf16ToFloat(q[i]);
     for (size_t i = 0; i < k.size(); ++i) kf.data()[i] = cuda::flash::Bf16ToFloat(k[i]);
     for (size_t i = 0; i < v.size(); ++i) vf.data()[i] = cuda::flash::Bf16ToFloat(v[i]);
     Tensor want = want_b.view({nq, heads, dh});
     ref_.attention(qf.view({nq, heads, dh}), kf.view({nk, heads, dh}), vf.view({nk, heads, dh}), scale, want);
-    EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 1e-2));
+
+    const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(dh);
+    for (size_t c = 0; c < configs.size(); ++c) {
+      SCOPED_TRACE("dh " + std::to_string(dh) + " config " + configs[c].name);
+      void *dq = nullptr, *dk = nullptr, *dv = nullptr, *dout = nullptr;
+      const size_t out_bytes = static_cast<size_t>(nq) * heads * dh * sizeof(float);
+      ASSERT_EQ(cudaMalloc(&dq, q.size() * 2), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&dk, k.size() * 2), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&dv, v.size() * 2), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&dout, out_bytes), cudaSuccess);
+      cudaMemcpy(dq, q.data(), q.size() * 2, cudaMemcpyHostToDevice);
+      cudaMemcpy(dk, k.data(), k.size() * 2, cudaMemcpyHostToDevice);
+      cudaMemcpy(dv, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
+      cudaMemset(dout, 0xff, out_bytes);  // NaN
+
+      cuda::flash::Params p;
+      p.q = dq;
+      p.k = dk;
+      p.v = dv;
+      p.o = static_cast<float*>(dout);
+      p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * dh;
+      p.q_head = p.k_head = p.v_head = p.o_head = dh;
+      p.nq = nq;
+      p.nk = nk;
+      p.heads = heads;
+      p.scale_log2 = scale * cuda::flash::kLog2e;
+      const Status st = cuda::flash::Forward(p, dh, nullptr, static_cast<int>(c));
+      EXPECT_TRUE(st.ok()) << st.message();
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const HostBuffer got_b(q.size());
+      cudaMemcpy(got_b.data(), dout, out_bytes, cudaMemcpyDeviceToHost);
+      for (void* ptr : {dq, dk, dv, dout}) cudaFree(ptr);
+      EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 1e-2));
+    }
   }
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "kernels/cuda/attention/flash_attention.cuh"
 #include "kernels/cuda/attention/naive_attention.cuh"
 #include "kernels/cuda/attention/to_bf16.cuh"
 
@@ -18,7 +17,7 @@ bool OutputFitsFlash(const Tensor& o) {
 }  // namespace
 
 Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
-                 AttentionKernel kernel) {
+                 AttentionKernel kernel, const flash::Choice& flash) {
   const int64_t nq = q.shape[0], heads = q.shape[1], dh = q.shape[2], nk = k.shape[0];
   if (nq == 0 || heads == 0) return Status::Ok();
   if (nk == 0) return Error(Code::kInvalidArgument, "CUDA attention: no keys (k {})", k.shape_string());
@@ -60,7 +59,7 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
     p.nk = static_cast<int>(nk);
     p.heads = static_cast<int>(count);
     p.scale_log2 = scale * flash::kLog2e;
-    DS_TRY(flash::Forward(p, static_cast<int>(dh), ctx.stream));
+    DS_TRY(flash::Forward(p, static_cast<int>(dh), ctx.stream, flash.index(static_cast<int>(dh))));
   }
   return Status::Ok();
 }

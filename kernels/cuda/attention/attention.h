@@ -3,6 +3,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "kernels/cuda/attention/flash_attention.cuh"
 #include "kernels/cuda/context.h"
 
 namespace ds::cuda {
@@ -13,8 +14,9 @@ enum class AttentionKernel {
 };
 
 // o[Nq, H, dh] = softmax(q·kᵀ·scale)·v. kFlashBf16 falls back to the naive kernel for head dims it
-// does not take (it takes 32, 64, 128) or outputs whose rows are not 8-byte aligned.
+// does not take (it takes 32, 64, 128) or outputs whose rows are not 8-byte aligned; `flash` picks
+// its configuration per head dim.
 Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
-                 AttentionKernel kernel);
+                 AttentionKernel kernel, const flash::Choice& flash = {});
 
 }  // namespace ds::cuda

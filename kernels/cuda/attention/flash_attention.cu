@@ -1,7 +1,10 @@
 #include "kernels/cuda/attention/flash_attention.cuh"
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "kernels/cuda/cuda_check.h"
 
@@ -24,7 +27,11 @@ __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool va
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+// Waits until at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
 
 __device__ __forceinline__ void Ldmatrix(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -60,124 +67,212 @@ __device__ __forceinline__ float QuadSum(float v) {
 // Rows [range.begin, range.begin + kRows) of one head (g = that head's row 0) into a swizzled tile.
 template <class T, int kRows>
 __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int64_t row_stride, Range range, int tid) {
+  using Copy = TileCopy<T, kRows>;
+  const Chunk c = Copy::At(tid, 0);
+  const uint16_t* src = g + (range.begin + c.row) * row_stride + c.col;
+  const uint32_t dst = s_tile + SwizzledOffset<T::kRowBytes>(c.row, c.col);
 #pragma unroll
-  for (int it = 0; it < TileCopy<T, kRows>::kIters; ++it) {
-    const Chunk c = TileCopy<T, kRows>::At(tid, it);
-    const bool valid = c.row < range.rows;
-    const uint16_t* src = valid ? g + (range.begin + c.row) * row_stride + c.col : g;
-    CpAsync16(s_tile + SwizzledOffset<T::kRowBytes>(c.row, c.col), src, valid);
+  for (int it = 0; it < Copy::kIters; ++it) {
+    const bool valid = c.row + it * Copy::kRowsPerIter < range.rows;
+    CpAsync16(dst + it * Copy::kRowsPerIter * T::kRowBytes, valid ? src : g, valid);
+    src += Copy::kRowsPerIter * row_stride;
   }
 }
 
-// Block (query tile blockIdx.x, head blockIdx.y); warp w owns query rows 16w..16w+15 of the tile.
-// Q stays in registers; each main-loop step computes S = Q·Kᵀ for kBlockN keys, folds it into
-// the running softmax, and accumulates P·V, while the next K/V tile streams into the other stage.
-template <int kHeadDim>
-__global__ void __launch_bounds__(Traits<kHeadDim>::kThreads, 1) FlashForwardKernel(const __grid_constant__ Params p) {
-  using T = Traits<kHeadDim>;
+// Block (query tile blockIdx.x, head blockIdx.y) of configuration T (flash_layout.h): warp w owns
+// query rows [w·kRowsPerWarp, …) of the tile as kMTiles m16 row tiles. Each main-loop step computes
+// S = Q·Kᵀ for kBlockN keys, folds it into the running softmax and accumulates P·V, while later
+// K/V tiles stream into the other slots of the ring (see "the K/V pipeline" in flash_layout.h).
+template <class T>
+__global__ void __launch_bounds__(T::kThreads, 1) FlashForwardKernel(const __grid_constant__ Params p) {
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, head = blockIdx.y;
   const Range qt = QueryTile<T>(blockIdx.x, p.nq);
   const uint16_t* g_q = static_cast<const uint16_t*>(p.q) + head * p.q_head;  // [nq, dh], row stride q_row
   const uint16_t* g_k = static_cast<const uint16_t*>(p.k) + head * p.k_head;  // [nk, dh]
   const uint16_t* g_v = static_cast<const uint16_t*>(p.v) + head * p.v_head;  // [nk, dh]
-  const uint32_t s_q = SmemAddress(smem);                                     // [kBlockM, dh]
-  const uint32_t s_k = s_q + T::kQBytes;                                      // [kStages][kBlockN, dh]
-  const uint32_t s_v = s_k + T::kStages * T::kKVTileBytes;                    // [kStages][kBlockN, dh]
+  const uint32_t s_q = SmemAddress(smem);  // Q [kBlockM, dh], then K and V [kStages][kBlockN, dh]
   const int n_tiles = KeyTileCount<T>(p.nk);
+  auto load_kv = [&](int tile) {
+    if (tile >= n_tiles) return;
+    const Range keys = KeyTile<T>(tile, p.nk);
+    LoadTile<T, T::kBlockN>(s_q + T::kKOffset + KVSlotOffset<T>(tile), g_k, p.k_row, keys, tid);
+    LoadTile<T, T::kBlockN>(s_q + T::kVOffset + KVSlotOffset<T>(tile), g_v, p.v_row, keys, tid);
+  };
 
   LoadTile<T, T::kBlockM>(s_q, g_q, p.q_row, qt, tid);
-  LoadTile<T, T::kBlockN>(s_k, g_k, p.k_row, KeyTile<T>(0, p.nk), tid);
-  LoadTile<T, T::kBlockN>(s_v, g_v, p.v_row, KeyTile<T>(0, p.nk), tid);
-  CpAsyncCommit();
-  CpAsyncWaitAll();
+#pragma unroll
+  for (int tile = 0; tile < T::kStages - 1; ++tile) {
+    load_kv(tile);
+    CpAsyncCommit();
+  }
+  CpAsyncWait<T::kGroupsInFlight>();
   __syncthreads();
 
-  uint32_t r_q[T::kQkSteps][4];  // A fragments of this warp's 16 rows, all of dh
-  const RowCol qa = LdmatrixA(lane);
+  // Shared-memory addresses are offsets from smem (tiles at multiples of 256 bytes: BlockAddress).
+  const RowCol kb = LdmatrixK(lane), vb = LdmatrixV(lane);
+  const uint32_t q_lane = QLaneBase<T>(0, LdmatrixA(lane), warp);
+  // A fragments of this warp's rows, all of dh, when Q lives in registers (else unused).
+  uint32_t r_q[T::kQInRegs ? T::kMTiles : 1][T::kQInRegs ? T::kQkSteps : 1][4];
+  if constexpr (T::kQInRegs) {
 #pragma unroll
-  for (int ks = 0; ks < T::kQkSteps; ++ks) {
-    Ldmatrix(r_q[ks], s_q + SwizzledOffset<T::kRowBytes>(warp * 16 + qa.row, ks * 16 + qa.col));
+    for (int mt = 0; mt < T::kMTiles; ++mt) {
+#pragma unroll
+      for (int ks = 0; ks < T::kQkSteps; ++ks) Ldmatrix(r_q[mt][ks], s_q + BlockAddress<T>(q_lane, mt, ks));
+    }
   }
 
-  float r_o[T::kOTiles][4] = {};  // O accumulators [16, dh]
-  SoftmaxState<T> st;
-  const RowCol kb = LdmatrixK(lane), vb = LdmatrixV(lane);
+  float r_o[T::kMTiles][T::kOTiles][4] = {};  // O accumulators [16, dh] per row tile
+  SoftmaxState st[T::kMTiles];
 
   for (int kt = 0; kt < n_tiles; ++kt) {
     if (kt > 0) {
-      CpAsyncWaitAll();  // tile kt has landed (this thread's copies) ...
-      __syncthreads();   // ... everyone's, and every warp is done with tile kt − 1's stage
+      CpAsyncWait<T::kGroupsInFlight>();  // tile kt has landed (this thread's copies) ...
+      __syncthreads();                    // ... everyone's, and every warp is done with step kt − 1
     }
-    if (kt + 1 < n_tiles) {
-      const int stage = (kt + 1) % T::kStages;
-      const Range next = KeyTile<T>(kt + 1, p.nk);
-      LoadTile<T, T::kBlockN>(s_k + stage * T::kKVTileBytes, g_k, p.k_row, next, tid);
-      LoadTile<T, T::kBlockN>(s_v + stage * T::kKVTileBytes, g_v, p.v_row, next, tid);
-      CpAsyncCommit();
-    }
-    const uint32_t s_kt = s_k + (kt % T::kStages) * T::kKVTileBytes;
-    const uint32_t s_vt = s_v + (kt % T::kStages) * T::kKVTileBytes;
+    load_kv(PrefetchTile<T>(kt));
+    CpAsyncCommit();
+    const uint32_t k_lane = KLaneBase<T>(T::kKOffset + KVSlotOffset<T>(kt), kb);
+    const uint32_t v_lane = VLaneBase<T>(T::kVOffset + KVSlotOffset<T>(kt), vb);
+    // Q from shared memory: the base is made opaque per step, else the compiler hoists the
+    // kQkSteps · kMTiles addresses derived from it and each holds a register through the loop.
+    uint32_t q_lane_kt = q_lane;
+    if constexpr (!T::kQInRegs) asm volatile("" : "+r"(q_lane_kt));
 
-    float r_s[T::kSTiles][4] = {};  // S [16, kBlockN]
+    float r_s[T::kMTiles][T::kSTiles][4] = {};  // S [16, kBlockN] per row tile
 #pragma unroll
     for (int ks = 0; ks < T::kQkSteps; ++ks) {
+      uint32_t a[T::kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < T::kMTiles; ++mt) {
+        if constexpr (T::kQInRegs) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) a[mt][r] = r_q[mt][ks][r];
+        } else {
+          Ldmatrix(a[mt], s_q + BlockAddress<T>(q_lane_kt, mt, ks));
+        }
+      }
 #pragma unroll
       for (int nt2 = 0; nt2 < T::kSTiles / 2; ++nt2) {
         uint32_t b[4];
-        Ldmatrix(b, s_kt + SwizzledOffset<T::kRowBytes>(nt2 * 16 + kb.row, ks * 16 + kb.col));
-        Mma(r_s[2 * nt2], r_q[ks], b[0], b[1]);
-        Mma(r_s[2 * nt2 + 1], r_q[ks], b[2], b[3]);
+        Ldmatrix(b, s_q + BlockAddress<T>(k_lane, nt2, ks));
+#pragma unroll
+        for (int mt = 0; mt < T::kMTiles; ++mt) {
+          Mma(r_s[mt][2 * nt2], a[mt], b[0], b[1]);
+          Mma(r_s[mt][2 * nt2 + 1], a[mt], b[2], b[3]);
+        }
       }
     }
 
     const Range kr = KeyTile<T>(kt, p.nk);
-    if (kr.rows < T::kBlockN) MaskKeys<T>(r_s, lane, kr.begin, p.nk);
-    float tile_max[2];
-    RowMax<T>(r_s, tile_max);
-    tile_max[0] = QuadMax(tile_max[0]);
-    tile_max[1] = QuadMax(tile_max[1]);
-    SoftmaxStep<T>(r_s, r_o, st, tile_max, p.scale_log2);
+#pragma unroll
+    for (int mt = 0; mt < T::kMTiles; ++mt) {
+      if (kr.rows < T::kBlockN) MaskKeys<T>(r_s[mt], lane, kr.begin, p.nk);
+      float tile_max[2];
+      RowMax<T>(r_s[mt], tile_max);
+      tile_max[0] = QuadMax(tile_max[0]);
+      tile_max[1] = QuadMax(tile_max[1]);
+      SoftmaxStep<T>(r_s[mt], r_o[mt], st[mt], tile_max, p.scale_log2);
+    }
 
 #pragma unroll
     for (int kk = 0; kk < T::kPvSteps; ++kk) {
-      uint32_t a[4];
-      PackP<T>(r_s, kk, a);
+      uint32_t a[T::kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < T::kMTiles; ++mt) PackP<T>(r_s[mt], kk, a[mt]);
 #pragma unroll
       for (int dt2 = 0; dt2 < T::kOTiles / 2; ++dt2) {
         uint32_t b[4];
-        LdmatrixTrans(b, s_vt + SwizzledOffset<T::kRowBytes>(kk * 16 + vb.row, dt2 * 16 + vb.col));
-        Mma(r_o[2 * dt2], a, b[0], b[1]);
-        Mma(r_o[2 * dt2 + 1], a, b[2], b[3]);
+        LdmatrixTrans(b, s_q + BlockAddress<T>(v_lane, kk, dt2));
+#pragma unroll
+        for (int mt = 0; mt < T::kMTiles; ++mt) {
+          Mma(r_o[mt][2 * dt2], a[mt], b[0], b[1]);
+          Mma(r_o[mt][2 * dt2 + 1], a[mt], b[2], b[3]);
+        }
       }
     }
   }
 
-  const float inv[2] = {InverseSum(QuadSum(st.sum[0])), InverseSum(QuadSum(st.sum[1]))};
   float* g_o = p.o + head * p.o_head;  // [nq, dh], row stride o_row
 #pragma unroll
-  for (int dt = 0; dt < T::kOTiles; ++dt) {
+  for (int mt = 0; mt < T::kMTiles; ++mt) {
+    const float inv[2] = {InverseSum(QuadSum(st[mt].sum[0])), InverseSum(QuadSum(st[mt].sum[1]))};
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const RowCol rc = FragC(lane, 2 * h);  // elements 2h, 2h + 1: one row, two adjacent columns
-      const int row = qt.begin + warp * 16 + rc.row;
-      if (row < p.nq) {
-        *reinterpret_cast<float2*>(g_o + row * p.o_row + dt * 8 + rc.col) =
-            make_float2(r_o[dt][2 * h] * inv[h], r_o[dt][2 * h + 1] * inv[h]);
+    for (int dt = 0; dt < T::kOTiles; ++dt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = qt.begin + OutputRow<T>(warp, mt, lane, h);  // elements 2h, 2h + 1: one row
+        if (row < p.nq) {
+          *reinterpret_cast<float2*>(g_o + row * p.o_row + dt * 8 + FragC(lane, 2 * h).col) =
+              make_float2(r_o[mt][dt][2 * h] * inv[h], r_o[mt][dt][2 * h + 1] * inv[h]);
+        }
       }
     }
   }
 }
 
-template <int kHeadDim>
+template <class T>
 Status Launch(const Params& p, cudaStream_t stream) {
-  using T = Traits<kHeadDim>;
-  DS_CUDA_TRY(
-      cudaFuncSetAttribute(FlashForwardKernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  DS_CUDA_TRY(cudaFuncSetAttribute(FlashForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
-  FlashForwardKernel<kHeadDim><<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
+  FlashForwardKernel<T><<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
+}
+
+template <class T>
+Result<KernelResources> QueryResources() {
+  cudaFuncAttributes a;
+  DS_CUDA_TRY(cudaFuncGetAttributes(&a, FlashForwardKernel<T>));
+  DS_CUDA_TRY(cudaFuncSetAttribute(FlashForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  int blocks = 0;
+  DS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, FlashForwardKernel<T>, T::kThreads, T::kSmemBytes));
+  return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
+}
+
+// One head dim's configurations as data: what they are, how to launch them.
+struct Entry {
+  ConfigInfo info;
+  Status (*launch)(const Params&, cudaStream_t);
+  Result<KernelResources> (*resources)();
+};
+
+template <int kHeadDim>
+const std::vector<Entry>& Entries() {
+  static const std::vector<Entry> entries = [] {
+    std::vector<Entry> v;
+    ForEachConfig(typename Candidates<kHeadDim>::List{}, [&]<class T>(int) {
+      v.push_back({{ConfigName<T>(), T::kHeadDim, T::kWarps, T::kMTiles, T::kBlockM, T::kBlockN, T::kStages,
+                    T::kQInRegs, T::kThreads, T::kSmemBytes},
+                   &Launch<T>, &QueryResources<T>});
+    });
+    return v;
+  }();
+  return entries;
+}
+
+const std::vector<Entry>* EntriesFor(int head_dim) {
+  switch (head_dim) {
+    case 32:
+      return &Entries<32>();
+    case 64:
+      return &Entries<64>();
+    case 128:
+      return &Entries<128>();
+    default:
+      return nullptr;
+  }
+}
+
+int DefaultIndex(int head_dim) {
+  switch (head_dim) {
+    case 32:
+      return Candidates<32>::kDefault;
+    case 64:
+      return Candidates<64>::kDefault;
+    default:
+      return Candidates<128>::kDefault;
+  }
 }
 
 bool Aligned(const void* ptr, int64_t bytes) {
@@ -188,14 +283,75 @@ bool Aligned(const void* ptr, int64_t bytes) {
 
 Status CheckKernelImage() {
   cudaFuncAttributes attributes;
-  const cudaError_t e = cudaFuncGetAttributes(&attributes, FlashForwardKernel<64>);
+  const cudaError_t e = cudaFuncGetAttributes(&attributes, FlashForwardKernel<DefaultTraits<64>>);
   if (e == cudaSuccess) return Status::Ok();
   cudaGetLastError();
   return Status(Code::kUnsupported, std::string("no kernel image for this GPU in the build (built for ") +
                                         DS_CUDA_ARCHS + "): " + cudaGetErrorString(e));
 }
 
-bool SupportsHeadDim(int head_dim) { return head_dim == 32 || head_dim == 64 || head_dim == 128; }
+bool SupportsHeadDim(int head_dim) { return EntriesFor(head_dim) != nullptr; }
+
+std::vector<ConfigInfo> Configs(int head_dim) {
+  std::vector<ConfigInfo> out;
+  if (const auto* entries = EntriesFor(head_dim)) {
+    for (const Entry& e : *entries) out.push_back(e.info);
+  }
+  return out;
+}
+
+Result<KernelResources> Resources(int head_dim, int config) {
+  const auto* entries = EntriesFor(head_dim);
+  if (!entries || config < 0 || config >= static_cast<int>(entries->size())) {
+    return Status(Code::kInvalidArgument, "flash attention: no config " + std::to_string(config) + " for head dim " +
+                                              std::to_string(head_dim));
+  }
+  return (*entries)[static_cast<size_t>(config)].resources();
+}
+
+int DefaultConfig(int head_dim) { return SupportsHeadDim(head_dim) ? DefaultIndex(head_dim) : -1; }
+
+int FindConfig(int head_dim, std::string_view name) {
+  const auto* entries = EntriesFor(head_dim);
+  if (!entries) return -1;
+  for (size_t i = 0; i < entries->size(); ++i) {
+    if ((*entries)[i].info.name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+Result<Choice> Choice::Named(std::string_view name) {
+  Choice c;
+  if (name.empty()) return c;
+  bool found = false;
+  for (int i = 0; i < kHeadDims; ++i) {
+    c.index_[i] = FindConfig(kHeadDimList[i], name);
+    found = found || c.index_[i] >= 0;
+  }
+  if (!found) {
+    std::string known;
+    for (int hd : kHeadDimList) {
+      for (const ConfigInfo& info : Configs(hd)) known.append(" ").append(info.name).append(" (hd ").append(std::to_string(hd)).append(")");
+    }
+    return Status(Code::kInvalidArgument, "flash attention config \"" + std::string(name) + "\" is none of:" + known);
+  }
+  return c;
+}
+
+Result<Choice> Choice::FromOption(const std::string& option) {
+  if (!option.empty()) return Named(option);
+  const char* env = std::getenv("DS_FLASH_CONFIG");
+  Result<Choice> c = Named(env ? env : "");
+  if (!c.ok()) return Status(c.status().code(), "DS_FLASH_CONFIG: " + c.status().message());
+  return c;
+}
+
+int Choice::index(int head_dim) const {
+  for (int i = 0; i < kHeadDims; ++i) {
+    if (kHeadDimList[i] == head_dim && index_[i] >= 0) return index_[i];
+  }
+  return DefaultConfig(head_dim);
+}
 
 Status Check(const Params& p, int head_dim) {
   if (!SupportsHeadDim(head_dim)) {
@@ -222,16 +378,16 @@ Status Check(const Params& p, int head_dim) {
   return Status::Ok();
 }
 
-Status Forward(const Params& p, int head_dim, cudaStream_t stream) {
+Status Forward(const Params& p, int head_dim, cudaStream_t stream, int config) {
   DS_TRY(Check(p, head_dim));
-  switch (head_dim) {
-    case 32:
-      return Launch<32>(p, stream);
-    case 64:
-      return Launch<64>(p, stream);
-    default:
-      return Launch<128>(p, stream);
+  const std::vector<Entry>& entries = *EntriesFor(head_dim);
+  const int index = config == kDefaultConfig ? DefaultIndex(head_dim) : config;
+  if (index < 0 || index >= static_cast<int>(entries.size())) {
+    return Status(Code::kInvalidArgument, "flash attention: head dim " + std::to_string(head_dim) + " has no config " +
+                                              std::to_string(config) + " (it has " +
+                                              std::to_string(entries.size()) + ")");
   }
+  return entries[static_cast<size_t>(index)].launch(p, stream);
 }
 
 }  // namespace ds::cuda::flash

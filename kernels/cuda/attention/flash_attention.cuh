@@ -1,10 +1,15 @@
 // Flash attention forward (FlashAttention-2 style) on tensor cores: mma.sync m16n8k16 with bf16
-// q/k/v and f32 accumulation, online softmax, K/V tiles double-buffered through shared memory by
-// cp.async. Non-causal, no mask, head dims 32/64/128, sm_80 and newer. The tile constants live in
-// flash::Traits (flash_layout.h); the readable reference is naive_attention.cu.
+// q/k/v and f32 accumulation, online softmax, K/V tiles streamed through a ring of shared-memory
+// buffers by cp.async. Non-causal, no mask, head dims 32/64/128, sm_80 and newer. The tile
+// constants live in flash::Traits (flash_layout.h), which also lists the configurations built per
+// head dim (flash::Candidates); the readable reference is naive_attention.cu.
 #pragma once
 
 #include <cuda_runtime_api.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "kernels/cuda/attention/flash_layout.h"
@@ -13,6 +18,45 @@ namespace ds::cuda::flash {
 
 bool SupportsHeadDim(int head_dim);
 
+// One built configuration of the kernel (flash::Traits as data).
+struct ConfigInfo {
+  std::string name;  // ConfigName: "w4x2_k32_s3_qs"
+  int head_dim, warps, m_tiles, block_m, block_n, stages;
+  bool q_in_regs;
+  int threads, smem_bytes;
+};
+
+// The configurations of a head dim, in Candidates<head_dim>::List order (empty if unsupported).
+std::vector<ConfigInfo> Configs(int head_dim);
+// What the compiled kernel of a configuration takes on the current device.
+struct KernelResources {
+  int registers;       // per thread
+  int local_bytes;     // per thread: spills (0 in a clean build)
+  int blocks_per_sm;   // resident blocks at its shared memory and registers
+};
+Result<KernelResources> Resources(int head_dim, int config);
+// Index of the head dim's default configuration (Candidates::kDefault), -1 if unsupported.
+int DefaultConfig(int head_dim);
+// Index of the configuration called `name` for this head dim, or -1.
+int FindConfig(int head_dim, std::string_view name);
+
+// Which configuration runs for each head dim.
+class Choice {
+ public:
+  Choice() = default;  // every head dim's default
+  // The configuration called `name` for every head dim that has one, the default for the others;
+  // "" = all defaults. kInvalidArgument (listing the names) when no head dim has it.
+  static Result<Choice> Named(std::string_view name);
+  // Named(option), or when option is empty, Named($DS_FLASH_CONFIG) (unset: all defaults).
+  static Result<Choice> FromOption(const std::string& option);
+  int index(int head_dim) const;
+
+ private:
+  static constexpr int kHeadDims = 3;
+  static constexpr int kHeadDimList[kHeadDims] = {32, 64, 128};
+  int index_[kHeadDims] = {-1, -1, -1};  // -1: the default
+};
+
 // Why p cannot run (head dim, alignment), or Ok. q/k/v rows must be 16-byte aligned (base and
 // strides multiples of 8 elements), o rows 8-byte aligned.
 Status Check(const Params& p, int head_dim);
@@ -20,7 +64,10 @@ Status Check(const Params& p, int head_dim);
 // kUnsupported when this build carries no kernel image (SASS or PTX) the current device can run.
 Status CheckKernelImage();
 
-// Enqueues o = softmax(q·kᵀ·scale)·v on `stream` (p.scale_log2 = scale·log2 e).
-Status Forward(const Params& p, int head_dim, cudaStream_t stream);
+constexpr int kDefaultConfig = -1;
+
+// Enqueues o = softmax(q·kᵀ·scale)·v on `stream` (p.scale_log2 = scale·log2 e) with configuration
+// `config` of Configs(head_dim) (kDefaultConfig: DefaultConfig(head_dim)).
+Status Forward(const Params& p, int head_dim, cudaStream_t stream, int config = kDefaultConfig);
 
 }  // namespace ds::cuda::flash

@@ -7,13 +7,15 @@
 // math and the same arithmetic as the kernel; only the warp-collective glue (ldmatrix, mma.sync,
 // quad shuffles, cp.async, barriers) differs between the two.
 //
-// Notation: a warp owns 16 query rows (one m16 tile). lane = 0..31, g = lane / 4 ("groupID" in the
-// PTX ISA), t = lane % 4 ("threadID_in_group"). Elements are bf16 in shared memory, f32 in the
+// Notation: a warp owns kMTiles m16 tiles of query rows. lane = 0..31, g = lane / 4 ("groupID" in
+// the PTX ISA), t = lane % 4 ("threadID_in_group"). Elements are bf16 in shared memory, f32 in the
 // accumulators. Shapes in comments are [rows, cols].
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "kernels/cuda/hd.h"
 
@@ -27,40 +29,139 @@ namespace ds::cuda::flash {
 
 // ---- tile traits -----------------------------------------------------------------------------
 
-// Every compile-time constant of the kernel, derived from the head dim in one place.
-template <int kHeadDim_>
+// Every compile-time constant of one kernel configuration, in one place. A block of kWarps warps
+// takes kBlockM = kWarps · kMTiles · 16 queries of one head; warp w owns query rows
+// [w · kRowsPerWarp, (w + 1) · kRowsPerWarp) of the tile as kMTiles m16 MMA row tiles. Each main
+// loop step streams kBlockN keys through a ring of kStages K/V buffers. Q is read from shared
+// memory once into registers (kQInRegs) or per k-step of S = Q·Kᵀ (frees registers for more rows
+// per warp, which is what cuts shared-memory traffic: each K/V fragment a warp loads feeds
+// kMTiles MMAs).
+template <int kHeadDim_, int kWarps_, int kMTiles_, int kBlockN_, int kStages_, bool kQInRegs_>
 struct Traits {
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kRowsPerWarp = 16;  // one m16 MMA tile of queries per warp
-  static constexpr int kBlockM = 128;      // queries per block
-  // Keys per main-loop step. Larger tiles amortise the softmax bookkeeping; hd128 stops at 64 so
-  // the S (32 regs) and O (64 regs) accumulators leave room for the Q fragments (32 regs).
-  static constexpr int kBlockN = kHeadDim <= 64 ? 128 : 64;
-  static constexpr int kWarps = kBlockM / kRowsPerWarp;
+  static constexpr int kWarps = kWarps_;
+  static constexpr int kMTiles = kMTiles_;  // m16 row tiles per warp
+  static constexpr int kBlockN = kBlockN_;  // keys per main-loop step
+  static constexpr int kStages = kStages_;  // K/V tiles in the ring: load tile j + kStages − 1 during j
+  static constexpr int kGroupsInFlight = kStages - 2;  // cp.async groups a step may leave pending
+  static constexpr bool kQInRegs = kQInRegs_;
+
+  static constexpr int kRowsPerWarp = 16 * kMTiles;
+  static constexpr int kBlockM = kWarps * kRowsPerWarp;  // queries per block
   static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kStages = 2;  // K/V tiles in flight: load tile j+1 while computing tile j
 
   static constexpr int kRowBytes = kHeadDim * 2;        // one bf16 row of Q, K or V in shared memory
   static constexpr int kChunksPerRow = kRowBytes / 16;  // 16-byte cp.async / ldmatrix units
   static constexpr int kQBytes = kBlockM * kRowBytes;
   static constexpr int kKVTileBytes = kBlockN * kRowBytes;  // one K or one V tile
-  static constexpr int kSmemBytes = kQBytes + 2 * kStages * kKVTileBytes;
+  // Shared memory: Q tile, then the K ring, then the V ring.
+  static constexpr int kKOffset = kQBytes;
+  static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
+  static constexpr int kSmemBytes = kVOffset + kStages * kKVTileBytes;
 
   static constexpr int kQkSteps = kHeadDim / 16;  // k16 steps of S = Q·Kᵀ
-  static constexpr int kSTiles = kBlockN / 8;     // n8 tiles of S per warp
+  static constexpr int kSTiles = kBlockN / 8;     // n8 tiles of S per m16 row tile
   static constexpr int kPvSteps = kBlockN / 16;   // k16 steps of O += P·V
-  static constexpr int kOTiles = kHeadDim / 8;    // n8 tiles of O per warp
+  static constexpr int kOTiles = kHeadDim / 8;    // n8 tiles of O per m16 row tile
+
+  // 32-bit registers per thread that live through the main loop: O and S accumulators, plus the
+  // Q fragments when kept. ptxas has min(255, 64K / threads) (launch bounds: one block per SM);
+  // the rest of the kernel (K/V/Q fragments in flight, softmax state, addresses) needs ~40-60.
+  static constexpr int kORegs = kMTiles * kOTiles * 4;
+  static constexpr int kSRegs = kMTiles * kSTiles * 4;
+  static constexpr int kQRegs = kQInRegs ? kMTiles * kQkSteps * 4 : 0;
+  static constexpr int kFragmentRegs = kORegs + kSRegs + kQRegs;
+  static constexpr int kMaxRegs = 65536 / kThreads < 255 ? 65536 / kThreads : 255;
+  static constexpr int kRegHeadroom = 48;
 
   static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128, "head dims 32, 64, 128");
-  static_assert(kBlockM == kWarps * kRowsPerWarp, "each warp owns exactly one m16 row tile");
+  static_assert(kWarps >= 1 && kWarps <= 16 && kMTiles >= 1, "1-16 warps, at least one row tile each");
+  static_assert(kStages >= 2, "at least double-buffered: the next tile loads while this one computes");
   static_assert(kHeadDim % 16 == 0 && kBlockN % 16 == 0, "MMA k-steps of 16");
   static_assert(kSTiles % 2 == 0 && kOTiles % 2 == 0, "ldmatrix.x4 loads two n8 tiles at a time");
   static_assert(kRowBytes % 16 == 0, "rows are whole 16-byte chunks");
   static_assert((kBlockM * kChunksPerRow) % kThreads == 0, "Q tile loads split evenly over threads");
   static_assert((kBlockN * kChunksPerRow) % kThreads == 0, "K/V tile loads split evenly");
   static_assert(kRowBytes >= 64, "the swizzle needs 8 consecutive rows to cover all 8 bank groups");
+  static_assert(kKOffset % 256 == 0 && kKVTileBytes % 256 == 0, "tiles start at multiples of 256 bytes (BlockAddress)");
   static_assert(kSmemBytes <= 227 * 1024, "fits the opt-in shared memory of sm_80 and sm_90");
+  static_assert(kFragmentRegs + kRegHeadroom <= kMaxRegs, "accumulators and fragments would spill");
 };
+
+// A compile-time list of configurations.
+template <class... Ts>
+struct TypeList {
+  static constexpr int kSize = sizeof...(Ts);
+};
+
+// The configurations built for each head dim: every one is compiled, checked by the CPU emulation
+// (tests/cuda/test_flash_layout.cpp) and the GPU tests, and timed by bench_cuda, so the choice of
+// kDefault (what the backend runs unless CudaOptions::flash_config or DS_FLASH_CONFIG names
+// another) is a measurement. Names read w<warps>x<row tiles per warp>_k<keys per step>_s<stages>_
+// q<r: registers | s: shared memory> (ConfigName).
+template <int kHeadDim>
+struct Candidates;
+
+template <>
+struct Candidates<32> {
+  using List = TypeList<Traits<32, 8, 1, 128, 2, true>>;
+  static constexpr int kDefault = 0;
+};
+
+template <>
+struct Candidates<64> {
+  using List = TypeList<Traits<64, 8, 1, 128, 2, true>,  // 16 rows per warp, Q in registers
+                        Traits<64, 4, 2, 64, 2, false>>; // 32 rows per warp, Q from shared memory
+  static constexpr int kDefault = 0;
+};
+
+// hd 128. FlashAttention-2's sm_90 tile (128 × 64 keys, 4 warps × 32 rows, Q from shared memory)
+// needs O (128) + S (64) accumulator registers and spills 48 bytes at 255 here, so the 32-row
+// warps take 32 keys per step (FA2's sm_8x tile) and a three-deep ring to cover the shorter steps.
+template <>
+struct Candidates<128> {
+  using List = TypeList<
+      // The first design: each warp re-reads every K/V fragment for only 16 rows, bound by
+      // shared-memory bandwidth (one ldmatrix.x4 per two MMAs). 96 KB, 1 block per SM.
+      Traits<128, 8, 1, 64, 2, true>,
+      // 4 warps × 32 rows: each K/V fragment feeds two MMAs. 80 KB, 128 threads × ≤ 255
+      // registers: 2 blocks per SM.
+      Traits<128, 4, 2, 32, 3, false>,
+      // The same with a two-deep ring (64 KB): does the third stage pay?
+      Traits<128, 4, 2, 32, 2, false>,
+      // 8 warps × 32 rows = 256 queries per block: half the K/V traffic from L2 per query of
+      // the 4-warp tile, one block per SM (112 KB).
+      Traits<128, 8, 2, 32, 3, false>>;
+  static constexpr int kDefault = 0;
+};
+
+// The configuration at kIndex of a list; DefaultTraits<hd>: the default of a head dim.
+template <int kIndex, class List>
+struct ConfigAt;
+template <int kIndex, class T, class... Ts>
+struct ConfigAt<kIndex, TypeList<T, Ts...>> : ConfigAt<kIndex - 1, TypeList<Ts...>> {};
+template <class T, class... Ts>
+struct ConfigAt<0, TypeList<T, Ts...>> {
+  using type = T;
+};
+template <int kHeadDim>
+using DefaultTraits = typename ConfigAt<Candidates<kHeadDim>::kDefault, typename Candidates<kHeadDim>::List>::type;
+
+// Calls f.template operator()<T>(index) for every configuration T of a list, in order.
+template <class F, class... Ts>
+void ForEachConfig(TypeList<Ts...>, F&& f) {
+  int index = 0;
+  (f.template operator()<Ts>(index++), ...);
+}
+
+// "w4x2_k32_s3_qs".
+template <class T>
+std::string ConfigName() {
+  char name[64];
+  std::snprintf(name, sizeof name, "w%dx%d_k%d_s%d_q%c", T::kWarps, T::kMTiles, T::kBlockN, T::kStages,
+                T::kQInRegs ? 'r' : 's');
+  return name;
+}
 
 // ---- which tiles a block handles ---------------------------------------------------------------
 
@@ -92,7 +193,9 @@ DS_HD Range KeyTile(int n_block, int nk) {
 }
 
 // Global → shared copy of a tile of `kRows` rows: iteration `it` of thread `tid` moves one 16-byte
-// chunk. Consecutive threads take consecutive chunks of a row, so a warp reads whole rows.
+// chunk. Consecutive threads take consecutive chunks of a row, so a warp reads whole rows; each
+// iteration moves a thread kRowsPerIter rows down the same column, so the kernel walks one global
+// pointer and one shared offset instead of holding an address per iteration.
 struct Chunk {
   int row;
   int col;  // first element of the 8-element chunk
@@ -101,6 +204,12 @@ struct Chunk {
 template <class T, int kRows>
 struct TileCopy {
   static constexpr int kIters = kRows * T::kChunksPerRow / T::kThreads;
+  static constexpr int kRowsPerIter = T::kThreads / T::kChunksPerRow;
+  static_assert(T::kThreads % T::kChunksPerRow == 0, "every iteration covers whole rows");
+  // A multiple of 16 rows keeps the swizzle key: SwizzledOffset(row + kRowsPerIter·it, col) ==
+  // SwizzledOffset(row, col) + kRowsPerIter·it·kRowBytes.
+  static_assert(kIters == 1 || kRowsPerIter % 16 == 0 || (T::kRowBytes >= 128 && kRowsPerIter % 8 == 0),
+                "row steps keep the swizzle key");
   DS_HD static Chunk At(int tid, int it) {
     const int idx = it * T::kThreads + tid;
     return {idx / T::kChunksPerRow, (idx % T::kChunksPerRow) * 8};
@@ -130,6 +239,9 @@ struct RowCol {
   int col;
 };
 
+DS_HD int Group(int lane) { return lane >> 2; }
+DS_HD int InGroup(int lane) { return lane & 3; }
+
 // A operand (Q) 16×16 [query, dim]: matrices (rows 0-7, cols 0-7), (8-15, 0-7), (0-7, 8-15),
 // (8-15, 8-15) = registers a0a1, a2a3, a4a5, a6a7 of the mma A fragment.
 DS_HD RowCol LdmatrixA(int lane) { return {(lane & 7) + 8 * ((lane >> 3) & 1), 8 * (lane >> 4)}; }
@@ -146,10 +258,68 @@ DS_HD RowCol LdmatrixK(int lane) { return {(lane & 7) + 8 * (lane >> 4), 8 * ((l
 // then of dim tile 1.
 DS_HD RowCol LdmatrixV(int lane) { return {(lane & 7) + 8 * ((lane >> 3) & 1), 8 * (lane >> 4)}; }
 
-// ---- mma.sync.m16n8k16 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k16") -----------------
+// ---- what each lane reads and writes ---------------------------------------------------------------
 
-DS_HD int Group(int lane) { return lane >> 2; }
-DS_HD int InGroup(int lane) { return lane & 3; }
+// The swizzle is linear in the steps the kernel takes. For a lane address in the first 16×16
+// block of a tile (row < 16 past a multiple of 16, col < 16) and a tile that starts at a multiple
+// of 256 bytes, the lane address in block (i, j), rows 16i …, cols 16j …, is
+//   tile + SwizzledOffset(row + 16i, col + 16j) == ((tile + SwizzledOffset(row, col)) ^ 32j) + 16i·kRowBytes:
+// 16i rows keep the row's swizzle key, and the 32j bytes of the column step touch only chunk
+// bits the key's XOR commutes with. So the kernel keeps one base per operand (per step for K/V)
+// and each ldmatrix costs one XOR plus an immediate offset, instead of a register per address.
+template <class T>
+DS_HD uint32_t LaneBase(uint32_t tile, int row, int col) {
+  return tile + SwizzledOffset<T::kRowBytes>(row, col);
+}
+template <class T>
+DS_HD uint32_t BlockAddress(uint32_t lane_base, int i, int j) {
+  return (lane_base ^ (32u * static_cast<uint32_t>(j))) + static_cast<uint32_t>(i * 16 * T::kRowBytes);
+}
+
+// The lane bases of the three operands (qa, kb, vb: the lane's LdmatrixA/K/V).
+// Q, A operand: block (mt, ks) = row tile mt of warp `warp`, dims 16·ks …
+template <class T>
+DS_HD uint32_t QLaneBase(uint32_t tile, RowCol qa, int warp) {
+  return LaneBase<T>(tile, warp * T::kRowsPerWarp + qa.row, qa.col);
+}
+// K, B operands of S = Q·Kᵀ: block (nt2, ks) = keys 16·nt2 … (S tiles 2·nt2, 2·nt2 + 1), dims 16·ks …
+template <class T>
+DS_HD uint32_t KLaneBase(uint32_t tile, RowCol kb) {
+  return LaneBase<T>(tile, kb.row, kb.col);
+}
+// V, B operands of O += P·V: block (kk, dt2) = keys 16·kk …, dims 16·dt2 … (O tiles 2·dt2, 2·dt2 + 1).
+template <class T>
+DS_HD uint32_t VLaneBase(uint32_t tile, RowCol vb) {
+  return LaneBase<T>(tile, vb.row, vb.col);
+}
+
+// Row inside the query tile of accumulator elements 2h, 2h + 1 of row tile mt (FragC).
+template <class T>
+DS_HD int OutputRow(int warp, int mt, int lane, int h) {
+  return warp * T::kRowsPerWarp + mt * 16 + Group(lane) + 8 * h;
+}
+
+// ---- the K/V pipeline ---------------------------------------------------------------------------------
+//
+// Key tile j lives in ring slot j % kStages. The prologue issues Q with tile 0 as one cp.async
+// group and tiles 1 … kStages − 2 as one group each, waits for the first and syncs. Step j > 0
+// then waits until at most kGroupsInFlight groups are pending (tile j has landed) and syncs the
+// block: everyone's copies are visible, and every warp is done with step j − 1, whose slot tile
+// j + kStages − 1 takes. Every step then issues that tile (an empty group past the last tile, so
+// the count stays one group per step) and computes tile j.
+
+// Byte offset of tile `tile`'s slot inside the K (or V) ring.
+template <class T>
+DS_HD uint32_t KVSlotOffset(int tile) {
+  return static_cast<uint32_t>((tile % T::kStages) * T::kKVTileBytes);
+}
+
+template <class T>
+DS_HD int PrefetchTile(int step) {
+  return step + T::kStages - 1;
+}
+
+// ---- mma.sync.m16n8k16 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k16") -----------------
 
 // A [16, 16]: element i = 0..7 of a lane (register i / 2, half i % 2).
 DS_HD RowCol FragA(int lane, int i) {
@@ -208,7 +378,6 @@ DS_HD float Exp2(float x) {
 
 DS_HD float Max(float a, float b) { return a > b ? a : b; }
 
-template <class T>
 struct SoftmaxState {
   float max[2] = {kNegInf, kNegInf};
   float sum[2] = {0.0f, 0.0f};
@@ -217,7 +386,9 @@ struct SoftmaxState {
 // Scores of keys ≥ nk (the zero-filled tail of the last key tile) become −inf.
 template <class T>
 DS_HD void MaskKeys(float (&s)[T::kSTiles][4], int lane, int key_begin, int nk) {
+  DS_UNROLL
   for (int nt = 0; nt < T::kSTiles; ++nt) {
+    DS_UNROLL
     for (int i = 0; i < 4; ++i) {
       if (key_begin + nt * 8 + FragC(lane, i).col >= nk) s[nt][i] = kNegInf;
     }
@@ -228,7 +399,9 @@ DS_HD void MaskKeys(float (&s)[T::kSTiles][4], int lane, int key_begin, int nk) 
 template <class T>
 DS_HD void RowMax(const float (&s)[T::kSTiles][4], float (&out)[2]) {
   out[0] = out[1] = kNegInf;
+  DS_UNROLL
   for (int nt = 0; nt < T::kSTiles; ++nt) {
+    DS_UNROLL
     for (int i = 0; i < 4; ++i) out[i >> 1] = Max(out[i >> 1], s[nt][i]);
   }
 }
@@ -239,8 +412,9 @@ DS_HD float Rescale(float old_max, float new_max) { return old_max == kNegInf ? 
 // One key tile: given the quad-reduced raw row maxima of this tile, rescale O and the partial sums
 // to the new running max, and replace the scores by p = exp2(score·scale_log2 − max) in place.
 template <class T>
-DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], SoftmaxState<T>& st,
+DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], SoftmaxState& st,
                        const float (&tile_max)[2], float scale_log2) {
+  DS_UNROLL
   for (int h = 0; h < 2; ++h) {
     const float new_max = Max(st.max[h], tile_max[h] * scale_log2);
     // Only −inf while every key seen so far is masked (never after a valid one): subtract 0 then.
@@ -248,11 +422,14 @@ DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], Sof
     const float alpha = Rescale(st.max[h], ref);
     st.max[h] = new_max;
     st.sum[h] *= alpha;
+    DS_UNROLL
     for (int dt = 0; dt < T::kOTiles; ++dt) {
       o[dt][2 * h] *= alpha;
       o[dt][2 * h + 1] *= alpha;
     }
+    DS_UNROLL
     for (int nt = 0; nt < T::kSTiles; ++nt) {
+      DS_UNROLL
       for (int i = 2 * h; i < 2 * h + 2; ++i) {
         s[nt][i] = Exp2(s[nt][i] * scale_log2 - ref);
         st.sum[h] += s[nt][i];

@@ -3,7 +3,10 @@
 // "RESULT <name> <shape> ms=<…> tflops=<…>" line per measurement (parsed into gpu_check's table)
 // and "CHECK" lines that spot-check the timed attention output against float64.
 //
-//   attention_flash_bf16   the flash kernel alone, bf16 q/k/v in device memory (what SDPA is fed)
+//   attention_flash_bf16   the flash kernel alone, bf16 q/k/v in device memory (what SDPA is fed),
+//                          in the configuration the backend runs (default, or DS_FLASH_CONFIG)
+//   attention_flash_bf16_<config>  the same for every configuration built (flash::Candidates),
+//                          with its registers, shared memory and resident blocks per SM
 //   attention_backend_f32  Backend::attention on f32 tensors: f32→bf16 conversion + flash kernel
 //   gemm_bf16_cublaslt     cuBLASLt bf16×bf16→bf16, f32 accumulate (the bf16 plan's GEMM)
 //   linear_backend_tf32    Backend::linear on f32 tensors (TF32 tensor cores; today's engine path)
@@ -22,6 +25,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/attention/flash_attention.cuh"
@@ -81,37 +85,10 @@ double HostMs(CudaBackend& be, Fn op, int iters) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
 }
 
-// Flash kernel on bf16 [N, H, d] tensors, timed; then a float64 check of a few output rows.
-void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters) {
-  std::mt19937 rng(1234);
-  const size_t count = static_cast<size_t>(n) * heads * d;
-  const std::vector<uint16_t> q = RandomBf16(rng, count), k = RandomBf16(rng, count), v = RandomBf16(rng, count);
-  auto dq = be.Alloc(DType::kBF16, {n, heads, d}), dk = be.Alloc(DType::kBF16, {n, heads, d});
-  auto dv = be.Alloc(DType::kBF16, {n, heads, d}), dout = be.Alloc(DType::kF32, {n, heads, d});
-  BENCH_CHECK(dq.ok() && dk.ok() && dv.ok() && dout.ok());
-  BENCH_CHECK(cudaMemcpy(dq->data, q.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
-  BENCH_CHECK(cudaMemcpy(dk->data, k.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
-  BENCH_CHECK(cudaMemcpy(dv->data, v.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
-
-  cuda::flash::Params p;
-  p.q = dq->data;
-  p.k = dk->data;
-  p.v = dv->data;
-  p.o = dout->f32();
-  p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * d;
-  p.q_head = p.k_head = p.v_head = p.o_head = d;
-  p.nq = p.nk = n;
-  p.heads = heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  p.scale_log2 = static_cast<float>(scale) * cuda::flash::kLog2e;
-  const double ms = EventMs([&] { Require(cuda::flash::Forward(p, d, nullptr), "flash attention"); }, iters);
-  const double flops = 4.0 * heads * double(n) * n * d;
-  std::printf("RESULT attention_flash_bf16 B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f\n", heads, n, d, ms,
-              flops / ms / 1e9);
-
-  // Spot check: rows 0, n/2, n−1 of the first and last head against float64 on the same inputs.
-  std::vector<float> out(count);
-  BENCH_CHECK(cudaMemcpy(out.data(), p.o, count * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+// Worst |got − want| / (|want| + rms) over rows 0, n/2, n−1 of the first and last head, against
+// float64 softmax on the same bf16 inputs.
+double SampledError(const std::vector<uint16_t>& q, const std::vector<uint16_t>& k, const std::vector<uint16_t>& v,
+                    const std::vector<float>& out, int heads, int n, int d, double scale) {
   double worst = 0;
   for (int h : {0, heads - 1}) {
     for (int i : {0, n / 2, n - 1}) {
@@ -140,8 +117,61 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters) {
       }
     }
   }
-  std::printf("CHECK attention_flash_bf16 H=%d N=%d d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n",
-              heads, n, d, worst);
+  return worst;
+}
+
+// Flash kernel on bf16 [N, H, d] tensors: the backend's configuration as attention_flash_bf16, then
+// (with `candidates`) every configuration of head dim d; each timed, then spot-checked in float64.
+void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool candidates) {
+  std::mt19937 rng(1234);
+  const size_t count = static_cast<size_t>(n) * heads * d;
+  const std::vector<uint16_t> q = RandomBf16(rng, count), k = RandomBf16(rng, count), v = RandomBf16(rng, count);
+  auto dq = be.Alloc(DType::kBF16, {n, heads, d}), dk = be.Alloc(DType::kBF16, {n, heads, d});
+  auto dv = be.Alloc(DType::kBF16, {n, heads, d}), dout = be.Alloc(DType::kF32, {n, heads, d});
+  BENCH_CHECK(dq.ok() && dk.ok() && dv.ok() && dout.ok());
+  BENCH_CHECK(cudaMemcpy(dq->data, q.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(dk->data, k.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(dv->data, v.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+
+  cuda::flash::Params p;
+  p.q = dq->data;
+  p.k = dk->data;
+  p.v = dv->data;
+  p.o = dout->f32();
+  p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * d;
+  p.q_head = p.k_head = p.v_head = p.o_head = d;
+  p.nq = p.nk = n;
+  p.heads = heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  p.scale_log2 = static_cast<float>(scale) * cuda::flash::kLog2e;
+  const double flops = 4.0 * heads * double(n) * n * d;
+
+  auto choice = cuda::flash::Choice::FromOption("");
+  Require(choice.status(), "DS_FLASH_CONFIG");
+  const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(d);
+  // One timing per entry: the backend's configuration under the plain name, then each candidate.
+  std::vector<std::pair<std::string, int>> runs = {{"attention_flash_bf16", choice->index(d)}};
+  for (size_t c = 0; candidates && c < configs.size(); ++c) {
+    runs.push_back({"attention_flash_bf16_" + configs[c].name, static_cast<int>(c)});
+  }
+  std::vector<float> out(count);
+  for (const auto& [name, config] : runs) {
+    const cuda::flash::ConfigInfo& info = configs[static_cast<size_t>(config)];
+    auto res = cuda::flash::Resources(d, config);
+    Require(res.status(), "flash attention resources");
+    BENCH_CHECK(cudaMemset(p.o, 0xff, count * 4) == cudaSuccess);  // NaN: unwritten outputs show
+    const double ms = EventMs([&] { Require(cuda::flash::Forward(p, d, nullptr, config), "flash attention"); }, iters);
+    std::printf(
+        "RESULT %s B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f config=%s warps=%d rows_per_warp=%d block_m=%d block_n=%d "
+        "stages=%d q=%s smem_kb=%d regs=%d local_bytes=%d blocks_per_sm=%d\n",
+        name.c_str(), heads, n, d, ms, flops / ms / 1e9, info.name.c_str(), info.warps, 16 * info.m_tiles,
+        info.block_m, info.block_n, info.stages, info.q_in_regs ? "regs" : "smem", info.smem_bytes / 1024,
+        res->registers, res->local_bytes, res->blocks_per_sm);
+    BENCH_CHECK(cudaMemcpy(out.data(), p.o, count * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    std::printf("CHECK %s H=%d N=%d d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n", name.c_str(),
+                heads, n, d, SampledError(q, k, v, out, heads, n, d, scale));
+    std::fflush(stdout);
+  }
   be.ResetArena();
 }
 
@@ -252,8 +282,9 @@ int main(int argc, char** argv) {
 
   // Wan2.1-1.3B self-attention at 480×832×81 frames, and the FLUX/HunyuanVideo-like shape of
   // pytorch/pytorch#142132 (the SDPA anchor in perf_anchors.md).
-  BenchAttention(be, 12, 32760, 128, iters);
-  BenchAttention(be, 24, 4608, 128, iters);
+  BenchAttention(be, 12, 32760, 128, iters, true);
+  BenchAttention(be, 24, 4608, 128, iters, true);
+  BenchAttention(be, 24, 4608, 64, iters, true);
   BenchBackendAttention(be, 12, 32760, 128, iters);
 
   const int tokens = 32760, dim = 1536, ffn = 8960;
