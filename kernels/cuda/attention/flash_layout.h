@@ -112,7 +112,8 @@ template <>
 struct Candidates<64> {
   using List = TypeList<Traits<64, 8, 1, 128, 2, true>,  // 16 rows per warp, Q in registers
                         Traits<64, 4, 2, 64, 2, false>>; // 32 rows per warp, Q from shared memory
-  static constexpr int kDefault = 0;
+  // H100, 2026-11-25 (bench/RESULTS.md): 235.6 vs 231.0 TFLOP/s at H=24 N=4608.
+  static constexpr int kDefault = 1;
 };
 
 // hd 128. FlashAttention-2's sm_90 tile (128 × 64 keys, 4 warps × 32 rows, Q from shared memory)
@@ -132,7 +133,9 @@ struct Candidates<128> {
       // 8 warps × 32 rows = 256 queries per block: half the K/V traffic from L2 per query of
       // the 4-warp tile, one block per SM (112 KB).
       Traits<128, 8, 2, 32, 3, false>>;
-  static constexpr int kDefault = 0;
+  // H100, 2026-11-25 (bench/RESULTS.md), TFLOP/s at N=32760 / N=4608: w8x1 304.6 / 278.4,
+  // w4x2_k32_s3 314.7 / 256.0, w4x2_k32_s2 313.2 / 285.9, w8x2 296.5 / 242.3.
+  static constexpr int kDefault = 2;
 };
 
 // The configuration at kIndex of a list; DefaultTraits<hd>: the default of a head dim.
