@@ -74,9 +74,10 @@ DS_API ds_status ds_set_option(ds_generator* gen, const char* name, const char* 
 /* Writes the current value as text into buf (always NUL-terminated). */
 DS_API ds_status ds_get_option(const ds_generator* gen, const char* name, char* buf, size_t size);
 
-/* Loads the model named by the "model" option: a folder path, or the name of a bundled model
- * ("demo"). Validates width/height/frames against the model. Call again after changing model,
- * device or threads; other options are read at each ds_generate(). */
+/* Loads the model named by the "model" option: a folder path (a ditstream model folder, or a Wan2.1
+ * text-to-video folder in the diffusers layout), or the name of a model folder in $DITSTREAM_MODELS
+ * or the bundled models ("demo"). Validates width/height/frames against the model. Call again
+ * after changing model, device or threads; other options are read at each ds_generate(). */
 DS_API ds_status ds_load(ds_generator* gen);
 
 typedef struct ds_model_info {
@@ -89,7 +90,8 @@ typedef struct ds_model_info {
   int default_steps;
   double default_guidance, default_shift;
   int continuation_prefix_frames; /* a continued clip (continue_previous) re-uses this many frames of
-                                     the previous one and delivers frames − this many new frames */
+                                     the previous one and delivers frames − this many new frames;
+                                     0 (wan2.1): a continued clip starts afresh, a cut */
 } ds_model_info;
 DS_API ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out);
 
@@ -116,7 +118,9 @@ typedef void (*ds_progress_fn)(void* user, const ds_progress* progress);
 
 /* Generates one clip, calling on_frame for each decoded frame in order, as soon as it exists.
  * continue_previous != 0 continues the previous clip's motion (prefix-frame conditioning on its last
- * frames): the new clip's frames follow the last frame delivered, with no repeats. */
+ * frames): the new clip's frames follow the last frame delivered, with no repeats. A model without
+ * prefix conditioning (continuation_prefix_frames 0) starts the clip from its own noise instead, and
+ * its frames still number on. */
 DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame,
                              ds_progress_fn on_progress, void* user);
 

@@ -130,25 +130,24 @@ ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out) {
   return Guard(g, [&] {
     if (out == nullptr) return ds::Status(ds::Code::kInvalidArgument, "NULL model info");
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
-    const ds::ModelConfig& c = gen->engine->config();
-    const int side_step = c.downsample * c.dit.patch[1];
+    const ds::ModelInfo& i = gen->engine->info();  // family stays valid until the next ds_load
     *out = ds_model_info{};
-    out->family = c.family.c_str();
-    out->native_width = c.video.width;
-    out->native_height = c.video.height;
-    out->native_frames = c.video.frames;
-    out->fps_num = c.video.fps;
+    out->family = i.family.c_str();
+    out->native_width = i.native_width;
+    out->native_height = i.native_height;
+    out->native_frames = i.native_frames;
+    out->fps_num = i.fps;
     out->fps_den = 1;
-    out->min_width = out->min_height = 32;
-    out->max_width = out->max_height = 256;
-    out->width_step = out->height_step = side_step;
-    out->min_frames = c.dit.patch[0];
-    out->max_frames = 64;
-    out->frames_step = c.dit.patch[0];
-    out->default_steps = c.sampling.steps;
-    out->default_guidance = c.sampling.guidance;
-    out->default_shift = c.sampling.shift;
-    out->continuation_prefix_frames = c.sampling.continuation_prefix_frames;
+    out->min_width = out->min_height = i.min_side;
+    out->max_width = out->max_height = i.max_side;
+    out->width_step = out->height_step = i.side_step;
+    out->min_frames = i.min_frames;
+    out->max_frames = i.max_frames;
+    out->frames_step = i.frames_step;
+    out->default_steps = i.default_steps;
+    out->default_guidance = i.default_guidance;
+    out->default_shift = i.default_shift;
+    out->continuation_prefix_frames = i.continuation_prefix_frames;
     return ds::Status::Ok();
   });
 }

@@ -10,6 +10,11 @@
 
 namespace ds {
 
+// The noise seed of clip `clip` of a generation seeded with `seed`, so that continued clips differ.
+inline uint64_t ClipNoiseSeed(int64_t seed, int clip) {
+  return static_cast<uint64_t>(seed) ^ (static_cast<uint64_t>(clip) * 0x9e3779b97f4a7c15ULL);
+}
+
 class NoiseGenerator {
  public:
   explicit NoiseGenerator(uint64_t seed);

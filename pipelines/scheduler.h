@@ -10,6 +10,12 @@ namespace ds {
 // steps + 1 sigmas from 1 down to 0: σ_i = shift·s/(1 + (shift − 1)·s) with s = 1 − i/steps.
 std::vector<float> FlowSigmas(int steps, double shift);
 
+// The steps + 1 sigmas (ending with 0) of diffusers' FlowMatchEulerDiscreteScheduler with `shift`
+// and no dynamic shifting, as a Wan folder may declare it (reference/wan21_spec.md §5.6): the shift is
+// applied twice, once to the training range and once to the spaced values. Model timestep i is
+// sigma_i · train_timesteps, not truncated.
+std::vector<float> FlowMatchEulerSigmas(int steps, double shift, int train_timesteps = 1000);
+
 // One Euler step: x ← x + (σ_next − σ)·v.
 void EulerStep(std::span<float> x, std::span<const float> v, float sigma, float sigma_next);
 

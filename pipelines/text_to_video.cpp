@@ -32,20 +32,52 @@ Result<std::string> ResolveModelFolder(const std::string& model) {
   for (const std::string& root : roots) {
     const fs::path p = fs::path(root) / model;
     if (fs::is_regular_file(p / "config.json", ec)) return p.string();
+    if (fs::is_regular_file(p / "model_index.json", ec)) return p.string();  // a diffusers folder (Wan2.1)
   }
   return Error(Code::kIo, "model '{}' is neither a folder nor a bundled model (searched $DITSTREAM_MODELS, {}, {})",
                model, DS_MODELS_BUILD_DIR, DS_MODELS_INSTALL_DIR);
 }
 
 Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
+  namespace fs = std::filesystem;
   DS_ASSIGN_OR_RETURN(std::string folder, ResolveModelFolder(opts.model));
+  std::error_code ec;
+  // Any diffusers folder goes to WanModel, even one of another pipeline: its error then names it.
+  if (WanModel::IsWanFolder(folder) || fs::is_regular_file(fs::path(folder) / "model_index.json", ec)) {
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<WanPipeline> wan, WanPipeline::Load(folder, *backend));
+    Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, wan->Info().family, backend->name());
+    return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(wan), std::move(backend)));
+  }
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(folder));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));
   Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, model->config().family, backend->name());
   return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(model), std::move(backend)));
 }
 
+TextToVideo::TextToVideo(std::unique_ptr<Model> model, std::unique_ptr<Backend> backend)
+    : model_(std::move(model)), backend_(std::move(backend)) {
+  const ModelConfig& c = config();
+  ModelInfo& info = info_;
+  info.family = c.family;
+  info.native_width = c.video.width;
+  info.native_height = c.video.height;
+  info.native_frames = c.video.frames;
+  info.fps = c.video.fps;
+  info.min_side = kMinSide;
+  info.max_side = kMaxSide;
+  info.side_step = c.downsample * c.dit.patch[1];
+  info.min_frames = c.dit.patch[0];
+  info.max_frames = kMaxFrames;
+  info.frames_step = c.dit.patch[0];
+  info.default_steps = c.sampling.steps;
+  info.default_guidance = c.sampling.guidance;
+  info.default_shift = c.sampling.shift;
+  info.continuation_prefix_frames = c.sampling.continuation_prefix_frames;
+}
+
 Result<OutputShape> TextToVideo::Shape(const Options& opts) const {
+  if (wan_) return wan_->Shape(opts);
   const ModelConfig& c = config();
   OutputShape s{opts.width ? opts.width : c.video.width, opts.height ? opts.height : c.video.height,
                 opts.frames ? opts.frames : c.video.frames};
@@ -95,7 +127,7 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
 
   // The clip's noise stream depends on the seed and the clip number, so that continued clips differ.
   latent_.resize(n);
-  NoiseGenerator noise(static_cast<uint64_t>(opts.seed) ^ (static_cast<uint64_t>(clip) * 0x9e3779b97f4a7c15ULL));
+  NoiseGenerator noise(ClipNoiseSeed(opts.seed, clip));
   noise.FillNormal(latent_);
   // Continuation: the previous clip's last `prefix` latent frames become this clip's clean first frames.
   auto apply_prefix = [&] {
@@ -131,6 +163,7 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
 
 Status TextToVideo::Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
+  if (wan_) return wan_->Generate(opts, continue_previous, on_frame, on_progress, cancel);
   const ModelConfig& c = config();
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   const int pt = c.dit.patch[0];

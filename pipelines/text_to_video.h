@@ -1,10 +1,11 @@
 // Text-to-video generation: prompt → text embeddings (cached) → seeded noise → flow-Euler denoising
 // with classifier-free guidance → frame-by-frame decoding, each frame handed out as soon as it
 // exists. Clips can continue the previous clip's motion through prefix-frame conditioning.
+// This is the bundled model family's pipeline and the family dispatch: a Wan2.1 folder is handed
+// to WanPipeline.
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,37 +14,22 @@
 #include "core/backend.h"
 #include "core/model.h"
 #include "core/status.h"
+#include "pipelines/generation.h"
 #include "pipelines/options.h"
+#include "pipelines/wan_pipeline.h"
 
 namespace ds {
 
-struct FrameView {
-  const uint8_t* rgb;
-  int width, height;
-  int64_t index;
-  int clip;
-};
-struct Progress {
-  ds_stage stage;
-  int step, total, clip;
-};
-// Returning false stops generation with kCancelled.
-using FrameFn = std::function<bool(const FrameView&)>;
-using ProgressFn = std::function<void(const Progress&)>;
-
-struct OutputShape {
-  int width, height, frames;
-};
-
-// Resolves a model option to a folder: an existing path, or the name of a bundled model searched in
-// $DITSTREAM_MODELS, the source tree's models/ and the installed data folder.
+// Resolves a model option to a folder: an existing path, or the name of a model folder (config.json,
+// or a diffusers model_index.json) searched in $DITSTREAM_MODELS, the source tree's models/ and the
+// installed data folder.
 Result<std::string> ResolveModelFolder(const std::string& model);
 
 class TextToVideo {
  public:
   static Result<std::unique_ptr<TextToVideo>> Load(const Options& opts);
 
-  const ModelConfig& config() const { return model_->config(); }
+  const ModelInfo& info() const { return info_; }
   Backend& backend() { return *backend_; }
   Result<OutputShape> Shape(const Options& opts) const;
 
@@ -52,14 +38,18 @@ class TextToVideo {
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
  private:
-  TextToVideo(std::unique_ptr<Model> model, std::unique_ptr<Backend> backend)
-      : model_(std::move(model)), backend_(std::move(backend)) {}
+  TextToVideo(std::unique_ptr<Model> model, std::unique_ptr<Backend> backend);
+  TextToVideo(std::unique_ptr<WanPipeline> wan, std::unique_ptr<Backend> backend)
+      : backend_(std::move(backend)), wan_(std::move(wan)), info_(wan_->Info()) {}
+  const ModelConfig& config() const { return model_->config(); }
   Result<const TextEmbedding*> Embed(const std::string& prompt);
   Status Denoise(const Options& opts, const OutputShape& shape, int prefix, const std::atomic<bool>& cancel,
                  const ProgressFn& on_progress, int clip);
 
   std::unique_ptr<Model> model_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<WanPipeline> wan_;  // set instead of model_ for a Wan2.1 folder
+  ModelInfo info_;
   std::map<std::string, TextEmbedding> text_cache_;
   std::vector<float> latent_, velocity_, velocity_uncond_, dit_in_, dit_in_uncond_, frame_latent_, rgb_planar_;
   std::vector<uint8_t> rgb8_;

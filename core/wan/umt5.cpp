@@ -6,6 +6,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "core/config.h"
 #include "core/layers.h"
 #include "core/safetensors.h"
@@ -106,6 +109,22 @@ Result<Umt5Encoder> Umt5Encoder::Load(const std::string& folder) {
   DS_ASSIGN_OR_RETURN(const SafetensorsEntry* final_norm, Entry(w, "encoder.final_layer_norm.weight", {d}));
   DS_TRY(Convert(*final_norm, e.final_norm_));
   return e;
+}
+
+void Umt5Encoder::ReleaseMemory() {
+  if (!weights_) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const Checkpoint& ckpt = weights_->checkpoint();
+  for (const std::string& name : ckpt.names()) {
+    const SafetensorsEntry* e = ckpt.find(name);
+    if (e == nullptr || e->nbytes == 0) continue;
+    // Whole pages around the tensor: the mapping is read-only and file-backed, so dropping a page
+    // it shares with a neighbour only means reading that page again when it is next touched.
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(e->data) & ~(page - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(e->data) + e->nbytes + page - 1) & ~(page - 1);
+    // Advice only: a failure leaves the pages resident, which costs memory but not correctness.
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
 }
 
 Status Umt5Encoder::ConvertLayer(const Layer& l) {

@@ -39,6 +39,10 @@ class Umt5Encoder {
   // on key − query), which is what the Wan pipeline then keeps.
   Status Encode(Backend& be, std::span<const int> ids, std::vector<float>& out);
 
+  // Hands the resident pages of the memory-mapped checkpoint back to the OS (for UMT5-XXL up to
+  // 11 GB after an Encode), so the DiT does not run beside them; the next Encode reads them again.
+  void ReleaseMemory();
+
   // T5 relative-position bucket of key − query for a bidirectional encoder (float32 log as torch).
   static int Bucket(int relative_position, int num_buckets, int max_distance);
 

@@ -35,7 +35,9 @@ class WanModel {
   WanTokenizer& tokenizer() { return tokenizer_; }
   Umt5Encoder& text_encoder() { return text_; }
   WanTransformer& transformer() { return transformer_; }
+  const WanTransformer& transformer() const { return transformer_; }
   WanVaeDecoder& vae() { return vae_; }
+  const WanVaeDecoder& vae() const { return vae_; }
   const WanSchedulerConfig& scheduler() const { return scheduler_; }
 
   // Latent shape {channels, frames, height, width} of a width x height x frames video, or an error

@@ -25,6 +25,21 @@ TEST(FlowSigmas, ShiftOneIsLinear) {
   for (int i = 0; i <= 10; ++i) EXPECT_NEAR(s[i], 1.0f - i / 10.0f, 1e-6);
 }
 
+// Expected values from a numpy/torch transcription of diffusers' FlowMatchEulerDiscreteScheduler
+// (__init__ + set_timesteps, no dynamic shifting), float32 as it stores them.
+TEST(FlowMatchEulerSigmas, MatchDiffusers) {
+  const std::vector<float> s3 = FlowMatchEulerSigmas(4, 3.0);
+  const std::vector<float> want3 = {1.0f, 0.857692301273346f, 0.602150559425354f, 0.008928571827709675f, 0.0f};
+  ASSERT_EQ(s3.size(), want3.size());
+  for (size_t i = 0; i < want3.size(); ++i) EXPECT_FLOAT_EQ(s3[i], want3[i]) << i;
+  const std::vector<float> s1 = FlowMatchEulerSigmas(6, 1.0);
+  const std::vector<float> want1 = {1.0f, 0.8001999855041504f, 0.6003999710083008f, 0.40059998631477356f,
+                                    0.20080000162124634f, 0.0010000000474974513f, 0.0f};
+  ASSERT_EQ(s1.size(), want1.size());
+  for (size_t i = 0; i < want1.size(); ++i) EXPECT_FLOAT_EQ(s1[i], want1[i]) << i;
+  EXPECT_EQ(FlowMatchEulerSigmas(1, 5.0), (std::vector<float>{1.0f, 0.0f}));
+}
+
 TEST(EulerStep, StraightFlowLandsOnData) {
   // x_σ = (1 − σ)·x0 + σ·ε has the constant velocity ε − x0: Euler is exact for any schedule.
   const std::vector<float> x0 = {0.3f, -1.2f, 2.5f}, eps = {1.0f, 0.5f, -0.7f};

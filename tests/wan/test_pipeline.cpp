@@ -1,11 +1,14 @@
 // The whole tiny Wan2.1 pipeline against diffusers' WanPipeline from the same initial latents:
 // prompt + empty negative prompt → UMT5 → 3 UniPC steps with CFG 5 → streamed VAE decode.
-// This is the composition text_to_video's Wan branch performs.
+// MatchesDiffusers composes the components by hand; ProductPipelineMatchesDiffusers runs the same
+// case through WanPipeline, the code ds_generate runs, from the reference's initial noise.
 #include <gtest/gtest.h>
 
 #include "core/wan/wan_model.h"
+#include "pipelines/options.h"
 #include "pipelines/scheduler.h"
 #include "pipelines/unipc.h"
+#include "pipelines/wan_pipeline.h"
 #include "tests/wan/wan_test_util.h"
 
 namespace ds {
@@ -72,6 +75,49 @@ TEST(WanPipeline, MatchesDiffusers) {
     ASSERT_TRUE(s.ok()) << s.message();
   }
   EXPECT_LE(RelError(got, want.values), 1e-4);
+}
+
+TEST(WanPipeline, ProductPipelineMatchesDiffusers) {
+  DS_REQUIRE_SENTENCEPIECE();
+  const auto pc = Cases()["pipeline"];
+  auto be = wan_test::MakeBackend();
+  auto loaded = WanPipeline::Load(FixtureDir() + "/tiny", *be, Cases()["text_len"].get<int>());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  WanPipeline& p = **loaded;
+  Options opts = DefaultOptions();
+  opts.prompt = pc["prompt"].get<std::string>();
+  opts.negative_prompt = pc["negative_prompt"].get<std::string>();
+  opts.width = pc["width"];
+  opts.height = pc["height"];
+  opts.frames = pc["num_frames"];
+  opts.steps = pc["steps"];
+  opts.guidance = pc["guidance"];
+  opts.shift = pc["shift"];
+  auto shape = p.Shape(opts);
+  ASSERT_TRUE(shape.ok()) << shape.status().message();
+
+  std::vector<float> x = Load("pipeline.latents").values;
+  const std::atomic<bool> cancel{false};
+  int steps_seen = 0;
+  auto progress = [&](const Progress& pr) { steps_seen += pr.stage == DS_STAGE_DENOISE; };
+  Status s = p.Denoise(opts, x, *shape, 0, progress, cancel);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(steps_seen, opts.steps);
+  const auto step_latents = Load("pipeline.step_latents").values;
+  const std::vector<float> want_x(step_latents.end() - static_cast<ptrdiff_t>(x.size()), step_latents.end());
+  EXPECT_LE(RelError(x, want_x), 1e-4) << "sampled latents";
+
+  const auto want = Load("pipeline.frames");  // [frames, height, width, 3] in [0, 1]
+  const size_t out_plane = static_cast<size_t>(shape->width) * shape->height;
+  std::vector<float> got;
+  s = p.Decode(x, *shape, 0, [&](const float* rgb) {
+    for (size_t px = 0; px < out_plane; ++px)
+      for (int c = 0; c < 3; ++c) got.push_back(std::clamp(rgb[c * out_plane + px] * 0.5f + 0.5f, 0.0f, 1.0f));
+    return Status::Ok();
+  }, [](const Progress&) {}, cancel);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(static_cast<int64_t>(got.size() / (out_plane * 3)), want.shape[0]);
+  EXPECT_LE(RelError(got, want.values), 1e-4) << "decoded frames";
 }
 
 }  // namespace

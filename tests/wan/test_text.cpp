@@ -105,5 +105,17 @@ TEST(Umt5, PromptEmbeddingsMatchDiffusers) {
   for (size_t i = real; i < got.size(); ++i) ASSERT_EQ(got[i], 0.0f) << "padding row element " << i;
 }
 
+TEST(Umt5, EncodesTheSameAfterReleasingItsMemory) {
+  DS_REQUIRE_SENTENCEPIECE();
+  auto model = WanModel::Load(FixtureDir() + "/tiny");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto be = wan_test::MakeBackend();
+  std::vector<float> before, after;
+  ASSERT_TRUE((*model)->EncodePrompt(*be, "a cat on a wall", 16, before).ok());
+  (*model)->text_encoder().ReleaseMemory();
+  ASSERT_TRUE((*model)->EncodePrompt(*be, "a cat on a wall", 16, after).ok());
+  EXPECT_EQ(before, after);
+}
+
 }  // namespace
 }  // namespace ds

@@ -1,0 +1,226 @@
+#include "pipelines/wan_pipeline.h"
+
+#include <algorithm>
+#include <optional>
+#include <span>
+
+#include "core/decoder.h"
+#include "core/log.h"
+#include "pipelines/noise.h"
+#include "pipelines/scheduler.h"
+#include "pipelines/unipc.h"
+
+namespace ds {
+namespace {
+
+constexpr const char* kFamily = "wan2.1";
+constexpr size_t kTextCacheSize = 8;
+
+// The scheduler a Wan folder declares, behind one interface: the DiT's timestep of each step and the
+// update of the latents from the guided flow prediction.
+class Sampler {
+ public:
+  Sampler(const WanSchedulerConfig& c, int steps, double shift) {
+    if (c.kind == WanSchedulerConfig::Kind::kUniPc) {
+      unipc_.emplace(steps, shift, c.train_timesteps);
+    } else {
+      sigmas_ = FlowMatchEulerSigmas(steps, shift, c.train_timesteps);
+    }
+    train_timesteps_ = c.train_timesteps;
+  }
+  float timestep(int i) const {
+    if (unipc_) return static_cast<float>(unipc_->schedule().timesteps[i]);
+    return sigmas_[i] * static_cast<float>(train_timesteps_);
+  }
+  void Step(int i, std::span<const float> v, std::span<float> x) {
+    if (unipc_) {
+      unipc_->Step(v, x);
+    } else {
+      EulerStep(x, v, sigmas_[i], sigmas_[i + 1]);
+    }
+  }
+
+ private:
+  std::optional<UniPcSampler> unipc_;
+  std::vector<float> sigmas_;  // flow Euler: steps + 1, ending with 0
+  int train_timesteps_ = 1000;
+};
+
+Status Cancelled() { return Error(Code::kCancelled, "generation cancelled"); }
+
+// The largest value ≤ limit of the form min + k·step.
+int LastOnGrid(int min, int step, int limit) { return min + (limit - min) / step * step; }
+
+}  // namespace
+
+Result<std::unique_ptr<WanPipeline>> WanPipeline::Load(const std::string& folder, Backend& backend, int text_len) {
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<WanModel> model, WanModel::Load(folder));
+  return std::unique_ptr<WanPipeline>(new WanPipeline(std::move(model), backend, text_len));
+}
+
+ModelInfo WanPipeline::Info() const {
+  const WanModel& m = *model_;
+  const int side_step = WanDefaults::kSizeMultiple, temporal = m.vae().config().temporal_factor();
+  // The option table bounds sizes; the RoPE table bounds the token grid per axis.
+  const int rope = m.transformer().config().rope_max_seq_len;
+  const int side_limit = std::min(static_cast<int>(FindOption("width")->max), rope * side_step);
+  const int frame_limit = std::min(static_cast<int>(FindOption("frames")->max), (rope - 1) * temporal + 1);
+  ModelInfo info;
+  info.family = kFamily;
+  info.native_width = WanDefaults::kWidth;
+  info.native_height = WanDefaults::kHeight;
+  info.native_frames = WanDefaults::kFrames;
+  info.fps = WanDefaults::kFps;
+  info.min_side = side_step;
+  info.max_side = LastOnGrid(side_step, side_step, side_limit);
+  info.side_step = side_step;
+  info.min_frames = 1;
+  info.max_frames = LastOnGrid(1, temporal, frame_limit);
+  info.frames_step = temporal;
+  info.default_steps = WanDefaults::kSteps;
+  info.default_guidance = WanDefaults::kGuidance;
+  info.default_shift = m.scheduler().shift;
+  info.continuation_prefix_frames = 0;
+  return info;
+}
+
+Result<OutputShape> WanPipeline::Shape(const Options& opts) const {
+  const ModelInfo info = Info();
+  const OutputShape s{opts.width ? opts.width : info.native_width, opts.height ? opts.height : info.native_height,
+                      opts.frames ? opts.frames : info.native_frames};
+  for (auto [name, v] : {std::pair{"width", s.width}, {"height", s.height}}) {
+    if (v < info.min_side || v > info.max_side || v % info.side_step != 0) {
+      return Error(Code::kUnsupported, "{} {} is not supported by model {} ({}): use a multiple of {} from {} to {}",
+                   name, v, model_->folder(), info.family, info.side_step, info.min_side, info.max_side);
+    }
+  }
+  if (s.frames < info.min_frames || s.frames > info.max_frames || (s.frames - 1) % info.frames_step != 0) {
+    return Error(Code::kUnsupported,
+                 "frames {} is not supported by model {} ({}): use {}k + 1 frames from {} to {} (e.g. {})", s.frames,
+                 model_->folder(), info.family, info.frames_step, info.min_frames, info.max_frames, info.native_frames);
+  }
+  DS_TRY(model_->LatentShape(s.width, s.height, s.frames).status());
+  return s;
+}
+
+Result<const std::vector<float>*> WanPipeline::Embed(const std::string& prompt, bool* encoded) {
+  auto it = text_cache_.find(prompt);
+  if (it != text_cache_.end()) return &it->second;
+  std::vector<float> e;
+  DS_TRY(model_->EncodePrompt(*backend_, prompt, text_len_, e));
+  *encoded = true;
+  if (text_cache_.size() >= kTextCacheSize) text_cache_.clear();
+  return &text_cache_.emplace(prompt, std::move(e)).first->second;
+}
+
+Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, const OutputShape& shape, int clip,
+                            const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
+  DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
+  const auto [C, T, H, W] = dims;
+  const size_t n = static_cast<size_t>(C) * T * H * W;
+  if (latent.size() != n) {
+    return Error(Code::kInternal, "Wan: initial latents hold {} values, the {}x{}x{} clip needs {}", latent.size(),
+                 shape.width, shape.height, shape.frames, n);
+  }
+  const ModelInfo info = Info();
+  const int steps = opts.steps ? opts.steps : info.default_steps;
+  const double guidance = opts.guidance >= 0 ? opts.guidance : info.default_guidance;
+  const double shift = opts.shift > 0 ? opts.shift : info.default_shift;
+  // As diffusers' WanPipeline: the unconditional pass runs only when guidance > 1.
+  const bool cfg = guidance > 1.0;
+
+  on_progress({DS_STAGE_TEXT, 0, 1, clip});
+  bool encoded = false;
+  DS_ASSIGN_OR_RETURN(const std::vector<float>* cond, Embed(opts.prompt, &encoded));
+  const std::vector<float>* uncond = nullptr;
+  if (cfg) {
+    DS_ASSIGN_OR_RETURN(uncond, Embed(opts.negative_prompt, &encoded));
+  }
+  // UMT5-XXL's mapped pages (11 GB in bf16) would stay resident beside the DiT; it needs only the embeddings.
+  if (encoded) model_->text_encoder().ReleaseMemory();
+  on_progress({DS_STAGE_TEXT, 1, 1, clip});
+
+  velocity_.resize(n);
+  if (cfg) velocity_uncond_.resize(n);
+  WanTransformer& dit = model_->transformer();
+  Sampler sampler(model_->scheduler(), steps, shift);
+  for (int i = 0; i < steps; ++i) {
+    if (cancel.load(std::memory_order_relaxed)) return Cancelled();
+    const float t = sampler.timestep(i);
+    DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, cond->data(), text_len_, velocity_.data()));
+    if (cfg) {
+      DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, uncond->data(), text_len_, velocity_uncond_.data()));
+      ApplyGuidance(velocity_, velocity_uncond_, static_cast<float>(guidance));
+    }
+    sampler.Step(i, velocity_, latent);
+    on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
+  }
+  // The VAE decode needs the memory more than the next clip needs the activations kept.
+  dit.ReleaseWorkspace();
+  return Status::Ok();
+}
+
+Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape, int clip,
+                           const PlanarFrameFn& on_frame, const ProgressFn& on_progress,
+                           const std::atomic<bool>& cancel) {
+  DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
+  const auto [C, T, H, W] = dims;
+  WanVaeDecoder& vae = model_->vae();
+  const size_t plane = static_cast<size_t>(H) * W;
+  frame_latent_.resize(plane * C);
+  DS_TRY(vae.Begin(H, W));
+  int decoded = 0;
+  const int total = vae.OutputFrames(T);
+  Status status = Status::Ok();
+  for (int t = 0; t < T && status.ok(); ++t) {
+    if (cancel.load(std::memory_order_relaxed)) {
+      status = Cancelled();
+      break;
+    }
+    for (int ch = 0; ch < C; ++ch) {
+      std::copy_n(latent.begin() + static_cast<ptrdiff_t>((static_cast<size_t>(ch) * T + t) * plane), plane,
+                  frame_latent_.begin() + static_cast<ptrdiff_t>(ch * plane));
+    }
+    vae.Denormalize(frame_latent_.data(), static_cast<int64_t>(plane));
+    status = vae.Push(*backend_, frame_latent_.data(), [&](const float* rgb) {
+      if (cancel.load(std::memory_order_relaxed)) return Cancelled();
+      on_progress({DS_STAGE_DECODE, ++decoded, total, clip});
+      return on_frame(rgb);
+    });
+  }
+  // The causal caches are the decoder's whole working set (about 8 GB at 480x832): not kept between clips.
+  vae.End();
+  return status;
+}
+
+Status WanPipeline::Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
+                             const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
+  DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
+  DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
+  if (!continue_previous || clip_ == 0) {
+    clip_ = 0;
+    frames_emitted_ = 0;
+  } else {
+    Log(LogLevel::kInfo, "{}: Wan2.1 has no prefix-frame conditioning: clip {} starts afresh (a cut)", model_->folder(),
+        clip_);
+  }
+  const int clip = clip_;
+  latent_.resize(static_cast<size_t>(dims[0]) * dims[1] * dims[2] * dims[3]);
+  NoiseGenerator(ClipNoiseSeed(opts.seed, clip)).FillNormal(latent_);
+  DS_TRY(Denoise(opts, latent_, shape, clip, on_progress, cancel));
+
+  rgb8_.resize(static_cast<size_t>(shape.width) * shape.height * 3);
+  auto deliver = [&](const float* rgb) {
+    PlanarToRgb8(rgb, shape.width, shape.height, rgb8_.data());
+    if (!on_frame({rgb8_.data(), shape.width, shape.height, frames_emitted_, clip})) {
+      return Error(Code::kCancelled, "generation stopped by the frame consumer");
+    }
+    ++frames_emitted_;
+    return Status::Ok();
+  };
+  DS_TRY(Decode(latent_, shape, clip, deliver, on_progress, cancel));
+  ++clip_;
+  return Status::Ok();
+}
+
+}  // namespace ds

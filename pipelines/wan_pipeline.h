@@ -1,0 +1,64 @@
+// Text-to-video with a Wan2.1 checkpoint (reference/wan21_spec.md §5, diffusers WanPipeline):
+// prompt and negative prompt → UMT5 (embeddings cached; the encoder's pages released before the DiT
+// runs) → seeded noise → the folder's scheduler (UniPC or flow Euler) with classifier-free guidance
+// → the causal VAE, decoded one latent frame at a time, each video frame handed out as it exists.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/status.h"
+#include "core/wan/wan_model.h"
+#include "pipelines/generation.h"
+#include "pipelines/options.h"
+
+namespace ds {
+
+class WanPipeline {
+ public:
+  // text_len: rows of prompt context, 512 as Wan2.1 was trained; parity tests pass their reference's.
+  static Result<std::unique_ptr<WanPipeline>> Load(const std::string& folder, Backend& backend,
+                                                   int text_len = WanDefaults::kTextLen);
+
+  WanModel& model() { return *model_; }
+  ModelInfo Info() const;
+  // The options' size with the native size filled in, or an error naming the option and what it may be.
+  Result<OutputShape> Shape(const Options& opts) const;
+
+  // Wan has no prefix-frame conditioning (ModelInfo::continuation_prefix_frames is 0): a continued
+  // clip starts afresh from its own noise, a cut, and numbers its frames on from the previous clip.
+  Status Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame, const ProgressFn& on_progress,
+                  const std::atomic<bool>& cancel);
+
+  // The two halves of Generate, public so that a parity test can start from a reference's noise.
+  // latent: [C, T, H, W] as model().LatentShape gives it; the initial noise in, the sample out.
+  Status Denoise(const Options& opts, std::vector<float>& latent, const OutputShape& shape, int clip,
+                 const ProgressFn& on_progress, const std::atomic<bool>& cancel);
+  // Decodes the sample (de-normalising it in place); on_frame receives each video frame as planar
+  // RGB [3, height, width] in [-1, 1], valid during the call, and may stop decoding with an error.
+  using PlanarFrameFn = std::function<Status(const float* rgb)>;
+  Status Decode(std::vector<float>& latent, const OutputShape& shape, int clip, const PlanarFrameFn& on_frame,
+                const ProgressFn& on_progress, const std::atomic<bool>& cancel);
+
+ private:
+  WanPipeline(std::unique_ptr<WanModel> model, Backend& backend, int text_len)
+      : model_(std::move(model)), backend_(&backend), text_len_(text_len) {}
+  // Embeddings [text_len, d] of the prompt, from the cache or encoded; *encoded says which.
+  Result<const std::vector<float>*> Embed(const std::string& prompt, bool* encoded);
+
+  std::unique_ptr<WanModel> model_;
+  Backend* backend_;
+  int text_len_;
+  std::map<std::string, std::vector<float>> text_cache_;
+  std::vector<float> latent_, velocity_, velocity_uncond_, frame_latent_;
+  std::vector<uint8_t> rgb8_;
+  int clip_ = 0;
+  int64_t frames_emitted_ = 0;
+};
+
+}  // namespace ds

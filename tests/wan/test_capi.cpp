@@ -1,0 +1,271 @@
+// A Wan2.1 folder through the C API, as ditgen, ditsrc and the FFmpeg sources drive it: the tiny
+// random model of tests/fixtures/wan/tiny at its smallest sizes, a few steps.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ditstream.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string TinyDir() {
+  const char* root = std::getenv("DS_SOURCE_ROOT");
+  return std::string(root ? root : ".") + "/tests/fixtures/wan/tiny";
+}
+
+struct Collected {
+  std::vector<std::vector<uint8_t>> frames;
+  std::vector<int64_t> indices;
+  std::vector<int> clips;
+  // Decode progress events seen when each frame arrived: frames stream out while decoding runs.
+  std::vector<int> decoded_before;
+  int width = 0, height = 0, decode_events = 0, denoise_events = 0, cancel_at_step = -1, stop_after_frames = -1;
+  ds_generator* gen = nullptr;
+};
+
+int OnFrame(void* user, const ds_frame* f) {
+  auto* c = static_cast<Collected*>(user);
+  c->frames.emplace_back(f->rgb, f->rgb + static_cast<size_t>(f->width) * f->height * 3);
+  c->indices.push_back(f->index);
+  c->clips.push_back(f->clip);
+  c->decoded_before.push_back(c->decode_events);
+  c->width = f->width;
+  c->height = f->height;
+  return static_cast<int>(c->frames.size()) == c->stop_after_frames ? 1 : 0;
+}
+
+void OnProgress(void* user, const ds_progress* p) {
+  auto* c = static_cast<Collected*>(user);
+  if (p->stage == DS_STAGE_DECODE) ++c->decode_events;
+  if (p->stage == DS_STAGE_DENOISE) ++c->denoise_events;
+  if (p->stage == DS_STAGE_DENOISE && p->step == c->cancel_at_step) ds_cancel(c->gen);
+}
+
+::testing::AssertionResult Mentions(const ds_generator* gen, const std::string& part) {
+  const std::string text = ds_error_message(gen);
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" lacks \"" << part << "\"";
+}
+
+class WanCApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#ifndef DS_HAVE_SENTENCEPIECE
+    GTEST_SKIP() << "built without libsentencepiece: Wan folders cannot load";
+#endif
+    gen_ = ds_create();
+    ASSERT_NE(gen_, nullptr);
+    Set("model", TinyDir());
+    Set("prompt", "a red fox runs through the snow");
+    Set("threads", "2");
+    Set("steps", "2");
+    Set("width", "32");  // 2×1 latent patches: width and height differ, so a transposition shows
+    Set("height", "16");
+    Set("frames", "9");  // 3 latent frames: 1 + 4 + 4 video frames
+  }
+  void TearDown() override { ds_destroy(gen_); }
+  void Set(const char* name, const std::string& value) {
+    ASSERT_EQ(ds_set_option(gen_, name, value.c_str()), DS_OK) << name << ": " << ds_error_message(gen_);
+  }
+  void Load() { ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_); }
+  Collected Generate(int continue_previous = 0) {
+    Collected c;
+    c.gen = gen_;
+    EXPECT_EQ(ds_generate(gen_, continue_previous, OnFrame, OnProgress, &c), DS_OK) << ds_error_message(gen_);
+    return c;
+  }
+  ds_generator* gen_ = nullptr;
+};
+
+TEST_F(WanCApi, ModelInfoDescribesWan) {
+  Set("width", "0");
+  Set("height", "0");
+  Set("frames", "0");
+  Load();
+  ds_model_info info;
+  ASSERT_EQ(ds_get_model_info(gen_, &info), DS_OK) << ds_error_message(gen_);
+  EXPECT_STREQ(info.family, "wan2.1");
+  EXPECT_EQ(info.native_width, 832);
+  EXPECT_EQ(info.native_height, 480);
+  EXPECT_EQ(info.native_frames, 81);
+  EXPECT_EQ(info.fps_num, 16);
+  EXPECT_EQ(info.fps_den, 1);
+  EXPECT_EQ(info.min_width, 16);
+  EXPECT_EQ(info.width_step, 16);
+  EXPECT_EQ(info.height_step, 16);
+  EXPECT_EQ(info.max_width % 16, 0);
+  EXPECT_GE(info.max_width, 1280);
+  EXPECT_EQ(info.min_frames, 1);
+  EXPECT_EQ(info.frames_step, 4);
+  EXPECT_EQ((info.max_frames - 1) % 4, 0);
+  EXPECT_EQ(info.default_steps, 50);
+  EXPECT_DOUBLE_EQ(info.default_guidance, 5.0);
+  EXPECT_DOUBLE_EQ(info.default_shift, 3.0);  // the folder's scheduler/ flow_shift
+  EXPECT_EQ(info.continuation_prefix_frames, 0);
+  int w = 0, h = 0, f = 0;
+  ASSERT_EQ(ds_get_output_shape(gen_, &w, &h, &f), DS_OK);
+  EXPECT_EQ(w, 832);
+  EXPECT_EQ(h, 480);
+  EXPECT_EQ(f, 81);
+}
+
+TEST_F(WanCApi, StreamsFramesOneByOne) {
+  Load();
+  int w = 0, h = 0, f = 0;
+  ASSERT_EQ(ds_get_output_shape(gen_, &w, &h, &f), DS_OK);
+  EXPECT_EQ(w, 32);
+  EXPECT_EQ(h, 16);
+  EXPECT_EQ(f, 9);
+  const Collected c = Generate();
+  ASSERT_EQ(c.frames.size(), 9u);
+  EXPECT_EQ(c.width, 32);
+  EXPECT_EQ(c.height, 16);
+  EXPECT_EQ(c.denoise_events, 2);
+  EXPECT_EQ(c.decode_events, 9);
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_EQ(c.indices[i], i);
+    EXPECT_EQ(c.clips[i], 0);
+    // Frame i arrives right after its own decode progress, before frame i + 1 is decoded.
+    EXPECT_EQ(c.decoded_before[i], i + 1) << "frame " << i;
+  }
+  EXPECT_NE(c.frames[0], c.frames[8]);
+}
+
+TEST_F(WanCApi, FrameCountFollowsTheFourKPlusOneRule) {
+  Load();
+  for (int frames : {1, 5}) {
+    Set("frames", std::to_string(frames));
+    EXPECT_EQ(Generate().frames.size(), static_cast<size_t>(frames));
+  }
+}
+
+TEST_F(WanCApi, SameSeedSameFramesOtherSeedOtherFrames) {
+  Set("seed", "7");
+  Load();
+  const Collected a = Generate(), b = Generate();
+  EXPECT_EQ(a.frames, b.frames);
+  Set("seed", "8");
+  const Collected c = Generate();
+  ASSERT_EQ(c.frames.size(), a.frames.size());
+  EXPECT_NE(a.frames, c.frames);
+}
+
+TEST_F(WanCApi, NegativePromptIsTheUnconditionalPass) {
+  Load();
+  const Collected plain = Generate();
+  Set("negative-prompt", "blurry, static, low quality");
+  const Collected negative = Generate();
+  EXPECT_NE(plain.frames, negative.frames);
+  // Guidance 1 runs no unconditional pass, so the negative prompt no longer matters.
+  Set("guidance", "1");
+  const Collected a = Generate();
+  Set("negative-prompt", "");
+  EXPECT_EQ(Generate().frames, a.frames);
+}
+
+TEST_F(WanCApi, SizesOutsideTheModelAreErrorsNamingTheOption) {
+  Set("width", "40");
+  EXPECT_EQ(ds_load(gen_), DS_ERR_UNSUPPORTED);
+  EXPECT_TRUE(Mentions(gen_, "width 40"));
+  EXPECT_TRUE(Mentions(gen_, "multiple of 16"));
+  Set("width", "32");
+  Set("height", "8");
+  EXPECT_EQ(ds_load(gen_), DS_ERR_UNSUPPORTED);
+  EXPECT_TRUE(Mentions(gen_, "height 8"));
+  Set("height", "16");
+  Load();
+  Set("frames", "8");
+  EXPECT_EQ(ds_generate(gen_, 0, OnFrame, nullptr, nullptr), DS_ERR_UNSUPPORTED);
+  EXPECT_TRUE(Mentions(gen_, "frames 8"));
+  EXPECT_TRUE(Mentions(gen_, "4k + 1"));
+  int w, h, f;
+  EXPECT_EQ(ds_get_output_shape(gen_, &w, &h, &f), DS_ERR_UNSUPPORTED);
+  EXPECT_TRUE(Mentions(gen_, "frames 8"));
+}
+
+TEST_F(WanCApi, ContinuationStartsAFreshClipAndNumbersOn) {
+  Load();
+  const Collected first = Generate();
+  const Collected next = Generate(1);
+  // No prefix conditioning in Wan2.1 (continuation_prefix_frames 0): all 9 frames are new.
+  ASSERT_EQ(next.frames.size(), 9u);
+  EXPECT_EQ(next.indices.front(), 9);
+  EXPECT_EQ(next.indices.back(), 17);
+  EXPECT_EQ(next.clips.front(), 1);
+  EXPECT_NE(next.frames, first.frames);
+  // Not continuing starts over at clip 0 with the same frames as the first clip.
+  const Collected again = Generate();
+  EXPECT_EQ(again.indices.front(), 0);
+  EXPECT_EQ(again.frames, first.frames);
+}
+
+TEST_F(WanCApi, CancelStopsPromptly) {
+  Set("steps", "5");
+  Load();
+  Collected c;
+  c.gen = gen_;
+  c.cancel_at_step = 2;
+  EXPECT_EQ(ds_generate(gen_, 0, OnFrame, OnProgress, &c), DS_ERR_CANCELLED);
+  EXPECT_EQ(c.denoise_events, 2);
+  EXPECT_TRUE(c.frames.empty());
+  ds_reset_cancel(gen_);
+  EXPECT_EQ(Generate().frames.size(), 9u);
+}
+
+TEST_F(WanCApi, FrameCallbackStopsDecoding) {
+  Load();
+  Collected c;
+  c.stop_after_frames = 2;
+  EXPECT_EQ(ds_generate(gen_, 0, OnFrame, OnProgress, &c), DS_ERR_CANCELLED);
+  EXPECT_EQ(c.frames.size(), 2u);
+  EXPECT_EQ(c.decode_events, 2);
+}
+
+TEST_F(WanCApi, FlowEulerFromTheSchedulerFolder) {
+  const fs::path dir = fs::temp_directory_path() / ("ds_wan_euler_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(TinyDir(), dir, fs::copy_options::recursive);
+  {
+    std::ofstream out(dir / "scheduler" / "scheduler_config.json", std::ios::trunc);
+    out << R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0})";
+  }
+  Load();
+  const Collected unipc = Generate();
+  Set("model", dir.string());
+  Load();
+  const Collected euler = Generate();
+  fs::remove_all(dir);
+  ASSERT_EQ(euler.frames.size(), 9u);
+  EXPECT_NE(euler.frames, unipc.frames);
+}
+
+TEST_F(WanCApi, FolderFoundByNameInTheModelsPath) {
+  const std::string fixtures = fs::path(TinyDir()).parent_path().string();
+  ASSERT_EQ(::setenv("DITSTREAM_MODELS", fixtures.c_str(), 1), 0);
+  Set("model", "tiny");
+  const ds_status st = ds_load(gen_);
+  ::unsetenv("DITSTREAM_MODELS");
+  ASSERT_EQ(st, DS_OK) << ds_error_message(gen_);
+  ds_model_info info;
+  ASSERT_EQ(ds_get_model_info(gen_, &info), DS_OK);
+  EXPECT_STREQ(info.family, "wan2.1");
+}
+
+TEST_F(WanCApi, BrokenFolderIsAnErrorNamingWhatIsMissing) {
+  const fs::path dir = fs::temp_directory_path() / ("ds_wan_broken_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(TinyDir(), dir, fs::copy_options::recursive);
+  fs::remove_all(dir / "vae");
+  Set("model", dir.string());
+  EXPECT_EQ(ds_load(gen_), DS_ERR_MODEL);
+  EXPECT_TRUE(Mentions(gen_, "vae"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
