@@ -13,16 +13,10 @@
 namespace ds::bench {
 namespace {
 
-struct Spec {
-  std::string name;
-  std::vector<int64_t> shape;
-  float scale;  // std of the random values; < 0: constant 1 (norm weights)
-};
-
-std::vector<Spec> Specs(int layers) {
+std::vector<RandomTensor> Specs(int layers) {
   const WanTransformerConfig c = Wan13BConfig();
   const int64_t d = c.dim(), f = c.ffn;
-  std::vector<Spec> specs = {{"patch_embedding.weight", {d, 16, 1, 2, 2}, 0.05f},
+  std::vector<RandomTensor> specs = {{"patch_embedding.weight", {d, 16, 1, 2, 2}, 0.05f},
                              {"patch_embedding.bias", {d}, 0.01f},
                              {"condition_embedder.time_embedder.linear_1.weight", {d, 256}, 0.05f},
                              {"condition_embedder.time_embedder.linear_1.bias", {d}, 0.01f},
@@ -60,14 +54,10 @@ std::vector<Spec> Specs(int layers) {
 
 }  // namespace
 
-Status WriteRandomWan13B(const std::string& dir, int layers) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const std::vector<Spec> specs = Specs(layers);
+Status WriteRandomSafetensors(const std::string& path, const std::vector<RandomTensor>& tensors) {
   nlohmann::json header = nlohmann::json::object();
   size_t offset = 0;
-  for (const Spec& s : specs) {
+  for (const RandomTensor& s : tensors) {
     size_t n = 1;
     for (int64_t d : s.shape) n *= static_cast<size_t>(d);
     header[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {offset, offset + 2 * n}}};
@@ -75,7 +65,6 @@ Status WriteRandomWan13B(const std::string& dir, int layers) {
   }
   std::string text = header.dump();
   text.resize((text.size() + 7) / 8 * 8, ' ');
-  const std::string path = dir + "/diffusion_pytorch_model.safetensors";
   std::ofstream out(path, std::ios::binary);
   const uint64_t len = text.size();
   out.write(reinterpret_cast<const char*>(&len), 8);
@@ -83,7 +72,7 @@ Status WriteRandomWan13B(const std::string& dir, int layers) {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
   std::vector<uint16_t> buf;
-  for (const Spec& s : specs) {
+  for (const RandomTensor& s : tensors) {
     size_t n = 1;
     for (int64_t d : s.shape) n *= static_cast<size_t>(d);
     buf.resize(n);
@@ -92,6 +81,14 @@ Status WriteRandomWan13B(const std::string& dir, int layers) {
   }
   out.close();
   if (!out) return Error(Code::kIo, "cannot write {}", path);
+  return Status::Ok();
+}
+
+Status WriteRandomWan13B(const std::string& dir, int layers) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  DS_TRY(WriteRandomSafetensors(dir + "/diffusion_pytorch_model.safetensors", Specs(layers)));
   const WanTransformerConfig c = Wan13BConfig();
   nlohmann::json cfg = {{"_class_name", "WanTransformer3DModel"},
                         {"patch_size", {1, 2, 2}},

@@ -3,11 +3,22 @@
 // without its 5.7 GB download.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
 namespace ds::bench {
+
+struct RandomTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  float scale;  // std of the normal values; < 0: constant 1 (norm weights)
+};
+
+// One BF16 safetensors file of seeded random tensors (half the bytes of F32; enough for timing).
+Status WriteRandomSafetensors(const std::string& path, const std::vector<RandomTensor>& tensors);
 
 // Writes dir/config.json and dir/diffusion_pytorch_model.safetensors for the 1.3B's widths with
 // `layers` blocks (30 in the real model). Values ~ N(0, small); norm weights 1.

@@ -121,6 +121,14 @@ typedef void (*ds_progress_fn)(void* user, const ds_progress* progress);
  * frames): the new clip's frames follow the last frame delivered, with no repeats. A model without
  * prefix conditioning (continuation_prefix_frames 0) starts the clip from its own noise instead, and
  * its frames still number on. */
+/* Prompt embeddings for reuse (Wan2.1): ds_save_embeddings writes the text encoder's output for the
+ * current "prompt" and "negative_prompt" to a file (safetensors; written atomically);
+ * ds_load_embeddings reads one and sets "prompt" and "negative_prompt" to the texts it holds, so
+ * the next ds_generate() never runs the text encoder. DS_ERR_UNSUPPORTED for the demo family;
+ * DS_ERR_INVALID_ARGUMENT for a file of another model family or width. After ds_load(). */
+DS_API ds_status ds_save_embeddings(ds_generator* gen, const char* path);
+DS_API ds_status ds_load_embeddings(ds_generator* gen, const char* path);
+
 DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame,
                              ds_progress_fn on_progress, void* user);
 

@@ -185,6 +185,27 @@ ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_f
   });
 }
 
+ds_status ds_save_embeddings(ds_generator* gen, const char* path) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    if (path == nullptr || *path == '\0') return ds::Status(ds::Code::kInvalidArgument, "no path for the embeddings");
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    return gen->engine->SaveEmbeddings(gen->opts, path);
+  });
+}
+
+ds_status ds_load_embeddings(ds_generator* gen, const char* path) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    if (path == nullptr || *path == '\0') return ds::Status(ds::Code::kInvalidArgument, "no path for the embeddings");
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    DS_ASSIGN_OR_RETURN(ds::PromptEmbeddings e, gen->engine->LoadEmbeddings(path));
+    gen->opts.prompt = e.prompt;
+    gen->opts.negative_prompt = e.negative_prompt;
+    return ds::Status::Ok();
+  });
+}
+
 void ds_cancel(ds_generator* gen) {
   if (gen != nullptr) gen->cancel.store(true);
 }

@@ -204,4 +204,14 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, const 
   return Status::Ok();
 }
 
+Status TextToVideo::SaveEmbeddings(const Options& opts, const std::string& path) {
+  if (!wan_) return Error(Code::kUnsupported, "saving prompt embeddings needs a Wan2.1 model, not {}", info_.family);
+  return wan_->SaveEmbeddings(opts, path);
+}
+
+Result<PromptEmbeddings> TextToVideo::LoadEmbeddings(const std::string& path) {
+  if (!wan_) return Error(Code::kUnsupported, "prompt embeddings need a Wan2.1 model, not {}", info_.family);
+  return wan_->LoadEmbeddings(path);
+}
+
 }  // namespace ds

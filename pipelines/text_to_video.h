@@ -33,6 +33,11 @@ class TextToVideo {
   Backend& backend() { return *backend_; }
   Result<OutputShape> Shape(const Options& opts) const;
 
+  // Prompt embeddings for reuse (WanPipeline::SaveEmbeddings / LoadEmbeddings); kUnsupported for the
+  // demo family, whose text encoder is a small part of the model.
+  Status SaveEmbeddings(const Options& opts, const std::string& path);
+  Result<PromptEmbeddings> LoadEmbeddings(const std::string& path);
+
   // cancel is polled between steps and frames.
   Status Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);

@@ -113,6 +113,31 @@ Result<const std::vector<float>*> WanPipeline::Embed(const std::string& prompt, 
   return &text_cache_.emplace(prompt, std::move(e)).first->second;
 }
 
+Status WanPipeline::SaveEmbeddings(const Options& opts, const std::string& path) {
+  bool encoded = false;
+  PromptEmbeddings e;
+  e.family = kFamily;
+  e.prompt = opts.prompt;
+  e.negative_prompt = opts.negative_prompt;
+  e.rows = text_len_;
+  e.cols = model_->text_encoder().config().d_model;
+  DS_ASSIGN_OR_RETURN(const std::vector<float>* cond, Embed(opts.prompt, &encoded));
+  e.cond = *cond;
+  DS_ASSIGN_OR_RETURN(const std::vector<float>* uncond, Embed(opts.negative_prompt, &encoded));
+  e.uncond = *uncond;
+  if (encoded) model_->text_encoder().ReleaseMemory();
+  return WritePromptEmbeddings(path, e);
+}
+
+Result<PromptEmbeddings> WanPipeline::LoadEmbeddings(const std::string& path) {
+  DS_ASSIGN_OR_RETURN(PromptEmbeddings e,
+                      ReadPromptEmbeddings(path, kFamily, text_len_, model_->text_encoder().config().d_model));
+  if (text_cache_.size() + 2 > kTextCacheSize) text_cache_.clear();
+  text_cache_[e.prompt] = e.cond;
+  text_cache_[e.negative_prompt] = e.uncond;
+  return e;
+}
+
 Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, const OutputShape& shape, int clip,
                             const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));

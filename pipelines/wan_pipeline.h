@@ -16,6 +16,7 @@
 #include "core/wan/wan_model.h"
 #include "pipelines/generation.h"
 #include "pipelines/options.h"
+#include "pipelines/prompt_embeddings.h"
 
 namespace ds {
 
@@ -34,6 +35,12 @@ class WanPipeline {
   // clip starts afresh from its own noise, a cut, and numbers its frames on from the previous clip.
   Status Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame, const ProgressFn& on_progress,
                   const std::atomic<bool>& cancel);
+
+  // Prompt embeddings for reuse: SaveEmbeddings encodes opts' prompt and negative prompt (or takes
+  // them from the cache) and writes them; LoadEmbeddings reads such a file into the cache and
+  // returns it, so generating with its prompts never runs the text encoder.
+  Status SaveEmbeddings(const Options& opts, const std::string& path);
+  Result<PromptEmbeddings> LoadEmbeddings(const std::string& path);
 
   // The two halves of Generate, public so that a parity test can start from a reference's noise.
   // latent: [C, T, H, W] as model().LatentShape gives it; the initial noise in, the sample out.

@@ -86,6 +86,16 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
     app.add_option("--strip", args.strip, "Also write one PNG of up to 8 evenly spaced frames side by side")
         ->type_name("FILE.png")
         ->group("Output");
+    app.add_option("--embeds", args.embeds,
+                   "Use prompt embeddings saved by --save-embeds (their prompt and negative prompt) instead of "
+                   "running the text encoder (Wan2.1 models)")
+        ->type_name("FILE")
+        ->group("Generation");
+    app.add_option("--save-embeds", args.save_embeds,
+                   "Write the prompt's and negative prompt's embeddings to FILE for --embeds (Wan2.1 models); "
+                   "with no other output, only that")
+        ->type_name("FILE")
+        ->group("Output");
     app.add_flag("-q,--quiet", args.quiet, "No progress display and no warnings.")->group("Output");
     app.add_flag("--version", version, "Print the version and exit.");
   } catch (const CLI::Error& e) {  // an option table entry that clashes with ditgen's own flags
@@ -110,7 +120,7 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
   for (const auto& [name, flag] : table_flags)
     if (flag->count() > 0) args.options.emplace_back(name, values[name]);
 
-  if (args.output.empty() && args.frames_dir.empty() && args.strip.empty()) {
+  if (args.output.empty() && args.frames_dir.empty() && args.strip.empty() && args.save_embeds.empty()) {
     print_error("no output given: use -o PATH (or -o - for standard output) or --frames-dir DIR");
     return 2;
   }

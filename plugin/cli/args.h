@@ -14,6 +14,8 @@ struct Args {
   std::string output;  // -o: a path or "-"; empty when only --frames-dir is given
   std::string frames_dir;
   std::string strip;  // --strip: one PNG of evenly spaced frames
+  std::string embeds;       // --embeds: prompt embeddings to use instead of encoding the prompt
+  std::string save_embeds;  // --save-embeds: write the prompt embeddings here
   bool quiet = false;
 };
 

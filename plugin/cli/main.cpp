@@ -192,6 +192,21 @@ int load_model(ds_generator* gen, Session& session) {
   return kExitOk;
 }
 
+// --embeds and --save-embeds, after the model is loaded and before anything is generated.
+int prompt_embeddings(ds_generator* gen, const Args& args) {
+  if (!args.embeds.empty() && ds_load_embeddings(gen, args.embeds.c_str()) != DS_OK) {
+    print_error(fmt::format("--embeds {}: {}", args.embeds, engine_error(gen, "cannot read the embeddings")));
+    return kExitRuntime;
+  }
+  if (!args.save_embeds.empty()) {
+    if (ds_status status = ds_save_embeddings(gen, args.save_embeds.c_str()); status != DS_OK) {
+      print_error(fmt::format("--save-embeds {}: {}", args.save_embeds, engine_error(gen, "cannot save the embeddings")));
+      return exit_code_for(status);
+    }
+  }
+  return kExitOk;
+}
+
 // Streams the clip into the writers and, when all went well, makes their outputs visible.
 int generate(ds_generator* gen, Session& session) {
   ds_status status = ds_generate(gen, 0, on_frame, on_progress, &session);
@@ -237,6 +252,8 @@ int run(const Args& args) {
   if (int code = apply_options(gen.get(), args)) return code;
   if (int code = open_outputs(args, session)) return code;
   if (int code = load_model(gen.get(), session)) return code;
+  if (int code = prompt_embeddings(gen.get(), args)) return code;
+  if (session.writers.empty()) return kExitOk;  // --save-embeds alone: nothing to generate
   if (int code = generate(gen.get(), session)) return code;
 
   if (interactive) {

@@ -268,4 +268,56 @@ TEST_F(WanCApi, BrokenFolderIsAnErrorNamingWhatIsMissing) {
   fs::remove_all(dir);
 }
 
+// Saved embeddings stand in for the text encoder: the same frames as encoding the prompt, the
+// prompts restored from the file, and clear errors for files that do not fit.
+TEST_F(WanCApi, SavedEmbeddingsGiveTheSameFramesAsThePrompt) {
+  Set("negative_prompt", "blurry");
+  Set("guidance", "3");
+  Load();
+  const Collected encoded = Generate();
+  const fs::path file = fs::temp_directory_path() / ("ds_wan_embeds_" + std::to_string(::getpid()) + ".safetensors");
+  ASSERT_EQ(ds_save_embeddings(gen_, file.string().c_str()), DS_OK) << ds_error_message(gen_);
+  EXPECT_FALSE(fs::exists(file.string() + ".part"));
+
+  // A fresh generator with other prompts: loading the file brings its prompts back.
+  ds_generator* other = ds_create();
+  for (auto [name, value] : {std::pair{"model", TinyDir()}, {"prompt", std::string("something else")},
+                             {"threads", std::string("2")}, {"steps", std::string("2")}, {"width", std::string("32")},
+                             {"height", std::string("16")}, {"frames", std::string("9")}, {"guidance", std::string("3")}}) {
+    ASSERT_EQ(ds_set_option(other, name, value.c_str()), DS_OK) << name;
+  }
+  ASSERT_EQ(ds_load(other), DS_OK) << ds_error_message(other);
+  ASSERT_EQ(ds_load_embeddings(other, file.string().c_str()), DS_OK) << ds_error_message(other);
+  char text[128] = {};
+  ASSERT_EQ(ds_get_option(other, "prompt", text, sizeof text), DS_OK);
+  EXPECT_STREQ(text, "a red fox runs through the snow");
+  ASSERT_EQ(ds_get_option(other, "negative_prompt", text, sizeof text), DS_OK);
+  EXPECT_STREQ(text, "blurry");
+  Collected reused;
+  ASSERT_EQ(ds_generate(other, 0, OnFrame, OnProgress, &reused), DS_OK) << ds_error_message(other);
+  EXPECT_EQ(reused.frames, encoded.frames);
+
+  // Not an embeddings file, a truncated one, and a missing one: errors naming the file.
+  const fs::path bad = file.string() + ".bad";
+  std::ofstream(bad) << "not safetensors";
+  EXPECT_NE(ds_load_embeddings(other, bad.string().c_str()), DS_OK);
+  EXPECT_TRUE(Mentions(other, bad.filename().string()));
+  EXPECT_NE(ds_load_embeddings(other, "/nonexistent/embeds.safetensors"), DS_OK);
+  EXPECT_TRUE(Mentions(other, "/nonexistent/embeds.safetensors"));
+  ds_destroy(other);
+  fs::remove(file);
+  fs::remove(bad);
+}
+
+TEST(WanCApiDemo, EmbeddingsAreUnsupportedForTheDemoModel) {
+  ds_generator* gen = ds_create();
+  ASSERT_EQ(ds_set_option(gen, "model", "demo"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen, "prompt", "a red circle moving left"), DS_OK);
+  ASSERT_EQ(ds_load(gen), DS_OK) << ds_error_message(gen);
+  EXPECT_EQ(ds_save_embeddings(gen, "/tmp/unused.safetensors"), DS_ERR_UNSUPPORTED);
+  EXPECT_TRUE(Mentions(gen, "Wan2.1"));
+  EXPECT_FALSE(fs::exists("/tmp/unused.safetensors"));
+  ds_destroy(gen);
+}
+
 }  // namespace

@@ -11,11 +11,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/random_wan.h"
 #include "core/tensor.h"
 #include "core/wan/wan_transformer.h"
 #include "core/wan/wan_vae.h"
@@ -25,91 +25,17 @@ namespace {
 
 using ds::Status;
 
-struct Spec {
-  std::string name;
-  std::vector<int64_t> shape;
-  float scale;  // std of the random values; < 0: constant 1 (norm weights)
-};
-
-// Random BF16 safetensors: enough for timing, and half the bytes of F32.
-void WriteRandom(const std::string& path, const std::vector<Spec>& specs) {
-  nlohmann::json header = nlohmann::json::object();
-  size_t offset = 0;
-  for (const Spec& s : specs) {
-    size_t n = 1;
-    for (int64_t d : s.shape) n *= static_cast<size_t>(d);
-    header[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {offset, offset + 2 * n}}};
-    offset += 2 * n;
-  }
-  std::string text = header.dump();
-  text.resize((text.size() + 7) / 8 * 8, ' ');
-  std::ofstream out(path, std::ios::binary);
-  const uint64_t len = text.size();
-  out.write(reinterpret_cast<const char*>(&len), 8);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  std::mt19937 rng(1);
-  std::normal_distribution<float> nd;
-  std::vector<uint16_t> buf;
-  for (const Spec& s : specs) {
-    size_t n = 1;
-    for (int64_t d : s.shape) n *= static_cast<size_t>(d);
-    buf.resize(n);
-    for (uint16_t& v : buf) v = ds::FloatToBFloat16(s.scale < 0 ? 1.0f : s.scale * nd(rng));
-    out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(2 * n));
-  }
-}
-
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
   ds::WanTransformerConfig c = ds::Wan13BConfig();
-  const int64_t d = c.dim(), f = c.ffn;
-  std::vector<Spec> specs = {{"patch_embedding.weight", {d, 16, 1, 2, 2}, 0.05f},
-                             {"patch_embedding.bias", {d}, 0.01f},
-                             {"condition_embedder.time_embedder.linear_1.weight", {d, 256}, 0.05f},
-                             {"condition_embedder.time_embedder.linear_1.bias", {d}, 0.01f},
-                             {"condition_embedder.time_embedder.linear_2.weight", {d, d}, 0.02f},
-                             {"condition_embedder.time_embedder.linear_2.bias", {d}, 0.01f},
-                             {"condition_embedder.time_proj.weight", {6 * d, d}, 0.02f},
-                             {"condition_embedder.time_proj.bias", {6 * d}, 0.01f},
-                             {"condition_embedder.text_embedder.linear_1.weight", {d, 4096}, 0.015f},
-                             {"condition_embedder.text_embedder.linear_1.bias", {d}, 0.01f},
-                             {"condition_embedder.text_embedder.linear_2.weight", {d, d}, 0.02f},
-                             {"condition_embedder.text_embedder.linear_2.bias", {d}, 0.01f},
-                             {"scale_shift_table", {1, 2, d}, 0.02f},
-                             {"proj_out.weight", {64, d}, 0.02f},
-                             {"proj_out.bias", {64}, 0.01f}};
-  for (int i = 0; i < layers; ++i) {
-    const std::string p = "blocks." + std::to_string(i) + ".";
-    specs.push_back({p + "scale_shift_table", {1, 6, d}, 0.02f});
-    for (const char* a : {"attn1.", "attn2."}) {
-      for (const char* l : {"to_q", "to_k", "to_v", "to_out.0"}) {
-        specs.push_back({p + a + l + ".weight", {d, d}, 0.02f});
-        specs.push_back({p + a + l + ".bias", {d}, 0.01f});
-      }
-      specs.push_back({p + a + "norm_q.weight", {d}, -1});
-      specs.push_back({p + a + "norm_k.weight", {d}, -1});
-    }
-    specs.push_back({p + "norm2.weight", {d}, -1});
-    specs.push_back({p + "norm2.bias", {d}, 0.01f});
-    specs.push_back({p + "ffn.net.0.proj.weight", {f, d}, 0.02f});
-    specs.push_back({p + "ffn.net.0.proj.bias", {f}, 0.01f});
-    specs.push_back({p + "ffn.net.2.weight", {d, f}, 0.01f});
-    specs.push_back({p + "ffn.net.2.bias", {d}, 0.01f});
+  const int64_t d = c.dim();
+  if (Status w = ds::bench::WriteRandomWan13B(dir, layers); !w.ok()) {
+    std::fprintf(stderr, "%s\n", w.message().c_str());
+    return 1;
   }
-  WriteRandom(dir + "/diffusion_pytorch_model.safetensors", specs);
-  nlohmann::json cfg = {{"patch_size", {1, 2, 2}},
-                        {"num_attention_heads", c.heads},
-                        {"attention_head_dim", c.head_dim},
-                        {"num_layers", layers},
-                        {"ffn_dim", f},
-                        {"in_channels", 16},
-                        {"out_channels", 16},
-                        {"text_dim", 4096},
-                        {"freq_dim", 256}};
-  std::ofstream(dir + "/config.json") << cfg.dump();
   auto m = ds::WanTransformer::Load(dir);
   if (!m.ok()) {
     std::fprintf(stderr, "%s\n", m.status().message().c_str());
@@ -169,7 +95,7 @@ int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
 int BenchVae(int side, ds::Backend& be, const std::string& dir) {
   // The published Wan2.1 VAE decoder (base_dim 96), in diffusers names.
   const std::vector<int64_t> dims = {384, 384, 384, 192, 96};
-  std::vector<Spec> specs = {{"post_quant_conv.weight", {16, 16, 1, 1, 1}, 0.2f},
+  std::vector<ds::bench::RandomTensor> specs = {{"post_quant_conv.weight", {16, 16, 1, 1, 1}, 0.2f},
                              {"post_quant_conv.bias", {16}, 0.01f}};
   auto conv3 = [&](const std::string& n, int64_t in, int64_t out) {
     specs.push_back({n + ".weight", {out, in, 3, 3, 3}, static_cast<float>(1.0 / std::sqrt(27.0 * in))});
@@ -211,7 +137,10 @@ int BenchVae(int side, ds::Backend& be, const std::string& dir) {
   }
   specs.push_back({"decoder.norm_out.gamma", {96, 1, 1, 1}, -1});
   conv3("decoder.conv_out", 96, 3);
-  WriteRandom(dir + "/diffusion_pytorch_model.safetensors", specs);
+  if (Status w = ds::bench::WriteRandomSafetensors(dir + "/diffusion_pytorch_model.safetensors", specs); !w.ok()) {
+    std::fprintf(stderr, "%s\n", w.message().c_str());
+    return 1;
+  }
   std::ofstream(dir + "/config.json") << R"({"_class_name": "AutoencoderKLWan", "base_dim": 96, "z_dim": 16})";
   auto vae = ds::WanVaeDecoder::Load(dir);
   if (!vae.ok()) {

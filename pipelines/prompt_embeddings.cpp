@@ -1,0 +1,94 @@
+#include "pipelines/prompt_embeddings.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/safetensors.h"
+
+namespace ds {
+namespace {
+
+constexpr const char* kFormat = "ditstream.prompt_embeddings";
+
+}  // namespace
+
+Status WritePromptEmbeddings(const std::string& path, const PromptEmbeddings& e) {
+  const size_t count = static_cast<size_t>(e.rows) * e.cols;
+  if (e.rows <= 0 || e.cols <= 0 || e.cond.size() != count || e.uncond.size() != count) {
+    return Error(Code::kInternal, "prompt embeddings of {} x {} hold {} and {} values", e.rows, e.cols, e.cond.size(),
+                 e.uncond.size());
+  }
+  nlohmann::json header = nlohmann::json::object();
+  header["__metadata__"] = {{"format", kFormat},
+                            {"family", e.family},
+                            {"prompt", e.prompt},
+                            {"negative_prompt", e.negative_prompt}};
+  const size_t bytes = count * sizeof(float);
+  header["prompt"] = {{"dtype", "F32"}, {"shape", {e.rows, e.cols}}, {"data_offsets", {0, bytes}}};
+  header["negative_prompt"] = {{"dtype", "F32"}, {"shape", {e.rows, e.cols}}, {"data_offsets", {bytes, 2 * bytes}}};
+  std::string text = header.dump();
+  text.resize((text.size() + 7) / 8 * 8, ' ');
+
+  const std::string tmp = path + ".part";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Error(Code::kIo, "cannot write prompt embeddings to {}", path);
+    const uint64_t len = text.size();
+    out.write(reinterpret_cast<const char*>(&len), sizeof(len));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.write(reinterpret_cast<const char*>(e.cond.data()), static_cast<std::streamsize>(bytes));
+    out.write(reinterpret_cast<const char*>(e.uncond.data()), static_cast<std::streamsize>(bytes));
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return Error(Code::kIo, "cannot write prompt embeddings to {} (disk full?)", path);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    return Error(Code::kIo, "cannot write prompt embeddings to {}: {}", path, ec.message());
+  }
+  return Status::Ok();
+}
+
+Result<PromptEmbeddings> ReadPromptEmbeddings(const std::string& path, const std::string& family, int rows, int cols) {
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(path));
+  const auto& meta = file->metadata();
+  auto field = [&](const char* key) -> std::string {
+    auto it = meta.find(key);
+    return it == meta.end() ? std::string() : it->second;
+  };
+  if (field("format") != kFormat) {
+    return Error(Code::kInvalidArgument, "{}: not a prompt-embeddings file (metadata format is \"{}\", want \"{}\")",
+                 path, field("format"), kFormat);
+  }
+  if (field("family") != family) {
+    return Error(Code::kInvalidArgument, "{}: embeddings of a {} model, the loaded model is {}", path, field("family"),
+                 family);
+  }
+  PromptEmbeddings e;
+  e.family = family;
+  e.prompt = field("prompt");
+  e.negative_prompt = field("negative_prompt");
+  e.rows = rows;
+  e.cols = cols;
+  for (auto [name, out] : {std::pair{"prompt", &e.cond}, std::pair{"negative_prompt", &e.uncond}}) {
+    const SafetensorsEntry* t = file->find(name);
+    if (t == nullptr) return Error(Code::kInvalidArgument, "{}: no tensor \"{}\"", path, name);
+    if (t->shape != std::vector<int64_t>{rows, cols}) {
+      return Error(Code::kInvalidArgument, "{}: \"{}\" is {}, the loaded model needs [{}, {}]", path, name,
+                   t->shape_string(), rows, cols);
+    }
+    out->resize(static_cast<size_t>(rows) * cols);
+    DS_TRY(ConvertToF32(*t, out->data()));
+  }
+  if (e.prompt.empty()) return Error(Code::kInvalidArgument, "{}: the metadata has no prompt", path);
+  return e;
+}
+
+}  // namespace ds
