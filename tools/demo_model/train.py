@@ -275,8 +275,10 @@ def train_dit(args, cfg, cache):
         for g in opt.param_groups:
             g["lr"] = lr
         xin, t, target, pmask = xin.to(dev), t.to(dev), target.to(dev), pmask.to(dev)
-        tok, pooled = text(ids.to(dev), mask.to(dev))
-        v = dit(xin, t, tok, pooled, mask.to(dev))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            tok, pooled = text(ids.to(dev), mask.to(dev))
+            v = dit(xin, t, tok, pooled, mask.to(dev))
+        v = v.float()
         w = (1 - pmask)
         loss = ((v - target).pow(2) * w).sum() / (w.sum() * x0.shape[1] * 64)
         opt.zero_grad(set_to_none=True)
@@ -329,6 +331,8 @@ def main():
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--device", default="cpu", help="torch device of the DiT stage (cpu, cuda)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bf16 autocast for the DiT stage's forward (weights, optimizer and EMA stay float32)")
     ap.add_argument("--stop-step", type=int, default=0,
                     help="stop the DiT stage at this step, the schedule still spanning --steps")
     ap.add_argument("--max-minutes", type=float, default=0.0,
