@@ -56,6 +56,7 @@ av_pkgs="libavcodec libavformat libavutil libswscale"
     echo "build lib$name.a: ar ${objs[*]}"
   }
   lib core "" core/*.cpp
+  lib wan "-DDS_HAVE_SENTENCEPIECE=1" core/wan/*.cpp
   lib kernels "-fopenmp -ffp-contract=fast -fno-trapping-math -Wno-pass-failed" kernels/registry.cpp kernels/cpu/*.cpp
   lib pipelines "-DDS_MODELS_BUILD_DIR=\\\"$root/models\\\" -DDS_MODELS_INSTALL_DIR=\\\"/nonexistent\\\" -DDS_VERSION=\\\"fuzz\\\"" \
     pipelines/*.cpp
@@ -73,7 +74,8 @@ av_pkgs="libavcodec libavformat libavutil libswscale"
   target checkpoint_index "libsupport.a libcore.a" ""
   target config "libsupport.a libcore.a" ""
   target tokenizer "libsupport.a libcore.a" ""
-  target options "libsupport.a libpipelines.a libkernels.a libcore.a" "-fopenmp $(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)"
+  target options "libsupport.a libpipelines.a libwan.a libkernels.a libcore.a" \
+    "-fopenmp $(pkg-config --libs openblas 2>/dev/null || echo -lopenblas) $(pkg-config --libs sentencepiece 2>/dev/null || echo -lsentencepiece)"
   target y4m "libsupport.a libcli.a" "$(pkg-config --libs libswscale libavutil)"
 } >"$B/build.ninja.new"
 cmp -s "$B/build.ninja.new" "$B/build.ninja" || mv "$B/build.ninja.new" "$B/build.ninja"
