@@ -2,9 +2,14 @@
 // a 480x832x81 generation:
 //   bench_wan_forward dit [layers=2] [threads=0]   transformer forward at one latent frame of 480p
 //   bench_wan_forward vae [side=64] [threads=0]    VAE decoder frames at side x side pixels
+//   bench_wan_forward vae-memory [side=512] [streamed|tiled]
+//                                                  the VAE's working set, predicted at 480p and 720p
+//                                                  and measured (peak RSS) decoding one latent frame
 // The transformer is extrapolated from two measured rates: the self-attention kernel alone, and the
 // rest of a 1-frame forward (linear layers); the VAE time per output frame scales with pixels.
 #include <fmt/format.h>
+
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cmath>
@@ -19,6 +24,7 @@
 #include "core/tensor.h"
 #include "core/wan/wan_transformer.h"
 #include "core/wan/wan_vae.h"
+#include "core/wan/wan_vae_tiling.h"
 #include "kernels/registry.h"
 
 namespace {
@@ -93,55 +99,10 @@ int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
 }
 
 int BenchVae(int side, ds::Backend& be, const std::string& dir) {
-  // The published Wan2.1 VAE decoder (base_dim 96), in diffusers names.
-  const std::vector<int64_t> dims = {384, 384, 384, 192, 96};
-  std::vector<ds::bench::RandomTensor> specs = {{"post_quant_conv.weight", {16, 16, 1, 1, 1}, 0.2f},
-                             {"post_quant_conv.bias", {16}, 0.01f}};
-  auto conv3 = [&](const std::string& n, int64_t in, int64_t out) {
-    specs.push_back({n + ".weight", {out, in, 3, 3, 3}, static_cast<float>(1.0 / std::sqrt(27.0 * in))});
-    specs.push_back({n + ".bias", {out}, 0.01f});
-  };
-  auto res = [&](const std::string& p, int64_t in, int64_t out) {
-    specs.push_back({p + ".norm1.gamma", {in, 1, 1, 1}, -1});
-    conv3(p + ".conv1", in, out);
-    specs.push_back({p + ".norm2.gamma", {out, 1, 1, 1}, -1});
-    conv3(p + ".conv2", out, out);
-    if (in != out) {
-      specs.push_back({p + ".conv_shortcut.weight", {out, in, 1, 1, 1}, static_cast<float>(1.0 / std::sqrt(in))});
-      specs.push_back({p + ".conv_shortcut.bias", {out}, 0.01f});
-    }
-  };
-  conv3("decoder.conv_in", 16, 384);
-  res("decoder.mid_block.resnets.0", 384, 384);
-  res("decoder.mid_block.resnets.1", 384, 384);
-  const std::string a = "decoder.mid_block.attentions.0.";
-  specs.push_back({a + "norm.gamma", {384, 1, 1}, -1});
-  specs.push_back({a + "to_qkv.weight", {1152, 384, 1, 1}, 0.05f});
-  specs.push_back({a + "to_qkv.bias", {1152}, 0.01f});
-  specs.push_back({a + "proj.weight", {384, 384, 1, 1}, 0.05f});
-  specs.push_back({a + "proj.bias", {384}, 0.01f});
-  for (int i = 0; i < 4; ++i) {
-    const int64_t in = dims[i] / (i > 0 ? 2 : 1), out = dims[i + 1];
-    const std::string p = "decoder.up_blocks." + std::to_string(i);
-    for (int j = 0; j < 3; ++j) res(p + ".resnets." + std::to_string(j), j == 0 ? in : out, out);
-    if (i == 3) continue;
-    specs.push_back(
-        {p + ".upsamplers.0.resample.1.weight", {out / 2, out, 3, 3}, static_cast<float>(1 / std::sqrt(9.0 * out))});
-    specs.push_back({p + ".upsamplers.0.resample.1.bias", {out / 2}, 0.01f});
-    if (i < 2) {
-      specs.push_back({p + ".upsamplers.0.time_conv.weight",
-                       {2 * out, out, 3, 1, 1},
-                       static_cast<float>(1 / std::sqrt(3.0 * out))});
-      specs.push_back({p + ".upsamplers.0.time_conv.bias", {2 * out}, 0.01f});
-    }
-  }
-  specs.push_back({"decoder.norm_out.gamma", {96, 1, 1, 1}, -1});
-  conv3("decoder.conv_out", 96, 3);
-  if (Status w = ds::bench::WriteRandomSafetensors(dir + "/diffusion_pytorch_model.safetensors", specs); !w.ok()) {
+  if (Status w = ds::bench::WriteRandomWanVae(dir); !w.ok()) {
     std::fprintf(stderr, "%s\n", w.message().c_str());
     return 1;
   }
-  std::ofstream(dir + "/config.json") << R"({"_class_name": "AutoencoderKLWan", "base_dim": 96, "z_dim": 16})";
   auto vae = ds::WanVaeDecoder::Load(dir);
   if (!vae.ok()) {
     std::fprintf(stderr, "%s\n", vae.status().message().c_str());
@@ -170,17 +131,71 @@ int BenchVae(int side, ds::Backend& be, const std::string& dir) {
   return 0;
 }
 
+double PeakRssGb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss * 1024.0 / 1e9;  // KiB → GB
+}
+
+int BenchVaeMemory(int side, bool tiled, ds::Backend& be, const std::string& dir) {
+  if (Status w = ds::bench::WriteRandomWanVae(dir); !w.ok()) {
+    std::fprintf(stderr, "%s\n", w.message().c_str());
+    return 1;
+  }
+  auto vae = ds::WanVaeDecoder::Load(dir);
+  if (!vae.ok()) {
+    std::fprintf(stderr, "%s\n", vae.status().message().c_str());
+    return 1;
+  }
+  const ds::VaeTiles tiles;
+  std::printf("vae-memory: predicted working set, 81 frames (21 latent), diffusers' 256/192 tiles:\n");
+  for (auto [h, w] : {std::pair{480, 832}, std::pair{720, 1280}}) {
+    std::printf("vae-memory:   %4dx%-4d streamed %5.2f GB, tiled %5.2f GB (of which the video %4.2f GB)\n", w, h,
+                vae->WorkingSetBytes(h / 8, w / 8) / 1e9,
+                ds::VaeTiledWorkingSetBytes(*vae, tiles, 21, h / 8, w / 8) / 1e9, 81.0 * 3 * h * w * 4 / 1e9);
+  }
+  const int n = side / 8;
+  std::vector<float> z(static_cast<size_t>(16) * n * n, 0.5f);
+  const double before = PeakRssGb();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto sink = [](const float*) { return Status::Ok(); };
+  Status s = Status::Ok();
+  size_t predicted = 0;
+  if (tiled) {
+    predicted = ds::VaeTiledWorkingSetBytes(*vae, tiles, 1, n, n);
+    s = ds::DecodeTiled(
+        *vae, be, tiles, z.data(), 1, n, n, [](int, int) { return Status::Ok(); }, sink);
+  } else {
+    predicted = vae->WorkingSetBytes(n, n);
+    s = vae->Begin(n, n);
+    if (s.ok()) s = vae->Push(be, z.data(), sink);
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf(
+      "vae-memory: %s decode of one latent frame at %dx%d: %.1f s, peak RSS %.2f GB after loading, "
+      "%.2f GB during (+%.2f GB; predicted %.2f GB)\n",
+      tiled ? "tiled" : "streamed", side, side, Seconds(t0), before, PeakRssGb(), PeakRssGb() - before,
+      predicted / 1e9);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "dit";
-  const int arg = argc > 2 ? std::atoi(argv[2]) : (what == "vae" ? 64 : 2);
-  const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  const int arg = argc > 2 ? std::atoi(argv[2]) : (what == "vae" ? 64 : what == "vae-memory" ? 512 : 2);
+  const bool tiled = what == "vae-memory" && argc > 3 && std::string(argv[3]) == "tiled";
+  const int threads = argc > 3 && what != "vae-memory" ? std::atoi(argv[3]) : 0;
   auto be = ds::CreateBackend("cpu", threads);
   if (!be.ok()) return 1;
   const std::string dir = (std::filesystem::temp_directory_path() / fmt::format("ds_wan_bench_{}", what)).string();
   std::filesystem::create_directories(dir);
-  const int rc = what == "vae" ? BenchVae(arg, **be, dir) : BenchDit(arg, **be, dir);
+  const int rc = what == "vae"          ? BenchVae(arg, **be, dir)
+                 : what == "vae-memory" ? BenchVaeMemory(arg, tiled, **be, dir)
+                                        : BenchDit(arg, **be, dir);
   std::filesystem::remove_all(dir);
   return rc;
 }

@@ -1,4 +1,4 @@
-// A random Wan2.1 transformer checkpoint in the diffusers layout (config.json + one BF16
+// Random Wan2.1 transformer and VAE checkpoints in the diffusers layout (config.json + one BF16
 // safetensors file, the real tensor names and shapes): for benchmarks that need the 1.3B's shapes
 // without its 5.7 GB download.
 #pragma once
@@ -23,5 +23,9 @@ Status WriteRandomSafetensors(const std::string& path, const std::vector<RandomT
 // Writes dir/config.json and dir/diffusion_pytorch_model.safetensors for the 1.3B's widths with
 // `layers` blocks (30 in the real model). Values ~ N(0, small); norm weights 1.
 Status WriteRandomWan13B(const std::string& dir, int layers);
+
+// Writes dir/config.json and dir/diffusion_pytorch_model.safetensors: the published Wan2.1 VAE
+// decoder's widths (base_dim 96) in diffusers names, seeded random values scaled per fan-in.
+Status WriteRandomWanVae(const std::string& dir);
 
 }  // namespace ds::bench

@@ -11,7 +11,7 @@ namespace {
 constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a double (GStreamer/FFmpeg ranges)
 
 // The table. min/max bound numeric options; the help text documents sentinels.
-constexpr std::array<ds_option_info, 13> kOptions = {{
+constexpr std::array<ds_option_info, 14> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0,
      "Model to load: a model folder path, or the name of a bundled model (demo)", 0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
@@ -27,6 +27,10 @@ constexpr std::array<ds_option_info, 13> kOptions = {{
     {"seed", DS_OPT_INT, "0", 0, kMaxSeed, "Seed of the initial noise: same seed, same build, same device → same video", 1},
     {"device", DS_OPT_STRING, "auto", 0, 0, "Compute device: auto, cpu, cuda or reference (the slow oracle)", 0},
     {"threads", DS_OPT_INT, "0", 0, 1024, "CPU threads (0 = all cores)", 0},
+    {"vae-tiling", DS_OPT_STRING, "auto", 0, 0,
+     "Wan2.1 VAE decode: off streams every frame as it is decoded; on decodes 256-pixel tiles one after "
+     "another (bounded memory, frames come at the end); auto tiles when streaming would take over half the RAM",
+     1},
 }};
 
 std::string Canonical(std::string_view name) {
@@ -101,6 +105,11 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
         return Error(Code::kInvalidArgument, "option 'device': '{}' is not one of auto, cpu, cuda, reference", value);
       }
       opts.device = value;
+    } else if (n == "vae-tiling") {
+      if (value != "auto" && value != "on" && value != "off") {
+        return Error(Code::kInvalidArgument, "option 'vae-tiling': '{}' is not one of auto, on, off", value);
+      }
+      opts.vae_tiling = value;
     }
     return Status::Ok();
   }
@@ -127,6 +136,7 @@ Result<std::string> GetOption(const Options& opts, std::string_view name) {
   if (n == "prompt") return opts.prompt;
   if (n == "negative-prompt") return opts.negative_prompt;
   if (n == "device") return opts.device;
+  if (n == "vae-tiling") return opts.vae_tiling;
   if (n == "width") return std::to_string(opts.width);
   if (n == "height") return std::to_string(opts.height);
   if (n == "frames") return std::to_string(opts.frames);

@@ -22,6 +22,7 @@ struct Options {
   double guidance = -1, shift = -1;
   int64_t seed = 0;
   int threads = 0;
+  std::string vae_tiling;  // auto, on, off
 };
 
 std::span<const ds_option_info> OptionTable();

@@ -4,8 +4,11 @@
 #include <optional>
 #include <span>
 
+#include <unistd.h>
+
 #include "core/decoder.h"
 #include "core/log.h"
+#include "core/wan/wan_vae_tiling.h"
 #include "pipelines/noise.h"
 #include "pipelines/scheduler.h"
 #include "pipelines/unipc.h"
@@ -15,6 +18,25 @@ namespace {
 
 constexpr const char* kFamily = "wan2.1";
 constexpr size_t kTextCacheSize = 8;
+
+size_t PhysicalMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+}
+
+// The vae-tiling option: off streams; on tiles whenever diffusers would (a side beyond one tile);
+// auto tiles where streaming's caches would take over half the RAM (720p on a 24 GB machine, not
+// 480p), since the tiles cost the streaming of frames and 1.8x the convolutions.
+bool UseVaeTiles(const WanVaeDecoder& vae, const VaeTiles& tiles, const std::string& mode, int T, int h, int w) {
+  const int s = vae.config().spatial_factor();
+  if (mode == "off" || !VaeTilingApplies(tiles, s, h, w)) return false;
+  const size_t streamed = vae.WorkingSetBytes(h, w), ram = PhysicalMemoryBytes();
+  const bool tile = mode == "on" || (ram > 0 && streamed > ram / 2);
+  Log(LogLevel::kInfo, "VAE at {}x{}: {} (streaming holds {:.1f} GB, tiles {:.1f} GB; RAM {:.1f} GB)", w * s, h * s,
+      tile ? "spatial tiles" : "streamed", streamed / 1e9, VaeTiledWorkingSetBytes(vae, tiles, T, h, w) / 1e9,
+      ram / 1e9);
+  return tile;
+}
 
 // The scheduler a Wan folder declares, behind one interface: the DiT's timestep of each step and the
 // update of the latents from the guided flow prediction.
@@ -186,11 +208,23 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
 }
 
 Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape, int clip,
-                           const PlanarFrameFn& on_frame, const ProgressFn& on_progress,
+                           const std::string& vae_tiling, const PlanarFrameFn& on_frame, const ProgressFn& on_progress,
                            const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
   const auto [C, T, H, W] = dims;
   WanVaeDecoder& vae = model_->vae();
+  const VaeTiles tiles;
+  if (UseVaeTiles(vae, tiles, vae_tiling, T, H, W)) {
+    vae.Denormalize(latent.data(), static_cast<int64_t>(T) * H * W);  // per channel over all frames
+    return DecodeTiled(
+        vae, *backend_, tiles, latent.data(), T, H, W,
+        [&](int done, int total) -> Status {
+          if (cancel.load(std::memory_order_relaxed)) return Cancelled();
+          on_progress({DS_STAGE_DECODE, done, total, clip});
+          return Status::Ok();
+        },
+        on_frame);
+  }
   const size_t plane = static_cast<size_t>(H) * W;
   frame_latent_.resize(plane * C);
   DS_TRY(vae.Begin(H, W));
@@ -243,7 +277,7 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, const 
     ++frames_emitted_;
     return Status::Ok();
   };
-  DS_TRY(Decode(latent_, shape, clip, deliver, on_progress, cancel));
+  DS_TRY(Decode(latent_, shape, clip, opts.vae_tiling, deliver, on_progress, cancel));
   ++clip_;
   return Status::Ok();
 }

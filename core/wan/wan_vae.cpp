@@ -40,6 +40,8 @@ void Ensure(std::vector<float>& buf, size_t size) {
 
 void Free(std::vector<float>& buf) { std::vector<float>().swap(buf); }
 
+size_t Bytes(const std::vector<float>& buf) { return buf.capacity() * sizeof(float); }
+
 // A 3x3x3 causal conv (pad 1 in H and W, 2 frames of history in front) with its history.
 struct CausalConv3 {
   Tensor w, b;  // w: the [O, C, 3, 3, 3] weight read as [O, 3C, 3, 3]
@@ -62,6 +64,7 @@ struct CausalConv3 {
     Transpose(x, plane, c_in, ld, hist.data() + 2 * plane, 3 * plane);
   }
   void Release() { Free(hist); }
+  size_t Held() const { return Bytes(hist); }
   // y: channel-major [c_out, plane].
   void Run(Backend& be, const float* x, int64_t ld, float* y) {
     Append(x, ld);
@@ -87,6 +90,7 @@ struct ResBlock {
     conv1.Release();
     conv2.Release();
   }
+  size_t Held() const { return conv1.Held() + conv2.Held(); }
 
   // x [plane, c_in] → out [plane, c_out], both pixel-major.
   void Run(Backend& be, Scratch& s, const float* x, float* out) {
@@ -122,6 +126,7 @@ struct AttnBlock {
   void Release() {
     for (auto* buf : {&n, &q, &o, &f}) Free(*buf);
   }
+  size_t Held() const { return Bytes(n) + Bytes(q) + Bytes(o) + Bytes(f); }
   void Run(Backend& be, int64_t plane, float* x) {
     Ensure(n, plane * c);
     Ensure(q, plane * 3 * c);
@@ -174,6 +179,11 @@ struct Resample {
   void Release() {
     for (auto* buf : {&hist, &x3, &y, &cm, &up, &conv, &out}) Free(*buf);
   }
+  size_t Held() const {
+    size_t n = 0;
+    for (const auto* buf : {&hist, &x3, &y, &cm, &up, &conv, &out}) n += Bytes(*buf);
+    return n;
+  }
 
   template <typename Emit>
   Status Run(Backend& be, const float* x, const Emit& emit) {
@@ -223,6 +233,7 @@ struct WanVaeDecoder::Impl {
   CausalConv3 conv_out;
 
   int h = 0, w = 0;
+  bool clamp = true;
   int64_t top_plane = 0;              // latent resolution: conv_in and the middle block
   std::vector<int64_t> level_planes;  // one per up block
   Scratch scratch;
@@ -348,11 +359,12 @@ void WanVaeDecoder::Denormalize(float* latent, int64_t plane) const {
   }
 }
 
-Status WanVaeDecoder::Begin(int h, int w) {
+Status WanVaeDecoder::Begin(int h, int w, Range range) {
   if (h <= 0 || w <= 0) return Error(Code::kInvalidArgument, "VAE: latent size {}x{} is not positive", w, h);
   Impl& m = *impl_;
   m.h = h;
   m.w = w;
+  m.clamp = range == Range::kClamped;
   const int64_t plane = static_cast<int64_t>(h) * w, z = cfg_.z_dim;
   const std::vector<int> dims = cfg_.decoder_dims();
   size_t scratch = static_cast<size_t>(plane) * dims[0];
@@ -403,6 +415,44 @@ void WanVaeDecoder::End() {
   m.h = m.w = 0;
 }
 
+// Mirrors what Begin and the first Push allocate (a test holds the two to AllocatedBytes).
+size_t WanVaeDecoder::WorkingSetBytes(int h, int w) const {
+  const Impl& m = *impl_;
+  const int64_t plane = static_cast<int64_t>(h) * w, z = cfg_.z_dim, d0 = m.conv_in.c_out;
+  auto conv = [](const CausalConv3& c, int64_t p) { return c.c_in * 3 * p; };
+  int64_t floats = 2 * plane * z + conv(m.conv_in, plane) + 6 * plane * d0;  // zin, zq, conv_in, attention
+  for (const ResBlock* b : {&m.mid0, &m.mid1}) floats += conv(b->conv1, plane) + conv(b->conv2, plane);
+  int64_t scratch = plane * d0, p = plane;
+  for (const UpBlock& ub : m.ups) {
+    for (const ResBlock& b : ub.res) {
+      floats += conv(b.conv1, p) + conv(b.conv2, p);
+      scratch = std::max(scratch, p * std::max(b.c_in, b.c_out));
+    }
+    if (ub.up) {
+      const int64_t c = ub.up->c;
+      if (ub.up->temporal) floats += c * 3 * p + p * 3 * c + p * 2 * c;  // hist, x3, y
+      floats += p * c + 4 * p * c + 2 * (4 * p * (c / 2));               // cm, up, conv, out
+      p *= 4;
+    }
+  }
+  floats += 5 * scratch + conv(m.conv_out, p) + static_cast<int64_t>(cfg_.out_channels) * p;
+  return static_cast<size_t>(floats) * sizeof(float);
+}
+
+size_t WanVaeDecoder::AllocatedBytes() const {
+  const Impl& m = *impl_;
+  size_t n = m.conv_in.Held() + m.mid0.Held() + m.mid1.Held() + m.mid_attn.Held() + m.conv_out.Held();
+  for (const UpBlock& ub : m.ups) {
+    for (const ResBlock& b : ub.res) n += b.Held();
+    if (ub.up) n += ub.up->Held();
+  }
+  for (const auto* buf :
+       {&m.scratch.a, &m.scratch.b, &m.scratch.t, &m.scratch.t2, &m.scratch.ycm, &m.zin, &m.zq, &m.rgb}) {
+    n += Bytes(*buf);
+  }
+  return n;
+}
+
 Status WanVaeDecoder::Push(Backend& be, const float* zf, const FrameFn& on_frame) {
   Impl& m = *impl_;
   if (m.h == 0) return Error(Code::kState, "VAE: Push before Begin");
@@ -445,7 +495,9 @@ Status WanVaeDecoder::Impl::Head(Backend& be, const float* x, const FrameFn& on_
   be.silu(t);
   conv_out.Run(be, scratch.t.data(), c, rgb.data());
   const int64_t n = conv_out.c_out * p;
-  for (int64_t i = 0; i < n; ++i) rgb[i] = std::clamp(rgb[i], -1.0f, 1.0f);
+  if (clamp) {
+    for (int64_t i = 0; i < n; ++i) rgb[i] = std::clamp(rgb[i], -1.0f, 1.0f);
+  }
   return on_frame(rgb.data());
 }
 

@@ -44,15 +44,24 @@ class WanVaeDecoder {
   // z = x / (1/std) + mean per channel (diffusers' exact float operations).
   void Denormalize(float* latent_frame, int64_t plane) const;
 
+  // kClamped: frames clamped to [-1, 1], as a decode's output. kRaw: unclamped, for spatial tiles
+  // that are blended before the clamp (diffusers' tiled_decode).
+  enum class Range { kClamped, kRaw };
   // Starts a new video whose latent frames are h x w: clears every causal cache.
-  Status Begin(int h, int w);
+  Status Begin(int h, int w, Range range = Range::kClamped);
   // Decodes the next latent frame z [z_dim, h, w] (de-normalised). on_frame receives each video
-  // frame as planar RGB [3, 8h, 8w] clamped to [-1, 1], valid during the call; an error it returns
-  // stops decoding and is returned.
+  // frame as planar RGB [3, 8h, 8w] (in the range Begin chose), valid during the call; an error it
+  // returns stops decoding and is returned.
   using FrameFn = std::function<Status(const float* rgb)>;
   Status Push(Backend& be, const float* z, const FrameFn& on_frame);
   // Frees the caches and scratch (about 8 GB at 480x832) until the next Begin.
   void End();
+
+  // Host bytes of causal caches and scratch that decoding latent frames of h x w holds (Begin plus
+  // the first Push): what streaming costs, to choose between it and spatial tiles.
+  size_t WorkingSetBytes(int h, int w) const;
+  // Bytes the decoder holds now (its weights apart).
+  size_t AllocatedBytes() const;
 
   struct Impl;
 

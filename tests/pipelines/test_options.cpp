@@ -21,7 +21,7 @@ TEST(Options, TableIsWellFormed) {
     }
   }
   for (const char* required : {"model", "prompt", "negative-prompt", "width", "height", "frames", "fps", "steps",
-                               "guidance", "shift", "seed", "device", "threads"}) {
+                               "guidance", "shift", "seed", "device", "threads", "vae-tiling"}) {
     EXPECT_TRUE(names.count(required)) << required;
   }
 }
@@ -71,6 +71,9 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_FALSE(SetOption(o, "guidance", "nan").ok());
   EXPECT_FALSE(SetOption(o, "shift", "0").ok());
   EXPECT_FALSE(SetOption(o, "device", "tpu").ok());
+  EXPECT_FALSE(SetOption(o, "vae-tiling", "true").ok());
+  EXPECT_TRUE(SetOption(o, "vae_tiling", "on").ok());
+  EXPECT_EQ(o.vae_tiling, "on");
   EXPECT_FALSE(SetOption(o, "model", "").ok());
   EXPECT_FALSE(SetOption(o, "prompt", "").ok());
   EXPECT_FALSE(SetOption(o, "prompt", "  \n").ok());

@@ -137,6 +137,42 @@ TEST_F(WanCApi, StreamsFramesOneByOne) {
   EXPECT_NE(c.frames[0], c.frames[8]);
 }
 
+// 272 pixels wide is beyond one 256-pixel VAE tile: "on" decodes two tiles (blended over 64
+// columns) one after the other, and the frames come out during the second.
+TEST_F(WanCApi, VaeTilingDecodesTilesThenHandsOutTheFrames) {
+  Set("width", "272");
+  Set("frames", "5");
+  Load();
+  Set("vae-tiling", "off");
+  const Collected streamed = Generate();
+  Set("vae-tiling", "auto");  // the tiny VAE streams in a few MB: auto streams
+  const Collected automatic = Generate();
+  Set("vae-tiling", "on");
+  const Collected tiled = Generate();
+  ASSERT_EQ(streamed.frames.size(), 5u);
+  ASSERT_EQ(tiled.frames.size(), 5u);
+  EXPECT_EQ(automatic.frames, streamed.frames);
+  EXPECT_EQ(tiled.decode_events, 2 * 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(tiled.indices[i], i);
+    EXPECT_EQ(tiled.decoded_before[i], 5 + i + 1) << "frame " << i << " comes with the second tile's";
+  }
+  // Columns outside the blended band [192, 256) come from one tile each, decoded from a crop of
+  // the latent: close to the streamed frame (the tiles see less context), equal nowhere by chance.
+  int differ = 0, far = 0;
+  for (size_t f = 0; f < 5; ++f) {
+    for (size_t i = 0; i < tiled.frames[f].size(); ++i) {
+      const int d = std::abs(tiled.frames[f][i] - streamed.frames[f][i]);
+      differ += d > 0;
+      far += d > 64;
+    }
+  }
+  EXPECT_GT(differ, 0);
+  EXPECT_LT(far, static_cast<int>(tiled.frames[0].size()));
+  EXPECT_NE(ds_set_option(gen_, "vae-tiling", "yes"), DS_OK);
+  EXPECT_TRUE(Mentions(gen_, "auto, on, off"));
+}
+
 TEST_F(WanCApi, FrameCountFollowsTheFourKPlusOneRule) {
   Load();
   for (int frames : {1, 5}) {

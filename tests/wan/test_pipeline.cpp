@@ -110,7 +110,7 @@ TEST(WanPipeline, ProductPipelineMatchesDiffusers) {
   const auto want = Load("pipeline.frames");  // [frames, height, width, 3] in [0, 1]
   const size_t out_plane = static_cast<size_t>(shape->width) * shape->height;
   std::vector<float> got;
-  s = p.Decode(x, *shape, 0, [&](const float* rgb) {
+  s = p.Decode(x, *shape, 0, "off", [&](const float* rgb) {
     for (size_t px = 0; px < out_plane; ++px)
       for (int c = 0; c < 3; ++c) got.push_back(std::clamp(rgb[c * out_plane + px] * 0.5f + 0.5f, 0.0f, 1.0f));
     return Status::Ok();

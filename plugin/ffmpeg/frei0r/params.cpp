@@ -19,17 +19,30 @@ std::string Explanation(const ds_option_info& o) {
   return text;
 }
 
+// FFmpeg's frei0r_src passes parameters by position, so positions are part of users' command lines:
+// the table's options up to 'threads', then prompt-file and options, then options the table gained
+// since (vae-tiling), at the end where they move nothing.
+constexpr std::string_view kLastOriginalOption = "threads";
+
 std::vector<Param> BuildParams() {
   std::vector<Param> params;
+  auto add_own = [&] {
+    params.push_back({std::string(kPromptFile), true,
+                      "Read the prompt from this UTF-8 text file instead (re-read before each clip)", nullptr});
+    params.push_back({std::string(kOptions), true,
+                      "More options as 'name=value&name=value' (any other parameter, values as written)", nullptr});
+  };
+  bool own_added = false;
   for (int i = 0; i < ds_option_count(); ++i) {
     const ds_option_info* o = ds_option_at(i);
     if (HostDecides(o->name)) continue;
     params.push_back({o->name, o->type == DS_OPT_STRING, Explanation(*o), o});
+    if (o->name == kLastOriginalOption) {
+      add_own();
+      own_added = true;
+    }
   }
-  params.push_back({std::string(kPromptFile), true,
-                    "Read the prompt from this UTF-8 text file instead (re-read before each clip)", nullptr});
-  params.push_back({std::string(kOptions), true,
-                    "More options as 'name=value&name=value' (any parameter above, values as written)", nullptr});
+  if (!own_added) add_own();
   return params;
 }
 
