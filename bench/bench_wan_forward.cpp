@@ -35,6 +35,12 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+double PeakRssGb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss * 1024.0 / 1e9;  // KiB → GB
+}
+
 int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
   ds::WanTransformerConfig c = ds::Wan13BConfig();
   const int64_t d = c.dim();
@@ -42,11 +48,15 @@ int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
     std::fprintf(stderr, "%s\n", w.message().c_str());
     return 1;
   }
+  const double rss_before = PeakRssGb();
+  const auto t_load = std::chrono::steady_clock::now();
   auto m = ds::WanTransformer::Load(dir);
   if (!m.ok()) {
     std::fprintf(stderr, "%s\n", m.status().message().c_str());
     return 1;
   }
+  std::printf("dit: loading %d layers: %.2f s, peak RSS %.2f GB → %.2f GB\n", layers, Seconds(t_load), rss_before,
+              PeakRssGb());
   const int H = 60, W = 104, L = 512;  // 480x832 latents, Wan's 512 text rows
   std::vector<float> ctx(static_cast<size_t>(L) * 4096, 0.0f);
   std::mt19937 rng(2);
@@ -66,8 +76,8 @@ int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
     return 1;
   }
   const double n1 = (H / 2) * (W / 2), f_fwd = m->Flops(1, H, W, L);
-  std::printf("dit: %d layers at 1 latent frame (%.0f tokens): %.2f s, %.1f GFLOP/s\n", layers, n1, t_fwd,
-              f_fwd / t_fwd * 1e-9);
+  std::printf("dit: %d layers at 1 latent frame (%.0f tokens): %.2f s, %.1f GFLOP/s; peak RSS %.2f GB\n", layers, n1,
+              t_fwd, f_fwd / t_fwd * 1e-9, PeakRssGb());
 
   // 2. Self-attention alone at 4 latent frames (6240 tokens), where it dominates at full size.
   const int64_t na = 4 * (H / 2) * (W / 2), heads = c.heads, dh = c.head_dim;
@@ -129,12 +139,6 @@ int BenchVae(int side, ds::Backend& be, const std::string& dir) {
     }
   }
   return 0;
-}
-
-double PeakRssGb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss * 1024.0 / 1e9;  // KiB → GB
 }
 
 int BenchVaeMemory(int side, bool tiled, ds::Backend& be, const std::string& dir) {

@@ -80,6 +80,10 @@ class Backend {
   virtual Status CopyToBackend(const Tensor& host, const Tensor& dst);
   virtual Status CopyToHost(const Tensor& src, const Tensor& host);
   virtual void copy(const Tensor& src, Tensor& dst);
+  // dst (F32) = src (F32, F16 or BF16) element by element, both contiguous with equal element
+  // counts, in the backend's memory. Models keep 16-bit weights as the checkpoint stores them (half
+  // the memory of float32, on the host and on a GPU) and widen one layer at a time through this.
+  virtual void widen_to_f32(const Tensor& src, Tensor& dst);
 };
 
 }  // namespace ds

@@ -10,18 +10,24 @@ namespace ds {
 
 size_t DTypeSize(DType t) {
   switch (t) {
-    case DType::kF32: return 4;
-    case DType::kF16: return 2;
-    case DType::kBF16: return 2;
+    case DType::kF32:
+      return 4;
+    case DType::kF16:
+      return 2;
+    case DType::kBF16:
+      return 2;
   }
   return 0;
 }
 
 const char* DTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
   }
   return "?";
 }
@@ -113,7 +119,7 @@ uint16_t FloatToBFloat16(float f) {
   uint32_t bits;
   std::memcpy(&bits, &f, 4);
   if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+  bits += 0x7fffu + ((bits >> 16) & 1u);                                                       // round to nearest even
   return static_cast<uint16_t>(bits >> 16);
 }
 
@@ -141,6 +147,20 @@ uint16_t FloatToHalf(float f) {
   }
   // Rebias the exponent in place; a rounding carry out of the mantissa correctly bumps it.
   return sign | static_cast<uint16_t>(ShiftRoundEven(absbits - ((127u - 15u) << 23), 13));
+}
+
+void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t end) {
+  const auto* bytes = static_cast<const unsigned char*>(src);
+  if (dtype == DType::kF32) {
+    std::memcpy(dst + begin, bytes + 4 * begin, (end - begin) * sizeof(float));
+    return;
+  }
+  const bool bf16 = dtype == DType::kBF16;
+  for (size_t i = begin; i < end; ++i) {
+    uint16_t v;
+    std::memcpy(&v, bytes + 2 * i, 2);
+    dst[i] = bf16 ? BFloat16ToFloat(v) : HalfToFloat(v);
+  }
 }
 
 }  // namespace ds

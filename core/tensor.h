@@ -61,5 +61,8 @@ float HalfToFloat(uint16_t h);
 float BFloat16ToFloat(uint16_t b);
 uint16_t FloatToHalf(float f);
 uint16_t FloatToBFloat16(float f);
+// dst[i] = float(src[i]) for i in [begin, end): src holds F32, F16 or BF16 values at any byte
+// alignment (checkpoint data), dst float32.
+void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t end);
 
 }  // namespace ds

@@ -8,9 +8,7 @@
 namespace ds {
 namespace {
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
+std::string ShapeString(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 Tensor ContiguousF32(float* data, const std::vector<int64_t>& shape) {
   Tensor t;
@@ -43,15 +41,28 @@ Result<std::vector<int64_t>> Weights::Shape(std::string_view name) const {
   return e->shape;
 }
 
+Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64_t>& expected_shape) {
+  const SafetensorsEntry* e = checkpoint_->find(name);
+  if (e == nullptr || e->shape != expected_shape || (e->dtype != StDType::kF16 && e->dtype != StDType::kBF16)) {
+    return Get(name, expected_shape);  // float32 (or an error naming what is wrong)
+  }
+  Tensor t = ContiguousF32(nullptr, e->shape);
+  t.dtype = e->dtype == StDType::kBF16 ? DType::kBF16 : DType::kF16;
+  for (int i = 0; i < t.ndim; ++i) t.strides[i] /= 2;
+  t.data = const_cast<uint8_t*>(e->data);
+  viewed_.emplace(name);
+  return t;
+}
+
 Result<Tensor> Weights::Get(std::string_view name, const std::vector<int64_t>& expected_shape) {
   const SafetensorsEntry* e = checkpoint_->find(name);
   if (e == nullptr) {
-    return Error(Code::kModel, "{}: missing tensor '{}' (expected shape {})", checkpoint_->path(),
-                 name, ShapeString(expected_shape));
+    return Error(Code::kModel, "{}: missing tensor '{}' (expected shape {})", checkpoint_->path(), name,
+                 ShapeString(expected_shape));
   }
   if (e->shape != expected_shape) {
-    return Error(Code::kModel, "{}: tensor '{}' has shape {} but the model expects {}", e->file,
-                 name, e->shape_string(), ShapeString(expected_shape));
+    return Error(Code::kModel, "{}: tensor '{}' has shape {} but the model expects {}", e->file, name,
+                 e->shape_string(), ShapeString(expected_shape));
   }
   auto it = loaded_.find(name);
   if (it != loaded_.end()) return ContiguousF32(it->second.buffer.data(), it->second.shape);
@@ -65,8 +76,8 @@ Result<const Weights::Loaded*> Weights::Load(const SafetensorsEntry& e) {
   try {
     loaded.buffer = HostBuffer(count);
   } catch (const std::bad_alloc&) {
-    return Error(Code::kOutOfMemory, "{}: tensor '{}': cannot allocate {} bytes of float32", e.file,
-                 e.name, count * sizeof(float));
+    return Error(Code::kOutOfMemory, "{}: tensor '{}': cannot allocate {} bytes of float32", e.file, e.name,
+                 count * sizeof(float));
   }
   DS_TRY(ConvertToF32(e, loaded.buffer.data()));
   loaded.shape = e.shape;
@@ -78,7 +89,7 @@ Result<const Weights::Loaded*> Weights::Load(const SafetensorsEntry& e) {
 std::vector<std::string> Weights::Unused() const {
   std::vector<std::string> out;
   for (const std::string& name : checkpoint_->names()) {
-    if (!loaded_.contains(name)) out.push_back(name);
+    if (!loaded_.contains(name) && !viewed_.contains(name)) out.push_back(name);
   }
   return out;
 }

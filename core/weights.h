@@ -1,11 +1,12 @@
 // Model weights as float32 host tensors (the dtype the CPU backend computes in), converted from a
-// checkpoint's F32/F16/BF16 data on first use. Model code asks for each tensor with the shape it
+// checkpoint's F32/F16/BF16 data on first use, or (GetStored) as the checkpoint stores them. Model code asks for each tensor with the shape it
 // expects, so every shape error surfaces at load time with the file and tensor named.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,9 @@ class Weights {
   // A contiguous float32 view that stays valid for the lifetime of this object (also across moves).
   // Fails unless the stored shape equals expected_shape. Repeated calls return the same storage.
   Result<Tensor> Get(std::string_view name, const std::vector<int64_t>& expected_shape);
+  // The tensor in the dtype the checkpoint stores: for F16 and BF16 a view of the mapped file (no
+  // copy, half the memory of float32; not necessarily 2-byte aligned), otherwise what Get gives.
+  Result<Tensor> GetStored(std::string_view name, const std::vector<int64_t>& expected_shape);
   // Checkpoint tensors never fetched with Get, sorted: a model warns about them, since they usually
   // mean a naming mismatch between the checkpoint and the model family.
   std::vector<std::string> Unused() const;
@@ -44,6 +48,7 @@ class Weights {
 
   std::unique_ptr<Checkpoint> checkpoint_;
   std::map<std::string, Loaded, std::less<>> loaded_;
+  std::set<std::string, std::less<>> viewed_;  // read through GetStored without a copy
 };
 
 }  // namespace ds

@@ -28,7 +28,9 @@ class WanTransformer {
  public:
   // path: a diffusers transformer/ folder (config.json + safetensors, sharded or not), or a
   // checkpoint (file, index or folder) with the original Wan names, whose config is derived from
-  // the tensor shapes. Weights are converted to float32 and kept.
+  // the tensor shapes. The blocks' matrices (98% of the weights) stay in the checkpoint's dtype:
+  // BF16/F16 mapped from the file on the host and copied as they are to a GPU, 2 bytes a weight;
+  // each block's are widened to float32 just before it runs. The rest is converted at load.
   static Result<WanTransformer> Load(const std::string& path);
 
   WanTransformer(WanTransformer&&) noexcept;
@@ -70,10 +72,12 @@ class WanTransformer {
   Status EnsureGeometry(Backend& be, int T, int H, int W, int text_len);
   // The weights in `be`'s memory: the host ones for a host backend, else copies made on first use.
   Result<const Params*> ParamsFor(Backend& be);
+  // b itself when its matrices are float32, else the workspace's block of widened copies.
+  Result<const Block*> Widen(Backend& be, const Block& b);
   void RunBlock(Backend& be, const Block& b, const Block& host_block);
 
   WanTransformerConfig cfg_;
-  std::unique_ptr<Weights> weights_;  // owns the float32 storage the host tensors point into
+  std::unique_ptr<Weights> weights_;  // owns the storage (float32 copies, mapped file) host tensors point into
   Params host_;
   Tensor head_table_;  // [2, D]: shift, scale (host: added to the time embedding on the host)
   std::unique_ptr<Params> device_params_;

@@ -148,6 +148,20 @@ Linear WanTensorReader::linear(std::string_view name, int64_t out, int64_t in, b
   return l;
 }
 
+Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in) {
+  Linear l;
+  if (!status_.ok()) return l;
+  const std::string n(name);
+  Result<Tensor> w = weights_.GetStored(stored_name(n + ".weight"), {out, in});
+  if (!w.ok()) {
+    status_ = w.status();
+    return l;
+  }
+  l.w = *w;
+  l.b = get(n + ".bias", {out});
+  return l;
+}
+
 Result<std::unique_ptr<Weights>> OpenWanWeights(const std::string& path, std::string_view component) {
   Result<Weights> w = Weights::Open(path);
   if (!w.ok()) {

@@ -43,6 +43,9 @@ class WanTensorReader {
   bool has(std::string_view name) const { return weights_.Has(stored_name(name)); }
   Tensor get(std::string_view name, std::vector<int64_t> shape);
   Linear linear(std::string_view name, int64_t out, int64_t in, bool bias = true);
+  // The weight as the checkpoint stores it (F16/BF16 mapped, not copied; see Weights::GetStored),
+  // the bias in float32: for the large matrices a model widens layer by layer.
+  Linear stored_linear(std::string_view name, int64_t out, int64_t in);
   const Status& status() const { return status_; }
 
  private:

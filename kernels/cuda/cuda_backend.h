@@ -85,6 +85,7 @@ class CudaBackend final : public Backend {
   Status CopyToBackend(const Tensor& host, const Tensor& dst) override;
   Status CopyToHost(const Tensor& src, const Tensor& host) override;
   void copy(const Tensor& src, Tensor& dst) override;
+  void widen_to_f32(const Tensor& src, Tensor& dst) override;
 
   // A contiguous device tensor from the arena; lives until ResetArena().
   Result<Tensor> Alloc(DType dtype, std::initializer_list<int64_t> shape);

@@ -14,4 +14,7 @@ Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, cons
 enum class Activation { kGeluTanh, kSilu };
 Status Activate(const Context& ctx, const Tensor& x, Activation act);
 
+// dst (F32, contiguous) = src (F16 or BF16, contiguous, 2-byte aligned), element by element.
+Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst);
+
 }  // namespace ds::cuda

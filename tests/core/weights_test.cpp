@@ -17,10 +17,7 @@ class WeightsTest : public test::TempDirTest {
     path_ = Path("model.safetensors");
     // 1.0, -2.0, 0.5, 3.0, -0.25, 65504 as F16 bit patterns; the same 1, -2 as BF16.
     test::WriteSafetensors(
-        path_, {{"w16",
-                 "F16",
-                 {2, 3},
-                 ToBytes(std::vector<uint16_t>{0x3C00, 0xC000, 0x3800, 0x4200, 0xB400, 0x7BFF})},
+        path_, {{"w16", "F16", {2, 3}, ToBytes(std::vector<uint16_t>{0x3C00, 0xC000, 0x3800, 0x4200, 0xB400, 0x7BFF})},
                 {"b16", "BF16", {2}, ToBytes(std::vector<uint16_t>{0x3F80, 0xC000})},
                 {"f32", "F32", {}, ToBytes(std::vector<float>{0.125f})},
                 {"steps", "I64", {1}, ToBytes(std::vector<int64_t>{5})}});
@@ -55,6 +52,32 @@ TEST_F(WeightsTest, ConvertsToFloat32Views) {
   EXPECT_EQ(s->f32()[0], 0.125f);
 }
 
+TEST_F(WeightsTest, GetStoredViewsHalfTypesAndConvertsTheRest) {
+  Weights w = Open();
+  auto t = w.GetStored("w16", {2, 3});
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(t->dtype, DType::kF16);
+  EXPECT_TRUE(t->contiguous());
+  EXPECT_EQ(t->strides[0], 6);
+  EXPECT_EQ(t->strides[1], 2);
+  EXPECT_EQ(t->nbytes(), 12u);
+  std::vector<float> widened(6);
+  WidenToF32(t->data, t->dtype, widened.data(), 0, 6);
+  EXPECT_EQ(widened, (std::vector<float>{1.0f, -2.0f, 0.5f, 3.0f, -0.25f, 65504.0f}));
+  auto b = w.GetStored("b16", {2});
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->dtype, DType::kBF16);
+  auto f = w.GetStored("f32", {});
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->dtype, DType::kF32);
+  EXPECT_EQ(f->f32()[0], 0.125f);
+  // Shape errors are Get's, naming the tensor; viewed tensors count as used.
+  auto bad = w.GetStored("w16", {3, 2});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(HasSubstr(bad.status().message(), "w16"));
+  EXPECT_EQ(w.Unused(), (std::vector<std::string>{"steps"}));
+}
+
 TEST_F(WeightsTest, RepeatedGetSharesStorageThatSurvivesMoves) {
   Weights w = Open();
   auto first = w.Get("w16", {2, 3});
@@ -71,8 +94,7 @@ TEST_F(WeightsTest, ShapeMismatchNamesFileTensorAndBothShapes) {
   auto t = w.Get("w16", {3, 2});
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), Code::kModel);
-  EXPECT_TRUE(HasSubstr(t.status().message(),
-                        path_ + ": tensor 'w16' has shape [2, 3] but the model expects [3, 2]"));
+  EXPECT_TRUE(HasSubstr(t.status().message(), path_ + ": tensor 'w16' has shape [2, 3] but the model expects [3, 2]"));
 }
 
 TEST_F(WeightsTest, MissingTensorIsNamed) {
@@ -82,8 +104,7 @@ TEST_F(WeightsTest, MissingTensorIsNamed) {
   auto t = w.Get("dit.final.weight", {8, 192});
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), Code::kModel);
-  EXPECT_TRUE(HasSubstr(t.status().message(),
-                        "missing tensor 'dit.final.weight' (expected shape [8, 192])"));
+  EXPECT_TRUE(HasSubstr(t.status().message(), "missing tensor 'dit.final.weight' (expected shape [8, 192])"));
   EXPECT_TRUE(HasSubstr(t.status().message(), path_));
 }
 

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels/cpu/reference_backend.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -346,6 +348,33 @@ TEST_F(CudaOps, HostTensorsAreStaged) {
   EXPECT_TRUE(AllClose(got, want, kTf32Rtol));
   EXPECT_TRUE(UntouchedOutside(got_b, got));
   EXPECT_EQ(cuda_->arena_used(), arena_before);  // the staging scratch went back
+}
+
+// 16-bit weights widened on the device equal the host's conversion bit for bit (NaN apart), over
+// every bit pattern of both types.
+TEST_F(CudaOps, WidensEveryHalfAndBfloat16Pattern) {
+  constexpr int64_t n = 65536;
+  std::vector<uint16_t> bits(n);
+  for (int64_t i = 0; i < n; ++i) bits[i] = static_cast<uint16_t>(i);
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
+    auto src = cuda_->NewBuffer(dtype, {n});
+    auto dst = cuda_->NewBuffer(DType::kF32, {n});
+    ASSERT_TRUE(src.ok() && dst.ok());
+    ASSERT_TRUE(cuda_->CopyToBackend(Tensor::View(bits.data(), dtype, {n}), src->tensor).ok());
+    cuda_->widen_to_f32(src->tensor, dst->tensor);
+    const HostBuffer got = Poisoned(n);
+    ASSERT_TRUE(cuda_->CopyToHost(dst->tensor, got.view({n})).ok());
+    const Status s = cuda_->Synchronize();
+    ASSERT_TRUE(s.ok()) << s.message();
+    int mismatches = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = dtype == DType::kBF16 ? BFloat16ToFloat(bits[i]) : HalfToFloat(bits[i]);
+      const float g = got.data()[i];
+      const bool same = std::isnan(want) ? std::isnan(g) : std::memcmp(&g, &want, 4) == 0;
+      mismatches += !same;
+    }
+    EXPECT_EQ(mismatches, 0) << DTypeName(dtype);
+  }
 }
 
 TEST_F(CudaOps, ArenaAllocatesAndResets) {

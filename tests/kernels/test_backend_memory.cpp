@@ -1,8 +1,10 @@
-// The Backend's memory API on the host backends: buffers, copies in and out, and errors for
-// mismatched sizes (a GPU backend is checked by bench/gpu_check.sh through bench_wan_cuda).
+// The Backend's memory API on the host backends: buffers, copies in and out, widening 16-bit
+// weights, and errors for mismatched sizes (a GPU backend is checked by bench/gpu_check.sh through bench_wan_cuda).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/registry.h"
@@ -42,6 +44,36 @@ TEST(BackendMemory, MismatchedCopiesAreErrorsNamingBothShapes) {
   EXPECT_NE(s.message().find("[5]"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("[4]"), std::string::npos) << s.message();
   EXPECT_FALSE((*be)->CopyToHost(buf->tensor, Tensor::View(host.data(), DType::kF32, {5})).ok());
+}
+
+// Bit patterns with known values (IEEE binary16 and bfloat16 tables), from a source one byte off
+// 2-byte alignment, as a safetensors tensor may be.
+TEST(BackendMemory, WidensHalfAndBfloat16ToFloat) {
+  const uint16_t bf16[] = {0x3F80, 0xC000, 0x0000, 0x8000, 0x7F80, 0x3EAA, 0x0001};
+  const float bf16_want[] = {1.0f, -2.0f, 0.0f, -0.0f, INFINITY, 0.33203125f, 9.18354962e-41f};
+  const uint16_t f16[] = {0x3C00, 0xC000, 0x7BFF, 0x0001, 0x3555, 0xFC00, 0x0400};
+  const float f16_want[] = {1.0f, -2.0f, 65504.0f, 5.96046448e-08f, 0.333251953f, -INFINITY, 6.10351562e-05f};
+  for (const char* device : {"cpu", "reference"}) {
+    auto be = CreateBackend(device, 1);
+    ASSERT_TRUE(be.ok());
+    for (bool is_bf16 : {true, false}) {
+      std::vector<unsigned char> raw(1 + sizeof bf16);
+      std::memcpy(raw.data() + 1, is_bf16 ? bf16 : f16, sizeof bf16);
+      const Tensor src = Tensor::View(raw.data() + 1, is_bf16 ? DType::kBF16 : DType::kF16, {7});
+      std::vector<float> out(7, -1.0f);
+      Tensor dst = Tensor::View(out.data(), DType::kF32, {7});
+      (*be)->widen_to_f32(src, dst);
+      const float* want = is_bf16 ? bf16_want : f16_want;
+      for (int i = 0; i < 7; ++i) {
+        EXPECT_EQ(std::signbit(out[i]), std::signbit(want[i])) << device << " " << i;
+        EXPECT_EQ(out[i], want[i]) << device << (is_bf16 ? " bf16 " : " f16 ") << i;
+      }
+    }
+    std::vector<float> in = {1.5f, -0.25f}, out(2);
+    Tensor dst = Tensor::View(out.data(), DType::kF32, {2});
+    (*be)->widen_to_f32(Tensor::View(in.data(), DType::kF32, {2}), dst);
+    EXPECT_EQ(out, in);
+  }
 }
 
 }  // namespace
