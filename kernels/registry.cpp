@@ -1,5 +1,6 @@
 #include "kernels/registry.h"
 
+#include "core/log.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/reference_backend.h"
 #if DS_HAVE_CUDA
@@ -8,11 +9,15 @@
 
 namespace ds {
 
-Result<std::unique_ptr<Backend>> CreateBackend(std::string_view device, int threads) {
+Result<std::unique_ptr<Backend>> CreateBackend(std::string_view device, int threads, AutoDevice auto_device) {
   std::unique_ptr<Backend> backend;
-  // "auto" stays on the CPU until the engine keeps its tensors on the device: today the CUDA
-  // backend stages every op's host tensors through device memory, which is slower than the CPU
-  // backend for the bundled model and changes numerics (TF32, bf16 attention). "cuda" asks for it.
+  // "auto" stays on the CPU for models the CUDA backend would stage op by op (slower than the CPU
+  // backend for the bundled model, and TF32/bf16 numerics); device-resident ones go to the GPU.
+  if (device == "auto" && auto_device == AutoDevice::kGpuWhenPresent) {
+    auto gpu = CreateBackend("cuda", threads);
+    if (gpu.ok()) return gpu;
+    Log(LogLevel::kWarning, "device auto: {}; running on the CPU", gpu.status().message());
+  }
   if (device == "cuda") {
 #if DS_HAVE_CUDA
     auto cuda = CudaBackend::Create();

@@ -25,7 +25,7 @@ constexpr std::array<ds_option_info, 14> kOptions = {{
      "Classifier-free guidance scale; 1 disables the unconditional pass (-1 = the model's default)", 1},
     {"shift", DS_OPT_DOUBLE, "-1", -1, 100, "Timestep shift of the flow schedule (-1 = the model's default)", 1},
     {"seed", DS_OPT_INT, "0", 0, kMaxSeed, "Seed of the initial noise: same seed, same build, same device → same video", 1},
-    {"device", DS_OPT_STRING, "auto", 0, 0, "Compute device: auto, cpu, cuda or reference (the slow oracle)", 0},
+    {"device", DS_OPT_STRING, "auto", 0, 0, "Compute device: cpu, cuda, reference (the slow oracle) or auto (Wan2.1 on the GPU when there is one; the demo model on the CPU)", 0},
     {"threads", DS_OPT_INT, "0", 0, 1024, "CPU threads (0 = all cores)", 0},
     {"vae-tiling", DS_OPT_STRING, "auto", 0, 0,
      "Wan2.1 VAE decode: off streams every frame as it is decoded; on decodes 256-pixel tiles one after "

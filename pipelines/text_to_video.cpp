@@ -44,7 +44,8 @@ Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
   std::error_code ec;
   // Any diffusers folder goes to WanModel, even one of another pipeline: its error then names it.
   if (WanModel::IsWanFolder(folder) || fs::is_regular_file(fs::path(folder) / "model_index.json", ec)) {
-    DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                        CreateBackend(opts.device, opts.threads, AutoDevice::kGpuWhenPresent));
     DS_ASSIGN_OR_RETURN(std::unique_ptr<WanPipeline> wan, WanPipeline::Load(folder, *backend));
     Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, wan->Info().family, backend->name());
     return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(wan), std::move(backend)));

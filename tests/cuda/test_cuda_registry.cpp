@@ -30,6 +30,17 @@ TEST(CudaRegistry, AutoStaysOnTheCpuUntilTheEngineIsDeviceResident) {
   EXPECT_STREQ((*backend)->name(), "cpu");
 }
 
+TEST(CudaRegistry, AutoPutsDeviceResidentModelsOnTheGpuWhenThereIsOne) {
+  auto backend = CreateBackend("auto", 1, AutoDevice::kGpuWhenPresent);
+  ASSERT_TRUE(backend.ok()) << backend.status().message();
+  const bool gpu = CudaDeviceCount().ok();
+  EXPECT_STREQ((*backend)->name(), gpu ? "cuda" : "cpu");
+  // "cuda" itself never falls back.
+  if (!gpu) {
+    EXPECT_EQ(CreateBackend("cuda", 1, AutoDevice::kGpuWhenPresent).status().code(), Code::kUnsupported);
+  }
+}
+
 TEST(CudaRegistry, NoDeviceIsUnsupportedNotACrash) {
   const auto count = CudaDeviceCount();
   if (count.ok()) GTEST_SKIP() << *count << " CUDA device(s) present";
