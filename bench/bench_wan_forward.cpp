@@ -120,7 +120,7 @@ int BenchVae(int side, ds::Backend& be, const std::string& dir) {
   }
   const int h = side / 8, w = side / 8;
   std::vector<float> z(static_cast<size_t>(16) * h * w, 0.5f);
-  if (!vae->Begin(h, w).ok()) return 1;
+  if (!vae->Begin(be, h, w).ok()) return 1;
   int frames = 0;
   auto count = [&](const float*) {
     ++frames;
@@ -171,7 +171,7 @@ int BenchVaeMemory(int side, bool tiled, ds::Backend& be, const std::string& dir
         *vae, be, tiles, z.data(), 1, n, n, [](int, int) { return Status::Ok(); }, sink);
   } else {
     predicted = vae->WorkingSetBytes(n, n);
-    s = vae->Begin(n, n);
+    s = vae->Begin(be, n, n);
     if (s.ok()) s = vae->Push(be, z.data(), sink);
   }
   if (!s.ok()) {

@@ -42,19 +42,45 @@ class ProfilingBackend final : public Backend {
   void layer_norm_modulate(const Tensor& x, const Tensor& sh, const Tensor& sc, float eps, Tensor& y) override {
     Time(profile.other_s, [&] { inner_->layer_norm_modulate(x, sh, sc, eps, y); });
   }
-  void rms_norm(Tensor& x, const Tensor& w, float eps) override { Time(profile.other_s, [&] { inner_->rms_norm(x, w, eps); }); }
+  void rms_norm(Tensor& x, const Tensor& w, float eps) override {
+    Time(profile.other_s, [&] { inner_->rms_norm(x, w, eps); });
+  }
   void gate_residual(Tensor& x, const Tensor& g, const Tensor& f) override {
     Time(profile.other_s, [&] { inner_->gate_residual(x, g, f); });
   }
-  void add(Tensor& x, const Tensor& f) override { Time(profile.other_s, [&] { inner_->add(x, f); }); }
-  void gelu_tanh(Tensor& x) override { Time(profile.other_s, [&] { inner_->gelu_tanh(x); }); }
-  void silu(Tensor& x) override { Time(profile.other_s, [&] { inner_->silu(x); }); }
-  void rope(Tensor& x, const Tensor& c, const Tensor& s) override { Time(profile.other_s, [&] { inner_->rope(x, c, s); }); }
+  void add(Tensor& x, const Tensor& f) override {
+    Time(profile.other_s, [&] { inner_->add(x, f); });
+  }
+  void gelu_tanh(Tensor& x) override {
+    Time(profile.other_s, [&] { inner_->gelu_tanh(x); });
+  }
+  void silu(Tensor& x) override {
+    Time(profile.other_s, [&] { inner_->silu(x); });
+  }
+  void rope(Tensor& x, const Tensor& c, const Tensor& s) override {
+    Time(profile.other_s, [&] { inner_->rope(x, c, s); });
+  }
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
     Time(profile.other_s, [&] { inner_->conv3x3(x, w, b, y); });
   }
   void upsample_nearest2x(const Tensor& x, Tensor& y) override {
     Time(profile.other_s, [&] { inner_->upsample_nearest2x(x, y); });
+  }
+  void transpose(const Tensor& x, Tensor& y) override {
+    Time(profile.other_s, [&] { inner_->transpose(x, y); });
+  }
+  // Memory goes to the wrapped backend: its buffers are what the ops above receive.
+  Result<BackendBuffer> NewBuffer(DType dtype, std::initializer_list<int64_t> shape) override {
+    return inner_->NewBuffer(dtype, shape);
+  }
+  Status CopyToBackend(const Tensor& host, const Tensor& dst) override { return inner_->CopyToBackend(host, dst); }
+  Status CopyToHost(const Tensor& src, const Tensor& host) override { return inner_->CopyToHost(src, host); }
+  Status Zero(const Tensor& dst) override { return inner_->Zero(dst); }
+  void copy(const Tensor& src, Tensor& dst) override {
+    Time(profile.other_s, [&] { inner_->copy(src, dst); });
+  }
+  void widen_to_f32(const Tensor& src, Tensor& dst) override {
+    Time(profile.other_s, [&] { inner_->widen_to_f32(src, dst); });
   }
 
  private:

@@ -42,6 +42,13 @@ Status Backend::CopyToHost(const Tensor& src, const Tensor& host) {
   return Status::Ok();
 }
 
+Status Backend::Zero(const Tensor& dst) {
+  if (!dst.contiguous())
+    return Error(Code::kInvalidArgument, "zero: needs a contiguous tensor ({})", dst.shape_string());
+  std::memset(dst.data, 0, dst.nbytes());
+  return Status::Ok();
+}
+
 void Backend::copy(const Tensor& src, Tensor& dst) {
   if (CheckSameBytes(src, dst, "copy").ok()) std::memcpy(dst.data, src.data, src.nbytes());
 }

@@ -38,11 +38,9 @@ class Backend {
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
 
   // Over the last dim D of x[M, D]: y = (x − mean)/sqrt(var + eps) (· weight + bias when given).
-  virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps,
-                          Tensor& y) = 0;
+  virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) = 0;
   // y = LN(x) · (1 + scale) + shift, scale and shift [D]: the AdaLN modulation, fused.
-  virtual void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
-                                   float eps, Tensor& y) = 0;
+  virtual void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) = 0;
   // In place over the last dim of x[M, D] (M rows may be strided, see linear):
   // x = x / sqrt(mean(x²) + eps) · weight[D]. Used per head for q/k norms.
   virtual void rms_norm(Tensor& x, const Tensor& weight, float eps) = 0;
@@ -61,13 +59,15 @@ class Backend {
 
   // o[Nq, H, dh] = softmax(q·kᵀ · scale) · v per head; q [Nq, H, dh], k and v [Nk, H, dh].
   // Non-causal, no mask. Memory stays O(N·dh): no Nq×Nk matrix is materialised.
-  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
-                         Tensor& o) = 0;
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) = 0;
 
   // y[O, H, W] = conv2d(x[C, H, W], w[O, C, 3, 3], pad 1, stride 1) + bias[O].
   virtual void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;
   // y[C, 2H, 2W] = nearest-neighbour 2× upsampling of x[C, H, W].
   virtual void upsample_nearest2x(const Tensor& x, Tensor& y) = 0;
+  // y[C, R] = x[R, C]ᵀ; rows of either may be strided (a slice of a wider buffer). The switch between
+  // pixel-major activations (norms, linears) and channel-major planes (convolutions).
+  virtual void transpose(const Tensor& x, Tensor& y) = 0;
 
   // Memory. A model keeps its weights and activations in the backend's memory through these, so a
   // GPU backend runs a whole forward without host round trips (ops also accept host tensors, which
@@ -79,6 +79,8 @@ class Backend {
   // backend's queued work), and backend → backend (dst = src, ordered with the other ops).
   virtual Status CopyToBackend(const Tensor& host, const Tensor& dst);
   virtual Status CopyToHost(const Tensor& src, const Tensor& host);
+  // Sets a contiguous tensor in the backend's memory to zero bytes (ordered with the other ops).
+  virtual Status Zero(const Tensor& dst);
   virtual void copy(const Tensor& src, Tensor& dst);
   // dst (F32) = src (F32, F16 or BF16) element by element, both contiguous with equal element
   // counts, in the backend's memory. Models keep 16-bit weights as the checkpoint stores them (half

@@ -227,7 +227,7 @@ Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape,
   }
   const size_t plane = static_cast<size_t>(H) * W;
   frame_latent_.resize(plane * C);
-  DS_TRY(vae.Begin(H, W));
+  DS_TRY(vae.Begin(*backend_, H, W));
   int decoded = 0;
   const int total = vae.OutputFrames(T);
   Status status = Status::Ok();

@@ -14,62 +14,99 @@
 namespace ds {
 namespace {
 
-// dst[c·dst_ld + r] = src[r·src_ld + c] for r < rows, c < cols: the pixel-major ↔ channel-major
-// switches around the convolutions, in cache-sized tiles.
-void Transpose(const float* src, int64_t rows, int64_t cols, int64_t src_ld, float* dst, int64_t dst_ld) {
-  constexpr int64_t kTile = 32;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
-    const int64_t r1 = std::min(rows, r0 + kTile);
-    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
-      const int64_t c1 = std::min(cols, c0 + kTile);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) dst[c * dst_ld + r] = src[r * src_ld + c];
-    }
-  }
-}
-
 // WanRMS_norm is x / max(‖x‖₂, 1e-12) · sqrt(C) · γ = x / sqrt(mean(x²)) · γ over the channels, i.e.
 // Backend::rms_norm with an epsilon that plays the role of the 1e-12 clamp on ‖x‖₂.
 float ChannelNormEps(int64_t channels) { return 1e-24f / static_cast<float>(channels); }
 
 Tensor Vec(float* p, int64_t n) { return Tensor::View(p, DType::kF32, {n}); }
 
-void Ensure(std::vector<float>& buf, size_t size) {
-  if (buf.size() < size) buf.resize(size);
+// Activations live in the backend's memory (device memory on a GPU), so that a frame goes through
+// the decoder without host round trips. A view of `floats` from `offset` of a buffer, as [rows,
+// cols] with rows `ld` apart, or as [c, h, w].
+Tensor Mat(const BackendBuffer& b, int64_t rows, int64_t cols, int64_t ld = 0, int64_t offset = 0) {
+  Tensor t = Tensor::View(b.tensor.f32() + offset, DType::kF32, {rows, cols}, b.tensor.device);
+  if (ld > 0) t.strides[0] = ld * static_cast<int64_t>(sizeof(float));
+  return t;
+}
+Tensor Planes(const BackendBuffer& b, int64_t c, int64_t h, int64_t w, int64_t offset = 0) {
+  return Tensor::View(b.tensor.f32() + offset, DType::kF32, {c, h, w}, b.tensor.device);
 }
 
-void Free(std::vector<float>& buf) { std::vector<float>().swap(buf); }
+size_t Floats(const BackendBuffer& b) { return b.tensor.data ? static_cast<size_t>(b.tensor.numel()) : 0; }
 
-size_t Bytes(const std::vector<float>& buf) { return buf.capacity() * sizeof(float); }
+// Grows (never shrinks) a buffer to hold `floats`.
+Status Ensure(Backend& be, BackendBuffer& b, int64_t floats) {
+  if (static_cast<int64_t>(Floats(b)) >= floats) return Status::Ok();
+  b = {};
+  DS_ASSIGN_OR_RETURN(b, be.NewBuffer(DType::kF32, {floats}));
+  return Status::Ok();
+}
+// Exactly `floats`, zeroed: a causal history before the first frame.
+Status Zeroed(Backend& be, BackendBuffer& b, int64_t floats) {
+  if (static_cast<int64_t>(Floats(b)) != floats) {
+    b = {};
+    DS_ASSIGN_OR_RETURN(b, be.NewBuffer(DType::kF32, {floats}));
+  }
+  return be.Zero(b.tensor);
+}
+
+// A causal 3-frame history [3 frames: t−2, t−1, t][C][plane], read by a conv as 3C channels.
+// Frames enter as pixel-major [plane, C] and are stored channel-major; the weight's input channels
+// are reordered at load to (frame, channel) to match.
+struct History {
+  int64_t c = 0, plane = 0;
+  BackendBuffer buf;
+
+  Status Reset(Backend& be, int64_t channels, int64_t p) {
+    c = channels;
+    plane = p;
+    return Zeroed(be, buf, 3 * c * plane);
+  }
+  Tensor Slab(int i) const { return Mat(buf, c, plane, 0, i * c * plane); }
+  // Drops the oldest frame and appends x [plane, c] (rows ld apart).
+  void Push(Backend& be, const Tensor& x) {
+    for (int i = 0; i < 2; ++i) {
+      Tensor dst = Slab(i);
+      be.copy(Slab(i + 1), dst);
+    }
+    Tensor last = Slab(2);
+    be.transpose(x, last);
+  }
+};
+
+// [O, C, 3, 3, 3] → [O, 3, C, 3, 3] in place (host weights, once at load): input channels ordered
+// (frame, channel) as History stores them. `k` is the spatial taps per (channel, frame): 9, or 1 for
+// the temporal upsampler's (3, 1, 1) conv.
+void FramesFirst(Tensor& w, int64_t out, int64_t c, int64_t k) {
+  std::vector<float> tmp(static_cast<size_t>(c * 3 * k));
+  for (int64_t o = 0; o < out; ++o) {
+    float* row = w.f32() + o * c * 3 * k;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t t = 0; t < 3; ++t)
+        for (int64_t i = 0; i < k; ++i) tmp[(t * c + ch) * k + i] = row[(ch * 3 + t) * k + i];
+    std::copy(tmp.begin(), tmp.end(), row);
+  }
+}
 
 // A 3x3x3 causal conv (pad 1 in H and W, 2 frames of history in front) with its history.
 struct CausalConv3 {
-  Tensor w, b;  // w: the [O, C, 3, 3, 3] weight read as [O, 3C, 3, 3]
-  int64_t c_in = 0, c_out = 0, plane = 0;
+  Tensor w, b;  // w: the [O, C, 3, 3, 3] weight as [O, 3C, 3, 3], input channels (frame, channel)
+  int64_t c_in = 0, c_out = 0;
   int h = 0, wd = 0;
-  std::vector<float> hist;  // [C, 3, plane]: per channel the frames t−2, t−1, t
+  History hist;
 
-  void Reset(int height, int width) {
+  Status Reset(Backend& be, int height, int width) {
     h = height;
     wd = width;
-    plane = static_cast<int64_t>(height) * width;
-    hist.assign(static_cast<size_t>(c_in * 3 * plane), 0.0f);
+    return hist.Reset(be, c_in, static_cast<int64_t>(height) * width);
   }
-  // Shifts the history by one frame and appends x (pixel-major [plane, c_in], rows ld apart).
-  void Append(const float* x, int64_t ld) {
-    for (int64_t c = 0; c < c_in; ++c) {
-      float* ch = hist.data() + c * 3 * plane;
-      std::memmove(ch, ch + plane, static_cast<size_t>(2 * plane) * sizeof(float));
-    }
-    Transpose(x, plane, c_in, ld, hist.data() + 2 * plane, 3 * plane);
-  }
-  void Release() { Free(hist); }
-  size_t Held() const { return Bytes(hist); }
-  // y: channel-major [c_out, plane].
-  void Run(Backend& be, const float* x, int64_t ld, float* y) {
-    Append(x, ld);
-    Tensor yt = Tensor::View(y, DType::kF32, {c_out, h, wd});
-    be.conv3x3(Tensor::View(hist.data(), DType::kF32, {3 * c_in, h, wd}), w, b, yt);
+  void Release() { hist.buf = {}; }
+  size_t Held() const { return Floats(hist.buf); }
+  // x [plane, c_in] pixel-major → y [c_out, plane] channel-major.
+  void Run(Backend& be, const Tensor& x, Tensor y) {
+    hist.Push(be, x);
+    y = Tensor::View(y.data, DType::kF32, {c_out, h, wd}, y.device);
+    be.conv3x3(Planes(hist.buf, 3 * c_in, h, wd), w, b, y);
   }
 };
 
@@ -77,7 +114,7 @@ struct CausalConv3 {
 // dead once its upsampler has read it (into buffers of its own), before the next level runs.
 struct Scratch {
   int64_t plane = 0;  // of the level running now
-  std::vector<float> a, b, t, t2, ycm;
+  BackendBuffer a, b, t, t2, ycm;
 };
 
 struct ResBlock {
@@ -93,26 +130,26 @@ struct ResBlock {
   size_t Held() const { return conv1.Held() + conv2.Held(); }
 
   // x [plane, c_in] → out [plane, c_out], both pixel-major.
-  void Run(Backend& be, Scratch& s, const float* x, float* out) {
+  void Run(Backend& be, Scratch& s, const Tensor& x, Tensor out) {
     const int64_t p = s.plane;
-    Tensor xo = Mat(out, p, c_out);
     if (shortcut) {
-      (*shortcut)(be, Mat(const_cast<float*>(x), p, c_in), xo);
+      (*shortcut)(be, x, out);
     } else {
-      std::copy_n(x, p * c_in, out);
+      be.copy(x, out);
     }
-    std::copy_n(x, p * c_in, s.t.data());
-    Tensor t = Mat(s.t.data(), p, c_in);
+    Tensor t = Mat(s.t, p, c_in);
+    be.copy(x, t);
     be.rms_norm(t, g1, ChannelNormEps(c_in));
     be.silu(t);
-    conv1.Run(be, s.t.data(), c_in, s.ycm.data());
-    Transpose(s.ycm.data(), c_out, p, p, s.t.data(), c_out);
-    Tensor t2 = Mat(s.t.data(), p, c_out);
+    conv1.Run(be, t, Mat(s.ycm, c_out, p));
+    Tensor t2 = Mat(s.t, p, c_out);
+    be.transpose(Mat(s.ycm, c_out, p), t2);
     be.rms_norm(t2, g2, ChannelNormEps(c_out));
     be.silu(t2);
-    conv2.Run(be, s.t.data(), c_out, s.ycm.data());
-    Transpose(s.ycm.data(), c_out, p, p, s.t2.data(), c_out);
-    be.add(xo, Mat(s.t2.data(), p, c_out));
+    conv2.Run(be, t2, Mat(s.ycm, c_out, p));
+    Tensor f = Mat(s.t2, p, c_out);
+    be.transpose(Mat(s.ycm, c_out, p), f);
+    be.add(out, f);
   }
 };
 
@@ -121,31 +158,32 @@ struct AttnBlock {
   int64_t c = 0;
   Tensor gamma;
   Linear qkv, proj;
-  std::vector<float> n, q, o, f;
+  BackendBuffer n, q, o, f;
 
   void Release() {
-    for (auto* buf : {&n, &q, &o, &f}) Free(*buf);
+    for (auto* buf : {&n, &q, &o, &f}) *buf = {};
   }
-  size_t Held() const { return Bytes(n) + Bytes(q) + Bytes(o) + Bytes(f); }
-  void Run(Backend& be, int64_t plane, float* x) {
-    Ensure(n, plane * c);
-    Ensure(q, plane * 3 * c);
-    Ensure(o, plane * c);
-    Ensure(f, plane * c);
-    std::copy_n(x, plane * c, n.data());
-    Tensor nt = Mat(n.data(), plane, c), qt = Mat(q.data(), plane, 3 * c);
+  size_t Held() const { return Floats(n) + Floats(q) + Floats(o) + Floats(f); }
+  Status Run(Backend& be, int64_t plane, Tensor x) {
+    DS_TRY(Ensure(be, n, plane * c));
+    DS_TRY(Ensure(be, q, plane * 3 * c));
+    DS_TRY(Ensure(be, o, plane * c));
+    DS_TRY(Ensure(be, f, plane * c));
+    Tensor nt = Mat(n, plane, c), qt = Mat(q, plane, 3 * c);
+    be.copy(x, nt);
     be.rms_norm(nt, gamma, ChannelNormEps(c));
     qkv(be, nt, qt);
     auto part = [&](int i) {
-      Tensor t = Tensor::View(q.data() + i * c, DType::kF32, {plane, 1, c});
+      Tensor t = Tensor::View(q.tensor.f32() + i * c, DType::kF32, {plane, 1, c}, q.tensor.device);
       t.strides[0] = 3 * c * static_cast<int64_t>(sizeof(float));
       return t;
     };
-    Tensor oh = Tensor::View(o.data(), DType::kF32, {plane, 1, c});
+    Tensor oh = Tensor::View(o.tensor.data, DType::kF32, {plane, 1, c}, o.tensor.device);
     be.attention(part(0), part(1), part(2), 1.0f / std::sqrt(static_cast<float>(c)), oh);
-    Tensor ft = Mat(f.data(), plane, c), xt = Mat(x, plane, c);
-    proj(be, Mat(o.data(), plane, c), ft);
-    be.add(xt, ft);
+    Tensor ft = Mat(f, plane, c);
+    proj(be, Mat(o, plane, c), ft);
+    be.add(x, ft);
+    return Status::Ok();
   }
 };
 
@@ -155,64 +193,65 @@ struct Resample {
   int64_t c = 0;
   bool temporal = false, first = true;
   Tensor conv_w, conv_b;  // [c/2, c, 3, 3]
-  Tensor tc_w, tc_b;      // time_conv [2c, c, 3, 1, 1] read as [2c, 3c]
+  Tensor tc_w, tc_b;      // time_conv [2c, c, 3, 1, 1] as [2c, 3c], input channels (frame, channel)
   int h = 0, w = 0;
   int64_t plane = 0;
-  std::vector<float> hist, x3, y, cm, up, conv, out;
+  History hist;
+  BackendBuffer x3, y, cm, up, conv, out;
 
-  void Reset(int height, int width) {
+  Status Reset(Backend& be, int height, int width) {
     h = height;
     w = width;
     plane = static_cast<int64_t>(height) * width;
     first = true;
     if (temporal) {
-      hist.assign(static_cast<size_t>(c * 3 * plane), 0.0f);
-      Ensure(x3, plane * 3 * c);
-      Ensure(y, plane * 2 * c);
+      DS_TRY(hist.Reset(be, c, plane));
+      DS_TRY(Ensure(be, x3, plane * 3 * c));
+      DS_TRY(Ensure(be, y, plane * 2 * c));
     }
-    Ensure(cm, plane * c);
-    Ensure(up, 4 * plane * c);
-    Ensure(conv, 4 * plane * (c / 2));
-    Ensure(out, 4 * plane * (c / 2));
+    DS_TRY(Ensure(be, cm, plane * c));
+    DS_TRY(Ensure(be, up, 4 * plane * c));
+    DS_TRY(Ensure(be, conv, 4 * plane * (c / 2)));
+    return Ensure(be, out, 4 * plane * (c / 2));
   }
 
   void Release() {
-    for (auto* buf : {&hist, &x3, &y, &cm, &up, &conv, &out}) Free(*buf);
+    hist.buf = {};
+    for (auto* buf : {&x3, &y, &cm, &up, &conv, &out}) *buf = {};
   }
   size_t Held() const {
-    size_t n = 0;
-    for (const auto* buf : {&hist, &x3, &y, &cm, &up, &conv, &out}) n += Bytes(*buf);
+    size_t n = Floats(hist.buf);
+    for (const auto* buf : {&x3, &y, &cm, &up, &conv, &out}) n += Floats(*buf);
     return n;
   }
 
+  // x [plane, c] pixel-major; emit receives each output frame [4·plane, c/2].
   template <typename Emit>
-  Status Run(Backend& be, const float* x, const Emit& emit) {
+  Status Run(Backend& be, const Tensor& x, const Emit& emit) {
     if (!temporal || first) {
       first = false;
-      return Spatial(be, x, c, emit);
+      return Spatial(be, x, emit);
     }
-    for (int64_t ch = 0; ch < c; ++ch) {
-      float* p = hist.data() + ch * 3 * plane;
-      std::memmove(p, p + plane, static_cast<size_t>(2 * plane) * sizeof(float));
-    }
-    Transpose(x, plane, c, c, hist.data() + 2 * plane, 3 * plane);
-    Transpose(hist.data(), 3 * c, plane, plane, x3.data(), 3 * c);
-    Tensor yt = Mat(y.data(), plane, 2 * c);
-    be.linear(Mat(x3.data(), plane, 3 * c), tc_w, &tc_b, yt);
+    hist.Push(be, x);
+    Tensor x3t = Mat(x3, plane, 3 * c), yt = Mat(y, plane, 2 * c);
+    be.transpose(Mat(hist.buf, 3 * c, plane), x3t);
+    be.linear(x3t, tc_w, &tc_b, yt);
     // Output channels [0, c) are the earlier frame, [c, 2c) the later one.
-    DS_TRY(Spatial(be, y.data(), 2 * c, emit));
-    return Spatial(be, y.data() + c, 2 * c, emit);
+    DS_TRY(Spatial(be, Mat(y, plane, c, 2 * c), emit));
+    return Spatial(be, Mat(y, plane, c, 2 * c, c), emit);
   }
 
   template <typename Emit>
-  Status Spatial(Backend& be, const float* x, int64_t ld, const Emit& emit) {
-    Transpose(x, plane, c, ld, cm.data(), plane);
-    Tensor upt = Tensor::View(up.data(), DType::kF32, {c, 2 * h, 2 * w});
-    be.upsample_nearest2x(Tensor::View(cm.data(), DType::kF32, {c, h, w}), upt);
-    Tensor ct = Tensor::View(conv.data(), DType::kF32, {c / 2, 2 * h, 2 * w});
+  Status Spatial(Backend& be, const Tensor& x, const Emit& emit) {
+    Tensor cmt = Mat(cm, c, plane);
+    be.transpose(x, cmt);
+    Tensor upt = Planes(up, c, 2 * h, 2 * w);
+    be.upsample_nearest2x(Planes(cm, c, h, w), upt);
+    Tensor ct = Planes(conv, c / 2, 2 * h, 2 * w);
     be.conv3x3(upt, conv_w, conv_b, ct);
-    Transpose(conv.data(), c / 2, 4 * plane, 4 * plane, out.data(), c / 2);
-    return emit(out.data());
+    Tensor o = Mat(out, 4 * plane, c / 2);
+    be.transpose(Mat(conv, c / 2, 4 * plane), o);
+    return emit(o);
   }
 };
 
@@ -237,11 +276,75 @@ struct WanVaeDecoder::Impl {
   int64_t top_plane = 0;              // latent resolution: conv_in and the middle block
   std::vector<int64_t> level_planes;  // one per up block
   Scratch scratch;
-  std::vector<float> zin, zq, rgb;
+  BackendBuffer zin, zq, rgb;             // in the backend's memory
+  std::vector<float> zin_host, rgb_host;  // the frame in and out, on the host
+  const Backend* backend = nullptr;       // of Begin, which every Push must use
 
-  Status RunUp(Backend& be, size_t i, const float* x, const FrameFn& on_frame);
-  Status Head(Backend& be, const float* x, const FrameFn& on_frame);
+  // The weights in a non-host backend's memory (copied at the first Begin there), and the host
+  // views they replaced, to put back if another backend comes.
+  const Backend* weights_on = nullptr;
+  std::vector<BackendBuffer> device_weights;
+  std::vector<Tensor> host_weights;
+
+  template <typename F>
+  void ForEachWeight(F&& f) {
+    auto res = [&](ResBlock& b) {
+      for (Tensor* t : {&b.g1, &b.g2, &b.conv1.w, &b.conv1.b, &b.conv2.w, &b.conv2.b}) f(*t);
+      if (b.shortcut) {
+        f(b.shortcut->w);
+        f(b.shortcut->b);
+      }
+    };
+    for (Tensor* t : {&post_quant.w, &post_quant.b, &conv_in.w, &conv_in.b, &mid_attn.gamma, &mid_attn.qkv.w,
+                      &mid_attn.qkv.b, &mid_attn.proj.w, &mid_attn.proj.b, &norm_out, &conv_out.w, &conv_out.b}) {
+      f(*t);
+    }
+    res(mid0);
+    res(mid1);
+    for (UpBlock& ub : ups) {
+      for (ResBlock& b : ub.res) res(b);
+      if (ub.up) {
+        for (Tensor* t : {&ub.up->conv_w, &ub.up->conv_b, &ub.up->tc_w, &ub.up->tc_b}) f(*t);
+      }
+    }
+  }
+  Status PlaceWeights(Backend& be);
+
+  Status RunUp(Backend& be, size_t i, const Tensor& x, const FrameFn& on_frame);
+  Status Head(Backend& be, const Tensor& x, const FrameFn& on_frame);
 };
+
+Status WanVaeDecoder::Impl::PlaceWeights(Backend& be) {
+  if (weights_on == &be) return Status::Ok();
+  if (!host_weights.empty()) {  // back to the host views first
+    size_t i = 0;
+    ForEachWeight([&](Tensor& t) { t = host_weights[i++]; });
+    host_weights.clear();
+    device_weights.clear();
+  }
+  weights_on = &be;
+  if (be.device() == Device::kCpu) return Status::Ok();
+  Status status = Status::Ok();
+  ForEachWeight([&](Tensor& t) {
+    host_weights.push_back(t);
+    if (!status.ok() || t.data == nullptr) return;
+    Result<BackendBuffer> buf = be.NewBuffer(DType::kF32, {t.numel()});
+    if (buf.ok()) status = be.CopyToBackend(Tensor::View(t.data, DType::kF32, {t.numel()}), buf->tensor);
+    if (!buf.ok()) status = buf.status();
+    if (!status.ok()) return;
+    t.data = buf->tensor.data;
+    t.device = buf->tensor.device;
+    device_weights.push_back(std::move(*buf));
+  });
+  if (!status.ok()) {
+    weights_on = nullptr;
+    size_t i = 0;
+    ForEachWeight([&](Tensor& t) { t = host_weights[i++]; });
+    host_weights.clear();
+    device_weights.clear();
+  }
+  return status;
+}
 
 WanVaeDecoder::WanVaeDecoder() : impl_(std::make_unique<Impl>()) {}
 WanVaeDecoder::WanVaeDecoder(WanVaeDecoder&&) noexcept = default;
@@ -261,7 +364,10 @@ CausalConv3 LoadConv3(WanTensorReader& r, const std::string& name, int64_t c_in,
   conv.c_out = c_out;
   Tensor w = r.get(name + ".weight", {c_out, c_in, 3, 3, 3});
   conv.b = r.get(name + ".bias", {c_out});
-  if (r.status().ok()) conv.w = Tensor::View(w.f32(), DType::kF32, {c_out, 3 * c_in, 3, 3});
+  if (r.status().ok()) {
+    FramesFirst(w, c_out, c_in, 9);
+    conv.w = Tensor::View(w.f32(), DType::kF32, {c_out, 3 * c_in, 3, 3});
+  }
   return conv;
 }
 
@@ -269,7 +375,7 @@ Linear LoadPointwise(WanTensorReader& r, const std::string& name, std::vector<in
   Linear l;
   Tensor w = r.get(name + ".weight", shape);
   l.b = r.get(name + ".bias", {shape[0]});
-  if (r.status().ok()) l.w = Mat(w.f32(), shape[0], shape[1]);
+  if (r.status().ok()) l.w = Tensor::View(w.f32(), DType::kF32, {shape[0], shape[1]});
   return l;
 }
 
@@ -335,7 +441,10 @@ Result<WanVaeDecoder> WanVaeDecoder::Load(const std::string& path) {
     if (s.temporal) {
       Tensor tw = r.get(p + ".upsamplers.0.time_conv.weight", {2 * out, out, 3, 1, 1});
       s.tc_b = r.get(p + ".upsamplers.0.time_conv.bias", {2 * out});
-      if (r.status().ok()) s.tc_w = Mat(tw.f32(), 2 * out, 3 * out);
+      if (r.status().ok()) {
+        FramesFirst(tw, 2 * out, out, 1);
+        s.tc_w = Tensor::View(tw.f32(), DType::kF32, {2 * out, 3 * out});
+      }
     }
   }
   m.norm_out = Gamma(r, "decoder.norm_out.gamma", dims.back(), false);
@@ -359,22 +468,23 @@ void WanVaeDecoder::Denormalize(float* latent, int64_t plane) const {
   }
 }
 
-Status WanVaeDecoder::Begin(int h, int w, Range range) {
+Status WanVaeDecoder::Begin(Backend& be, int h, int w, Range range) {
   if (h <= 0 || w <= 0) return Error(Code::kInvalidArgument, "VAE: latent size {}x{} is not positive", w, h);
   Impl& m = *impl_;
-  m.h = h;
-  m.w = w;
+  m.h = 0;  // not started until every buffer is ready
+  DS_TRY(m.PlaceWeights(be));
   m.clamp = range == Range::kClamped;
   const int64_t plane = static_cast<int64_t>(h) * w, z = cfg_.z_dim;
   const std::vector<int> dims = cfg_.decoder_dims();
-  size_t scratch = static_cast<size_t>(plane) * dims[0];
+  int64_t scratch = plane * dims[0];
   m.top_plane = plane;
-  Ensure(m.zin, plane * z);
-  Ensure(m.zq, plane * z);
-  m.conv_in.Reset(h, w);
+  m.zin_host.resize(static_cast<size_t>(plane * z));
+  DS_TRY(Ensure(be, m.zin, plane * z));
+  DS_TRY(Ensure(be, m.zq, plane * z));
+  DS_TRY(m.conv_in.Reset(be, h, w));
   for (ResBlock* b : {&m.mid0, &m.mid1}) {
-    b->conv1.Reset(h, w);
-    b->conv2.Reset(h, w);
+    DS_TRY(b->conv1.Reset(be, h, w));
+    DS_TRY(b->conv2.Reset(be, h, w));
   }
   m.level_planes.resize(m.ups.size());
   int lh = h, lw = w;
@@ -382,19 +492,26 @@ Status WanVaeDecoder::Begin(int h, int w, Range range) {
     UpBlock& ub = m.ups[i];
     m.level_planes[i] = static_cast<int64_t>(lh) * lw;
     for (ResBlock& b : ub.res) {
-      b.conv1.Reset(lh, lw);
-      b.conv2.Reset(lh, lw);
-      scratch = std::max(scratch, static_cast<size_t>(m.level_planes[i] * std::max(b.c_in, b.c_out)));
+      DS_TRY(b.conv1.Reset(be, lh, lw));
+      DS_TRY(b.conv2.Reset(be, lh, lw));
+      scratch = std::max(scratch, m.level_planes[i] * std::max(b.c_in, b.c_out));
     }
     if (ub.up) {
-      ub.up->Reset(lh, lw);
+      DS_TRY(ub.up->Reset(be, lh, lw));
       lh *= 2;
       lw *= 2;
     }
   }
-  for (auto* buf : {&m.scratch.a, &m.scratch.b, &m.scratch.t, &m.scratch.t2, &m.scratch.ycm}) Ensure(*buf, scratch);
-  m.conv_out.Reset(lh, lw);
-  Ensure(m.rgb, static_cast<size_t>(cfg_.out_channels) * lh * lw);
+  for (auto* buf : {&m.scratch.a, &m.scratch.b, &m.scratch.t, &m.scratch.t2, &m.scratch.ycm}) {
+    DS_TRY(Ensure(be, *buf, scratch));
+  }
+  DS_TRY(m.conv_out.Reset(be, lh, lw));
+  const int64_t rgb = static_cast<int64_t>(cfg_.out_channels) * lh * lw;
+  DS_TRY(Ensure(be, m.rgb, rgb));
+  m.rgb_host.resize(static_cast<size_t>(rgb));
+  m.backend = &be;
+  m.h = h;
+  m.w = w;
   return Status::Ok();
 }
 
@@ -410,9 +527,12 @@ void WanVaeDecoder::End() {
   }
   m.conv_out.Release();
   for (auto* buf : {&m.scratch.a, &m.scratch.b, &m.scratch.t, &m.scratch.t2, &m.scratch.ycm, &m.zin, &m.zq, &m.rgb}) {
-    Free(*buf);
+    *buf = {};
   }
+  std::vector<float>().swap(m.zin_host);
+  std::vector<float>().swap(m.rgb_host);
   m.h = m.w = 0;
+  m.backend = nullptr;
 }
 
 // Mirrors what Begin and the first Push allocate (a test holds the two to AllocatedBytes).
@@ -420,7 +540,8 @@ size_t WanVaeDecoder::WorkingSetBytes(int h, int w) const {
   const Impl& m = *impl_;
   const int64_t plane = static_cast<int64_t>(h) * w, z = cfg_.z_dim, d0 = m.conv_in.c_out;
   auto conv = [](const CausalConv3& c, int64_t p) { return c.c_in * 3 * p; };
-  int64_t floats = 2 * plane * z + conv(m.conv_in, plane) + 6 * plane * d0;  // zin, zq, conv_in, attention
+  // zin (backend + host), zq, conv_in, the attention's buffers.
+  int64_t floats = 3 * plane * z + conv(m.conv_in, plane) + 6 * plane * d0;
   for (const ResBlock* b : {&m.mid0, &m.mid1}) floats += conv(b->conv1, plane) + conv(b->conv2, plane);
   int64_t scratch = plane * d0, p = plane;
   for (const UpBlock& ub : m.ups) {
@@ -430,12 +551,12 @@ size_t WanVaeDecoder::WorkingSetBytes(int h, int w) const {
     }
     if (ub.up) {
       const int64_t c = ub.up->c;
-      if (ub.up->temporal) floats += c * 3 * p + p * 3 * c + p * 2 * c;  // hist, x3, y
+      if (ub.up->temporal) floats += c * 3 * p + p * 3 * c + p * 2 * c;  // history, x3, y
       floats += p * c + 4 * p * c + 2 * (4 * p * (c / 2));               // cm, up, conv, out
       p *= 4;
     }
   }
-  floats += 5 * scratch + conv(m.conv_out, p) + static_cast<int64_t>(cfg_.out_channels) * p;
+  floats += 5 * scratch + conv(m.conv_out, p) + 2 * static_cast<int64_t>(cfg_.out_channels) * p;  // rgb twice
   return static_cast<size_t>(floats) * sizeof(float);
 }
 
@@ -448,57 +569,67 @@ size_t WanVaeDecoder::AllocatedBytes() const {
   }
   for (const auto* buf :
        {&m.scratch.a, &m.scratch.b, &m.scratch.t, &m.scratch.t2, &m.scratch.ycm, &m.zin, &m.zq, &m.rgb}) {
-    n += Bytes(*buf);
+    n += Floats(*buf);
   }
-  return n;
+  n += m.zin_host.capacity() + m.rgb_host.capacity();
+  return n * sizeof(float);
 }
 
 Status WanVaeDecoder::Push(Backend& be, const float* zf, const FrameFn& on_frame) {
   Impl& m = *impl_;
   if (m.h == 0) return Error(Code::kState, "VAE: Push before Begin");
+  if (m.backend != &be) return Error(Code::kState, "VAE: Push on another backend than Begin's");
   Scratch& sc = m.scratch;
   const int64_t p = m.top_plane, z = cfg_.z_dim, d0 = m.conv_in.c_out;
   sc.plane = p;
-  Transpose(zf, z, p, p, m.zin.data(), z);
-  Tensor zq = Mat(m.zq.data(), p, z);
-  m.post_quant(be, Mat(m.zin.data(), p, z), zq);
-  m.conv_in.Run(be, m.zq.data(), z, sc.ycm.data());
+  // The latent frame is small ([z, plane]): pixel-major on the host, then one copy in.
+  for (int64_t ch = 0; ch < z; ++ch)
+    for (int64_t i = 0; i < p; ++i) m.zin_host[static_cast<size_t>(i * z + ch)] = zf[ch * p + i];
+  const Tensor zin = Mat(m.zin, p, z);
+  DS_TRY(be.CopyToBackend(Tensor::View(m.zin_host.data(), DType::kF32, {p, z}), zin));
+  Tensor zq = Mat(m.zq, p, z);
+  m.post_quant(be, zin, zq);
+  m.conv_in.Run(be, zq, Mat(sc.ycm, d0, p));
   // The frame moves between a and b; the residual blocks use t, t2 and ycm.
-  Transpose(sc.ycm.data(), d0, p, p, sc.b.data(), d0);
-  m.mid0.Run(be, sc, sc.b.data(), sc.a.data());
-  m.mid_attn.Run(be, p, sc.a.data());
-  m.mid1.Run(be, sc, sc.a.data(), sc.b.data());
-  return m.RunUp(be, 0, sc.b.data(), on_frame);
+  Tensor b = Mat(sc.b, p, d0), a = Mat(sc.a, p, d0);
+  be.transpose(Mat(sc.ycm, d0, p), b);
+  m.mid0.Run(be, sc, b, a);
+  DS_TRY(m.mid_attn.Run(be, p, a));
+  m.mid1.Run(be, sc, a, b);
+  return m.RunUp(be, 0, b, on_frame);
 }
 
-Status WanVaeDecoder::Impl::RunUp(Backend& be, size_t i, const float* x, const FrameFn& on_frame) {
+Status WanVaeDecoder::Impl::RunUp(Backend& be, size_t i, const Tensor& x, const FrameFn& on_frame) {
   UpBlock& ub = ups[i];
-  scratch.plane = level_planes[i];
+  const int64_t p = level_planes[i];
+  scratch.plane = p;
   // x is scratch.b (from the middle block) or an upsampler's own output, so writing a first is safe.
-  const float* cur = x;
-  float* bufs[2] = {scratch.a.data(), scratch.b.data()};
+  Tensor cur = x;
+  const BackendBuffer* bufs[2] = {&scratch.a, &scratch.b};
   int which = 0;
   for (ResBlock& b : ub.res) {
-    b.Run(be, scratch, cur, bufs[which]);
-    cur = bufs[which];
+    Tensor out = Mat(*bufs[which], p, b.c_out);
+    b.Run(be, scratch, cur, out);
+    cur = out;
     which ^= 1;
   }
   if (!ub.up) return Head(be, cur, on_frame);
-  return ub.up->Run(be, cur, [&](const float* frame) { return RunUp(be, i + 1, frame, on_frame); });
+  return ub.up->Run(be, cur, [&](const Tensor& frame) { return RunUp(be, i + 1, frame, on_frame); });
 }
 
-Status WanVaeDecoder::Impl::Head(Backend& be, const float* x, const FrameFn& on_frame) {
+Status WanVaeDecoder::Impl::Head(Backend& be, const Tensor& x, const FrameFn& on_frame) {
   const int64_t c = conv_out.c_in, p = level_planes.back();
-  std::copy_n(x, p * c, scratch.t.data());
-  Tensor t = Mat(scratch.t.data(), p, c);
+  Tensor t = Mat(scratch.t, p, c);
+  be.copy(x, t);
   be.rms_norm(t, norm_out, ChannelNormEps(c));
   be.silu(t);
-  conv_out.Run(be, scratch.t.data(), c, rgb.data());
   const int64_t n = conv_out.c_out * p;
+  conv_out.Run(be, t, Mat(rgb, conv_out.c_out, p));
+  DS_TRY(be.CopyToHost(Mat(rgb, conv_out.c_out, p), Tensor::View(rgb_host.data(), DType::kF32, {conv_out.c_out, p})));
   if (clamp) {
-    for (int64_t i = 0; i < n; ++i) rgb[i] = std::clamp(rgb[i], -1.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) rgb_host[i] = std::clamp(rgb_host[i], -1.0f, 1.0f);
   }
-  return on_frame(rgb.data());
+  return on_frame(rgb_host.data());
 }
 
 }  // namespace ds

@@ -9,8 +9,9 @@
 // passes through unchanged. The result equals diffusers' chunked decode (see the spec's §4.4).
 //
 // Activations are pixel-major [H·W, C] (rows = pixels, as the Backend's norm/linear/attention ops
-// want); each 3x3x3 conv is one Backend::conv3x3 over its channel-major history [C, 3 frames, H, W]
-// read as 3C input channels against the [O, C, 3, 3, 3] weight read as [O, 3C, 3, 3].
+// want); each 3x3x3 conv is one Backend::conv3x3 over its channel-major history [3 frames, C, H, W]
+// read as 3C input channels against the [O, C, 3, 3, 3] weight, reordered at load to
+// [O, 3, C, 3, 3] and read as [O, 3C, 3, 3]. Backend::transpose switches between the two layouts.
 #pragma once
 
 #include <functional>
@@ -47,9 +48,11 @@ class WanVaeDecoder {
   // kClamped: frames clamped to [-1, 1], as a decode's output. kRaw: unclamped, for spatial tiles
   // that are blended before the clamp (diffusers' tiled_decode).
   enum class Range { kClamped, kRaw };
-  // Starts a new video whose latent frames are h x w: clears every causal cache.
-  Status Begin(int h, int w, Range range = Range::kClamped);
-  // Decodes the next latent frame z [z_dim, h, w] (de-normalised). on_frame receives each video
+  // Starts a new video whose latent frames are h x w on `be`: clears every causal cache. Caches
+  // and activations live in the backend's memory (the weights are copied there at the first Begin
+  // on a GPU backend), so a frame crosses to the host only as its latent in and its pixels out.
+  Status Begin(Backend& be, int h, int w, Range range = Range::kClamped);
+  // Decodes the next latent frame z [z_dim, h, w] (de-normalised), on Begin's backend. on_frame receives each video
   // frame as planar RGB [3, 8h, 8w] (in the range Begin chose), valid during the call; an error it
   // returns stops decoding and is returned.
   using FrameFn = std::function<Status(const float* rgb)>;
@@ -57,8 +60,9 @@ class WanVaeDecoder {
   // Frees the caches and scratch (about 8 GB at 480x832) until the next Begin.
   void End();
 
-  // Host bytes of causal caches and scratch that decoding latent frames of h x w holds (Begin plus
-  // the first Push): what streaming costs, to choose between it and spatial tiles.
+  // Bytes of causal caches and scratch that decoding latent frames of h x w holds (Begin plus the
+  // first Push; in the backend's memory but for a frame's worth of staging on the host): what
+  // streaming costs, to choose between it and spatial tiles.
   size_t WorkingSetBytes(int h, int w) const;
   // Bytes the decoder holds now (its weights apart).
   size_t AllocatedBytes() const;

@@ -169,7 +169,7 @@ Status DecodeTiled(WanVaeDecoder& vae, Backend& be, const VaeTiles& tiles, const
       right.Reset(F, geo.th, std::min(geo.tw, blend_w));
       crop.resize(static_cast<size_t>(C) * tr.size * tc.size);
       tile.resize(3 * static_cast<size_t>(geo.th) * geo.tw);
-      status = vae.Begin(tr.size, tc.size, WanVaeDecoder::Range::kRaw);
+      status = vae.Begin(be, tr.size, tc.size, WanVaeDecoder::Range::kRaw);
       int f = 0;
       for (int k = 0; k < T && status.ok(); ++k) {
         for (int ch = 0; ch < C; ++ch) {

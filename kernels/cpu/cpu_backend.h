@@ -34,6 +34,7 @@ class CpuBackend final : public Backend {
                  Tensor& o) override;
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;
+  void transpose(const Tensor& x, Tensor& y) override;
   void widen_to_f32(const Tensor& src, Tensor& dst) override;
 
  private:

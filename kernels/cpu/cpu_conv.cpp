@@ -16,8 +16,8 @@ constexpr int64_t kIm2colFloats = int64_t{1} << 18;
 
 // One im2col row: tap (di, dj) of channel c for output rows [i0, i0 + rows), zero outside the
 // image.
-void Im2colRow(const Rows& x, int64_t c, int64_t height, int64_t width, int di, int dj, int64_t i0,
-               int64_t rows, float* dst) {
+void Im2colRow(const Rows& x, int64_t c, int64_t height, int64_t width, int di, int dj, int64_t i0, int64_t rows,
+               float* dst) {
   for (int64_t ii = 0; ii < rows; ++ii, dst += width) {
     const int64_t si = i0 + ii + di - 1;
     if (si < 0 || si >= height) {
@@ -38,8 +38,7 @@ void CpuBackend::conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, T
   const int64_t c_in = x.shape[0], height = x.shape[1], width = x.shape[2], c_out = w.shape[0];
   const int64_t k = c_in * 9, ldy = FloatStride(y, 0);
   const int64_t band =
-      std::clamp(std::min(kIm2colFloats / (k * width), (height + threads_ - 1) / threads_),
-                 int64_t{1}, height);
+      std::clamp(std::min(kIm2colFloats / (k * width), (height + threads_ - 1) / threads_), int64_t{1}, height);
   const int64_t bands = (height + band - 1) / band;
   const int team = static_cast<int>(std::min<int64_t>(threads_, bands));
   float* cols_all = scratch(team * k * band * width);
@@ -52,14 +51,13 @@ void CpuBackend::conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, T
     for (int64_t b = 0; b < bands; ++b) {
       const int64_t i0 = b * band, rows = std::min(band, height - i0), n = rows * width;
       for (int64_t r = 0; r < k; ++r) {
-        Im2colRow(xr, r / 9, height, width, static_cast<int>(r % 9 / 3), static_cast<int>(r % 3),
-                  i0, rows, cols + r * n);
+        Im2colRow(xr, r / 9, height, width, static_cast<int>(r % 9 / 3), static_cast<int>(r % 3), i0, rows,
+                  cols + r * n);
       }
-      for (int64_t o = 0; o < c_out; ++o)
-        std::fill_n(y.f32() + o * ldy + i0 * width, n, bias.f32()[o]);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(c_out),
-                  static_cast<int>(n), static_cast<int>(k), 1.0f, w.f32(), static_cast<int>(k),
-                  cols, static_cast<int>(n), 1.0f, y.f32() + i0 * width, static_cast<int>(ldy));
+      for (int64_t o = 0; o < c_out; ++o) std::fill_n(y.f32() + o * ldy + i0 * width, n, bias.f32()[o]);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(c_out), static_cast<int>(n),
+                  static_cast<int>(k), 1.0f, w.f32(), static_cast<int>(k), cols, static_cast<int>(n), 1.0f,
+                  y.f32() + i0 * width, static_cast<int>(ldy));
     }
   }
 }
@@ -73,6 +71,23 @@ void CpuBackend::upsample_nearest2x(const Tensor& x, Tensor& y) {
     float* top = yr[c * 2 * height + 2 * i];
     for (int64_t j = 0; j < width; ++j) top[2 * j] = top[2 * j + 1] = src[j];
     std::copy_n(top, 2 * width, yr[c * 2 * height + 2 * i + 1]);
+  });
+}
+
+// In 32 x 32 tiles (one cache line of floats on each side per row), bands of tiles per thread.
+void CpuBackend::transpose(const Tensor& x, Tensor& y) {
+  constexpr int64_t kTile = 32;
+  Rows xr(x), yr(y);
+  const int64_t rows = xr.count(), cols = xr.width();
+  ParallelFor(threads_, (rows + kTile - 1) / kTile, kTile * cols, [&](int64_t band) {
+    const int64_t r0 = band * kTile, r1 = std::min(rows, r0 + kTile);
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const int64_t c1 = std::min(cols, c0 + kTile);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* src = xr[r];
+        for (int64_t c = c0; c < c1; ++c) yr[c][r] = src[c];
+      }
+    }
   });
 }
 

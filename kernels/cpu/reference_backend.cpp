@@ -43,8 +43,7 @@ void ReferenceBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bi
   }
 }
 
-void ReferenceBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias,
-                                  float eps, Tensor& y) {
+void ReferenceBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {
   Rows xr(x), yr(y);
   for (int64_t r = 0; r < xr.count(); ++r) {
     double mean, rstd;
@@ -58,8 +57,8 @@ void ReferenceBackend::layer_norm(const Tensor& x, const Tensor* weight, const T
   }
 }
 
-void ReferenceBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift,
-                                           const Tensor& scale, float eps, Tensor& y) {
+void ReferenceBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                                           Tensor& y) {
   Rows xr(x), yr(y);
   for (int64_t r = 0; r < xr.count(); ++r) {
     double mean, rstd;
@@ -78,8 +77,7 @@ void ReferenceBackend::rms_norm(Tensor& x, const Tensor& weight, float eps) {
     double ss = 0;
     for (int64_t i = 0; i < xr.width(); ++i) ss += static_cast<double>(row[i]) * row[i];
     double inv = 1.0 / std::sqrt(ss / static_cast<double>(xr.width()) + eps);
-    for (int64_t i = 0; i < xr.width(); ++i)
-      row[i] = static_cast<float>(row[i] * inv * weight.f32()[i]);
+    for (int64_t i = 0; i < xr.width(); ++i) row[i] = static_cast<float>(row[i] * inv * weight.f32()[i]);
   }
 }
 
@@ -101,9 +99,8 @@ void ReferenceBackend::add(Tensor& x, const Tensor& f) {
 
 void ReferenceBackend::gelu_tanh(Tensor& x) {
   const double c = std::sqrt(2.0 / std::numbers::pi);
-  ForEachElement(x, [c](double v) {
-    return static_cast<float>(0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v))));
-  });
+  ForEachElement(
+      x, [c](double v) { return static_cast<float>(0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v)))); });
 }
 
 void ReferenceBackend::silu(Tensor& x) {
@@ -126,8 +123,7 @@ void ReferenceBackend::rope(Tensor& x, const Tensor& cos, const Tensor& sin) {
 }
 
 // Materialises one row of scores per query: fine for an oracle, never for the real backends.
-void ReferenceBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
-                                 Tensor& o) {
+void ReferenceBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) {
   const int64_t nq = q.shape[0], nk = k.shape[0], heads = q.shape[1], dh = q.shape[2];
   Rows qr(q), kr(k), vr(v), orows(o);
   std::vector<double> p(static_cast<size_t>(nk)), acc(static_cast<size_t>(dh));
@@ -168,8 +164,7 @@ void ReferenceBackend::conv3x3(const Tensor& x, const Tensor& w, const Tensor& b
             for (int64_t dj = -1; dj <= 1; ++dj) {
               int64_t si = i + di, sj = j + dj;
               if (si < 0 || si >= height || sj < 0 || sj >= width) continue;
-              acc += static_cast<double>(wf[((o * c_in + c) * 3 + di + 1) * 3 + dj + 1]) *
-                     xr[c * height + si][sj];
+              acc += static_cast<double>(wf[((o * c_in + c) * 3 + di + 1) * 3 + dj + 1]) * xr[c * height + si][sj];
             }
           }
         }
@@ -184,10 +179,15 @@ void ReferenceBackend::upsample_nearest2x(const Tensor& x, Tensor& y) {
   Rows xr(x), yr(y);
   for (int64_t c = 0; c < channels; ++c) {
     for (int64_t i = 0; i < 2 * height; ++i) {
-      for (int64_t j = 0; j < 2 * width; ++j)
-        yr[c * 2 * height + i][j] = xr[c * height + i / 2][j / 2];
+      for (int64_t j = 0; j < 2 * width; ++j) yr[c * 2 * height + i][j] = xr[c * height + i / 2][j / 2];
     }
   }
+}
+
+void ReferenceBackend::transpose(const Tensor& x, Tensor& y) {
+  Rows xr(x), yr(y);
+  for (int64_t r = 0; r < xr.count(); ++r)
+    for (int64_t c = 0; c < xr.width(); ++c) yr[c][r] = xr[r][c];
 }
 
 }  // namespace ds

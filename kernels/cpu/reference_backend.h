@@ -28,6 +28,7 @@ class ReferenceBackend final : public Backend {
                  Tensor& o) override;
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;
+  void transpose(const Tensor& x, Tensor& y) override;
 };
 
 }  // namespace ds

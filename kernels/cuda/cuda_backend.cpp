@@ -17,6 +17,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/transpose.cuh"
 #include "kernels/cuda/upsample.cuh"
 
 namespace ds {
@@ -325,6 +326,14 @@ void CudaBackend::upsample_nearest2x(const Tensor& x, Tensor& y) {
   });
 }
 
+void CudaBackend::transpose(const Tensor& x, Tensor& y) {
+  impl_->Run("transpose", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "transpose x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "transpose y"));
+    return cuda::Transpose(impl_->ctx, dx, dy);
+  });
+}
+
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   impl_->Run("copy", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor ds, staging.In(src, "copy src"));
@@ -373,6 +382,16 @@ Result<BackendBuffer> CudaBackend::NewBuffer(DType dtype, std::initializer_list<
 
 Status CudaBackend::CopyToBackend(const Tensor& host, const Tensor& dst) { return Upload(host, dst); }
 Status CudaBackend::CopyToHost(const Tensor& src, const Tensor& host) { return Download(src, host); }
+
+Status CudaBackend::Zero(const Tensor& dst) {
+  if (dst.device != Device::kCuda || !dst.contiguous()) {
+    return Error(Code::kInvalidArgument, "CUDA zero: needs a contiguous device tensor ({} {})", DTypeName(dst.dtype),
+                 dst.shape_string());
+  }
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  DS_CUDA_TRY(cudaMemsetAsync(dst.data, 0, dst.nbytes(), impl_->ctx.stream));
+  return Status::Ok();
+}
 
 Result<Tensor> CudaBackend::Alloc(DType dtype, std::initializer_list<int64_t> shape) {
   Tensor t = Tensor::View(nullptr, dtype, shape, Device::kCuda);

@@ -84,6 +84,8 @@ class CudaBackend final : public Backend {
   Result<BackendBuffer> NewBuffer(DType dtype, std::initializer_list<int64_t> shape) override;
   Status CopyToBackend(const Tensor& host, const Tensor& dst) override;
   Status CopyToHost(const Tensor& src, const Tensor& host) override;
+  Status Zero(const Tensor& dst) override;
+  void transpose(const Tensor& x, Tensor& y) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void widen_to_f32(const Tensor& src, Tensor& dst) override;
 

@@ -31,7 +31,7 @@ typedef struct DitstreamContext {
     const AVClass *class;
 
     /* options; vsrc_ditstream_options.h is generated from libditstream's option table */
-    char *model, *prompt, *negative_prompt, *device;
+    char *model, *prompt, *negative_prompt, *device, *vae_tiling;
     int w, h;
     AVRational rate;
     int frames, steps, threads;

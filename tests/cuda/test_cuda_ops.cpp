@@ -350,6 +350,30 @@ TEST_F(CudaOps, HostTensorsAreStaged) {
   EXPECT_EQ(cuda_->arena_used(), arena_before);  // the staging scratch went back
 }
 
+// Pixel-major ↔ channel-major as the VAE uses it: strided rows, sizes off the 32-wide tiles, and a
+// tall [pixels, channels] matrix (more row tiles than grid.y could hold).
+TEST_F(CudaOps, TransposeMatchesReference) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {37, 5}, {65, 96}, {3000000, 3}}) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+    const int64_t pad = 3;
+    const HostBuffer xb = Random(rng_, static_cast<size_t>(rows * (cols + pad)));
+    const HostBuffer want_b = Poisoned(static_cast<size_t>(cols * (rows + pad)));
+    const HostBuffer got_b = Poisoned(static_cast<size_t>(cols * (rows + pad)));
+    const Tensor x = Strided(xb.data(), {rows, cols}, cols + pad);
+    Tensor want = Strided(want_b.data(), {cols, rows}, rows + pad),
+           got = Strided(got_b.data(), {cols, rows}, rows + pad);
+    ref_.transpose(x, want);
+    DS_MIRROR(dx, *cuda_, xb);
+    DS_MIRROR(dy, *cuda_, got_b);
+    Tensor dy_view = dy(got);
+    cuda_->transpose(dx(x), dy_view);
+    const Status s = dy.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got, want, 0.0));
+    EXPECT_TRUE(UntouchedOutside(got_b, got));
+  }
+}
+
 // 16-bit weights widened on the device equal the host's conversion bit for bit (NaN apart), over
 // every bit pattern of both types.
 TEST_F(CudaOps, WidensEveryHalfAndBfloat16Pattern) {

@@ -37,8 +37,8 @@ struct LinearShape {
 };
 
 void PrintTo(const LinearShape& s, std::ostream* os) {
-  *os << "m " << s.m << " k " << s.k << " n " << s.n << (s.bias ? " bias" : "") << " pads "
-      << s.x_pad << "/" << s.y_pad;
+  *os << "m " << s.m << " k " << s.k << " n " << s.n << (s.bias ? " bias" : "") << " pads " << s.x_pad << "/"
+      << s.y_pad;
 }
 
 class Linear : public CpuOps, public ::testing::WithParamInterface<LinearShape> {};
@@ -59,10 +59,8 @@ TEST_P(Linear, MatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Linear,
-                         ::testing::Values(LinearShape{1, 1, 1, true, 0, 0},
-                                           LinearShape{1, 17, 9, false, 0, 0},
-                                           LinearShape{7, 13, 5, true, 3, 2},
-                                           LinearShape{144, 192, 576, true, 0, 0},
+                         ::testing::Values(LinearShape{1, 1, 1, true, 0, 0}, LinearShape{1, 17, 9, false, 0, 0},
+                                           LinearShape{7, 13, 5, true, 3, 2}, LinearShape{144, 192, 576, true, 0, 0},
                                            LinearShape{129, 64, 200, false, 128, 64},
                                            LinearShape{33, 1536, 70, true, 0, 5},
                                            // Thread blocks with ragged last edges, in M and N.
@@ -74,9 +72,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Linear,
 class Norms : public CpuOps, public ::testing::WithParamInterface<std::tuple<int64_t, int64_t>> {
  protected:
   // Rows with a nonzero mean and a row stride wider than the row.
-  HostBuffer Input(int64_t m, int64_t d) {
-    return Random(rng_, static_cast<size_t>(m * (d + 3)), -1.0f, 3.0f);
-  }
+  HostBuffer Input(int64_t m, int64_t d) { return Random(rng_, static_cast<size_t>(m * (d + 3)), -1.0f, 3.0f); }
 };
 
 TEST_P(Norms, LayerNormMatchesReference) {
@@ -138,8 +134,7 @@ TEST_F(CpuOps, RmsNormOnFusedQkvSlice) {
 
 // ---- element-wise ----------------------------------------------------------------------------
 
-class Elementwise : public CpuOps,
-                    public ::testing::WithParamInterface<std::tuple<int64_t, int64_t>> {};
+class Elementwise : public CpuOps, public ::testing::WithParamInterface<std::tuple<int64_t, int64_t>> {};
 
 TEST_P(Elementwise, GateResidualAndAddMatchReference) {
   const auto [m, d] = GetParam();
@@ -177,14 +172,12 @@ TEST_P(Elementwise, RopeMatchesReference) {
   const int64_t heads = 3, dh = 2 * dh2, stride = 3 * heads * dh;  // q slice of a fused qkv row
   const HostBuffer xb = Random(rng_, n * stride), yb(xb.size());
   std::copy_n(xb.data(), xb.size(), yb.data());
-  const HostBuffer angles = Random(rng_, n * dh2, -3.2f, 3.2f), cb(angles.size()),
-                   sb(angles.size());
+  const HostBuffer angles = Random(rng_, n * dh2, -3.2f, 3.2f), cb(angles.size()), sb(angles.size());
   for (size_t i = 0; i < angles.size(); ++i) {
     cb.data()[i] = std::cos(angles.data()[i]);
     sb.data()[i] = std::sin(angles.data()[i]);
   }
-  Tensor want = Strided(xb.data(), {n, heads, dh}, stride),
-         got = Strided(yb.data(), {n, heads, dh}, stride);
+  Tensor want = Strided(xb.data(), {n, heads, dh}, stride), got = Strided(yb.data(), {n, heads, dh}, stride);
   ref_.rope(want, cb.view({n, dh2}), sb.view({n, dh2}));
   cpu_.rope(got, cb.view({n, dh2}), sb.view({n, dh2}));
   EXPECT_TRUE(AllClose(yb.view({n * stride}), xb.view({n * stride}), kRtol));
@@ -226,10 +219,26 @@ TEST_P(Conv, UpsampleMatchesReference) {
   EXPECT_TRUE(AllClose(got, want, 0.0));
 }
 
+// Strided rows on both sides, shapes that are not multiples of the 32-wide tiles.
+TEST_P(Conv, TransposeMatchesReference) {
+  const auto [c, h, w, o] = GetParam();
+  const int64_t rows = h * w, cols = c, pad = 3;
+  const HostBuffer xb = Random(rng_, rows * (cols + pad));
+  const HostBuffer want_b = Poisoned(cols * (rows + pad)), got_b = Poisoned(cols * (rows + pad));
+  const Tensor x = test::Strided(xb.data(), {rows, cols}, cols + pad);
+  Tensor want = test::Strided(want_b.data(), {cols, rows}, rows + pad);
+  Tensor got = test::Strided(got_b.data(), {cols, rows}, rows + pad);
+  ref_.transpose(x, want);
+  cpu_.transpose(x, got);
+  EXPECT_TRUE(AllClose(got, want, 0.0));
+  for (int64_t r = 0; r < rows; r += 7)
+    for (int64_t k = 0; k < cols; ++k) EXPECT_EQ(want.f32()[k * (rows + pad) + r], xb.data()[r * (cols + pad) + k]);
+}
+
 // The last shape needs several im2col bands.
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv,
-                         ::testing::Values(ConvShape{1, 1, 1, 1}, ConvShape{3, 7, 5, 4},
-                                           ConvShape{16, 33, 17, 8}, ConvShape{64, 64, 64, 16}));
+                         ::testing::Values(ConvShape{1, 1, 1, 1}, ConvShape{3, 7, 5, 4}, ConvShape{16, 33, 17, 8},
+                                           ConvShape{64, 64, 64, 16}));
 
 // ---- threads ---------------------------------------------------------------------------------
 

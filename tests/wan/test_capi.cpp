@@ -317,9 +317,14 @@ TEST_F(WanCApi, SavedEmbeddingsGiveTheSameFramesAsThePrompt) {
 
   // A fresh generator with other prompts: loading the file brings its prompts back.
   ds_generator* other = ds_create();
-  for (auto [name, value] : {std::pair{"model", TinyDir()}, {"prompt", std::string("something else")},
-                             {"threads", std::string("2")}, {"steps", std::string("2")}, {"width", std::string("32")},
-                             {"height", std::string("16")}, {"frames", std::string("9")}, {"guidance", std::string("3")}}) {
+  for (auto [name, value] : {std::pair{"model", TinyDir()},
+                             {"prompt", std::string("something else")},
+                             {"threads", std::string("2")},
+                             {"steps", std::string("2")},
+                             {"width", std::string("32")},
+                             {"height", std::string("16")},
+                             {"frames", std::string("9")},
+                             {"guidance", std::string("3")}}) {
     ASSERT_EQ(ds_set_option(other, name, value.c_str()), DS_OK) << name;
   }
   ASSERT_EQ(ds_load(other), DS_OK) << ds_error_message(other);

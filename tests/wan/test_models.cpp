@@ -58,7 +58,7 @@ std::vector<float> DecodeAll(WanVaeDecoder& vae, Backend& be, const wan_test::Ex
   const int C = static_cast<int>(z.shape[0]), T = static_cast<int>(z.shape[1]), H = static_cast<int>(z.shape[2]),
             W = static_cast<int>(z.shape[3]);
   const size_t plane = static_cast<size_t>(H) * W;
-  EXPECT_TRUE(vae.Begin(H, W).ok());
+  EXPECT_TRUE(vae.Begin(be, H, W).ok());
   std::vector<std::vector<float>> frames;
   std::vector<float> zf(C * plane);
   const size_t out_plane = plane * 64;
@@ -128,7 +128,7 @@ TEST(WanVae, PushOutsideBeginEndIsAnError) {
   std::vector<float> z(16 * 4, 0.5f);
   auto sink = [](const float*) { return Status::Ok(); };
   EXPECT_EQ(vae->Push(*be, z.data(), sink).code(), Code::kState);
-  ASSERT_TRUE(vae->Begin(2, 2).ok());
+  ASSERT_TRUE(vae->Begin(*be, 2, 2).ok());
   EXPECT_TRUE(vae->Push(*be, z.data(), sink).ok());
   vae->End();
   EXPECT_EQ(vae->Push(*be, z.data(), sink).code(), Code::kState);
@@ -139,7 +139,7 @@ TEST(WanVae, FrameCallbackErrorStopsDecoding) {
   ASSERT_TRUE(vae.ok());
   auto be = wan_test::MakeBackend();
   std::vector<float> z(16 * 4, 0.5f);
-  ASSERT_TRUE(vae->Begin(2, 2).ok());
+  ASSERT_TRUE(vae->Begin(*be, 2, 2).ok());
   ASSERT_TRUE(vae->Push(*be, z.data(), [](const float*) { return Status::Ok(); }).ok());
   int calls = 0;
   Status s = vae->Push(*be, z.data(), [&](const float*) {

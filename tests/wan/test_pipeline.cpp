@@ -59,7 +59,7 @@ TEST(WanPipeline, MatchesDiffusers) {
   const int frames = static_cast<int>(want.shape[0]), oh = static_cast<int>(want.shape[1]),
             ow = static_cast<int>(want.shape[2]);
   ASSERT_EQ(m.vae().OutputFrames(T), frames);
-  ASSERT_TRUE(m.vae().Begin(H, W).ok());
+  ASSERT_TRUE(m.vae().Begin(*be, H, W).ok());
   const size_t plane = static_cast<size_t>(H) * W, out_plane = static_cast<size_t>(oh) * ow;
   std::vector<float> zf(C * plane), got;
   for (int t = 0; t < T; ++t) {
@@ -110,11 +110,14 @@ TEST(WanPipeline, ProductPipelineMatchesDiffusers) {
   const auto want = Load("pipeline.frames");  // [frames, height, width, 3] in [0, 1]
   const size_t out_plane = static_cast<size_t>(shape->width) * shape->height;
   std::vector<float> got;
-  s = p.Decode(x, *shape, 0, "off", [&](const float* rgb) {
-    for (size_t px = 0; px < out_plane; ++px)
-      for (int c = 0; c < 3; ++c) got.push_back(std::clamp(rgb[c * out_plane + px] * 0.5f + 0.5f, 0.0f, 1.0f));
-    return Status::Ok();
-  }, [](const Progress&) {}, cancel);
+  s = p.Decode(
+      x, *shape, 0, "off",
+      [&](const float* rgb) {
+        for (size_t px = 0; px < out_plane; ++px)
+          for (int c = 0; c < 3; ++c) got.push_back(std::clamp(rgb[c * out_plane + px] * 0.5f + 0.5f, 0.0f, 1.0f));
+        return Status::Ok();
+      },
+      [](const Progress&) {}, cancel);
   ASSERT_TRUE(s.ok()) << s.message();
   ASSERT_EQ(static_cast<int64_t>(got.size() / (out_plane * 3)), want.shape[0]);
   EXPECT_LE(RelError(got, want.values), 1e-4) << "decoded frames";

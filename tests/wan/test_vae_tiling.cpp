@@ -118,7 +118,7 @@ TEST(VaeTiledDecode, MatchesDiffusersTiledDecode) {
   EXPECT_LE(RelError(got, c.video.values), 1e-4);
 
   // The seams really are blends: the streamed (untiled) decode differs from diffusers' tiled one.
-  ASSERT_TRUE(vae->Begin(h, w).ok());
+  ASSERT_TRUE(vae->Begin(*be, h, w).ok());
   Collected plain;
   const size_t plane = static_cast<size_t>(h) * w;
   std::vector<float> zf(16 * plane);
@@ -169,7 +169,7 @@ TEST(VaeMemory, WorkingSetIsWhatStreamingAllocates) {
   auto be = wan_test::MakeBackend();
   for (auto [h, w] : {std::pair{4, 6}, std::pair{9, 11}}) {
     std::vector<float> z(16 * h * w, 0.25f);
-    ASSERT_TRUE(vae->Begin(h, w).ok());
+    ASSERT_TRUE(vae->Begin(*be, h, w).ok());
     for (int t = 0; t < 2; ++t) ASSERT_TRUE(vae->Push(*be, z.data(), [](const float*) { return Status::Ok(); }).ok());
     EXPECT_EQ(vae->AllocatedBytes(), vae->WorkingSetBytes(h, w)) << h << "x" << w;
     vae->End();
