@@ -9,6 +9,10 @@
 //   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
 //      512 text rows): a first forward (uploads the weights), then timed forwards:
 //      "RESULT engine_wan13b_forward …".
+//   3. the VAE decoder, device-resident too: the tiny fixture VAE on both backends
+//      ("CHECK wan_vae_tiny_cuda_vs_reference …", every decoded frame), then a random VAE of the
+//      published widths streaming 3 latent frames (9 video frames) at 480x832:
+//      "RESULT engine_wan_vae_480p …".
 //
 //   bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]
 #include <chrono>
@@ -22,6 +26,7 @@
 
 #include "bench/random_wan.h"
 #include "core/wan/wan_transformer.h"
+#include "core/wan/wan_vae.h"
 #include "kernels/cpu/reference_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 
@@ -84,7 +89,7 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps) {
     std::fprintf(stderr, "bench_wan_cuda: %s\n", model.status().message().c_str());
     return 1;
   }
-  std::printf("loaded (bf16 → f32 on the host) in %.1f s\n", Seconds(t0));
+  std::printf("loaded (block matrices kept in BF16, mapped) in %.1f s\n", Seconds(t0));
   const int T = 21, H = 60, W = 104, L = 512;
   const std::vector<float> latent = Random(16ull * T * H * W, 3, 1.0f);
   std::vector<float> context = Random(static_cast<size_t>(L) * 4096, 4, 0.1f);
@@ -114,6 +119,85 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps) {
   return std::isfinite(sum) ? 0 : 1;
 }
 
+// Streams latent frames z [16, T, h, w] through `vae` on `be`; every video frame appended to out.
+ds::Status Decode(ds::WanVaeDecoder& vae, ds::Backend& be, const std::vector<float>& z, int T, int h, int w,
+                  std::vector<float>& out) {
+  DS_TRY(vae.Begin(be, h, w));
+  const size_t plane = static_cast<size_t>(h) * w;
+  std::vector<float> frame(16 * plane);
+  const size_t pixels = 3 * plane * 64;
+  for (int t = 0; t < T; ++t) {
+    for (size_t c = 0; c < 16; ++c) std::copy_n(z.begin() + (c * T + t) * plane, plane, frame.begin() + c * plane);
+    DS_TRY(vae.Push(be, frame.data(), [&](const float* rgb) {
+      out.insert(out.end(), rgb, rgb + pixels);
+      return ds::Status::Ok();
+    }));
+  }
+  vae.End();
+  return ds::Status::Ok();
+}
+
+int VaeParity(const std::string& root, ds::CudaBackend& gpu) {
+  auto vae = ds::WanVaeDecoder::Load(root + "/tests/fixtures/wan/tiny/vae");
+  if (!vae.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", vae.status().message().c_str());
+    return 1;
+  }
+  const int T = 3, h = 5, w = 7;
+  const std::vector<float> z = Random(16ull * T * h * w, 5, 1.0f);
+  std::vector<float> want, got;
+  ds::ReferenceBackend reference;
+  ds::Status s = Decode(*vae, reference, z, T, h, w, want);
+  if (s.ok()) s = Decode(*vae, gpu, z, T, h, w, got);
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: tiny VAE: %s\n", s.message().c_str());
+    return 1;
+  }
+  double diff = 0, norm = 0;
+  bool finite = got.size() == want.size() && !want.empty();
+  for (size_t i = 0; finite && i < want.size(); ++i) {
+    finite = std::isfinite(got[i]);
+    diff += (got[i] - want[i]) * double(got[i] - want[i]);
+    norm += want[i] * double(want[i]);
+  }
+  const double rel = norm > 0 ? std::sqrt(diff / norm) : INFINITY;
+  std::printf("CHECK wan_vae_tiny_cuda_vs_reference frames=%zu rel_rms=%.2e (limit 2e-2)%s\n",
+              want.size() / (3 * 64 * h * w), rel, finite ? "" : " NON-FINITE OR MISSING OUTPUT");
+  return finite && rel <= 2e-2 ? 0 : 1;
+}
+
+int VaeSpeed(ds::CudaBackend& gpu, const std::string& work) {
+  if (ds::Status s = ds::bench::WriteRandomWanVae(work + "_vae"); !s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", s.message().c_str());
+    return 1;
+  }
+  auto vae = ds::WanVaeDecoder::Load(work + "_vae");
+  if (!vae.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", vae.status().message().c_str());
+    return 1;
+  }
+  const int T = 3, h = 60, w = 104;
+  const std::vector<float> z = Random(16ull * T * h * w, 6, 1.0f);
+  std::vector<float> frames;
+  auto t0 = std::chrono::steady_clock::now();
+  ds::Status s = Decode(*vae, gpu, z, 1, h, w, frames);  // uploads the weights, allocates
+  const double first = Seconds(t0);
+  frames.clear();
+  t0 = std::chrono::steady_clock::now();
+  if (s.ok()) s = Decode(*vae, gpu, z, T, h, w, frames);
+  const double secs = Seconds(t0);
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: VAE: %s\n", s.message().c_str());
+    return 1;
+  }
+  const size_t n = frames.size() / (3 * 64 * static_cast<size_t>(h) * w);
+  std::printf(
+      "RESULT engine_wan_vae_480p frames=%zu ms_per_frame=%.1f first_frame_incl_upload_ms=%.0f "
+      "clip81_s=%.1f\n",
+      n, secs * 1e3 / static_cast<double>(n), first * 1e3, secs / static_cast<double>(n) * 81);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,9 +209,12 @@ int main(int argc, char** argv) {
   int layers = 30, reps = 3;
   std::string work = "/tmp/ditstream_wan13b_random";
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--layers") == 0) layers = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--reps") == 0) reps = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--work") == 0) work = argv[i + 1];
+    if (std::strcmp(argv[i], "--layers") == 0)
+      layers = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--reps") == 0)
+      reps = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--work") == 0)
+      work = argv[i + 1];
   }
   ds::CudaOptions options;
   options.arena_bytes = size_t{2} << 30;  // op scratch only: the model's memory comes from NewBuffer
@@ -139,5 +226,10 @@ int main(int argc, char** argv) {
   std::printf("device: %s\n", (*gpu)->description().c_str());
   const int parity = Parity(root, **gpu);
   const int speed = Speed(**gpu, work, layers, reps);
-  return parity != 0 ? parity : speed;
+  const int vae_parity = VaeParity(root, **gpu);
+  const int vae_speed = VaeSpeed(**gpu, work);
+  for (int rc : {parity, speed, vae_parity, vae_speed}) {
+    if (rc != 0) return rc;
+  }
+  return 0;
 }

@@ -136,7 +136,7 @@ print_table() {
     }' "$results"
   echo
   echo "Wan2.1-1.3B-shaped DiT forward, 480x832x81 (32760 tokens, 30 blocks, random weights)"
-  grep -E '^RESULT (dit_forward|torch_dit_forward|engine_wan13b)' "$results" | sed 's/^RESULT //'
+  grep -E '^RESULT (dit_forward|torch_dit_forward|engine_wan13b|engine_wan_vae)' "$results" | sed 's/^RESULT //'
   grep '^CHECK ' "$results" | sed 's/^CHECK /check: /'
   echo "logs: $LOGS"
 }
@@ -265,9 +265,10 @@ compile() {  # source → object, logging to <object>.log
 }
 
 LIB_SOURCES=(core/tensor.cpp core/log.cpp core/backend.cpp kernels/cpu/reference_backend.cpp)
-# The engine's Wan transformer and what it needs from core/ (no BLAS, no sentencepiece), for bench_wan_cuda.
+# The engine's Wan transformer and VAE and what they need from core/ (no BLAS, no sentencepiece), for bench_wan_cuda.
 ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layers.cpp core/patchify.cpp core/rope.cpp
-                core/wan/wan_config.cpp core/wan/wan_weights.cpp core/wan/wan_transformer.cpp bench/random_wan.cpp)
+                core/wan/wan_config.cpp core/wan/wan_weights.cpp core/wan/wan_transformer.cpp core/wan/wan_vae.cpp
+                bench/random_wan.cpp)
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
 HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_arena_rows.cpp)
