@@ -53,9 +53,9 @@ void Backend::copy(const Tensor& src, Tensor& dst) {
   if (CheckSameBytes(src, dst, "copy").ok()) std::memcpy(dst.data, src.data, src.nbytes());
 }
 
-void Backend::widen_to_f32(const Tensor& src, Tensor& dst) {
+void Backend::widen_to_f32(const Tensor& src, Tensor& dst, float scale) {
   if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel() || dst.dtype != DType::kF32) return;
-  WidenToF32(src.data, src.dtype, dst.f32(), 0, static_cast<size_t>(src.numel()));
+  WidenToF32(src.data, src.dtype, dst.f32(), 0, static_cast<size_t>(src.numel()), scale);
 }
 
 }  // namespace ds

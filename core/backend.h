@@ -82,10 +82,11 @@ class Backend {
   // Sets a contiguous tensor in the backend's memory to zero bytes (ordered with the other ops).
   virtual Status Zero(const Tensor& dst);
   virtual void copy(const Tensor& src, Tensor& dst);
-  // dst (F32) = src (F32, F16 or BF16) element by element, both contiguous with equal element
-  // counts, in the backend's memory. Models keep 16-bit weights as the checkpoint stores them (half
-  // the memory of float32, on the host and on a GPU) and widen one layer at a time through this.
-  virtual void widen_to_f32(const Tensor& src, Tensor& dst);
+  // dst (F32) = src (any DType) · scale element by element, both contiguous with equal element
+  // counts, in the backend's memory. Models keep 16- and 8-bit weights as the checkpoint stores them
+  // (a half or a quarter of float32's memory, on the host and on a GPU) and widen one layer at a
+  // time through this; scale is a scaled-F8 weight's per-tensor factor, else 1.
+  virtual void widen_to_f32(const Tensor& src, Tensor& dst, float scale);
 };
 
 }  // namespace ds

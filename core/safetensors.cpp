@@ -26,8 +26,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 // Tensor bytes are copied as they lie in the file, which is little-endian by specification.
-static_assert(std::endian::native == std::endian::little,
-              "safetensors loading assumes little-endian");
+static_assert(std::endian::native == std::endian::little, "safetensors loading assumes little-endian");
 
 // The reference implementation's limit; it also keeps a corrupt length from driving a huge parse.
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
@@ -62,20 +61,17 @@ const DTypeInfo* FindDType(std::string_view name) {
   return nullptr;
 }
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
+std::string ShapeString(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 // A JSON integer that fits int64 and is not negative; `what` names it for the error.
-Result<int64_t> NonNegativeInt(const json& v, std::string_view file, std::string_view tensor,
-                               std::string_view what, const json& whole) {
-  if (v.is_number_unsigned() &&
-      v.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()}) {
+Result<int64_t> NonNegativeInt(const json& v, std::string_view file, std::string_view tensor, std::string_view what,
+                               const json& whole) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t{std::numeric_limits<int64_t>::max()}) {
     return static_cast<int64_t>(v.get<uint64_t>());
   }
   if (v.is_number_integer() && v.get<int64_t>() >= 0) return v.get<int64_t>();
-  return Error(Code::kModel, "{}: tensor '{}': {} {} must hold non-negative integers, got {}", file,
-               tensor, what, DescribeJson(whole), DescribeJson(v));
+  return Error(Code::kModel, "{}: tensor '{}': {} {} must hold non-negative integers, got {}", file, tensor, what,
+               DescribeJson(whole), DescribeJson(v));
 }
 
 const json* Member(const json& obj, const char* key) {
@@ -87,28 +83,24 @@ Result<StDType> ParseDType(const json& entry, std::string_view file, std::string
   const json* v = Member(entry, "dtype");
   if (v == nullptr) return Error(Code::kModel, "{}: tensor '{}' has no 'dtype'", file, tensor);
   if (!v->is_string()) {
-    return Error(Code::kModel, "{}: tensor '{}': 'dtype' must be a string, got {}", file, tensor,
-                 DescribeJson(*v));
+    return Error(Code::kModel, "{}: tensor '{}': 'dtype' must be a string, got {}", file, tensor, DescribeJson(*v));
   }
   const DTypeInfo* d = FindDType(v->get_ref<const std::string&>());
   if (d == nullptr) {
-    return Error(Code::kModel, "{}: tensor '{}' has unknown dtype {}", file, tensor,
-                 DescribeJson(*v));
+    return Error(Code::kModel, "{}: tensor '{}' has unknown dtype {}", file, tensor, DescribeJson(*v));
   }
   return d->type;
 }
 
-Result<std::vector<int64_t>> ParseShape(const json& entry, std::string_view file,
-                                        std::string_view tensor) {
+Result<std::vector<int64_t>> ParseShape(const json& entry, std::string_view file, std::string_view tensor) {
   const json* v = Member(entry, "shape");
   if (v == nullptr) return Error(Code::kModel, "{}: tensor '{}' has no 'shape'", file, tensor);
   if (!v->is_array()) {
-    return Error(Code::kModel, "{}: tensor '{}': 'shape' must be an array, got {}", file, tensor,
-                 DescribeJson(*v));
+    return Error(Code::kModel, "{}: tensor '{}': 'shape' must be an array, got {}", file, tensor, DescribeJson(*v));
   }
   if (v->size() > static_cast<size_t>(kMaxDims)) {
-    return Error(Code::kUnsupported, "{}: tensor '{}' has {} dims {}; at most {} are supported",
-                 file, tensor, v->size(), DescribeJson(*v), kMaxDims);
+    return Error(Code::kUnsupported, "{}: tensor '{}' has {} dims {}; at most {} are supported", file, tensor,
+                 v->size(), DescribeJson(*v), kMaxDims);
   }
   std::vector<int64_t> shape;
   for (const json& d : *v) {
@@ -125,17 +117,15 @@ struct Range {
 
 Result<Range> ParseOffsets(const json& entry, std::string_view file, std::string_view tensor) {
   const json* v = Member(entry, "data_offsets");
-  if (v == nullptr)
-    return Error(Code::kModel, "{}: tensor '{}' has no 'data_offsets'", file, tensor);
+  if (v == nullptr) return Error(Code::kModel, "{}: tensor '{}' has no 'data_offsets'", file, tensor);
   if (!v->is_array() || v->size() != 2) {
-    return Error(Code::kModel, "{}: tensor '{}': 'data_offsets' must be [begin, end], got {}", file,
-                 tensor, DescribeJson(*v));
+    return Error(Code::kModel, "{}: tensor '{}': 'data_offsets' must be [begin, end], got {}", file, tensor,
+                 DescribeJson(*v));
   }
   DS_ASSIGN_OR_RETURN(int64_t begin, NonNegativeInt((*v)[0], file, tensor, "data_offsets", *v));
   DS_ASSIGN_OR_RETURN(int64_t end, NonNegativeInt((*v)[1], file, tensor, "data_offsets", *v));
   if (begin > end) {
-    return Error(Code::kModel, "{}: tensor '{}': data_offsets [{}, {}] begin after end", file,
-                 tensor, begin, end);
+    return Error(Code::kModel, "{}: tensor '{}': data_offsets [{}, {}] begin after end", file, tensor, begin, end);
   }
   return Range{static_cast<uint64_t>(begin), static_cast<uint64_t>(end)};
 }
@@ -159,11 +149,10 @@ struct ParsedEntry {
   Range range;
 };
 
-Result<ParsedEntry> ParseEntry(const json& v, std::string_view file, std::string_view name,
-                               const uint8_t* data, uint64_t data_size) {
+Result<ParsedEntry> ParseEntry(const json& v, std::string_view file, std::string_view name, const uint8_t* data,
+                               uint64_t data_size) {
   if (!v.is_object()) {
-    return Error(Code::kModel, "{}: tensor '{}' must be an object, got {}", file, name,
-                 DescribeJson(v));
+    return Error(Code::kModel, "{}: tensor '{}' must be an object, got {}", file, name, DescribeJson(v));
   }
   ParsedEntry p;
   DS_ASSIGN_OR_RETURN(p.entry.dtype, ParseDType(v, file, name));
@@ -177,14 +166,12 @@ Result<ParsedEntry> ParseEntry(const json& v, std::string_view file, std::string
   }
   uint64_t span = p.range.end - p.range.begin;
   if (need != span) {
-    return Error(Code::kModel,
-                 "{}: tensor '{}': shape {} × {} needs {} bytes but data_offsets span {}", file,
-                 name, ShapeString(p.entry.shape), dtype, need, span);
+    return Error(Code::kModel, "{}: tensor '{}': shape {} × {} needs {} bytes but data_offsets span {}", file, name,
+                 ShapeString(p.entry.shape), dtype, need, span);
   }
   if (p.range.end > data_size) {
-    return Error(Code::kModel,
-                 "{}: tensor '{}': data_offsets [{}, {}] run past the {}-byte data section", file,
-                 name, p.range.begin, p.range.end, data_size);
+    return Error(Code::kModel, "{}: tensor '{}': data_offsets [{}, {}] run past the {}-byte data section", file, name,
+                 p.range.begin, p.range.end, data_size);
   }
   p.entry.file = file;
   p.entry.data = data + p.range.begin;
@@ -192,16 +179,14 @@ Result<ParsedEntry> ParseEntry(const json& v, std::string_view file, std::string
   return p;
 }
 
-Status ParseMetadata(const json& v, std::string_view file,
-                     std::map<std::string, std::string, std::less<>>* out) {
+Status ParseMetadata(const json& v, std::string_view file, std::map<std::string, std::string, std::less<>>* out) {
   if (!v.is_object()) {
-    return Error(Code::kModel, "{}: '__metadata__' must be an object, got {}", file,
-                 DescribeJson(v));
+    return Error(Code::kModel, "{}: '__metadata__' must be an object, got {}", file, DescribeJson(v));
   }
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!it.value().is_string()) {
-      return Error(Code::kModel, "{}: '__metadata__' entry '{}' must be a string, got {}", file,
-                   it.key(), DescribeJson(it.value()));
+      return Error(Code::kModel, "{}: '__metadata__' entry '{}' must be a string, got {}", file, it.key(),
+                   DescribeJson(it.value()));
     }
     (*out)[it.key()] = it.value().get<std::string>();
   }
@@ -223,21 +208,19 @@ Status CheckNoOverlap(std::vector<NamedRange> ranges, std::string_view file) {
     const NamedRange& a = ranges[i - 1];
     const NamedRange& b = ranges[i];
     if (b.range.begin < a.range.end) {
-      return Error(Code::kModel, "{}: tensors '{}' [{}, {}) and '{}' [{}, {}) overlap", file,
-                   a.name, a.range.begin, a.range.end, b.name, b.range.begin, b.range.end);
+      return Error(Code::kModel, "{}: tensors '{}' [{}, {}) and '{}' [{}, {}) overlap", file, a.name, a.range.begin,
+                   a.range.end, b.name, b.range.begin, b.range.end);
     }
   }
   return Status::Ok();
 }
 
-Status ParseHeader(std::string_view file, std::string_view header, const uint8_t* data,
-                   uint64_t data_size,
+Status ParseHeader(std::string_view file, std::string_view header, const uint8_t* data, uint64_t data_size,
                    std::map<std::string, SafetensorsEntry, std::less<>>* entries,
                    std::map<std::string, std::string, std::less<>>* metadata) {
   DS_ASSIGN_OR_RETURN(json root, ParseJsonText(header, file, "the header"));
   if (!root.is_object()) {
-    return Error(Code::kModel, "{}: the header must be a JSON object, got {}", file,
-                 root.type_name());
+    return Error(Code::kModel, "{}: the header must be a JSON object, got {}", file, root.type_name());
   }
   std::vector<NamedRange> ranges;
   for (auto it = root.begin(); it != root.end(); ++it) {
@@ -266,8 +249,7 @@ Status MapFile(const std::string& path, void** map, size_t* size) {
   } else if (!S_ISREG(st.st_mode)) {
     status = Error(Code::kIo, "{}: not a regular file", path);
   } else if (st.st_size < 8) {
-    status = Error(Code::kModel, "{}: file is {} bytes, too short for the 8-byte header length",
-                   path, st.st_size);
+    status = Error(Code::kModel, "{}: file is {} bytes, too short for the 8-byte header length", path, st.st_size);
   } else {
     *size = static_cast<size_t>(st.st_size);
     *map = ::mmap(nullptr, *size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -303,16 +285,13 @@ Result<std::string> ReadTextFile(const std::string& path) {
 
 constexpr std::string_view kIndexSuffix = ".safetensors.index.json";
 
-std::string JoinNames(const std::vector<std::string>& names) {
-  return fmt::format("{}", fmt::join(names, ", "));
-}
+std::string JoinNames(const std::vector<std::string>& names) { return fmt::format("{}", fmt::join(names, ", ")); }
 
 // A folder holds one checkpoint: a single index (with its shards beside it) or a single file.
 Result<std::string> ResolveFolder(const std::string& dir) {
   std::vector<std::string> indexes, files;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (EndsWith(name, kIndexSuffix)) indexes.push_back(name);
     if (EndsWith(name, ".safetensors")) files.push_back(name);
@@ -321,13 +300,12 @@ Result<std::string> ResolveFolder(const std::string& dir) {
   std::sort(indexes.begin(), indexes.end());
   std::sort(files.begin(), files.end());
   if (indexes.size() > 1) {
-    return Error(Code::kInvalidArgument, "{}: several checkpoint indexes ({}); name one of them",
-                 dir, JoinNames(indexes));
+    return Error(Code::kInvalidArgument, "{}: several checkpoint indexes ({}); name one of them", dir,
+                 JoinNames(indexes));
   }
   if (indexes.size() == 1) return (fs::path(dir) / indexes[0]).string();
   if (files.size() > 1) {
-    return Error(Code::kInvalidArgument,
-                 "{}: several .safetensors files ({}) and no *{}; name one of them", dir,
+    return Error(Code::kInvalidArgument, "{}: several .safetensors files ({}) and no *{}; name one of them", dir,
                  JoinNames(files), kIndexSuffix);
   }
   if (files.empty()) {
@@ -347,8 +325,8 @@ Result<std::map<std::string, std::vector<std::string>>> ReadWeightMap(const std:
   std::map<std::string, std::vector<std::string>> shards;
   for (auto it = map->begin(); it != map->end(); ++it) {
     if (!it.value().is_string()) {
-      return Error(Code::kModel, "{}: weight_map entry '{}' must name a shard file, got {}", index,
-                   it.key(), DescribeJson(it.value()));
+      return Error(Code::kModel, "{}: weight_map entry '{}' must name a shard file, got {}", index, it.key(),
+                   DescribeJson(it.value()));
     }
     // Shards live beside their index: a path that leaves the folder would let a downloaded index
     // make us open any file on the machine.
@@ -391,9 +369,15 @@ Status ConvertToF32(const SafetensorsEntry& e, float* out) {
       }
       return Status::Ok();
     }
+    case StDType::kF8E4M3:
+      WidenToF32(e.data, DType::kF8E4M3, out, 0, n);
+      return Status::Ok();
+    case StDType::kF8E5M2:
+      WidenToF32(e.data, DType::kF8E5M2, out, 0, n);
+      return Status::Ok();
     default:
       return Error(Code::kUnsupported,
-                   "{}: tensor '{}' has dtype {}; only F32, F16 and BF16 convert to float", e.file,
+                   "{}: tensor '{}' has dtype {}; only F32, F16, BF16, F8_E4M3 and F8_E5M2 convert to float", e.file,
                    e.name, StDTypeName(e.dtype));
   }
 }
@@ -406,16 +390,14 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
   const uint64_t header_len = ReadLittleEndian64(base);
   const uint64_t rest = f->map_size_ - 8;
   if (header_len > kMaxHeaderBytes) {
-    return Error(Code::kModel, "{}: header length {} exceeds the {}-byte limit", path, header_len,
-                 kMaxHeaderBytes);
+    return Error(Code::kModel, "{}: header length {} exceeds the {}-byte limit", path, header_len, kMaxHeaderBytes);
   }
   if (header_len > rest) {
-    return Error(Code::kModel, "{}: header length {} exceeds the {} bytes after the length field",
-                 path, header_len, rest);
+    return Error(Code::kModel, "{}: header length {} exceeds the {} bytes after the length field", path, header_len,
+                 rest);
   }
   std::string_view header(reinterpret_cast<const char*>(base + 8), header_len);
-  DS_TRY(ParseHeader(f->path_, header, base + 8 + header_len, rest - header_len, &f->entries_,
-                     &f->metadata_));
+  DS_TRY(ParseHeader(f->path_, header, base + 8 + header_len, rest - header_len, &f->entries_, &f->metadata_));
   return f;
 }
 
@@ -464,17 +446,15 @@ Status Checkpoint::OpenIndex(const std::string& index) {
     const std::string shard_path = (dir / shard_name).string();
     std::error_code ec;
     if (!fs::exists(shard_path, ec)) {
-      return Error(Code::kIo, "{}: shard '{}' (holding '{}'{}) does not exist at {}", index,
-                   shard_name, tensors[0],
-                   tensors.size() > 1 ? fmt::format(" and {} more", tensors.size() - 1) : "",
-                   shard_path);
+      return Error(Code::kIo, "{}: shard '{}' (holding '{}'{}) does not exist at {}", index, shard_name, tensors[0],
+                   tensors.size() > 1 ? fmt::format(" and {} more", tensors.size() - 1) : "", shard_path);
     }
     DS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> shard, SafetensorsFile::Open(shard_path));
     for (const std::string& name : tensors) {
       const SafetensorsEntry* e = shard->find(name);
       if (e == nullptr) {
-        return Error(Code::kModel, "{}: weight_map puts tensor '{}' in shard '{}', but {} lacks it",
-                     index, name, shard_name, shard_path);
+        return Error(Code::kModel, "{}: weight_map puts tensor '{}' in shard '{}', but {} lacks it", index, name,
+                     shard_name, shard_path);
       }
       tensors_[name] = e;
     }

@@ -15,7 +15,7 @@
 
 namespace ds {
 
-// Every dtype the safetensors format defines. Only kF32, kF16 and kBF16 convert to float; the
+// Every dtype the safetensors format defines. Only the float ones (F32, F16, BF16, F8) convert; the
 // others are still readable as raw bytes, so a checkpoint carrying e.g. an I64 step counter still
 // opens.
 enum class StDType : uint8_t {

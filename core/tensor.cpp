@@ -1,7 +1,10 @@
 #include "core/tensor.h"
 
+#include <array>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 #include <fmt/format.h>
@@ -16,6 +19,9 @@ size_t DTypeSize(DType t) {
       return 2;
     case DType::kBF16:
       return 2;
+    case DType::kF8E4M3:
+    case DType::kF8E5M2:
+      return 1;
   }
   return 0;
 }
@@ -28,6 +34,10 @@ const char* DTypeName(DType t) {
       return "F16";
     case DType::kBF16:
       return "BF16";
+    case DType::kF8E4M3:
+      return "F8_E4M3";
+    case DType::kF8E5M2:
+      return "F8_E5M2";
   }
   return "?";
 }
@@ -149,17 +159,56 @@ uint16_t FloatToHalf(float f) {
   return sign | static_cast<uint16_t>(ShiftRoundEven(absbits - ((127u - 15u) << 23), 13));
 }
 
-void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t end) {
-  const auto* bytes = static_cast<const unsigned char*>(src);
-  if (dtype == DType::kF32) {
-    std::memcpy(dst + begin, bytes + 4 * begin, (end - begin) * sizeof(float));
-    return;
+float Fp8E4M3ToFloat(uint8_t b) {
+  const int exp = (b >> 3) & 0xf, mant = b & 7;
+  float v;
+  if (exp == 15 && mant == 7) {
+    v = std::numeric_limits<float>::quiet_NaN();
+  } else if (exp == 0) {
+    v = std::ldexp(static_cast<float>(mant), -9);  // subnormal: mant/8 · 2^−6
+  } else {
+    v = std::ldexp(static_cast<float>(8 + mant), exp - 10);  // (1 + mant/8) · 2^(exp − 7)
   }
-  const bool bf16 = dtype == DType::kBF16;
-  for (size_t i = begin; i < end; ++i) {
-    uint16_t v;
-    std::memcpy(&v, bytes + 2 * i, 2);
-    dst[i] = bf16 ? BFloat16ToFloat(v) : HalfToFloat(v);
+  return (b & 0x80) ? -v : v;
+}
+
+float Fp8E5M2ToFloat(uint8_t b) { return HalfToFloat(static_cast<uint16_t>(b << 8)); }
+
+void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t end, float scale) {
+  const auto* bytes = static_cast<const unsigned char*>(src);
+  switch (dtype) {
+    case DType::kF32:
+      for (size_t i = begin; i < end; ++i) {
+        float v;
+        std::memcpy(&v, bytes + 4 * i, 4);
+        dst[i] = v * scale;
+      }
+      return;
+    case DType::kF16:
+    case DType::kBF16: {
+      const bool bf16 = dtype == DType::kBF16;
+      for (size_t i = begin; i < end; ++i) {
+        uint16_t v;
+        std::memcpy(&v, bytes + 2 * i, 2);
+        dst[i] = (bf16 ? BFloat16ToFloat(v) : HalfToFloat(v)) * scale;
+      }
+      return;
+    }
+    case DType::kF8E4M3:
+    case DType::kF8E5M2: {
+      // 256 values: a table beats decoding each byte.
+      static const auto table = [](bool e4m3) {
+        std::array<float, 256> t{};
+        for (int b = 0; b < 256; ++b) {
+          t[b] = e4m3 ? Fp8E4M3ToFloat(static_cast<uint8_t>(b)) : Fp8E5M2ToFloat(static_cast<uint8_t>(b));
+        }
+        return t;
+      };
+      static const std::array<float, 256> e4m3 = table(true), e5m2 = table(false);
+      const std::array<float, 256>& t = dtype == DType::kF8E4M3 ? e4m3 : e5m2;
+      for (size_t i = begin; i < end; ++i) dst[i] = t[bytes[i]] * scale;
+      return;
+    }
   }
 }
 

@@ -10,7 +10,9 @@
 
 namespace ds {
 
-enum class DType : uint8_t { kF32, kF16, kBF16 };
+// F8 types only as stored weights (widened to float32 before use): OCP E4M3 ("fn": no infinities)
+// and E5M2, as ComfyUI's fp8 checkpoints carry them.
+enum class DType : uint8_t { kF32, kF16, kBF16, kF8E4M3, kF8E5M2 };
 enum class Device : uint8_t { kCpu, kCuda };
 
 size_t DTypeSize(DType t);
@@ -35,8 +37,7 @@ struct Tensor {
   int64_t dim(int i) const { return shape[i < 0 ? ndim + i : i]; }
 
   // A contiguous view of `data` with the given shape.
-  static Tensor View(void* data, DType dtype, std::initializer_list<int64_t> shape,
-                     Device device = Device::kCpu);
+  static Tensor View(void* data, DType dtype, std::initializer_list<int64_t> shape, Device device = Device::kCpu);
 };
 
 // Owning, 64-byte aligned host storage for float tensors.
@@ -56,13 +57,16 @@ class HostBuffer {
   size_t size_ = 0;
 };
 
-// IEEE half and bfloat16 conversions used when loading weights.
+// IEEE half, bfloat16 and 8-bit float conversions used when loading weights.
 float HalfToFloat(uint16_t h);
 float BFloat16ToFloat(uint16_t b);
+float Fp8E4M3ToFloat(uint8_t b);  // bias 7; S.1111.111 is NaN, no infinities; max 448
+float Fp8E5M2ToFloat(uint8_t b);  // the upper byte of an IEEE half
 uint16_t FloatToHalf(float f);
 uint16_t FloatToBFloat16(float f);
-// dst[i] = float(src[i]) for i in [begin, end): src holds F32, F16 or BF16 values at any byte
-// alignment (checkpoint data), dst float32.
-void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t end);
+// dst[i] = float(src[i]) · scale for i in [begin, end): src holds values of any DType at any byte
+// alignment (checkpoint data), dst float32; scale is the per-tensor factor of a scaled-F8 weight (1
+// otherwise, which changes nothing).
+void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t end, float scale = 1.0f);
 
 }  // namespace ds

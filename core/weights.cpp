@@ -43,12 +43,31 @@ Result<std::vector<int64_t>> Weights::Shape(std::string_view name) const {
 
 Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64_t>& expected_shape) {
   const SafetensorsEntry* e = checkpoint_->find(name);
-  if (e == nullptr || e->shape != expected_shape || (e->dtype != StDType::kF16 && e->dtype != StDType::kBF16)) {
+  DType stored = DType::kF32;
+  if (e != nullptr) {
+    switch (e->dtype) {
+      case StDType::kF16:
+        stored = DType::kF16;
+        break;
+      case StDType::kBF16:
+        stored = DType::kBF16;
+        break;
+      case StDType::kF8E4M3:
+        stored = DType::kF8E4M3;
+        break;
+      case StDType::kF8E5M2:
+        stored = DType::kF8E5M2;
+        break;
+      default:
+        break;
+    }
+  }
+  if (e == nullptr || e->shape != expected_shape || stored == DType::kF32) {
     return Get(name, expected_shape);  // float32 (or an error naming what is wrong)
   }
   Tensor t = ContiguousF32(nullptr, e->shape);
-  t.dtype = e->dtype == StDType::kBF16 ? DType::kBF16 : DType::kF16;
-  for (int i = 0; i < t.ndim; ++i) t.strides[i] /= 2;
+  t.dtype = stored;
+  for (int i = 0; i < t.ndim; ++i) t.strides[i] = t.strides[i] / 4 * static_cast<int64_t>(DTypeSize(stored));
   t.data = const_cast<uint8_t*>(e->data);
   viewed_.emplace(name);
   return t;

@@ -29,8 +29,8 @@ class Weights {
   // A contiguous float32 view that stays valid for the lifetime of this object (also across moves).
   // Fails unless the stored shape equals expected_shape. Repeated calls return the same storage.
   Result<Tensor> Get(std::string_view name, const std::vector<int64_t>& expected_shape);
-  // The tensor in the dtype the checkpoint stores: for F16 and BF16 a view of the mapped file (no
-  // copy, half the memory of float32; not necessarily 2-byte aligned), otherwise what Get gives.
+  // The tensor in the dtype the checkpoint stores: for F16, BF16 and F8 a view of the mapped file
+  // (no copy, a half or a quarter of float32's memory; not necessarily aligned), otherwise Get's.
   Result<Tensor> GetStored(std::string_view name, const std::vector<int64_t>& expected_shape);
   // Checkpoint tensors never fetched with Get, sorted: a model warns about them, since they usually
   // mean a naming mismatch between the checkpoint and the model family.

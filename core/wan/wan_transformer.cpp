@@ -113,24 +113,24 @@ Result<WanTransformer> WanTransformer::Load(const std::string& path) {
     Block& b = m.host_.blocks[i];
     Tensor table = r.get(p + "scale_shift_table", {1, 6, d});
     if (r.status().ok()) b.table = AsMatrix(table, 6, d);
-    b.q = r.stored_linear(p + "attn1.to_q", d, d);
-    b.k = r.stored_linear(p + "attn1.to_k", d, d);
-    b.v = r.stored_linear(p + "attn1.to_v", d, d);
-    b.o = r.stored_linear(p + "attn1.to_out.0", d, d);
+    b.q = r.stored_linear(p + "attn1.to_q", d, d, &b.scales[0]);
+    b.k = r.stored_linear(p + "attn1.to_k", d, d, &b.scales[1]);
+    b.v = r.stored_linear(p + "attn1.to_v", d, d, &b.scales[2]);
+    b.o = r.stored_linear(p + "attn1.to_out.0", d, d, &b.scales[3]);
     b.norm_q = r.get(p + "attn1.norm_q.weight", {d});
     b.norm_k = r.get(p + "attn1.norm_k.weight", {d});
-    b.cq = r.stored_linear(p + "attn2.to_q", d, d);
-    b.ck = r.stored_linear(p + "attn2.to_k", d, d);
-    b.cv = r.stored_linear(p + "attn2.to_v", d, d);
-    b.co = r.stored_linear(p + "attn2.to_out.0", d, d);
+    b.cq = r.stored_linear(p + "attn2.to_q", d, d, &b.scales[4]);
+    b.ck = r.stored_linear(p + "attn2.to_k", d, d, &b.scales[5]);
+    b.cv = r.stored_linear(p + "attn2.to_v", d, d, &b.scales[6]);
+    b.co = r.stored_linear(p + "attn2.to_out.0", d, d, &b.scales[7]);
     b.cnorm_q = r.get(p + "attn2.norm_q.weight", {d});
     b.cnorm_k = r.get(p + "attn2.norm_k.weight", {d});
     if (c.cross_attn_norm) {
       b.norm2_w = r.get(p + "norm2.weight", {d});
       b.norm2_b = r.get(p + "norm2.bias", {d});
     }
-    b.fc1 = r.stored_linear(p + "ffn.net.0.proj", c.ffn, d);
-    b.fc2 = r.stored_linear(p + "ffn.net.2", d, c.ffn);
+    b.fc1 = r.stored_linear(p + "ffn.net.0.proj", c.ffn, d, &b.scales[8]);
+    b.fc2 = r.stored_linear(p + "ffn.net.2", d, c.ffn, &b.scales[9]);
   }
   DS_TRY(r.status());
   WarnUnusedWanTensors(*m.weights_, "transformer");
@@ -283,6 +283,7 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
 
 Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Block& b) {
   Workspace& ws = *ws_;
+  // The order of Block::scales.
   const std::array<const Linear*, 10> from = {&b.q, &b.k, &b.v, &b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2};
   if (std::all_of(from.begin(), from.end(), [](const Linear* l) { return l->w.dtype == DType::kF32; })) return &b;
   ws.widened = b;
@@ -295,7 +296,7 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
     if (buf.tensor.data == nullptr || buf.tensor.numel() != w.numel()) {
       DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));
     }
-    be.widen_to_f32(w, buf.tensor);
+    be.widen_to_f32(w, buf.tensor, b.scales[j]);
     to[j]->w = buf.tensor;
   }
   return &ws.widened;

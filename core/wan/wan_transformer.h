@@ -10,6 +10,7 @@
 // tables) are reused as they are.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,7 @@ class WanTransformer {
   struct Block {
     Tensor table;  // [6, D]: shift, scale, gate (self-attention), shift, scale, gate (FFN)
     Linear q, k, v, o, cq, ck, cv, co, fc1, fc2;
+    std::array<float, 10> scales = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};  // of scaled-F8 matrices, in that order
     Tensor norm_q, norm_k, cnorm_q, cnorm_k, norm2_w, norm2_b;
   };
   struct Workspace;

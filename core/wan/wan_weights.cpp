@@ -140,25 +140,60 @@ Tensor WanTensorReader::get(std::string_view name, std::vector<int64_t> shape) {
   return *t;
 }
 
+float WanTensorReader::WeightScale(const std::string& stored_weight_name) {
+  if (!status_.ok()) return 1.0f;
+  const std::string base = stored_weight_name.substr(0, stored_weight_name.size() - std::string_view(".weight").size());
+  for (const char* suffix : {".scale_weight", ".weight_scale"}) {
+    const std::string key = base + suffix;
+    if (!weights_.Has(key)) continue;
+    Result<std::vector<int64_t>> shape = weights_.Shape(key);
+    const bool scalar = shape.ok() && (shape->empty() || (shape->size() == 1 && (*shape)[0] == 1));
+    if (!scalar) {
+      status_ = Error(Code::kUnsupported, "{}: '{}' has shape [{}]: only one scale per tensor is supported",
+                      weights_.checkpoint().path(), key, shape.ok() ? fmt::format("{}", fmt::join(*shape, ", ")) : "?");
+      return 1.0f;
+    }
+    Result<Tensor> t = weights_.Get(key, *shape);
+    if (!t.ok()) {
+      status_ = t.status();
+      return 1.0f;
+    }
+    return t->f32()[0];
+  }
+  return 1.0f;
+}
+
 Linear WanTensorReader::linear(std::string_view name, int64_t out, int64_t in, bool bias) {
   Linear l;
   const std::string n(name);
   l.w = get(n + ".weight", {out, in});
   if (bias) l.b = get(n + ".bias", {out});
+  if (status_.ok()) {
+    const float scale = WeightScale(stored_name(n + ".weight"));
+    if (scale != 1.0f) {
+      for (int64_t i = 0; i < out * in; ++i) l.w.f32()[i] *= scale;
+    }
+  }
   return l;
 }
 
-Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in) {
+Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in, float* scale) {
   Linear l;
+  *scale = 1.0f;
   if (!status_.ok()) return l;
-  const std::string n(name);
-  Result<Tensor> w = weights_.GetStored(stored_name(n + ".weight"), {out, in});
+  const std::string n(name), stored = stored_name(n + ".weight");
+  Result<Tensor> w = weights_.GetStored(stored, {out, in});
   if (!w.ok()) {
     status_ = w.status();
     return l;
   }
   l.w = *w;
   l.b = get(n + ".bias", {out});
+  *scale = WeightScale(stored);
+  if (l.w.dtype == DType::kF32 && *scale != 1.0f) {  // Get's own float32 copy: scale it once here
+    for (int64_t i = 0; i < out * in; ++i) l.w.f32()[i] *= *scale;
+    *scale = 1.0f;
+  }
   return l;
 }
 
@@ -175,7 +210,10 @@ void WarnUnusedWanTensors(const Weights& w, std::string_view component,
   size_t count = 0;
   std::string first;
   for (const std::string& name : w.Unused()) {
-    bool expected = false;
+    // Side data of fp8 checkpoints the model has no use for: the scaled_fp8 marker, the input scales
+    // of FP8 matrix multiplies (the engine multiplies in float32), ComfyUI's per-layer format notes.
+    bool expected = name.ends_with("scaled_fp8") || name.ends_with(".scale_input") || name.ends_with(".input_scale") ||
+                    name.ends_with(".comfy_quant");
     for (std::string_view p : expected_unused) expected = expected || name.starts_with(p);
     if (expected) continue;
     if (count++ == 0) first = name;

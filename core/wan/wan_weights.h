@@ -42,13 +42,19 @@ class WanTensorReader {
   std::string stored_name(std::string_view name) const;
   bool has(std::string_view name) const { return weights_.Has(stored_name(name)); }
   Tensor get(std::string_view name, std::vector<int64_t> shape);
+  // A scaled-F8 weight (ComfyUI's fp8_scaled files: `<layer>.scale_weight` or `.weight_scale`, one
+  // float per tensor) comes back multiplied by its scale.
   Linear linear(std::string_view name, int64_t out, int64_t in, bool bias = true);
-  // The weight as the checkpoint stores it (F16/BF16 mapped, not copied; see Weights::GetStored),
-  // the bias in float32: for the large matrices a model widens layer by layer.
-  Linear stored_linear(std::string_view name, int64_t out, int64_t in);
+  // The weight as the checkpoint stores it (F16/BF16/F8 mapped, not copied; see
+  // Weights::GetStored), the bias in float32, and *scale the factor to widen it with (1 unless the
+  // weight is scaled F8): for the large matrices a model widens layer by layer.
+  Linear stored_linear(std::string_view name, int64_t out, int64_t in, float* scale);
   const Status& status() const { return status_; }
 
  private:
+  // The per-tensor scale stored beside weight `stored_weight_name`, 1 when there is none.
+  float WeightScale(const std::string& stored_weight_name);
+
   Weights& weights_;
   WanCheckpointNaming naming_;
   NameMap to_original_;
@@ -59,7 +65,7 @@ class WanTensorReader {
 Result<std::unique_ptr<Weights>> OpenWanWeights(const std::string& path, std::string_view component);
 
 // Logs a warning for checkpoint tensors the model never read, except names starting with one of
-// `expected_unused` (e.g. the VAE encoder, which text-to-video does not need).
+// `expected_unused` (e.g. the VAE encoder, which text-to-video does not need) and fp8 side data.
 void WarnUnusedWanTensors(const Weights& w, std::string_view component,
                           const std::vector<std::string_view>& expected_unused = {});
 

@@ -347,14 +347,14 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   });
 }
 
-void CudaBackend::widen_to_f32(const Tensor& src, Tensor& dst) {
+void CudaBackend::widen_to_f32(const Tensor& src, Tensor& dst, float scale) {
   impl_->Run("widen_to_f32", [&](Staging& staging) -> Status {
     if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel()) {
       return Error(Code::kInvalidArgument, "CUDA widen_to_f32: needs contiguous tensors of equal length ({} and {})",
                    src.shape_string(), dst.shape_string());
     }
     DS_ASSIGN_OR_RETURN(const Tensor dd, staging.Out(dst, "widen_to_f32 dst"));
-    if (src.dtype == DType::kF32) {
+    if (src.dtype == DType::kF32 && scale == 1.0f) {
       DS_ASSIGN_OR_RETURN(const Tensor ds, staging.In(src, "widen_to_f32 src"));
       DS_CUDA_TRY(cudaMemcpyAsync(dd.data, ds.data, ds.nbytes(), cudaMemcpyDeviceToDevice, impl_->ctx.stream));
       return Status::Ok();
@@ -363,7 +363,7 @@ void CudaBackend::widen_to_f32(const Tensor& src, Tensor& dst) {
       return Error(Code::kInvalidArgument, "CUDA widen_to_f32: a {} source must be in device memory",
                    DTypeName(src.dtype));
     }
-    return cuda::WidenToF32(impl_->ctx, src, dd);
+    return cuda::WidenToF32(impl_->ctx, src, dd, scale);
   });
 }
 

@@ -48,33 +48,69 @@ __global__ void __launch_bounds__(kThreads) ActivationKernel(RowLayout x, Fn fn)
   for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) xr[i] = fn(xr[i]);
 }
 
-// One thread per element, a grid-stride loop: 16-bit weights → float32, memory-bound.
-template <bool kBf16>
-__global__ void __launch_bounds__(kThreads) WidenKernel(const uint16_t* src, float* dst, int64_t n) {
+// Element decoders, bit for bit what core/tensor.cpp computes on the host.
+struct FromBf16 {
+  __device__ float operator()(uint16_t v) const { return __uint_as_float(static_cast<uint32_t>(v) << 16); }
+};
+struct FromF16 {
+  __device__ float operator()(uint16_t v) const { return __half2float(__ushort_as_half(v)); }
+};
+struct FromE5M2 {  // the upper byte of a half
+  __device__ float operator()(uint8_t v) const { return __half2float(__ushort_as_half(static_cast<uint16_t>(v << 8))); }
+};
+struct FromE4M3 {  // bias 7, S.1111.111 = NaN, no infinities
+  __device__ float operator()(uint8_t v) const {
+    const int exp = (v >> 3) & 0xf, mant = v & 7;
+    float f;
+    if (exp == 15 && mant == 7) {
+      f = __int_as_float(0x7fc00000);
+    } else if (exp == 0) {
+      f = ldexpf(static_cast<float>(mant), -9);
+    } else {
+      f = ldexpf(static_cast<float>(8 + mant), exp - 10);
+    }
+    return (v & 0x80) ? -f : f;
+  }
+};
+
+// One thread per element, a grid-stride loop: stored weights → float32, memory-bound.
+template <typename T, typename Decode>
+__global__ void __launch_bounds__(kThreads)
+    WidenKernel(const T* src, float* dst, int64_t n, float scale, Decode decode) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < n; i += stride) {
-    const uint16_t v = src[i];
-    dst[i] = kBf16 ? __uint_as_float(static_cast<uint32_t>(v) << 16) : __half2float(__ushort_as_half(v));
+    dst[i] = decode(src[i]) * scale;
   }
 }
 
 }  // namespace
 
-Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst) {
+Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, float scale) {
   const int64_t n = src.numel();
   if (n == 0) return Status::Ok();
-  if (src.dtype != DType::kBF16 && src.dtype != DType::kF16) {
-    return Error(Code::kInvalidArgument, "CUDA widen_to_f32: source is {}, not F16 or BF16", DTypeName(src.dtype));
+  const size_t size = DTypeSize(src.dtype);
+  if (src.dtype == DType::kF32 || reinterpret_cast<uintptr_t>(src.data) % size != 0) {
+    return Error(Code::kInvalidArgument, "CUDA widen_to_f32: a {} source{}", DTypeName(src.dtype),
+                 src.dtype == DType::kF32 ? " needs no kernel" : " must be aligned to its element");
   }
-  if (reinterpret_cast<uintptr_t>(src.data) % 2 != 0) {
-    return Error(Code::kInvalidArgument, "CUDA widen_to_f32: source is not 2-byte aligned");
-  }
-  const auto* in = static_cast<const uint16_t*>(src.data);
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(CeilDiv64(n, kThreads), 65535 * 8));
-  if (src.dtype == DType::kBF16) {
-    WidenKernel<true><<<blocks, kThreads, 0, ctx.stream>>>(in, dst.f32(), n);
-  } else {
-    WidenKernel<false><<<blocks, kThreads, 0, ctx.stream>>>(in, dst.f32(), n);
+  const auto* u16 = static_cast<const uint16_t*>(src.data);
+  const auto* u8 = static_cast<const uint8_t*>(src.data);
+  switch (src.dtype) {
+    case DType::kBF16:
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u16, dst.f32(), n, scale, FromBf16{});
+      break;
+    case DType::kF16:
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u16, dst.f32(), n, scale, FromF16{});
+      break;
+    case DType::kF8E4M3:
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst.f32(), n, scale, FromE4M3{});
+      break;
+    case DType::kF8E5M2:
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst.f32(), n, scale, FromE5M2{});
+      break;
+    case DType::kF32:
+      break;
   }
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();

@@ -374,30 +374,41 @@ TEST_F(CudaOps, TransposeMatchesReference) {
   }
 }
 
-// 16-bit weights widened on the device equal the host's conversion bit for bit (NaN apart), over
-// every bit pattern of both types.
-TEST_F(CudaOps, WidensEveryHalfAndBfloat16Pattern) {
+// Stored weights widened on the device equal the host's conversion bit for bit (NaN apart), over
+// every bit pattern of each type, with and without a scale.
+TEST_F(CudaOps, WidensEveryStoredWeightPattern) {
   constexpr int64_t n = 65536;
   std::vector<uint16_t> bits(n);
   for (int64_t i = 0; i < n; ++i) bits[i] = static_cast<uint16_t>(i);
-  for (DType dtype : {DType::kBF16, DType::kF16}) {
-    auto src = cuda_->NewBuffer(dtype, {n});
-    auto dst = cuda_->NewBuffer(DType::kF32, {n});
-    ASSERT_TRUE(src.ok() && dst.ok());
-    ASSERT_TRUE(cuda_->CopyToBackend(Tensor::View(bits.data(), dtype, {n}), src->tensor).ok());
-    cuda_->widen_to_f32(src->tensor, dst->tensor);
-    const HostBuffer got = Poisoned(n);
-    ASSERT_TRUE(cuda_->CopyToHost(dst->tensor, got.view({n})).ok());
-    const Status s = cuda_->Synchronize();
-    ASSERT_TRUE(s.ok()) << s.message();
-    int mismatches = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const float want = dtype == DType::kBF16 ? BFloat16ToFloat(bits[i]) : HalfToFloat(bits[i]);
-      const float g = got.data()[i];
-      const bool same = std::isnan(want) ? std::isnan(g) : std::memcmp(&g, &want, 4) == 0;
-      mismatches += !same;
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF8E4M3, DType::kF8E5M2}) {
+    for (float scale : {1.0f, 0.375f}) {
+      const int64_t count = DTypeSize(dtype) == 2 ? n : 256;
+      std::vector<uint8_t> raw(static_cast<size_t>(count * static_cast<int64_t>(DTypeSize(dtype))));
+      for (int64_t i = 0; i < count; ++i) {
+        if (DTypeSize(dtype) == 2) {
+          std::memcpy(raw.data() + 2 * i, &bits[i], 2);
+        } else {
+          raw[i] = static_cast<uint8_t>(i);
+        }
+      }
+      auto src = cuda_->NewBuffer(dtype, {count});
+      auto dst = cuda_->NewBuffer(DType::kF32, {count});
+      ASSERT_TRUE(src.ok() && dst.ok());
+      ASSERT_TRUE(cuda_->CopyToBackend(Tensor::View(raw.data(), dtype, {count}), src->tensor).ok());
+      cuda_->widen_to_f32(src->tensor, dst->tensor, scale);
+      const HostBuffer got = Poisoned(static_cast<size_t>(count));
+      ASSERT_TRUE(cuda_->CopyToHost(dst->tensor, got.view({count})).ok());
+      const Status s = cuda_->Synchronize();
+      ASSERT_TRUE(s.ok()) << s.message();
+      std::vector<float> want(static_cast<size_t>(count));
+      WidenToF32(raw.data(), dtype, want.data(), 0, want.size(), scale);
+      int mismatches = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        const float g = got.data()[i], w = want[i];
+        mismatches += std::isnan(w) ? !std::isnan(g) : std::memcmp(&g, &w, 4) != 0;
+      }
+      EXPECT_EQ(mismatches, 0) << DTypeName(dtype) << " scale " << scale;
     }
-    EXPECT_EQ(mismatches, 0) << DTypeName(dtype);
   }
 }
 

@@ -17,9 +17,12 @@ using ds::StDType;
 float HalfReference(uint16_t h) {
   const int exponent = (h >> 10) & 31, mantissa = h & 1023;
   float v;
-  if (exponent == 0) v = std::ldexp(static_cast<float>(mantissa), -24);
-  else if (exponent == 31) v = mantissa ? std::nanf("") : INFINITY;
-  else v = std::ldexp(static_cast<float>(mantissa + 1024), exponent - 25);
+  if (exponent == 0)
+    v = std::ldexp(static_cast<float>(mantissa), -24);
+  else if (exponent == 31)
+    v = mantissa ? std::nanf("") : INFINITY;
+  else
+    v = std::ldexp(static_cast<float>(mantissa + 1024), exponent - 25);
   return (h & 0x8000) ? -v : v;
 }
 
@@ -28,6 +31,19 @@ float BFloat16Reference(uint16_t b) {
   float v;
   std::memcpy(&v, &bits, 4);
   return v;
+}
+
+// OCP E4M3 ("fn"): bias 7, subnormals at exponent 0, S.1111.111 the only NaN, no infinities.
+float E4M3Reference(uint8_t b) {
+  const int exponent = (b >> 3) & 15, mantissa = b & 7;
+  float v;
+  if (exponent == 15 && mantissa == 7)
+    v = std::nanf("");
+  else if (exponent == 0)
+    v = std::ldexp(static_cast<float>(mantissa), -9);
+  else
+    v = std::ldexp(static_cast<float>(mantissa + 8), exponent - 10);
+  return (b & 0x80) ? -v : v;
 }
 
 bool SameFloat(float a, float b) {
@@ -47,11 +63,18 @@ void CheckConversion(const ds::SafetensorsEntry& e, const float* got) {
       FUZZ_CHECK(a == b, "tensor '%.*s' element %zu: F32 bits changed", int(e.name.size()), e.name.data(), i);
       continue;
     }
+    if (e.dtype == StDType::kF8E4M3 || e.dtype == StDType::kF8E5M2) {
+      const uint8_t b = e.data[i];
+      want = e.dtype == StDType::kF8E5M2 ? HalfReference(static_cast<uint16_t>(b << 8)) : E4M3Reference(b);
+      FUZZ_CHECK(SameFloat(want, got[i]), "tensor '%.*s' element %zu: byte 0x%02x gave %g, want %g", int(e.name.size()),
+                 e.name.data(), i, b, double(got[i]), double(want));
+      continue;
+    }
     uint16_t bits;
     std::memcpy(&bits, e.data + 2 * i, 2);
     want = e.dtype == StDType::kF16 ? HalfReference(bits) : BFloat16Reference(bits);
-    FUZZ_CHECK(SameFloat(want, got[i]), "tensor '%.*s' element %zu: bits 0x%04x gave %g, want %g",
-               int(e.name.size()), e.name.data(), i, bits, double(got[i]), double(want));
+    FUZZ_CHECK(SameFloat(want, got[i]), "tensor '%.*s' element %zu: bits 0x%04x gave %g, want %g", int(e.name.size()),
+               e.name.data(), i, bits, double(got[i]), double(want));
   }
 }
 
@@ -93,7 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> unconvertible;
   for (const std::string& name : st.names()) {
     const ds::SafetensorsEntry* e = weights.checkpoint().find(name);
-    const bool is_float = e->dtype == StDType::kF32 || e->dtype == StDType::kF16 || e->dtype == StDType::kBF16;
+    const bool is_float = e->dtype == StDType::kF32 || e->dtype == StDType::kF16 || e->dtype == StDType::kBF16 ||
+                          e->dtype == StDType::kF8E4M3 || e->dtype == StDType::kF8E5M2;
     std::vector<int64_t> wrong = e->shape;
     wrong.push_back(1);
     auto mismatch = weights.Get(name, wrong);

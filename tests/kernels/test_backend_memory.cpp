@@ -62,7 +62,7 @@ TEST(BackendMemory, WidensHalfAndBfloat16ToFloat) {
       const Tensor src = Tensor::View(raw.data() + 1, is_bf16 ? DType::kBF16 : DType::kF16, {7});
       std::vector<float> out(7, -1.0f);
       Tensor dst = Tensor::View(out.data(), DType::kF32, {7});
-      (*be)->widen_to_f32(src, dst);
+      (*be)->widen_to_f32(src, dst, 1.0f);
       const float* want = is_bf16 ? bf16_want : f16_want;
       for (int i = 0; i < 7; ++i) {
         EXPECT_EQ(std::signbit(out[i]), std::signbit(want[i])) << device << " " << i;
@@ -71,8 +71,37 @@ TEST(BackendMemory, WidensHalfAndBfloat16ToFloat) {
     }
     std::vector<float> in = {1.5f, -0.25f}, out(2);
     Tensor dst = Tensor::View(out.data(), DType::kF32, {2});
-    (*be)->widen_to_f32(Tensor::View(in.data(), DType::kF32, {2}), dst);
+    (*be)->widen_to_f32(Tensor::View(in.data(), DType::kF32, {2}), dst, 1.0f);
     EXPECT_EQ(out, in);
+  }
+}
+
+// OCP 8-bit floats as ComfyUI's fp8 checkpoints store them, times a per-tensor scale.
+TEST(BackendMemory, WidensEightBitFloatsWithTheirScale) {
+  const uint8_t e4m3[] = {0x38, 0xB8, 0x7E, 0x01, 0x08, 0x7F, 0x00, 0x3C};
+  const float e4m3_want[] = {1.0f, -1.0f, 448.0f, 0.001953125f, 0.015625f, NAN, 0.0f, 1.5f};
+  const uint8_t e5m2[] = {0x3C, 0xBC, 0x7B, 0x01, 0x7C, 0xFC, 0x7E, 0x3E};
+  const float e5m2_want[] = {1.0f, -1.0f, 57344.0f, 1.52587891e-05f, INFINITY, -INFINITY, NAN, 1.5f};
+  for (const char* device : {"cpu", "reference"}) {
+    auto be = CreateBackend(device, 1);
+    ASSERT_TRUE(be.ok());
+    for (bool is_e4m3 : {true, false}) {
+      for (float scale : {1.0f, 0.25f}) {
+        std::vector<float> out(8, -7.0f);
+        Tensor dst = Tensor::View(out.data(), DType::kF32, {8});
+        const Tensor src =
+            Tensor::View(const_cast<uint8_t*>(is_e4m3 ? e4m3 : e5m2), is_e4m3 ? DType::kF8E4M3 : DType::kF8E5M2, {8});
+        (*be)->widen_to_f32(src, dst, scale);
+        const float* want = is_e4m3 ? e4m3_want : e5m2_want;
+        for (int i = 0; i < 8; ++i) {
+          if (std::isnan(want[i])) {
+            EXPECT_TRUE(std::isnan(out[i])) << device << " " << i;
+          } else {
+            EXPECT_EQ(out[i], want[i] * scale) << device << (is_e4m3 ? " e4m3 " : " e5m2 ") << i << " scale " << scale;
+          }
+        }
+      }
+    }
   }
 }
 

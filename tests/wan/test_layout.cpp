@@ -20,21 +20,7 @@ namespace fs = std::filesystem;
 using test::TensorSpec;
 using wan_test::Contains;
 using wan_test::FixtureDir;
-
-// Rewrites a checkpoint as one safetensors file, each tensor passed through `edit` (which may
-// rename it, change its shape, or drop it by returning nullopt).
-void Rewrite(const std::string& src, const std::string& dst,
-             const std::function<std::optional<TensorSpec>(TensorSpec)>& edit) {
-  auto ck = Checkpoint::Open(src);
-  ASSERT_TRUE(ck.ok()) << ck.status().message();
-  std::vector<TensorSpec> out;
-  for (const std::string& name : (*ck)->names()) {
-    const SafetensorsEntry* e = (*ck)->find(name);
-    TensorSpec t{name, StDTypeName(e->dtype), e->shape, test::Bytes(e->data, e->data + e->nbytes)};
-    if (auto edited = edit(std::move(t))) out.push_back(std::move(*edited));
-  }
-  test::WriteSafetensors(dst, out);
-}
+using wan_test::Rewrite;
 
 class WanLayout : public test::TempDirTest {
  protected:

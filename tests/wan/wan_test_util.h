@@ -9,14 +9,17 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/safetensors.h"
 #include "kernels/registry.h"
+#include "tests/core/test_files.h"
 
 namespace ds::wan_test {
 
@@ -78,6 +81,23 @@ inline std::unique_ptr<Backend> MakeBackend(const char* device = "cpu") {
 #else
 #define DS_REQUIRE_SENTENCEPIECE() GTEST_SKIP() << "built without libsentencepiece"
 #endif
+
+// Rewrites a checkpoint as one safetensors file, each tensor passed through `edit` (which may
+// rename it, change its shape or dtype, or drop it by returning nullopt); `extra` are appended.
+inline void Rewrite(const std::string& src, const std::string& dst,
+                    const std::function<std::optional<test::TensorSpec>(test::TensorSpec)>& edit,
+                    std::vector<test::TensorSpec> extra = {}) {
+  auto ck = Checkpoint::Open(src);
+  ASSERT_TRUE(ck.ok()) << ck.status().message();
+  std::vector<test::TensorSpec> out;
+  for (const std::string& name : (*ck)->names()) {
+    const SafetensorsEntry* e = (*ck)->find(name);
+    test::TensorSpec t{name, StDTypeName(e->dtype), e->shape, test::Bytes(e->data, e->data + e->nbytes)};
+    if (auto edited = edit(std::move(t))) out.push_back(std::move(*edited));
+  }
+  for (test::TensorSpec& t : extra) out.push_back(std::move(t));
+  test::WriteSafetensors(dst, out);
+}
 
 inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();

@@ -1,0 +1,173 @@
+// FP8 transformer checkpoints as ComfyUI ships the 14B (wan2.1_t2v_14B_fp8_scaled.safetensors, and
+// the unscaled fp8_e4m3fn variants): block matrices stored as F8_E4M3 with a per-tensor
+// `scale_weight`, a `scaled_fp8` marker and input scales the engine does not need. The tiny original-
+// name transformer is quantised here, and the model loaded from it must compute exactly what the
+// same model computes from a float32 checkpoint holding the dequantised values (decoded by this
+// test's own E4M3 table, times the scale).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <random>
+
+#include "core/log.h"
+#include "core/wan/wan_transformer.h"
+#include "tests/wan/wan_test_util.h"
+
+namespace ds {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TensorSpec;
+using wan_test::Contains;
+using wan_test::FixtureDir;
+using wan_test::Rewrite;
+
+// E4M3 ("fn") by its definition: bias 7, subnormals at exponent 0, 0x7F/0xFF NaN.
+float E4M3(uint8_t b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  if (e == 15 && m == 7) return std::numeric_limits<float>::quiet_NaN();
+  const float v = e == 0 ? std::ldexp(static_cast<float>(m), -9) : std::ldexp(static_cast<float>(8 + m), e - 10);
+  return (b & 0x80) ? -v : v;
+}
+
+uint8_t NearestE4M3(float x) {
+  uint8_t best = 0;
+  for (int b = 0; b < 256; ++b) {
+    const float v = E4M3(static_cast<uint8_t>(b));
+    if (!std::isnan(v) && std::abs(v - x) < std::abs(E4M3(best) - x)) best = static_cast<uint8_t>(b);
+  }
+  return best;
+}
+
+bool IsBlockMatrix(const std::string& name) {
+  if (!name.starts_with("blocks.") || !name.ends_with(".weight")) return false;
+  for (const char* part : {".self_attn.", ".cross_attn.", ".ffn."}) {
+    if (name.find(part) != std::string::npos) return name.find("norm") == std::string::npos;
+  }
+  return false;
+}
+
+float Bf16(const uint8_t* p) {
+  uint16_t b;
+  std::memcpy(&b, p, 2);
+  return BFloat16ToFloat(b);
+}
+
+class WanFp8 : public test::TempDirTest {
+ protected:
+  // Writes dir/config.json and dir/wan.safetensors from the tiny original-name transformer, with
+  // every block matrix quantised to E4M3: as F8 plus scales (fp8 = true) or as the dequantised
+  // float32 values (fp8 = false). scaled = false stores unscaled F8 (scale 1) like the plain files.
+  std::string Write(const std::string& name, bool fp8, bool scaled, int* quantised = nullptr) {
+    const std::string dir = Path(name);
+    fs::create_directory(dir);
+    fs::copy_file(FixtureDir() + "/original/transformer/config.json", dir + "/config.json");
+    std::vector<TensorSpec> extra;
+    int count = 0;
+    Rewrite(FixtureDir() + "/original/transformer", dir + "/wan.safetensors",
+            [&](TensorSpec s) {
+              if (!IsBlockMatrix(s.name)) return std::optional<TensorSpec>(std::move(s));
+              EXPECT_EQ(s.dtype, "BF16") << s.name;
+              const size_t n = s.bytes.size() / 2;
+              float amax = 0;
+              for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(Bf16(&s.bytes[2 * i])));
+              const float scale = scaled ? amax / 448.0f : 1.0f;
+              test::Bytes q(n), f32(4 * n);
+              for (size_t i = 0; i < n; ++i) {
+                q[i] = NearestE4M3(Bf16(&s.bytes[2 * i]) / scale);
+                const float v = E4M3(q[i]) * scale;
+                std::memcpy(&f32[4 * i], &v, 4);
+              }
+              const std::string base = s.name.substr(0, s.name.size() - std::string(".weight").size());
+              if (fp8 && scaled) {
+                extra.push_back({base + ".scale_weight", "F32", {}, test::ToBytes(std::vector<float>{scale})});
+                extra.push_back({base + ".scale_input", "F32", {}, test::ToBytes(std::vector<float>{1.0f})});
+              }
+              ++count;
+              s.dtype = fp8 ? "F8_E4M3" : "F32";
+              s.bytes = fp8 ? q : f32;
+              return std::optional<TensorSpec>(std::move(s));
+            },
+            {});
+    if (fp8 && scaled) extra.push_back({"scaled_fp8", "F8_E4M3", {0}, {}});
+    if (!extra.empty()) {
+      // Append the side data: rewrite once more with it.
+      const std::string tmp = dir + "/wan.tmp";
+      fs::rename(dir + "/wan.safetensors", tmp);
+      Rewrite(
+          tmp, dir + "/wan.safetensors", [](TensorSpec s) { return std::optional<TensorSpec>(std::move(s)); },
+          std::move(extra));
+      fs::remove(tmp);
+    }
+    if (quantised) *quantised = count;
+    return dir;
+  }
+
+  static std::vector<float> Forward(WanTransformer& m, Backend& be) {
+    const WanTransformerConfig& c = m.config();
+    const int T = 2, H = 4, W = 6, L = 8;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    std::vector<float> latent(static_cast<size_t>(c.in_channels) * T * H * W), ctx(static_cast<size_t>(L) * c.text_dim);
+    for (float& v : latent) v = nd(rng);
+    for (float& v : ctx) v = nd(rng);
+    std::vector<float> out(latent.size(), std::nanf(""));
+    const Status s = m.Forward(be, latent.data(), T, H, W, 640.0f, ctx.data(), L, out.data());
+    EXPECT_TRUE(s.ok()) << s.message();
+    return out;
+  }
+};
+
+TEST_F(WanFp8, ScaledFp8ComputesWhatItsDequantisedWeightsCompute) {
+  int quantised = 0;
+  const std::string fp8 = Write("fp8", true, true, &quantised), f32 = Write("f32", false, true);
+  EXPECT_EQ(quantised, 2 * 10);  // 2 blocks x (4 self-attention, 4 cross-attention, 2 FFN)
+  std::vector<std::string> warnings;
+  SetLogSink([&](LogLevel level, std::string_view text) {
+    if (level <= LogLevel::kWarning) warnings.emplace_back(text);
+  });
+  auto a = WanTransformer::Load(fp8);
+  auto b = WanTransformer::Load(f32);
+  SetLogSink({});
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_TRUE(warnings.empty()) << "the marker and input scales are expected side data: " << warnings[0];
+  for (const char* device : {"cpu", "reference"}) {
+    auto be = wan_test::MakeBackend(device);
+    const std::vector<float> got = Forward(*a, *be), want = Forward(*b, *be);
+    EXPECT_EQ(got, want) << device;
+  }
+  // Quantisation is lossy: the bf16 original computes something else (the test is not vacuous).
+  auto original = WanTransformer::Load(FixtureDir() + "/original/transformer");
+  ASSERT_TRUE(original.ok());
+  auto be = wan_test::MakeBackend("cpu");
+  EXPECT_GT(wan_test::RelError(Forward(*original, *be), Forward(*b, *be)), 1e-3);
+}
+
+TEST_F(WanFp8, UnscaledFp8Loads) {
+  const std::string fp8 = Write("fp8", true, false), f32 = Write("f32", false, false);
+  auto a = WanTransformer::Load(fp8);
+  auto b = WanTransformer::Load(f32);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  auto be = wan_test::MakeBackend("cpu");
+  EXPECT_EQ(Forward(*a, *be), Forward(*b, *be));
+}
+
+TEST_F(WanFp8, PerChannelScalesAreRefusedByName) {
+  const std::string dir = Path("bad");
+  fs::create_directory(dir);
+  fs::copy_file(FixtureDir() + "/original/transformer/config.json", dir + "/config.json");
+  Rewrite(FixtureDir() + "/original/transformer", dir + "/wan.safetensors",
+          [](TensorSpec s) { return std::optional<TensorSpec>(std::move(s)); },
+          {{"blocks.0.self_attn.q.scale_weight", "F32", {64}, test::Bytes(64 * 4, 0)}});
+  auto r = WanTransformer::Load(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "'blocks.0.self_attn.q.scale_weight' has shape [64]"));
+  EXPECT_TRUE(Contains(r.status().message(), "one scale per tensor"));
+}
+
+}  // namespace
+}  // namespace ds
