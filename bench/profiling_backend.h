@@ -76,6 +76,7 @@ class ProfilingBackend final : public Backend {
   Status CopyToBackend(const Tensor& host, const Tensor& dst) override { return inner_->CopyToBackend(host, dst); }
   Status CopyToHost(const Tensor& src, const Tensor& host) override { return inner_->CopyToHost(src, host); }
   Status Zero(const Tensor& dst) override { return inner_->Zero(dst); }
+  size_t WorkingSetBudget() const override { return inner_->WorkingSetBudget(); }
   void copy(const Tensor& src, Tensor& dst) override {
     Time(profile.other_s, [&] { inner_->copy(src, dst); });
   }

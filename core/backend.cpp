@@ -1,6 +1,8 @@
 // The Backend's memory defaults, for backends whose memory is host memory.
 #include "core/backend.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -40,6 +42,11 @@ Status Backend::CopyToHost(const Tensor& src, const Tensor& host) {
   DS_TRY(CheckSameBytes(src, host, "copy to host"));
   std::memcpy(host.data, src.data, src.nbytes());
   return Status::Ok();
+}
+
+size_t Backend::WorkingSetBudget() const {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) / 2 : 0;
 }
 
 Status Backend::Zero(const Tensor& dst) {

@@ -29,7 +29,8 @@ constexpr std::array<ds_option_info, 14> kOptions = {{
     {"threads", DS_OPT_INT, "0", 0, 1024, "CPU threads (0 = all cores)", 0},
     {"vae-tiling", DS_OPT_STRING, "auto", 0, 0,
      "Wan2.1 VAE decode: off streams every frame as it is decoded; on decodes 256-pixel tiles one after "
-     "another (bounded memory, frames come at the end); auto tiles when streaming would take over half the RAM",
+     "another (bounded memory, frames come at the end); auto tiles when streaming would not fit (in half "
+     "the RAM, or most of a GPU's free memory)",
      1},
 }};
 

@@ -4,8 +4,6 @@
 #include <optional>
 #include <span>
 
-#include <unistd.h>
-
 #include "core/decoder.h"
 #include "core/log.h"
 #include "core/wan/wan_vae_tiling.h"
@@ -19,22 +17,19 @@ namespace {
 constexpr const char* kFamily = "wan2.1";
 constexpr size_t kTextCacheSize = 8;
 
-size_t PhysicalMemoryBytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
-}
-
 // The vae-tiling option: off streams; on tiles whenever diffusers would (a side beyond one tile);
-// auto tiles where streaming's caches would take over half the RAM (720p on a 24 GB machine, not
-// 480p), since the tiles cost the streaming of frames and 1.8x the convolutions.
-bool UseVaeTiles(const WanVaeDecoder& vae, const VaeTiles& tiles, const std::string& mode, int T, int h, int w) {
+// auto tiles where streaming's caches would not fit the backend's working-set budget (half the RAM
+// on the CPU: 720p on a 24 GB machine, not 480p; most of a GPU's free memory), since the tiles cost
+// the streaming of frames and 1.8x the convolutions.
+bool UseVaeTiles(const WanVaeDecoder& vae, const Backend& be, const VaeTiles& tiles, const std::string& mode, int T,
+                 int h, int w) {
   const int s = vae.config().spatial_factor();
   if (mode == "off" || !VaeTilingApplies(tiles, s, h, w)) return false;
-  const size_t streamed = vae.WorkingSetBytes(h, w), ram = PhysicalMemoryBytes();
-  const bool tile = mode == "on" || (ram > 0 && streamed > ram / 2);
-  Log(LogLevel::kInfo, "VAE at {}x{}: {} (streaming holds {:.1f} GB, tiles {:.1f} GB; RAM {:.1f} GB)", w * s, h * s,
-      tile ? "spatial tiles" : "streamed", streamed / 1e9, VaeTiledWorkingSetBytes(vae, tiles, T, h, w) / 1e9,
-      ram / 1e9);
+  const size_t streamed = vae.WorkingSetBytes(h, w), budget = be.WorkingSetBudget();
+  const bool tile = mode == "on" || (budget > 0 && streamed > budget);
+  Log(LogLevel::kInfo, "VAE at {}x{}: {} (streaming holds {:.1f} GB, tiles {:.1f} GB; {} budget {:.1f} GB)", w * s,
+      h * s, tile ? "spatial tiles" : "streamed", streamed / 1e9, VaeTiledWorkingSetBytes(vae, tiles, T, h, w) / 1e9,
+      be.name(), budget / 1e9);
   return tile;
 }
 
@@ -214,7 +209,7 @@ Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape,
   const auto [C, T, H, W] = dims;
   WanVaeDecoder& vae = model_->vae();
   const VaeTiles tiles;
-  if (UseVaeTiles(vae, tiles, vae_tiling, T, H, W)) {
+  if (UseVaeTiles(vae, *backend_, tiles, vae_tiling, T, H, W)) {
     vae.Denormalize(latent.data(), static_cast<int64_t>(T) * H * W);  // per channel over all frames
     return DecodeTiled(
         vae, *backend_, tiles, latent.data(), T, H, W,

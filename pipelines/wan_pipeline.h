@@ -49,7 +49,8 @@ class WanPipeline {
   // Decodes the sample (de-normalising it in place); on_frame receives each video frame as planar
   // RGB [3, height, width] in [-1, 1], valid during the call, and may stop decoding with an error.
   // vae_tiling is the option's value (auto, on, off): streamed frame by frame, or in spatial tiles
-  // (core/wan/wan_vae_tiling.h) when asked or when streaming would hold over half the RAM.
+  // (core/wan/wan_vae_tiling.h) when asked or when streaming would exceed the backend's
+  // WorkingSetBudget.
   using PlanarFrameFn = std::function<Status(const float* rgb)>;
   Status Decode(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
                 const PlanarFrameFn& on_frame, const ProgressFn& on_progress, const std::atomic<bool>& cancel);

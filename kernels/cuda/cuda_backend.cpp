@@ -383,6 +383,16 @@ Result<BackendBuffer> CudaBackend::NewBuffer(DType dtype, std::initializer_list<
 Status CudaBackend::CopyToBackend(const Tensor& host, const Tensor& dst) { return Upload(host, dst); }
 Status CudaBackend::CopyToHost(const Tensor& src, const Tensor& host) { return Download(src, host); }
 
+// 90 % of what the driver reports free: the rest for cuBLASLt workspaces and fragmentation.
+size_t CudaBackend::WorkingSetBudget() const {
+  size_t free_bytes = 0, total = 0;
+  if (cudaSetDevice(impl_->options.device) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return free_bytes / 10 * 9;
+}
+
 Status CudaBackend::Zero(const Tensor& dst) {
   if (dst.device != Device::kCuda || !dst.contiguous()) {
     return Error(Code::kInvalidArgument, "CUDA zero: needs a contiguous device tensor ({} {})", DTypeName(dst.dtype),

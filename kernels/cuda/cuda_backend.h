@@ -85,6 +85,7 @@ class CudaBackend final : public Backend {
   Status CopyToBackend(const Tensor& host, const Tensor& dst) override;
   Status CopyToHost(const Tensor& src, const Tensor& host) override;
   Status Zero(const Tensor& dst) override;
+  size_t WorkingSetBudget() const override;
   void transpose(const Tensor& x, Tensor& y) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void widen_to_f32(const Tensor& src, Tensor& dst, float scale) override;
