@@ -1,6 +1,7 @@
 // Times Wan2.1-1.3B-shaped stages with random weights (no checkpoint needed) and extrapolates to
 // a 480x832x81 generation:
 //   bench_wan_forward dit [layers=2] [threads=0]   transformer forward at one latent frame of 480p
+//   bench_wan_forward dit14b [layers=2] [threads=0]   the same with the 14B's widths
 //   bench_wan_forward vae [side=64] [threads=0]    VAE decoder frames at side x side pixels
 //   bench_wan_forward vae-memory [side=512] [streamed|tiled]
 //                                                  the VAE's working set, predicted at 480p and 720p
@@ -41,10 +42,10 @@ double PeakRssGb() {
   return u.ru_maxrss * 1024.0 / 1e9;  // KiB → GB
 }
 
-int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
-  ds::WanTransformerConfig c = ds::Wan13BConfig();
+int BenchDit(const ds::WanTransformerConfig& c, const char* label, int layers, ds::Backend& be,
+             const std::string& dir) {
   const int64_t d = c.dim();
-  if (Status w = ds::bench::WriteRandomWan13B(dir, layers); !w.ok()) {
+  if (Status w = ds::bench::WriteRandomWan(dir, c, layers); !w.ok()) {
     std::fprintf(stderr, "%s\n", w.message().c_str());
     return 1;
   }
@@ -55,8 +56,8 @@ int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
     std::fprintf(stderr, "%s\n", m.status().message().c_str());
     return 1;
   }
-  std::printf("dit: loading %d layers: %.2f s, peak RSS %.2f GB → %.2f GB\n", layers, Seconds(t_load), rss_before,
-              PeakRssGb());
+  std::printf("dit: loading %d layers of the %s: %.2f s, peak RSS %.2f GB → %.2f GB\n", layers, label, Seconds(t_load),
+              rss_before, PeakRssGb());
   const int H = 60, W = 104, L = 512;  // 480x832 latents, Wan's 512 text rows
   std::vector<float> ctx(static_cast<size_t>(L) * 4096, 0.0f);
   std::mt19937 rng(2);
@@ -96,13 +97,13 @@ int BenchDit(int layers, ds::Backend& be, const std::string& dir) {
   const double r_lin = (f_fwd - f_attn1) / t_lin;
   std::printf("dit: linear layers %.1f GFLOP/s\n", r_lin * 1e-9);
 
-  // 4. The 1.3B (30 layers) at 480x832x81: 21 latent frames, 32760 tokens.
-  const ds::WanTransformerConfig full = ds::Wan13BConfig();
+  // 4. The whole model (all its blocks) at 480x832x81: 21 latent frames, 32760 tokens.
+  const ds::WanTransformerConfig& full = c;
   const double n = 21.0 * (H / 2) * (W / 2);
   const double f_attn = full.layers * attn_flops(n);
   const double f_total = m->Flops(21, H, W, L) / layers * full.layers;
   const double per_forward = f_attn / r_attn + (f_total - f_attn) / r_lin;
-  std::printf("dit: 1.3B forward at 480x832x81 (%.0f tokens, %.0f TFLOP, %.0f%% attention): %.0f s\n", n,
+  std::printf("dit: %s forward at 480x832x81 (%.0f tokens, %.0f TFLOP, %.0f%% attention): %.0f s\n", label, n,
               f_total * 1e-12, 100 * f_attn / f_total, per_forward);
   std::printf("dit: 50 steps with CFG (100 forwards): %.1f h\n", per_forward * 100 / 3600);
   return 0;
@@ -199,7 +200,8 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   const int rc = what == "vae"          ? BenchVae(arg, **be, dir)
                  : what == "vae-memory" ? BenchVaeMemory(arg, tiled, **be, dir)
-                                        : BenchDit(arg, **be, dir);
+                 : what == "dit14b"     ? BenchDit(ds::Wan14BConfig(), "14B", arg, **be, dir)
+                                        : BenchDit(ds::Wan13BConfig(), "1.3B", arg, **be, dir);
   std::filesystem::remove_all(dir);
   return rc;
 }

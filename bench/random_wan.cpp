@@ -15,8 +15,7 @@
 namespace ds::bench {
 namespace {
 
-std::vector<RandomTensor> Specs(int layers) {
-  const WanTransformerConfig c = Wan13BConfig();
+std::vector<RandomTensor> Specs(const WanTransformerConfig& c, int layers) {
   const int64_t d = c.dim(), f = c.ffn;
   std::vector<RandomTensor> specs = {{"patch_embedding.weight", {d, 16, 1, 2, 2}, 0.05f},
                                      {"patch_embedding.bias", {d}, 0.01f},
@@ -86,12 +85,13 @@ Status WriteRandomSafetensors(const std::string& path, const std::vector<RandomT
   return Status::Ok();
 }
 
-Status WriteRandomWan13B(const std::string& dir, int layers) {
+Status WriteRandomWan13B(const std::string& dir, int layers) { return WriteRandomWan(dir, Wan13BConfig(), layers); }
+
+Status WriteRandomWan(const std::string& dir, const WanTransformerConfig& c, int layers) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  DS_TRY(WriteRandomSafetensors(dir + "/diffusion_pytorch_model.safetensors", Specs(layers)));
-  const WanTransformerConfig c = Wan13BConfig();
+  DS_TRY(WriteRandomSafetensors(dir + "/diffusion_pytorch_model.safetensors", Specs(c, layers)));
   nlohmann::json cfg = {{"_class_name", "WanTransformer3DModel"},
                         {"patch_size", {1, 2, 2}},
                         {"num_attention_heads", c.heads},

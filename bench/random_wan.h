@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/wan/wan_config.h"
 
 namespace ds::bench {
 
@@ -23,6 +24,8 @@ Status WriteRandomSafetensors(const std::string& path, const std::vector<RandomT
 // Writes dir/config.json and dir/diffusion_pytorch_model.safetensors for the 1.3B's widths with
 // `layers` blocks (30 in the real model). Values ~ N(0, small); norm weights 1.
 Status WriteRandomWan13B(const std::string& dir, int layers);
+// The same for any transformer config (e.g. Wan14BConfig()), with `layers` of its blocks.
+Status WriteRandomWan(const std::string& dir, const WanTransformerConfig& config, int layers);
 
 // Writes dir/config.json and dir/diffusion_pytorch_model.safetensors: the published Wan2.1 VAE
 // decoder's widths (base_dim 96) in diffusers names, seeded random values scaled per fan-in.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI stage: the core, kernels, pipelines, faults and cli suites and the ditsrc life-cycle test under
+# CI stage: the core, kernels, pipelines, wan, faults and cli suites and the ditsrc life-cycle test under
 # AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, in a build folder of its own. Any
 # report fails the stage (halt_on_error). Only the programs these suites run are compiled, which keeps
 # the stage inside its time budget on 2 cores.
@@ -13,9 +13,9 @@ BUILD_DIR=${BUILD_DIR:-build-asan}
 JOBS=${JOBS:-2}
 # The suites run; one this configuration lacks (no GStreamer, faults not yet listed in
 # tests/meson.build) is reported as such.
-SUITES=(core kernels pipelines faults cli gstreamer_cycles)
+SUITES=(core kernels pipelines wan wan-capi faults cli gstreamer_cycles)
 # What they run, with their `depends` (ditgen and make_random_model for cli and faults, the plugin).
-TARGETS=(core_tests test_kernels test_pipelines test_faults cli_test ditgen make_random_model
+TARGETS=(core_tests test_kernels test_pipelines test_wan test_wan_capi test_faults cli_test ditgen make_random_model
          test_ditsrc_cycles gstditstream)
 
 t0=$(date +%s)

@@ -34,6 +34,14 @@ std::array<int, 3> WanTransformerConfig::rope_axes() const {
 
 WanTransformerConfig Wan13BConfig() { return WanTransformerConfig{}; }
 
+WanTransformerConfig Wan14BConfig() {
+  WanTransformerConfig c;
+  c.heads = 40;
+  c.layers = 40;
+  c.ffn = 13824;
+  return c;
+}
+
 std::vector<int> WanVaeConfig::decoder_dims() const {
   std::vector<int> dims = {base_dim * dim_mult.back()};
   for (auto it = dim_mult.rbegin(); it != dim_mult.rend(); ++it) dims.push_back(base_dim * *it);

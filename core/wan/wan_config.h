@@ -28,8 +28,9 @@ struct WanTransformerConfig {
   std::array<int, 3> rope_axes() const;
 };
 
-// Wan2.1 T2V 1.3B, the shape benchmarks and memory estimates use.
+// Wan2.1 T2V 1.3B and 14B (spec §2.1), the shapes benchmarks and memory estimates use.
 WanTransformerConfig Wan13BConfig();
+WanTransformerConfig Wan14BConfig();
 
 struct WanVaeConfig {
   int base_dim = 96, z_dim = 16, num_res_blocks = 2, out_channels = 3;
