@@ -285,6 +285,26 @@ TEST_F(CudaOps, Conv3x3MatchesReference) {
   }
 }
 
+// A VAE-sized layer: 288 input channels (a 3-frame history of 96) at 256 x 384 pixels make a 1 GB
+// im2col matrix, built and multiplied in 256 MB bands of pixels.
+TEST_F(CudaOps, Conv3x3InPixelBands) {
+  const int64_t c = 288, h = 256, w = 384, o = 8;
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(c * h * w)), wb = Random(rng_, static_cast<size_t>(o * c * 9));
+  const HostBuffer bb = Random(rng_, static_cast<size_t>(o));
+  const HostBuffer want_b = Poisoned(static_cast<size_t>(o * h * w)), got_b = Poisoned(static_cast<size_t>(o * h * w));
+  Tensor want = want_b.view({o, h, w}), got = got_b.view({o, h, w});
+  ref_.conv3x3(xb.view({c, h, w}), wb.view({o, c, 3, 3}), bb.view({o}), want);
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(dw, *cuda_, wb);
+  DS_MIRROR(db, *cuda_, bb);
+  DS_MIRROR(dy, *cuda_, got_b);
+  Tensor dy_view = dy(got);
+  cuda_->conv3x3(dx(xb.view({c, h, w})), dw(wb.view({o, c, 3, 3})), db(bb.view({o})), dy_view);
+  const Status s = dy.Fetch();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(AllClose(got, want, kTf32Rtol));
+}
+
 // A strided output goes through the kernel's scratch-and-copy path.
 TEST_F(CudaOps, Conv3x3IntoStridedOutput) {
   const int64_t c_in = 4, h = 6, w = 5, c_out = 3, pad = 2;
