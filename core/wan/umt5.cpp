@@ -90,21 +90,31 @@ Result<Umt5Encoder> Umt5Encoder::Load(const std::string& folder) {
   const std::string embed = w.Has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
   DS_ASSIGN_OR_RETURN(e.embed_, Entry(w, embed, {c.vocab, d}));
   e.layers_.resize(c.layers);
+  WanTensorReader r(*e.weights_, WanCheckpointNaming{}, nullptr);
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "encoder.block." + std::to_string(i) + ".layer.";
     Layer& l = e.layers_[i];
-    DS_ASSIGN_OR_RETURN(l.ln0, Entry(w, p + "0.layer_norm.weight", {d}));
-    DS_ASSIGN_OR_RETURN(l.q, Entry(w, p + "0.SelfAttention.q.weight", {inner, d}));
-    DS_ASSIGN_OR_RETURN(l.k, Entry(w, p + "0.SelfAttention.k.weight", {inner, d}));
-    DS_ASSIGN_OR_RETURN(l.v, Entry(w, p + "0.SelfAttention.v.weight", {inner, d}));
-    DS_ASSIGN_OR_RETURN(l.o, Entry(w, p + "0.SelfAttention.o.weight", {d, inner}));
+    DS_ASSIGN_OR_RETURN(const SafetensorsEntry* ln0, Entry(w, p + "0.layer_norm.weight", {d}));
+    DS_TRY(Convert(*ln0, l.ln0));
+    DS_ASSIGN_OR_RETURN(const SafetensorsEntry* ln1, Entry(w, p + "1.layer_norm.weight", {d}));
+    DS_TRY(Convert(*ln1, l.ln1));
+    const std::array<std::pair<std::string, std::array<int64_t, 2>>, kMatrices> matrices = {{
+        {p + "0.SelfAttention.q", {inner, d}},
+        {p + "0.SelfAttention.k", {inner, d}},
+        {p + "0.SelfAttention.v", {inner, d}},
+        {p + "0.SelfAttention.o", {d, inner}},
+        {p + "1.DenseReluDense.wi_0", {ff, d}},
+        {p + "1.DenseReluDense.wi_1", {ff, d}},
+        {p + "1.DenseReluDense.wo", {d, ff}},
+    }};
+    for (int j = 0; j < kMatrices; ++j) {
+      const auto& [name, shape] = matrices[j];
+      l.w[j] = r.stored_linear(name, shape[0], shape[1], &l.scale[j], /*bias=*/false).w;
+    }
+    DS_TRY(r.status());
     DS_ASSIGN_OR_RETURN(const SafetensorsEntry* bias,
                         Entry(w, p + "0.SelfAttention.relative_attention_bias.weight", {c.buckets, c.heads}));
     DS_TRY(Convert(*bias, l.bias_table));
-    DS_ASSIGN_OR_RETURN(l.ln1, Entry(w, p + "1.layer_norm.weight", {d}));
-    DS_ASSIGN_OR_RETURN(l.wi0, Entry(w, p + "1.DenseReluDense.wi_0.weight", {ff, d}));
-    DS_ASSIGN_OR_RETURN(l.wi1, Entry(w, p + "1.DenseReluDense.wi_1.weight", {ff, d}));
-    DS_ASSIGN_OR_RETURN(l.wo, Entry(w, p + "1.DenseReluDense.wo.weight", {d, ff}));
   }
   DS_ASSIGN_OR_RETURN(const SafetensorsEntry* final_norm, Entry(w, "encoder.final_layer_norm.weight", {d}));
   DS_TRY(Convert(*final_norm, e.final_norm_));
@@ -127,16 +137,27 @@ void Umt5Encoder::ReleaseMemory() {
   }
 }
 
-Status Umt5Encoder::ConvertLayer(const Layer& l) {
-  DS_TRY(Convert(*l.ln0, ln0_));
-  DS_TRY(Convert(*l.q, q_));
-  DS_TRY(Convert(*l.k, k_));
-  DS_TRY(Convert(*l.v, v_));
-  DS_TRY(Convert(*l.o, o_));
-  DS_TRY(Convert(*l.ln1, ln1_));
-  DS_TRY(Convert(*l.wi0, wi0_));
-  DS_TRY(Convert(*l.wi1, wi1_));
-  return Convert(*l.wo, wo_);
+Status Umt5Encoder::WidenLayer(Backend& be, const Layer& l) {
+  for (int j = 0; j < kMatrices; ++j) {
+    const Tensor& w = l.w[j];
+    BackendBuffer& wide = wide_[j];
+    if (wide.tensor.data == nullptr || wide.tensor.numel() != w.numel()) {
+      wide = {};
+      DS_ASSIGN_OR_RETURN(wide, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));
+    }
+    Tensor src = w;
+    if (be.device() != Device::kCpu) {  // a GPU widens in its own memory: the stored bytes go over
+      BackendBuffer& staged = staged_[j];
+      if (staged.tensor.data == nullptr || staged.tensor.dtype != w.dtype || staged.tensor.numel() != w.numel()) {
+        staged = {};
+        DS_ASSIGN_OR_RETURN(staged, be.NewBuffer(w.dtype, {w.shape[0], w.shape[1]}));
+      }
+      DS_TRY(be.CopyToBackend(w, staged.tensor));
+      src = staged.tensor;
+    }
+    be.widen_to_f32(src, wide.tensor, l.scale[j]);
+  }
+  return Status::Ok();
 }
 
 Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<float>& out) {
@@ -167,17 +188,18 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   Tensor Q = Mat(q.data(), L, inner), K = Mat(k.data(), L, inner), V = Mat(v.data(), L, inner);
   Tensor O = Mat(o.data(), L, inner), S = Mat(s.data(), L, L);
   Tensor G = Mat(g.data(), L, c.d_ff), U = Mat(u.data(), L, c.d_ff);
-  auto vec = [](std::vector<float>& w) {
-    return Tensor::View(w.data(), DType::kF32, {static_cast<int64_t>(w.size())});
+  auto vec = [](const std::vector<float>& w) {
+    return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
+  auto matrix = [&](int j) { return wide_[j].tensor; };
   for (const Layer& l : layers_) {
-    DS_TRY(ConvertLayer(l));
+    DS_TRY(WidenLayer(be, l));
     // Self-attention: scores = q·kᵀ (unscaled) + bias(bucket(j − i)), per head.
     std::copy(out.begin(), out.end(), h.begin());
-    be.rms_norm(Hm, vec(ln0_), c.eps);
-    be.linear(Hm, Mat(q_.data(), inner, d), nullptr, Q);
-    be.linear(Hm, Mat(k_.data(), inner, d), nullptr, K);
-    be.linear(Hm, Mat(v_.data(), inner, d), nullptr, V);
+    be.rms_norm(Hm, vec(l.ln0), c.eps);
+    be.linear(Hm, matrix(0), nullptr, Q);
+    be.linear(Hm, matrix(1), nullptr, K);
+    be.linear(Hm, matrix(2), nullptr, V);
     for (int64_t i = 0; i < L; ++i)
       for (int64_t j = 0; j < inner; ++j) vt[j * L + i] = v[i * inner + j];
     for (int64_t head = 0; head < c.heads; ++head) {
@@ -188,21 +210,22 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
       Tensor oh = StridedRows(o.data() + head * dk, L, dk, inner);
       be.linear(S, Mat(vt.data() + head * dk * L, dk, L), nullptr, oh);
     }
-    be.linear(O, Mat(o_.data(), d, inner), nullptr, F);
+    be.linear(O, matrix(3), nullptr, F);
     be.add(X, F);
     // Gated FFN: wo(gelu_tanh(wi_0·h) ⊙ wi_1·h).
     std::copy(out.begin(), out.end(), h.begin());
-    be.rms_norm(Hm, vec(ln1_), c.eps);
-    be.linear(Hm, Mat(wi0_.data(), c.d_ff, d), nullptr, G);
+    be.rms_norm(Hm, vec(l.ln1), c.eps);
+    be.linear(Hm, matrix(4), nullptr, G);
     be.gelu_tanh(G);
-    be.linear(Hm, Mat(wi1_.data(), c.d_ff, d), nullptr, U);
+    be.linear(Hm, matrix(5), nullptr, U);
     for (size_t e = 0; e < g.size(); ++e) g[e] *= u[e];
-    be.linear(G, Mat(wo_.data(), d, c.d_ff), nullptr, F);
+    be.linear(G, matrix(6), nullptr, F);
     be.add(X, F);
   }
   be.rms_norm(X, vec(final_norm_), c.eps);
   // Hand the layer buffers back: the encoder runs once per prompt, before the DiT needs the memory.
-  for (auto* buf : {&ln0_, &q_, &k_, &v_, &o_, &ln1_, &wi0_, &wi1_, &wo_}) std::vector<float>().swap(*buf);
+  for (BackendBuffer& buf : wide_) buf = {};
+  for (BackendBuffer& buf : staged_) buf = {};
   return Status::Ok();
 }
 

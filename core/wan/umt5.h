@@ -3,11 +3,13 @@
 // attention scaling, gated tanh-GELU FFN.
 //
 // UMT5-XXL is 5.7 B parameters (23 GB in float32), more than the whole DiT, and runs once per
-// prompt. So its weights stay in the memory-mapped checkpoint and each layer is converted to
-// float32 only while it runs (peak ≈ one layer, 0.8 GB for XXL); the token embedding table
-// converts just the rows of the prompt's tokens.
+// prompt. So its weights stay in the memory-mapped checkpoint as stored (BF16, F16, F8 with scales,
+// or float32) and each layer's matrices are widened to float32 in the backend's memory only while
+// the layer runs (peak ≈ one layer, 0.8 GB for XXL; on a GPU the stored bytes cross PCIe and are
+// widened there); the token embedding table converts just the rows of the prompt's tokens.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <span>
 #include <string>
@@ -24,7 +26,8 @@ struct SafetensorsEntry;
 
 class Umt5Encoder {
  public:
-  // folder: a text_encoder/ folder (config.json + safetensors, sharded or not, F32/F16/BF16).
+  // folder: a text_encoder/ folder (config.json + safetensors, sharded or not, F32/F16/BF16, or F8
+  // with per-tensor scale_weight as ComfyUI's umt5_xxl_fp8_e4m3fn_scaled).
   // Every tensor's presence and shape is checked here, so Encode cannot fail on the checkpoint.
   static Result<Umt5Encoder> Load(const std::string& folder);
 
@@ -47,20 +50,25 @@ class Umt5Encoder {
   static int Bucket(int relative_position, int num_buckets, int max_distance);
 
  private:
+  static constexpr int kMatrices = 7;  // q, k, v, o, wi_0, wi_1, wo
   struct Layer {
-    const SafetensorsEntry *ln0, *q, *k, *v, *o, *ln1, *wi0, *wi1, *wo;
-    std::vector<float> bias_table;  // [buckets, heads]
+    std::vector<float> ln0, ln1;              // RMSNorm weights, float32
+    std::array<Tensor, kMatrices> w;          // as stored in the mapped checkpoint
+    std::array<float, kMatrices> scale = {};  // of scaled-F8 matrices, else 1
+    std::vector<float> bias_table;            // [buckets, heads]
   };
   Umt5Encoder() = default;
-  Status ConvertLayer(const Layer& l);
+  // The layer's matrices, float32 in the backend's memory (wide_).
+  Status WidenLayer(Backend& be, const Layer& l);
 
   Umt5Config cfg_;
   std::unique_ptr<Weights> weights_;
   const SafetensorsEntry* embed_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;
-  // One layer's float32 weights, reused layer after layer and freed when Encode returns.
-  std::vector<float> ln0_, q_, k_, v_, o_, ln1_, wi0_, wi1_, wo_;
+  // One layer's float32 matrices in the backend's memory, reused layer after layer and freed when
+  // Encode returns; on a GPU the stored bytes pass through staged_ on their way.
+  std::array<BackendBuffer, kMatrices> wide_, staged_;
 };
 
 }  // namespace ds

@@ -177,7 +177,7 @@ Linear WanTensorReader::linear(std::string_view name, int64_t out, int64_t in, b
   return l;
 }
 
-Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in, float* scale) {
+Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in, float* scale, bool bias) {
   Linear l;
   *scale = 1.0f;
   if (!status_.ok()) return l;
@@ -188,7 +188,7 @@ Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_
     return l;
   }
   l.w = *w;
-  l.b = get(n + ".bias", {out});
+  if (bias) l.b = get(n + ".bias", {out});
   *scale = WeightScale(stored);
   if (l.w.dtype == DType::kF32 && *scale != 1.0f) {  // Get's own float32 copy: scale it once here
     for (int64_t i = 0; i < out * in; ++i) l.w.f32()[i] *= *scale;

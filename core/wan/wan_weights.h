@@ -48,7 +48,7 @@ class WanTensorReader {
   // The weight as the checkpoint stores it (F16/BF16/F8 mapped, not copied; see
   // Weights::GetStored), the bias in float32, and *scale the factor to widen it with (1 unless the
   // weight is scaled F8): for the large matrices a model widens layer by layer.
-  Linear stored_linear(std::string_view name, int64_t out, int64_t in, float* scale);
+  Linear stored_linear(std::string_view name, int64_t out, int64_t in, float* scale, bool bias = true);
   const Status& status() const { return status_; }
 
  private:

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/log.h"
+#include "core/wan/umt5.h"
 #include "core/wan/wan_transformer.h"
 #include "tests/wan/wan_test_util.h"
 
@@ -167,6 +168,95 @@ TEST_F(WanFp8, PerChannelScalesAreRefusedByName) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(Contains(r.status().message(), "'blocks.0.self_attn.q.scale_weight' has shape [64]"));
   EXPECT_TRUE(Contains(r.status().message(), "one scale per tensor"));
+}
+
+// The text encoder keeps its matrices as stored too: a BF16 copy of the tiny encoder (values rounded
+// by this test) and a scaled-F8 copy encode exactly what float32 copies of the same values encode.
+TEST_F(WanFp8, TextEncoderMatricesAsStoredEncodeTheirValues) {
+  auto round_bf16 = [](float x) {
+    uint32_t b;
+    std::memcpy(&b, &x, 4);
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return static_cast<uint16_t>(b >> 16);
+  };
+  auto is_matrix = [](const std::string& n) {
+    return n.find("SelfAttention.") != std::string::npos || n.find("DenseReluDense.") != std::string::npos
+               ? n.find("relative_attention_bias") == std::string::npos
+               : false;
+  };
+  // kind 0: BF16, 1: F8_E4M3 + scale_weight, 2: float32 of the BF16 values, 3: float32 of the F8 ones.
+  auto write = [&](const std::string& name, int kind) {
+    const std::string dir = Path(name);
+    fs::create_directory(dir);
+    fs::copy_file(FixtureDir() + "/tiny/text_encoder/config.json", dir + "/config.json");
+    std::vector<TensorSpec> extra;
+    Rewrite(FixtureDir() + "/tiny/text_encoder", dir + "/model.safetensors", [&](TensorSpec s) {
+      if (!is_matrix(s.name)) return std::optional<TensorSpec>(std::move(s));
+      EXPECT_EQ(s.dtype, "F32") << s.name;
+      const size_t n = s.bytes.size() / 4;
+      std::vector<float> v(n);
+      std::memcpy(v.data(), s.bytes.data(), 4 * n);
+      float amax = 0;
+      for (float x : v) amax = std::max(amax, std::abs(x));
+      const float scale = amax / 448.0f;
+      test::Bytes out;
+      for (size_t i = 0; i < n; ++i) {
+        if (kind == 0 || kind == 2) {
+          const uint16_t b = round_bf16(v[i]);
+          if (kind == 0) {
+            out.push_back(static_cast<uint8_t>(b & 0xff));
+            out.push_back(static_cast<uint8_t>(b >> 8));
+          } else {
+            const uint32_t bits = static_cast<uint32_t>(b) << 16;
+            out.insert(out.end(), reinterpret_cast<const uint8_t*>(&bits), reinterpret_cast<const uint8_t*>(&bits) + 4);
+          }
+        } else {
+          const uint8_t q = NearestE4M3(v[i] / scale);
+          if (kind == 1) {
+            out.push_back(q);
+          } else {
+            const float f = E4M3(q) * scale;
+            out.insert(out.end(), reinterpret_cast<const uint8_t*>(&f), reinterpret_cast<const uint8_t*>(&f) + 4);
+          }
+        }
+      }
+      if (kind == 1) {
+        extra.push_back({s.name.substr(0, s.name.size() - 7) + ".scale_weight",
+                         "F32",
+                         {},
+                         test::ToBytes(std::vector<float>{scale})});
+      }
+      s.dtype = kind == 0 ? "BF16" : kind == 1 ? "F8_E4M3" : "F32";
+      s.bytes = std::move(out);
+      return std::optional<TensorSpec>(std::move(s));
+    });
+    if (!extra.empty()) {
+      const std::string tmp = dir + "/model.tmp";
+      fs::rename(dir + "/model.safetensors", tmp);
+      Rewrite(
+          tmp, dir + "/model.safetensors", [](TensorSpec s) { return std::optional<TensorSpec>(std::move(s)); },
+          std::move(extra));
+      fs::remove(tmp);
+    }
+    return dir;
+  };
+  const std::vector<int> ids = {5, 17, 3, 42, 1};
+  auto encode = [&](const std::string& dir) {
+    auto e = Umt5Encoder::Load(dir);
+    EXPECT_TRUE(e.ok()) << e.status().message();
+    std::vector<float> out;
+    if (!e.ok()) return out;
+    auto be = wan_test::MakeBackend("cpu");
+    const Status s = e->Encode(*be, ids, out);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return out;
+  };
+  const std::vector<float> bf16 = encode(write("bf16", 0)), f32_of_bf16 = encode(write("f32_bf16", 2));
+  const std::vector<float> fp8 = encode(write("fp8", 1)), f32_of_fp8 = encode(write("f32_fp8", 3));
+  ASSERT_FALSE(bf16.empty());
+  EXPECT_EQ(bf16, f32_of_bf16);
+  EXPECT_EQ(fp8, f32_of_fp8);
+  EXPECT_NE(bf16, fp8);
 }
 
 }  // namespace
