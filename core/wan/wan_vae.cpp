@@ -471,6 +471,17 @@ void WanVaeDecoder::Denormalize(float* latent, int64_t plane) const {
 Status WanVaeDecoder::Begin(Backend& be, int h, int w, Range range) {
   if (h <= 0 || w <= 0) return Error(Code::kInvalidArgument, "VAE: latent size {}x{} is not positive", w, h);
   Impl& m = *impl_;
+  // Buffers are reused from one video (or tile) to the next on the same backend only: another
+  // backend's, or those a failed Begin left, are let go first.
+  if (m.backend != &be) End();
+  m.backend = &be;
+  Status status = Allocate(be, h, w, range);
+  if (!status.ok()) End();
+  return status;
+}
+
+Status WanVaeDecoder::Allocate(Backend& be, int h, int w, Range range) {
+  Impl& m = *impl_;
   m.h = 0;  // not started until every buffer is ready
   DS_TRY(m.PlaceWeights(be));
   m.clamp = range == Range::kClamped;
@@ -509,7 +520,6 @@ Status WanVaeDecoder::Begin(Backend& be, int h, int w, Range range) {
   const int64_t rgb = static_cast<int64_t>(cfg_.out_channels) * lh * lw;
   DS_TRY(Ensure(be, m.rgb, rgb));
   m.rgb_host.resize(static_cast<size_t>(rgb));
-  m.backend = &be;
   m.h = h;
   m.w = w;
   return Status::Ok();

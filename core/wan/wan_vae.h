@@ -71,6 +71,7 @@ class WanVaeDecoder {
 
  private:
   WanVaeDecoder();
+  Status Allocate(Backend& be, int h, int w, Range range);  // Begin's buffers, on `be`
   WanVaeConfig cfg_;
   std::unique_ptr<Weights> weights_;
   std::unique_ptr<Impl> impl_;

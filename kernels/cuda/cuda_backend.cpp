@@ -354,8 +354,9 @@ void CudaBackend::widen_to_f32(const Tensor& src, Tensor& dst, float scale) {
                    src.shape_string(), dst.shape_string());
     }
     DS_ASSIGN_OR_RETURN(const Tensor dd, staging.Out(dst, "widen_to_f32 dst"));
-    if (src.dtype == DType::kF32 && scale == 1.0f) {
+    if (src.dtype == DType::kF32) {  // host float32 is staged like any op's input
       DS_ASSIGN_OR_RETURN(const Tensor ds, staging.In(src, "widen_to_f32 src"));
+      if (scale != 1.0f) return cuda::WidenToF32(impl_->ctx, ds, dd, scale);
       DS_CUDA_TRY(cudaMemcpyAsync(dd.data, ds.data, ds.nbytes(), cudaMemcpyDeviceToDevice, impl_->ctx.stream));
       return Status::Ok();
     }

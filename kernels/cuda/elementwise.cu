@@ -49,6 +49,9 @@ __global__ void __launch_bounds__(kThreads) ActivationKernel(RowLayout x, Fn fn)
 }
 
 // Element decoders, bit for bit what core/tensor.cpp computes on the host.
+struct FromF32 {
+  __device__ float operator()(float v) const { return v; }
+};
 struct FromBf16 {
   __device__ float operator()(uint16_t v) const { return __uint_as_float(static_cast<uint32_t>(v) << 16); }
 };
@@ -89,9 +92,9 @@ Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, floa
   const int64_t n = src.numel();
   if (n == 0) return Status::Ok();
   const size_t size = DTypeSize(src.dtype);
-  if (src.dtype == DType::kF32 || reinterpret_cast<uintptr_t>(src.data) % size != 0) {
-    return Error(Code::kInvalidArgument, "CUDA widen_to_f32: a {} source{}", DTypeName(src.dtype),
-                 src.dtype == DType::kF32 ? " needs no kernel" : " must be aligned to its element");
+  if (reinterpret_cast<uintptr_t>(src.data) % size != 0) {
+    return Error(Code::kInvalidArgument, "CUDA widen_to_f32: a {} source must be aligned to its element",
+                 DTypeName(src.dtype));
   }
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(CeilDiv64(n, kThreads), 65535 * 8));
   const auto* u16 = static_cast<const uint16_t*>(src.data);
@@ -110,6 +113,8 @@ Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, floa
       WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst.f32(), n, scale, FromE5M2{});
       break;
     case DType::kF32:
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(static_cast<const float*>(src.data), dst.f32(), n, scale,
+                                                       FromF32{});
       break;
   }
   DS_CUDA_TRY_LAUNCH();

@@ -14,8 +14,8 @@ Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, cons
 enum class Activation { kGeluTanh, kSilu };
 Status Activate(const Context& ctx, const Tensor& x, Activation act);
 
-// dst (F32, contiguous) = src (F16, BF16, F8_E4M3 or F8_E5M2; contiguous, aligned to its element)
-// · scale, element by element.
+// dst (F32, contiguous) = src (any DType; contiguous, aligned to its element) · scale, element by
+// element.
 Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, float scale);
 
 }  // namespace ds::cuda

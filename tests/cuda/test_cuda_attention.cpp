@@ -268,7 +268,10 @@ TEST_F(CudaAttention, NaiveKernelMatchesReference) {
 
 // Head dims the flash kernel does not take run on the naive kernel, at f32 accuracy.
 TEST_F(CudaAttention, UnsupportedHeadDimFallsBackToNaive) {
-  for (const Shape& s : {Shape{70, 90, 2, 48, true}, Shape{33, 17, 1, 16, false}}) CheckF32(*cuda_, s);
+  // 384: the Wan VAE's mid-block attention (one head over the channels).
+  for (const Shape& s : {Shape{70, 90, 2, 48, true}, Shape{33, 17, 1, 16, false}, Shape{45, 60, 1, 384, false}}) {
+    CheckF32(*cuda_, s);
+  }
 }
 
 // The flash kernel alone on allocations of exactly the tensor sizes, so compute-sanitizer memcheck

@@ -370,10 +370,10 @@ TEST_F(CudaOps, HostTensorsAreStaged) {
   EXPECT_EQ(cuda_->arena_used(), arena_before);  // the staging scratch went back
 }
 
-// Pixel-major ↔ channel-major as the VAE uses it: strided rows, sizes off the 32-wide tiles, and a
-// tall [pixels, channels] matrix (more row tiles than grid.y could hold).
+// Pixel-major ↔ channel-major as the VAE uses it: strided rows, sizes off the 32-wide tiles, a tall
+// [pixels, channels] matrix and a wide [channels, pixels] one (more column tiles than grid.y holds).
 TEST_F(CudaOps, TransposeMatchesReference) {
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {37, 5}, {65, 96}, {3000000, 3}}) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {37, 5}, {65, 96}, {3000000, 3}, {3, 3000000}}) {
     SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
     const int64_t pad = 3;
     const HostBuffer xb = Random(rng_, static_cast<size_t>(rows * (cols + pad)));
@@ -400,12 +400,16 @@ TEST_F(CudaOps, WidensEveryStoredWeightPattern) {
   constexpr int64_t n = 65536;
   std::vector<uint16_t> bits(n);
   for (int64_t i = 0; i < n; ++i) bits[i] = static_cast<uint16_t>(i);
-  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF8E4M3, DType::kF8E5M2}) {
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF8E4M3, DType::kF8E5M2, DType::kF32}) {
     for (float scale : {1.0f, 0.375f}) {
-      const int64_t count = DTypeSize(dtype) == 2 ? n : 256;
+      // Every pattern of the 8- and 16-bit types; for float32, the bf16 patterns shifted up.
+      const int64_t count = DTypeSize(dtype) == 1 ? 256 : n;
       std::vector<uint8_t> raw(static_cast<size_t>(count * static_cast<int64_t>(DTypeSize(dtype))));
       for (int64_t i = 0; i < count; ++i) {
-        if (DTypeSize(dtype) == 2) {
+        if (DTypeSize(dtype) == 4) {
+          const uint32_t wide = static_cast<uint32_t>(bits[i]) << 16 | 0x1234u;
+          std::memcpy(raw.data() + 4 * i, &wide, 4);
+        } else if (DTypeSize(dtype) == 2) {
           std::memcpy(raw.data() + 2 * i, &bits[i], 2);
         } else {
           raw[i] = static_cast<uint8_t>(i);

@@ -177,6 +177,31 @@ TEST(VaeMemory, WorkingSetIsWhatStreamingAllocates) {
   }
 }
 
+// Begin on another backend lets the first one's buffers go (they may be device memory) instead of
+// reusing them; the decode there is the same decode.
+TEST(VaeMemory, BeginOnAnotherBackendStartsFromFreshBuffers) {
+  auto vae = WanVaeDecoder::Load(FixtureDir() + "/tiny/vae");
+  ASSERT_TRUE(vae.ok());
+  auto cpu = wan_test::MakeBackend("cpu"), ref = wan_test::MakeBackend("reference");
+  std::vector<float> z(16 * 4 * 6);
+  for (size_t i = 0; i < z.size(); ++i) z[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<std::vector<float>> frames;
+  auto keep = [&](const float* rgb) {
+    frames.emplace_back(rgb, rgb + 3 * 32 * 48);
+    return Status::Ok();
+  };
+  ASSERT_TRUE(vae->Begin(*cpu, 4, 6).ok());
+  ASSERT_TRUE(vae->Push(*cpu, z.data(), keep).ok());
+  EXPECT_EQ(vae->Push(*ref, z.data(), keep).code(), Code::kState) << "Push must use Begin's backend";
+  ASSERT_TRUE(vae->Begin(*ref, 4, 6).ok());  // no End in between
+  EXPECT_EQ(vae->AllocatedBytes(), vae->WorkingSetBytes(4, 6) - 6 * 4 * 6 * 16 * sizeof(float))
+      << "fresh buffers, the attention's not yet allocated";
+  ASSERT_TRUE(vae->Push(*ref, z.data(), keep).ok());
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_LE(RelError(frames[1], frames[0]), 1e-4);
+  vae->End();
+}
+
 TEST(VaeMemory, TilesBoundTheDecodersWorkingSet) {
   auto vae = WanVaeDecoder::Load(FixtureDir() + "/tiny/vae");
   ASSERT_TRUE(vae.ok());

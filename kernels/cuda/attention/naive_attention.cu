@@ -10,7 +10,7 @@ namespace ds::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxPerLane = 8;  // dh ≤ 32·8
+constexpr int kMaxPerLane = 16;  // dh ≤ 32·16: the Wan VAE's single-head mid-block attention is 384 wide
 
 // Rows of q/o are (query, head) pairs, rows of k/v (key, head) pairs; lane l holds dims l, l+32, …
 __global__ void __launch_bounds__(kWarps* kWarpSize)
