@@ -15,6 +15,8 @@
 //      "RESULT engine_wan_vae_480p …".
 //   4. from 2 and 3, the time of a 50-step CFG generation at 480p x 81 frames:
 //      "RESULT engine_wan13b_generation_estimate …".
+//   5. the UMT5 text encoder (matrices widened per layer on the device, activations staged): the
+//      tiny fixture encoder on both backends, "CHECK wan_umt5_tiny_cuda_vs_reference …".
 //
 //   bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]
 #include <chrono>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "bench/random_wan.h"
+#include "core/wan/umt5.h"
 #include "core/wan/wan_transformer.h"
 #include "core/wan/wan_vae.h"
 #include "kernels/cpu/reference_backend.h"
@@ -169,6 +172,35 @@ int VaeParity(const std::string& root, ds::CudaBackend& gpu) {
   return finite && rel <= 2e-2 ? 0 : 1;
 }
 
+int TextEncoderParity(const std::string& root, ds::CudaBackend& gpu) {
+  auto encoder = ds::Umt5Encoder::Load(root + "/tests/fixtures/wan/tiny/text_encoder");
+  if (!encoder.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: %s\n", encoder.status().message().c_str());
+    return 1;
+  }
+  const std::vector<int> ids = {5, 17, 3, 42, 1, 9, 2};
+  std::vector<float> want, got;
+  ds::ReferenceBackend reference;
+  ds::Status s = encoder->Encode(reference, ids, want);
+  if (s.ok()) s = encoder->Encode(gpu, ids, got);
+  if (s.ok()) s = gpu.Synchronize();
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: tiny UMT5: %s\n", s.message().c_str());
+    return 1;
+  }
+  double diff = 0, norm = 0;
+  bool finite = got.size() == want.size() && !want.empty();
+  for (size_t i = 0; finite && i < want.size(); ++i) {
+    finite = std::isfinite(got[i]);
+    diff += (got[i] - want[i]) * double(got[i] - want[i]);
+    norm += want[i] * double(want[i]);
+  }
+  const double rel = norm > 0 ? std::sqrt(diff / norm) : INFINITY;
+  std::printf("CHECK wan_umt5_tiny_cuda_vs_reference rel_rms=%.2e (TF32 GEMMs; limit 2e-2)%s\n", rel,
+              finite ? "" : " NON-FINITE OR MISSING OUTPUT");
+  return finite && rel <= 2e-2 ? 0 : 1;
+}
+
 int VaeSpeed(ds::CudaBackend& gpu, const std::string& work, double* clip_s) {
   if (ds::Status s = ds::bench::WriteRandomWanVae(work + "_vae"); !s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: %s\n", s.message().c_str());
@@ -237,10 +269,11 @@ int main(int argc, char** argv) {
   // and the streamed decode of 81 frames (the text encoder runs once per prompt, and is cached).
   if (speed == 0 && vae_speed == 0 && layers > 0) {
     const double dit_s = forward_ms * 30.0 / layers * 100 / 1e3;
-    std::printf("RESULT engine_wan13b_generation_estimate steps=50 cfg=1 dit_s=%.1f vae_s=%.1f total_s=%.1f\n",
-                dit_s, vae_clip_s, dit_s + vae_clip_s);
+    std::printf("RESULT engine_wan13b_generation_estimate steps=50 cfg=1 dit_s=%.1f vae_s=%.1f total_s=%.1f\n", dit_s,
+                vae_clip_s, dit_s + vae_clip_s);
   }
-  for (int rc : {parity, speed, vae_parity, vae_speed}) {
+  const int text_parity = TextEncoderParity(root, **gpu);
+  for (int rc : {parity, speed, vae_parity, vae_speed, text_parity}) {
     if (rc != 0) return rc;
   }
   return 0;
