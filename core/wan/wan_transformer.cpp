@@ -161,9 +161,19 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   ws.text_len = text_len;
   ws.n = grid[0] * grid[1] * grid[2];
   const int64_t n = ws.n, d = c.dim(), pv = c.patch_volume(), L = text_len;
-  // A GPU has the memory for the whole hidden activation and runs one large GEMM faster; on the
-  // host the chunk bounds memory (2048 × 8960 floats for the 1.3B, 73 MB).
-  ws.ffn_rows = be.device() == Device::kCpu ? std::min(n, kFfnChunkRows) : n;
+  // The host computes the FFN hidden activation in row chunks (2048 × 8960 floats for the 1.3B,
+  // 73 MB) to bound its memory; a GPU runs it in one GEMM, faster, unless that one activation would
+  // take over an eighth of what the backend can still hold (the 14B's 1.8 GB at 480p on a 24 GB
+  // card): then in as many rows as fit that eighth.
+  if (be.device() == Device::kCpu) {
+    ws.ffn_rows = std::min(n, kFfnChunkRows);
+  } else {
+    const int64_t row_bytes = static_cast<int64_t>(c.ffn) * static_cast<int64_t>(sizeof(float));
+    const int64_t budget = static_cast<int64_t>(be.WorkingSetBudget());
+    ws.ffn_rows = budget == 0 || n * row_bytes <= budget / 8
+                      ? n
+                      : std::min(n, std::max(kFfnChunkRows, budget / 8 / row_bytes / 256 * 256));
+  }
   auto alloc = [&](BackendBuffer& buf, int64_t rows, int64_t cols) -> Status {
     DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {rows, cols}));
     return Status::Ok();
@@ -234,8 +244,9 @@ void WanTransformer::ReleaseDeviceWeights() {
 
 Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, int W, float timestep,
                                const float* context, int text_len, float* velocity) {
-  DS_TRY(EnsureGeometry(be, T, H, W, text_len));
+  // Weights first: the workspace is sized against the memory they leave.
   DS_ASSIGN_OR_RETURN(const Params* params, ParamsFor(be));
+  DS_TRY(EnsureGeometry(be, T, H, W, text_len));
   const Params& P = *params;
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;

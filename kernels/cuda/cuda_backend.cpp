@@ -47,7 +47,7 @@ Result<size_t> ArenaBytes(const CudaOptions& options) {
   }
   size_t free_bytes = 0, total = 0;
   DS_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total));
-  return std::min(free_bytes / 4 * 3, size_t{8} << 30);
+  return std::min(free_bytes / 4 * 3, size_t{2} << 30);
 }
 
 }  // namespace

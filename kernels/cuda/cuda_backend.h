@@ -38,8 +38,10 @@ struct CudaOptions {
   int device = 0;
   // Device memory for Alloc'd tensors and per-op scratch (staging of host tensors, attention's
   // bf16 copies, im2col), allocated once. 0: the environment variable DS_CUDA_ARENA_MB if set,
-  // else min(8 GiB, 3/4 of the free memory): models keep weights and activations in NewBuffer
-  // memory outside the arena, so the arena must not take the whole card.
+  // else min(2 GiB, 3/4 of the free memory): models keep weights and activations in NewBuffer
+  // memory outside the arena, which holds only op scratch (attention's bf16 q/k/v, converted in
+  // head groups that fit; conv3x3's im2col bands of 256 MB; staged host tensors), so the arena must
+  // not take the memory a 14B needs.
   size_t arena_bytes = 0;
   bool tf32 = true;
   enum class Attention { kFlashBf16, kNaiveF32 } attention = Attention::kFlashBf16;
