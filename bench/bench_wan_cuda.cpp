@@ -49,6 +49,18 @@ std::vector<float> Random(size_t n, uint32_t seed, float scale) {
   return v;
 }
 
+// ‖got − want‖ / ‖want‖; *finite: same sizes, not empty, every value of got finite.
+double RelRms(const std::vector<float>& got, const std::vector<float>& want, bool* finite) {
+  double diff = 0, norm = 0;
+  *finite = got.size() == want.size() && !want.empty();
+  for (size_t i = 0; *finite && i < want.size(); ++i) {
+    *finite = std::isfinite(got[i]);
+    diff += (got[i] - want[i]) * double(got[i] - want[i]);
+    norm += want[i] * double(want[i]);
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : INFINITY;
+}
+
 int Parity(const std::string& root, ds::CudaBackend& gpu) {
   auto model = ds::WanTransformer::Load(root + "/tests/fixtures/wan/tiny/transformer");
   if (!model.ok()) {
@@ -68,14 +80,8 @@ int Parity(const std::string& root, ds::CudaBackend& gpu) {
     std::fprintf(stderr, "bench_wan_cuda: tiny forward: %s\n", s.message().c_str());
     return 1;
   }
-  double diff = 0, norm = 0;
-  bool finite = true;
-  for (size_t i = 0; i < want.size(); ++i) {
-    finite = finite && std::isfinite(got[i]);
-    diff += (got[i] - want[i]) * double(got[i] - want[i]);
-    norm += want[i] * double(want[i]);
-  }
-  const double rel = std::sqrt(diff / norm);
+  bool finite = false;
+  const double rel = RelRms(got, want, &finite);
   std::printf("CHECK wan_tiny_cuda_vs_reference rel_rms=%.2e (TF32 GEMMs, bf16 attention; limit 2e-2)%s\n", rel,
               finite ? "" : " NON-FINITE OUTPUT");
   return finite && rel <= 2e-2 ? 0 : 1;
@@ -159,14 +165,8 @@ int VaeParity(const std::string& root, ds::CudaBackend& gpu) {
     std::fprintf(stderr, "bench_wan_cuda: tiny VAE: %s\n", s.message().c_str());
     return 1;
   }
-  double diff = 0, norm = 0;
-  bool finite = got.size() == want.size() && !want.empty();
-  for (size_t i = 0; finite && i < want.size(); ++i) {
-    finite = std::isfinite(got[i]);
-    diff += (got[i] - want[i]) * double(got[i] - want[i]);
-    norm += want[i] * double(want[i]);
-  }
-  const double rel = norm > 0 ? std::sqrt(diff / norm) : INFINITY;
+  bool finite = false;
+  const double rel = RelRms(got, want, &finite);
   std::printf("CHECK wan_vae_tiny_cuda_vs_reference frames=%zu rel_rms=%.2e (limit 2e-2)%s\n",
               want.size() / (3 * 64 * h * w), rel, finite ? "" : " NON-FINITE OR MISSING OUTPUT");
   return finite && rel <= 2e-2 ? 0 : 1;
@@ -188,14 +188,8 @@ int TextEncoderParity(const std::string& root, ds::CudaBackend& gpu) {
     std::fprintf(stderr, "bench_wan_cuda: tiny UMT5: %s\n", s.message().c_str());
     return 1;
   }
-  double diff = 0, norm = 0;
-  bool finite = got.size() == want.size() && !want.empty();
-  for (size_t i = 0; finite && i < want.size(); ++i) {
-    finite = std::isfinite(got[i]);
-    diff += (got[i] - want[i]) * double(got[i] - want[i]);
-    norm += want[i] * double(want[i]);
-  }
-  const double rel = norm > 0 ? std::sqrt(diff / norm) : INFINITY;
+  bool finite = false;
+  const double rel = RelRms(got, want, &finite);
   std::printf("CHECK wan_umt5_tiny_cuda_vs_reference rel_rms=%.2e (TF32 GEMMs; limit 2e-2)%s\n", rel,
               finite ? "" : " NON-FINITE OR MISSING OUTPUT");
   return finite && rel <= 2e-2 ? 0 : 1;

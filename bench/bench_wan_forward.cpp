@@ -109,12 +109,14 @@ int BenchDit(const ds::WanTransformerConfig& c, const char* label, int layers, d
   return 0;
 }
 
+// The published Wan2.1 VAE's widths with random weights, written to dir and loaded.
+ds::Result<ds::WanVaeDecoder> RandomVae(const std::string& dir) {
+  DS_TRY(ds::bench::WriteRandomWanVae(dir));
+  return ds::WanVaeDecoder::Load(dir);
+}
+
 int BenchVae(int side, ds::Backend& be, const std::string& dir) {
-  if (Status w = ds::bench::WriteRandomWanVae(dir); !w.ok()) {
-    std::fprintf(stderr, "%s\n", w.message().c_str());
-    return 1;
-  }
-  auto vae = ds::WanVaeDecoder::Load(dir);
+  auto vae = RandomVae(dir);
   if (!vae.ok()) {
     std::fprintf(stderr, "%s\n", vae.status().message().c_str());
     return 1;
@@ -143,11 +145,7 @@ int BenchVae(int side, ds::Backend& be, const std::string& dir) {
 }
 
 int BenchVaeMemory(int side, bool tiled, ds::Backend& be, const std::string& dir) {
-  if (Status w = ds::bench::WriteRandomWanVae(dir); !w.ok()) {
-    std::fprintf(stderr, "%s\n", w.message().c_str());
-    return 1;
-  }
-  auto vae = ds::WanVaeDecoder::Load(dir);
+  auto vae = RandomVae(dir);
   if (!vae.ok()) {
     std::fprintf(stderr, "%s\n", vae.status().message().c_str());
     return 1;

@@ -93,15 +93,7 @@ class WanFp8 : public test::TempDirTest {
             },
             {});
     if (fp8 && scaled) extra.push_back({"scaled_fp8", "F8_E4M3", {0}, {}});
-    if (!extra.empty()) {
-      // Append the side data: rewrite once more with it.
-      const std::string tmp = dir + "/wan.tmp";
-      fs::rename(dir + "/wan.safetensors", tmp);
-      Rewrite(
-          tmp, dir + "/wan.safetensors", [](TensorSpec s) { return std::optional<TensorSpec>(std::move(s)); },
-          std::move(extra));
-      fs::remove(tmp);
-    }
+    wan_test::AppendTensors(dir + "/wan.safetensors", std::move(extra));  // the side data gathered above
     if (quantised) *quantised = count;
     return dir;
   }
@@ -230,14 +222,7 @@ TEST_F(WanFp8, TextEncoderMatricesAsStoredEncodeTheirValues) {
       s.bytes = std::move(out);
       return std::optional<TensorSpec>(std::move(s));
     });
-    if (!extra.empty()) {
-      const std::string tmp = dir + "/model.tmp";
-      fs::rename(dir + "/model.safetensors", tmp);
-      Rewrite(
-          tmp, dir + "/model.safetensors", [](TensorSpec s) { return std::optional<TensorSpec>(std::move(s)); },
-          std::move(extra));
-      fs::remove(tmp);
-    }
+    wan_test::AppendTensors(dir + "/model.safetensors", std::move(extra));
     return dir;
   };
   const std::vector<int> ids = {5, 17, 3, 42, 1};

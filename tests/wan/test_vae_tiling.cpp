@@ -17,17 +17,6 @@ struct TiledCase {
   wan_test::Expected z, video;  // z [16, T, h, w]; video [3, F, H, W] as diffusers returns it
 };
 
-wan_test::Expected Tensor(SafetensorsFile& file, const std::string& name) {
-  wan_test::Expected e;
-  const SafetensorsEntry* entry = file.find(name);
-  EXPECT_NE(entry, nullptr) << name;
-  if (entry == nullptr) return e;
-  e.shape = entry->shape;
-  e.values.resize(static_cast<size_t>(entry->numel()));
-  EXPECT_TRUE(ConvertToF32(*entry, e.values.data()).ok());
-  return e;
-}
-
 TiledCase LoadCase() {
   TiledCase c;
   std::ifstream in(FixtureDir() + "/vae_tiled.json");
@@ -37,8 +26,8 @@ TiledCase LoadCase() {
   auto file = SafetensorsFile::Open(FixtureDir() + "/vae_tiled.safetensors");
   EXPECT_TRUE(file.ok()) << file.status().message();
   if (!file.ok()) return c;
-  c.z = Tensor(**file, "z");
-  c.video = Tensor(**file, "video");
+  c.z = wan_test::LoadFrom(**file, "z");
+  c.video = wan_test::LoadFrom(**file, "video");
   return c;
 }
 

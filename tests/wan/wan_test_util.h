@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -41,20 +42,26 @@ struct Expected {
   std::vector<int64_t> shape;
 };
 
-inline Expected Load(const std::string& name) {
-  static std::unique_ptr<SafetensorsFile> file = [] {
-    auto f = SafetensorsFile::Open(FixtureDir() + "/expected.safetensors");
-    EXPECT_TRUE(f.ok()) << f.status().message();
-    return f.ok() ? std::move(*f) : nullptr;
-  }();
+// A tensor of a safetensors file as float32, with its shape.
+inline Expected LoadFrom(const SafetensorsFile& file, const std::string& name) {
   Expected e;
-  const SafetensorsEntry* entry = file ? file->find(name) : nullptr;
+  const SafetensorsEntry* entry = file.find(name);
   EXPECT_NE(entry, nullptr) << name;
   if (entry == nullptr) return e;
   e.shape = entry->shape;
   e.values.resize(static_cast<size_t>(entry->numel()));
   EXPECT_TRUE(ConvertToF32(*entry, e.values.data()).ok());
   return e;
+}
+
+inline Expected Load(const std::string& name) {
+  static std::unique_ptr<SafetensorsFile> file = [] {
+    auto f = SafetensorsFile::Open(FixtureDir() + "/expected.safetensors");
+    EXPECT_TRUE(f.ok()) << f.status().message();
+    return f.ok() ? std::move(*f) : nullptr;
+  }();
+  EXPECT_NE(file, nullptr);
+  return file ? LoadFrom(*file, name) : Expected{};
 }
 
 // max |got − want| / max |want|.
@@ -97,6 +104,17 @@ inline void Rewrite(const std::string& src, const std::string& dst,
   }
   for (test::TensorSpec& t : extra) out.push_back(std::move(t));
   test::WriteSafetensors(dst, out);
+}
+
+// Appends tensors to a safetensors file (rewritten through a temporary: the file stays mapped while
+// it is read).
+inline void AppendTensors(const std::string& path, std::vector<test::TensorSpec> extra) {
+  if (extra.empty()) return;
+  const std::string tmp = path + ".tmp";
+  std::filesystem::rename(path, tmp);
+  Rewrite(
+      tmp, path, [](test::TensorSpec s) { return std::optional<test::TensorSpec>(std::move(s)); }, std::move(extra));
+  std::filesystem::remove(tmp);
 }
 
 inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
