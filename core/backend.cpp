@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -19,6 +20,11 @@ Status CheckSameBytes(const Tensor& a, const Tensor& b, const char* what) {
 }
 
 }  // namespace
+
+uint64_t Backend::NextId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 Result<BackendBuffer> Backend::NewBuffer(DType dtype, std::initializer_list<int64_t> shape) {
   Tensor t = Tensor::View(nullptr, dtype, shape);  // host memory, whatever device() says

@@ -27,6 +27,9 @@ struct BackendBuffer {
 class Backend {
  public:
   virtual ~Backend() = default;
+  // Unique for the life of the process: models that keep memory in a backend recognise it by this,
+  // not by its address, which a later backend may reuse.
+  uint64_t id() const { return id_; }
   virtual const char* name() const = 0;
   virtual Device device() const = 0;
   // 0 = all cores. Affects every op of this backend (BLAS and element-wise loops alike).
@@ -91,6 +94,10 @@ class Backend {
   // (a half or a quarter of float32's memory, on the host and on a GPU) and widen one layer at a
   // time through this; scale is a scaled-F8 weight's per-tensor factor, else 1.
   virtual void widen_to_f32(const Tensor& src, Tensor& dst, float scale);
+
+ private:
+  static uint64_t NextId();
+  const uint64_t id_ = NextId();
 };
 
 }  // namespace ds

@@ -56,7 +56,7 @@ void UnpatchifyChannelsLast(const float* tokens, int C, int T, int H, int W, std
 // the modulation vectors (a few D-sized rows, combined on the host with the block tables) and the
 // patchify/unpatchify staging stay on the host.
 struct WanTransformer::Workspace {
-  const Backend* backend = nullptr;
+  uint64_t backend = 0;  // Backend::id() of the buffers' backend, 0 before any
   std::array<int, 3> grid = {0, 0, 0};
   int n = 0, text_len = 0;
   int64_t ffn_rows = 0;  // rows of the FFN hidden activation computed at once
@@ -152,11 +152,11 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
     }
   }
   if (text_len <= 0) return Error(Code::kInvalidArgument, "the text context must have at least one row");
-  if (ws_->backend != &be || ws_->grid != grid || ws_->text_len != text_len) ws_ = std::make_unique<Workspace>();
+  if (ws_->backend != be.id() || ws_->grid != grid || ws_->text_len != text_len) ws_ = std::make_unique<Workspace>();
   Workspace& ws = *ws_;
-  if (ws.backend != nullptr) return Status::Ok();
+  if (ws.backend != 0) return Status::Ok();
 
-  ws.backend = &be;
+  ws.backend = be.id();
   ws.grid = grid;
   ws.text_len = text_len;
   ws.n = grid[0] * grid[1] * grid[2];
@@ -202,7 +202,7 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
 
 Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
   if (be.device() == Device::kCpu) return &host_;
-  if (device_backend_ == &be) return device_params_.get();
+  if (device_backend_ == be.id()) return device_params_.get();
   ReleaseDeviceWeights();
   auto params = std::make_unique<Params>(host_);
   auto place = [&](Tensor& t) -> Status {
@@ -232,13 +232,13 @@ Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
     for (Tensor* t : {&b.norm_q, &b.norm_k, &b.cnorm_q, &b.cnorm_k, &b.norm2_w, &b.norm2_b}) DS_TRY(place(*t));
   }
   device_params_ = std::move(params);
-  device_backend_ = &be;
+  device_backend_ = be.id();
   return device_params_.get();
 }
 
 void WanTransformer::ReleaseDeviceWeights() {
   device_params_.reset();
-  device_backend_ = nullptr;
+  device_backend_ = 0;
   device_storage_.clear();
 }
 

@@ -83,7 +83,7 @@ class WanTransformer {
   Params host_;
   Tensor head_table_;  // [2, D]: shift, scale (host: added to the time embedding on the host)
   std::unique_ptr<Params> device_params_;
-  Backend* device_backend_ = nullptr;
+  uint64_t device_backend_ = 0;  // Backend::id() the device copies belong to
   std::vector<BackendBuffer> device_storage_;
   RopeTable rope_;
   std::unique_ptr<Workspace> ws_;

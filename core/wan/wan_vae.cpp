@@ -278,11 +278,11 @@ struct WanVaeDecoder::Impl {
   Scratch scratch;
   BackendBuffer zin, zq, rgb;             // in the backend's memory
   std::vector<float> zin_host, rgb_host;  // the frame in and out, on the host
-  const Backend* backend = nullptr;       // of Begin, which every Push must use
+  uint64_t backend = 0;                   // Backend::id() of Begin's, which every Push must use
 
   // The weights in a non-host backend's memory (copied at the first Begin there), and the host
   // views they replaced, to put back if another backend comes.
-  const Backend* weights_on = nullptr;
+  uint64_t weights_on = 0;  // Backend::id(), 0: the host views
   std::vector<BackendBuffer> device_weights;
   std::vector<Tensor> host_weights;
 
@@ -315,14 +315,14 @@ struct WanVaeDecoder::Impl {
 };
 
 Status WanVaeDecoder::Impl::PlaceWeights(Backend& be) {
-  if (weights_on == &be) return Status::Ok();
+  if (weights_on == be.id()) return Status::Ok();
   if (!host_weights.empty()) {  // back to the host views first
     size_t i = 0;
     ForEachWeight([&](Tensor& t) { t = host_weights[i++]; });
     host_weights.clear();
     device_weights.clear();
   }
-  weights_on = &be;
+  weights_on = be.id();
   if (be.device() == Device::kCpu) return Status::Ok();
   Status status = Status::Ok();
   ForEachWeight([&](Tensor& t) {
@@ -337,7 +337,7 @@ Status WanVaeDecoder::Impl::PlaceWeights(Backend& be) {
     device_weights.push_back(std::move(*buf));
   });
   if (!status.ok()) {
-    weights_on = nullptr;
+    weights_on = 0;
     size_t i = 0;
     ForEachWeight([&](Tensor& t) { t = host_weights[i++]; });
     host_weights.clear();
@@ -473,8 +473,8 @@ Status WanVaeDecoder::Begin(Backend& be, int h, int w, Range range) {
   Impl& m = *impl_;
   // Buffers are reused from one video (or tile) to the next on the same backend only: another
   // backend's, or those a failed Begin left, are let go first.
-  if (m.backend != &be) End();
-  m.backend = &be;
+  if (m.backend != be.id()) End();
+  m.backend = be.id();
   Status status = Allocate(be, h, w, range);
   if (!status.ok()) End();
   return status;
@@ -542,7 +542,7 @@ void WanVaeDecoder::End() {
   std::vector<float>().swap(m.zin_host);
   std::vector<float>().swap(m.rgb_host);
   m.h = m.w = 0;
-  m.backend = nullptr;
+  m.backend = 0;
 }
 
 // Mirrors what Begin and the first Push allocate (a test holds the two to AllocatedBytes).
@@ -588,7 +588,7 @@ size_t WanVaeDecoder::AllocatedBytes() const {
 Status WanVaeDecoder::Push(Backend& be, const float* zf, const FrameFn& on_frame) {
   Impl& m = *impl_;
   if (m.h == 0) return Error(Code::kState, "VAE: Push before Begin");
-  if (m.backend != &be) return Error(Code::kState, "VAE: Push on another backend than Begin's");
+  if (m.backend != be.id()) return Error(Code::kState, "VAE: Push on another backend than Begin's");
   Scratch& sc = m.scratch;
   const int64_t p = m.top_plane, z = cfg_.z_dim, d0 = m.conv_in.c_out;
   sc.plane = p;

@@ -32,6 +32,21 @@ TEST(BackendMemory, BuffersAreAlignedAndRoundTrip) {
   }
 }
 
+// Models recognise the backend their memory lives in by id: a backend created where a destroyed one
+// was must not pass for it.
+TEST(BackendMemory, IdsAreNeverReused) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto be = CreateBackend(i % 2 ? "cpu" : "reference", 1);
+    ASSERT_TRUE(be.ok());
+    ids.push_back((*be)->id());
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_NE(ids[i], 0u);
+    for (size_t j = 0; j < i; ++j) EXPECT_NE(ids[i], ids[j]);
+  }
+}
+
 TEST(BackendMemory, MismatchedCopiesAreErrorsNamingBothShapes) {
   auto be = CreateBackend("cpu", 1);
   ASSERT_TRUE(be.ok());
