@@ -2,30 +2,24 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/row_layout.h"
+#include "kernels/cuda/transpose_tile.h"
 #include "kernels/cuda/warp.cuh"
 
 namespace ds::cuda {
 namespace {
 
-// The classic tiled transpose: a 32 x 32 tile read along x's rows and written along y's rows, both
-// coalesced, through shared memory padded by one column so that the column reads hit 32 banks.
-constexpr int kTile = 32, kRowsPerPass = 8;
+using transpose::kRowsPerPass;
+using transpose::kTile;
 
 // grid.x walks x's row tiles (up to 2³¹ − 1 of them: pixels), grid.y strides over its column tiles.
 __global__ void __launch_bounds__(kTile* kRowsPerPass) TransposeKernel(RowLayout x, RowLayout y) {
-  __shared__ float tile[kTile][kTile + 1];
+  __shared__ transpose::Tile tile;
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kTile;
   for (int64_t c0 = static_cast<int64_t>(blockIdx.y) * kTile; c0 < x.width;
        c0 += static_cast<int64_t>(gridDim.y) * kTile) {
-    for (int i = threadIdx.y; i < kTile; i += kRowsPerPass) {
-      const int64_t r = r0 + i, c = c0 + threadIdx.x;
-      if (r < x.count && c < x.width) tile[i][threadIdx.x] = x.Row(r)[c];
-    }
+    transpose::Load(x, r0, c0, threadIdx.x, threadIdx.y, tile);
     __syncthreads();
-    for (int i = threadIdx.y; i < kTile; i += kRowsPerPass) {
-      const int64_t c = c0 + i, r = r0 + threadIdx.x;
-      if (c < x.width && r < x.count) y.Row(c)[r] = tile[threadIdx.x][i];
-    }
+    transpose::Store(x, y, r0, c0, threadIdx.x, threadIdx.y, tile);
     __syncthreads();  // the tile is refilled for the next column tile
   }
 }

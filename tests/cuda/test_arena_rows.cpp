@@ -1,12 +1,18 @@
-// Host-side pieces of the CUDA backend that need no GPU: the arena's bookkeeping and the device
-// row addressing (checked against kernels/cpu/rows.h, the CPU backends' addressing).
+// Host-side pieces of the CUDA backend that need no GPU: the arena's bookkeeping, the device row
+// addressing (checked against kernels/cpu/rows.h, the CPU backends' addressing), and the transpose
+// kernel's tile steps run block by block, thread by thread, as the GPU runs them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "kernels/cpu/rows.h"
 #include "kernels/cuda/arena.h"
 #include "kernels/cuda/row_layout.h"
+#include "kernels/cuda/transpose_tile.h"
 
 namespace ds::cuda {
 namespace {
@@ -68,6 +74,48 @@ TEST(CudaRowLayout, AddressesTheSameRowsAsTheCpuBackends) {
     ASSERT_EQ(gpu.count, cpu.count()) << t.shape_string();
     ASSERT_EQ(gpu.width, cpu.width());
     for (int64_t r = 0; r < cpu.count(); ++r) EXPECT_EQ(gpu.Row(r), cpu[r]) << t.shape_string() << " row " << r;
+  }
+}
+
+// The kernel's launch: grid.x over row tiles, grid.y (capped as the launcher caps it, small here so
+// that blocks stride over several column tiles) over column tiles; every thread of a block runs
+// phase 1, then every thread phase 2 (the barrier between them).
+void EmulateTranspose(const RowLayout& x, const RowLayout& y, int64_t grid_y) {
+  using namespace transpose;
+  const int64_t grid_x = (x.count + kTile - 1) / kTile;
+  Tile tile;
+  for (int64_t bx = 0; bx < grid_x; ++bx) {
+    for (int64_t by = 0; by < grid_y; ++by) {
+      for (int64_t c0 = by * kTile; c0 < x.width; c0 += grid_y * kTile) {
+        for (auto& row : tile)
+          for (float& v : row) v = std::nanf("");  // stale shared memory
+        for (int ty = 0; ty < kRowsPerPass; ++ty)
+          for (int tx = 0; tx < kTile; ++tx) Load(x, bx * kTile, c0, tx, ty, tile);
+        for (int ty = 0; ty < kRowsPerPass; ++ty)
+          for (int tx = 0; tx < kTile; ++tx) Store(x, y, bx * kTile, c0, tx, ty, tile);
+      }
+    }
+  }
+}
+
+TEST(CudaTranspose, EmulatedBlocksTransposeStridedViews) {
+  for (auto [rows, cols, grid_y] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 5, 1}, {65, 96, 2}, {33, 200, 3}, {300, 3, 1}}) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + " grid.y " + std::to_string(grid_y));
+    const int64_t xld = cols + 3, yld = rows + 5;
+    std::vector<float> xs(static_cast<size_t>(rows * xld)), ys(static_cast<size_t>(cols * yld), -7.0f);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(i) * 0.5f;
+    Tensor x = Tensor::View(xs.data(), DType::kF32, {rows, cols}),
+           y = Tensor::View(ys.data(), DType::kF32, {cols, rows});
+    x.strides[0] = xld * static_cast<int64_t>(sizeof(float));
+    y.strides[0] = yld * static_cast<int64_t>(sizeof(float));
+    EmulateTranspose(RowsOf(x), RowsOf(y), grid_y);
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t r = 0; r < yld; ++r) {
+        const float want = r < rows ? xs[static_cast<size_t>(r * xld + c)] : -7.0f;  // padding untouched
+        ASSERT_EQ(ys[static_cast<size_t>(c * yld + r)], want) << "y[" << c << "][" << r << "]";
+      }
+    }
   }
 }
 
