@@ -41,7 +41,7 @@ Result<std::vector<int64_t>> Weights::Shape(std::string_view name) const {
   return e->shape;
 }
 
-Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64_t>& expected_shape) {
+Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64_t>& expected_shape, StoredF32 f32) {
   const SafetensorsEntry* e = checkpoint_->find(name);
   DType stored = DType::kF32;
   if (e != nullptr) {
@@ -62,7 +62,8 @@ Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64
         break;
     }
   }
-  if (e == nullptr || e->shape != expected_shape || stored == DType::kF32) {
+  const bool mapped_f32 = e != nullptr && e->dtype == StDType::kF32 && f32 == StoredF32::kMapped;
+  if (e == nullptr || e->shape != expected_shape || (stored == DType::kF32 && !mapped_f32)) {
     return Get(name, expected_shape);  // float32 (or an error naming what is wrong)
   }
   Tensor t = ContiguousF32(nullptr, e->shape);

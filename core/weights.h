@@ -1,6 +1,6 @@
 // Model weights as float32 host tensors (the dtype the CPU backend computes in), converted from a
-// checkpoint's F32/F16/BF16 data on first use, or (GetStored) as the checkpoint stores them. Model code asks for each tensor with the shape it
-// expects, so every shape error surfaces at load time with the file and tensor named.
+// checkpoint's F32/F16/BF16 data on first use, or (GetStored) as the checkpoint stores them. Model code asks for each
+// tensor with the shape it expects, so every shape error surfaces at load time with the file and tensor named.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +31,12 @@ class Weights {
   Result<Tensor> Get(std::string_view name, const std::vector<int64_t>& expected_shape);
   // The tensor in the dtype the checkpoint stores: for F16, BF16 and F8 a view of the mapped file
   // (no copy, a half or a quarter of float32's memory; not necessarily aligned), otherwise Get's.
-  Result<Tensor> GetStored(std::string_view name, const std::vector<int64_t>& expected_shape);
-  // Checkpoint tensors never fetched with Get, sorted: a model warns about them, since they usually
+  // kMapped: an F32 tensor is a view of the mapping too (read-only, maybe unaligned), for code that
+  // only ever widens it (Backend::widen_to_f32); kCopy: Get's aligned, writable float32.
+  enum class StoredF32 { kCopy, kMapped };
+  Result<Tensor> GetStored(std::string_view name, const std::vector<int64_t>& expected_shape,
+                           StoredF32 f32 = StoredF32::kCopy);
+  // Checkpoint tensors never fetched with Get or GetStored, sorted: a model warns about them, since they usually
   // mean a naming mismatch between the checkpoint and the model family.
   std::vector<std::string> Unused() const;
 

@@ -109,7 +109,8 @@ Result<Umt5Encoder> Umt5Encoder::Load(const std::string& folder) {
     }};
     for (int j = 0; j < kMatrices; ++j) {
       const auto& [name, shape] = matrices[j];
-      l.w[j] = r.stored_linear(name, shape[0], shape[1], &l.scale[j], /*bias=*/false).w;
+      // Float32 matrices stay mapped too (widened = copied per layer): XXL in F32 is 23 GB.
+      l.w[j] = r.stored_linear(name, shape[0], shape[1], &l.scale[j], /*bias=*/false, Weights::StoredF32::kMapped).w;
     }
     DS_TRY(r.status());
     DS_ASSIGN_OR_RETURN(const SafetensorsEntry* bias,

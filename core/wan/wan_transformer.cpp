@@ -154,9 +154,8 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   if (text_len <= 0) return Error(Code::kInvalidArgument, "the text context must have at least one row");
   if (ws_->backend != be.id() || ws_->grid != grid || ws_->text_len != text_len) ws_ = std::make_unique<Workspace>();
   Workspace& ws = *ws_;
-  if (ws.backend != 0) return Status::Ok();
+  if (ws.backend != 0) return Status::Ok();  // ready for this backend and geometry
 
-  ws.backend = be.id();
   ws.grid = grid;
   ws.text_len = text_len;
   ws.n = grid[0] * grid[1] * grid[2];
@@ -197,6 +196,9 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   DS_TRY(alloc(ws.sin, n, half));
   DS_TRY(be.CopyToBackend(Mat(rope_.cos.data(), n, half), ws.cos.tensor));
   DS_TRY(be.CopyToBackend(Mat(rope_.sin.data(), n, half), ws.sin.tensor));
+  // Only now is the workspace ready: after a failure above (out of memory) the next Forward starts
+  // over instead of running on the buffers that are missing.
+  ws.backend = be.id();
   return Status::Ok();
 }
 

@@ -132,12 +132,22 @@ std::string WanTensorReader::stored_name(std::string_view name) const {
 
 Tensor WanTensorReader::get(std::string_view name, std::vector<int64_t> shape) {
   if (!status_.ok()) return {};
-  Result<Tensor> t = weights_.Get(stored_name(name), shape);
+  const std::string stored = stored_name(name);
+  Result<Tensor> t = weights_.Get(stored, shape);
   if (!t.ok()) {
     status_ = t.status();
     return {};
   }
+  if (stored.ends_with(".weight")) ScaleOnce(stored, *t);
   return *t;
+}
+
+void WanTensorReader::ScaleOnce(const std::string& stored_weight_name, const Tensor& f32_copy) {
+  if (!scaled_.insert(stored_weight_name).second) return;  // Get hands out the same storage again
+  const float scale = WeightScale(stored_weight_name);
+  if (scale == 1.0f) return;
+  const int64_t n = f32_copy.numel();
+  for (int64_t i = 0; i < n; ++i) f32_copy.f32()[i] *= scale;
 }
 
 float WanTensorReader::WeightScale(const std::string& stored_weight_name) {
@@ -166,33 +176,28 @@ float WanTensorReader::WeightScale(const std::string& stored_weight_name) {
 Linear WanTensorReader::linear(std::string_view name, int64_t out, int64_t in, bool bias) {
   Linear l;
   const std::string n(name);
-  l.w = get(n + ".weight", {out, in});
+  l.w = get(n + ".weight", {out, in});  // scaled there if the checkpoint says so
   if (bias) l.b = get(n + ".bias", {out});
-  if (status_.ok()) {
-    const float scale = WeightScale(stored_name(n + ".weight"));
-    if (scale != 1.0f) {
-      for (int64_t i = 0; i < out * in; ++i) l.w.f32()[i] *= scale;
-    }
-  }
   return l;
 }
 
-Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in, float* scale, bool bias) {
+Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_t in, float* scale, bool bias,
+                                      Weights::StoredF32 f32) {
   Linear l;
   *scale = 1.0f;
   if (!status_.ok()) return l;
   const std::string n(name), stored = stored_name(n + ".weight");
-  Result<Tensor> w = weights_.GetStored(stored, {out, in});
+  Result<Tensor> w = weights_.GetStored(stored, {out, in}, f32);
   if (!w.ok()) {
     status_ = w.status();
     return l;
   }
   l.w = *w;
   if (bias) l.b = get(n + ".bias", {out});
-  *scale = WeightScale(stored);
-  if (l.w.dtype == DType::kF32 && *scale != 1.0f) {  // Get's own float32 copy: scale it once here
-    for (int64_t i = 0; i < out * in; ++i) l.w.f32()[i] *= *scale;
-    *scale = 1.0f;
+  if (l.w.dtype == DType::kF32 && f32 == Weights::StoredF32::kCopy) {
+    ScaleOnce(stored, l.w);  // Get's own float32 copy, scaled once here
+  } else {
+    *scale = WeightScale(stored);  // applied as it is widened
   }
   return l;
 }

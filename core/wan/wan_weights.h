@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,19 +44,24 @@ class WanTensorReader {
   bool has(std::string_view name) const { return weights_.Has(stored_name(name)); }
   Tensor get(std::string_view name, std::vector<int64_t> shape);
   // A scaled-F8 weight (ComfyUI's fp8_scaled files: `<layer>.scale_weight` or `.weight_scale`, one
-  // float per tensor) comes back multiplied by its scale.
+  // float per tensor) comes back multiplied by its scale, from get() as from linear().
   Linear linear(std::string_view name, int64_t out, int64_t in, bool bias = true);
   // The weight as the checkpoint stores it (F16/BF16/F8 mapped, not copied; see
   // Weights::GetStored), the bias in float32, and *scale the factor to widen it with (1 unless the
   // weight is scaled F8): for the large matrices a model widens layer by layer.
-  Linear stored_linear(std::string_view name, int64_t out, int64_t in, float* scale, bool bias = true);
+  // f32: what a float32 weight comes back as (Weights::GetStored).
+  Linear stored_linear(std::string_view name, int64_t out, int64_t in, float* scale, bool bias = true,
+                       Weights::StoredF32 f32 = Weights::StoredF32::kCopy);
   const Status& status() const { return status_; }
 
  private:
   // The per-tensor scale stored beside weight `stored_weight_name`, 1 when there is none.
   float WeightScale(const std::string& stored_weight_name);
+  // Multiplies Get's float32 copy of a weight by its scale, once per tensor.
+  void ScaleOnce(const std::string& stored_weight_name, const Tensor& f32_copy);
 
   Weights& weights_;
+  std::set<std::string, std::less<>> scaled_;
   WanCheckpointNaming naming_;
   NameMap to_original_;
   Status status_;

@@ -28,7 +28,8 @@ thread_local int t_paused = 0;
 // nlohmann/json's destructor allocates a stack to free nested values without recursion, inside a
 // noexcept function: an allocation failure there calls std::terminate in any program
 // (nlohmann/json#4653, #5135; unfixed in 3.11.2). The hook postpones a failure that would land
-// there to the next allocation, so that the sweeps test our code. Found from the symbol tables of
+// there (or in another third-party range below) to the next allocation, so that the sweeps test
+// our code. Found from the symbol tables of
 // the test program and libditstream (not stripped in any of our build types).
 struct Range {
   uintptr_t begin, end;
@@ -57,7 +58,8 @@ void AddSymbols(const char* path, uintptr_t bias) {
       const auto* syms = reinterpret_cast<const Elf64_Sym*>(base + sections[i].sh_offset);
       const char* names = reinterpret_cast<const char*>(base + sections[sections[i].sh_link].sh_offset);
       for (size_t s = 0; s < sections[i].sh_size / sizeof(Elf64_Sym); ++s) {
-        if (ELF64_ST_TYPE(syms[s].st_info) == STT_FUNC && syms[s].st_size > 0 && IsJsonDestructor(names + syms[s].st_name)) {
+        if (ELF64_ST_TYPE(syms[s].st_info) == STT_FUNC && syms[s].st_size > 0 &&
+            IsJsonDestructor(names + syms[s].st_name)) {
           g_third_party_noexcept.push_back({bias + syms[s].st_value, bias + syms[s].st_value + syms[s].st_size});
         }
       }
@@ -66,14 +68,35 @@ void AddSymbols(const char* path, uintptr_t bias) {
   munmap(map, st.st_size);
 }
 
+// libsentencepiece (Wan2.1's tokenizer) and the protobuf-lite runtime its messages use are not
+// exception-safe: a bad_alloc inside RepeatedPtrField::Add leaves a SentencePieceText whose
+// destructor then crashes (found by Allocation.WanGenerateFailsCleanlyAtEveryAllocationAndRecovers).
+// Their whole code is such a range.
+bool IsNotExceptionSafe(const char* library) {
+  return std::strstr(library, "libsentencepiece") != nullptr || std::strstr(library, "libprotobuf") != nullptr;
+}
+
+void AddCode(const dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
+      g_third_party_noexcept.push_back({info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz});
+    }
+  }
+}
+
 void FindThirdPartyNoexcept() {
   static std::once_flag once;
   std::call_once(once, [] {
     ++t_paused;
     dl_iterate_phdr(
         [](dl_phdr_info* info, size_t, void*) {
-          if (info->dlpi_name[0] == '\0') AddSymbols("/proc/self/exe", info->dlpi_addr);
-          else if (std::strstr(info->dlpi_name, "ditstream") != nullptr) AddSymbols(info->dlpi_name, info->dlpi_addr);
+          if (info->dlpi_name[0] == '\0')
+            AddSymbols("/proc/self/exe", info->dlpi_addr);
+          else if (std::strstr(info->dlpi_name, "ditstream") != nullptr)
+            AddSymbols(info->dlpi_name, info->dlpi_addr);
+          else if (IsNotExceptionSafe(info->dlpi_name))
+            AddCode(info);
           return 0;
         },
         nullptr);

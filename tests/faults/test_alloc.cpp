@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -102,6 +103,52 @@ TEST(Allocation, GenerateFailsCleanlyAtEveryAllocationAndRecovers) {
   EXPECT_GT(failed, 0);
 }
 
+// The same for a Wan2.1 folder (the tiny fixture at its smallest sizes): text encoder, transformer
+// workspace, sampler, the VAE's buffers and the frame path. Its large buffers come from
+// Backend::NewBuffer (aligned_alloc, not operator new) and fail with the same status by design.
+TEST(Allocation, WanGenerateFailsCleanlyAtEveryAllocationAndRecovers) {
+  const char* root = std::getenv("DS_SOURCE_ROOT");
+  const std::string model = std::string(root ? root : ".") + "/tests/fixtures/wan/tiny";
+  auto configure = [](Generator& g) {
+    for (auto [name, value] : {std::pair{"width", "32"}, {"height", "16"}, {"frames", "5"}, {"steps", "2"}}) {
+      EXPECT_EQ(ds_set_option(g.get(), name, value), DS_OK) << name;
+    }
+  };
+  Clip ref;
+  long total = 0;
+  {
+    Generator probe(model);
+    configure(probe);
+    const ds_status loaded = probe.Load();
+    if (loaded != DS_OK && probe.error().find("sentencepiece") != std::string::npos) GTEST_SKIP() << probe.error();
+    ASSERT_EQ(loaded, DS_OK) << probe.error();
+    faults::CountAllocations();
+    const ds_status s = probe.Generate(ref);
+    total = faults::StopCountingAllocations();
+    ASSERT_EQ(s, DS_OK) << probe.error();
+  }
+  std::printf("[ info ] Wan ds_generate makes %ld allocations\n", total);
+  int failed = 0;
+  for (long k : FailurePoints(total, 40, 80)) {
+    Generator g(model);  // fresh, so that text encoding (cached later) is reached too
+    configure(g);
+    ASSERT_EQ(g.Load(), DS_OK) << g.error();
+    Clip clip;
+    faults::FailAllocation(k);
+    const ds_status s = g.Generate(clip);
+    faults::StopCountingAllocations();
+    if (!faults::AllocationFailed()) continue;
+    ++failed;
+    EXPECT_EQ(s, DS_ERR_OUT_OF_MEMORY) << "allocation " << k << ": " << g.error();
+    ASSERT_LE(clip.frames.size(), ref.frames.size());
+    for (size_t i = 0; i < clip.frames.size(); ++i) EXPECT_EQ(clip.frames[i], ref.frames[i]) << "frame " << i;
+    Clip again;
+    ASSERT_EQ(g.Generate(again), DS_OK) << "after a failure at allocation " << k << ": " << g.error();
+    EXPECT_EQ(again.frames, ref.frames) << "after a failure at allocation " << k;
+  }
+  EXPECT_GT(failed, 0);
+}
+
 long VirtualMemoryBytes() {
   std::ifstream statm("/proc/self/statm");
   long pages = 0;
@@ -139,8 +186,7 @@ TEST(Allocation, AddressSpaceTooSmallForTheModelIsAnError) {
   const long weights = static_cast<long>(std::filesystem::file_size(dir / "model.safetensors"));
   ASSERT_GT(weights, 16L << 20) << "the model must be big enough to exceed the cap";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(LoadUnderAddressSpaceCap(dir, weights),
-              ::testing::ExitedWithCode(0), "out of memory|cannot allocate");
+  EXPECT_EXIT(LoadUnderAddressSpaceCap(dir, weights), ::testing::ExitedWithCode(0), "out of memory|cannot allocate");
 }
 
 }  // namespace
