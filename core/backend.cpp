@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -50,9 +51,33 @@ Status Backend::CopyToHost(const Tensor& src, const Tensor& host) {
   return Status::Ok();
 }
 
+namespace {
+
+// The memory limit of this process's cgroup (v2 memory.max, v1 memory.limit_in_bytes), 0 if none:
+// in a container, the host's RAM is not what the process may use.
+size_t CgroupMemoryLimit() {
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::FILE* f = std::fopen(path, "r");
+    if (f == nullptr) continue;
+    char text[64] = {};
+    const bool read = std::fgets(text, sizeof text, f) != nullptr;
+    std::fclose(f);
+    if (!read) continue;
+    char* end = nullptr;
+    const unsigned long long limit = std::strtoull(text, &end, 10);
+    if (end != text && limit > 0) return static_cast<size_t>(limit);  // "max" parses as no number: no limit
+  }
+  return 0;
+}
+
+}  // namespace
+
 size_t Backend::WorkingSetBudget() const {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) / 2 : 0;
+  size_t memory = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+  const size_t cgroup = CgroupMemoryLimit();
+  if (cgroup > 0 && (memory == 0 || cgroup < memory)) memory = cgroup;
+  return memory / 2;
 }
 
 Status Backend::Zero(const Tensor& dst) {

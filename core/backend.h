@@ -85,8 +85,9 @@ class Backend {
   // Sets a contiguous tensor in the backend's memory to zero bytes (ordered with the other ops).
   virtual Status Zero(const Tensor& dst);
   // Bytes a model stage may plan to hold at once in this backend's memory, to choose between a
-  // fast and a frugal way (the VAE's streamed or tiled decode): half the host's RAM for host
-  // backends, most of the free device memory for a GPU. 0 when unknown.
+  // fast and a frugal way (the VAE's streamed or tiled decode): half the host's RAM (or of the
+  // container's memory limit) for host backends, most of the free device memory for a GPU. 0 when
+  // unknown.
   virtual size_t WorkingSetBudget() const;
   virtual void copy(const Tensor& src, Tensor& dst);
   // dst (F32) = src (any DType) · scale element by element, both contiguous with equal element

@@ -108,7 +108,8 @@ typedef struct ds_frame {
 typedef enum ds_stage { DS_STAGE_TEXT = 0, DS_STAGE_DENOISE = 1, DS_STAGE_DECODE = 2 } ds_stage;
 typedef struct ds_progress {
   ds_stage stage;
-  int step, total; /* denoise: step i of n (1-based); decode: frame i of n */
+  int step, total; /* denoise: step i of n (1-based); decode: frame i of n, or with Wan2.1's VAE
+                      tiles (vae-tiling) tile-frame i of tiles x frames */
   int clip;
 } ds_progress;
 

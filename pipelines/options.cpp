@@ -10,7 +10,8 @@ namespace {
 
 constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a double (GStreamer/FFmpeg ranges)
 
-// The table. min/max bound numeric options; the help text documents sentinels.
+// The table. min/max bound numeric options; the help text documents sentinels. Append new options at
+// the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
 constexpr std::array<ds_option_info, 14> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0,
      "Model to load: a model folder path, or the name of a bundled model (demo)", 0},

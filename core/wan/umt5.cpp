@@ -193,6 +193,15 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
   auto matrix = [&](int j) { return wide_[j].tensor; };
+  // The layer buffers go back when Encode returns, on every path: the encoder runs once per prompt,
+  // before the DiT needs the memory (on a GPU, 1.2 GB for XXL).
+  struct Release {
+    Umt5Encoder& e;
+    ~Release() {
+      for (BackendBuffer& buf : e.wide_) buf = {};
+      for (BackendBuffer& buf : e.staged_) buf = {};
+    }
+  } release{*this};
   for (const Layer& l : layers_) {
     DS_TRY(WidenLayer(be, l));
     // Self-attention: scores = q·kᵀ (unscaled) + bias(bucket(j − i)), per head.
@@ -224,9 +233,6 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     be.add(X, F);
   }
   be.rms_norm(X, vec(final_norm_), c.eps);
-  // Hand the layer buffers back: the encoder runs once per prompt, before the DiT needs the memory.
-  for (BackendBuffer& buf : wide_) buf = {};
-  for (BackendBuffer& buf : staged_) buf = {};
   return Status::Ok();
 }
 

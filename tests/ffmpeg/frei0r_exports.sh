@@ -24,7 +24,8 @@ expect_eq "exported symbols" \
 readelf -d "$plugin" | grep -q 'Flags:.*NODELETE' || fail "ditstream.so is not linked with -z nodelete"
 
 # filter_params is positional, so the parameter order is an interface: it must stay as documented in
-# plugin/ffmpeg/README.md (an option added to the table moves the ones after it; update both).
+# plugin/ffmpeg/README.md (options the table gains after 'threads' are appended after 'options';
+# one inserted before 'threads' would move the ones after it: update both).
 params=$(python3 - "$plugin" <<'PY'
 import ctypes, sys
 class Info(ctypes.Structure):
