@@ -33,14 +33,24 @@ float E4M3(uint8_t b) {
   return (b & 0x80) ? -v : v;
 }
 
-uint8_t NearestE4M3(float x) {
+// E5M2 likewise: bias 15, subnormals at exponent 0, exponent 31 infinities and NaNs.
+float E5M2(uint8_t b) {
+  const int e = (b >> 2) & 31, m = b & 3;
+  if (e == 31) return m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  const float v = e == 0 ? std::ldexp(static_cast<float>(m), -16) : std::ldexp(static_cast<float>(4 + m), e - 17);
+  return (b & 0x80) ? -v : v;
+}
+
+uint8_t Nearest(float x, float (*decode)(uint8_t)) {
   uint8_t best = 0;
   for (int b = 0; b < 256; ++b) {
-    const float v = E4M3(static_cast<uint8_t>(b));
-    if (!std::isnan(v) && std::abs(v - x) < std::abs(E4M3(best) - x)) best = static_cast<uint8_t>(b);
+    const float v = decode(static_cast<uint8_t>(b));
+    if (std::isfinite(v) && std::abs(v - x) < std::abs(decode(best) - x)) best = static_cast<uint8_t>(b);
   }
   return best;
 }
+
+uint8_t NearestE4M3(float x) { return Nearest(x, E4M3); }
 
 bool IsBlockMatrix(const std::string& name) {
   if (!name.starts_with("blocks.") || !name.ends_with(".weight")) return false;
@@ -59,9 +69,11 @@ float Bf16(const uint8_t* p) {
 class WanFp8 : public test::TempDirTest {
  protected:
   // Writes dir/config.json and dir/wan.safetensors from the tiny original-name transformer, with
-  // every block matrix quantised to E4M3: as F8 plus scales (fp8 = true) or as the dequantised
-  // float32 values (fp8 = false). scaled = false stores unscaled F8 (scale 1) like the plain files.
-  std::string Write(const std::string& name, bool fp8, bool scaled, int* quantised = nullptr) {
+  // every block matrix quantised to E4M3 (or E5M2): as F8 plus scales (fp8 = true) or as the
+  // dequantised float32 values (fp8 = false). scaled = false stores unscaled F8 (scale 1) like the
+  // plain files. Scaled files alternate between ComfyUI's two namings: the legacy `scale_weight` +
+  // `scale_input`, and `weight_scale` + `input_scale` + a `comfy_quant` note.
+  std::string Write(const std::string& name, bool fp8, bool scaled, int* quantised = nullptr, bool e5m2 = false) {
     const std::string dir = Path(name);
     fs::create_directory(dir);
     fs::copy_file(FixtureDir() + "/original/transformer/config.json", dir + "/config.json");
@@ -74,20 +86,32 @@ class WanFp8 : public test::TempDirTest {
               const size_t n = s.bytes.size() / 2;
               float amax = 0;
               for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(Bf16(&s.bytes[2 * i])));
-              const float scale = scaled ? amax / 448.0f : 1.0f;
+              float (*decode)(uint8_t) = e5m2 ? E5M2 : E4M3;
+              const float scale = scaled ? amax / (e5m2 ? 57344.0f : 448.0f) : 1.0f;
               test::Bytes q(n), f32(4 * n);
               for (size_t i = 0; i < n; ++i) {
-                q[i] = NearestE4M3(Bf16(&s.bytes[2 * i]) / scale);
-                const float v = E4M3(q[i]) * scale;
+                q[i] = Nearest(Bf16(&s.bytes[2 * i]) / scale, decode);
+                const float v = decode(q[i]) * scale;
                 std::memcpy(&f32[4 * i], &v, 4);
               }
               const std::string base = s.name.substr(0, s.name.size() - std::string(".weight").size());
               if (fp8 && scaled) {
-                extra.push_back({base + ".scale_weight", "F32", {}, test::ToBytes(std::vector<float>{scale})});
-                extra.push_back({base + ".scale_input", "F32", {}, test::ToBytes(std::vector<float>{1.0f})});
+                const auto one = test::ToBytes(std::vector<float>{1.0f});
+                if (count % 2 == 0) {
+                  extra.push_back({base + ".scale_weight", "F32", {}, test::ToBytes(std::vector<float>{scale})});
+                  extra.push_back({base + ".scale_input", "F32", {}, one});
+                } else {
+                  extra.push_back({base + ".weight_scale", "F32", {1}, test::ToBytes(std::vector<float>{scale})});
+                  extra.push_back({base + ".input_scale", "F32", {}, one});
+                  const std::string note = R"({"format": "float8_e4m3fn"})";
+                  extra.push_back({base + ".comfy_quant",
+                                   "U8",
+                                   {static_cast<int64_t>(note.size())},
+                                   test::Bytes(note.begin(), note.end())});
+                }
               }
               ++count;
-              s.dtype = fp8 ? "F8_E4M3" : "F32";
+              s.dtype = fp8 ? (e5m2 ? "F8_E5M2" : "F8_E4M3") : "F32";
               s.bytes = fp8 ? q : f32;
               return std::optional<TensorSpec>(std::move(s));
             },
@@ -141,6 +165,16 @@ TEST_F(WanFp8, ScaledFp8ComputesWhatItsDequantisedWeightsCompute) {
 
 TEST_F(WanFp8, UnscaledFp8Loads) {
   const std::string fp8 = Write("fp8", true, false), f32 = Write("f32", false, false);
+  auto a = WanTransformer::Load(fp8);
+  auto b = WanTransformer::Load(f32);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  auto be = wan_test::MakeBackend("cpu");
+  EXPECT_EQ(Forward(*a, *be), Forward(*b, *be));
+}
+
+TEST_F(WanFp8, ScaledE5M2ComputesWhatItsDequantisedWeightsCompute) {
+  const std::string fp8 = Write("e5m2", true, true, nullptr, true), f32 = Write("f32", false, true, nullptr, true);
   auto a = WanTransformer::Load(fp8);
   auto b = WanTransformer::Load(f32);
   ASSERT_TRUE(a.ok()) << a.status().message();
