@@ -353,33 +353,33 @@ int64_t SafetensorsEntry::numel() const {
 
 std::string SafetensorsEntry::shape_string() const { return ShapeString(shape); }
 
-Status ConvertToF32(const SafetensorsEntry& e, float* out) {
-  const size_t n = static_cast<size_t>(e.numel());
-  switch (e.dtype) {
+std::optional<DType> FloatDType(StDType t) {
+  switch (t) {
     case StDType::kF32:
-      std::memcpy(out, e.data, n * sizeof(float));
-      return Status::Ok();
+      return DType::kF32;
     case StDType::kF16:
-    case StDType::kBF16: {
-      const bool half = e.dtype == StDType::kF16;
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t bits;  // the mapping gives no alignment guarantee, so no uint16_t* reads
-        std::memcpy(&bits, e.data + 2 * i, 2);
-        out[i] = half ? HalfToFloat(bits) : BFloat16ToFloat(bits);
-      }
-      return Status::Ok();
-    }
+      return DType::kF16;
+    case StDType::kBF16:
+      return DType::kBF16;
     case StDType::kF8E4M3:
-      WidenToF32(e.data, DType::kF8E4M3, out, 0, n);
-      return Status::Ok();
+      return DType::kF8E4M3;
     case StDType::kF8E5M2:
-      WidenToF32(e.data, DType::kF8E5M2, out, 0, n);
-      return Status::Ok();
+      return DType::kF8E5M2;
     default:
-      return Error(Code::kUnsupported,
-                   "{}: tensor '{}' has dtype {}; only F32, F16, BF16, F8_E4M3 and F8_E5M2 convert to float", e.file,
-                   e.name, StDTypeName(e.dtype));
+      return std::nullopt;
   }
+}
+
+Status ConvertToF32(const SafetensorsEntry& e, float* out) {
+  const std::optional<DType> dtype = FloatDType(e.dtype);
+  if (!dtype) {
+    return Error(Code::kUnsupported,
+                 "{}: tensor '{}' has dtype {}; only F32, F16, BF16, F8_E4M3 and F8_E5M2 convert to float", e.file,
+                 e.name, StDTypeName(e.dtype));
+  }
+  // The mapping gives no alignment guarantee: WidenToF32 reads through memcpy.
+  WidenToF32(e.data, *dtype, out, 0, static_cast<size_t>(e.numel()));
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {

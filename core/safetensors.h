@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/status.h"
+#include "core/tensor.h"
 
 namespace ds {
 
@@ -53,6 +55,8 @@ struct SafetensorsEntry {
 
 // Converts e's values to float32 into out[0 .. e.numel()). kUnsupported for non-float dtypes.
 Status ConvertToF32(const SafetensorsEntry& e, float* out);
+// The engine's DType of a float dtype (F32, F16, BF16, F8_E4M3, F8_E5M2); nullopt for the others.
+std::optional<DType> FloatDType(StDType t);
 
 class SafetensorsFile {
  public:

@@ -178,10 +178,9 @@ void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t e
   const auto* bytes = static_cast<const unsigned char*>(src);
   switch (dtype) {
     case DType::kF32:
-      for (size_t i = begin; i < end; ++i) {
-        float v;
-        std::memcpy(&v, bytes + 4 * i, 4);
-        dst[i] = v * scale;
+      std::memcpy(dst + begin, bytes + 4 * begin, (end - begin) * sizeof(float));
+      if (scale != 1.0f) {
+        for (size_t i = begin; i < end; ++i) dst[i] *= scale;
       }
       return;
     case DType::kF16:

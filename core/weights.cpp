@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <new>
+#include <optional>
 #include <utility>
 
 namespace ds {
@@ -10,12 +11,12 @@ namespace {
 
 std::string ShapeString(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-Tensor ContiguousF32(float* data, const std::vector<int64_t>& shape) {
+Tensor Contiguous(void* data, DType dtype, const std::vector<int64_t>& shape) {
   Tensor t;
-  t.dtype = DType::kF32;
+  t.dtype = dtype;
   t.data = data;
   t.ndim = static_cast<int>(shape.size());
-  int64_t stride = static_cast<int64_t>(sizeof(float));
+  int64_t stride = static_cast<int64_t>(DTypeSize(dtype));
   for (int i = t.ndim - 1; i >= 0; --i) {
     t.shape[i] = shape[static_cast<size_t>(i)];
     t.strides[i] = stride;
@@ -43,33 +44,12 @@ Result<std::vector<int64_t>> Weights::Shape(std::string_view name) const {
 
 Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64_t>& expected_shape, StoredF32 f32) {
   const SafetensorsEntry* e = checkpoint_->find(name);
-  DType stored = DType::kF32;
-  if (e != nullptr) {
-    switch (e->dtype) {
-      case StDType::kF16:
-        stored = DType::kF16;
-        break;
-      case StDType::kBF16:
-        stored = DType::kBF16;
-        break;
-      case StDType::kF8E4M3:
-        stored = DType::kF8E4M3;
-        break;
-      case StDType::kF8E5M2:
-        stored = DType::kF8E5M2;
-        break;
-      default:
-        break;
-    }
+  const std::optional<DType> stored = e != nullptr ? FloatDType(e->dtype) : std::nullopt;
+  // Get: float32 copies by request, non-float dtypes and wrong shapes (its errors name them).
+  if (!stored || e->shape != expected_shape || (*stored == DType::kF32 && f32 == StoredF32::kCopy)) {
+    return Get(name, expected_shape);
   }
-  const bool mapped_f32 = e != nullptr && e->dtype == StDType::kF32 && f32 == StoredF32::kMapped;
-  if (e == nullptr || e->shape != expected_shape || (stored == DType::kF32 && !mapped_f32)) {
-    return Get(name, expected_shape);  // float32 (or an error naming what is wrong)
-  }
-  Tensor t = ContiguousF32(nullptr, e->shape);
-  t.dtype = stored;
-  for (int i = 0; i < t.ndim; ++i) t.strides[i] = t.strides[i] / 4 * static_cast<int64_t>(DTypeSize(stored));
-  t.data = const_cast<uint8_t*>(e->data);
+  Tensor t = Contiguous(const_cast<uint8_t*>(e->data), *stored, e->shape);
   viewed_.emplace(name);
   return t;
 }
@@ -85,9 +65,9 @@ Result<Tensor> Weights::Get(std::string_view name, const std::vector<int64_t>& e
                  e->shape_string(), ShapeString(expected_shape));
   }
   auto it = loaded_.find(name);
-  if (it != loaded_.end()) return ContiguousF32(it->second.buffer.data(), it->second.shape);
+  if (it != loaded_.end()) return Contiguous(it->second.buffer.data(), DType::kF32, it->second.shape);
   DS_ASSIGN_OR_RETURN(const Loaded* loaded, Load(*e));
-  return ContiguousF32(loaded->buffer.data(), loaded->shape);
+  return Contiguous(loaded->buffer.data(), DType::kF32, loaded->shape);
 }
 
 Result<const Weights::Loaded*> Weights::Load(const SafetensorsEntry& e) {

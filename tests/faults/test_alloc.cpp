@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "tests/faults/alloc_hook.h"
 #include "tests/faults/fault_util.h"
@@ -67,6 +68,32 @@ TEST(Allocation, LoadFailsCleanlyAtEveryAllocation) {
   EXPECT_GT(failed, 0);
 }
 
+// Fails allocation k of a fresh generator's first ds_generate, for each k: the status is
+// DS_ERR_OUT_OF_MEMORY, frames delivered before the failure are the reference's, and the next clip
+// of the same generator equals the reference.
+void SweepGenerate(const std::string& model, const std::function<void(Generator&)>& configure, const Clip& ref,
+                   const std::vector<long>& points) {
+  int failed = 0;
+  for (long k : points) {
+    Generator g(model);  // fresh, so that text encoding (cached later) is reached too
+    if (configure) configure(g);
+    ASSERT_EQ(g.Load(), DS_OK) << g.error();
+    Clip clip;
+    faults::FailAllocation(k);
+    const ds_status s = g.Generate(clip);
+    faults::StopCountingAllocations();
+    if (!faults::AllocationFailed()) continue;
+    ++failed;
+    EXPECT_EQ(s, DS_ERR_OUT_OF_MEMORY) << "allocation " << k << ": " << g.error();
+    ASSERT_LE(clip.frames.size(), ref.frames.size());
+    for (size_t i = 0; i < clip.frames.size(); ++i) EXPECT_EQ(clip.frames[i], ref.frames[i]) << "frame " << i;
+    Clip again;
+    ASSERT_EQ(g.Generate(again), DS_OK) << "after a failure at allocation " << k << ": " << g.error();
+    EXPECT_EQ(again.frames, ref.frames) << "after a failure at allocation " << k;
+  }
+  EXPECT_GT(failed, 0);
+}
+
 TEST(Allocation, GenerateFailsCleanlyAtEveryAllocationAndRecovers) {
   ScratchDir dir("alloc-generate");
   ASSERT_EQ(ds::testing::WriteRandomModel(dir.path(), faults::SmallSpec(), 5), "");
@@ -82,25 +109,7 @@ TEST(Allocation, GenerateFailsCleanlyAtEveryAllocationAndRecovers) {
     ASSERT_EQ(s, DS_OK) << probe.error();
   }
   std::printf("[ info ] ds_generate makes %ld allocations\n", total);
-  int failed = 0;
-  for (long k : FailurePoints(total)) {
-    Generator g(dir.path());  // fresh, so that text encoding (cached later) is reached too
-    ASSERT_EQ(g.Load(), DS_OK) << g.error();
-    Clip clip;
-    faults::FailAllocation(k);
-    const ds_status s = g.Generate(clip);
-    faults::StopCountingAllocations();
-    if (!faults::AllocationFailed()) continue;
-    ++failed;
-    EXPECT_EQ(s, DS_ERR_OUT_OF_MEMORY) << "allocation " << k << ": " << g.error();
-    // Frames delivered before the failure are the reference's.
-    ASSERT_LE(clip.frames.size(), ref.frames.size());
-    for (size_t i = 0; i < clip.frames.size(); ++i) EXPECT_EQ(clip.frames[i], ref.frames[i]) << "frame " << i;
-    Clip again;
-    ASSERT_EQ(g.Generate(again), DS_OK) << "after a failure at allocation " << k << ": " << g.error();
-    EXPECT_EQ(again.frames, ref.frames) << "after a failure at allocation " << k;
-  }
-  EXPECT_GT(failed, 0);
+  SweepGenerate(dir.path(), {}, ref, FailurePoints(total));
 }
 
 // The same for a Wan2.1 folder (the tiny fixture at its smallest sizes): text encoder, transformer
@@ -128,25 +137,7 @@ TEST(Allocation, WanGenerateFailsCleanlyAtEveryAllocationAndRecovers) {
     ASSERT_EQ(s, DS_OK) << probe.error();
   }
   std::printf("[ info ] Wan ds_generate makes %ld allocations\n", total);
-  int failed = 0;
-  for (long k : FailurePoints(total, 40, 80)) {
-    Generator g(model);  // fresh, so that text encoding (cached later) is reached too
-    configure(g);
-    ASSERT_EQ(g.Load(), DS_OK) << g.error();
-    Clip clip;
-    faults::FailAllocation(k);
-    const ds_status s = g.Generate(clip);
-    faults::StopCountingAllocations();
-    if (!faults::AllocationFailed()) continue;
-    ++failed;
-    EXPECT_EQ(s, DS_ERR_OUT_OF_MEMORY) << "allocation " << k << ": " << g.error();
-    ASSERT_LE(clip.frames.size(), ref.frames.size());
-    for (size_t i = 0; i < clip.frames.size(); ++i) EXPECT_EQ(clip.frames[i], ref.frames[i]) << "frame " << i;
-    Clip again;
-    ASSERT_EQ(g.Generate(again), DS_OK) << "after a failure at allocation " << k << ": " << g.error();
-    EXPECT_EQ(again.frames, ref.frames) << "after a failure at allocation " << k;
-  }
-  EXPECT_GT(failed, 0);
+  SweepGenerate(model, configure, ref, FailurePoints(total, 40, 80));
 }
 
 long VirtualMemoryBytes() {

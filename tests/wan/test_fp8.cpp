@@ -122,6 +122,16 @@ class WanFp8 : public test::TempDirTest {
     return dir;
   }
 
+  // The transformers of two folders compute the same forward, bit for bit, on the CPU backend.
+  static void ExpectSameForward(const std::string& dir_a, const std::string& dir_b) {
+    auto a = WanTransformer::Load(dir_a);
+    auto b = WanTransformer::Load(dir_b);
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    auto be = wan_test::MakeBackend("cpu");
+    EXPECT_EQ(Forward(*a, *be), Forward(*b, *be));
+  }
+
   static std::vector<float> Forward(WanTransformer& m, Backend& be) {
     const WanTransformerConfig& c = m.config();
     const int T = 2, H = 4, W = 6, L = 8;
@@ -163,24 +173,10 @@ TEST_F(WanFp8, ScaledFp8ComputesWhatItsDequantisedWeightsCompute) {
   EXPECT_GT(wan_test::RelError(Forward(*original, *be), Forward(*b, *be)), 1e-3);
 }
 
-TEST_F(WanFp8, UnscaledFp8Loads) {
-  const std::string fp8 = Write("fp8", true, false), f32 = Write("f32", false, false);
-  auto a = WanTransformer::Load(fp8);
-  auto b = WanTransformer::Load(f32);
-  ASSERT_TRUE(a.ok()) << a.status().message();
-  ASSERT_TRUE(b.ok()) << b.status().message();
-  auto be = wan_test::MakeBackend("cpu");
-  EXPECT_EQ(Forward(*a, *be), Forward(*b, *be));
-}
+TEST_F(WanFp8, UnscaledFp8Loads) { ExpectSameForward(Write("fp8", true, false), Write("f32", false, false)); }
 
 TEST_F(WanFp8, ScaledE5M2ComputesWhatItsDequantisedWeightsCompute) {
-  const std::string fp8 = Write("e5m2", true, true, nullptr, true), f32 = Write("f32", false, true, nullptr, true);
-  auto a = WanTransformer::Load(fp8);
-  auto b = WanTransformer::Load(f32);
-  ASSERT_TRUE(a.ok()) << a.status().message();
-  ASSERT_TRUE(b.ok()) << b.status().message();
-  auto be = wan_test::MakeBackend("cpu");
-  EXPECT_EQ(Forward(*a, *be), Forward(*b, *be));
+  ExpectSameForward(Write("e5m2", true, true, nullptr, true), Write("f32", false, true, nullptr, true));
 }
 
 TEST_F(WanFp8, PerChannelScalesAreRefusedByName) {
