@@ -38,7 +38,12 @@ class Backend {
 
   // y[M, N] = x[M, K] · w[N, K]ᵀ (+ bias[N] when not null). x may have a row stride > K
   // (strides[0]); y is contiguous, or has a row stride when it is a slice of a wider buffer.
+  // w is F32, or any dtype for which LinearAcceptsWeights is true.
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // Whether linear takes w in this stored dtype as it is (then x is rounded to it and the products
+  // accumulate in f32), so a model need not widen the matrix first. F32 only by default; the CUDA
+  // backend also takes BF16, the dtype of the published checkpoints, at twice TF32's speed.
+  virtual bool LinearAcceptsWeights(DType dtype) const { return dtype == DType::kF32; }
 
   // Over the last dim D of x[M, D]: y = (x − mean)/sqrt(var + eps) (· weight + bias when given).
   virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 
 #include <sys/mman.h>
@@ -141,11 +142,7 @@ void Umt5Encoder::ReleaseMemory() {
 Status Umt5Encoder::WidenLayer(Backend& be, const Layer& l) {
   for (int j = 0; j < kMatrices; ++j) {
     const Tensor& w = l.w[j];
-    BackendBuffer& wide = wide_[j];
-    if (wide.tensor.data == nullptr || wide.tensor.numel() != w.numel()) {
-      wide = {};
-      DS_ASSIGN_OR_RETURN(wide, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));
-    }
+    const bool as_stored = l.scale[j] == 1.0f && be.LinearAcceptsWeights(w.dtype);
     Tensor src = w;
     if (be.device() != Device::kCpu) {  // a GPU widens in its own memory: the stored bytes go over
       BackendBuffer& staged = staged_[j];
@@ -156,7 +153,19 @@ Status Umt5Encoder::WidenLayer(Backend& be, const Layer& l) {
       DS_TRY(be.CopyToBackend(w, staged.tensor));
       src = staged.tensor;
     }
+    // On the CPU, float32 straight from the mapping (when the file placed it on a float boundary,
+    // which safetensors does not promise); on a GPU, BF16 as uploaded.
+    if (as_stored && reinterpret_cast<uintptr_t>(src.data) % DTypeSize(src.dtype) == 0) {
+      matrix_[j] = src;
+      continue;
+    }
+    BackendBuffer& wide = wide_[j];
+    if (wide.tensor.data == nullptr || wide.tensor.numel() != w.numel()) {
+      wide = {};
+      DS_ASSIGN_OR_RETURN(wide, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));
+    }
     be.widen_to_f32(src, wide.tensor, l.scale[j]);
+    matrix_[j] = wide.tensor;
   }
   return Status::Ok();
 }
@@ -192,7 +201,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   auto vec = [](const std::vector<float>& w) {
     return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
-  auto matrix = [&](int j) { return wide_[j].tensor; };
+  auto matrix = [&](int j) { return matrix_[j]; };
   // The layer buffers go back when Encode returns, on every path: the encoder runs once per prompt,
   // before the DiT needs the memory (on a GPU, 1.2 GB for XXL).
   struct Release {
@@ -200,6 +209,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     ~Release() {
       for (BackendBuffer& buf : e.wide_) buf = {};
       for (BackendBuffer& buf : e.staged_) buf = {};
+      e.matrix_ = {};
     }
   } release{*this};
   for (const Layer& l : layers_) {

@@ -6,7 +6,8 @@
 // prompt. So its weights stay in the memory-mapped checkpoint as stored (BF16, F16, F8 with scales,
 // or float32) and each layer's matrices are widened to float32 in the backend's memory only while
 // the layer runs (peak ≈ one layer, 0.8 GB for XXL; on a GPU the stored bytes cross PCIe and are
-// widened there); the token embedding table converts just the rows of the prompt's tokens.
+// widened there), unless the backend's linear takes them as stored (float32 on the CPU, BF16 on a
+// GPU); the token embedding table converts just the rows of the prompt's tokens.
 #pragma once
 
 #include <array>
@@ -58,7 +59,8 @@ class Umt5Encoder {
     std::vector<float> bias_table;            // [buckets, heads]
   };
   Umt5Encoder() = default;
-  // The layer's matrices, float32 in the backend's memory (wide_).
+  // Sets matrix_ to the layer's matrices in the backend's memory: as stored when the backend's
+  // linear takes that dtype (and no F8 scale applies), else widened to float32 in wide_.
   Status WidenLayer(Backend& be, const Layer& l);
 
   Umt5Config cfg_;
@@ -69,6 +71,7 @@ class Umt5Encoder {
   // One layer's float32 matrices in the backend's memory, reused layer after layer and freed when
   // Encode returns; on a GPU the stored bytes pass through staged_ on their way.
   std::array<BackendBuffer, kMatrices> wide_, staged_;
+  std::array<Tensor, kMatrices> matrix_;  // what the current layer's linears multiply by
 };
 
 }  // namespace ds

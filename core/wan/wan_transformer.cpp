@@ -298,13 +298,17 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
   Workspace& ws = *ws_;
   // The order of Block::scales.
   const std::array<const Linear*, 10> from = {&b.q, &b.k, &b.v, &b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2};
-  if (std::all_of(from.begin(), from.end(), [](const Linear* l) { return l->w.dtype == DType::kF32; })) return &b;
+  // A matrix the backend multiplies as stored (F32 anywhere, BF16 on a GPU) is used in place.
+  auto as_stored = [&](size_t j) { return b.scales[j] == 1.0f && be.LinearAcceptsWeights(from[j]->w.dtype); };
+  bool all_as_stored = true;
+  for (size_t j = 0; j < from.size(); ++j) all_as_stored = all_as_stored && as_stored(j);
+  if (all_as_stored) return &b;
   ws.widened = b;
   const std::array<Linear*, 10> to = {&ws.widened.q,  &ws.widened.k,  &ws.widened.v,  &ws.widened.o,   &ws.widened.cq,
                                       &ws.widened.ck, &ws.widened.cv, &ws.widened.co, &ws.widened.fc1, &ws.widened.fc2};
   for (size_t j = 0; j < from.size(); ++j) {
     const Tensor& w = from[j]->w;
-    if (w.dtype == DType::kF32) continue;
+    if (as_stored(j)) continue;
     BackendBuffer& buf = ws.wide[j];
     if (buf.tensor.data == nullptr || buf.tensor.numel() != w.numel()) {
       DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));

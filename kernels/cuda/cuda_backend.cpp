@@ -73,8 +73,9 @@ class Staging {
  public:
   explicit Staging(cuda::Context& ctx) : ctx_(ctx), scratch_(ctx) {}
 
-  Result<Tensor> In(const Tensor& t, const char* name) {
-    if (t.dtype != DType::kF32) {
+  // weight: t may also be a BF16 matrix (linear's w, see Backend::LinearAcceptsWeights).
+  Result<Tensor> In(const Tensor& t, const char* name, bool weight = false) {
+    if (t.dtype != DType::kF32 && !(weight && t.dtype == DType::kBF16)) {
       return Error(Code::kInvalidArgument, "{} is {}, the CUDA backend computes in F32", name, DTypeName(t.dtype));
     }
     if (t.device == Device::kCuda || t.numel() == 0) return t;
@@ -206,7 +207,7 @@ CudaBackend::~CudaBackend() = default;
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   impl_->Run("linear", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "linear x"));
-    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear w"));
+    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear w", /*weight=*/true));
     const float* db = nullptr;
     if (bias) {
       DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*bias, "linear bias"));
@@ -215,6 +216,10 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
     DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "linear y"));
     return cuda::Linear(impl_->ctx, dx, dw, db, dy);
   });
+}
+
+bool CudaBackend::LinearAcceptsWeights(DType dtype) const {
+  return dtype == DType::kF32 || (dtype == DType::kBF16 && impl_->options.tf32);
 }
 
 void CudaBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {

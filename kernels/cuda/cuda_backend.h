@@ -10,14 +10,16 @@
 // traffic on every op; device-resident execution is the plan (see below).
 //
 // Precision. Activations are float32 in device memory. GEMMs (linear, conv3x3) run on tensor
-// cores with TF32 inputs and f32 accumulation (CudaOptions::tf32; off = full f32 FMA). Attention
+// cores with TF32 inputs and f32 accumulation (CudaOptions::tf32; off = full f32 FMA). With tf32
+// on, linear also takes BF16 weights as stored (LinearAcceptsWeights): x is rounded to bf16 and
+// the GEMM runs bf16×bf16→f32, twice TF32's rate, as PyTorch's bf16 pipelines compute. Attention
 // rounds q/k/v and the softmax weights to bf16 for mma.sync with f32 softmax and accumulation
 // (≈1e-2 relative); CudaOptions::attention = kNaiveF32 selects the exact f32 kernel.
 //
-// The bf16 plan: store weights in bf16 at load (half the memory and bandwidth, the format Wan
-// ships in), run GEMMs as bf16×bf16→f32 in cuBLASLt with the epilogue writing bf16, keep the
-// residual stream x and the norm statistics in f32, and write q/k/v straight from the QKV GEMM as
-// bf16 so attention reads them without the conversion pass it makes today.
+// The rest of the bf16 plan: have the ops that feed a GEMM (norms, GELU) write its bf16 operand
+// directly instead of the separate rounding pass linear makes today, keep the residual stream x
+// and the norm statistics in f32, and write q/k/v straight from the QKV GEMM as bf16 so attention
+// reads them without its own conversion pass.
 //
 // Errors. Backend ops return nothing, so the first failure (a launch error, an arena too small)
 // is kept: later ops are skipped until Synchronize() returns it (and clears it).
@@ -69,6 +71,7 @@ class CudaBackend final : public Backend {
   int threads() const override { return threads_; }
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  bool LinearAcceptsWeights(DType dtype) const override;
   void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) override;
   void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) override;
   void rms_norm(Tensor& x, const Tensor& weight, float eps) override;

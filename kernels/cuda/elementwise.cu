@@ -1,5 +1,6 @@
 #include "kernels/cuda/elementwise.cuh"
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -86,7 +87,24 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+__global__ void __launch_bounds__(kThreads) NarrowToBf16Kernel(RowLayout x, __nv_bfloat16* dst) {
+  const float* xr = x.Row(blockIdx.x);
+  __nv_bfloat16* out = dst + static_cast<int64_t>(blockIdx.x) * x.width;
+  const int64_t end = min(x.width, static_cast<int64_t>(blockIdx.y + 1) * kSpan);
+  for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) {
+    out[i] = __float2bfloat16_rn(xr[i]);
+  }
+}
+
 }  // namespace
+
+Status NarrowToBf16(const Context& ctx, const Tensor& x, void* dst) {
+  const RowLayout xl = RowsOf(x);
+  if (xl.count == 0 || xl.width == 0) return Status::Ok();
+  NarrowToBf16Kernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, static_cast<__nv_bfloat16*>(dst));
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
 
 Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, float scale) {
   const int64_t n = src.numel();

@@ -1,6 +1,7 @@
 #include "kernels/cuda/gemm.h"
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/row_layout.h"
 
 namespace ds::cuda {
@@ -20,14 +21,15 @@ namespace {
 // The largest power of two (≤ 256) dividing the address and the column stride: the alignment
 // every column of the operand has. cuBLASLt assumes 256 unless told, and would pick kernels
 // that fault on the odd-offset slices the engine passes.
-uint32_t Alignment(const void* p, int64_t ld) {
-  const uintptr_t v = reinterpret_cast<uintptr_t>(p) | static_cast<uintptr_t>(ld * 4) | 256u;
+uint32_t Alignment(const void* p, int64_t ld, size_t element) {
+  const uintptr_t v = reinterpret_cast<uintptr_t>(p) | static_cast<uintptr_t>(ld * element) | 256u;
   return static_cast<uint32_t>(v & (~v + 1));
 }
 
 Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_t align_b, uint32_t align_d,
                 GemmPlans::Plan& plan) {
-  const cublasComputeType_t compute = ctx.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const bool tf32 = g.ab_type == CUDA_R_32F && ctx.tf32;
+  const cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   DS_CUBLAS_TRY(cublasLtMatmulDescCreate(&plan.op, compute, CUDA_R_32F));
   const cublasOperation_t ta = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
@@ -42,8 +44,8 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
   // Stored shapes: op(A) is m×k, so A is k×m when transposed; likewise B.
   const uint64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
   const uint64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
-  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_32F, a_rows, a_cols, g.lda));
-  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_32F, b_rows, b_cols, g.ldb));
+  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.a, g.ab_type, a_rows, a_cols, g.lda));
+  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.b, g.ab_type, b_rows, b_cols, g.ldb));
   DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.d, CUDA_R_32F, g.m, g.n, g.ldd));
 
   cublasLtMatmulPreference_t pref = nullptr;
@@ -74,8 +76,8 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
   cublasLtMatmulPreferenceDestroy(pref);
   DS_TRY(status);
   if (found == 0) {
-    return Error(Code::kUnsupported, "cuBLASLt has no f32 algorithm for m {} n {} k {} (lda {} ldb {} ldd {})", g.m,
-                 g.n, g.k, g.lda, g.ldb, g.ldd);
+    return Error(Code::kUnsupported, "cuBLASLt has no {} algorithm for m {} n {} k {} (lda {} ldb {} ldd {}{})",
+                 g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, g.lda, g.ldb, g.ldd, g.bias ? ", bias" : "");
   }
   plan.algo = result.algo;
   return Status::Ok();
@@ -85,7 +87,9 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
 
 Status Gemm(const Context& ctx, const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return Status::Ok();
-  const uint32_t align_a = Alignment(g.a, g.lda), align_b = Alignment(g.b, g.ldb), align_d = Alignment(g.d, g.ldd);
+  const size_t ab_size = g.ab_type == CUDA_R_32F ? 4 : 2;
+  const uint32_t align_a = Alignment(g.a, g.lda, ab_size), align_b = Alignment(g.b, g.ldb, ab_size),
+                 align_d = Alignment(g.d, g.ldd, 4);
   const GemmPlans::Key key{g.trans_a,
                            g.trans_b,
                            g.m,
@@ -97,7 +101,8 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
                            g.bias != nullptr,
                            g.beta != 0.0f,
                            align_a | (align_b << 9) | (align_d << 18),
-                           ctx.tf32};
+                           ctx.tf32,
+                           static_cast<int>(g.ab_type)};
   auto& slot = ctx.plans->plans[key];
   if (!slot) {
     auto plan = std::make_unique<GemmPlans::Plan>();
@@ -119,12 +124,13 @@ namespace {
 // Elements between rows of a 2-D (or evenly strided) view; a single row gets its width.
 Result<int64_t> RowStride(const Tensor& t, const char* name) {
   const RowLayout l = RowsOf(t);
+  const int64_t element = static_cast<int64_t>(DTypeSize(t.dtype));
   if (l.count <= 1) return l.width;
-  if (l.uniform < 0 || l.uniform % 4 != 0 || t.strides[t.ndim - 1] != 4) {
-    return Error(Code::kInvalidArgument, "CUDA linear: {} {} is not a matrix of evenly strided f32 rows", name,
-                 t.shape_string());
+  if (l.uniform < 0 || l.uniform % element != 0 || t.strides[t.ndim - 1] != element) {
+    return Error(Code::kInvalidArgument, "CUDA linear: {} {} is not a matrix of evenly strided {} rows", name,
+                 t.shape_string(), DTypeName(t.dtype));
   }
-  return l.uniform / 4;
+  return l.uniform / element;
 }
 
 }  // namespace
@@ -142,10 +148,26 @@ Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const float*
   g.m = wl.count;  // N
   g.n = xl.count;  // M
   g.k = xl.width;  // K
-  g.a = w.f32();
+  g.a = w.data;
   g.lda = ldw;
-  g.b = x.f32();
+  g.b = x.data;
   g.ldb = ldx;
+  Scratch scratch(ctx);  // x in BF16 for a BF16 w: freed when the GEMM is queued (the stream orders reuse)
+  switch (w.dtype) {
+    case DType::kF32:
+      break;
+    case DType::kBF16: {
+      g.ab_type = CUDA_R_16BF;
+      DS_ASSIGN_OR_RETURN(void* x16, scratch.Allocate(static_cast<size_t>(xl.count * xl.width) * 2, "linear x (bf16)"));
+      DS_TRY(NarrowToBf16(ctx, x, x16));
+      g.b = x16;
+      g.ldb = xl.width;
+      break;
+    }
+    default:
+      return Error(Code::kInvalidArgument, "CUDA linear: w is {}; F32 and BF16 weights are supported",
+                   DTypeName(w.dtype));
+  }
   g.d = y.f32();
   g.ldd = ldy;
   g.bias = bias;

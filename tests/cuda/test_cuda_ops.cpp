@@ -83,6 +83,64 @@ TEST_F(CudaOps, LinearF32MatchesReference) {
   for (const LinearCase& c : kLinearCases) CheckLinear(*f32, ref_, rng_, c, kF32Rtol);
 }
 
+// BF16 weights as stored: x is rounded to bf16 (to nearest even, as core's FloatToBFloat16) and the
+// products of two bf16 values are exact in f32, so the reference is linear in f32 on the rounded
+// operands and the only difference left is the order of the f32 sums. Feeding x unrounded (or in
+// TF32) would be ~2e-3 off.
+constexpr double kBf16OperandsRtol = 1e-4;
+
+TEST_F(CudaOps, LinearTakesBf16WeightsAsStored) {
+  EXPECT_TRUE(cuda_->LinearAcceptsWeights(DType::kBF16));
+  EXPECT_FALSE(cuda_->LinearAcceptsWeights(DType::kF16));
+  for (const LinearCase& c : kLinearCases) {
+    for (const bool weights_on_device : {true, false}) {
+      SCOPED_TRACE("m " + std::to_string(c.m) + " k " + std::to_string(c.k) + " n " + std::to_string(c.n) +
+                   (weights_on_device ? ", device w" : ", host w"));
+      const HostBuffer xb = Random(rng_, static_cast<size_t>(c.m * (c.k + c.x_pad)));
+      const HostBuffer wb = Random(rng_, static_cast<size_t>(c.n * c.k));
+      const HostBuffer bb = Random(rng_, static_cast<size_t>(c.n));
+      std::vector<uint16_t> w16(wb.size());
+      HostBuffer w_rounded(wb.size()), x_rounded(xb.size());
+      for (size_t i = 0; i < wb.size(); ++i) {
+        w16[i] = FloatToBFloat16(wb.data()[i]);
+        w_rounded.data()[i] = BFloat16ToFloat(w16[i]);
+      }
+      for (size_t i = 0; i < xb.size(); ++i) x_rounded.data()[i] = BFloat16ToFloat(FloatToBFloat16(xb.data()[i]));
+      const Tensor b = bb.view({c.n});
+      const HostBuffer want_b = Poisoned(static_cast<size_t>(c.m * c.n));
+      const HostBuffer got_b = Poisoned(static_cast<size_t>(c.m * (c.n + c.y_pad)));
+      Tensor want = want_b.view({c.m, c.n}), got = Strided(got_b.data(), {c.m, c.n}, c.n + c.y_pad);
+      ref_.linear(Strided(x_rounded.data(), {c.m, c.k}, c.k + c.x_pad), w_rounded.view({c.n, c.k}),
+                  c.bias ? &b : nullptr, want);
+
+      const Tensor w_host = Tensor::View(w16.data(), DType::kBF16, {c.n, c.k});
+      auto w_dev = cuda_->NewBuffer(DType::kBF16, {c.n, c.k});
+      ASSERT_TRUE(w_dev.ok()) << w_dev.status().message();
+      ASSERT_TRUE(cuda_->CopyToBackend(w_host, w_dev->tensor).ok());
+      DS_MIRROR(dx, *cuda_, xb);
+      DS_MIRROR(db, *cuda_, bb);
+      DS_MIRROR(dy, *cuda_, got_b);
+      const Tensor db_view = db(b);
+      Tensor dy_view = dy(got);
+      cuda_->linear(dx(Strided(xb.data(), {c.m, c.k}, c.k + c.x_pad)), weights_on_device ? w_dev->tensor : w_host,
+                    c.bias ? &db_view : nullptr, dy_view);
+      const Status s = dy.Fetch();
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_TRUE(AllClose(got, want, kBf16OperandsRtol));
+      EXPECT_TRUE(UntouchedOutside(got_b, got));
+    }
+  }
+}
+
+TEST_F(CudaOps, FullF32BackendWidensBf16Weights) {
+  CudaOptions o = DefaultOptions();
+  o.tf32 = false;
+  auto f32 = Make(o);
+  ASSERT_TRUE(f32);
+  EXPECT_FALSE(f32->LinearAcceptsWeights(DType::kBF16));
+  EXPECT_TRUE(f32->LinearAcceptsWeights(DType::kF32));
+}
+
 // ---- norms -------------------------------------------------------------------------------------
 
 struct RowsCase {

@@ -9,7 +9,8 @@
 //                          with its registers, shared memory and resident blocks per SM
 //   attention_backend_f32  Backend::attention on f32 tensors: f32→bf16 conversion + flash kernel
 //   gemm_bf16_cublaslt     cuBLASLt bf16×bf16→bf16, f32 accumulate (the bf16 plan's GEMM)
-//   linear_backend_tf32    Backend::linear on f32 tensors (TF32 tensor cores; today's engine path)
+//   linear_backend_tf32    Backend::linear on f32 tensors (TF32 tensor cores: f32 checkpoints)
+//   linear_backend_bf16w   Backend::linear, f32 x and y, BF16 w as stored (bf16 checkpoints)
 //
 // Attention FLOPs follow FlashAttention: 4·B·H·N²·d; GEMM FLOPs 2·M·N·K. Times are means over
 // back-to-back launches after warm-up (cudaEvents on the default stream for the raw kernels,
@@ -164,12 +165,12 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
     std::printf(
         "RESULT %s B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f config=%s warps=%d rows_per_warp=%d block_m=%d block_n=%d "
         "stages=%d q=%s smem_kb=%d regs=%d local_bytes=%d blocks_per_sm=%d\n",
-        name.c_str(), heads, n, d, ms, flops / ms / 1e9, info.name.c_str(), info.warps, 16 * info.m_tiles,
-        info.block_m, info.block_n, info.stages, info.q_in_regs ? "regs" : "smem", info.smem_bytes / 1024,
-        res->registers, res->local_bytes, res->blocks_per_sm);
+        name.c_str(), heads, n, d, ms, flops / ms / 1e9, info.name.c_str(), info.warps, 16 * info.m_tiles, info.block_m,
+        info.block_n, info.stages, info.q_in_regs ? "regs" : "smem", info.smem_bytes / 1024, res->registers,
+        res->local_bytes, res->blocks_per_sm);
     BENCH_CHECK(cudaMemcpy(out.data(), p.o, count * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
-    std::printf("CHECK %s H=%d N=%d d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n", name.c_str(),
-                heads, n, d, SampledError(q, k, v, out, heads, n, d, scale));
+    std::printf("CHECK %s H=%d N=%d d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n", name.c_str(), heads,
+                n, d, SampledError(q, k, v, out, heads, n, d, scale));
     std::fflush(stdout);
   }
   be.ResetArena();
@@ -250,15 +251,18 @@ void BenchGemmBf16(CudaBackend& be, int m, int n, int k, int iters) {
   be.ResetArena();
 }
 
-void BenchLinearTf32(CudaBackend& be, int m, int n, int k, int iters) {
-  auto x = be.Alloc(DType::kF32, {m, k}), w = be.Alloc(DType::kF32, {n, k}), b = be.Alloc(DType::kF32, {n});
+// Backend::linear with f32 x and y (the engine's activations) and w float32 (TF32 tensor cores) or
+// BF16 as stored (x rounded to bf16 by linear, then a bf16 GEMM): the engine's two paths.
+void BenchLinear(CudaBackend& be, DType w_dtype, int m, int n, int k, int iters) {
+  auto x = be.Alloc(DType::kF32, {m, k}), w = be.Alloc(w_dtype, {n, k}), b = be.Alloc(DType::kF32, {n});
   auto y = be.Alloc(DType::kF32, {m, n});
   BENCH_CHECK(x.ok() && w.ok() && b.ok() && y.ok());
   for (const Tensor* t : {&*x, &*w, &*b}) BENCH_CHECK(cudaMemset(t->data, 0, t->nbytes()) == cudaSuccess);
   Tensor out = *y;
   const double ms = HostMs(
       be, [&] { be.linear(*x, *w, &*b, out); }, iters);
-  std::printf("RESULT linear_backend_tf32 M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, ms,
+  std::printf("RESULT %s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n",
+              w_dtype == DType::kBF16 ? "linear_backend_bf16w" : "linear_backend_tf32", m, n, k, ms,
               2.0 * m * double(n) * k / ms / 1e9);
   be.ResetArena();
 }
@@ -290,6 +294,7 @@ int main(int argc, char** argv) {
   const int tokens = 32760, dim = 1536, ffn = 8960;
   const int shapes[][3] = {{tokens, 3 * dim, dim}, {tokens, dim, dim}, {tokens, ffn, dim}, {tokens, dim, ffn}};
   for (const auto& s : shapes) BenchGemmBf16(be, s[0], s[1], s[2], iters * 2);
-  for (const auto& s : shapes) BenchLinearTf32(be, s[0], s[1], s[2], iters);
+  for (const auto& s : shapes) BenchLinear(be, DType::kF32, s[0], s[1], s[2], iters);
+  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, s[0], s[1], s[2], iters);
   return 0;
 }
