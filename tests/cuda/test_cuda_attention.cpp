@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -233,6 +234,39 @@ TEST_F(CudaAttention, FlashLongSequenceMatchesReference) {
   const std::vector<Flash> flash = EveryConfig(128, owned);
   ASSERT_FALSE(flash.empty());
   CheckFlash({4096, 4096, 2, 128, true}, flash);
+}
+
+// When the arena cannot hold every head's bf16 q/k/v, attention converts and runs the heads in
+// groups (here 2 + 1 of 3). Each head's work is the same either way, so the result must be bit for
+// bit that of the roomy backend, which FlashMatchesReference holds to the reference. The inputs
+// live outside the arena (NewBuffer): a 64 MiB arena keeps 32 MiB for cuBLASLt, leaving room for
+// two heads of 12 MiB.
+TEST_F(CudaAttention, FlashInHeadGroupsWhenTheArenaIsSmall) {
+  constexpr int64_t n = 32768, heads = 3, dh = 64;
+  CudaOptions o = DefaultOptions();
+  o.arena_bytes = size_t{64} << 20;
+  auto small = Make(o);
+  ASSERT_TRUE(small);
+  const HostBuffer host = Random(rng_, static_cast<size_t>(n * heads * dh));
+  auto q = cuda_->NewBuffer(DType::kF32, {n, heads, dh});
+  auto o_roomy = cuda_->NewBuffer(DType::kF32, {n, heads, dh});
+  auto q_small = small->NewBuffer(DType::kF32, {n, heads, dh});
+  auto o_small = small->NewBuffer(DType::kF32, {n, heads, dh});
+  ASSERT_TRUE(q.ok() && o_roomy.ok() && q_small.ok() && o_small.ok());
+  ASSERT_TRUE(cuda_->CopyToBackend(host.view({n, heads, dh}), q->tensor).ok());
+  ASSERT_TRUE(small->CopyToBackend(host.view({n, heads, dh}), q_small->tensor).ok());
+  const float scale = 0.125f;
+  cuda_->attention(q->tensor, q->tensor, q->tensor, scale, o_roomy->tensor);
+  small->attention(q_small->tensor, q_small->tensor, q_small->tensor, scale, o_small->tensor);
+  const HostBuffer roomy(host.size()), grouped(host.size());
+  ASSERT_TRUE(cuda_->CopyToHost(o_roomy->tensor, roomy.view({n, heads, dh})).ok());
+  ASSERT_TRUE(small->CopyToHost(o_small->tensor, grouped.view({n, heads, dh})).ok());
+  Status st = cuda_->Synchronize();
+  ASSERT_TRUE(st.ok()) << st.message();
+  st = small->Synchronize();
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_GT(test::Rms(roomy.view({n, heads, dh})), 0.0);
+  EXPECT_EQ(std::memcmp(roomy.data(), grouped.data(), host.size() * sizeof(float)), 0);
 }
 
 TEST_F(CudaAttention, FlashConfigIsChosenByName) {

@@ -40,9 +40,9 @@ template <int kHeadDim_, int kWarps_, int kMTiles_, int kBlockN_, int kStages_, 
 struct Traits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kWarps = kWarps_;
-  static constexpr int kMTiles = kMTiles_;  // m16 row tiles per warp
-  static constexpr int kBlockN = kBlockN_;  // keys per main-loop step
-  static constexpr int kStages = kStages_;  // K/V tiles in the ring: load tile j + kStages − 1 during j
+  static constexpr int kMTiles = kMTiles_;             // m16 row tiles per warp
+  static constexpr int kBlockN = kBlockN_;             // keys per main-loop step
+  static constexpr int kStages = kStages_;             // K/V tiles in the ring: load tile j + kStages − 1 during j
   static constexpr int kGroupsInFlight = kStages - 2;  // cp.async groups a step may leave pending
   static constexpr bool kQInRegs = kQInRegs_;
 
@@ -110,15 +110,16 @@ struct Candidates<32> {
 
 template <>
 struct Candidates<64> {
-  using List = TypeList<Traits<64, 8, 1, 128, 2, true>,  // 16 rows per warp, Q in registers
-                        Traits<64, 4, 2, 64, 2, false>>; // 32 rows per warp, Q from shared memory
+  using List = TypeList<Traits<64, 8, 1, 128, 2, true>,   // 16 rows per warp, Q in registers
+                        Traits<64, 4, 2, 64, 2, false>>;  // 32 rows per warp, Q from shared memory
   // H100, 2026-11-25 (bench/RESULTS.md): 235.6 vs 231.0 TFLOP/s at H=24 N=4608.
   static constexpr int kDefault = 1;
 };
 
 // hd 128. FlashAttention-2's sm_90 tile (128 × 64 keys, 4 warps × 32 rows, Q from shared memory)
-// needs O (128) + S (64) accumulator registers and spills 48 bytes at 255 here, so the 32-row
-// warps take 32 keys per step (FA2's sm_8x tile) and a three-deep ring to cover the shorter steps.
+// needs O (128) + S (64) accumulator registers; it spilled 40-48 bytes at 255 until the rescale of
+// O became conditional (2026-11-26), so the 32-row warps first took 32 keys per step (FA2's sm_8x
+// tile), with a three-deep ring to cover the shorter steps.
 template <>
 struct Candidates<128> {
   using List = TypeList<
@@ -130,12 +131,17 @@ struct Candidates<128> {
       Traits<128, 4, 2, 32, 3, false>,
       // The same with a two-deep ring (64 KB): does the third stage pay?
       Traits<128, 4, 2, 32, 2, false>,
+      // FlashAttention-2's sm_80/sm_90 tile: 64 keys per step halve the barriers and row
+      // reductions per key. Fits 255 registers without spills since the rescale of O became
+      // conditional (SoftmaxStep). 96 KB, 2 blocks per SM.
+      Traits<128, 4, 2, 64, 2, false>,
       // 8 warps × 32 rows = 256 queries per block: half the K/V traffic from L2 per query of
       // the 4-warp tile, one block per SM (112 KB).
       Traits<128, 8, 2, 32, 3, false>>;
-  // H100, 2026-11-25 (bench/RESULTS.md), TFLOP/s at N=32760 / N=4608: w8x1 304.6 / 278.4,
-  // w4x2_k32_s3 314.7 / 256.0, w4x2_k32_s2 313.2 / 285.9, w8x2 296.5 / 242.3.
-  static constexpr int kDefault = 2;
+  // H200, 2026-11-26 (bench/RESULTS.md), TFLOP/s at N=32760 / N=4608 (SDPA flash 354.2 / 287.5):
+  // w8x1 305.2 / 283.0, w4x2_k32_s3 336.8 / 300.8, w4x2_k32_s2 336.7 / 299.6,
+  // w4x2_k64_s2 374.9 / 348.3, w8x2 312.1 / 251.5.
+  static constexpr int kDefault = 3;
 };
 
 // The configuration at kIndex of a list; DefaultTraits<hd>: the default of a head dim.
@@ -371,9 +377,15 @@ DS_HD uint32_t PackBf16x2(float lo, float hi) {
 
 constexpr float kNegInf = -__builtin_huge_valf();
 
+// On the device one MUFU instruction, as FlashAttention gets from --use_fast_math: exp2f alone
+// adds a range fix-up around it for subnormal results, which cost issue slots in the softmax (the
+// kernel's second-busiest path after the MMAs); flushing them to zero changes nothing here, since
+// P is rounded to bf16 and summed against a row maximum of 1.
 DS_HD float Exp2(float x) {
 #if defined(__CUDA_ARCH__)
-  return exp2f(x);
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 #else
   return std::exp2(x);
 #endif
@@ -409,32 +421,55 @@ DS_HD void RowMax(const float (&s)[T::kSTiles][4], float (&out)[2]) {
   }
 }
 
-// Factor that moves a sum taken against `old_max` onto `new_max` (both in log2 units).
-DS_HD float Rescale(float old_max, float new_max) { return old_max == kNegInf ? 0.0f : Exp2(old_max - new_max); }
+// Factor that moves a sum taken against `old_max` onto `new_max` (both in log2 units): exactly 1
+// when the max did not move (so skipping the multiplication by it changes no bit).
+DS_HD float Rescale(float old_max, float new_max) {
+  if (old_max == new_max) return 1.0f;
+  return old_max == kNegInf ? 0.0f : Exp2(old_max - new_max);
+}
+
+// Whether any lane of the warp needs its O rows rescaled; one lane's own answer off the device,
+// where the emulation runs lanes one at a time (skipping a factor of exactly 1 is exact either way).
+DS_HD bool AnyLane(bool v) {
+#if defined(__CUDA_ARCH__)
+  return __any_sync(0xffffffffu, v);
+#else
+  return v;
+#endif
+}
 
 // One key tile: given the quad-reduced raw row maxima of this tile, rescale O and the partial sums
 // to the new running max, and replace the scores by p = exp2(score·scale_log2 − max) in place.
+// A row's max stops moving after the first few tiles, so the warp skips rescaling O (64 of the
+// step's multiplies per row tile, as many as its softmax) whenever none of its rows' maxima moved:
+// at N = 32 760 that is ~85 % of the tiles.
 template <class T>
 DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], SoftmaxState& st,
                        const float (&tile_max)[2], float scale_log2) {
+  float alpha[2], ref[2];
   DS_UNROLL
   for (int h = 0; h < 2; ++h) {
     const float new_max = Max(st.max[h], tile_max[h] * scale_log2);
     // Only −inf while every key seen so far is masked (never after a valid one): subtract 0 then.
-    const float ref = new_max == kNegInf ? 0.0f : new_max;
-    const float alpha = Rescale(st.max[h], ref);
+    ref[h] = new_max == kNegInf ? 0.0f : new_max;
+    alpha[h] = Rescale(st.max[h], ref[h]);
     st.max[h] = new_max;
-    st.sum[h] *= alpha;
+    st.sum[h] *= alpha[h];
+  }
+  if (AnyLane(alpha[0] != 1.0f || alpha[1] != 1.0f)) {
     DS_UNROLL
     for (int dt = 0; dt < T::kOTiles; ++dt) {
-      o[dt][2 * h] *= alpha;
-      o[dt][2 * h + 1] *= alpha;
+      DS_UNROLL
+      for (int i = 0; i < 4; ++i) o[dt][i] *= alpha[i >> 1];
     }
+  }
+  DS_UNROLL
+  for (int h = 0; h < 2; ++h) {
     DS_UNROLL
     for (int nt = 0; nt < T::kSTiles; ++nt) {
       DS_UNROLL
       for (int i = 2 * h; i < 2 * h + 2; ++i) {
-        s[nt][i] = Exp2(s[nt][i] * scale_log2 - ref);
+        s[nt][i] = Exp2(s[nt][i] * scale_log2 - ref[h]);
         st.sum[h] += s[nt][i];
       }
     }
