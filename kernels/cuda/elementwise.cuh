@@ -18,8 +18,8 @@ Status Activate(const Context& ctx, const Tensor& x, Activation act);
 // element.
 Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, float scale);
 
-// dst[M·D] (BF16, contiguous) = x[M, D] (F32 rows of any stride) rounded to nearest even: a GEMM
-// operand for BF16 weights.
+// dst[M·D] (BF16, contiguous) = x[..., D] (F32 rows of any strides) rounded to nearest even: a
+// GEMM operand for BF16 weights, attention's bf16 q/k/v.
 Status NarrowToBf16(const Context& ctx, const Tensor& x, void* dst);
 
 }  // namespace ds::cuda

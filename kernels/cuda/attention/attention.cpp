@@ -3,12 +3,27 @@
 #include <algorithm>
 
 #include "kernels/cuda/attention/naive_attention.cuh"
-#include "kernels/cuda/attention/to_bf16.cuh"
+#include "kernels/cuda/elementwise.cuh"
 
 namespace ds::cuda {
 namespace {
 
 int64_t FloatStride(const Tensor& t, int dim) { return t.strides[dim] / static_cast<int64_t>(sizeof(float)); }
+
+// Heads [h0, h0 + count) of an f32 x[N, H, dh] view (any token and head strides) as a contiguous
+// bf16 [N, count, dh] buffer: the input format of the flash kernel. When the heads are contiguous
+// within a token (q/k/v as [N, H·dh] rows, strided or not), each token's heads are one row.
+Status HeadsToBf16(const Context& ctx, const Tensor& x, int64_t h0, int64_t count, void* out) {
+  Tensor heads = x;
+  heads.shape[1] = count;
+  heads.data = static_cast<char*>(x.data) + h0 * x.strides[1];
+  if (x.strides[2] == 4 && x.strides[1] == x.shape[2] * 4) {
+    heads.ndim = 2;
+    heads.shape[1] = count * x.shape[2];
+    heads.strides[1] = 4;
+  }
+  return NarrowToBf16(ctx, heads, out);
+}
 
 bool OutputFitsFlash(const Tensor& o) {
   return reinterpret_cast<uintptr_t>(o.data) % 8 == 0 && o.strides[0] % 8 == 0 && o.strides[1] % 8 == 0;
@@ -43,9 +58,9 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
 
   for (int64_t h0 = 0; h0 < heads; h0 += group) {
     const int64_t count = std::min(group, heads - h0);
-    DS_TRY(HeadsToBf16(ctx, q, h0, count, static_cast<uint16_t*>(qb)));
-    DS_TRY(HeadsToBf16(ctx, k, h0, count, static_cast<uint16_t*>(kb)));
-    DS_TRY(HeadsToBf16(ctx, v, h0, count, static_cast<uint16_t*>(vb)));
+    DS_TRY(HeadsToBf16(ctx, q, h0, count, qb));
+    DS_TRY(HeadsToBf16(ctx, k, h0, count, kb));
+    DS_TRY(HeadsToBf16(ctx, v, h0, count, vb));
     flash::Params p;
     p.q = qb;
     p.k = kb;
