@@ -3,8 +3,9 @@
 // cross PCIe per forward). Run by bench/gpu_check.sh on a GPU machine:
 //
 //   1. parity: the tiny fixture transformer (tests/fixtures/wan/tiny/transformer), one forward on
-//      the reference backend (float64-accumulating host code) and one on the CUDA backend (TF32
-//      GEMMs, bf16 flash attention), same inputs: "CHECK wan_tiny_cuda_vs_reference rel_rms=…";
+//      the reference backend (float64-accumulating host code) and one on the CUDA backend (the
+//      fixture is BF16: bf16 GEMMs on its matrices as stored, the FFN's hidden rows in bf16, bf16
+//      flash attention), same inputs: "CHECK wan_tiny_cuda_vs_reference rel_rms=…";
 //      exit 1 when the relative RMS difference exceeds 2e-2 or anything is not finite.
 //   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
 //      512 text rows): a first forward (uploads the weights), then timed forwards:
@@ -82,8 +83,9 @@ int Parity(const std::string& root, ds::CudaBackend& gpu) {
   }
   bool finite = false;
   const double rel = RelRms(got, want, &finite);
-  std::printf("CHECK wan_tiny_cuda_vs_reference rel_rms=%.2e (TF32 GEMMs, bf16 attention; limit 2e-2)%s\n", rel,
-              finite ? "" : " NON-FINITE OUTPUT");
+  std::printf(
+      "CHECK wan_tiny_cuda_vs_reference rel_rms=%.2e (bf16 GEMMs and FFN hidden, bf16 attention; limit 2e-2)%s\n", rel,
+      finite ? "" : " NON-FINITE OUTPUT");
   return finite && rel <= 2e-2 ? 0 : 1;
 }
 

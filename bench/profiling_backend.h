@@ -32,6 +32,11 @@ class ProfilingBackend final : public Backend {
     ++profile.gemm_shapes[{x.shape[0], w.shape[0], w.shape[1]}];
     Time(profile.gemm_s, [&] { inner_->linear(x, w, b, y); });
   }
+  bool LinearAcceptsWeights(DType dtype) const override { return inner_->LinearAcceptsWeights(dtype); }
+  void linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) override {
+    ++profile.gemm_shapes[{x.shape[0], w.shape[0], w.shape[1]}];
+    Time(profile.gemm_s, [&] { inner_->linear_gelu_tanh(x, w, b, y); });
+  }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override {
     profile.attention_flops += 4.0 * q.shape[0] * k.shape[0] * q.shape[1] * q.shape[2];
     Time(profile.attention_s, [&] { inner_->attention(q, k, v, scale, o); });

@@ -42,8 +42,16 @@ class Backend {
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
   // Whether linear takes w in this stored dtype as it is (then x is rounded to it and the products
   // accumulate in f32), so a model need not widen the matrix first. F32 only by default; the CUDA
-  // backend also takes BF16, the dtype of the published checkpoints, at twice TF32's speed.
+  // backend also takes BF16, the dtype of the published checkpoints, at twice TF32's speed. When
+  // it takes BF16 weights, linear and linear_gelu_tanh with a BF16 w also take x and y in BF16:
+  // a model may keep an activation that only GEMMs read (the FFN's hidden rows) in BF16.
   virtual bool LinearAcceptsWeights(DType dtype) const { return dtype == DType::kF32; }
+  // y = gelu_tanh(x · wᵀ + bias), the first half of a feed-forward: one op, so a GPU backend fuses
+  // the activation into the GEMM's epilogue and writes y once.
+  virtual void linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+    linear(x, w, bias, y);
+    gelu_tanh(y);
+  }
 
   // Over the last dim D of x[M, D]: y = (x − mean)/sqrt(var + eps) (· weight + bias when given).
   virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) = 0;

@@ -23,6 +23,10 @@ struct Linear {
   void operator()(Backend& be, const Tensor& x, Tensor& y) const {
     be.linear(x, w, b.data != nullptr ? &b : nullptr, y);
   }
+  // y = gelu_tanh(x·wᵀ + b), one Backend op (a GPU fuses the activation into the GEMM)
+  void GeluTanh(Backend& be, const Tensor& x, Tensor& y) const {
+    be.linear_gelu_tanh(x, w, b.data != nullptr ? &b : nullptr, y);
+  }
 };
 
 class WeightReader {
@@ -47,9 +51,7 @@ inline Tensor Rows(const Tensor& t, int64_t first, int64_t rows) {
 }
 
 // A contiguous [rows, cols] float view.
-inline Tensor Mat(float* data, int64_t rows, int64_t cols) {
-  return Tensor::View(data, DType::kF32, {rows, cols});
-}
+inline Tensor Mat(float* data, int64_t rows, int64_t cols) { return Tensor::View(data, DType::kF32, {rows, cols}); }
 
 // Row r of a [rows, cols] tensor as a [cols] vector.
 inline Tensor Row(const Tensor& t, int64_t r) {

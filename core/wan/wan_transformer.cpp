@@ -164,21 +164,22 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   // 73 MB) to bound its memory; a GPU runs it in one GEMM, faster, unless that one activation would
   // take over an eighth of what the backend can still hold (the 14B's 1.8 GB at 480p on a 24 GB
   // card): then in as many rows as fit that eighth.
+  const DType hidden_dtype = HiddenDType(be);
   if (be.device() == Device::kCpu) {
     ws.ffn_rows = std::min(n, kFfnChunkRows);
   } else {
-    const int64_t row_bytes = static_cast<int64_t>(c.ffn) * static_cast<int64_t>(sizeof(float));
+    const int64_t row_bytes = static_cast<int64_t>(c.ffn) * static_cast<int64_t>(DTypeSize(hidden_dtype));
     const int64_t budget = static_cast<int64_t>(be.WorkingSetBudget());
     ws.ffn_rows = budget == 0 || n * row_bytes <= budget / 8
                       ? n
                       : std::min(n, std::max(kFfnChunkRows, budget / 8 / row_bytes / 256 * 256));
   }
-  auto alloc = [&](BackendBuffer& buf, int64_t rows, int64_t cols) -> Status {
-    DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {rows, cols}));
+  auto alloc = [&](BackendBuffer& buf, int64_t rows, int64_t cols, DType dtype = DType::kF32) -> Status {
+    DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(dtype, {rows, cols}));
     return Status::Ok();
   };
   for (BackendBuffer* buf : {&ws.x, &ws.a, &ws.q, &ws.k, &ws.v, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
-  DS_TRY(alloc(ws.hidden, ws.ffn_rows, c.ffn));
+  DS_TRY(alloc(ws.hidden, ws.ffn_rows, c.ffn, hidden_dtype));
   for (BackendBuffer* buf : {&ws.hid, &ws.ctx, &ws.ck, &ws.cv}) DS_TRY(alloc(*buf, L, d));
   DS_TRY(alloc(ws.patches, n, c.in_channels * pv));
   DS_TRY(alloc(ws.out, n, c.out_channels * pv));
@@ -200,6 +201,19 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   // over instead of running on the buffers that are missing.
   ws.backend = be.id();
   return Status::Ok();
+}
+
+// The FFN's hidden rows only feed fc2. They are kept in BF16 (half the memory and traffic; the
+// rounding PyTorch's bf16 pipeline makes too) where the backend multiplies BF16 weights as stored
+// and every block's fc1 and fc2 are such weights, else in float32.
+DType WanTransformer::HiddenDType(const Backend& be) const {
+  if (!be.LinearAcceptsWeights(DType::kBF16)) return DType::kF32;
+  for (const Block& b : host_.blocks) {
+    const bool bf16 =
+        b.fc1.w.dtype == DType::kBF16 && b.fc2.w.dtype == DType::kBF16 && b.scales[8] == 1.0f && b.scales[9] == 1.0f;
+    if (!bf16) return DType::kF32;
+  }
+  return DType::kBF16;
 }
 
 Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
@@ -370,8 +384,7 @@ void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_blo
   for (int64_t r0 = 0; r0 < n; r0 += ws.ffn_rows) {
     const int64_t rows = std::min(ws.ffn_rows, n - r0);
     Tensor h = Rows(ws.hidden.tensor, 0, rows), fr = Rows(f, r0, rows);
-    b.fc1(be, Rows(a, r0, rows), h);
-    be.gelu_tanh(h);
+    b.fc1.GeluTanh(be, Rows(a, r0, rows), h);
     b.fc2(be, h, fr);
   }
   be.gate_residual(x, mod(5), f);

@@ -72,6 +72,8 @@ class WanTransformer {
 
   WanTransformer();
   Status EnsureGeometry(Backend& be, int T, int H, int W, int text_len);
+  // The dtype of the FFN's hidden rows on `be` (see the definition).
+  DType HiddenDType(const Backend& be) const;
   // The weights in `be`'s memory: the host ones for a host backend, else copies made on first use.
   Result<const Params*> ParamsFor(Backend& be);
   // b itself when its matrices are float32, else the workspace's block of widened copies.

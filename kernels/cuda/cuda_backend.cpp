@@ -73,9 +73,9 @@ class Staging {
  public:
   explicit Staging(cuda::Context& ctx) : ctx_(ctx), scratch_(ctx) {}
 
-  // weight: t may also be a BF16 matrix (linear's w, see Backend::LinearAcceptsWeights).
-  Result<Tensor> In(const Tensor& t, const char* name, bool weight = false) {
-    if (t.dtype != DType::kF32 && !(weight && t.dtype == DType::kBF16)) {
+  // bf16_ok: t may also be BF16 (linear's operands, see Backend::LinearAcceptsWeights).
+  Result<Tensor> In(const Tensor& t, const char* name, bool bf16_ok = false) {
+    if (t.dtype != DType::kF32 && !(bf16_ok && t.dtype == DType::kBF16)) {
       return Error(Code::kInvalidArgument, "{} is {}, the CUDA backend computes in F32", name, DTypeName(t.dtype));
     }
     if (t.device == Device::kCuda || t.numel() == 0) return t;
@@ -90,8 +90,8 @@ class Staging {
 
   // In-place and output tensors: copied in too, so the bytes between a strided view's rows come
   // back unchanged.
-  Result<Tensor> Out(const Tensor& t, const char* name) {
-    DS_ASSIGN_OR_RETURN(Tensor d, In(t, name));
+  Result<Tensor> Out(const Tensor& t, const char* name, bool bf16_ok = false) {
+    DS_ASSIGN_OR_RETURN(Tensor d, In(t, name, bf16_ok));
     if (t.device == Device::kCpu && t.numel() > 0) outputs_.push_back({t, d});
     return d;
   }
@@ -204,18 +204,38 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaOptions& opti
 CudaBackend::CudaBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CudaBackend::~CudaBackend() = default;
 
+namespace {
+
+// linear and linear_gelu_tanh: BF16 w, x and y pass staging (cuda::Linear checks the combination).
+Status StagedLinear(const cuda::Context& ctx, Staging& staging, const Tensor& x, const Tensor& w, const Tensor* bias,
+                    const Tensor& y, bool gelu) {
+  DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "linear x", /*bf16_ok=*/true));
+  DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear w", /*bf16_ok=*/true));
+  Tensor db;
+  if (bias) {
+    DS_ASSIGN_OR_RETURN(db, staging.In(*bias, "linear bias"));
+  }
+  DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "linear y", /*bf16_ok=*/true));
+  return cuda::Linear(ctx, dx, dw, bias ? &db : nullptr, dy, gelu);
+}
+
+}  // namespace
+
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
-  impl_->Run("linear", [&](Staging& staging) -> Status {
-    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "linear x"));
-    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear w", /*weight=*/true));
-    const float* db = nullptr;
-    if (bias) {
-      DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*bias, "linear bias"));
-      db = t.f32();
-    }
-    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "linear y"));
-    return cuda::Linear(impl_->ctx, dx, dw, db, dy);
-  });
+  impl_->Run("linear",
+             [&](Staging& staging) { return StagedLinear(impl_->ctx, staging, x, w, bias, y, /*gelu=*/false); });
+}
+
+// With BF16 weights, cuBLASLt's GELU epilogue (applied to the f32 accumulator, before y is
+// rounded); with f32 weights the separate kernel, as before.
+void CudaBackend::linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  if (w.dtype != DType::kBF16) {
+    linear(x, w, bias, y);
+    gelu_tanh(y);
+    return;
+  }
+  impl_->Run("linear_gelu_tanh",
+             [&](Staging& staging) { return StagedLinear(impl_->ctx, staging, x, w, bias, y, /*gelu=*/true); });
 }
 
 bool CudaBackend::LinearAcceptsWeights(DType dtype) const {

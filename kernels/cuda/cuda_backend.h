@@ -72,6 +72,7 @@ class CudaBackend final : public Backend {
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
   bool LinearAcceptsWeights(DType dtype) const override;
+  void linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
   void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) override;
   void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) override;
   void rms_norm(Tensor& x, const Tensor& weight, float eps) override;

@@ -34,10 +34,13 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
   const cublasOperation_t ta = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  if (g.bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  if (g.bias || g.gelu) {
+    const cublasLtEpilogue_t epilogue =
+        g.gelu ? (g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU) : CUBLASLT_EPILOGUE_BIAS;
     DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-    const cudaDataType_t bias_type = CUDA_R_32F;
+  }
+  if (g.bias) {
+    const cudaDataType_t bias_type = g.d_type;
     DS_CUBLAS_TRY(
         cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
   }
@@ -46,7 +49,7 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
   const uint64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
   DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.a, g.ab_type, a_rows, a_cols, g.lda));
   DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.b, g.ab_type, b_rows, b_cols, g.ldb));
-  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.d, CUDA_R_32F, g.m, g.n, g.ldd));
+  DS_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan.d, g.d_type, g.m, g.n, g.ldd));
 
   cublasLtMatmulPreference_t pref = nullptr;
   DS_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
@@ -87,9 +90,11 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
 
 Status Gemm(const Context& ctx, const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return Status::Ok();
-  const size_t ab_size = g.ab_type == CUDA_R_32F ? 4 : 2;
+  const size_t ab_size = g.ab_type == CUDA_R_32F ? 4 : 2, d_size = g.d_type == CUDA_R_32F ? 4 : 2;
   const uint32_t align_a = Alignment(g.a, g.lda, ab_size), align_b = Alignment(g.b, g.ldb, ab_size),
-                 align_d = Alignment(g.d, g.ldd, 4);
+                 align_d = Alignment(g.d, g.ldd, d_size);
+  const uint32_t variant = uint32_t{ctx.tf32} | (g.ab_type == CUDA_R_16BF ? 2u : 0u) |
+                           (g.d_type == CUDA_R_16BF ? 4u : 0u) | (g.gelu ? 8u : 0u);
   const GemmPlans::Key key{g.trans_a,
                            g.trans_b,
                            g.m,
@@ -101,8 +106,7 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
                            g.bias != nullptr,
                            g.beta != 0.0f,
                            align_a | (align_b << 9) | (align_d << 18),
-                           ctx.tf32,
-                           static_cast<int>(g.ab_type)};
+                           variant};
   auto& slot = ctx.plans->plans[key];
   if (!slot) {
     auto plan = std::make_unique<GemmPlans::Plan>();
@@ -138,7 +142,18 @@ Result<int64_t> RowStride(const Tensor& t, const char* name) {
 // Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ: with x, w, y read as column-major matrices
 // (x is K×M, w is K×N, y is N×M), D = yᵀ, op(A) = wᵀ (A = w, transposed), op(B) = xᵀ (B = x).
 // The bias then runs along D's rows, which is cuBLASLt's bias epilogue.
-Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const float* bias, const Tensor& y) {
+Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, bool gelu) {
+  const bool bf16 = w.dtype == DType::kBF16;
+  if (w.dtype != DType::kF32 && !bf16) {
+    return Error(Code::kInvalidArgument, "CUDA linear: w is {}; F32 and BF16 weights are supported",
+                 DTypeName(w.dtype));
+  }
+  for (const auto& [t, name] : {std::pair{&x, "x"}, std::pair{&y, "y"}}) {
+    if (t->dtype != DType::kF32 && !(bf16 && t->dtype == DType::kBF16)) {
+      return Error(Code::kInvalidArgument, "CUDA linear: {} is {} with {} weights (F32, or BF16 with BF16 weights)",
+                   name, DTypeName(t->dtype), DTypeName(w.dtype));
+    }
+  }
   DS_ASSIGN_OR_RETURN(const int64_t ldx, RowStride(x, "x"));
   DS_ASSIGN_OR_RETURN(const int64_t ldw, RowStride(w, "w"));
   DS_ASSIGN_OR_RETURN(const int64_t ldy, RowStride(y, "y"));
@@ -152,25 +167,30 @@ Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const float*
   g.lda = ldw;
   g.b = x.data;
   g.ldb = ldx;
-  Scratch scratch(ctx);  // x in BF16 for a BF16 w: freed when the GEMM is queued (the stream orders reuse)
-  switch (w.dtype) {
-    case DType::kF32:
-      break;
-    case DType::kBF16: {
-      g.ab_type = CUDA_R_16BF;
+  g.d = y.data;
+  g.ldd = ldy;
+  g.bias = bias ? bias->data : nullptr;
+  g.gelu = gelu;
+  // BF16 copies of x (and of the bias for a BF16 y): freed once the GEMM is queued, since the stream
+  // orders any later use of the memory after it.
+  Scratch scratch(ctx);
+  if (bf16) {
+    g.ab_type = CUDA_R_16BF;
+    if (x.dtype == DType::kF32) {
       DS_ASSIGN_OR_RETURN(void* x16, scratch.Allocate(static_cast<size_t>(xl.count * xl.width) * 2, "linear x (bf16)"));
       DS_TRY(NarrowToBf16(ctx, x, x16));
       g.b = x16;
       g.ldb = xl.width;
-      break;
     }
-    default:
-      return Error(Code::kInvalidArgument, "CUDA linear: w is {}; F32 and BF16 weights are supported",
-                   DTypeName(w.dtype));
+    if (y.dtype == DType::kBF16) {
+      g.d_type = CUDA_R_16BF;
+      if (bias) {
+        DS_ASSIGN_OR_RETURN(void* b16, scratch.Allocate(static_cast<size_t>(bias->numel()) * 2, "linear bias (bf16)"));
+        DS_TRY(NarrowToBf16(ctx, *bias, b16));
+        g.bias = b16;
+      }
+    }
   }
-  g.d = y.f32();
-  g.ldd = ldy;
-  g.bias = bias;
   return Gemm(ctx, g);
 }
 

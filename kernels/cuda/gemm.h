@@ -1,7 +1,8 @@
-// GEMMs through cuBLASLt, in its column-major terms: D[m, n] = op(A)·op(B) (+ bias[m] broadcast
-// over columns) (+ beta·D), D and bias float32; A and B float32 (TF32 or full f32 on the tensor
-// cores) or both BF16 (f32 accumulate). One cached plan (descriptors + heuristic algorithm) per
-// shape, so the steady state issues cublasLtMatmul and nothing else.
+// GEMMs through cuBLASLt, in its column-major terms: D[m, n] = act(op(A)·op(B) (+ bias[m] broadcast
+// over columns)) (+ beta·D). A and B are float32 (TF32 or full f32 on the tensor cores) or both
+// BF16 (f32 accumulate); D and bias are float32, or BF16 after a BF16 product (cuBLASLt's bias has
+// D's type). One cached plan (descriptors + heuristic algorithm) per shape, so the steady state
+// issues cublasLtMatmul and nothing else.
 #pragma once
 
 #include <cublasLt.h>
@@ -24,10 +25,12 @@ struct GemmArgs {
   int64_t lda = 0;  // elements between columns of the stored (column-major) matrix
   const void* b = nullptr;
   int64_t ldb = 0;
-  float* d = nullptr;
+  cudaDataType_t d_type = CUDA_R_32F;  // of D and bias: CUDA_R_32F, or CUDA_R_16BF with BF16 A and B
+  void* d = nullptr;
   int64_t ldd = 0;
-  const float* bias = nullptr;  // [m], fused as the epilogue
-  float beta = 0.0f;            // 1: accumulate into d
+  const void* bias = nullptr;  // [m], fused as the epilogue
+  bool gelu = false;           // tanh-GELU after the bias, in the epilogue
+  float beta = 0.0f;           // 1: accumulate into d
 };
 
 class GemmPlans {
@@ -48,17 +51,21 @@ class GemmPlans {
     ~Plan();
   };
   void Clear();  // destroys the descriptors (before the cuBLASLt handle goes)
-  // Key: transposes, sizes, leading dims, bias or not, beta ≠ 0, operand alignments, TF32, A/B type.
+  // Key: transposes, sizes, leading dims, bias or not, beta ≠ 0, operand alignments, and the
+  // variant (TF32, A/B type, D type, GELU).
   using Key =
-      std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, uint32_t, bool, int>;
+      std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, uint32_t, uint32_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
 Status Gemm(const Context& ctx, const GemmArgs& args);
 
-// y[M, N] = x[M, K]·w[N, K]ᵀ (+ bias[N]); x and y may have row strides (2-D views). w is F32, or
-// BF16 as a checkpoint stores it: then x is rounded to BF16 (into arena scratch) and the GEMM runs
-// on BF16 operands with f32 accumulation, the precision PyTorch's bf16 pipelines compute in.
-Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const float* bias, const Tensor& y);
+// y[M, N] = x[M, K]·w[N, K]ᵀ (+ bias[N]) (then tanh-GELU when `gelu`); x and y may have row strides
+// (2-D views). w is F32, or BF16 as a checkpoint stores it: then the GEMM runs on BF16 operands
+// with f32 accumulation, the precision PyTorch's bf16 pipelines compute in, x may be F32 (rounded
+// to BF16 into arena scratch first) or BF16, and y F32 or BF16 (written by the epilogue). bias is
+// F32 [N] in device memory.
+Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y,
+              bool gelu = false);
 
 }  // namespace ds::cuda

@@ -132,6 +132,137 @@ TEST_F(CudaOps, LinearTakesBf16WeightsAsStored) {
   }
 }
 
+// BF16 host data and its device copy.
+struct Bf16Matrix {
+  std::vector<uint16_t> bits;
+  HostBuffer widened;  // the bf16 values as floats
+  BackendBuffer device;
+};
+
+Bf16Matrix RoundedToBf16(CudaBackend& be, const HostBuffer& values, int64_t rows, int64_t cols) {
+  Bf16Matrix m;
+  m.bits.resize(values.size());
+  m.widened = HostBuffer(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    m.bits[i] = FloatToBFloat16(values.data()[i]);
+    m.widened.data()[i] = BFloat16ToFloat(m.bits[i]);
+  }
+  auto buf = be.NewBuffer(DType::kBF16, {rows, cols});
+  EXPECT_TRUE(buf.ok()) << buf.status().message();
+  if (!buf.ok()) return m;
+  m.device = *buf;
+  EXPECT_TRUE(be.CopyToBackend(Tensor::View(m.bits.data(), DType::kBF16, {rows, cols}), m.device.tensor).ok());
+  return m;
+}
+
+HostBuffer FetchBf16(CudaBackend& be, const Tensor& device, int64_t rows, int64_t cols) {
+  std::vector<uint16_t> bits(static_cast<size_t>(rows * cols));
+  EXPECT_TRUE(be.CopyToHost(device, Tensor::View(bits.data(), DType::kBF16, {rows, cols})).ok());
+  HostBuffer out(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) out.data()[i] = BFloat16ToFloat(bits[i]);
+  return out;
+}
+
+// The FFN's path on the GPU: fc1 = linear_gelu_tanh with BF16 w and a BF16 y (cuBLASLt's
+// GELU_BIAS epilogue; the bias is rounded to BF16, the type cuBLASLt requires for a BF16 D), then
+// fc2 = linear on that BF16 x. The reference computes in f32 on the same rounded operands; y's own
+// rounding to bf16 (2⁻⁹ relative) bounds the first comparison, the second has f32 output.
+TEST_F(CudaOps, LinearGeluWritesBf16AndLinearReadsIt) {
+  for (const LinearCase& c : {LinearCase{33, 64, 48, true, 0, 0}, LinearCase{300, 1536, 512, true, 0, 0},
+                              LinearCase{129, 96, 256, false, 0, 0}}) {
+    SCOPED_TRACE("m " + std::to_string(c.m) + " k " + std::to_string(c.k) + " n " + std::to_string(c.n));
+    const HostBuffer xb = Random(rng_, static_cast<size_t>(c.m * c.k));
+    const HostBuffer w1 = Random(rng_, static_cast<size_t>(c.n * c.k)), b1 = Random(rng_, static_cast<size_t>(c.n));
+    const HostBuffer w2 = Random(rng_, static_cast<size_t>(c.k * c.n)), b2 = Random(rng_, static_cast<size_t>(c.k));
+    const Bf16Matrix w1_16 = RoundedToBf16(*cuda_, w1, c.n, c.k), w2_16 = RoundedToBf16(*cuda_, w2, c.k, c.n);
+    HostBuffer x_r(xb.size()), b1_r(b1.size());
+    for (size_t i = 0; i < xb.size(); ++i) x_r.data()[i] = BFloat16ToFloat(FloatToBFloat16(xb.data()[i]));
+    for (size_t i = 0; i < b1.size(); ++i) b1_r.data()[i] = BFloat16ToFloat(FloatToBFloat16(b1.data()[i]));
+
+    // Reference: h = gelu_tanh(x_r·w1ᵀ + b1_r), then f = bf16(h)·w2ᵀ + b2.
+    const HostBuffer h_want(static_cast<size_t>(c.m * c.n)), f_want(static_cast<size_t>(c.m * c.k));
+    Tensor hw = h_want.view({c.m, c.n}), fw = f_want.view({c.m, c.k});
+    const Tensor b1v = b1_r.view({c.n}), b2v = b2.view({c.k});
+    ref_.linear(x_r.view({c.m, c.k}), w1_16.widened.view({c.n, c.k}), c.bias ? &b1v : nullptr, hw);
+    ref_.gelu_tanh(hw);
+
+    auto h_dev = cuda_->NewBuffer(DType::kBF16, {c.m, c.n});
+    ASSERT_TRUE(h_dev.ok()) << h_dev.status().message();
+    DS_MIRROR(dx, *cuda_, xb);
+    DS_MIRROR(db1, *cuda_, b1);
+    const Tensor db1_view = db1(b1.view({c.n}));
+    cuda_->linear_gelu_tanh(dx(xb.view({c.m, c.k})), w1_16.device.tensor, c.bias ? &db1_view : nullptr, h_dev->tensor);
+    const HostBuffer h_got = FetchBf16(*cuda_, h_dev->tensor, c.m, c.n);
+    Status s = cuda_->Synchronize();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(h_got.view({c.m, c.n}), hw, 1e-2)) << "linear_gelu_tanh, BF16 y";
+
+    // fc2 on the BF16 hidden rows the GPU wrote, against the reference on the same values.
+    ref_.linear(h_got.view({c.m, c.n}), w2_16.widened.view({c.k, c.n}), c.bias ? &b2v : nullptr, fw);
+    const HostBuffer f_got_b = Poisoned(static_cast<size_t>(c.m * c.k));
+    DS_MIRROR(db2, *cuda_, b2);
+    DS_MIRROR(df, *cuda_, f_got_b);
+    const Tensor db2_view = db2(b2v);
+    Tensor df_view = df(f_got_b.view({c.m, c.k}));
+    cuda_->linear(h_dev->tensor, w2_16.device.tensor, c.bias ? &db2_view : nullptr, df_view);
+    s = df.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(f_got_b.view({c.m, c.k}), fw, kBf16OperandsRtol)) << "linear, BF16 x";
+
+    // linear_gelu_tanh into float32: only the GELU form and the sum order differ from the reference.
+    const HostBuffer h32_b = Poisoned(static_cast<size_t>(c.m * c.n));
+    const HostBuffer h32_want(h32_b.size());
+    Tensor h32w = h32_want.view({c.m, c.n});
+    const Tensor b1_full = b1.view({c.n});
+    ref_.linear(x_r.view({c.m, c.k}), w1_16.widened.view({c.n, c.k}), c.bias ? &b1_full : nullptr, h32w);
+    ref_.gelu_tanh(h32w);
+    DS_MIRROR(dh32, *cuda_, h32_b);
+    Tensor dh32_view = dh32(h32_b.view({c.m, c.n}));
+    cuda_->linear_gelu_tanh(dx(xb.view({c.m, c.k})), w1_16.device.tensor, c.bias ? &db1_view : nullptr, dh32_view);
+    s = dh32.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(h32_b.view({c.m, c.n}), h32w, 2e-3)) << "linear_gelu_tanh, f32 y";
+  }
+}
+
+// With float32 weights linear_gelu_tanh is linear then the GELU kernel, in TF32.
+TEST_F(CudaOps, LinearGeluWithF32WeightsMatchesReference) {
+  const LinearCase c{77, 512, 300, true, 4, 2};
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(c.m * (c.k + c.x_pad)));
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(c.n * c.k)), bb = Random(rng_, static_cast<size_t>(c.n));
+  const HostBuffer want_b = Poisoned(static_cast<size_t>(c.m * c.n));
+  const HostBuffer got_b = Poisoned(static_cast<size_t>(c.m * (c.n + c.y_pad)));
+  const Tensor x = Strided(xb.data(), {c.m, c.k}, c.k + c.x_pad), w = wb.view({c.n, c.k}), b = bb.view({c.n});
+  Tensor want = want_b.view({c.m, c.n}), got = Strided(got_b.data(), {c.m, c.n}, c.n + c.y_pad);
+  ref_.linear(x, w, &b, want);
+  ref_.gelu_tanh(want);
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(dw, *cuda_, wb);
+  DS_MIRROR(db, *cuda_, bb);
+  DS_MIRROR(dy, *cuda_, got_b);
+  const Tensor db_view = db(b);
+  Tensor dy_view = dy(got);
+  cuda_->linear_gelu_tanh(dx(x), dw(w), &db_view, dy_view);
+  const Status s = dy.Fetch();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(AllClose(got, want, kTf32Rtol));
+  EXPECT_TRUE(UntouchedOutside(got_b, got));
+}
+
+// BF16 activations go only with BF16 weights: anything else is an error naming the operand.
+TEST_F(CudaOps, Bf16ActivationsWithF32WeightsAreAnError) {
+  const HostBuffer wb = Random(rng_, 16 * 8), xb = Random(rng_, 4 * 16);
+  auto y16 = cuda_->NewBuffer(DType::kBF16, {4, 8});
+  ASSERT_TRUE(y16.ok());
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(dw, *cuda_, wb);
+  cuda_->linear(dx(xb.view({4, 16})), dw(wb.view({8, 16})), nullptr, y16->tensor);
+  const Status s = cuda_->Synchronize();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("y is BF16 with F32 weights"), std::string::npos) << s.message();
+}
+
 TEST_F(CudaOps, FullF32BackendWidensBf16Weights) {
   CudaOptions o = DefaultOptions();
   o.tf32 = false;

@@ -108,7 +108,7 @@ Net Build(CudaBackend& be, const Shape& s) {
   n.x = Random(be, rng, {s.tokens, s.dim}, 1.0f);
   n.ctx = Random(be, rng, {s.text, s.dim}, 1.0f);
   for (Tensor* t : {&n.a, &n.q, &n.k, &n.v, &n.o, &n.f}) *t = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
-  n.hidden = Take(be.Alloc(DType::kF32, {s.tokens, s.ffn}), "alloc");
+  n.hidden = Take(be.Alloc(DType::kBF16, {s.tokens, s.ffn}), "alloc");  // as the engine keeps it (HiddenDType)
   n.ck = Take(be.Alloc(DType::kF32, {s.text, s.dim}), "alloc");
   n.cv = Take(be.Alloc(DType::kF32, {s.text, s.dim}), "alloc");
   // RoPE angles of the 21×30×52 grid, split 44/42/42 over the head's 64 pairs (as the engine does).
@@ -181,10 +181,8 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   after("residual");
   be.layer_norm_modulate(n.x, Row(n.mod, 3, d), Row(n.mod, 4, d), eps, n.a);
   after("norm+modulate");
-  be.linear(n.a, n.fc1_w, &n.fc1_b, n.hidden);
-  after("linear");
-  be.gelu_tanh(n.hidden);
-  after("gelu");
+  be.linear_gelu_tanh(n.a, n.fc1_w, &n.fc1_b, n.hidden);  // GELU in the GEMM's epilogue, hidden in BF16
+  after("linear+gelu");
   be.linear(n.hidden, n.fc2_w, &n.fc2_b, n.f);
   after("linear");
   be.gate_residual(n.x, Row(n.mod, 5, d), n.f);
