@@ -24,4 +24,4 @@ ldd "$BUILD/bench/bench_clip" "$BUILD/bench/make_random_wan" | awk '$2 == "=>" &
   while read -r lib; do cp -L "$lib" "$STAGE/e2e/lib/"; done
 strip "$STAGE"/e2e/bench_clip "$STAGE"/e2e/make_random_wan "$STAGE"/e2e/lib/libditstream.so.* 2>/dev/null || true
 tar -C "$STAGE" -cJf "$OUT" e2e
-echo "packed $(ls "$STAGE/e2e/lib" | wc -l) libraries and 2 programs into $OUT ($(du -h "$OUT" | cut -f1))"
+echo "packed $(find "$STAGE/e2e/lib" -type f | wc -l) libraries and 2 programs into $OUT ($(du -h "$OUT" | cut -f1))"
