@@ -1,5 +1,7 @@
 #include "kernels/cuda/gemm.h"
 
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/row_layout.h"
@@ -158,6 +160,10 @@ Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor
   DS_ASSIGN_OR_RETURN(const int64_t ldw, RowStride(w, "w"));
   DS_ASSIGN_OR_RETURN(const int64_t ldy, RowStride(y, "y"));
   const RowLayout xl = RowsOf(x), wl = RowsOf(w);
+  if (bias && (bias->dtype != DType::kF32 || !bias->contiguous() || bias->numel() != wl.count)) {
+    return Error(Code::kInvalidArgument, "CUDA linear: the bias must be {} contiguous F32 values, not {} {}", wl.count,
+                 DTypeName(bias->dtype), bias->shape_string());
+  }
   GemmArgs g;
   g.trans_a = true;
   g.m = wl.count;  // N
@@ -171,27 +177,48 @@ Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor
   g.ldd = ldy;
   g.bias = bias ? bias->data : nullptr;
   g.gelu = gelu;
-  // BF16 copies of x (and of the bias for a BF16 y): freed once the GEMM is queued, since the stream
-  // orders any later use of the memory after it.
+  if (!bf16) return Gemm(ctx, g);
+
+  // BF16 weights. Scratch (the bias in BF16 for a BF16 y, x in BF16 for an F32 x) goes back to the
+  // arena once the GEMMs are queued: the stream orders any later use of the memory after them.
   Scratch scratch(ctx);
-  if (bf16) {
-    g.ab_type = CUDA_R_16BF;
-    if (x.dtype == DType::kF32) {
-      DS_ASSIGN_OR_RETURN(void* x16, scratch.Allocate(static_cast<size_t>(xl.count * xl.width) * 2, "linear x (bf16)"));
-      DS_TRY(NarrowToBf16(ctx, x, x16));
-      g.b = x16;
-      g.ldb = xl.width;
-    }
-    if (y.dtype == DType::kBF16) {
-      g.d_type = CUDA_R_16BF;
-      if (bias) {
-        DS_ASSIGN_OR_RETURN(void* b16, scratch.Allocate(static_cast<size_t>(bias->numel()) * 2, "linear bias (bf16)"));
-        DS_TRY(NarrowToBf16(ctx, *bias, b16));
-        g.bias = b16;
-      }
+  g.ab_type = CUDA_R_16BF;
+  if (y.dtype == DType::kBF16) {
+    g.d_type = CUDA_R_16BF;
+    if (bias) {
+      DS_ASSIGN_OR_RETURN(void* b16, scratch.Allocate(static_cast<size_t>(bias->numel()) * 2, "linear bias (bf16)"));
+      DS_TRY(NarrowToBf16(ctx, *bias, b16));
+      g.bias = b16;
     }
   }
-  return Gemm(ctx, g);
+  if (x.dtype == DType::kBF16 || xl.count == 0) return Gemm(ctx, g);
+  // F32 x is rounded to BF16 in blocks of rows that fit the free arena (all of them, normally; the
+  // arena holds only op scratch, so a 14B's FFN rows may not fit at once), each block's GEMM right
+  // after its rounding.
+  const size_t row_bytes = static_cast<size_t>(xl.width) * 2, slack = 2 * Arena::kAlign;
+  const size_t free_bytes = ctx.arena->capacity() - ctx.arena->used();
+  const int64_t block =
+      std::min<int64_t>(xl.count, free_bytes > slack ? static_cast<int64_t>((free_bytes - slack) / row_bytes) : 0);
+  if (block == 0) {
+    return Error(Code::kOutOfMemory, "CUDA linear: one bf16 row of x ({} bytes) does not fit the arena ({} free)",
+                 row_bytes, free_bytes);
+  }
+  DS_ASSIGN_OR_RETURN(void* x16, scratch.Allocate(static_cast<size_t>(block) * row_bytes, "linear x (bf16)"));
+  g.b = x16;
+  g.ldb = xl.width;
+  const size_t y_row_bytes = static_cast<size_t>(ldy) * DTypeSize(y.dtype);
+  for (int64_t r0 = 0; r0 < xl.count; r0 += block) {
+    const int64_t rows = std::min(block, xl.count - r0);
+    // Rows [r0, r0 + rows) of x as a 2-D view (x's row stride is uniform: RowStride checked it).
+    Tensor xr = Tensor::View(static_cast<char*>(x.data) + static_cast<size_t>(r0 * ldx) * 4, DType::kF32,
+                             {rows, xl.width}, x.device);
+    xr.strides[0] = ldx * 4;
+    DS_TRY(NarrowToBf16(ctx, xr, x16));
+    g.n = rows;
+    g.d = static_cast<char*>(y.data) + static_cast<size_t>(r0) * y_row_bytes;
+    DS_TRY(Gemm(ctx, g));
+  }
+  return Status::Ok();
 }
 
 }  // namespace ds::cuda

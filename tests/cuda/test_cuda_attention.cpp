@@ -247,6 +247,9 @@ TEST_F(CudaAttention, FlashInHeadGroupsWhenTheArenaIsSmall) {
   o.arena_bytes = size_t{64} << 20;
   auto small = Make(o);
   ASSERT_TRUE(small);
+  const size_t per_head = 3 * n * dh * 2, free_bytes = (size_t{64} << 20) - small->arena_used();
+  ASSERT_LT(free_bytes / per_head, static_cast<size_t>(heads)) << "the arena must not hold every head at once";
+  ASSERT_GE(free_bytes / per_head, 1u);
   const HostBuffer host = Random(rng_, static_cast<size_t>(n * heads * dh));
   auto q = cuda_->NewBuffer(DType::kF32, {n, heads, dh});
   auto o_roomy = cuda_->NewBuffer(DType::kF32, {n, heads, dh});

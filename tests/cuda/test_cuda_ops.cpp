@@ -168,8 +168,9 @@ HostBuffer FetchBf16(CudaBackend& be, const Tensor& device, int64_t rows, int64_
 // fc2 = linear on that BF16 x. The reference computes in f32 on the same rounded operands; y's own
 // rounding to bf16 (2⁻⁹ relative) bounds the first comparison, the second has f32 output.
 TEST_F(CudaOps, LinearGeluWritesBf16AndLinearReadsIt) {
+  // 47: a BF16 y whose rows are 94 bytes apart (2-byte aligned for cuBLASLt)
   for (const LinearCase& c : {LinearCase{33, 64, 48, true, 0, 0}, LinearCase{300, 1536, 512, true, 0, 0},
-                              LinearCase{129, 96, 256, false, 0, 0}}) {
+                              LinearCase{129, 96, 256, false, 0, 0}, LinearCase{20, 32, 47, true, 0, 0}}) {
     SCOPED_TRACE("m " + std::to_string(c.m) + " k " + std::to_string(c.k) + " n " + std::to_string(c.n));
     const HostBuffer xb = Random(rng_, static_cast<size_t>(c.m * c.k));
     const HostBuffer w1 = Random(rng_, static_cast<size_t>(c.n * c.k)), b1 = Random(rng_, static_cast<size_t>(c.n));
@@ -225,6 +226,69 @@ TEST_F(CudaOps, LinearGeluWritesBf16AndLinearReadsIt) {
   }
 }
 
+// F32 x with BF16 weights is rounded into arena scratch in blocks of rows that fit: a 64 MiB arena
+// (32 MiB of it cuBLASLt's workspace) takes an 8192 × 4096 x (64 MiB in bf16) in ~4 blocks. The
+// operands live outside the arena (NewBuffer).
+TEST_F(CudaOps, LinearRoundsXInRowBlocksWhenTheArenaIsSmall) {
+  constexpr int64_t m = 8192, k = 4096, n = 24;
+  CudaOptions o = DefaultOptions();
+  o.arena_bytes = size_t{64} << 20;
+  auto small = Make(o);
+  ASSERT_TRUE(small);
+  const size_t free_bytes = (size_t{64} << 20) - small->arena_used();
+  ASSERT_LT(free_bytes, static_cast<size_t>(m * k * 2)) << "the test needs x not to fit the arena at once";
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
+  const HostBuffer bb = Random(rng_, static_cast<size_t>(n));
+  const Bf16Matrix w16 = RoundedToBf16(*small, wb, n, k);
+  HostBuffer x_r(xb.size());
+  for (size_t i = 0; i < xb.size(); ++i) x_r.data()[i] = BFloat16ToFloat(FloatToBFloat16(xb.data()[i]));
+  const HostBuffer want_b(static_cast<size_t>(m * n)), got_b = Poisoned(static_cast<size_t>(m * n));
+  Tensor want = want_b.view({m, n});
+  const Tensor b = bb.view({n});
+  ref_.linear(x_r.view({m, k}), w16.widened.view({n, k}), &b, want);
+  auto x_dev = small->NewBuffer(DType::kF32, {m, k});
+  auto b_dev = small->NewBuffer(DType::kF32, {n});
+  auto y_dev = small->NewBuffer(DType::kF32, {m, n});
+  ASSERT_TRUE(x_dev.ok() && b_dev.ok() && y_dev.ok());
+  ASSERT_TRUE(small->CopyToBackend(xb.view({m, k}), x_dev->tensor).ok());
+  ASSERT_TRUE(small->CopyToBackend(b, b_dev->tensor).ok());
+  small->linear(x_dev->tensor, w16.device.tensor, &b_dev->tensor, y_dev->tensor);
+  ASSERT_TRUE(small->CopyToHost(y_dev->tensor, got_b.view({m, n})).ok());
+  const Status s = small->Synchronize();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(AllClose(got_b.view({m, n}), want, kBf16OperandsRtol));
+}
+
+// Which GELU the epilogue computes: pre-activations exactly ±1, ±1.5, ±2.5, ±3 (x has one nonzero
+// column, w ones in it; all bf16-exact), where the tanh form Wan2.1 uses and the erf form differ by
+// 1.5e-4 to 4.4e-4, ten times the tolerance.
+TEST_F(CudaOps, LinearGeluIsTheTanhForm) {
+  const float points[] = {-3.0f, -2.5f, -1.5f, -1.0f, 1.0f, 1.5f, 2.5f, 3.0f};
+  constexpr int64_t m = 8, k = 8, n = 8;
+  HostBuffer xb(m * k), wb(n * k);
+  std::fill_n(xb.data(), m * k, 0.0f);
+  std::fill_n(wb.data(), n * k, 0.0f);
+  for (int64_t i = 0; i < m; ++i) xb.data()[i * k] = points[i];
+  for (int64_t j = 0; j < n; ++j) wb.data()[j * k] = 1.0f;
+  const Bf16Matrix w16 = RoundedToBf16(*cuda_, wb, n, k);
+  const HostBuffer got_b = Poisoned(static_cast<size_t>(m * n));
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(dy, *cuda_, got_b);
+  Tensor dy_view = dy(got_b.view({m, n}));
+  cuda_->linear_gelu_tanh(dx(xb.view({m, k})), w16.device.tensor, nullptr, dy_view);
+  const Status s = dy.Fetch();
+  ASSERT_TRUE(s.ok()) << s.message();
+  for (int64_t i = 0; i < m; ++i) {
+    const double v = points[i];
+    const double tanh_form = 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    const double erf_form = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    for (int64_t j = 0; j < n; ++j) {
+      EXPECT_NEAR(got_b.data()[i * n + j], tanh_form, 3e-5)
+          << "pre-activation " << v << " (erf form " << erf_form << ")";
+    }
+  }
+}
+
 // With float32 weights linear_gelu_tanh is linear then the GELU kernel, in TF32.
 TEST_F(CudaOps, LinearGeluWithF32WeightsMatchesReference) {
   const LinearCase c{77, 512, 300, true, 4, 2};
@@ -263,7 +327,8 @@ TEST_F(CudaOps, Bf16ActivationsWithF32WeightsAreAnError) {
   EXPECT_NE(s.message().find("y is BF16 with F32 weights"), std::string::npos) << s.message();
 }
 
-TEST_F(CudaOps, FullF32BackendWidensBf16Weights) {
+// A backend asked for full f32 GEMMs does not take BF16 weights, so models widen them to float32.
+TEST_F(CudaOps, FullF32BackendDoesNotTakeBf16Weights) {
   CudaOptions o = DefaultOptions();
   o.tf32 = false;
   auto f32 = Make(o);
