@@ -85,8 +85,8 @@ class ProfilingBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override {
     Time(profile.other_s, [&] { inner_->copy(src, dst); });
   }
-  void widen_to_f32(const Tensor& src, Tensor& dst, float scale) override {
-    Time(profile.other_s, [&] { inner_->widen_to_f32(src, dst, scale); });
+  void widen(const Tensor& src, Tensor& dst, float scale) override {
+    Time(profile.other_s, [&] { inner_->widen(src, dst, scale); });
   }
 
  private:

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -91,9 +92,25 @@ void Backend::copy(const Tensor& src, Tensor& dst) {
   if (CheckSameBytes(src, dst, "copy").ok()) std::memcpy(dst.data, src.data, src.nbytes());
 }
 
-void Backend::widen_to_f32(const Tensor& src, Tensor& dst, float scale) {
-  if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel() || dst.dtype != DType::kF32) return;
-  WidenToF32(src.data, src.dtype, dst.f32(), 0, static_cast<size_t>(src.numel()), scale);
+void Backend::widen(const Tensor& src, Tensor& dst, float scale) {
+  if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel()) return;
+  WidenRange(src, dst, scale, 0, static_cast<size_t>(src.numel()));
+}
+
+void WidenRange(const Tensor& src, const Tensor& dst, float scale, size_t begin, size_t end) {
+  if (dst.dtype == DType::kF32) {
+    WidenToF32(src.data, src.dtype, dst.f32(), begin, end, scale);
+    return;
+  }
+  if (dst.dtype != DType::kBF16) return;
+  // Through float32 in pieces that stay in L1.
+  float wide[256];
+  auto* out = static_cast<uint16_t*>(dst.data);
+  for (size_t i = begin; i < end; i += 256) {
+    const size_t n = std::min<size_t>(256, end - i);
+    WidenToF32(static_cast<const char*>(src.data) + i * DTypeSize(src.dtype), src.dtype, wide, 0, n, scale);
+    for (size_t j = 0; j < n; ++j) out[i + j] = FloatToBFloat16(wide[j]);
+  }
 }
 
 }  // namespace ds

@@ -46,6 +46,9 @@ class Backend {
   // it takes BF16 weights, linear and linear_gelu_tanh with a BF16 w also take x and y in BF16:
   // a model may keep an activation that only GEMMs read (the FFN's hidden rows) in BF16.
   virtual bool LinearAcceptsWeights(DType dtype) const { return dtype == DType::kF32; }
+  // What a model widens 8- and 16-bit (or scaled) weights to before linear: BF16 where linear takes
+  // BF16 weights (half the memory, bf16 GEMMs), else F32.
+  DType WidenedWeightDType() const { return LinearAcceptsWeights(DType::kBF16) ? DType::kBF16 : DType::kF32; }
   // y = gelu_tanh(x · wᵀ + bias), the first half of a feed-forward: one op, so a GPU backend fuses
   // the activation into the GEMM's epilogue and writes y once.
   virtual void linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
@@ -103,15 +106,21 @@ class Backend {
   // unknown.
   virtual size_t WorkingSetBudget() const;
   virtual void copy(const Tensor& src, Tensor& dst);
-  // dst (F32) = src (any DType) · scale element by element, both contiguous with equal element
-  // counts, in the backend's memory. Models keep 16- and 8-bit weights as the checkpoint stores them
-  // (a half or a quarter of float32's memory, on the host and on a GPU) and widen one layer at a
-  // time through this; scale is a scaled-F8 weight's per-tensor factor, else 1.
-  virtual void widen_to_f32(const Tensor& src, Tensor& dst, float scale);
+  // dst = src (any DType) · scale element by element, both contiguous with equal element counts,
+  // in the backend's memory; dst is F32, or BF16 (the product rounded to nearest even). Models keep
+  // 16- and 8-bit weights as the checkpoint stores them (a half or a quarter of float32's memory, on
+  // the host and on a GPU) and widen one layer at a time through this: to BF16 where
+  // LinearAcceptsWeights(kBF16) (then the GEMMs run in bf16), else to F32. scale is a scaled-F8
+  // weight's per-tensor factor, else 1.
+  virtual void widen(const Tensor& src, Tensor& dst, float scale);
 
  private:
   static uint64_t NextId();
   const uint64_t id_ = NextId();
 };
+
+// Elements [begin, end) of Backend::widen on host memory (dst F32 or BF16; other dtypes: nothing),
+// for host backends that split the work.
+void WidenRange(const Tensor& src, const Tensor& dst, float scale, size_t begin, size_t end);
 
 }  // namespace ds

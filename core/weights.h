@@ -32,7 +32,7 @@ class Weights {
   // The tensor in the dtype the checkpoint stores: for F16, BF16 and F8 a view of the mapped file
   // (no copy, a half or a quarter of float32's memory; not necessarily aligned), otherwise Get's.
   // kMapped: an F32 tensor is a view of the mapping too (read-only, maybe unaligned), for code that
-  // only ever widens it (Backend::widen_to_f32); kCopy: Get's aligned, writable float32.
+  // only ever widens it (Backend::widen); kCopy: Get's aligned, writable float32.
   enum class StoredF32 { kCopy, kMapped };
   Result<Tensor> GetStored(std::string_view name, const std::vector<int64_t>& expected_shape,
                            StoredF32 f32 = StoredF32::kCopy);

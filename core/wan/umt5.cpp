@@ -160,11 +160,12 @@ Status Umt5Encoder::WidenLayer(Backend& be, const Layer& l) {
       continue;
     }
     BackendBuffer& wide = wide_[j];
-    if (wide.tensor.data == nullptr || wide.tensor.numel() != w.numel()) {
+    const DType wide_dtype = be.WidenedWeightDType();
+    if (wide.tensor.data == nullptr || wide.tensor.numel() != w.numel() || wide.tensor.dtype != wide_dtype) {
       wide = {};
-      DS_ASSIGN_OR_RETURN(wide, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));
+      DS_ASSIGN_OR_RETURN(wide, be.NewBuffer(wide_dtype, {w.shape[0], w.shape[1]}));
     }
-    be.widen_to_f32(src, wide.tensor, l.scale[j]);
+    be.widen(src, wide.tensor, l.scale[j]);
     matrix_[j] = wide.tensor;
   }
   return Status::Ok();

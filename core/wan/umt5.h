@@ -4,10 +4,11 @@
 //
 // UMT5-XXL is 5.7 B parameters (23 GB in float32), more than the whole DiT, and runs once per
 // prompt. So its weights stay in the memory-mapped checkpoint as stored (BF16, F16, F8 with scales,
-// or float32) and each layer's matrices are widened to float32 in the backend's memory only while
-// the layer runs (peak ≈ one layer, 0.8 GB for XXL; on a GPU the stored bytes cross PCIe and are
-// widened there), unless the backend's linear takes them as stored (float32 on the CPU, BF16 on a
-// GPU); the token embedding table converts just the rows of the prompt's tokens.
+// or float32) and each layer's matrices are widened in the backend's memory only while the layer
+// runs (to float32 on the CPU, peak ≈ one layer, 0.8 GB for XXL; to BF16 on a GPU, where the
+// stored bytes cross PCIe and are widened), unless the backend's linear takes them as stored
+// (float32 on the CPU, BF16 on a GPU); the token embedding table converts just the rows of the
+// prompt's tokens.
 #pragma once
 
 #include <array>
@@ -60,7 +61,7 @@ class Umt5Encoder {
   };
   Umt5Encoder() = default;
   // Sets matrix_ to the layer's matrices in the backend's memory: as stored when the backend's
-  // linear takes that dtype (and no F8 scale applies), else widened to float32 in wide_.
+  // linear takes that dtype (and no F8 scale applies), else widened in wide_ (WidenedWeightDType).
   Status WidenLayer(Backend& be, const Layer& l);
 
   Umt5Config cfg_;
@@ -68,7 +69,7 @@ class Umt5Encoder {
   const SafetensorsEntry* embed_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;
-  // One layer's float32 matrices in the backend's memory, reused layer after layer and freed when
+  // One layer's widened matrices in the backend's memory, reused layer after layer and freed when
   // Encode returns; on a GPU the stored bytes pass through staged_ on their way.
   std::array<BackendBuffer, kMatrices> wide_, staged_;
   std::array<Tensor, kMatrices> matrix_;  // what the current layer's linears multiply by

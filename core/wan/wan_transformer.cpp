@@ -204,14 +204,15 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
 }
 
 // The FFN's hidden rows only feed fc2. They are kept in BF16 (half the memory and traffic; the
-// rounding PyTorch's bf16 pipeline makes too) where the backend multiplies BF16 weights as stored
-// and every block's fc1 and fc2 are such weights, else in float32.
+// rounding PyTorch's bf16 pipeline makes too) where the backend multiplies BF16 weights and every
+// block's fc1 and fc2 reach it in BF16 (stored so, or widened to it from F16/F8), else in float32:
+// only unscaled float32 matrices stay float32.
 DType WanTransformer::HiddenDType(const Backend& be) const {
-  if (!be.LinearAcceptsWeights(DType::kBF16)) return DType::kF32;
+  if (be.WidenedWeightDType() != DType::kBF16) return DType::kF32;
   for (const Block& b : host_.blocks) {
-    const bool bf16 =
-        b.fc1.w.dtype == DType::kBF16 && b.fc2.w.dtype == DType::kBF16 && b.scales[8] == 1.0f && b.scales[9] == 1.0f;
-    if (!bf16) return DType::kF32;
+    const bool f32 =
+        (b.fc1.w.dtype == DType::kF32 && b.scales[8] == 1.0f) || (b.fc2.w.dtype == DType::kF32 && b.scales[9] == 1.0f);
+    if (f32) return DType::kF32;
   }
   return DType::kBF16;
 }
@@ -312,7 +313,8 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
   Workspace& ws = *ws_;
   // The order of Block::scales.
   const std::array<const Linear*, 10> from = {&b.q, &b.k, &b.v, &b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2};
-  // A matrix the backend multiplies as stored (F32 anywhere, BF16 on a GPU) is used in place.
+  // A matrix the backend multiplies as stored (F32 anywhere, BF16 on a GPU) is used in place; the
+  // others are widened to BF16 on a GPU, to F32 on the CPU (WidenedWeightDType).
   auto as_stored = [&](size_t j) { return b.scales[j] == 1.0f && be.LinearAcceptsWeights(from[j]->w.dtype); };
   bool all_as_stored = true;
   for (size_t j = 0; j < from.size(); ++j) all_as_stored = all_as_stored && as_stored(j);
@@ -324,10 +326,12 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
     const Tensor& w = from[j]->w;
     if (as_stored(j)) continue;
     BackendBuffer& buf = ws.wide[j];
-    if (buf.tensor.data == nullptr || buf.tensor.numel() != w.numel()) {
-      DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {w.shape[0], w.shape[1]}));
+    const DType wide = be.WidenedWeightDType();
+    if (buf.tensor.data == nullptr || buf.tensor.numel() != w.numel() || buf.tensor.dtype != wide) {
+      buf = {};
+      DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(wide, {w.shape[0], w.shape[1]}));
     }
-    be.widen_to_f32(w, buf.tensor, b.scales[j]);
+    be.widen(w, buf.tensor, b.scales[j]);
     to[j]->w = buf.tensor;
   }
   return &ws.widened;

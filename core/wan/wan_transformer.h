@@ -31,7 +31,8 @@ class WanTransformer {
   // checkpoint (file, index or folder) with the original Wan names, whose config is derived from
   // the tensor shapes. The blocks' matrices (98% of the weights) stay in the checkpoint's dtype:
   // BF16/F16 mapped from the file on the host and copied as they are to a GPU, 2 bytes a weight;
-  // each block's are widened to float32 just before it runs. The rest is converted at load.
+  // just before a block runs, those its backend's linear does not take as stored are widened (to
+  // float32 on the CPU, to BF16 on a GPU). The rest is converted at load.
   static Result<WanTransformer> Load(const std::string& path);
 
   WanTransformer(WanTransformer&&) noexcept;

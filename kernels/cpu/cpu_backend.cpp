@@ -87,14 +87,14 @@ void CpuBackend::rope(Tensor& x, const Tensor& cos, const Tensor& sin) {
               [&](int64_t r) { RopeRow(xr[r], cr[r / heads], sr[r / heads], xr.width() / 2); });
 }
 
-void CpuBackend::widen_to_f32(const Tensor& src, Tensor& dst, float scale) {
-  if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel() || dst.dtype != DType::kF32) return;
+void CpuBackend::widen(const Tensor& src, Tensor& dst, float scale) {
+  if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel()) return;
   // Chunks of 64 Ki elements: a whole block's matrices (47 M weights for the 1.3B) per forward.
   constexpr int64_t kChunk = int64_t{1} << 16;
   const int64_t n = src.numel();
   ParallelFor(threads_, (n + kChunk - 1) / kChunk, kChunk, [&](int64_t c) {
     const size_t begin = static_cast<size_t>(c * kChunk);
-    WidenToF32(src.data, src.dtype, dst.f32(), begin, std::min(static_cast<size_t>(n), begin + kChunk), scale);
+    WidenRange(src, dst, scale, begin, std::min(static_cast<size_t>(n), begin + kChunk));
   });
 }
 

@@ -35,7 +35,7 @@ class CpuBackend final : public Backend {
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;
   void transpose(const Tensor& x, Tensor& y) override;
-  void widen_to_f32(const Tensor& src, Tensor& dst, float scale) override;
+  void widen(const Tensor& src, Tensor& dst, float scale) override;
 
  private:
   // Grows only, so steady-state generation allocates nothing.

@@ -372,24 +372,23 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   });
 }
 
-void CudaBackend::widen_to_f32(const Tensor& src, Tensor& dst, float scale) {
-  impl_->Run("widen_to_f32", [&](Staging& staging) -> Status {
+void CudaBackend::widen(const Tensor& src, Tensor& dst, float scale) {
+  impl_->Run("widen", [&](Staging& staging) -> Status {
     if (!src.contiguous() || !dst.contiguous() || src.numel() != dst.numel()) {
-      return Error(Code::kInvalidArgument, "CUDA widen_to_f32: needs contiguous tensors of equal length ({} and {})",
+      return Error(Code::kInvalidArgument, "CUDA widen: needs contiguous tensors of equal length ({} and {})",
                    src.shape_string(), dst.shape_string());
     }
-    DS_ASSIGN_OR_RETURN(const Tensor dd, staging.Out(dst, "widen_to_f32 dst"));
+    DS_ASSIGN_OR_RETURN(const Tensor dd, staging.Out(dst, "widen dst", /*bf16_ok=*/true));
     if (src.dtype == DType::kF32) {  // host float32 is staged like any op's input
-      DS_ASSIGN_OR_RETURN(const Tensor ds, staging.In(src, "widen_to_f32 src"));
-      if (scale != 1.0f) return cuda::WidenToF32(impl_->ctx, ds, dd, scale);
+      DS_ASSIGN_OR_RETURN(const Tensor ds, staging.In(src, "widen src"));
+      if (scale != 1.0f || dd.dtype != DType::kF32) return cuda::Widen(impl_->ctx, ds, dd, scale);
       DS_CUDA_TRY(cudaMemcpyAsync(dd.data, ds.data, ds.nbytes(), cudaMemcpyDeviceToDevice, impl_->ctx.stream));
       return Status::Ok();
     }
     if (src.device != Device::kCuda) {
-      return Error(Code::kInvalidArgument, "CUDA widen_to_f32: a {} source must be in device memory",
-                   DTypeName(src.dtype));
+      return Error(Code::kInvalidArgument, "CUDA widen: a {} source must be in device memory", DTypeName(src.dtype));
     }
-    return cuda::WidenToF32(impl_->ctx, src, dd, scale);
+    return cuda::Widen(impl_->ctx, src, dd, scale);
   });
 }
 

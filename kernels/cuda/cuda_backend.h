@@ -94,7 +94,7 @@ class CudaBackend final : public Backend {
   size_t WorkingSetBudget() const override;
   void transpose(const Tensor& x, Tensor& y) override;
   void copy(const Tensor& src, Tensor& dst) override;
-  void widen_to_f32(const Tensor& src, Tensor& dst, float scale) override;
+  void widen(const Tensor& src, Tensor& dst, float scale) override;
 
   // A contiguous device tensor from the arena; lives until ResetArena().
   Result<Tensor> Alloc(DType dtype, std::initializer_list<int64_t> shape);

@@ -77,13 +77,19 @@ struct FromE4M3 {  // bias 7, S.1111.111 = NaN, no infinities
   }
 };
 
-// One thread per element, a grid-stride loop: stored weights → float32, memory-bound.
-template <typename T, typename Decode>
+// One thread per element, a grid-stride loop: stored weights → float32 or bf16, memory-bound.
+struct ToF32 {
+  __device__ float operator()(float v) const { return v; }
+};
+struct ToBf16 {
+  __device__ __nv_bfloat16 operator()(float v) const { return __float2bfloat16_rn(v); }
+};
+template <typename T, typename Decode, typename Out, typename Encode>
 __global__ void __launch_bounds__(kThreads)
-    WidenKernel(const T* src, float* dst, int64_t n, float scale, Decode decode) {
+    WidenKernel(const T* src, Out* dst, int64_t n, float scale, Decode decode, Encode encode) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < n; i += stride) {
-    dst[i] = decode(src[i]) * scale;
+    dst[i] = encode(decode(src[i]) * scale);
   }
 }
 
@@ -136,34 +142,53 @@ Status NarrowToBf16(const Context& ctx, const Tensor& x, void* dst) {
   return Status::Ok();
 }
 
-Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, float scale) {
+namespace {
+
+template <typename Out, typename Encode>
+void LaunchWiden(const Context& ctx, const Tensor& src, Out* dst, float scale, Encode encode) {
   const int64_t n = src.numel();
-  if (n == 0) return Status::Ok();
-  const size_t size = DTypeSize(src.dtype);
-  if (reinterpret_cast<uintptr_t>(src.data) % size != 0) {
-    return Error(Code::kInvalidArgument, "CUDA widen_to_f32: a {} source must be aligned to its element",
-                 DTypeName(src.dtype));
-  }
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(CeilDiv64(n, kThreads), 65535 * 8));
   const auto* u16 = static_cast<const uint16_t*>(src.data);
   const auto* u8 = static_cast<const uint8_t*>(src.data);
   switch (src.dtype) {
     case DType::kBF16:
-      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u16, dst.f32(), n, scale, FromBf16{});
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u16, dst, n, scale, FromBf16{}, encode);
       break;
     case DType::kF16:
-      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u16, dst.f32(), n, scale, FromF16{});
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u16, dst, n, scale, FromF16{}, encode);
       break;
     case DType::kF8E4M3:
-      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst.f32(), n, scale, FromE4M3{});
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst, n, scale, FromE4M3{}, encode);
       break;
     case DType::kF8E5M2:
-      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst.f32(), n, scale, FromE5M2{});
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst, n, scale, FromE5M2{}, encode);
       break;
     case DType::kF32:
-      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(static_cast<const float*>(src.data), dst.f32(), n, scale,
-                                                       FromF32{});
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(static_cast<const float*>(src.data), dst, n, scale, FromF32{},
+                                                       encode);
       break;
+  }
+}
+
+}  // namespace
+
+Status Widen(const Context& ctx, const Tensor& src, const Tensor& dst, float scale) {
+  const int64_t n = src.numel();
+  if (n == 0) return Status::Ok();
+  const size_t size = DTypeSize(src.dtype);
+  if (reinterpret_cast<uintptr_t>(src.data) % size != 0) {
+    return Error(Code::kInvalidArgument, "CUDA widen: a {} source must be aligned to its element",
+                 DTypeName(src.dtype));
+  }
+  switch (dst.dtype) {
+    case DType::kF32:
+      LaunchWiden(ctx, src, dst.f32(), scale, ToF32{});
+      break;
+    case DType::kBF16:
+      LaunchWiden(ctx, src, static_cast<__nv_bfloat16*>(dst.data), scale, ToBf16{});
+      break;
+    default:
+      return Error(Code::kInvalidArgument, "CUDA widen: dst is {}; F32 or BF16", DTypeName(dst.dtype));
   }
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();

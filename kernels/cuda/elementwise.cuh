@@ -14,9 +14,9 @@ Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, cons
 enum class Activation { kGeluTanh, kSilu };
 Status Activate(const Context& ctx, const Tensor& x, Activation act);
 
-// dst (F32, contiguous) = src (any DType; contiguous, aligned to its element) · scale, element by
-// element.
-Status WidenToF32(const Context& ctx, const Tensor& src, const Tensor& dst, float scale);
+// dst (F32 or BF16, contiguous) = src (any DType; contiguous, aligned to its element) · scale,
+// element by element; a BF16 dst gets the f32 product rounded to nearest even.
+Status Widen(const Context& ctx, const Tensor& src, const Tensor& dst, float scale);
 
 // dst[M·D] (BF16, contiguous) = x[..., D] (F32 rows of any strides) rounded to nearest even: a
 // GEMM operand for BF16 weights, attention's bf16 q/k/v.

@@ -670,22 +670,38 @@ TEST_F(CudaOps, WidensEveryStoredWeightPattern) {
         }
       }
       auto src = cuda_->NewBuffer(dtype, {count});
-      auto dst = cuda_->NewBuffer(DType::kF32, {count});
-      ASSERT_TRUE(src.ok() && dst.ok());
+      ASSERT_TRUE(src.ok());
       ASSERT_TRUE(cuda_->CopyToBackend(Tensor::View(raw.data(), dtype, {count}), src->tensor).ok());
-      cuda_->widen_to_f32(src->tensor, dst->tensor, scale);
-      const HostBuffer got = Poisoned(static_cast<size_t>(count));
-      ASSERT_TRUE(cuda_->CopyToHost(dst->tensor, got.view({count})).ok());
-      const Status s = cuda_->Synchronize();
-      ASSERT_TRUE(s.ok()) << s.message();
       std::vector<float> want(static_cast<size_t>(count));
       WidenToF32(raw.data(), dtype, want.data(), 0, want.size(), scale);
-      int mismatches = 0;
-      for (int64_t i = 0; i < count; ++i) {
-        const float g = got.data()[i], w = want[i];
-        mismatches += std::isnan(w) ? !std::isnan(g) : std::memcmp(&g, &w, 4) != 0;
+      // Into float32 (bit for bit the host decoder), and into BF16 (that result rounded to nearest
+      // even, as on the host: FloatToBFloat16).
+      for (DType to : {DType::kF32, DType::kBF16}) {
+        auto dst = cuda_->NewBuffer(to, {count});
+        ASSERT_TRUE(dst.ok());
+        cuda_->widen(src->tensor, dst->tensor, scale);
+        std::vector<uint32_t> got(static_cast<size_t>(count), 0xFFFFFFFFu);
+        std::vector<uint16_t> got16(static_cast<size_t>(count), 0xFFFF);
+        const Status copied = to == DType::kF32
+                                  ? cuda_->CopyToHost(dst->tensor, Tensor::View(got.data(), DType::kF32, {count}))
+                                  : cuda_->CopyToHost(dst->tensor, Tensor::View(got16.data(), DType::kBF16, {count}));
+        ASSERT_TRUE(copied.ok()) << copied.message();
+        const Status s = cuda_->Synchronize();
+        ASSERT_TRUE(s.ok()) << s.message();
+        int mismatches = 0;
+        for (int64_t i = 0; i < count; ++i) {
+          const float w = want[static_cast<size_t>(i)];
+          if (to == DType::kF32) {
+            float g;
+            std::memcpy(&g, &got[static_cast<size_t>(i)], 4);
+            mismatches += std::isnan(w) ? !std::isnan(g) : std::memcmp(&g, &w, 4) != 0;
+          } else {
+            const uint16_t g = got16[static_cast<size_t>(i)];
+            mismatches += std::isnan(w) ? !std::isnan(BFloat16ToFloat(g)) : g != FloatToBFloat16(w);
+          }
+        }
+        EXPECT_EQ(mismatches, 0) << DTypeName(dtype) << " scale " << scale << " into " << DTypeName(to);
       }
-      EXPECT_EQ(mismatches, 0) << DTypeName(dtype) << " scale " << scale;
     }
   }
 }

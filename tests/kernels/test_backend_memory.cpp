@@ -77,7 +77,7 @@ TEST(BackendMemory, WidensHalfAndBfloat16ToFloat) {
       const Tensor src = Tensor::View(raw.data() + 1, is_bf16 ? DType::kBF16 : DType::kF16, {7});
       std::vector<float> out(7, -1.0f);
       Tensor dst = Tensor::View(out.data(), DType::kF32, {7});
-      (*be)->widen_to_f32(src, dst, 1.0f);
+      (*be)->widen(src, dst, 1.0f);
       const float* want = is_bf16 ? bf16_want : f16_want;
       for (int i = 0; i < 7; ++i) {
         EXPECT_EQ(std::signbit(out[i]), std::signbit(want[i])) << device << " " << i;
@@ -86,8 +86,42 @@ TEST(BackendMemory, WidensHalfAndBfloat16ToFloat) {
     }
     std::vector<float> in = {1.5f, -0.25f}, out(2);
     Tensor dst = Tensor::View(out.data(), DType::kF32, {2});
-    (*be)->widen_to_f32(Tensor::View(in.data(), DType::kF32, {2}), dst, 1.0f);
+    (*be)->widen(Tensor::View(in.data(), DType::kF32, {2}), dst, 1.0f);
     EXPECT_EQ(out, in);
+  }
+}
+
+// Widening into BF16 (what a GPU model does with F16/F8 weights) is the float32 result rounded to
+// nearest even, on every host backend, over more elements than one work chunk and from an odd
+// byte offset; every E4M3 and every F16 pattern, times a scale.
+TEST(BackendMemory, WidensIntoBfloat16ByRoundingTheFloat32Result) {
+  std::vector<unsigned char> f16_raw(1 + 2 * 65536 * 2);  // every F16 pattern twice: 131072 elements
+  for (int i = 0; i < 2 * 65536; ++i) {
+    const uint16_t bits = static_cast<uint16_t>(i);
+    std::memcpy(f16_raw.data() + 1 + 2 * i, &bits, 2);
+  }
+  std::vector<uint8_t> e4m3(256);
+  for (int i = 0; i < 256; ++i) e4m3[i] = static_cast<uint8_t>(i);
+  const Tensor sources[] = {Tensor::View(f16_raw.data() + 1, DType::kF16, {2 * 65536}),
+                            Tensor::View(e4m3.data(), DType::kF8E4M3, {256})};
+  for (const char* device : {"cpu", "reference"}) {
+    auto be = CreateBackend(device, 2);
+    ASSERT_TRUE(be.ok());
+    for (const Tensor& src : sources) {
+      const int64_t n = src.numel();
+      std::vector<float> wide(static_cast<size_t>(n));
+      WidenToF32(src.data, src.dtype, wide.data(), 0, wide.size(), 0.3f);
+      std::vector<uint16_t> out(static_cast<size_t>(n), 0xFFFF);
+      Tensor dst = Tensor::View(out.data(), DType::kBF16, {n});
+      (*be)->widen(src, dst, 0.3f);
+      int64_t mismatches = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t want = FloatToBFloat16(wide[static_cast<size_t>(i)]);
+        const bool both_nan = std::isnan(wide[static_cast<size_t>(i)]) && std::isnan(BFloat16ToFloat(out[i]));
+        mismatches += !both_nan && out[static_cast<size_t>(i)] != want;
+      }
+      EXPECT_EQ(mismatches, 0) << device << " " << DTypeName(src.dtype);
+    }
   }
 }
 
@@ -106,7 +140,7 @@ TEST(BackendMemory, WidensEightBitFloatsWithTheirScale) {
         Tensor dst = Tensor::View(out.data(), DType::kF32, {8});
         const Tensor src =
             Tensor::View(const_cast<uint8_t*>(is_e4m3 ? e4m3 : e5m2), is_e4m3 ? DType::kF8E4M3 : DType::kF8E5M2, {8});
-        (*be)->widen_to_f32(src, dst, scale);
+        (*be)->widen(src, dst, scale);
         const float* want = is_e4m3 ? e4m3_want : e5m2_want;
         for (int i = 0; i < 8; ++i) {
           if (std::isnan(want[i])) {

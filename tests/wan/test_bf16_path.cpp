@@ -1,127 +1,23 @@
 // The Wan transformer's BF16 path, which only a GPU backend takes in production (its BF16 matrices
 // go to linear as stored, the FFN's hidden rows are BF16, written by linear_gelu_tanh and read by
-// fc2), run on the CPU: Bf16LinearBackend is the reference backend except that its linear takes
-// BF16 the way the CUDA backend does (x rounded to bf16, products of bf16 values summed exactly
-// enough, a BF16 y rounded once, after the bias and GELU; the bias rounded to bf16 for a BF16 y).
-// So CI checks the model side of that path (which buffers are BF16, views and strides over them,
-// which ops receive them) without a GPU; the GPU tests check the CUDA ops themselves.
+// fc2), run on the CPU through Bf16LinearBackend (tests/wan/bf16_linear_backend.h). So CI checks
+// the model side of that path (which buffers are BF16, views and strides over them, which ops
+// receive them) without a GPU; the GPU tests check the CUDA ops themselves. The FP8 variant is in
+// test_fp8.cpp.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/wan/wan_transformer.h"
 #include "kernels/cpu/reference_backend.h"
+#include "tests/wan/bf16_linear_backend.h"
 #include "tests/wan/wan_test_util.h"
 
 namespace ds {
 namespace {
 
-// Row r of a 2-D tensor (rows may be strided), element j, as float.
-float At(const Tensor& t, int64_t r, int64_t j) {
-  const char* row = static_cast<const char*>(t.data) + r * t.strides[0];
-  if (t.dtype == DType::kBF16) return BFloat16ToFloat(reinterpret_cast<const uint16_t*>(row)[j]);
-  return reinterpret_cast<const float*>(row)[j];
-}
-
-class Bf16LinearBackend final : public Backend {
- public:
-  int bf16_weight_calls = 0, bf16_x_calls = 0, bf16_y_calls = 0;
-  bool misuse = false;  // BF16 x or y with non-BF16 weights, which the CUDA backend refuses
-
-  const char* name() const override { return "bf16-linear-double"; }
-  Device device() const override { return Device::kCpu; }
-  void set_threads(int) override {}
-  int threads() const override { return 1; }
-  bool LinearAcceptsWeights(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kBF16; }
-
-  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
-    Linear(x, w, bias, y, false);
-  }
-  void linear_gelu_tanh(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override {
-    Linear(x, w, bias, y, true);
-  }
-
-  void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) override {
-    ref_.layer_norm(x, w, b, eps, y);
-  }
-  void layer_norm_modulate(const Tensor& x, const Tensor& sh, const Tensor& sc, float eps, Tensor& y) override {
-    ref_.layer_norm_modulate(x, sh, sc, eps, y);
-  }
-  void rms_norm(Tensor& x, const Tensor& w, float eps) override { ref_.rms_norm(x, w, eps); }
-  void gate_residual(Tensor& x, const Tensor& g, const Tensor& f) override { ref_.gate_residual(x, g, f); }
-  void add(Tensor& x, const Tensor& f) override { ref_.add(x, f); }
-  void gelu_tanh(Tensor& x) override { ref_.gelu_tanh(x); }
-  void silu(Tensor& x) override { ref_.silu(x); }
-  void rope(Tensor& x, const Tensor& c, const Tensor& s) override { ref_.rope(x, c, s); }
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override {
-    ref_.attention(q, k, v, scale, o);
-  }
-  void conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override { ref_.conv3x3(x, w, b, y); }
-  void upsample_nearest2x(const Tensor& x, Tensor& y) override { ref_.upsample_nearest2x(x, y); }
-  void transpose(const Tensor& x, Tensor& y) override { ref_.transpose(x, y); }
-
- private:
-  void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool gelu) {
-    if (w.dtype != DType::kBF16) {
-      if (x.dtype != DType::kF32 || y.dtype != DType::kF32) {
-        misuse = true;
-        return;
-      }
-      ref_.linear(x, w, bias, y);
-      if (gelu) ref_.gelu_tanh(y);
-      return;
-    }
-    ++bf16_weight_calls;
-    bf16_x_calls += x.dtype == DType::kBF16;
-    bf16_y_calls += y.dtype == DType::kBF16;
-    const int64_t m = x.shape[0], k = x.shape[1], n = w.shape[0];
-    std::vector<float> xr(static_cast<size_t>(m * k)), wr(static_cast<size_t>(n * k)), yr(static_cast<size_t>(m * n));
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < k; ++j) xr[i * k + j] = BFloat16ToFloat(FloatToBFloat16(At(x, i, j)));
-    WidenToF32(w.data, DType::kBF16, wr.data(), 0, wr.size());
-    std::vector<float> b;
-    if (bias) {
-      b.assign(bias->f32(), bias->f32() + n);
-      if (y.dtype == DType::kBF16)
-        for (float& v : b) v = BFloat16ToFloat(FloatToBFloat16(v));
-    }
-    const Tensor bt = Tensor::View(b.data(), DType::kF32, {n});
-    Tensor yt = Tensor::View(yr.data(), DType::kF32, {m, n});
-    ref_.linear(Tensor::View(xr.data(), DType::kF32, {m, k}), Tensor::View(wr.data(), DType::kF32, {n, k}),
-                bias ? &bt : nullptr, yt);
-    if (gelu) ref_.gelu_tanh(yt);
-    for (int64_t i = 0; i < m; ++i) {
-      char* row = static_cast<char*>(y.data) + i * y.strides[0];
-      for (int64_t j = 0; j < n; ++j) {
-        const float v = yr[i * n + j];
-        if (y.dtype == DType::kBF16) {
-          reinterpret_cast<uint16_t*>(row)[j] = FloatToBFloat16(v);
-        } else {
-          reinterpret_cast<float*>(row)[j] = v;
-        }
-      }
-    }
-  }
-
-  ReferenceBackend ref_;
-};
-
-std::vector<float> Forward(WanTransformer& m, Backend& be) {
-  const WanTransformerConfig& c = m.config();
-  const int T = 2, H = 4, W = 6, L = 8;
-  std::mt19937 rng(11);
-  std::normal_distribution<float> nd;
-  std::vector<float> latent(static_cast<size_t>(c.in_channels) * T * H * W), ctx(static_cast<size_t>(L) * c.text_dim);
-  for (float& v : latent) v = nd(rng);
-  for (float& v : ctx) v = nd(rng);
-  std::vector<float> out(latent.size(), std::nanf(""));
-  const Status s = m.Forward(be, latent.data(), T, H, W, 640.0f, ctx.data(), L, out.data());
-  EXPECT_TRUE(s.ok()) << s.message();
-  return out;
-}
+using wan_test::Bf16LinearBackend;
 
 // The tiny fixture's matrices are BF16: every block matrix goes to linear as stored, each block's
 // fc1 writes BF16 hidden rows that its fc2 reads, and the result stays within bf16 rounding of the
@@ -131,9 +27,9 @@ TEST(WanBf16Path, BlockMatricesAsStoredAndBf16HiddenRowsMatchTheF32Path) {
   ASSERT_TRUE(model.ok()) << model.status().message();
   const int64_t blocks = model->config().layers;
   ReferenceBackend reference;
-  const std::vector<float> want = Forward(*model, reference);
+  const std::vector<float> want = wan_test::Bf16PathForward(*model, reference);
   Bf16LinearBackend bf16;
-  const std::vector<float> got = Forward(*model, bf16);
+  const std::vector<float> got = wan_test::Bf16PathForward(*model, bf16);
   EXPECT_FALSE(bf16.misuse) << "a BF16 activation reached a linear with non-BF16 weights";
   EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);  // q k v o, cross q k v o, fc1, fc2
   EXPECT_EQ(bf16.bf16_y_calls, blocks);            // fc1 writes the hidden rows in BF16 ...
@@ -151,7 +47,8 @@ TEST(WanBf16Path, HostBackendsKeepTheF32Path) {
   ASSERT_TRUE(cpu);
   EXPECT_FALSE(cpu->LinearAcceptsWeights(DType::kBF16));
   ReferenceBackend reference;
-  EXPECT_LT(wan_test::RelError(Forward(*model, *cpu), Forward(*model, reference)), 1e-4);
+  EXPECT_LT(wan_test::RelError(wan_test::Bf16PathForward(*model, *cpu), wan_test::Bf16PathForward(*model, reference)),
+            1e-4);
 }
 
 }  // namespace

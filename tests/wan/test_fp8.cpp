@@ -14,6 +14,8 @@
 #include "core/log.h"
 #include "core/wan/umt5.h"
 #include "core/wan/wan_transformer.h"
+#include "kernels/cpu/reference_backend.h"
+#include "tests/wan/bf16_linear_backend.h"
 #include "tests/wan/wan_test_util.h"
 
 namespace ds {
@@ -171,6 +173,28 @@ TEST_F(WanFp8, ScaledFp8ComputesWhatItsDequantisedWeightsCompute) {
   ASSERT_TRUE(original.ok());
   auto be = wan_test::MakeBackend("cpu");
   EXPECT_GT(wan_test::RelError(Forward(*original, *be), Forward(*b, *be)), 1e-3);
+}
+
+// On a backend whose linear takes BF16 (a GPU), scaled FP8 matrices are widened to BF16, not
+// float32 (half the memory, bf16 GEMMs), and the FFN's hidden rows are BF16 too; the result stays
+// within bf16 rounding of the float32 path on the same checkpoint. Bf16LinearBackend stands in for
+// the GPU (tests/wan/bf16_linear_backend.h).
+TEST_F(WanFp8, ScaledFp8OnABf16BackendIsWidenedToBf16) {
+  auto model = WanTransformer::Load(Write("fp8", true, true));
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const int64_t blocks = model->config().layers;
+  wan_test::Bf16LinearBackend bf16;
+  EXPECT_EQ(bf16.WidenedWeightDType(), DType::kBF16);
+  ReferenceBackend reference;
+  EXPECT_EQ(reference.WidenedWeightDType(), DType::kF32);
+  const std::vector<float> got = wan_test::Bf16PathForward(*model, bf16);
+  const std::vector<float> want = wan_test::Bf16PathForward(*model, reference);
+  EXPECT_FALSE(bf16.misuse);
+  EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);
+  EXPECT_EQ(bf16.bf16_y_calls, blocks);
+  const double err = wan_test::RelError(got, want);
+  EXPECT_LT(err, 2e-2);
+  EXPECT_GT(err, 1e-5);
 }
 
 TEST_F(WanFp8, UnscaledFp8Loads) { ExpectSameForward(Write("fp8", true, false), Write("f32", false, false)); }
