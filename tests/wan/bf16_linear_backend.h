@@ -7,11 +7,9 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "core/backend.h"
-#include "core/wan/wan_transformer.h"
 #include "kernels/cpu/reference_backend.h"
 
 namespace ds::wan_test {
@@ -105,20 +103,5 @@ class Bf16LinearBackend final : public Backend {
 
   ReferenceBackend ref_;
 };
-
-// One forward of `m` on `be` at a small fixed geometry and random inputs (seeded).
-inline std::vector<float> Bf16PathForward(WanTransformer& m, Backend& be) {
-  const WanTransformerConfig& c = m.config();
-  const int T = 2, H = 4, W = 6, L = 8;
-  std::mt19937 rng(11);
-  std::normal_distribution<float> nd;
-  std::vector<float> latent(static_cast<size_t>(c.in_channels) * T * H * W), ctx(static_cast<size_t>(L) * c.text_dim);
-  for (float& v : latent) v = nd(rng);
-  for (float& v : ctx) v = nd(rng);
-  std::vector<float> out(latent.size(), std::nanf(""));
-  const Status s = m.Forward(be, latent.data(), T, H, W, 640.0f, ctx.data(), L, out.data());
-  EXPECT_TRUE(s.ok()) << s.message();
-  return out;
-}
 
 }  // namespace ds::wan_test

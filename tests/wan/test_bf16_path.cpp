@@ -27,9 +27,9 @@ TEST(WanBf16Path, BlockMatricesAsStoredAndBf16HiddenRowsMatchTheF32Path) {
   ASSERT_TRUE(model.ok()) << model.status().message();
   const int64_t blocks = model->config().layers;
   ReferenceBackend reference;
-  const std::vector<float> want = wan_test::Bf16PathForward(*model, reference);
+  const std::vector<float> want = wan_test::SmallForward(*model, reference);
   Bf16LinearBackend bf16;
-  const std::vector<float> got = wan_test::Bf16PathForward(*model, bf16);
+  const std::vector<float> got = wan_test::SmallForward(*model, bf16);
   EXPECT_FALSE(bf16.misuse) << "a BF16 activation reached a linear with non-BF16 weights";
   EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);  // q k v o, cross q k v o, fc1, fc2
   EXPECT_EQ(bf16.bf16_y_calls, blocks);            // fc1 writes the hidden rows in BF16 ...
@@ -47,8 +47,7 @@ TEST(WanBf16Path, HostBackendsKeepTheF32Path) {
   ASSERT_TRUE(cpu);
   EXPECT_FALSE(cpu->LinearAcceptsWeights(DType::kBF16));
   ReferenceBackend reference;
-  EXPECT_LT(wan_test::RelError(wan_test::Bf16PathForward(*model, *cpu), wan_test::Bf16PathForward(*model, reference)),
-            1e-4);
+  EXPECT_LT(wan_test::RelError(wan_test::SmallForward(*model, *cpu), wan_test::SmallForward(*model, reference)), 1e-4);
 }
 
 }  // namespace

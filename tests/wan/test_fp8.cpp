@@ -134,19 +134,7 @@ class WanFp8 : public test::TempDirTest {
     EXPECT_EQ(Forward(*a, *be), Forward(*b, *be));
   }
 
-  static std::vector<float> Forward(WanTransformer& m, Backend& be) {
-    const WanTransformerConfig& c = m.config();
-    const int T = 2, H = 4, W = 6, L = 8;
-    std::mt19937 rng(5);
-    std::normal_distribution<float> nd;
-    std::vector<float> latent(static_cast<size_t>(c.in_channels) * T * H * W), ctx(static_cast<size_t>(L) * c.text_dim);
-    for (float& v : latent) v = nd(rng);
-    for (float& v : ctx) v = nd(rng);
-    std::vector<float> out(latent.size(), std::nanf(""));
-    const Status s = m.Forward(be, latent.data(), T, H, W, 640.0f, ctx.data(), L, out.data());
-    EXPECT_TRUE(s.ok()) << s.message();
-    return out;
-  }
+  static std::vector<float> Forward(WanTransformer& m, Backend& be) { return wan_test::SmallForward(m, be); }
 };
 
 TEST_F(WanFp8, ScaledFp8ComputesWhatItsDequantisedWeightsCompute) {
@@ -187,8 +175,8 @@ TEST_F(WanFp8, ScaledFp8OnABf16BackendIsWidenedToBf16) {
   EXPECT_EQ(bf16.WidenedWeightDType(), DType::kBF16);
   ReferenceBackend reference;
   EXPECT_EQ(reference.WidenedWeightDType(), DType::kF32);
-  const std::vector<float> got = wan_test::Bf16PathForward(*model, bf16);
-  const std::vector<float> want = wan_test::Bf16PathForward(*model, reference);
+  const std::vector<float> got = wan_test::SmallForward(*model, bf16);
+  const std::vector<float> want = wan_test::SmallForward(*model, reference);
   EXPECT_FALSE(bf16.misuse);
   EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);
   EXPECT_EQ(bf16.bf16_y_calls, blocks);

@@ -14,11 +14,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/safetensors.h"
+#include "core/wan/wan_transformer.h"
 #include "kernels/registry.h"
 #include "tests/core/test_files.h"
 
@@ -120,6 +122,21 @@ inline void AppendTensors(const std::string& path, std::vector<test::TensorSpec>
 inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << text << "\"\n  lacks \"" << part << "\"";
+}
+
+// One forward of `m` on `be` at a small fixed geometry and random inputs (seeded).
+inline std::vector<float> SmallForward(WanTransformer& m, Backend& be) {
+  const WanTransformerConfig& c = m.config();
+  const int T = 2, H = 4, W = 6, L = 8;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  std::vector<float> latent(static_cast<size_t>(c.in_channels) * T * H * W), ctx(static_cast<size_t>(L) * c.text_dim);
+  for (float& v : latent) v = nd(rng);
+  for (float& v : ctx) v = nd(rng);
+  std::vector<float> out(latent.size(), std::nanf(""));
+  const Status s = m.Forward(be, latent.data(), T, H, W, 640.0f, ctx.data(), L, out.data());
+  EXPECT_TRUE(s.ok()) << s.message();
+  return out;
 }
 
 }  // namespace ds::wan_test
