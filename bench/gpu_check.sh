@@ -6,7 +6,9 @@
 #   3. benchmarks attention (B=1, H=12, N=32760, d=128 and B=1, H=24, N=4608, d=128) and the
 #      Wan-1.3B GEMMs, then PyTorch SDPA (flash and cuDNN backends, bf16) and torch bf16 matmul
 #   4. runs compute-sanitizer memcheck, racecheck and synccheck on the attention tests
-#   5. prints a short table last (also on a timeout or Ctrl-C)
+#   5. when bench/pack_gpu_e2e.sh's bundle is there (.gpu_deps/e2e.tar.xz) and the budget allows,
+#      generates one 480x832x81 clip through the C API on the GPU (bench/gpu_e2e.sh)
+#   6. prints a short table last (also on a timeout or Ctrl-C)
 #
 # Usage: bench/gpu_check.sh [--all-archs]
 #   --all-archs      build sm_80, sm_89 and sm_90a (as the meson build does) instead of the GPU's own
@@ -18,6 +20,7 @@
 #   NVCC, CXX, PYTHON, FMT_INCLUDE, GTEST_ROOT   override tool / dependency discovery
 #   DS_GPU_CHECK_GTEST   source | system | mini: force how GoogleTest is provided
 #   DS_GPU_CHECK_ARCHS   e.g. "90a" or "80 89 90a": the SASS targets to build ("ptx": compute_80 PTX)
+#   DS_GPU_CHECK_E2E_STEPS  steps of the end-to-end clip (default 50; 0 skips it)
 #
 # fmt: the sources need fmt's headers (used header-only). Looked for in FMT_INCLUDE, the system
 # include dirs, PyTorch's include dir (it ships fmt) and spdlog's bundled copy; failing those (or
@@ -138,6 +141,11 @@ print_table() {
   echo "Wan2.1-1.3B-shaped DiT forward, 480x832x81 (32760 tokens, 30 blocks, random weights)"
   grep -E '^RESULT (dit_forward|torch_dit_forward|engine_wan13b|engine_wan_vae)' "$results" | sed 's/^RESULT //'
   grep '^CHECK ' "$results" | sed 's/^CHECK /check: /'
+  if [ -f "$LOGS/e2e.log" ]; then
+    echo
+    echo "the whole pipeline on this GPU (bench/gpu_e2e.sh: random 1.3B-width folder, 480x832x81, guidance on)"
+    grep -E '^(model |  |GPU memory)' "$LOGS/e2e.log"
+  fi
   echo "logs: $LOGS"
 }
 trap 'stage "interrupted" "FAIL" "killed after $(elapsed) s"; print_table; exit 124' TERM INT
@@ -498,6 +506,19 @@ sanitize() {  # tool filter cap
 sanitize memcheck 'CudaAttention.*-*LongSequence*' 90
 sanitize racecheck 'CudaAttention.FlashKernelOnExactAllocations:CudaAttention.FlashMatchesReference' 90
 sanitize synccheck 'CudaAttention.FlashKernelOnExactAllocations' 40
+
+E2E_STEPS=${DS_GPU_CHECK_E2E_STEPS:-50}
+if [ "$E2E_STEPS" = 0 ]; then
+  stage "end-to-end clip" "skipped" "DS_GPU_CHECK_E2E_STEPS=0"
+elif [ ! -f "$ROOT/.gpu_deps/e2e.tar.xz" ]; then
+  stage "end-to-end clip" "skipped" "no bundle: run bench/pack_gpu_e2e.sh <build> where the project builds"
+else
+  run_limited 240 0 "$LOGS/e2e.log" "$ROOT/bench/gpu_e2e.sh" "$E2E_STEPS"
+  rc=$?
+  if [ $rc = 0 ]; then stage "end-to-end clip" "ok" "$(grep -h 'clip (best' "$LOGS/e2e.log" | sed 's/^ *//')"
+  elif [ $rc = 124 ] || [ $rc = 125 ]; then stage "end-to-end clip" "TIMEOUT" "rc $rc (see e2e.log)"
+  else stage "end-to-end clip" "FAIL" "rc $rc (see e2e.log)"; fi
+fi
 
 print_table
 for s in "${STAGES[@]}"; do [[ $s == *"|FAIL|"* || $s == *"|TIMEOUT|"* ]] && exit 1; done
