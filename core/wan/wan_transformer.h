@@ -77,7 +77,8 @@ class WanTransformer {
   DType HiddenDType(const Backend& be) const;
   // The weights in `be`'s memory: the host ones for a host backend, else copies made on first use.
   Result<const Params*> ParamsFor(Backend& be);
-  // b itself when its matrices are float32, else the workspace's block of widened copies.
+  // b itself when the backend's linear takes all its matrices as stored, else the workspace's block
+  // with the others widened (WidenedWeightDType).
   Result<const Block*> Widen(Backend& be, const Block& b);
   void RunBlock(Backend& be, const Block& b, const Block& host_block);
 

@@ -93,16 +93,17 @@ TEST(BackendMemory, WidensHalfAndBfloat16ToFloat) {
 
 // Widening into BF16 (what a GPU model does with F16/F8 weights) is the float32 result rounded to
 // nearest even, on every host backend, over more elements than one work chunk and from an odd
-// byte offset; every E4M3 and every F16 pattern, times a scale.
+// byte offset, with a partial last piece; every E4M3 and every F16 pattern, times a scale.
 TEST(BackendMemory, WidensIntoBfloat16ByRoundingTheFloat32Result) {
-  std::vector<unsigned char> f16_raw(1 + 2 * 65536 * 2);  // every F16 pattern twice: 131072 elements
-  for (int i = 0; i < 2 * 65536; ++i) {
+  constexpr int kF16Count = 2 * 65536 + 77;  // every F16 pattern twice, and a ragged tail
+  std::vector<unsigned char> f16_raw(1 + 2 * kF16Count);
+  for (int i = 0; i < kF16Count; ++i) {
     const uint16_t bits = static_cast<uint16_t>(i);
     std::memcpy(f16_raw.data() + 1 + 2 * i, &bits, 2);
   }
   std::vector<uint8_t> e4m3(256);
   for (int i = 0; i < 256; ++i) e4m3[i] = static_cast<uint8_t>(i);
-  const Tensor sources[] = {Tensor::View(f16_raw.data() + 1, DType::kF16, {2 * 65536}),
+  const Tensor sources[] = {Tensor::View(f16_raw.data() + 1, DType::kF16, {kF16Count}),
                             Tensor::View(e4m3.data(), DType::kF8E4M3, {256})};
   for (const char* device : {"cpu", "reference"}) {
     auto be = CreateBackend(device, 2);

@@ -46,6 +46,7 @@ TEST(WanBf16Path, HostBackendsKeepTheF32Path) {
   auto cpu = wan_test::MakeBackend("cpu");
   ASSERT_TRUE(cpu);
   EXPECT_FALSE(cpu->LinearAcceptsWeights(DType::kBF16));
+  EXPECT_EQ(cpu->WidenedWeightDType(), DType::kF32);
   ReferenceBackend reference;
   EXPECT_LT(wan_test::RelError(wan_test::SmallForward(*model, *cpu), wan_test::SmallForward(*model, reference)), 1e-4);
 }

@@ -179,7 +179,8 @@ TEST_F(WanFp8, ScaledFp8OnABf16BackendIsWidenedToBf16) {
   const std::vector<float> want = wan_test::SmallForward(*model, reference);
   EXPECT_FALSE(bf16.misuse);
   EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);
-  EXPECT_EQ(bf16.bf16_y_calls, blocks);
+  EXPECT_EQ(bf16.bf16_y_calls, blocks);  // fc1 writes the hidden rows in BF16 ...
+  EXPECT_EQ(bf16.bf16_x_calls, blocks);  // ... and fc2 reads them
   const double err = wan_test::RelError(got, want);
   EXPECT_LT(err, 2e-2);
   EXPECT_GT(err, 1e-5);
@@ -268,22 +269,38 @@ TEST_F(WanFp8, TextEncoderMatricesAsStoredEncodeTheirValues) {
     return dir;
   };
   const std::vector<int> ids = {5, 17, 3, 42, 1};
-  auto encode = [&](const std::string& dir) {
+  auto encode = [&](const std::string& dir, Backend* backend = nullptr) {
     auto e = Umt5Encoder::Load(dir);
     EXPECT_TRUE(e.ok()) << e.status().message();
     std::vector<float> out;
     if (!e.ok()) return out;
-    auto be = wan_test::MakeBackend("cpu");
-    const Status s = e->Encode(*be, ids, out);
+    auto cpu = wan_test::MakeBackend("cpu");
+    const Status s = e->Encode(backend ? *backend : *cpu, ids, out);
     EXPECT_TRUE(s.ok()) << s.message();
     return out;
   };
-  const std::vector<float> bf16 = encode(write("bf16", 0)), f32_of_bf16 = encode(write("f32_bf16", 2));
-  const std::vector<float> fp8 = encode(write("fp8", 1)), f32_of_fp8 = encode(write("f32_fp8", 3));
+  const std::string bf16_dir = write("bf16", 0), fp8_dir = write("fp8", 1);
+  const std::vector<float> bf16 = encode(bf16_dir), f32_of_bf16 = encode(write("f32_bf16", 2));
+  const std::vector<float> fp8 = encode(fp8_dir), f32_of_fp8 = encode(write("f32_fp8", 3));
   ASSERT_FALSE(bf16.empty());
   EXPECT_EQ(bf16, f32_of_bf16);
   EXPECT_EQ(fp8, f32_of_fp8);
   EXPECT_NE(bf16, fp8);
+
+  // Where linear takes BF16 (a GPU; Bf16LinearBackend here), the BF16 matrices go in as stored and
+  // the scaled F8 ones are widened to BF16: 7 matrices a layer either way, within bf16 rounding of
+  // the float32 encodings.
+  const int layers = static_cast<int>(nlohmann::json::parse(std::ifstream(bf16_dir + "/config.json"))["num_layers"]);
+  for (const auto& [dir, want] : {std::pair{bf16_dir, &f32_of_bf16}, std::pair{fp8_dir, &f32_of_fp8}}) {
+    SCOPED_TRACE(dir);
+    wan_test::Bf16LinearBackend double_backend;
+    const std::vector<float> got = encode(dir, &double_backend);
+    EXPECT_FALSE(double_backend.misuse);
+    EXPECT_EQ(double_backend.bf16_weight_calls, 7 * layers);
+    const double err = wan_test::RelError(got, *want);
+    EXPECT_LT(err, 2e-2);
+    EXPECT_GT(err, 1e-6);
+  }
 }
 
 }  // namespace
