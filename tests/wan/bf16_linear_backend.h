@@ -23,11 +23,15 @@ inline float At(const Tensor& t, int64_t r, int64_t j) {
 
 class Bf16LinearBackend final : public Backend {
  public:
+  // reported: what device() says. kCuda sends the models down their GPU-only branches too (weights
+  // copied into backend buffers, UMT5's staged uploads, the FFN row budget), all of which stay in
+  // host memory here: NewBuffer and the copies are the host defaults.
+  explicit Bf16LinearBackend(Device reported = Device::kCpu) : reported_(reported) {}
   int bf16_weight_calls = 0, bf16_x_calls = 0, bf16_y_calls = 0;
   bool misuse = false;  // BF16 x or y with non-BF16 weights, which the CUDA backend refuses
 
   const char* name() const override { return "bf16-linear-double"; }
-  Device device() const override { return Device::kCpu; }
+  Device device() const override { return reported_; }
   void set_threads(int) override {}
   int threads() const override { return 1; }
   bool LinearAcceptsWeights(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kBF16; }
@@ -102,6 +106,7 @@ class Bf16LinearBackend final : public Backend {
   }
 
   ReferenceBackend ref_;
+  Device reported_;
 };
 
 }  // namespace ds::wan_test

@@ -28,15 +28,20 @@ TEST(WanBf16Path, BlockMatricesAsStoredAndBf16HiddenRowsMatchTheF32Path) {
   const int64_t blocks = model->config().layers;
   ReferenceBackend reference;
   const std::vector<float> want = wan_test::SmallForward(*model, reference);
-  Bf16LinearBackend bf16;
-  const std::vector<float> got = wan_test::SmallForward(*model, bf16);
-  EXPECT_FALSE(bf16.misuse) << "a BF16 activation reached a linear with non-BF16 weights";
-  EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);  // q k v o, cross q k v o, fc1, fc2
-  EXPECT_EQ(bf16.bf16_y_calls, blocks);            // fc1 writes the hidden rows in BF16 ...
-  EXPECT_EQ(bf16.bf16_x_calls, blocks);            // ... and fc2 reads them
-  const double err = wan_test::RelError(got, want);
-  EXPECT_LT(err, 2e-2);
-  EXPECT_GT(err, 1e-5) << "bf16 rounding of the activations should show";
+  // As a host backend, and claiming to be a GPU (the model's device branches: weights copied into
+  // backend buffers, the FFN rows sized by the working-set budget).
+  for (Device reported : {Device::kCpu, Device::kCuda}) {
+    SCOPED_TRACE(reported == Device::kCuda ? "reported as a GPU" : "reported as the CPU");
+    Bf16LinearBackend bf16(reported);
+    const std::vector<float> got = wan_test::SmallForward(*model, bf16);
+    EXPECT_FALSE(bf16.misuse) << "a BF16 activation reached a linear with non-BF16 weights";
+    EXPECT_EQ(bf16.bf16_weight_calls, blocks * 10);  // q k v o, cross q k v o, fc1, fc2
+    EXPECT_EQ(bf16.bf16_y_calls, blocks);            // fc1 writes the hidden rows in BF16 ...
+    EXPECT_EQ(bf16.bf16_x_calls, blocks);            // ... and fc2 reads them
+    const double err = wan_test::RelError(got, want);
+    EXPECT_LT(err, 2e-2);
+    EXPECT_GT(err, 1e-5) << "bf16 rounding of the activations should show";
+  }
 }
 
 // A backend without BF16 linears (every CPU backend) gets float32 hidden rows and widened matrices.

@@ -171,7 +171,7 @@ TEST_F(WanFp8, ScaledFp8OnABf16BackendIsWidenedToBf16) {
   auto model = WanTransformer::Load(Write("fp8", true, true));
   ASSERT_TRUE(model.ok()) << model.status().message();
   const int64_t blocks = model->config().layers;
-  wan_test::Bf16LinearBackend bf16;
+  wan_test::Bf16LinearBackend bf16(Device::kCuda);  // the model's GPU branches, in host memory
   EXPECT_EQ(bf16.WidenedWeightDType(), DType::kBF16);
   ReferenceBackend reference;
   EXPECT_EQ(reference.WidenedWeightDType(), DType::kF32);
@@ -293,7 +293,7 @@ TEST_F(WanFp8, TextEncoderMatricesAsStoredEncodeTheirValues) {
   const int layers = static_cast<int>(nlohmann::json::parse(std::ifstream(bf16_dir + "/config.json"))["num_layers"]);
   for (const auto& [dir, want] : {std::pair{bf16_dir, &f32_of_bf16}, std::pair{fp8_dir, &f32_of_fp8}}) {
     SCOPED_TRACE(dir);
-    wan_test::Bf16LinearBackend double_backend;
+    wan_test::Bf16LinearBackend double_backend(Device::kCuda);  // with UMT5's staged uploads
     const std::vector<float> got = encode(dir, &double_backend);
     EXPECT_FALSE(double_backend.misuse);
     EXPECT_EQ(double_backend.bf16_weight_calls, 7 * layers);

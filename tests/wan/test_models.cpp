@@ -4,6 +4,8 @@
 
 #include "core/wan/wan_transformer.h"
 #include "core/wan/wan_vae.h"
+#include "kernels/cpu/reference_backend.h"
+#include "tests/wan/bf16_linear_backend.h"
 #include "tests/wan/wan_test_util.h"
 
 namespace ds {
@@ -107,6 +109,24 @@ TEST(WanVae, DecodesEveryFrameLikeDiffusers) {
   EXPECT_EQ(DecodeAll(*vae, *be, z, per_push), got);
   vae->End();
   EXPECT_EQ(DecodeAll(*vae, *be, z, per_push), got);
+}
+
+// A backend that reports a GPU gets the decoder's weights copied into its own buffers (the
+// placement only GPUs take); decoding must not change. Bf16LinearBackend (reported as kCuda) runs
+// the reference ops on host memory, so CI covers that branch without a GPU.
+TEST(WanVae, WeightsPlacedInBackendBuffersDecodeTheSame) {
+  auto vae = WanVaeDecoder::Load(FixtureDir() + "/tiny/vae");
+  ASSERT_TRUE(vae.ok()) << vae.status().message();
+  const auto z = Load("vae.z");
+  std::vector<int> per_push;
+  ReferenceBackend reference;
+  wan_test::Bf16LinearBackend gpu_like(Device::kCuda);
+  const std::vector<float> want = DecodeAll(*vae, reference, z, per_push);
+  const std::vector<float> got = DecodeAll(*vae, gpu_like, z, per_push);
+  ASSERT_FALSE(want.empty());
+  EXPECT_LE(RelError(got, want), 1e-6);
+  // And back on the host backend: the host views are restored.
+  EXPECT_EQ(DecodeAll(*vae, reference, z, per_push), want);
 }
 
 TEST(WanVae, OriginalNamesGiveTheSameDecoder) {
