@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <tuple>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,9 +20,10 @@
 namespace ds {
 namespace {
 
-// A [rows, cols] float view whose rows are `stride` floats apart (a head's slice of [L, heads·d_kv]).
-Tensor StridedRows(float* data, int64_t rows, int64_t cols, int64_t stride) {
-  Tensor t = Tensor::View(data, DType::kF32, {rows, cols});
+// A [rows, cols] float view whose rows are `stride` floats apart (a head's slice of [L, heads·d_kv]),
+// in the memory of `device`.
+Tensor StridedRows(float* data, int64_t rows, int64_t cols, int64_t stride, Device device) {
+  Tensor t = Tensor::View(data, DType::kF32, {rows, cols}, device);
   t.strides[0] = stride * static_cast<int64_t>(sizeof(float));
   return t;
 }
@@ -193,12 +195,8 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     for (int64_t j = 0; j < L; ++j)
       bucket[static_cast<size_t>(i * L + j)] = Bucket(static_cast<int>(j - i), c.buckets, c.max_distance);
 
-  std::vector<float> h(L * d), q(L * inner), k(L * inner), v(L * inner), vt(inner * L), o(L * inner), f(L * d),
-      s(L * L), g(L * c.d_ff), u(L * c.d_ff);
-  Tensor X = Mat(out.data(), L, d), Hm = Mat(h.data(), L, d), F = Mat(f.data(), L, d);
-  Tensor Q = Mat(q.data(), L, inner), K = Mat(k.data(), L, inner), V = Mat(v.data(), L, inner);
-  Tensor O = Mat(o.data(), L, inner), S = Mat(s.data(), L, L);
-  Tensor G = Mat(g.data(), L, c.d_ff), U = Mat(u.data(), L, c.d_ff);
+  // The activations live in the backend's memory. On a GPU only one head's scores at a time come
+  // back to the host (the bucketed bias and the softmax are host loops), and the FFN's gate product.
   auto vec = [](const std::vector<float>& w) {
     return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
@@ -213,38 +211,61 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
       e.matrix_ = {};
     }
   } release{*this};
+  const int64_t ff = c.d_ff;
+  BackendBuffer x, h, q, k, v, vt, o, f, scores, g, u;
+  for (auto [buf, rows, cols] :
+       {std::tuple{&x, L, d}, std::tuple{&h, L, d}, std::tuple{&q, L, inner}, std::tuple{&k, L, inner},
+        std::tuple{&v, L, inner}, std::tuple{&vt, inner, L}, std::tuple{&o, L, inner}, std::tuple{&f, L, d},
+        std::tuple{&scores, L, L}, std::tuple{&g, L, ff}, std::tuple{&u, L, ff}}) {
+    DS_ASSIGN_OR_RETURN(*buf, be.NewBuffer(DType::kF32, {rows, cols}));
+  }
+  Tensor X = x.tensor, Hm = h.tensor, Q = q.tensor, K = k.tensor, V = v.tensor, VT = vt.tensor, O = o.tensor,
+         F = f.tensor, S = scores.tensor, G = g.tensor, U = u.tensor;
+  DS_TRY(be.CopyToBackend(Mat(out.data(), L, d), X));
+  auto head_rows = [&](const Tensor& t, int64_t head) {
+    return StridedRows(static_cast<float*>(t.data) + head * dk, L, dk, inner, t.device);
+  };
+  std::vector<float> s_host(static_cast<size_t>(L * L)), g_host(static_cast<size_t>(L * ff)), u_host(g_host.size());
+  const Tensor s_view = Mat(s_host.data(), L, L), g_view = Mat(g_host.data(), L, ff),
+               u_view = Mat(u_host.data(), L, ff);
   for (const Layer& l : layers_) {
     DS_TRY(WidenLayer(be, l));
     // Self-attention: scores = q·kᵀ (unscaled) + bias(bucket(j − i)), per head.
-    std::copy(out.begin(), out.end(), h.begin());
+    be.copy(X, Hm);
     be.rms_norm(Hm, vec(l.ln0), c.eps);
     be.linear(Hm, matrix(0), nullptr, Q);
     be.linear(Hm, matrix(1), nullptr, K);
     be.linear(Hm, matrix(2), nullptr, V);
-    for (int64_t i = 0; i < L; ++i)
-      for (int64_t j = 0; j < inner; ++j) vt[j * L + i] = v[i * inner + j];
+    be.transpose(V, VT);  // head h's values are rows [h·dk, (h + 1)·dk) of VT: the w of P·V
     for (int64_t head = 0; head < c.heads; ++head) {
-      be.linear(StridedRows(q.data() + head * dk, L, dk, inner), StridedRows(k.data() + head * dk, L, dk, inner),
-                nullptr, S);
-      for (size_t e = 0; e < s.size(); ++e) s[e] += l.bias_table[static_cast<size_t>(bucket[e]) * c.heads + head];
-      SoftmaxRows(s.data(), L, L);
-      Tensor oh = StridedRows(o.data() + head * dk, L, dk, inner);
-      be.linear(S, Mat(vt.data() + head * dk * L, dk, L), nullptr, oh);
+      be.linear(head_rows(Q, head), head_rows(K, head), nullptr, S);
+      DS_TRY(be.CopyToHost(S, s_view));
+      for (size_t e = 0; e < s_host.size(); ++e) {
+        s_host[e] += l.bias_table[static_cast<size_t>(bucket[e]) * c.heads + head];
+      }
+      SoftmaxRows(s_host.data(), L, L);
+      DS_TRY(be.CopyToBackend(s_view, S));
+      Tensor oh = head_rows(O, head);
+      be.linear(S, Tensor::View(static_cast<float*>(VT.data) + head * dk * L, DType::kF32, {dk, L}, VT.device), nullptr,
+                oh);
     }
     be.linear(O, matrix(3), nullptr, F);
     be.add(X, F);
     // Gated FFN: wo(gelu_tanh(wi_0·h) ⊙ wi_1·h).
-    std::copy(out.begin(), out.end(), h.begin());
+    be.copy(X, Hm);
     be.rms_norm(Hm, vec(l.ln1), c.eps);
     be.linear(Hm, matrix(4), nullptr, G);
     be.gelu_tanh(G);
     be.linear(Hm, matrix(5), nullptr, U);
-    for (size_t e = 0; e < g.size(); ++e) g[e] *= u[e];
+    DS_TRY(be.CopyToHost(G, g_view));
+    DS_TRY(be.CopyToHost(U, u_view));
+    for (size_t e = 0; e < g_host.size(); ++e) g_host[e] *= u_host[e];
+    DS_TRY(be.CopyToBackend(g_view, G));
     be.linear(G, matrix(6), nullptr, F);
     be.add(X, F);
   }
   be.rms_norm(X, vec(final_norm_), c.eps);
-  return Status::Ok();
+  return be.CopyToHost(X, Mat(out.data(), L, d));
 }
 
 }  // namespace ds
