@@ -195,8 +195,9 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     for (int64_t j = 0; j < L; ++j)
       bucket[static_cast<size_t>(i * L + j)] = Bucket(static_cast<int>(j - i), c.buckets, c.max_distance);
 
-  // The activations live in the backend's memory. On a GPU only one head's scores at a time come
-  // back to the host (the bucketed bias and the softmax are host loops), and the FFN's gate product.
+  // The activations live in the backend's memory. On a GPU only the scores come back to the host
+  // (the bucketed bias and the softmax are host loops), all heads of a layer in one round trip, and
+  // the FFN's gate product.
   auto vec = [](const std::vector<float>& w) {
     return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
@@ -216,7 +217,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   for (auto [buf, rows, cols] :
        {std::tuple{&x, L, d}, std::tuple{&h, L, d}, std::tuple{&q, L, inner}, std::tuple{&k, L, inner},
         std::tuple{&v, L, inner}, std::tuple{&vt, inner, L}, std::tuple{&o, L, inner}, std::tuple{&f, L, d},
-        std::tuple{&scores, L, L}, std::tuple{&g, L, ff}, std::tuple{&u, L, ff}}) {
+        std::tuple{&scores, c.heads * L, L}, std::tuple{&g, L, ff}, std::tuple{&u, L, ff}}) {
     DS_ASSIGN_OR_RETURN(*buf, be.NewBuffer(DType::kF32, {rows, cols}));
   }
   Tensor X = x.tensor, Hm = h.tensor, Q = q.tensor, K = k.tensor, V = v.tensor, VT = vt.tensor, O = o.tensor,
@@ -225,8 +226,9 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   auto head_rows = [&](const Tensor& t, int64_t head) {
     return StridedRows(static_cast<float*>(t.data) + head * dk, L, dk, inner, t.device);
   };
-  std::vector<float> s_host(static_cast<size_t>(L * L)), g_host(static_cast<size_t>(L * ff)), u_host(g_host.size());
-  const Tensor s_view = Mat(s_host.data(), L, L), g_view = Mat(g_host.data(), L, ff),
+  std::vector<float> s_host(static_cast<size_t>(c.heads * L * L)), g_host(static_cast<size_t>(L * ff)),
+      u_host(g_host.size());
+  const Tensor s_view = Mat(s_host.data(), c.heads * L, L), g_view = Mat(g_host.data(), L, ff),
                u_view = Mat(u_host.data(), L, ff);
   for (const Layer& l : layers_) {
     DS_TRY(WidenLayer(be, l));
@@ -237,16 +239,22 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     be.linear(Hm, matrix(1), nullptr, K);
     be.linear(Hm, matrix(2), nullptr, V);
     be.transpose(V, VT);  // head h's values are rows [h·dk, (h + 1)·dk) of VT: the w of P·V
+    auto head_scores = [&](int64_t head) { return Rows(S, head * L, L); };  // [L, L] of head `head`
     for (int64_t head = 0; head < c.heads; ++head) {
-      be.linear(head_rows(Q, head), head_rows(K, head), nullptr, S);
-      DS_TRY(be.CopyToHost(S, s_view));
-      for (size_t e = 0; e < s_host.size(); ++e) {
-        s_host[e] += l.bias_table[static_cast<size_t>(bucket[e]) * c.heads + head];
-      }
-      SoftmaxRows(s_host.data(), L, L);
-      DS_TRY(be.CopyToBackend(s_view, S));
+      Tensor sh = head_scores(head);
+      be.linear(head_rows(Q, head), head_rows(K, head), nullptr, sh);
+    }
+    DS_TRY(be.CopyToHost(S, s_view));
+    for (int64_t head = 0; head < c.heads; ++head) {
+      float* sh = s_host.data() + head * L * L;
+      for (int64_t e = 0; e < L * L; ++e) sh[e] += l.bias_table[static_cast<size_t>(bucket[e]) * c.heads + head];
+      SoftmaxRows(sh, L, L);
+    }
+    DS_TRY(be.CopyToBackend(s_view, S));
+    for (int64_t head = 0; head < c.heads; ++head) {
       Tensor oh = head_rows(O, head);
-      be.linear(S, Tensor::View(static_cast<float*>(VT.data) + head * dk * L, DType::kF32, {dk, L}, VT.device), nullptr,
+      be.linear(head_scores(head),
+                Tensor::View(static_cast<float*>(VT.data) + head * dk * L, DType::kF32, {dk, L}, VT.device), nullptr,
                 oh);
     }
     be.linear(O, matrix(3), nullptr, F);
