@@ -201,7 +201,6 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   auto vec = [](const std::vector<float>& w) {
     return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
-  auto matrix = [&](int j) { return matrix_[j]; };
   // The layer buffers go back when Encode returns, on every path: the encoder runs once per prompt,
   // before the DiT needs the memory (on a GPU, 1.2 GB for XXL).
   struct Release {
@@ -235,9 +234,9 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     // Self-attention: scores = q·kᵀ (unscaled) + bias(bucket(j − i)), per head.
     be.copy(X, Hm);
     be.rms_norm(Hm, vec(l.ln0), c.eps);
-    be.linear(Hm, matrix(0), nullptr, Q);
-    be.linear(Hm, matrix(1), nullptr, K);
-    be.linear(Hm, matrix(2), nullptr, V);
+    be.linear(Hm, matrix_[0], nullptr, Q);
+    be.linear(Hm, matrix_[1], nullptr, K);
+    be.linear(Hm, matrix_[2], nullptr, V);
     be.transpose(V, VT);  // head h's values are rows [h·dk, (h + 1)·dk) of VT: the w of P·V
     auto head_scores = [&](int64_t head) { return Rows(S, head * L, L); };  // [L, L] of head `head`
     for (int64_t head = 0; head < c.heads; ++head) {
@@ -257,19 +256,19 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
                 Tensor::View(static_cast<float*>(VT.data) + head * dk * L, DType::kF32, {dk, L}, VT.device), nullptr,
                 oh);
     }
-    be.linear(O, matrix(3), nullptr, F);
+    be.linear(O, matrix_[3], nullptr, F);
     be.add(X, F);
     // Gated FFN: wo(gelu_tanh(wi_0·h) ⊙ wi_1·h).
     be.copy(X, Hm);
     be.rms_norm(Hm, vec(l.ln1), c.eps);
-    be.linear(Hm, matrix(4), nullptr, G);
+    be.linear(Hm, matrix_[4], nullptr, G);
     be.gelu_tanh(G);
-    be.linear(Hm, matrix(5), nullptr, U);
+    be.linear(Hm, matrix_[5], nullptr, U);
     DS_TRY(be.CopyToHost(G, g_view));
     DS_TRY(be.CopyToHost(U, u_view));
     for (size_t e = 0; e < g_host.size(); ++e) g_host[e] *= u_host[e];
     DS_TRY(be.CopyToBackend(g_view, G));
-    be.linear(G, matrix(6), nullptr, F);
+    be.linear(G, matrix_[6], nullptr, F);
     be.add(X, F);
   }
   be.rms_norm(X, vec(final_norm_), c.eps);

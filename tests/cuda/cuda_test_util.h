@@ -39,6 +39,17 @@ class CudaTest : public ::testing::Test {
     return backend.ok() ? std::move(backend).value() : nullptr;
   }
 
+  // A backend with an arena of `bytes` (the smallest allowed is 64 MiB, half of it cuBLASLt's
+  // workspace), for the paths that split work to fit the arena.
+  static constexpr size_t kSmallArena = size_t{64} << 20;
+  std::unique_ptr<CudaBackend> MakeWithArena(size_t bytes) {
+    CudaOptions o = DefaultOptions();
+    o.arena_bytes = bytes;
+    return Make(o);
+  }
+  // What an op may still take from the arena of a backend made with `bytes`.
+  static size_t ArenaFree(const CudaBackend& be, size_t bytes) { return bytes - be.arena_used(); }
+
   std::unique_ptr<CudaBackend> cuda_;
 };
 

@@ -243,11 +243,9 @@ TEST_F(CudaAttention, FlashLongSequenceMatchesReference) {
 // two heads of 12 MiB.
 TEST_F(CudaAttention, FlashInHeadGroupsWhenTheArenaIsSmall) {
   constexpr int64_t n = 32768, heads = 3, dh = 64;
-  CudaOptions o = DefaultOptions();
-  o.arena_bytes = size_t{64} << 20;
-  auto small = Make(o);
+  auto small = MakeWithArena(kSmallArena);
   ASSERT_TRUE(small);
-  const size_t per_head = 3 * n * dh * 2, free_bytes = (size_t{64} << 20) - small->arena_used();
+  const size_t per_head = 3 * n * dh * 2, free_bytes = ArenaFree(*small, kSmallArena);
   ASSERT_LT(free_bytes / per_head, static_cast<size_t>(heads)) << "the arena must not hold every head at once";
   ASSERT_GE(free_bytes / per_head, 1u);
   const HostBuffer host = Random(rng_, static_cast<size_t>(n * heads * dh));

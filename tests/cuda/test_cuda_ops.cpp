@@ -100,12 +100,8 @@ TEST_F(CudaOps, LinearTakesBf16WeightsAsStored) {
       const HostBuffer wb = Random(rng_, static_cast<size_t>(c.n * c.k));
       const HostBuffer bb = Random(rng_, static_cast<size_t>(c.n));
       std::vector<uint16_t> w16(wb.size());
-      HostBuffer w_rounded(wb.size()), x_rounded(xb.size());
-      for (size_t i = 0; i < wb.size(); ++i) {
-        w16[i] = FloatToBFloat16(wb.data()[i]);
-        w_rounded.data()[i] = BFloat16ToFloat(w16[i]);
-      }
-      for (size_t i = 0; i < xb.size(); ++i) x_rounded.data()[i] = BFloat16ToFloat(FloatToBFloat16(xb.data()[i]));
+      for (size_t i = 0; i < wb.size(); ++i) w16[i] = FloatToBFloat16(wb.data()[i]);
+      const HostBuffer w_rounded = test::Bf16Rounded(wb), x_rounded = test::Bf16Rounded(xb);
       const Tensor b = bb.view({c.n});
       const HostBuffer want_b = Poisoned(static_cast<size_t>(c.m * c.n));
       const HostBuffer got_b = Poisoned(static_cast<size_t>(c.m * (c.n + c.y_pad)));
@@ -176,9 +172,7 @@ TEST_F(CudaOps, LinearGeluWritesBf16AndLinearReadsIt) {
     const HostBuffer w1 = Random(rng_, static_cast<size_t>(c.n * c.k)), b1 = Random(rng_, static_cast<size_t>(c.n));
     const HostBuffer w2 = Random(rng_, static_cast<size_t>(c.k * c.n)), b2 = Random(rng_, static_cast<size_t>(c.k));
     const Bf16Matrix w1_16 = RoundedToBf16(*cuda_, w1, c.n, c.k), w2_16 = RoundedToBf16(*cuda_, w2, c.k, c.n);
-    HostBuffer x_r(xb.size()), b1_r(b1.size());
-    for (size_t i = 0; i < xb.size(); ++i) x_r.data()[i] = BFloat16ToFloat(FloatToBFloat16(xb.data()[i]));
-    for (size_t i = 0; i < b1.size(); ++i) b1_r.data()[i] = BFloat16ToFloat(FloatToBFloat16(b1.data()[i]));
+    const HostBuffer x_r = test::Bf16Rounded(xb), b1_r = test::Bf16Rounded(b1);
 
     // Reference: h = gelu_tanh(x_r·w1ᵀ + b1_r), then f = bf16(h)·w2ᵀ + b2.
     const HostBuffer h_want(static_cast<size_t>(c.m * c.n)), f_want(static_cast<size_t>(c.m * c.k));
@@ -231,17 +225,14 @@ TEST_F(CudaOps, LinearGeluWritesBf16AndLinearReadsIt) {
 // operands live outside the arena (NewBuffer).
 TEST_F(CudaOps, LinearRoundsXInRowBlocksWhenTheArenaIsSmall) {
   constexpr int64_t m = 8192, k = 4096, n = 24;
-  CudaOptions o = DefaultOptions();
-  o.arena_bytes = size_t{64} << 20;
-  auto small = Make(o);
+  auto small = MakeWithArena(kSmallArena);
   ASSERT_TRUE(small);
-  const size_t free_bytes = (size_t{64} << 20) - small->arena_used();
+  const size_t free_bytes = ArenaFree(*small, kSmallArena);
   ASSERT_LT(free_bytes, static_cast<size_t>(m * k * 2)) << "the test needs x not to fit the arena at once";
   const HostBuffer xb = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
   const HostBuffer bb = Random(rng_, static_cast<size_t>(n));
   const Bf16Matrix w16 = RoundedToBf16(*small, wb, n, k);
-  HostBuffer x_r(xb.size());
-  for (size_t i = 0; i < xb.size(); ++i) x_r.data()[i] = BFloat16ToFloat(FloatToBFloat16(xb.data()[i]));
+  const HostBuffer x_r = test::Bf16Rounded(xb);
   const HostBuffer want_b(static_cast<size_t>(m * n)), got_b = Poisoned(static_cast<size_t>(m * n));
   Tensor want = want_b.view({m, n});
   const Tensor b = bb.view({n});

@@ -493,7 +493,8 @@ void WarpStep(const Smem& smem, WarpState<T>& w, int warp, int kt, Range kr, int
     }
     for (int nt2 = 0; nt2 < T::kSTiles / 2; ++nt2) {
       uint32_t b[32][4];
-      for (int lane = 0; lane < 32; ++lane) addr[lane] = BlockAddress<T>(KLaneBase<T>(k_tile, LdmatrixK(lane)), nt2, ks);
+      for (int lane = 0; lane < 32; ++lane)
+        addr[lane] = BlockAddress<T>(KLaneBase<T>(k_tile, LdmatrixK(lane)), nt2, ks);
       Ldmatrix(smem, addr, false, b);
       for (int mt = 0; mt < T::kMTiles; ++mt) {
         for (int half = 0; half < 2; ++half) MmaHalf(a[mt], b, half, &s[mt][0][2 * nt2 + half], T::kSTiles);
@@ -524,7 +525,8 @@ void WarpStep(const Smem& smem, WarpState<T>& w, int warp, int kt, Range kr, int
     }
     for (int dt2 = 0; dt2 < T::kOTiles / 2; ++dt2) {
       uint32_t b[32][4];
-      for (int lane = 0; lane < 32; ++lane) addr[lane] = BlockAddress<T>(VLaneBase<T>(v_tile, LdmatrixV(lane)), kk, dt2);
+      for (int lane = 0; lane < 32; ++lane)
+        addr[lane] = BlockAddress<T>(VLaneBase<T>(v_tile, LdmatrixV(lane)), kk, dt2);
       Ldmatrix(smem, addr, true, b);
       for (int mt = 0; mt < T::kMTiles; ++mt) {
         for (int half = 0; half < 2; ++half) MmaHalf(a[mt], b, half, &w.o[mt][0][2 * dt2 + half], T::kOTiles);
@@ -573,7 +575,8 @@ void EmulateBlock(const Problem& pr, int m_block, int head, Landing landing, std
       for (int mt = 0; mt < T::kMTiles; ++mt) {
         for (int ks = 0; ks < T::kQkSteps; ++ks) {
           uint32_t addr[32];
-          for (int lane = 0; lane < 32; ++lane) addr[lane] = BlockAddress<T>(QLaneBase<T>(0, LdmatrixA(lane), warp), mt, ks);
+          for (int lane = 0; lane < 32; ++lane)
+            addr[lane] = BlockAddress<T>(QLaneBase<T>(0, LdmatrixA(lane), warp), mt, ks);
           Ldmatrix(smem, addr, false, warps[static_cast<size_t>(warp)].q[mt][ks]);
         }
       }

@@ -20,8 +20,8 @@ namespace ds::test {
 // A different, reproducible seed for every test (and every parameter of a parameterised test).
 inline std::mt19937 TestRng() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return std::mt19937(static_cast<uint32_t>(
-      std::hash<std::string>{}(std::string(info->test_suite_name()) + "." + info->name())));
+  return std::mt19937(
+      static_cast<uint32_t>(std::hash<std::string>{}(std::string(info->test_suite_name()) + "." + info->name())));
 }
 
 inline HostBuffer Random(std::mt19937& rng, size_t n, float lo = -1.0f, float hi = 1.0f) {
@@ -29,6 +29,16 @@ inline HostBuffer Random(std::mt19937& rng, size_t n, float lo = -1.0f, float hi
   std::uniform_real_distribution<float> dist(lo, hi);
   for (size_t i = 0; i < n; ++i) b.data()[i] = dist(rng);
   return b;
+}
+
+// x rounded to bfloat16 (to nearest even) and back: what a bf16 operand holds.
+inline float Bf16Rounded(float x) { return BFloat16ToFloat(FloatToBFloat16(x)); }
+
+// Every value of b through Bf16Rounded, as a new buffer.
+inline HostBuffer Bf16Rounded(const HostBuffer& b) {
+  HostBuffer r(b.size());
+  for (size_t i = 0; i < b.size(); ++i) r.data()[i] = Bf16Rounded(b.data()[i]);
+  return r;
 }
 
 inline HostBuffer Poisoned(size_t n) {
@@ -72,15 +82,14 @@ inline ::testing::AssertionResult AllClose(const Tensor& got, const Tensor& want
       const double a = g[i][j], b = w[i][j];
       if (std::abs(a - b) <= rtol * (std::abs(b) + rms)) continue;  // false for NaN
       if (bad++ == 0) {
-        first = "row " + std::to_string(i) + " col " + std::to_string(j) + ": got " +
-                std::to_string(a) + ", want " + std::to_string(b);
+        first = "row " + std::to_string(i) + " col " + std::to_string(j) + ": got " + std::to_string(a) + ", want " +
+                std::to_string(b);
       }
     }
   }
   if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << bad << " of " << w.count() * w.width() << " elements differ (rtol " << rtol << ", rms "
-         << rms << "); first at " << first;
+  return ::testing::AssertionFailure() << bad << " of " << w.count() * w.width() << " elements differ (rtol " << rtol
+                                       << ", rms " << rms << "); first at " << first;
 }
 
 // The floats of b outside the rows of view t must still be NaN: the op wrote nothing else.

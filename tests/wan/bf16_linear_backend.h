@@ -14,6 +14,10 @@
 
 namespace ds::wan_test {
 
+// x through bfloat16 (to nearest even) and back. (tests/kernels has the same helper, but its Rows
+// class collides with core/layers.h's Rows, which the Wan tests use.)
+inline float Bf16Rounded(float x) { return BFloat16ToFloat(FloatToBFloat16(x)); }
+
 // Row r of a 2-D tensor (rows may be strided), element j, as float.
 inline float At(const Tensor& t, int64_t r, int64_t j) {
   const char* row = static_cast<const char*>(t.data) + r * t.strides[0];
@@ -79,13 +83,13 @@ class Bf16LinearBackend final : public Backend {
     const int64_t m = x.shape[0], k = x.shape[1], n = w.shape[0];
     std::vector<float> xr(static_cast<size_t>(m * k)), wr(static_cast<size_t>(n * k)), yr(static_cast<size_t>(m * n));
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < k; ++j) xr[i * k + j] = BFloat16ToFloat(FloatToBFloat16(At(x, i, j)));
+      for (int64_t j = 0; j < k; ++j) xr[i * k + j] = Bf16Rounded(At(x, i, j));
     WidenToF32(w.data, DType::kBF16, wr.data(), 0, wr.size());
     std::vector<float> b;
     if (bias) {
       b.assign(bias->f32(), bias->f32() + n);
       if (y.dtype == DType::kBF16)
-        for (float& v : b) v = BFloat16ToFloat(FloatToBFloat16(v));
+        for (float& v : b) v = Bf16Rounded(v);
     }
     const Tensor bt = Tensor::View(b.data(), DType::kF32, {n});
     Tensor yt = Tensor::View(yr.data(), DType::kF32, {m, n});

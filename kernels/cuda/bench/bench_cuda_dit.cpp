@@ -60,26 +60,21 @@ struct Net {
   Tensor x, a, q, k, v, o, f, hidden, ctx, ck, cv, cos, sin;
 };
 
-Tensor Random(CudaBackend& be, std::mt19937& rng, std::initializer_list<int64_t> shape, float stddev, float mean = 0) {
-  Tensor t = Take(be.Alloc(DType::kF32, shape), "alloc");
+// Normal(mean, stddev) values in a device tensor of `dtype`: F32, or BF16 for the block matrices, as
+// the published checkpoints store them and the engine keeps them on the device.
+Tensor Random(CudaBackend& be, std::mt19937& rng, std::initializer_list<int64_t> shape, float stddev, float mean = 0,
+              DType dtype = DType::kF32) {
+  Tensor t = Take(be.Alloc(dtype, shape), "alloc");
   std::vector<float> host(static_cast<size_t>(t.numel()));
   std::normal_distribution<float> dist(mean, stddev);
   for (float& x : host) x = dist(rng);
-  Require(be.Upload(Tensor::View(host.data(), DType::kF32, {t.numel()}),
-                    Tensor::View(t.data, DType::kF32, {t.numel()}, Device::kCuda)),
-          "upload");
-  return t;
-}
-
-// A matrix in BF16, as the published checkpoints store it and the engine keeps it on the device.
-Tensor RandomBf16(CudaBackend& be, std::mt19937& rng, std::initializer_list<int64_t> shape, float stddev) {
-  Tensor t = Take(be.Alloc(DType::kBF16, shape), "alloc");
-  std::vector<uint16_t> host(static_cast<size_t>(t.numel()));
-  std::normal_distribution<float> dist(0.0f, stddev);
-  for (uint16_t& x : host) x = FloatToBFloat16(dist(rng));
-  Require(be.Upload(Tensor::View(host.data(), DType::kBF16, {t.numel()}),
-                    Tensor::View(t.data, DType::kBF16, {t.numel()}, Device::kCuda)),
-          "upload");
+  std::vector<uint16_t> bf16;
+  Tensor src = Tensor::View(host.data(), DType::kF32, {t.numel()});
+  if (dtype == DType::kBF16) {
+    for (float x : host) bf16.push_back(FloatToBFloat16(x));
+    src = Tensor::View(bf16.data(), DType::kBF16, {t.numel()});
+  }
+  Require(be.Upload(src, Tensor::View(t.data, dtype, {t.numel()}, Device::kCuda)), "upload");
   return t;
 }
 
@@ -88,7 +83,7 @@ Net Build(CudaBackend& be, const Shape& s) {
   const float wstd = 1.0f / std::sqrt(static_cast<float>(s.dim)), fstd = 1.0f / std::sqrt(static_cast<float>(s.ffn));
   Net n;
   auto linear = [&](Tensor& w, Tensor& b, int out, int in, float stddev) {
-    w = RandomBf16(be, rng, {out, in}, stddev);
+    w = Random(be, rng, {out, in}, stddev, 0.0f, DType::kBF16);
     b = Random(be, rng, {out}, 0.02f);
   };
   linear(n.q_w, n.q_b, s.dim, s.dim, wstd);
