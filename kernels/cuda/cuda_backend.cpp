@@ -154,6 +154,9 @@ struct CudaBackend::Impl {
     }
     DS_TRY(cuda::flash::CheckKernelImage());
     DS_ASSIGN_OR_RETURN(flash, cuda::flash::Choice::FromOption(options.flash_config));
+    for (int head_dim : {32, 64, 128}) {
+      if (cuda::flash::SupportsHeadDim(head_dim)) DS_TRY(cuda::flash::Runnable(head_dim, flash.index(head_dim)));
+    }
 
     DS_ASSIGN_OR_RETURN(const size_t bytes, ArenaBytes(options));
     if (bytes < 2 * kLtWorkspaceBytes) {

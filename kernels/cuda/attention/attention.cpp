@@ -40,11 +40,14 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
     return NaiveAttention(ctx, q, k, v, scale, o);
   }
 
-  // Convert as many heads at a time as the free arena holds (all of them, normally).
+  // Convert as many heads at a time as the free arena holds (all of them, normally). The wgmma
+  // configurations also take one head's Vᵀ in scratch.
+  const int config = flash.index(static_cast<int>(dh));
+  const size_t vt_per_head = flash::ScratchBytes(static_cast<int>(dh), config, 1, static_cast<int>(nk));
   Scratch scratch(ctx);
-  const size_t per_head = static_cast<size_t>(nq + 2 * nk) * static_cast<size_t>(dh) * 2;
+  const size_t per_head = static_cast<size_t>(nq + 2 * nk) * static_cast<size_t>(dh) * 2 + vt_per_head;
   const size_t free_bytes = ctx.arena->capacity() - ctx.arena->used();
-  const size_t slack = 3 * Arena::kAlign;
+  const size_t slack = 4 * Arena::kAlign;
   const int64_t group =
       std::min<int64_t>(heads, free_bytes > slack ? static_cast<int64_t>((free_bytes - slack) / per_head) : 0);
   if (group == 0) {
@@ -55,6 +58,10 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
   DS_ASSIGN_OR_RETURN(void* qb, scratch.Allocate(static_cast<size_t>(nq * group * dh) * 2, "attention bf16 q"));
   DS_ASSIGN_OR_RETURN(void* kb, scratch.Allocate(static_cast<size_t>(nk * group * dh) * 2, "attention bf16 k"));
   DS_ASSIGN_OR_RETURN(void* vb, scratch.Allocate(static_cast<size_t>(nk * group * dh) * 2, "attention bf16 v"));
+  void* vt = nullptr;
+  if (vt_per_head > 0) {
+    DS_ASSIGN_OR_RETURN(vt, scratch.Allocate(vt_per_head * static_cast<size_t>(group), "attention bf16 v transposed"));
+  }
 
   for (int64_t h0 = 0; h0 < heads; h0 += group) {
     const int64_t count = std::min(group, heads - h0);
@@ -74,7 +81,8 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
     p.nk = static_cast<int>(nk);
     p.heads = static_cast<int>(count);
     p.scale_log2 = scale * flash::kLog2e;
-    DS_TRY(flash::Forward(p, static_cast<int>(dh), ctx.stream, flash.index(static_cast<int>(dh))));
+    p.v_t = vt;
+    DS_TRY(flash::Forward(p, static_cast<int>(dh), ctx.stream, config));
   }
   return Status::Ok();
 }

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/cuda/attention/flash_hopper.cuh"
+#include "kernels/cuda/attention/hopper_layout.h"
 #include "kernels/cuda/cuda_check.h"
 
 #ifndef DS_CUDA_ARCHS
@@ -226,16 +228,12 @@ Result<KernelResources> QueryResources() {
   DS_CUDA_TRY(cudaFuncGetAttributes(&a, FlashForwardKernel<T>));
   DS_CUDA_TRY(cudaFuncSetAttribute(FlashForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   int blocks = 0;
-  DS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, FlashForwardKernel<T>, T::kThreads, T::kSmemBytes));
+  DS_CUDA_TRY(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, FlashForwardKernel<T>, T::kThreads, T::kSmemBytes));
   return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
 }
 
-// One head dim's configurations as data: what they are, how to launch them.
-struct Entry {
-  ConfigInfo info;
-  Status (*launch)(const Params&, cudaStream_t);
-  Result<KernelResources> (*resources)();
-};
+using detail::Entry;
 
 template <int kHeadDim>
 const std::vector<Entry>& Entries() {
@@ -244,8 +242,12 @@ const std::vector<Entry>& Entries() {
     ForEachConfig(typename Candidates<kHeadDim>::List{}, [&]<class T>(int) {
       v.push_back({{ConfigName<T>(), T::kHeadDim, T::kWarps, T::kMTiles, T::kBlockM, T::kBlockN, T::kStages,
                     T::kQInRegs, T::kThreads, T::kSmemBytes},
-                   &Launch<T>, &QueryResources<T>});
+                   &Launch<T>,
+                   &QueryResources<T>});
     });
+    // Then the wgmma configurations of this head dim (sm_90 only).
+    const std::vector<Entry>& wgmma = hopper::Entries(kHeadDim);
+    v.insert(v.end(), wgmma.begin(), wgmma.end());
     return v;
   }();
   return entries;
@@ -303,10 +305,36 @@ std::vector<ConfigInfo> Configs(int head_dim) {
 Result<KernelResources> Resources(int head_dim, int config) {
   const auto* entries = EntriesFor(head_dim);
   if (!entries || config < 0 || config >= static_cast<int>(entries->size())) {
-    return Status(Code::kInvalidArgument, "flash attention: no config " + std::to_string(config) + " for head dim " +
-                                              std::to_string(head_dim));
+    return Status(Code::kInvalidArgument,
+                  "flash attention: no config " + std::to_string(config) + " for head dim " + std::to_string(head_dim));
   }
   return (*entries)[static_cast<size_t>(config)].resources();
+}
+
+size_t ScratchBytes(int head_dim, int config, int heads, int nk) {
+  const auto* entries = EntriesFor(head_dim);
+  if (!entries || config < 0 || config >= static_cast<int>(entries->size())) return 0;
+  if (!(*entries)[static_cast<size_t>(config)].info.wgmma) return 0;
+  return static_cast<size_t>(heads) * static_cast<size_t>(head_dim) * static_cast<size_t>(hopper::VtRow(nk)) * 2;
+}
+
+Status Runnable(int head_dim, int config) {
+  const auto* entries = EntriesFor(head_dim);
+  if (!entries || config < 0 || config >= static_cast<int>(entries->size())) {
+    return Status(Code::kInvalidArgument,
+                  "flash attention: no config " + std::to_string(config) + " for head dim " + std::to_string(head_dim));
+  }
+  const ConfigInfo& info = (*entries)[static_cast<size_t>(config)].info;
+  if (!info.wgmma) return Status::Ok();
+  int device = 0, major = 0, minor = 0;
+  DS_CUDA_TRY(cudaGetDevice(&device));
+  DS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  DS_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (major == 9 && minor == 0) return Status::Ok();
+  return Status(Code::kUnsupported, "flash attention config " + info.name +
+                                        " uses wgmma, which needs an sm_90 GPU "
+                                        "(Hopper); this one is sm_" +
+                                        std::to_string(major) + std::to_string(minor));
 }
 
 int DefaultConfig(int head_dim) { return SupportsHeadDim(head_dim) ? DefaultIndex(head_dim) : -1; }
@@ -331,7 +359,8 @@ Result<Choice> Choice::Named(std::string_view name) {
   if (!found) {
     std::string known;
     for (int hd : kHeadDimList) {
-      for (const ConfigInfo& info : Configs(hd)) known.append(" ").append(info.name).append(" (hd ").append(std::to_string(hd)).append(")");
+      for (const ConfigInfo& info : Configs(hd))
+        known.append(" ").append(info.name).append(" (hd ").append(std::to_string(hd)).append(")");
     }
     return Status(Code::kInvalidArgument, "flash attention config \"" + std::string(name) + "\" is none of:" + known);
   }
@@ -384,10 +413,20 @@ Status Forward(const Params& p, int head_dim, cudaStream_t stream, int config) {
   const int index = config == kDefaultConfig ? DefaultIndex(head_dim) : config;
   if (index < 0 || index >= static_cast<int>(entries.size())) {
     return Status(Code::kInvalidArgument, "flash attention: head dim " + std::to_string(head_dim) + " has no config " +
-                                              std::to_string(config) + " (it has " +
-                                              std::to_string(entries.size()) + ")");
+                                              std::to_string(config) + " (it has " + std::to_string(entries.size()) +
+                                              ")");
   }
-  return entries[static_cast<size_t>(index)].launch(p, stream);
+  const Entry& entry = entries[static_cast<size_t>(index)];
+  if (entry.info.wgmma) {
+    DS_TRY(Runnable(head_dim, index));
+    if (p.v_t == nullptr || !Aligned(p.v_t, 16)) {
+      return Status(Code::kInvalidArgument, "flash attention config " + entry.info.name +
+                                                " needs Params::v_t: 16-byte aligned scratch of ScratchBytes() = " +
+                                                std::to_string(ScratchBytes(head_dim, index, p.heads, p.nk)) +
+                                                " bytes");
+    }
+  }
+  return entry.launch(p, stream);
 }
 
 }  // namespace ds::cuda::flash

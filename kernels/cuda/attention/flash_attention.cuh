@@ -2,7 +2,9 @@
 // q/k/v and f32 accumulation, online softmax, K/V tiles streamed through a ring of shared-memory
 // buffers by cp.async. Non-causal, no mask, head dims 32/64/128, sm_80 and newer. The tile
 // constants live in flash::Traits (flash_layout.h), which also lists the configurations built per
-// head dim (flash::Candidates); the readable reference is naive_attention.cu.
+// head dim (flash::Candidates); the readable reference is naive_attention.cu. On Hopper (sm_90)
+// further configurations run the wgmma kernel of flash_hopper.cu (hopper_layout.h); they are
+// listed with the others and chosen the same way.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -24,15 +26,18 @@ struct ConfigInfo {
   int head_dim, warps, m_tiles, block_m, block_n, stages;
   bool q_in_regs;
   int threads, smem_bytes;
+  // The wgmma kernel (flash_hopper.cu): runs on sm_90 only (Runnable) and reads V transposed from
+  // Params::v_t (ScratchBytes).
+  bool wgmma = false;
 };
 
 // The configurations of a head dim, in Candidates<head_dim>::List order (empty if unsupported).
 std::vector<ConfigInfo> Configs(int head_dim);
 // What the compiled kernel of a configuration takes on the current device.
 struct KernelResources {
-  int registers;       // per thread
-  int local_bytes;     // per thread: spills (0 in a clean build)
-  int blocks_per_sm;   // resident blocks at its shared memory and registers
+  int registers;      // per thread
+  int local_bytes;    // per thread: spills (0 in a clean build)
+  int blocks_per_sm;  // resident blocks at its shared memory and registers
 };
 Result<KernelResources> Resources(int head_dim, int config);
 // Index of the head dim's default configuration (Candidates::kDefault), -1 if unsupported.
@@ -57,6 +62,14 @@ class Choice {
   int index_[kHeadDims] = {-1, -1, -1};  // -1: the default
 };
 
+// Bytes of device scratch a configuration needs in Params::v_t for `heads` heads of `nk` keys
+// (0 for all but the wgmma ones: bf16 Vᵀ, [heads, head_dim, nk rounded up to 8]).
+size_t ScratchBytes(int head_dim, int config, int heads, int nk);
+
+// kUnsupported (naming the device's compute capability) when configuration `config` of the head
+// dim cannot run on the current device: the wgmma configurations need sm_90.
+Status Runnable(int head_dim, int config);
+
 // Why p cannot run (head dim, alignment), or Ok. q/k/v rows must be 16-byte aligned (base and
 // strides multiples of 8 elements), o rows 8-byte aligned.
 Status Check(const Params& p, int head_dim);
@@ -69,5 +82,14 @@ constexpr int kDefaultConfig = -1;
 // Enqueues o = softmax(q·kᵀ·scale)·v on `stream` (p.scale_log2 = scale·log2 e) with configuration
 // `config` of Configs(head_dim) (kDefaultConfig: DefaultConfig(head_dim)).
 Status Forward(const Params& p, int head_dim, cudaStream_t stream, int config = kDefaultConfig);
+
+namespace detail {
+// One built configuration: what it is, how to launch it, what it takes on the device.
+struct Entry {
+  ConfigInfo info;
+  Status (*launch)(const Params&, cudaStream_t);
+  Result<KernelResources> (*resources)();
+};
+}  // namespace detail
 
 }  // namespace ds::cuda::flash

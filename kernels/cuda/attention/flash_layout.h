@@ -505,6 +505,9 @@ struct Params {
   int64_t o_row = 0, o_head = 0;
   int nq = 0, nk = 0, heads = 0;
   float scale_log2 = 0.0f;  // softmax scale · log2(e): scores go through exp2
+  // Device scratch of ScratchBytes() for the wgmma configurations, which first write Vᵀ there
+  // (bf16 [heads, head_dim, nk rounded up to 8]); unused by the others.
+  void* v_t = nullptr;
 };
 
 constexpr float kLog2e = 1.4426950408889634f;

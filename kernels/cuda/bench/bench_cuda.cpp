@@ -158,6 +158,17 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
   std::vector<float> out(count);
   for (const auto& [name, config] : runs) {
     const cuda::flash::ConfigInfo& info = configs[static_cast<size_t>(config)];
+    if (const Status runnable = cuda::flash::Runnable(d, config); !runnable.ok()) {
+      std::printf("SKIP %s config=%s: %s\n", name.c_str(), info.name.c_str(), runnable.message().c_str());
+      continue;
+    }
+    // The wgmma configurations' Vᵀ scratch (ScratchBytes; 0 for the others).
+    p.v_t = nullptr;
+    if (const size_t vt_bytes = cuda::flash::ScratchBytes(d, config, heads, n); vt_bytes > 0) {
+      auto vt = be.Alloc(DType::kBF16, {static_cast<int64_t>(vt_bytes / 2)});  // arena: freed by ResetArena
+      Require(vt.status(), "Vt scratch");
+      p.v_t = vt->data;
+    }
     auto res = cuda::flash::Resources(d, config);
     Require(res.status(), "flash attention resources");
     BENCH_CHECK(cudaMemset(p.o, 0xff, count * 4) == cudaSuccess);  // NaN: unwritten outputs show

@@ -1,0 +1,297 @@
+#include "kernels/cuda/attention/flash_hopper.cuh"
+
+#include <cstdint>
+
+#include "kernels/cuda/attention/hopper_layout.h"
+#include "kernels/cuda/cuda_check.h"
+
+// wgmma exists on sm_90a only: the kernel body is compiled for that target and is empty in the
+// other images (Runnable keeps it from being launched there).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DS_WGMMA 1
+#else
+#define DS_WGMMA 0
+#endif
+
+namespace ds::cuda::flash::hopper {
+namespace {
+
+// ---- PTX wrappers ----------------------------------------------------------------------------------
+
+#if DS_WGMMA
+__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// cp.async writes shared memory through the generic proxy, wgmma reads it through the async proxy:
+// each writer fences its own completed copies before the barrier that publishes them.
+__device__ __forceinline__ void FenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Orders this thread's earlier register accesses (accumulators, A fragments) before the wgmmas
+// that follow.
+__device__ __forceinline__ void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void WgmmaWaitAll() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+// The accumulators of an asynchronous wgmma are written after the instruction issues: this empty
+// asm, around the issue and after the wait, keeps the compiler from moving reads of them (or
+// copies of them into other registers) across.
+template <int kTiles>
+__device__ __forceinline__ void PinRegisters(float (&d)[kTiles][4]) {
+#pragma unroll
+  for (int nt = 0; nt < kTiles; ++nt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+f"(d[nt][i])::"memory");
+  }
+}
+
+#define DS_ACC4(n) "+f"(d[n][0]), "+f"(d[n][1]), "+f"(d[n][2]), "+f"(d[n][3])
+#define DS_ACC64                                                                                              \
+  DS_ACC4(0), DS_ACC4(1), DS_ACC4(2), DS_ACC4(3), DS_ACC4(4), DS_ACC4(5), DS_ACC4(6), DS_ACC4(7), DS_ACC4(8), \
+      DS_ACC4(9), DS_ACC4(10), DS_ACC4(11), DS_ACC4(12), DS_ACC4(13), DS_ACC4(14), DS_ACC4(15)
+
+// d (+)= A·B, m64n128k16, bf16 in, f32 accumulators; A and B from shared memory through their
+// descriptors (both K-major: no transpose), scale_d = 0 ignores d's old value.
+__device__ __forceinline__ void WgmmaSS(float (&d)[16][4], uint64_t a, uint64_t b, int scale_d) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+      ", %64, %65, p, 1, 1, 0, 0;\n"
+      "}\n"
+      : DS_ACC64
+      : "l"(a), "l"(b), "r"(scale_d));
+}
+
+// d += A·B, m64n128k16, A from registers (the m16n8k16 A fragment per warp), B from shared memory.
+__device__ __forceinline__ void WgmmaRS(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+      ", {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
+      : DS_ACC64
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+}
+
+#undef DS_ACC64
+#undef DS_ACC4
+
+__device__ __forceinline__ float QuadMax(float v) {
+  v = Max(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return Max(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float QuadSum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+// A [kRows, kCols] bf16 tile (g: its row 0, rows `row_stride` elements apart; `rows` × `cols`
+// valid) into its swizzled K-major place at `s_tile`; chunks outside the valid part are zero-filled.
+template <class T, int kRows, int kCols>
+__device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int64_t row_stride, int rows, int cols,
+                                         int tid) {
+  using Copy = TileCopy<T, kRows, kCols>;
+  const Chunk c = Copy::At(tid, 0);
+  const uint16_t* src = g + c.row * row_stride + c.col;
+  const uint32_t dst = s_tile + Sw128Offset(kRows, c.row, c.col);
+#pragma unroll
+  for (int it = 0; it < Copy::kIters; ++it) {
+    const bool valid = c.row + it * Copy::kRowsPerIter < rows && c.col < cols;
+    CpAsync16(dst + it * Copy::kRowsPerIter * kSwizzleRowBytes, valid ? src : g, valid);
+    src += Copy::kRowsPerIter * row_stride;
+  }
+}
+#endif  // DS_WGMMA
+
+// ---- the kernels -------------------------------------------------------------------------------------
+
+// Block (query tile blockIdx.x, head blockIdx.y). Warpgroup wg computes query rows [64·wg, …) of
+// the tile; per key tile: S = Q·Kᵀ (kQkSteps wgmmas from shared memory), the online softmax in
+// registers, O += P·V (kPvSteps wgmmas, P from registers, Vᵀ from shared memory), while the next
+// K/Vᵀ tile streams into the other slot. The one barrier per step publishes the landed tile and
+// tells every warpgroup's wgmmas on the previous tile are complete (each waits for its own before
+// arriving), so the slot they read can be refilled.
+template <class T>
+__global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __grid_constant__ Params p) {
+#if DS_WGMMA
+  extern __shared__ __align__(1024) unsigned char smem[];
+  const int tid = threadIdx.x, wg = tid / 128, head = blockIdx.y;
+  const uint32_t raw = SmemAddress(smem);
+  const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle period (kSmemAlloc has the room)
+  const uint64_t base_desc = Descriptor(base);
+  const Range qt = QueryTile<T>(blockIdx.x, p.nq);
+  const int64_t vt_row = VtRow(p.nk);
+  const uint16_t* g_q = static_cast<const uint16_t*>(p.q) + head * p.q_head + qt.begin * p.q_row;
+  const uint16_t* g_k = static_cast<const uint16_t*>(p.k) + head * p.k_head;
+  const uint16_t* g_vt = static_cast<const uint16_t*>(p.v_t) + head * T::kHeadDim * vt_row;
+  const int n_tiles = KeyTileCount<T>(p.nk);
+  auto load_kv = [&](int tile) {
+    const Range keys = KeyTile<T>(tile, p.nk);
+    LoadTile<T, T::kBlockN, T::kHeadDim>(base + KSlot<T>(tile), g_k + keys.begin * p.k_row, p.k_row, keys.rows,
+                                         T::kHeadDim, tid);
+    LoadTile<T, T::kHeadDim, T::kBlockN>(base + VtSlot<T>(tile), g_vt + keys.begin, vt_row, T::kHeadDim, keys.rows,
+                                         tid);
+  };
+
+  LoadTile<T, T::kBlockM, T::kHeadDim>(base, g_q, p.q_row, qt.rows, T::kHeadDim, tid);
+  load_kv(0);
+  CpAsyncCommit();
+
+  float r_o[T::kOTiles][4] = {};
+  SoftmaxState st;
+  const int lane = tid % 32;
+
+  for (int kt = 0; kt < n_tiles; ++kt) {
+    CpAsyncWaitAll();   // tile kt (this thread's copies) has landed ...
+    FenceProxyAsync();  // ... and is visible to wgmma ...
+    __syncthreads();    // ... everyone's; every warpgroup is done with tile kt − 1, whose slot kt + 1 takes
+    if (kt + 1 < n_tiles) load_kv(kt + 1);
+    CpAsyncCommit();
+
+    // The descriptors as immediates off one base descriptor, made opaque per step: otherwise the
+    // compiler hoists the loop-invariant Q ones and each holds two registers through the loop.
+    uint64_t desc = base_desc;
+    asm volatile("" : "+l"(desc));
+    const uint32_t k_slot = KSlot<T>(kt) - KSlot<T>(0), vt_slot = VtSlot<T>(kt) - VtSlot<T>(0);
+
+    float r_s[T::kSTiles][4];
+    PinRegisters(r_s);
+    WgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < T::kQkSteps; ++ks) {
+      WgmmaSS(r_s, DescriptorAt(desc, QOperand<T>(wg, ks)), DescriptorAt(desc, k_slot + KOperand<T>(0, ks)), ks > 0);
+    }
+    WgmmaCommit();
+    WgmmaWaitAll();
+    PinRegisters(r_s);
+
+    const Range kr = KeyTile<T>(kt, p.nk);
+    if (kr.rows < T::kBlockN) MaskKeys<T>(r_s, lane, kr.begin, p.nk);
+    float tile_max[2];
+    RowMax<T>(r_s, tile_max);
+    tile_max[0] = QuadMax(tile_max[0]);
+    tile_max[1] = QuadMax(tile_max[1]);
+    SoftmaxStep<T>(r_s, r_o, st, tile_max, p.scale_log2);
+
+    uint32_t r_p[T::kPvSteps][4];
+#pragma unroll
+    for (int kk = 0; kk < T::kPvSteps; ++kk) PackP<T>(r_s, kk, r_p[kk]);
+    PinRegisters(r_o);
+    WgmmaFence();
+#pragma unroll
+    for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
+    WgmmaCommit();
+    WgmmaWaitAll();
+    PinRegisters(r_o);
+  }
+
+  float* g_o = p.o + head * p.o_head;
+  const float inv[2] = {InverseSum(QuadSum(st.sum[0])), InverseSum(QuadSum(st.sum[1]))};
+#pragma unroll
+  for (int nt = 0; nt < T::kOTiles; ++nt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = qt.begin + OutputRow<T>(tid, h);
+      if (row < p.nq) {
+        *reinterpret_cast<float2*>(g_o + row * p.o_row + Accumulator(tid % 128, nt, 2 * h).col) =
+            make_float2(r_o[nt][2 * h] * inv[h], r_o[nt][2 * h + 1] * inv[h]);
+      }
+    }
+  }
+#endif  // DS_WGMMA
+}
+
+// Vᵀ for the kernel: v [nk, heads, dh] (element strides v_row, v_head) → v_t [heads, dh, vt_row],
+// keys nk … vt_row − 1 zero. 32 × 32 tiles through shared memory (padded against bank conflicts).
+constexpr int kTransposeTile = 32, kTransposeRows = 8;
+
+__global__ void __launch_bounds__(kTransposeTile* kTransposeRows)
+    TransposeVKernel(const uint16_t* v, int64_t v_row, int64_t v_head, int nk, int head_dim, int64_t vt_row,
+                     uint16_t* v_t) {
+  __shared__ uint16_t tile[kTransposeTile][kTransposeTile + 1];
+  const int k0 = blockIdx.x * kTransposeTile, d0 = blockIdx.y * kTransposeTile, head = blockIdx.z;
+  const uint16_t* src = v + head * v_head + d0 + threadIdx.x;
+  for (int j = threadIdx.y; j < kTransposeTile; j += kTransposeRows) {
+    const int key = k0 + j;
+    tile[j][threadIdx.x] = key < nk ? src[key * v_row] : uint16_t{0};
+  }
+  __syncthreads();
+  uint16_t* dst = v_t + (static_cast<int64_t>(head) * head_dim + d0) * vt_row + k0 + threadIdx.x;
+  if (k0 + static_cast<int>(threadIdx.x) >= vt_row) return;
+  for (int j = threadIdx.y; j < kTransposeTile; j += kTransposeRows) dst[j * vt_row] = tile[threadIdx.x][j];
+}
+
+Status TransposeV(const Params& p, int head_dim, cudaStream_t stream) {
+  const int64_t vt_row = VtRow(p.nk);
+  const dim3 grid(static_cast<unsigned>(CeilDiv(static_cast<int>(vt_row), kTransposeTile)),
+                  static_cast<unsigned>(head_dim / kTransposeTile), static_cast<unsigned>(p.heads));
+  TransposeVKernel<<<grid, dim3(kTransposeTile, kTransposeRows), 0, stream>>>(
+      static_cast<const uint16_t*>(p.v), p.v_row, p.v_head, p.nk, head_dim, vt_row, static_cast<uint16_t*>(p.v_t));
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
+
+template <class T>
+Status Launch(const Params& p, cudaStream_t stream) {
+  DS_TRY(TransposeV(p, T::kHeadDim, stream));
+  DS_CUDA_TRY(cudaFuncSetAttribute(HopperForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
+  const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
+  HopperForwardKernel<T><<<grid, T::kThreads, T::kSmemAlloc, stream>>>(p);
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
+
+template <class T>
+Result<KernelResources> QueryResources() {
+  cudaFuncAttributes a;
+  DS_CUDA_TRY(cudaFuncGetAttributes(&a, HopperForwardKernel<T>));
+  DS_CUDA_TRY(cudaFuncSetAttribute(HopperForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
+  int blocks = 0;
+  DS_CUDA_TRY(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, HopperForwardKernel<T>, T::kThreads, T::kSmemAlloc));
+  return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
+}
+
+template <int kHeadDim>
+std::vector<detail::Entry> Build() {
+  std::vector<detail::Entry> v;
+  ForEachConfig(typename Candidates<kHeadDim>::List{}, [&]<class T>(int) {
+    ConfigInfo info{
+        HopperConfigName<T>(), T::kHeadDim,  4 * T::kWarpGroups, 1, T::kBlockM, T::kBlockN, T::kStages, false,
+        T::kThreads,           T::kSmemAlloc};
+    info.wgmma = true;
+    v.push_back({info, &Launch<T>, &QueryResources<T>});
+  });
+  return v;
+}
+
+}  // namespace
+
+const std::vector<detail::Entry>& Entries(int head_dim) {
+  static const std::vector<detail::Entry> none, hd64 = Build<64>(), hd128 = Build<128>();
+  switch (head_dim) {
+    case 64:
+      return hd64;
+    case 128:
+      return hd128;
+    default:
+      return none;
+  }
+}
+
+}  // namespace ds::cuda::flash::hopper

@@ -1,0 +1,14 @@
+// The Hopper flash attention kernel (wgmma, sm_90a): its configurations as entries of the flash
+// dispatch in flash_attention.cu. The index layer is hopper_layout.h.
+#pragma once
+
+#include <vector>
+
+#include "kernels/cuda/attention/flash_attention.cuh"
+
+namespace ds::cuda::flash::hopper {
+
+// The wgmma configurations built for a head dim (hopper::Candidates), empty for the others.
+const std::vector<detail::Entry>& Entries(int head_dim);
+
+}  // namespace ds::cuda::flash::hopper

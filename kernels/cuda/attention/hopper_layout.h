@@ -1,0 +1,216 @@
+// The index layer of the Hopper flash attention kernel (flash_hopper.cu, sm_90a): tile traits,
+// the shared-memory layout wgmma reads its operands in, the 64-bit shared-memory matrix
+// descriptors that point wgmma at them, and the warpgroup accumulator fragment. Shared by the
+// device code and the CPU emulation in tests/cuda/test_hopper_layout.cpp, which decodes the
+// descriptors as the PTX ISA describes them ("Matrix Descriptor Format", "Shared Memory Matrix
+// Layout") without a GPU.
+//
+// The kernel's block has kWarpGroups warpgroups of 4 warps; warpgroup w owns query rows
+// [64w, 64w + 64) of the block's tile and runs, per key tile of kBlockN keys,
+//   S = Q·Kᵀ   as kHeadDim/16 wgmma.m64n<kBlockN>k16, A (Q) and B (K) from shared memory,
+//   O += P·V   as kBlockN/16 wgmma.m64n<kHeadDim>k16, A (P) from registers, B (Vᵀ) from shared memory.
+// Every operand in shared memory is "K-major" (its reduction dimension contiguous): Q and K as
+// stored, [token, dim]; V is transposed beforehand into Vᵀ [dim, key] (TransposeV in
+// flash_hopper.cu), so one layout, the 128-byte swizzle below, serves all three.
+//
+// The accumulator of a warpgroup's m64nN is, warp by warp, the mma.m16n8k16 C fragment repeated
+// over n8 tiles (warp w of the group holds rows 16w …), and its A fragment from registers is the
+// m16n8k16 A fragment: so the online softmax of flash_layout.h (MaskKeys, RowMax, SoftmaxStep,
+// PackP: P never leaves registers) runs unchanged on a thread's float[kSTiles][4].
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "kernels/cuda/attention/flash_layout.h"
+#include "kernels/cuda/hd.h"
+
+namespace ds::cuda::flash::hopper {
+
+// ---- tile traits -----------------------------------------------------------------------------
+
+template <int kHeadDim_, int kWarpGroups_, int kBlockN_>
+struct Traits {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kWarpGroups = kWarpGroups_;
+  static constexpr int kBlockN = kBlockN_;  // keys per main-loop step
+  static constexpr int kStages = 2;         // K/Vᵀ tile j + 1 loads while tile j computes
+
+  static constexpr int kThreads = 128 * kWarpGroups;
+  static constexpr int kBlockM = 64 * kWarpGroups;  // queries per block
+
+  // For the softmax helpers of flash_layout.h: a thread's S is float[kSTiles][4], its O
+  // float[kOTiles][4] (n8 tiles of the m64 accumulators).
+  static constexpr int kSTiles = kBlockN / 8;
+  static constexpr int kOTiles = kHeadDim / 8;
+  static constexpr int kQkSteps = kHeadDim / 16;  // k16 steps of S = Q·Kᵀ
+  static constexpr int kPvSteps = kBlockN / 16;   // k16 steps of O += P·V
+
+  // Shared memory: Q [kBlockM, hd], then K [kStages][kBlockN, hd], then Vᵀ [kStages][hd, kBlockN],
+  // each a swizzled K-major tile (Sw128Offset). kSmemAlloc adds room to align the base to the
+  // swizzle's 1024-byte period, which the descriptors' base offset of 0 assumes.
+  static constexpr int kQBytes = kBlockM * kHeadDim * 2;
+  static constexpr int kKBytes = kBlockN * kHeadDim * 2;
+  static constexpr int kVtBytes = kHeadDim * kBlockN * 2;
+  static constexpr int kKOffset = kQBytes;
+  static constexpr int kVtOffset = kKOffset + kStages * kKBytes;
+  static constexpr int kSmemBytes = kVtOffset + kStages * kVtBytes;
+  static constexpr int kSmemAlloc = kSmemBytes + 1024;
+
+  // Registers a thread holds through a step: S and O accumulators and P's A fragments (kept until
+  // the P·V wgmma that reads them completes), under 255 with room for addresses and softmax state.
+  static constexpr int kFragmentRegs = kSTiles * 4 + kOTiles * 4 + kPvSteps * 4;
+  static constexpr int kRegHeadroom = 40;
+
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64, 128 (rows of whole 128-byte swizzle atoms)");
+  static_assert(kWarpGroups == 1 || kWarpGroups == 2 || kWarpGroups == 3, "1-3 warpgroups of 64 query rows");
+  static_assert(kBlockN % 64 == 0 && kBlockN <= 256, "Vᵀ rows of whole swizzle atoms; wgmma N ≤ 256");
+  static_assert(kHeadDim % 8 == 0 && kHeadDim <= 256, "wgmma N of P·V");
+  static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0 && kVtBytes % 1024 == 0,
+                "every tile starts on the swizzle period");
+  static_assert(kSmemAlloc <= 227 * 1024, "fits sm_90's opt-in shared memory");
+  static_assert(kFragmentRegs + kRegHeadroom <= 255, "accumulators and P would spill");
+};
+
+template <class T>
+std::string HopperConfigName() {
+  char name[64];
+  std::snprintf(name, sizeof name, "wgmma%d_k%d", T::kWarpGroups, T::kBlockN);
+  return name;
+}
+
+// The configurations built (all on sm_90a only; tested by the emulation and the GPU tests, timed by
+// bench_cuda, offered through CudaOptions::flash_config / DS_FLASH_CONFIG like the mma.sync ones).
+template <int kHeadDim>
+struct Candidates {
+  using List = TypeList<>;
+};
+template <>
+struct Candidates<128> {
+  // Two warpgroups × 64 queries, 128 keys per step: 160 KB, one block of 8 warps per SM; each
+  // warpgroup's softmax runs while the other's GEMMs hold the tensor cores.
+  using List = TypeList<Traits<128, 2, 128>>;
+};
+
+// ---- which tiles a block handles --------------------------------------------------------------
+
+template <class T>
+DS_HD Range QueryTile(int m_block, int nq) {
+  const int begin = m_block * T::kBlockM;
+  return {begin, nq - begin < T::kBlockM ? nq - begin : T::kBlockM};
+}
+template <class T>
+DS_HD int KeyTileCount(int nk) {
+  return CeilDiv(nk, T::kBlockN);
+}
+template <class T>
+DS_HD Range KeyTile(int n_block, int nk) {
+  const int begin = n_block * T::kBlockN;
+  return {begin, nk - begin < T::kBlockN ? nk - begin : T::kBlockN};
+}
+
+// Row stride (elements) of Vᵀ [dim, key]: keys rounded up to whole 16-byte chunks, the padding zero.
+DS_HD int64_t VtRow(int nk) { return (static_cast<int64_t>(nk) + 7) / 8 * 8; }
+
+// ---- the 128-byte-swizzled K-major tile -----------------------------------------------------------
+//
+// A tile of `rows` rows × `cols` bf16 (cols a multiple of 64) is stored as cols/64 "atoms" one
+// after another, each rows × 128 bytes (64 elements of each row); in an atom, row r's 16-byte
+// chunk c sits at chunk position c ^ (r mod 8). That is wgmma's canonical K-major layout with
+// 128-byte swizzling: 8-row groups of 1024 bytes (the descriptor's stride byte offset), whose
+// chunk bits (4-6 of the address) the hardware XORs with the row bits (7-9).
+
+constexpr uint32_t kSwizzleRowBytes = 128;
+constexpr uint32_t kGroupBytes = 8 * kSwizzleRowBytes;  // stride byte offset: next 8 rows
+
+DS_HD uint32_t Sw128Offset(int rows, int row, int col) {
+  const uint32_t atom = static_cast<uint32_t>(col >> 6), chunk = static_cast<uint32_t>((col >> 3) & 7);
+  return atom * static_cast<uint32_t>(rows) * kSwizzleRowBytes + static_cast<uint32_t>(row) * kSwizzleRowBytes +
+         ((chunk ^ (static_cast<uint32_t>(row) & 7u)) << 4) + static_cast<uint32_t>(col & 7) * 2u;
+}
+
+// The operand of one wgmma k16 step: rows [row0, row0 + M or N) of a tile at `tile` (a multiple of
+// 1024), columns [16·step, 16·step + 16). Its start address is the unswizzled address of element
+// (row0, 16·step): within an atom the hardware applies the XOR to each address it forms, so a k16
+// step moves the start 32 bytes along the 128-byte row (row0 a multiple of 8 keeps the XOR key 0).
+DS_HD uint32_t OperandStart(uint32_t tile, int rows, int row0, int step) {
+  const int col = 16 * step;
+  return tile + static_cast<uint32_t>(col >> 6) * static_cast<uint32_t>(rows) * kSwizzleRowBytes +
+         static_cast<uint32_t>(row0) * kSwizzleRowBytes + static_cast<uint32_t>(col & 63) * 2u;
+}
+
+// Shared-memory matrix descriptor (PTX ISA, wgmma "Matrix Descriptor Format"): bits 0-13 start
+// address >> 4, 16-29 leading byte offset >> 4 (not used by swizzled K-major layouts; 1), 32-45
+// stride byte offset >> 4, 49-51 base offset (0: atoms on the 1024-byte period), 62-63 swizzle
+// mode (1 = 128-byte).
+DS_HD uint64_t Descriptor(uint32_t start) {
+  return static_cast<uint64_t>((start >> 4) & 0x3fffu) | (uint64_t{1} << 16) | (uint64_t{kGroupBytes >> 4} << 32) |
+         (uint64_t{1} << 62);
+}
+
+// The descriptor of base + offset from the descriptor of a base on the 1024-byte period: the start
+// address field is the only one that changes, and it stays inside its 14 bits for any address in
+// shared memory (< 2¹⁸ bytes), so this is one 64-bit add of an immediate.
+DS_HD uint64_t DescriptorAt(uint64_t base_descriptor, uint32_t offset) { return base_descriptor + (offset >> 4); }
+
+// ---- global → shared copies ---------------------------------------------------------------------
+
+// Iteration `it` of thread `tid` copies 16-byte chunk `col / 8` of row `row` of a [kRows, kCols]
+// tile: consecutive threads take consecutive chunks of a row (whole rows per warp from global),
+// and each iteration moves a thread kRowsPerIter rows down the same column. A multiple of 8 rows
+// keeps the swizzle key, so the kernel walks one global pointer and one shared offset:
+// Sw128Offset(row + kRowsPerIter·it, col) == Sw128Offset(row, col) + kRowsPerIter·it·128.
+template <class T, int kRows, int kCols>
+struct TileCopy {
+  static constexpr int kChunksPerRow = kCols / 8;
+  static constexpr int kIters = kRows * kChunksPerRow / T::kThreads;
+  static constexpr int kRowsPerIter = T::kThreads / kChunksPerRow;
+  static_assert((kRows * kChunksPerRow) % T::kThreads == 0, "tile loads split evenly over threads");
+  static_assert(T::kThreads % kChunksPerRow == 0 && kRowsPerIter % 8 == 0, "row steps keep the swizzle key");
+  DS_HD static Chunk At(int tid, int it) {
+    const int idx = it * T::kThreads + tid;
+    return {idx / kChunksPerRow, (idx % kChunksPerRow) * 8};
+  }
+};
+
+// K/Vᵀ tile j lives in ring slot j % kStages.
+template <class T>
+DS_HD uint32_t KSlot(int tile) {
+  return static_cast<uint32_t>(T::kKOffset + (tile % T::kStages) * T::kKBytes);
+}
+template <class T>
+DS_HD uint32_t VtSlot(int tile) {
+  return static_cast<uint32_t>(T::kVtOffset + (tile % T::kStages) * T::kVtBytes);
+}
+
+// ---- the warpgroup's operands and accumulators ------------------------------------------------------
+
+// Thread `t` (0-127) of a warpgroup: accumulator element i (0-3) of n8 tile nt of an m64nN (and,
+// with the same row, the A fragment's elements): row 16·(t / 32) + FragC row, column 8·nt + FragC col.
+DS_HD RowCol Accumulator(int t, int nt, int i) {
+  const RowCol c = FragC(t % 32, i);
+  return {16 * (t / 32) + c.row, 8 * nt + c.col};
+}
+
+// Row inside the block's query tile of accumulator elements 2h, 2h + 1 of thread tid (any n8 tile).
+template <class T>
+DS_HD int OutputRow(int tid, int h) {
+  return 64 * (tid / 128) + Accumulator(tid % 128, 0, 2 * h).row;
+}
+
+// Descriptors of k16 step `step` of warpgroup `wg`'s GEMMs, relative to the aligned shared base.
+template <class T>
+DS_HD uint32_t QOperand(int wg, int step) {
+  return OperandStart(0, T::kBlockM, 64 * wg, step);
+}
+template <class T>
+DS_HD uint32_t KOperand(int tile, int step) {
+  return OperandStart(KSlot<T>(tile), T::kBlockN, 0, step);
+}
+template <class T>
+DS_HD uint32_t VtOperand(int tile, int step) {
+  return OperandStart(VtSlot<T>(tile), T::kHeadDim, 0, step);
+}
+
+}  // namespace ds::cuda::flash::hopper

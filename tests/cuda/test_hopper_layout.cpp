@@ -1,0 +1,446 @@
+// CPU checks of the Hopper (wgmma) flash attention kernel's index layer, hopper_layout.h (suite
+// cuda-host; no GPU, no CUDA toolkit). Like test_flash_layout.cpp for the mma.sync kernel:
+//  1. The maps against independent transcriptions of the PTX ISA: the shared-memory matrix
+//     descriptor's fields, the 128-byte-swizzled K-major operand layout that a descriptor
+//     addresses, and the warpgroup's accumulator and register-A fragments.
+//  2. An emulation of whole thread blocks running the kernel's algorithm, warpgroup by warpgroup
+//     and thread by thread: every wgmma reads its operands through the decoded descriptors, the
+//     cp.async K/Vᵀ ring lands at issue or at the wait, the online softmax is flash_layout.h's;
+//     compared with a float64 softmax(q·kᵀ·scale)·v.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/attention/hopper_layout.h"
+#include "tests/cuda/flash_emulation.h"
+
+namespace ds::cuda::flash::hopper {
+namespace {
+
+using namespace emu;  // NOLINT: the shared emulation pieces
+
+// ---- the hardware model: PTX ISA text, transcribed independently of hopper_layout.h ------------
+
+// "Matrix Descriptor Format" of wgmma: start address, leading and stride byte offsets (all >> 4,
+// 14 bits each at bits 0, 16, 32), base offset (bits 49-51), swizzle mode (bits 62-63).
+struct DecodedDescriptor {
+  uint32_t start, leading, stride, base_offset, swizzle;
+};
+DecodedDescriptor Decode(uint64_t d) {
+  return {static_cast<uint32_t>(d & 0x3fff) << 4, static_cast<uint32_t>((d >> 16) & 0x3fff) << 4,
+          static_cast<uint32_t>((d >> 32) & 0x3fff) << 4, static_cast<uint32_t>((d >> 49) & 7),
+          static_cast<uint32_t>(d >> 62)};
+}
+
+// Byte address of element (row, k), k < 16, of a K-major operand with 128-byte swizzling ("Shared
+// Memory Matrix Layout": rows of 128 bytes in 8-row groups `stride` bytes apart, 16-bit elements
+// contiguous along K; the swizzle XORs address bits 4-6 with bits 7-9).
+uint32_t OperandAddress(const DecodedDescriptor& d, int row, int k) {
+  const uint32_t linear = d.start + static_cast<uint32_t>(row / 8) * d.stride + static_cast<uint32_t>(row % 8) * 128u +
+                          static_cast<uint32_t>(k) * 2u;
+  return linear ^ (((linear >> 7) & 7u) << 4);
+}
+
+// "Register Fragments" of wgmma .m64nNk16, f32 accumulator D: thread t of the warpgroup holds
+// N/2 values; value i is at row 16·(t / 32) + (t % 32) / 4 + 8·((i / 2) % 2), column
+// 8·(i / 4) + 2·(t % 4) + i % 2.
+RowCol PtxAccumulator(int t, int i) {
+  const int lane = t % 32;
+  return {16 * (t / 32) + lane / 4 + 8 * ((i / 2) % 2), 8 * (i / 4) + 2 * (lane % 4) + i % 2};
+}
+// A from registers, .bf16 m64k16: 8 values in 4 registers (value i in register i / 2, half i % 2),
+// at row 16·(t / 32) + (t % 32) / 4 + 8·((i / 2) % 2), column 2·(t % 4) + i % 2 + 8·(i / 4).
+RowCol PtxRegisterA(int t, int i) {
+  const int lane = t % 32;
+  return {16 * (t / 32) + lane / 4 + 8 * ((i / 2) % 2), 2 * (lane % 4) + i % 2 + 8 * (i / 4)};
+}
+
+// Per-thread accumulators of one warpgroup, as the kernel holds them: float[n8 tiles][4] per
+// thread, flat value index 4·nt + i.
+template <int kTiles>
+struct Regs {
+  float v[kTiles][4] = {};
+};
+template <int kTiles>
+using Accumulators = std::vector<Regs<kTiles>>;
+
+template <int kTiles>
+float& Value(Accumulators<kTiles>& d, int t, int i) {
+  return d[static_cast<size_t>(t)].v[i / 4][i % 4];
+}
+
+struct ARegs {
+  uint32_t r[4];
+};
+
+// wgmma.mma_async m64nNk16 .f32.bf16.bf16 with B (and A when `a_regs` is null) from shared memory:
+// D = A·Bᵀ (+ D when scale_d), A [64, 16], B [N, 16] both K-major.
+template <int kTiles>
+void Wgmma(const Smem& smem, const ARegs* a_regs, uint64_t a_desc, uint64_t b_desc, bool scale_d,
+           Accumulators<kTiles>& d) {
+  constexpr int n = 8 * kTiles;
+  double A[64][16], B[n][16];
+  if (a_regs) {
+    for (int t = 0; t < 128; ++t) {
+      for (int i = 0; i < 8; ++i) {
+        const RowCol rc = PtxRegisterA(t, i);
+        A[rc.row][rc.col] = RegHalf(a_regs[t].r[i / 2], i % 2);
+      }
+    }
+  } else {
+    const DecodedDescriptor da = Decode(a_desc);
+    EXPECT_EQ(da.swizzle, 1u);
+    for (int m = 0; m < 64; ++m)
+      for (int k = 0; k < 16; ++k) A[m][k] = Bf16ToFloat(LoadBf16(smem, OperandAddress(da, m, k)));
+  }
+  const DecodedDescriptor db = Decode(b_desc);
+  EXPECT_EQ(db.swizzle, 1u);
+  EXPECT_EQ(db.base_offset, 0u);
+  for (int r = 0; r < n; ++r)
+    for (int k = 0; k < 16; ++k) B[r][k] = Bf16ToFloat(LoadBf16(smem, OperandAddress(db, r, k)));
+  for (int t = 0; t < 128; ++t) {
+    for (int i = 0; i < n / 2; ++i) {
+      const RowCol rc = PtxAccumulator(t, i);
+      double acc = scale_d ? Value<kTiles>(d, t, i) : 0.0;
+      for (int k = 0; k < 16; ++k) acc += A[rc.row][k] * B[rc.col][k];
+      Value<kTiles>(d, t, i) = static_cast<float>(acc);
+    }
+  }
+}
+
+template <class F>
+void ForEveryConfig(F&& f) {
+  ForEachConfig(Candidates<128>::List{}, [&]<class T>(int) {
+    SCOPED_TRACE(HopperConfigName<T>());
+    f.template operator()<T>();
+  });
+}
+
+// ---- part 1: the maps ----------------------------------------------------------------------------
+
+TEST(HopperLayout, DescriptorFieldsMatchThePtxIsa) {
+  for (uint32_t start = 0; start < 227 * 1024; start += 16) {
+    const DecodedDescriptor d = Decode(Descriptor(start));
+    ASSERT_EQ(d.start, start);
+    EXPECT_EQ(d.stride, 1024u);
+    EXPECT_EQ(d.base_offset, 0u);
+    EXPECT_EQ(d.swizzle, 1u);  // 128-byte
+  }
+}
+
+TEST(HopperLayout, AccumulatorAndRegisterFragmentsMatchThePtxIsa) {
+  for (int t = 0; t < 128; ++t) {
+    for (int nt = 0; nt < 16; ++nt) {
+      for (int i = 0; i < 4; ++i) {
+        const RowCol ours = Accumulator(t, nt, i), ptx = PtxAccumulator(t, 4 * nt + i);
+        EXPECT_EQ(ours.row, ptx.row);
+        EXPECT_EQ(ours.col, ptx.col);
+      }
+    }
+    // P as the A operand of k-step kk is S's n8 tiles 2kk and 2kk + 1, value for value (PackP).
+    for (int i = 0; i < 8; ++i) {
+      const RowCol a = PtxRegisterA(t, i), s = Accumulator(t, i / 4, i % 4);
+      EXPECT_EQ(a.row, s.row);
+      EXPECT_EQ(a.col, s.col);
+    }
+  }
+}
+
+template <class T>
+void CheckSwizzledTileIsABijection(int rows, int cols) {
+  std::set<uint32_t> seen;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < cols; ++c) {
+      const uint32_t at = Sw128Offset(rows, r, c);
+      ASSERT_LT(at, static_cast<uint32_t>(rows * cols * 2));
+      ASSERT_EQ(at % 2, 0u);
+      seen.insert(at);
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(rows * cols));
+}
+
+TEST(HopperLayout, TilesAreBijectiveAndDisjoint) {
+  ForEveryConfig([]<class T>() {
+    CheckSwizzledTileIsABijection<T>(T::kBlockM, T::kHeadDim);
+    CheckSwizzledTileIsABijection<T>(T::kBlockN, T::kHeadDim);
+    CheckSwizzledTileIsABijection<T>(T::kHeadDim, T::kBlockN);
+    EXPECT_EQ(KSlot<T>(0) % 1024, 0u);
+    EXPECT_EQ(KSlot<T>(0), static_cast<uint32_t>(T::kQBytes));
+    EXPECT_EQ(KSlot<T>(1), KSlot<T>(0) + T::kKBytes);
+    EXPECT_EQ(VtSlot<T>(0), KSlot<T>(1) + T::kKBytes);
+    EXPECT_EQ(VtSlot<T>(1) + T::kVtBytes, static_cast<uint32_t>(T::kSmemBytes));
+    EXPECT_EQ(KSlot<T>(2), KSlot<T>(0));
+  });
+}
+
+// Every element every wgmma of the kernel reads, through its decoded descriptor, is the element the
+// copies stored there: (query 64·wg + m, dim 16·step + k) of Q, (key n, dim …) of K, (dim n, key …) of Vᵀ.
+template <class T>
+void CheckOperandsAddressTheirElements() {
+  for (int wg = 0; wg < T::kWarpGroups; ++wg) {
+    for (int step = 0; step < T::kQkSteps; ++step) {
+      const DecodedDescriptor d = Decode(Descriptor(QOperand<T>(wg, step)));
+      for (int m = 0; m < 64; ++m)
+        for (int k = 0; k < 16; ++k)
+          ASSERT_EQ(OperandAddress(d, m, k), Sw128Offset(T::kBlockM, 64 * wg + m, 16 * step + k)) << wg << " " << step;
+    }
+  }
+  for (int tile = 0; tile < 2 * T::kStages; ++tile) {
+    for (int step = 0; step < T::kQkSteps; ++step) {
+      const DecodedDescriptor d = Decode(Descriptor(KOperand<T>(tile, step)));
+      for (int n = 0; n < T::kBlockN; ++n)
+        for (int k = 0; k < 16; ++k)
+          ASSERT_EQ(OperandAddress(d, n, k), KSlot<T>(tile) + Sw128Offset(T::kBlockN, n, 16 * step + k));
+    }
+    for (int step = 0; step < T::kPvSteps; ++step) {
+      const DecodedDescriptor d = Decode(Descriptor(VtOperand<T>(tile, step)));
+      for (int n = 0; n < T::kHeadDim; ++n)
+        for (int k = 0; k < 16; ++k)
+          ASSERT_EQ(OperandAddress(d, n, k), VtSlot<T>(tile) + Sw128Offset(T::kHeadDim, n, 16 * step + k));
+    }
+  }
+}
+
+TEST(HopperLayout, DescriptorsAddressTheStoredElements) {
+  ForEveryConfig([]<class T>() { CheckOperandsAddressTheirElements<T>(); });
+}
+
+// The kernel forms each descriptor as an add to the descriptor of the aligned base (DescriptorAt).
+TEST(HopperLayout, DescriptorOffsetsAreDescriptorsOfTheOffsetAddress) {
+  ForEveryConfig([]<class T>() {
+    for (uint32_t base : {0u, 1024u, 64u * 1024u - 1024u}) {
+      for (int tile = 0; tile < T::kStages; ++tile) {
+        for (int step = 0; step < T::kQkSteps; ++step) {
+          for (int wg = 0; wg < T::kWarpGroups; ++wg) {
+            EXPECT_EQ(DescriptorAt(Descriptor(base), QOperand<T>(wg, step)), Descriptor(base + QOperand<T>(wg, step)));
+          }
+          EXPECT_EQ(DescriptorAt(Descriptor(base), KOperand<T>(tile, step)),
+                    Descriptor(base + KOperand<T>(tile, step)));
+        }
+        for (int step = 0; step < T::kPvSteps; ++step) {
+          EXPECT_EQ(DescriptorAt(Descriptor(base), VtOperand<T>(tile, step)),
+                    Descriptor(base + VtOperand<T>(tile, step)));
+        }
+      }
+    }
+  });
+}
+
+template <class T, int kRows, int kCols>
+void CheckTileCopyCoversTile() {
+  std::set<std::pair<int, int>> seen;
+  for (int tid = 0; tid < T::kThreads; ++tid) {
+    for (int it = 0; it < TileCopy<T, kRows, kCols>::kIters; ++it) {
+      const Chunk c = TileCopy<T, kRows, kCols>::At(tid, it);
+      ASSERT_LT(c.row, kRows);
+      ASSERT_LT(c.col, kCols);
+      ASSERT_EQ(c.col % 8, 0);
+      seen.insert({c.row, c.col});
+      // The kernel's walk (LoadTile): one pointer and one shared offset, kRowsPerIter rows a step.
+      const Chunk first = TileCopy<T, kRows, kCols>::At(tid, 0);
+      const int step = it * TileCopy<T, kRows, kCols>::kRowsPerIter;
+      ASSERT_EQ(c.row, first.row + step);
+      ASSERT_EQ(c.col, first.col);
+      ASSERT_EQ(Sw128Offset(kRows, c.row, c.col),
+                Sw128Offset(kRows, first.row, first.col) + static_cast<uint32_t>(step) * kSwizzleRowBytes);
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kRows * kCols / 8));
+}
+
+TEST(HopperLayout, CopiesCoverEveryChunkOnce) {
+  ForEveryConfig([]<class T>() {
+    CheckTileCopyCoversTile<T, T::kBlockM, T::kHeadDim>();
+    CheckTileCopyCoversTile<T, T::kBlockN, T::kHeadDim>();
+    CheckTileCopyCoversTile<T, T::kHeadDim, T::kBlockN>();
+  });
+}
+
+TEST(HopperLayout, OutputRowsCoverTheQueryTileOnce) {
+  ForEveryConfig([]<class T>() {
+    std::multiset<int> rows;
+    for (int tid = 0; tid < T::kThreads; ++tid) {
+      if (tid % 4 != 0) continue;  // the four threads of a quad share their rows
+      for (int h = 0; h < 2; ++h) rows.insert(OutputRow<T>(tid, h));
+    }
+    ASSERT_EQ(rows.size(), static_cast<size_t>(T::kBlockM));
+    for (int r = 0; r < T::kBlockM; ++r) EXPECT_EQ(rows.count(r), 1u) << r;
+  });
+}
+
+// ---- part 2: the block, emulated ------------------------------------------------------------------
+
+// Vᵀ of every head as the kernel's TransposeV writes it: [head, dim, VtRow(nk)], padding keys zero.
+std::vector<uint16_t> TransposeV(const Problem& pr) {
+  const int64_t row = VtRow(pr.nk);
+  std::vector<uint16_t> vt(static_cast<size_t>(pr.heads * pr.dh * row), 0);
+  for (int h = 0; h < pr.heads; ++h)
+    for (int d = 0; d < pr.dh; ++d)
+      for (int j = 0; j < pr.nk; ++j)
+        vt[static_cast<size_t>((h * pr.dh + d) * row + j)] = pr.v()[j * pr.row() + h * pr.dh + d];
+  return vt;
+}
+
+// HopperForwardKernel's block (m_block, head): all threads' copies, then each step's warpgroups in
+// turn; barriers are the boundaries between phases, as in the kernel.
+template <class T>
+void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_block, int head, Landing landing,
+                  std::vector<float>& out) {
+  Smem smem(T::kSmemBytes, 0xff);  // offsets from the aligned base; poison reads as NaN
+  AsyncCopies copies(smem, landing);
+  const Range qt = QueryTile<T>(m_block, pr.nq);
+  const int n_tiles = KeyTileCount<T>(pr.nk);
+  const int64_t vt_row = VtRow(pr.nk);
+  const float scale_log2 = pr.scale * kLog2e;
+
+  for (int tid = 0; tid < T::kThreads; ++tid) {
+    for (int it = 0; it < TileCopy<T, T::kBlockM, T::kHeadDim>::kIters; ++it) {
+      const Chunk c = TileCopy<T, T::kBlockM, T::kHeadDim>::At(tid, it);
+      const uint16_t* src = c.row < qt.rows ? pr.q() + (qt.begin + c.row) * pr.row() + head * pr.dh + c.col : nullptr;
+      copies.Copy(Sw128Offset(T::kBlockM, c.row, c.col), src);
+    }
+  }
+  auto load_kv = [&](int tile) {
+    const Range keys = KeyTile<T>(tile, pr.nk);
+    for (int tid = 0; tid < T::kThreads; ++tid) {
+      for (int it = 0; it < TileCopy<T, T::kBlockN, T::kHeadDim>::kIters; ++it) {
+        const Chunk c = TileCopy<T, T::kBlockN, T::kHeadDim>::At(tid, it);
+        const uint16_t* src =
+            c.row < keys.rows ? pr.k() + (keys.begin + c.row) * pr.row() + head * pr.dh + c.col : nullptr;
+        copies.Copy(KSlot<T>(tile) + Sw128Offset(T::kBlockN, c.row, c.col), src);
+      }
+      for (int it = 0; it < TileCopy<T, T::kHeadDim, T::kBlockN>::kIters; ++it) {
+        const Chunk c = TileCopy<T, T::kHeadDim, T::kBlockN>::At(tid, it);  // row: dim, col: key in the tile
+        const uint16_t* src =
+            keys.begin + c.col < pr.nk ? vt.data() + (head * pr.dh + c.row) * vt_row + keys.begin + c.col : nullptr;
+        copies.Copy(VtSlot<T>(tile) + Sw128Offset(T::kHeadDim, c.row, c.col), src);
+      }
+    }
+  };
+  load_kv(0);
+  copies.Commit();
+
+  std::vector<Accumulators<T::kOTiles>> o(T::kWarpGroups, Accumulators<T::kOTiles>(128));
+  std::vector<std::vector<SoftmaxState>> st(T::kWarpGroups, std::vector<SoftmaxState>(128));
+
+  for (int kt = 0; kt < n_tiles; ++kt) {
+    copies.Wait(0);  // then fence.proxy.async and __syncthreads
+    if (kt + 1 < n_tiles) load_kv(kt + 1);
+    copies.Commit();
+    const Range kr = KeyTile<T>(kt, pr.nk);
+    for (int wg = 0; wg < T::kWarpGroups; ++wg) {
+      Accumulators<T::kSTiles> s(128);
+      for (int ks = 0; ks < T::kQkSteps; ++ks) {
+        Wgmma<T::kSTiles>(smem, nullptr, Descriptor(QOperand<T>(wg, ks)), Descriptor(KOperand<T>(kt, ks)), ks > 0, s);
+      }
+      float lane_max[128][2];
+      for (int t = 0; t < 128; ++t) {
+        if (kr.rows < T::kBlockN) MaskKeys<T>(s[static_cast<size_t>(t)].v, t % 32, kr.begin, pr.nk);
+        RowMax<T>(s[static_cast<size_t>(t)].v, lane_max[t]);
+      }
+      for (int t = 0; t < 128; ++t) {
+        float quad_max[2];
+        for (int h = 0; h < 2; ++h) {
+          quad_max[h] = kNegInf;
+          for (int l = t & ~3; l < (t & ~3) + 4; ++l) quad_max[h] = Max(quad_max[h], lane_max[l][h]);
+        }
+        SoftmaxStep<T>(s[static_cast<size_t>(t)].v, o[wg][static_cast<size_t>(t)].v, st[wg][static_cast<size_t>(t)],
+                       quad_max, scale_log2);
+      }
+      for (int kk = 0; kk < T::kPvSteps; ++kk) {
+        std::vector<ARegs> a(128);
+        for (int t = 0; t < 128; ++t) PackP<T>(s[static_cast<size_t>(t)].v, kk, a[static_cast<size_t>(t)].r);
+        Wgmma<T::kOTiles>(smem, a.data(), 0, Descriptor(VtOperand<T>(kt, kk)), true, o[wg]);
+      }
+    }
+  }
+
+  for (int tid = 0; tid < T::kThreads; ++tid) {
+    const int wg = tid / 128, t = tid % 128;
+    float inv[2];
+    for (int h = 0; h < 2; ++h) {
+      float sum = 0.0f;
+      for (int l = t & ~3; l < (t & ~3) + 4; ++l) sum += st[wg][static_cast<size_t>(l)].sum[h];
+      inv[h] = InverseSum(sum);
+    }
+    for (int nt = 0; nt < T::kOTiles; ++nt) {
+      for (int h = 0; h < 2; ++h) {
+        const int row = qt.begin + OutputRow<T>(tid, h);
+        if (row >= pr.nq) continue;
+        for (int e = 0; e < 2; ++e) {
+          const int col = Accumulator(t, nt, 2 * h + e).col;
+          out[(static_cast<size_t>(row) * pr.heads + head) * pr.dh + col] =
+              o[wg][static_cast<size_t>(t)].v[nt][2 * h + e] * inv[h];
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+std::vector<float> Emulate(const Problem& pr, Landing landing) {
+  const std::vector<uint16_t> vt = TransposeV(pr);
+  std::vector<float> out(static_cast<size_t>(pr.nq) * pr.heads * pr.dh, std::nanf(""));
+  for (int head = 0; head < pr.heads; ++head) {
+    for (int m = 0; m < CeilDiv(pr.nq, T::kBlockM); ++m) EmulateBlock<T>(pr, vt, m, head, landing, out);
+  }
+  return out;
+}
+
+template <class T>
+void RunCase(std::mt19937& rng, int nq, int nk, int heads, float amplitude) {
+  SCOPED_TRACE("nq " + std::to_string(nq) + " nk " + std::to_string(nk) + " heads " + std::to_string(heads));
+  const Problem pr = MakeProblem(rng, nq, nk, heads, T::kHeadDim, amplitude);
+  const std::vector<double> want = Exact(pr);
+  for (Landing landing : {Landing::kAtIssue, Landing::kAtWait}) {
+    EXPECT_LT(WorstError(Emulate<T>(pr, landing), want), kBf16Tol)
+        << (landing == Landing::kAtIssue ? "copies land at issue" : "copies land at the wait");
+  }
+}
+
+// One query and one key; a partial second query tile and two heads with three key tiles, the last
+// partial and its last 16-byte chunk of Vᵀ partly padding (nk odd); one partial key tile; large
+// scores over two tiles and one key.
+TEST(HopperEmulation, EveryConfigMatchesExactSoftmax) {
+  auto rng = Rng();
+  ForEveryConfig([&]<class T>() {
+    RunCase<T>(rng, 1, 1, 1, 1.0f);
+    RunCase<T>(rng, T::kBlockM + 5, 3 * T::kBlockN - 3, 2, 1.0f);
+    RunCase<T>(rng, 20, T::kBlockN / 2, 1, 1.0f);
+    RunCase<T>(rng, 70, 2 * T::kBlockN + 1, 1, 3.0f);
+  });
+}
+
+// Scores that grow from key to key: every tile raises the running max, so every step rescales O.
+TEST(HopperEmulation, RescalesWhenLaterTilesDominate) {
+  auto rng = Rng();
+  ForEveryConfig([&]<class T>() {
+    Problem pr = MakeProblem(rng, 16, 3 * T::kBlockN - 5, 1, T::kHeadDim, 0.1f);
+    std::vector<float> sign(static_cast<size_t>(pr.dh));
+    for (float& x : sign) x = rng() % 2 ? 1.0f : -1.0f;
+    for (int i = 0; i < pr.nq; ++i)
+      for (int d = 0; d < pr.dh; ++d) {
+        uint16_t& q = pr.qkv[i * pr.row() + d];
+        q = Bf16Bits(sign[static_cast<size_t>(d)] + Bf16ToFloat(q));
+      }
+    const float step = 0.64f / static_cast<float>(pr.dh);
+    for (int j = 0; j < pr.nk; ++j)
+      for (int d = 0; d < pr.dh; ++d) {
+        uint16_t& k = pr.qkv[j * pr.row() + pr.heads * pr.dh + d];
+        k = Bf16Bits(Bf16ToFloat(k) + step * static_cast<float>(j) * sign[static_cast<size_t>(d)]);
+      }
+    const std::vector<double> want = Exact(pr);
+    for (Landing landing : {Landing::kAtIssue, Landing::kAtWait}) {
+      EXPECT_LT(WorstError(Emulate<T>(pr, landing), want), kBf16Tol);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace ds::cuda::flash::hopper
