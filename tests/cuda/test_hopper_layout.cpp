@@ -170,12 +170,16 @@ TEST(HopperLayout, TilesAreBijectiveAndDisjoint) {
     CheckSwizzledTileIsABijection<T>(T::kBlockM, T::kHeadDim);
     CheckSwizzledTileIsABijection<T>(T::kBlockN, T::kHeadDim);
     CheckSwizzledTileIsABijection<T>(T::kHeadDim, T::kBlockN);
-    EXPECT_EQ(KSlot<T>(0) % 1024, 0u);
     EXPECT_EQ(KSlot<T>(0), static_cast<uint32_t>(T::kQBytes));
-    EXPECT_EQ(KSlot<T>(1), KSlot<T>(0) + T::kKBytes);
-    EXPECT_EQ(VtSlot<T>(0), KSlot<T>(1) + T::kKBytes);
-    EXPECT_EQ(VtSlot<T>(1) + T::kVtBytes, static_cast<uint32_t>(T::kSmemBytes));
-    EXPECT_EQ(KSlot<T>(2), KSlot<T>(0));
+    for (int slot = 0; slot < T::kStages; ++slot) {
+      EXPECT_EQ(KSlot<T>(slot) % 1024, 0u);
+      EXPECT_EQ(VtSlot<T>(slot) % 1024, 0u);
+      EXPECT_EQ(KSlot<T>(slot), KSlot<T>(0) + static_cast<uint32_t>(slot * T::kKBytes));
+      EXPECT_EQ(VtSlot<T>(slot), KSlot<T>(0) + static_cast<uint32_t>(T::kStages * T::kKBytes + slot * T::kVtBytes));
+      EXPECT_EQ(KSlot<T>(slot + T::kStages), KSlot<T>(slot));  // a ring
+      EXPECT_EQ(VtSlot<T>(slot + T::kStages), VtSlot<T>(slot));
+    }
+    EXPECT_EQ(VtSlot<T>(T::kStages - 1) + T::kVtBytes, static_cast<uint32_t>(T::kSmemBytes));
   });
 }
 
@@ -214,7 +218,10 @@ TEST(HopperLayout, DescriptorsAddressTheStoredElements) {
 // The kernel forms each descriptor as an add to the descriptor of the aligned base (DescriptorAt).
 TEST(HopperLayout, DescriptorOffsetsAreDescriptorsOfTheOffsetAddress) {
   ForEveryConfig([]<class T>() {
-    for (uint32_t base : {0u, 1024u, 64u * 1024u - 1024u}) {
+    // Bases a block's dynamic shared memory can have: with kSmemAlloc above, under the 2¹⁸ bytes
+    // the start address field covers.
+    for (uint32_t base : {0u, 1024u, 16u * 1024u}) {
+      ASSERT_LT(base + T::kSmemAlloc, 1u << 18);
       for (int tile = 0; tile < T::kStages; ++tile) {
         for (int step = 0; step < T::kQkSteps; ++step) {
           for (int wg = 0; wg < T::kWarpGroups; ++wg) {
@@ -328,37 +335,79 @@ void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_bloc
 
   std::vector<Accumulators<T::kOTiles>> o(T::kWarpGroups, Accumulators<T::kOTiles>(128));
   std::vector<std::vector<SoftmaxState>> st(T::kWarpGroups, std::vector<SoftmaxState>(128));
+  // P of each warpgroup's last tile, as A registers per k-step and thread (r_p).
+  std::vector<std::vector<std::vector<ARegs>>> pending(
+      T::kWarpGroups, std::vector<std::vector<ARegs>>(T::kPvSteps, std::vector<ARegs>(128)));
 
+  // The kernel's lambdas, for warpgroup wg: issue_s + wait, softmax (alpha per thread), pack_p,
+  // issue_pv + wait.
+  auto scores = [&](int wg, int kt) {
+    Accumulators<T::kSTiles> s(128);
+    for (int ks = 0; ks < T::kQkSteps; ++ks) {
+      Wgmma<T::kSTiles>(smem, nullptr, Descriptor(QOperand<T>(wg, ks)), Descriptor(KOperand<T>(kt, ks)), ks > 0, s);
+    }
+    return s;
+  };
+  auto softmax = [&](int wg, int kt, Accumulators<T::kSTiles>& s, std::vector<std::array<float, 2>>& alpha) {
+    const Range kr = KeyTile<T>(kt, pr.nk);
+    float lane_max[128][2];
+    for (int t = 0; t < 128; ++t) {
+      if (kr.rows < T::kBlockN) MaskKeys<T>(s[static_cast<size_t>(t)].v, t % 32, kr.begin, pr.nk);
+      RowMax<T>(s[static_cast<size_t>(t)].v, lane_max[t]);
+    }
+    alpha.assign(128, {});
+    for (int t = 0; t < 128; ++t) {
+      float quad_max[2], a[2], ref[2];
+      for (int h = 0; h < 2; ++h) {
+        quad_max[h] = kNegInf;
+        for (int l = t & ~3; l < (t & ~3) + 4; ++l) quad_max[h] = Max(quad_max[h], lane_max[l][h]);
+      }
+      MoveMax(st[wg][static_cast<size_t>(t)], quad_max, scale_log2, a, ref);
+      ExpScores<T>(s[static_cast<size_t>(t)].v, st[wg][static_cast<size_t>(t)], ref, scale_log2);
+      alpha[static_cast<size_t>(t)] = {a[0], a[1]};
+    }
+  };
+  auto rescale = [&](int wg, const std::vector<std::array<float, 2>>& alpha) {
+    for (int t = 0; t < 128; ++t) {
+      const float a[2] = {alpha[static_cast<size_t>(t)][0], alpha[static_cast<size_t>(t)][1]};
+      RescaleO<T>(o[wg][static_cast<size_t>(t)].v, a);
+    }
+  };
+  auto pack_p = [&](int wg, Accumulators<T::kSTiles>& s) {
+    for (int kk = 0; kk < T::kPvSteps; ++kk)
+      for (int t = 0; t < 128; ++t)
+        PackP<T>(s[static_cast<size_t>(t)].v, kk, pending[wg][kk][static_cast<size_t>(t)].r);
+  };
+  auto pv = [&](int wg, int tile) {
+    for (int kk = 0; kk < T::kPvSteps; ++kk) {
+      Wgmma<T::kOTiles>(smem, pending[wg][kk].data(), 0, Descriptor(VtOperand<T>(tile, kk)), true, o[wg]);
+    }
+  };
+
+  std::vector<std::array<float, 2>> alpha;
   for (int kt = 0; kt < n_tiles; ++kt) {
     copies.Wait(0);  // then fence.proxy.async and __syncthreads
     if (kt + 1 < n_tiles) load_kv(kt + 1);
     copies.Commit();
-    const Range kr = KeyTile<T>(kt, pr.nk);
     for (int wg = 0; wg < T::kWarpGroups; ++wg) {
-      Accumulators<T::kSTiles> s(128);
-      for (int ks = 0; ks < T::kQkSteps; ++ks) {
-        Wgmma<T::kSTiles>(smem, nullptr, Descriptor(QOperand<T>(wg, ks)), Descriptor(KOperand<T>(kt, ks)), ks > 0, s);
-      }
-      float lane_max[128][2];
-      for (int t = 0; t < 128; ++t) {
-        if (kr.rows < T::kBlockN) MaskKeys<T>(s[static_cast<size_t>(t)].v, t % 32, kr.begin, pr.nk);
-        RowMax<T>(s[static_cast<size_t>(t)].v, lane_max[t]);
-      }
-      for (int t = 0; t < 128; ++t) {
-        float quad_max[2];
-        for (int h = 0; h < 2; ++h) {
-          quad_max[h] = kNegInf;
-          for (int l = t & ~3; l < (t & ~3) + 4; ++l) quad_max[h] = Max(quad_max[h], lane_max[l][h]);
+      Accumulators<T::kSTiles> s = scores(wg, kt);
+      softmax(wg, kt, s, alpha);
+      if constexpr (!T::kOverlap) {
+        rescale(wg, alpha);
+        pack_p(wg, s);
+        pv(wg, kt);
+      } else {
+        // P(kt − 1)·V(kt − 1) lands after this step's softmax; then O moves to tile kt's max.
+        if (kt > 0) {
+          pv(wg, kt - 1);
+          rescale(wg, alpha);
         }
-        SoftmaxStep<T>(s[static_cast<size_t>(t)].v, o[wg][static_cast<size_t>(t)].v, st[wg][static_cast<size_t>(t)],
-                       quad_max, scale_log2);
-      }
-      for (int kk = 0; kk < T::kPvSteps; ++kk) {
-        std::vector<ARegs> a(128);
-        for (int t = 0; t < 128; ++t) PackP<T>(s[static_cast<size_t>(t)].v, kk, a[static_cast<size_t>(t)].r);
-        Wgmma<T::kOTiles>(smem, a.data(), 0, Descriptor(VtOperand<T>(kt, kk)), true, o[wg]);
+        pack_p(wg, s);
       }
     }
+  }
+  if constexpr (T::kOverlap) {
+    for (int wg = 0; wg < T::kWarpGroups; ++wg) pv(wg, n_tiles - 1);
   }
 
   for (int tid = 0; tid < T::kThreads; ++tid) {

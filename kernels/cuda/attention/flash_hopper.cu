@@ -37,7 +37,12 @@ __device__ __forceinline__ void FenceProxyAsync() { asm volatile("fence.proxy.as
 // that follow.
 __device__ __forceinline__ void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void WgmmaWaitAll() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Waits until at most kPending of this warpgroup's committed wgmma groups are still running.
+template <int kPending>
+__device__ __forceinline__ void WgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
+}
+__device__ __forceinline__ void WgmmaWaitAll() { WgmmaWait<0>(); }
 
 // The accumulators of an asynchronous wgmma are written after the instruction issues: this empty
 // asm, around the issue and after the wait, keeps the compiler from moving reads of them (or
@@ -153,50 +158,116 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
   CpAsyncCommit();
 
   float r_o[T::kOTiles][4] = {};
+  float r_s[T::kSTiles][4];
+  uint32_t r_p[T::kPvSteps][4];  // P of a tile as the A operand of its P·V
   SoftmaxState st;
   const int lane = tid % 32;
 
-  for (int kt = 0; kt < n_tiles; ++kt) {
-    CpAsyncWaitAll();   // tile kt (this thread's copies) has landed ...
-    FenceProxyAsync();  // ... and is visible to wgmma ...
-    __syncthreads();    // ... everyone's; every warpgroup is done with tile kt − 1, whose slot kt + 1 takes
+  // Step kt's barrier: tile kt (this thread's copies) has landed and is visible to wgmma (the
+  // proxy fence), everyone's has, and every warpgroup is done with the wgmmas that read the slot
+  // the next tile takes; then that tile's copies go out.
+  auto next_tile = [&](int kt) {
+    CpAsyncWaitAll();
+    FenceProxyAsync();
+    __syncthreads();
     if (kt + 1 < n_tiles) load_kv(kt + 1);
     CpAsyncCommit();
-
-    // The descriptors as immediates off one base descriptor, made opaque per step: otherwise the
-    // compiler hoists the loop-invariant Q ones and each holds two registers through the loop.
+  };
+  // The descriptors are immediates off one base descriptor, made opaque per step: otherwise the
+  // compiler hoists the loop-invariant Q ones and each holds two registers through the loop.
+  auto step_descriptor = [&] {
     uint64_t desc = base_desc;
     asm volatile("" : "+l"(desc));
-    const uint32_t k_slot = KSlot<T>(kt) - KSlot<T>(0), vt_slot = VtSlot<T>(kt) - VtSlot<T>(0);
-
-    float r_s[T::kSTiles][4];
-    PinRegisters(r_s);
-    WgmmaFence();
+    return desc;
+  };
+  // Enqueue S = Q·K(kt)ᵀ, then O += P·V(tile) as one wgmma group each.
+  auto issue_s = [&](uint64_t desc, int kt) {
+    const uint32_t k_slot = KSlot<T>(kt) - KSlot<T>(0);
 #pragma unroll
     for (int ks = 0; ks < T::kQkSteps; ++ks) {
       WgmmaSS(r_s, DescriptorAt(desc, QOperand<T>(wg, ks)), DescriptorAt(desc, k_slot + KOperand<T>(0, ks)), ks > 0);
     }
     WgmmaCommit();
-    WgmmaWaitAll();
-    PinRegisters(r_s);
-
-    const Range kr = KeyTile<T>(kt, p.nk);
-    if (kr.rows < T::kBlockN) MaskKeys<T>(r_s, lane, kr.begin, p.nk);
-    float tile_max[2];
-    RowMax<T>(r_s, tile_max);
-    tile_max[0] = QuadMax(tile_max[0]);
-    tile_max[1] = QuadMax(tile_max[1]);
-    SoftmaxStep<T>(r_s, r_o, st, tile_max, p.scale_log2);
-
-    uint32_t r_p[T::kPvSteps][4];
-#pragma unroll
-    for (int kk = 0; kk < T::kPvSteps; ++kk) PackP<T>(r_s, kk, r_p[kk]);
-    PinRegisters(r_o);
-    WgmmaFence();
+  };
+  auto issue_pv = [&](uint64_t desc, int tile) {
+    const uint32_t vt_slot = VtSlot<T>(tile) - VtSlot<T>(0);
 #pragma unroll
     for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
     WgmmaCommit();
+  };
+  // The online softmax of tile kt's scores (complete in r_s): the running max and sums move, the
+  // scores become P in place (f32), `alpha` rescales O.
+  auto softmax = [&](int kt, float(&alpha)[2]) {
+    const Range kr = KeyTile<T>(kt, p.nk);
+    if (kr.rows < T::kBlockN) MaskKeys<T>(r_s, lane, kr.begin, p.nk);
+    float tile_max[2], ref[2];
+    RowMax<T>(r_s, tile_max);
+    tile_max[0] = QuadMax(tile_max[0]);
+    tile_max[1] = QuadMax(tile_max[1]);
+    MoveMax(st, tile_max, p.scale_log2, alpha, ref);
+    ExpScores<T>(r_s, st, ref, p.scale_log2);
+  };
+  auto pack_p = [&] {
+#pragma unroll
+    for (int kk = 0; kk < T::kPvSteps; ++kk) PackP<T>(r_s, kk, r_p[kk]);
+  };
+
+  if constexpr (!T::kOverlap) {
+    // Each step in sequence: S, softmax, P·V. The other warpgroup's GEMMs keep the tensor cores
+    // busy while this one runs its softmax, as far as the per-step barrier lets them drift.
+    for (int kt = 0; kt < n_tiles; ++kt) {
+      next_tile(kt);
+      const uint64_t desc = step_descriptor();
+      PinRegisters(r_s);
+      WgmmaFence();
+      issue_s(desc, kt);
+      WgmmaWaitAll();
+      PinRegisters(r_s);
+      float alpha[2];
+      softmax(kt, alpha);
+      RescaleO<T>(r_o, alpha);
+      pack_p();
+      PinRegisters(r_o);
+      WgmmaFence();
+      issue_pv(desc, kt);
+      WgmmaWaitAll();
+      PinRegisters(r_o);
+    }
+  } else {
+    // FlashAttention-3's intra-warpgroup pipelining: step kt enqueues S(kt) and then P(kt − 1)·V(kt − 1),
+    // and runs the softmax of S(kt) while that P·V occupies the tensor cores; O is rescaled to
+    // tile kt's max once the P·V has landed. The ring has three slots: tile kt + 1 loads into the
+    // slot of tile kt − 2, whose last reader (the P·V of step kt − 1) every warpgroup has waited for
+    // before the step's barrier, while V(kt − 1) and K(kt) stay.
+    next_tile(0);
+    PinRegisters(r_s);
+    WgmmaFence();
+    issue_s(step_descriptor(), 0);
     WgmmaWaitAll();
+    PinRegisters(r_s);
+    float alpha[2];
+    softmax(0, alpha);  // O is still zero: nothing to rescale
+    pack_p();
+    for (int kt = 1; kt < n_tiles; ++kt) {
+      next_tile(kt);
+      const uint64_t desc = step_descriptor();
+      PinRegisters(r_s);
+      PinRegisters(r_o);
+      WgmmaFence();
+      issue_s(desc, kt);
+      issue_pv(desc, kt - 1);
+      WgmmaWait<1>();  // S(kt) has landed; the P·V may still run
+      PinRegisters(r_s);
+      softmax(kt, alpha);
+      WgmmaWait<0>();  // P(kt − 1)·V(kt − 1) has landed: r_o complete, r_p free
+      PinRegisters(r_o);
+      RescaleO<T>(r_o, alpha);
+      pack_p();
+    }
+    PinRegisters(r_o);
+    WgmmaFence();
+    issue_pv(step_descriptor(), n_tiles - 1);
+    WgmmaWait<0>();
     PinRegisters(r_o);
   }
 

@@ -438,15 +438,10 @@ DS_HD bool AnyLane(bool v) {
 #endif
 }
 
-// One key tile: given the quad-reduced raw row maxima of this tile, rescale O and the partial sums
-// to the new running max, and replace the scores by p = exp2(score·scale_log2 − max) in place.
-// A row's max stops moving after the first few tiles, so the warp skips rescaling O (64 of the
-// step's multiplies per row tile, as many as its softmax) whenever none of its rows' maxima moved:
-// at N = 32 760 that is ~85 % of the tiles.
-template <class T>
-DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], SoftmaxState& st,
-                       const float (&tile_max)[2], float scale_log2) {
-  float alpha[2], ref[2];
+// One key tile, in three parts. MoveMax: given the quad-reduced raw row maxima of the tile, move
+// the running max and the partial sums to the new max; `alpha` is the factor that O, accumulated
+// against the old max, must be multiplied by (RescaleO), `ref` the max the scores are taken against.
+DS_HD void MoveMax(SoftmaxState& st, const float (&tile_max)[2], float scale_log2, float (&alpha)[2], float (&ref)[2]) {
   DS_UNROLL
   for (int h = 0; h < 2; ++h) {
     const float new_max = Max(st.max[h], tile_max[h] * scale_log2);
@@ -456,6 +451,14 @@ DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], Sof
     st.max[h] = new_max;
     st.sum[h] *= alpha[h];
   }
+}
+
+// O *= alpha per row half. A row's max stops moving after the first few tiles, so the warp skips
+// the multiplies (64 per row tile for hd 128, as many as its softmax) whenever none of its rows'
+// maxima moved: at N = 32 760 that is ~85 % of the tiles, and a factor of exactly 1 makes the skip
+// bit-exact.
+template <class T>
+DS_HD void RescaleO(float (&o)[T::kOTiles][4], const float (&alpha)[2]) {
   if (AnyLane(alpha[0] != 1.0f || alpha[1] != 1.0f)) {
     DS_UNROLL
     for (int dt = 0; dt < T::kOTiles; ++dt) {
@@ -463,6 +466,11 @@ DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], Sof
       for (int i = 0; i < 4; ++i) o[dt][i] *= alpha[i >> 1];
     }
   }
+}
+
+// The scores become p = exp2(score·scale_log2 − ref) in place, summed into the partial sums.
+template <class T>
+DS_HD void ExpScores(float (&s)[T::kSTiles][4], SoftmaxState& st, const float (&ref)[2], float scale_log2) {
   DS_UNROLL
   for (int h = 0; h < 2; ++h) {
     DS_UNROLL
@@ -474,6 +482,16 @@ DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], Sof
       }
     }
   }
+}
+
+// The step of a kernel whose O is complete when the tile's scores are: all three parts.
+template <class T>
+DS_HD void SoftmaxStep(float (&s)[T::kSTiles][4], float (&o)[T::kOTiles][4], SoftmaxState& st,
+                       const float (&tile_max)[2], float scale_log2) {
+  float alpha[2], ref[2];
+  MoveMax(st, tile_max, scale_log2, alpha, ref);
+  RescaleO<T>(o, alpha);
+  ExpScores<T>(s, st, ref, scale_log2);
 }
 
 // P as the A operand of k-step `kk` of O += P·V: the C fragments of S tiles 2kk and 2kk + 1 are,

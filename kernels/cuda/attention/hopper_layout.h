@@ -30,12 +30,18 @@ namespace ds::cuda::flash::hopper {
 
 // ---- tile traits -----------------------------------------------------------------------------
 
-template <int kHeadDim_, int kWarpGroups_, int kBlockN_>
+// kOverlap: FlashAttention-3's intra-warpgroup pipelining (each step enqueues S of its tile and
+// P·V of the previous one, and runs the softmax while that P·V runs), which keeps V of the
+// previous tile resident: three K/Vᵀ slots instead of two.
+template <int kHeadDim_, int kWarpGroups_, int kBlockN_, bool kOverlap_>
 struct Traits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kWarpGroups = kWarpGroups_;
   static constexpr int kBlockN = kBlockN_;  // keys per main-loop step
-  static constexpr int kStages = 2;         // K/Vᵀ tile j + 1 loads while tile j computes
+  static constexpr bool kOverlap = kOverlap_;
+  // K/Vᵀ tiles in the ring: tile j + 1 loads while tile j computes (and, overlapped, tile j − 1's
+  // P·V runs).
+  static constexpr int kStages = kOverlap ? 3 : 2;
 
   static constexpr int kThreads = 128 * kWarpGroups;
   static constexpr int kBlockM = 64 * kWarpGroups;  // queries per block
@@ -59,7 +65,8 @@ struct Traits {
   static constexpr int kSmemAlloc = kSmemBytes + 1024;
 
   // Registers a thread holds through a step: S and O accumulators and P's A fragments (kept until
-  // the P·V wgmma that reads them completes), under 255 with room for addresses and softmax state.
+  // the P·V wgmma that reads them completes; overlapped, through the next tile's softmax), under
+  // 255 with room for addresses and softmax state.
   static constexpr int kFragmentRegs = kSTiles * 4 + kOTiles * 4 + kPvSteps * 4;
   static constexpr int kRegHeadroom = 40;
 
@@ -76,7 +83,8 @@ struct Traits {
 template <class T>
 std::string HopperConfigName() {
   char name[64];
-  std::snprintf(name, sizeof name, "wgmma%d_k%d", T::kWarpGroups, T::kBlockN);
+  std::snprintf(name, sizeof name, "wgmma%d_k%d_s%d%s", T::kWarpGroups, T::kBlockN, T::kStages,
+                T::kOverlap ? "_ov" : "");
   return name;
 }
 
@@ -88,9 +96,12 @@ struct Candidates {
 };
 template <>
 struct Candidates<128> {
-  // Two warpgroups × 64 queries, 128 keys per step: 160 KB, one block of 8 warps per SM; each
-  // warpgroup's softmax runs while the other's GEMMs hold the tensor cores.
-  using List = TypeList<Traits<128, 2, 128>>;
+  using List = TypeList<
+      // Two warpgroups × 64 queries, 128 keys per step: 160 KB, one block of 8 warps per SM;
+      // one warpgroup's softmax runs while the other's GEMMs hold the tensor cores.
+      Traits<128, 2, 128, false>,
+      // The same with each warpgroup's softmax also under its own previous P·V: 224 KB.
+      Traits<128, 2, 128, true>>;
 };
 
 // ---- which tiles a block handles --------------------------------------------------------------
