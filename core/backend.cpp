@@ -88,6 +88,19 @@ Status Backend::Zero(const Tensor& dst) {
   return Status::Ok();
 }
 
+void Backend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
+                            int64_t heads) {
+  rms_norm(x, weight, eps);
+  if (heads <= 0 || x.ndim != 2 || x.shape[1] % heads != 0) return;
+  Tensor per_head = x;
+  per_head.ndim = 3;
+  per_head.shape[1] = heads;
+  per_head.shape[2] = x.shape[1] / heads;
+  per_head.strides[2] = x.strides[1];
+  per_head.strides[1] = x.strides[1] * per_head.shape[2];
+  rope(per_head, cos, sin);
+}
+
 void Backend::copy(const Tensor& src, Tensor& dst) {
   if (CheckSameBytes(src, dst, "copy").ok()) std::memcpy(dst.data, src.data, src.nbytes());
 }

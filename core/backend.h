@@ -75,6 +75,11 @@ class Backend {
   // In place rotation of x[N, H, dh] (token stride may exceed H·dh) by angles given as
   // cos/sin[N, dh/2]: pair j of every head is (x[2j], x[2j+1]) → (x0·c − x1·s, x0·s + x1·c).
   virtual void rope(Tensor& x, const Tensor& cos, const Tensor& sin) = 0;
+  // The q/k preparation of a DiT block: x[N, H·dh] (token stride may exceed H·dh) is RMS-normalised
+  // over its full width (rms_norm with weight[H·dh]), then each head rotated as rope does on the
+  // [N, H, dh] view. A backend may do it in one pass over x; by default the two ops.
+  virtual void rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
+                             int64_t heads);
 
   // o[Nq, H, dh] = softmax(q·kᵀ · scale) · v per head; q [Nq, H, dh], k and v [Nk, H, dh].
   // Non-causal, no mask. Memory stays O(N·dh): no Nq×Nk matrix is materialised.

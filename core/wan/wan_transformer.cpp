@@ -354,16 +354,14 @@ void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_blo
   Tensor x = ws.x.tensor, a = ws.a.tensor, f = ws.f.tensor;
   Tensor q = ws.q.tensor, k = ws.k.tensor, v = ws.v.tensor, o = ws.o.tensor;
 
-  // Self-attention: q/k RMSNorm over the full width, then RoPE per head.
+  // Self-attention: q/k RMSNorm over the full width, then RoPE per head (one pass where fused).
   be.layer_norm_modulate(x, mod(0), mod(1), c.eps, a);
   b.q(be, a, q);
   b.k(be, a, k);
   b.v(be, a, v);
-  be.rms_norm(q, b.norm_q, c.eps);
-  be.rms_norm(k, b.norm_k, c.eps);
+  be.rms_norm_rope(q, b.norm_q, c.eps, ws.cos.tensor, ws.sin.tensor, heads);
+  be.rms_norm_rope(k, b.norm_k, c.eps, ws.cos.tensor, ws.sin.tensor, heads);
   Tensor qh = heads_view(ws.q, n), kh = heads_view(ws.k, n), oh = heads_view(ws.o, n);
-  be.rope(qh, ws.cos.tensor, ws.sin.tensor);
-  be.rope(kh, ws.cos.tensor, ws.sin.tensor);
   be.attention(qh, kh, heads_view(ws.v, n), scale, oh);
   b.o(be, o, f);
   be.gate_residual(x, mod(2), f);

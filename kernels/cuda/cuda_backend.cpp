@@ -323,6 +323,17 @@ void CudaBackend::rope(Tensor& x, const Tensor& cos, const Tensor& sin) {
   });
 }
 
+void CudaBackend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
+                                int64_t heads) {
+  impl_->Run("rms_norm_rope", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(weight, "rms_norm_rope weight"));
+    DS_ASSIGN_OR_RETURN(const Tensor dcos, staging.In(cos, "rms_norm_rope cos"));
+    DS_ASSIGN_OR_RETURN(const Tensor dsin, staging.In(sin, "rms_norm_rope sin"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm_rope x"));
+    return cuda::RmsNormRope(impl_->ctx, dx, dw.f32(), eps, dcos, dsin, heads);
+  });
+}
+
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) {
   impl_->Run("attention", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor dq, staging.In(q, "attention q"));

@@ -81,6 +81,8 @@ class CudaBackend final : public Backend {
   void gelu_tanh(Tensor& x) override;
   void silu(Tensor& x) override;
   void rope(Tensor& x, const Tensor& cos, const Tensor& sin) override;
+  void rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
+                     int64_t heads) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override;
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;

@@ -1,6 +1,7 @@
 #include "kernels/cuda/norm.cuh"
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/row_layout.h"
 #include "kernels/cuda/warp.cuh"
 
@@ -50,6 +51,35 @@ __global__ void __launch_bounds__(kThreads) RmsNormKernel(RowLayout x, const flo
   for (int64_t i = lane; i < x.width; i += kWarpSize) xr[i] = xr[i] * inv * weight[i];
 }
 
+// One warp per token row of q or k: the sum of squares over float4 loads, then a second pass
+// (an L1 hit: the block's 8 rows are 48 KB at the 1.3B's width) that scales by weight and rotates
+// both pairs of each float4 (a pair never straddles a float4, nor a float4 two heads, as dh is a
+// multiple of 4). x is read once and written once from memory, where RmsNorm then Rope each do both.
+__global__ void __launch_bounds__(kThreads)
+    RmsNormRopeKernel(RowLayout x, const float* weight, float eps, RowLayout cos, RowLayout sin, int head_dim) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (row >= x.count) return;
+  const int lane = threadIdx.x % kWarpSize;
+  float4* xr = reinterpret_cast<float4*>(x.Row(row));
+  const float4* w = reinterpret_cast<const float4*>(weight);
+  const float* c = cos.Row(row);
+  const float* s = sin.Row(row);
+  const int64_t vectors = x.width / 4;
+  float sq = 0.0f;
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 v = xr[i];
+    sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 v = xr[i], wi = w[i];
+    const float x0 = v.x * inv * wi.x, x1 = v.y * inv * wi.y, x2 = v.z * inv * wi.z, x3 = v.w * inv * wi.w;
+    const int64_t j = (4 * i) % head_dim / 2;  // pair of x0, x1; x2, x3 are pair j + 1 (j is even)
+    const float2 cj = *reinterpret_cast<const float2*>(c + j), sj = *reinterpret_cast<const float2*>(s + j);
+    xr[i] = make_float4(x0 * cj.x - x1 * sj.x, x0 * sj.x + x1 * cj.x, x2 * cj.y - x3 * sj.y, x2 * sj.y + x3 * cj.y);
+  }
+}
+
 dim3 RowBlocks(int64_t rows) { return dim3(static_cast<unsigned>(CeilDiv64(rows, kRowsPerBlock))); }
 
 }  // namespace
@@ -68,6 +98,49 @@ Status RmsNorm(const Context& ctx, const Tensor& x, const float* weight, float e
   RmsNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
+}
+
+namespace {
+
+bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// Every row of the layout starts on a multiple of `bytes`.
+bool RowsAligned(const RowLayout& l, int64_t bytes) {
+  if (!Aligned(l.base, static_cast<uintptr_t>(bytes))) return false;
+  if (l.uniform >= 0) return l.count <= 1 || l.uniform % bytes == 0;
+  for (int i = 0; i < l.lead; ++i) {
+    if (l.shape[i] > 1 && l.stride[i] % bytes != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status RmsNormRope(const Context& ctx, const Tensor& x, const float* weight, float eps, const Tensor& cos,
+                   const Tensor& sin, int64_t heads) {
+  const RowLayout xl = RowsOf(x), cl = RowsOf(cos), sl = RowsOf(sin);
+  if (xl.count == 0) return Status::Ok();
+  if (heads <= 0 || xl.width % heads != 0 || cl.count != xl.count || sl.count != xl.count ||
+      cl.width * 2 * heads != xl.width || sl.width != cl.width) {
+    return Error(Code::kInvalidArgument, "CUDA rms_norm_rope: x {} in {} heads, cos {}, sin {}", x.shape_string(),
+                 heads, cos.shape_string(), sin.shape_string());
+  }
+  const int64_t head_dim = xl.width / heads;
+  if (xl.width % 4 == 0 && head_dim % 4 == 0 && RowsAligned(xl, 16) && Aligned(weight, 16) && RowsAligned(cl, 8) &&
+      RowsAligned(sl, 8)) {
+    RmsNormRopeKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps, cl, sl,
+                                                                        static_cast<int>(head_dim));
+    DS_CUDA_TRY_LAUNCH();
+    return Status::Ok();
+  }
+  DS_TRY(RmsNorm(ctx, x, weight, eps));
+  Tensor per_head = x;
+  per_head.ndim = 3;
+  per_head.shape[1] = heads;
+  per_head.shape[2] = head_dim;
+  per_head.strides[2] = x.strides[1];
+  per_head.strides[1] = x.strides[1] * head_dim;
+  return Rope(ctx, per_head, cos, sin);
 }
 
 }  // namespace ds::cuda

@@ -470,6 +470,52 @@ TEST_F(CudaOps, ElementwiseMatchReference) {
 
 // ---- rope --------------------------------------------------------------------------------------
 
+// q/k preparation in one pass: RMSNorm over the full width, then RoPE per head. Shapes the fused
+// kernel takes (tokens in wider rows, 16-byte aligned) and ones that fall back to the two kernels
+// (dh not a multiple of 4; rows 4 bytes apart from alignment).
+TEST_F(CudaOps, RmsNormRopeMatchesReference) {
+  for (auto [n, heads, dh, pad] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 4, 0},
+                                   {77, 12, 128, 2 * 12 * 128},
+                                   {33, 3, 64, 8},
+                                   {20, 3, 6, 0},
+                                   {10, 2, 64, 3}}) {
+    SCOPED_TRACE("n " + std::to_string(n) + " heads " + std::to_string(heads) + " dh " + std::to_string(dh) + " pad " +
+                 std::to_string(pad));
+    const int64_t d = heads * dh, row = d + pad;
+    const HostBuffer want_b = Random(rng_, static_cast<size_t>(n * row), -2.0f, 2.0f);
+    const HostBuffer got_b(want_b.size());
+    std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
+    const HostBuffer wb = Random(rng_, static_cast<size_t>(d));
+    const HostBuffer angles = Random(rng_, static_cast<size_t>(n * dh / 2), -3.1f, 3.1f);
+    const HostBuffer cb(angles.size()), sb(angles.size());
+    for (size_t i = 0; i < angles.size(); ++i) {
+      cb.data()[i] = std::cos(angles.data()[i]);
+      sb.data()[i] = std::sin(angles.data()[i]);
+    }
+    const Tensor cosv = cb.view({n, dh / 2}), sinv = sb.view({n, dh / 2});
+    // The reference as two ops: the norm over the full width, the rotation per head.
+    Tensor want = Strided(want_b.data(), {n, d}, row);
+    ref_.rms_norm(want, wb.view({d}), 1e-6f);
+    Tensor want_heads = Strided(want_b.data(), {n, heads, dh}, row);
+    ref_.rope(want_heads, cosv, sinv);
+    Tensor got = Strided(got_b.data(), {n, d}, row);
+    DS_MIRROR(dx, *cuda_, got_b);
+    DS_MIRROR(dw, *cuda_, wb);
+    DS_MIRROR(dc, *cuda_, cb);
+    DS_MIRROR(ds, *cuda_, sb);
+    Tensor dxv = dx(got);
+    cuda_->rms_norm_rope(dxv, dw(wb.view({d})), 1e-6f, dc(cosv), ds(sinv), heads);
+    const Status s = dx.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got, want, kF32Rtol));
+    for (size_t i = 0; i < got_b.size(); ++i) {  // the padding between tokens is untouched
+      if (static_cast<int64_t>(i) % row >= d) {
+        ASSERT_EQ(got_b.data()[i], want_b.data()[i]) << i;
+      }
+    }
+  }
+}
+
 TEST_F(CudaOps, RopeMatchesReference) {
   for (auto [n, heads, dh, pad] :
        {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 2, 0}, {60, 12, 128, 2 * 12 * 128}, {33, 3, 64, 7}}) {

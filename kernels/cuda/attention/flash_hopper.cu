@@ -133,6 +133,7 @@ __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int
 // arriving), so the slot they read can be refilled.
 template <class T>
 __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __grid_constant__ Params p) {
+  static_assert(T::kBlockN == 128 && T::kHeadDim == 128, "WgmmaSS/WgmmaRS are the m64n128k16 shapes");
 #if DS_WGMMA
   extern __shared__ __align__(1024) unsigned char smem[];
   const int tid = threadIdx.x, wg = tid / 128, head = blockIdx.y;
@@ -284,6 +285,8 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
       }
     }
   }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // an image without wgmma: Runnable keeps this from launching; never return unwritten O
 #endif  // DS_WGMMA
 }
 

@@ -146,13 +146,10 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   be.linear(n.a, n.k_w, &n.k_b, n.k);
   be.linear(n.a, n.v_w, &n.v_b, n.v);
   after("linear");
-  be.rms_norm(n.q, n.norm_q, eps);
-  be.rms_norm(n.k, n.norm_k, eps);
-  after("rms_norm");
+  be.rms_norm_rope(n.q, n.norm_q, eps, n.cos, n.sin, s.heads);
+  be.rms_norm_rope(n.k, n.norm_k, eps, n.cos, n.sin, s.heads);
+  after("rms_norm+rope");
   Tensor qh = Heads(n.q, s.tokens, s), kh = Heads(n.k, s.tokens, s), oh = Heads(n.o, s.tokens, s);
-  be.rope(qh, n.cos, n.sin);
-  be.rope(kh, n.cos, n.sin);
-  after("rope");
   be.attention(qh, kh, Heads(n.v, s.tokens, s), scale, oh);
   after("self-attention");
   be.linear(n.o, n.o_w, &n.o_b, n.f);
