@@ -40,6 +40,51 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel(RowLayout x, RowLayo
   }
 }
 
+// LayerNormKernel on float4 vectors (width a multiple of 4, rows and vectors 16-byte aligned): a
+// quarter of the load/store instructions, the form the Wan blocks' rows (1536, 5120 floats) take.
+__device__ __forceinline__ float4 Load4(const float* p, int64_t i) { return reinterpret_cast<const float4*>(p)[i]; }
+
+__global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLayout y, LayerNormVectors v, float eps) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (row >= x.count) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t vectors = x.width / 4;
+  const float* xr = x.Row(row);
+  float4* yr = reinterpret_cast<float4*>(y.Row(row));
+
+  float sum = 0.0f;
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 a = Load4(xr, i);
+    sum += (a.x + a.y) + (a.z + a.w);
+  }
+  const float mean = WarpSum(sum) / static_cast<float>(x.width);
+  float sq = 0.0f;
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 a = Load4(xr, i);
+    sq += (a.x - mean) * (a.x - mean) + (a.y - mean) * (a.y - mean) + (a.z - mean) * (a.z - mean) +
+          (a.w - mean) * (a.w - mean);
+  }
+  const float rstd = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
+
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 a = Load4(xr, i);
+    float out[4] = {(a.x - mean) * rstd, (a.y - mean) * rstd, (a.z - mean) * rstd, (a.w - mean) * rstd};
+    auto apply = [&](const float* vec, auto op) {
+      if (!vec) return;
+      const float4 b = Load4(vec, i);
+      out[0] = op(out[0], b.x);
+      out[1] = op(out[1], b.y);
+      out[2] = op(out[2], b.z);
+      out[3] = op(out[3], b.w);
+    };
+    apply(v.weight, [](float o, float w) { return o * w; });
+    apply(v.bias, [](float o, float b) { return o + b; });
+    apply(v.scale, [](float o, float c) { return o * (1.0f + c); });
+    apply(v.shift, [](float o, float h) { return o + h; });
+    yr[i] = make_float4(out[0], out[1], out[2], out[3]);
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) RmsNormKernel(RowLayout x, const float* weight, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (row >= x.count) return;
@@ -82,26 +127,6 @@ __global__ void __launch_bounds__(kThreads)
 
 dim3 RowBlocks(int64_t rows) { return dim3(static_cast<unsigned>(CeilDiv64(rows, kRowsPerBlock))); }
 
-}  // namespace
-
-Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& vectors, float eps, const Tensor& y) {
-  const RowLayout xl = RowsOf(x);
-  if (xl.count == 0) return Status::Ok();
-  LayerNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, RowsOf(y), vectors, eps);
-  DS_CUDA_TRY_LAUNCH();
-  return Status::Ok();
-}
-
-Status RmsNorm(const Context& ctx, const Tensor& x, const float* weight, float eps) {
-  const RowLayout xl = RowsOf(x);
-  if (xl.count == 0) return Status::Ok();
-  RmsNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
-  DS_CUDA_TRY_LAUNCH();
-  return Status::Ok();
-}
-
-namespace {
-
 bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Every row of the layout starts on a multiple of `bytes`.
@@ -115,6 +140,30 @@ bool RowsAligned(const RowLayout& l, int64_t bytes) {
 }
 
 }  // namespace
+
+Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& vectors, float eps, const Tensor& y) {
+  const RowLayout xl = RowsOf(x), yl = RowsOf(y);
+  if (xl.count == 0) return Status::Ok();
+  const bool vectorised = xl.width % 4 == 0 && RowsAligned(xl, 16) && RowsAligned(yl, 16) &&
+                          Aligned(vectors.weight, 16) && Aligned(vectors.bias, 16) && Aligned(vectors.scale, 16) &&
+                          Aligned(vectors.shift, 16);
+  if (vectorised) {
+    LayerNormKernel4<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+    DS_CUDA_TRY_LAUNCH();
+    return Status::Ok();
+  }
+  LayerNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
+
+Status RmsNorm(const Context& ctx, const Tensor& x, const float* weight, float eps) {
+  const RowLayout xl = RowsOf(x);
+  if (xl.count == 0) return Status::Ok();
+  RmsNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
 
 Status RmsNormRope(const Context& ctx, const Tensor& x, const float* weight, float eps, const Tensor& cos,
                    const Tensor& sin, int64_t heads) {
