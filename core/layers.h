@@ -58,6 +58,14 @@ inline Tensor Row(const Tensor& t, int64_t r) {
   return Tensor::View(static_cast<char*>(t.data) + r * t.strides[0], DType::kF32, {t.shape[1]});
 }
 
+// Columns [first, first + cols) of a 2-D tensor: a view with the same rows and row stride.
+inline Tensor Cols(const Tensor& t, int64_t first, int64_t cols) {
+  Tensor c = t;
+  c.shape[1] = cols;
+  c.data = static_cast<char*>(t.data) + first * t.strides[1];
+  return c;
+}
+
 // A [cols] slice of a vector starting at column `first`.
 inline Tensor Slice(const Tensor& v, int64_t first, int64_t cols) {
   return Tensor::View(static_cast<float*>(v.data) + first, DType::kF32, {cols});

@@ -60,11 +60,14 @@ struct WanTransformer::Workspace {
   std::array<int, 3> grid = {0, 0, 0};
   int n = 0, text_len = 0;
   int64_t ffn_rows = 0;  // rows of the FFN hidden activation computed at once
-  BackendBuffer x, a, q, k, v, o, f, hidden, hid, ctx, ck, cv, out, patches, cos, sin;
+  // qkv [n, 3D]: the self-attention's q, k and v side by side (one fused GEMM writes all three;
+  // separate ones write their columns); the cross-attention's q reuses the q columns.
+  BackendBuffer x, a, qkv, o, f, hidden, hid, ctx, ck, cv, out, patches, cos, sin;
   // One block's matrices widened (to float32 on the CPU, BF16 on a GPU) where the backend's linear
   // does not take them as stored, and the block that points at them: on the CPU 189 MB for the
   // 1.3B's BF16, against 2.8 GB saved on its 30 blocks; nothing on a GPU for a BF16 checkpoint.
   std::array<BackendBuffer, 10> wide;
+  BackendBuffer wide_qkv;  // a fused qkv's three matrices widened, [3D, D]
   Block widened;
   std::vector<float> host_patches, host_out, tfeat, tmp, temb, e, mod;
 };
@@ -179,7 +182,8 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
     DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(dtype, {rows, cols}));
     return Status::Ok();
   };
-  for (BackendBuffer* buf : {&ws.x, &ws.a, &ws.q, &ws.k, &ws.v, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
+  for (BackendBuffer* buf : {&ws.x, &ws.a, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
+  DS_TRY(alloc(ws.qkv, n, 3 * d));
   DS_TRY(alloc(ws.hidden, ws.ffn_rows, c.ffn, hidden_dtype));
   for (BackendBuffer* buf : {&ws.hid, &ws.ctx, &ws.ck, &ws.cv}) DS_TRY(alloc(*buf, L, d));
   DS_TRY(alloc(ws.patches, n, c.in_channels * pv));
@@ -241,12 +245,47 @@ Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
     DS_TRY(place(l.w));
     return place(l.b);
   };
+  // q, k, v into consecutive rows of one matrix (and their biases into one vector), each then a
+  // view of its rows; separately when their dtypes or biases differ.
+  auto place_qkv = [&](Block& b) -> Status {
+    const std::array<Linear*, 3> parts = {&b.q, &b.k, &b.v};
+    const int64_t d = b.q.out(), in = b.q.in();
+    bool fusable = true;
+    for (const Linear* l : parts) {
+      fusable = fusable && l->w.dtype == b.q.w.dtype && l->out() == d && l->in() == in &&
+                (l->b.data != nullptr) == (b.q.b.data != nullptr) &&
+                (l->b.data == nullptr || l->b.dtype == b.q.b.dtype);
+    }
+    if (!fusable) {
+      for (Linear* l : parts) DS_TRY(place_linear(*l));
+      return Status::Ok();
+    }
+    DS_ASSIGN_OR_RETURN(BackendBuffer w, be.NewBuffer(b.q.w.dtype, {3 * d, in}));
+    BackendBuffer bias;
+    if (b.q.b.data != nullptr) {
+      DS_ASSIGN_OR_RETURN(bias, be.NewBuffer(b.q.b.dtype, {3 * d}));
+    }
+    for (size_t j = 0; j < parts.size(); ++j) {
+      const int64_t r0 = static_cast<int64_t>(j) * d;
+      DS_TRY(be.CopyToBackend(parts[j]->w, Rows(w.tensor, r0, d)));
+      parts[j]->w = Rows(w.tensor, r0, d);
+      if (bias.tensor.data != nullptr) {
+        DS_TRY(be.CopyToBackend(parts[j]->b, Rows(bias.tensor, r0, d)));
+        parts[j]->b = Rows(bias.tensor, r0, d);
+      }
+    }
+    b.qkv = Linear{w.tensor, bias.tensor};
+    device_storage_.push_back(std::move(w));
+    if (bias.tensor.data != nullptr) device_storage_.push_back(std::move(bias));
+    return Status::Ok();
+  };
   for (Linear* l : {&params->patch, &params->t_fc1, &params->t_fc2, &params->t_proj, &params->txt_fc1, &params->txt_fc2,
                     &params->proj_out}) {
     DS_TRY(place_linear(*l));
   }
   for (Block& b : params->blocks) {
-    for (Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2}) DS_TRY(place_linear(*l));
+    DS_TRY(place_qkv(b));
+    for (Linear* l : {&b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2}) DS_TRY(place_linear(*l));
     for (Tensor* t : {&b.norm_q, &b.norm_k, &b.cnorm_q, &b.cnorm_k, &b.norm2_w, &b.norm2_b}) DS_TRY(place(*t));
   }
   device_params_ = std::move(params);
@@ -323,17 +362,36 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
   ws.widened = b;
   const std::array<Linear*, 10> to = {&ws.widened.q,  &ws.widened.k,  &ws.widened.v,  &ws.widened.o,   &ws.widened.cq,
                                       &ws.widened.ck, &ws.widened.cv, &ws.widened.co, &ws.widened.fc1, &ws.widened.fc2};
+  const DType wide = be.WidenedWeightDType();
+  auto ensure = [&](BackendBuffer& buf, int64_t rows, int64_t cols) -> Status {
+    if (buf.tensor.data == nullptr || buf.tensor.numel() != rows * cols || buf.tensor.dtype != wide) {
+      buf = {};
+      DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(wide, {rows, cols}));
+    }
+    return Status::Ok();
+  };
+  // A fused qkv stays fused when all three are used as stored, or all three widened (into
+  // consecutive rows of one matrix); when only some are, the block runs them as three GEMMs.
+  const bool fused = b.qkv.w.data != nullptr && !as_stored(0) && !as_stored(1) && !as_stored(2);
+  const bool fused_as_stored = b.qkv.w.data != nullptr && as_stored(0) && as_stored(1) && as_stored(2);
+  if (!fused && !fused_as_stored) ws.widened.qkv = {};
+  if (fused) {
+    const int64_t d = b.q.out();
+    DS_TRY(ensure(ws.wide_qkv, 3 * d, b.q.in()));
+    ws.widened.qkv.w = ws.wide_qkv.tensor;
+  }
   for (size_t j = 0; j < from.size(); ++j) {
     const Tensor& w = from[j]->w;
     if (as_stored(j)) continue;
-    BackendBuffer& buf = ws.wide[j];
-    const DType wide = be.WidenedWeightDType();
-    if (buf.tensor.data == nullptr || buf.tensor.numel() != w.numel() || buf.tensor.dtype != wide) {
-      buf = {};
-      DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(wide, {w.shape[0], w.shape[1]}));
+    Tensor dst;
+    if (fused && j < 3) {
+      dst = Rows(ws.wide_qkv.tensor, static_cast<int64_t>(j) * w.shape[0], w.shape[0]);
+    } else {
+      DS_TRY(ensure(ws.wide[j], w.shape[0], w.shape[1]));
+      dst = ws.wide[j].tensor;
     }
-    be.widen(w, buf.tensor, b.scales[j]);
-    to[j]->w = buf.tensor;
+    be.widen(w, dst, b.scales[j]);
+    to[j]->w = dst;
   }
   return &ws.widened;
 }
@@ -343,26 +401,33 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
 void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_block) {
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
-  const int64_t n = ws.n, d = c.dim(), heads = c.heads, dh = c.head_dim, L = ws.text_len;
+  const int64_t n = ws.n, d = c.dim(), heads = c.heads, dh = c.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   float* m = ws.mod.data();
   for (int64_t i = 0; i < 6 * d; ++i) m[i] = host_block.table.f32()[i] + ws.e[i];
   auto mod = [&](int which) { return Tensor::View(m + which * d, DType::kF32, {d}); };
-  auto heads_view = [&](const BackendBuffer& buf, int64_t rows) {
-    return Tensor::View(buf.tensor.data, DType::kF32, {rows, heads, dh}, buf.tensor.device);
+  // [rows, D] (rows possibly strided) as [rows, heads, dh].
+  auto heads_view = [&](const Tensor& t) {
+    Tensor h = Tensor::View(t.data, DType::kF32, {t.shape[0], heads, dh}, t.device);
+    h.strides[0] = t.strides[0];
+    return h;
   };
-  Tensor x = ws.x.tensor, a = ws.a.tensor, f = ws.f.tensor;
-  Tensor q = ws.q.tensor, k = ws.k.tensor, v = ws.v.tensor, o = ws.o.tensor;
+  Tensor x = ws.x.tensor, a = ws.a.tensor, f = ws.f.tensor, o = ws.o.tensor;
+  Tensor q = Cols(ws.qkv.tensor, 0, d), k = Cols(ws.qkv.tensor, d, d), v = Cols(ws.qkv.tensor, 2 * d, d);
 
   // Self-attention: q/k RMSNorm over the full width, then RoPE per head (one pass where fused).
   be.layer_norm_modulate(x, mod(0), mod(1), c.eps, a);
-  b.q(be, a, q);
-  b.k(be, a, k);
-  b.v(be, a, v);
+  if (b.qkv.w.data != nullptr) {
+    b.qkv(be, a, ws.qkv.tensor);
+  } else {
+    b.q(be, a, q);
+    b.k(be, a, k);
+    b.v(be, a, v);
+  }
   be.rms_norm_rope(q, b.norm_q, c.eps, ws.cos.tensor, ws.sin.tensor, heads);
   be.rms_norm_rope(k, b.norm_k, c.eps, ws.cos.tensor, ws.sin.tensor, heads);
-  Tensor qh = heads_view(ws.q, n), kh = heads_view(ws.k, n), oh = heads_view(ws.o, n);
-  be.attention(qh, kh, heads_view(ws.v, n), scale, oh);
+  Tensor qh = heads_view(q), oh = heads_view(o);
+  be.attention(qh, heads_view(k), heads_view(v), scale, oh);
   b.o(be, o, f);
   be.gate_residual(x, mod(2), f);
 
@@ -378,7 +443,7 @@ void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_blo
   b.ck(be, ctx, ck);
   be.rms_norm(ck, b.cnorm_k, c.eps);
   b.cv(be, ctx, cv);
-  be.attention(qh, heads_view(ws.ck, L), heads_view(ws.cv, L), scale, oh);
+  be.attention(qh, heads_view(ck), heads_view(cv), scale, oh);
   b.co(be, o, f);
   be.add(x, f);
 

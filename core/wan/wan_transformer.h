@@ -60,6 +60,10 @@ class WanTransformer {
   struct Block {
     Tensor table;  // [6, D]: shift, scale, gate (self-attention), shift, scale, gate (FFN)
     Linear q, k, v, o, cq, ck, cv, co, fc1, fc2;
+    // q, k and v as one [3D, D] matrix (and [3D] bias) where the weights live in a device backend's
+    // memory and the three share a dtype: one GEMM reads the normalised rows once. q, k and v are
+    // then row views of it. Empty (data null) otherwise.
+    Linear qkv;
     std::array<float, 10> scales = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};  // of scaled-F8 matrices, in that order
     Tensor norm_q, norm_k, cnorm_q, cnorm_k, norm2_w, norm2_b;
   };

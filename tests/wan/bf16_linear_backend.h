@@ -32,7 +32,8 @@ class Bf16LinearBackend final : public Backend {
   // host memory here: NewBuffer and the copies are the host defaults.
   explicit Bf16LinearBackend(Device reported = Device::kCpu) : reported_(reported) {}
   int bf16_weight_calls = 0, bf16_x_calls = 0, bf16_y_calls = 0;
-  bool misuse = false;  // BF16 x or y with non-BF16 weights, which the CUDA backend refuses
+  int bf16_three_way_calls = 0;  // BF16 GEMMs with three times as many outputs as inputs: a fused q/k/v
+  bool misuse = false;           // BF16 x or y with non-BF16 weights, which the CUDA backend refuses
 
   const char* name() const override { return "bf16-linear-double"; }
   Device device() const override { return reported_; }
@@ -78,6 +79,7 @@ class Bf16LinearBackend final : public Backend {
       return;
     }
     ++bf16_weight_calls;
+    bf16_three_way_calls += w.shape[0] == 3 * w.shape[1];
     bf16_x_calls += x.dtype == DType::kBF16;
     bf16_y_calls += y.dtype == DType::kBF16;
     const int64_t m = x.shape[0], k = x.shape[1], n = w.shape[0];
