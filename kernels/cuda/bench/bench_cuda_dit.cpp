@@ -52,12 +52,12 @@ struct Shape {
 
 // Device tensors of one block (shared by every block) and of the activations.
 struct Net {
-  Tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;          // self-attention
+  Tensor qkv_w, qkv_b, o_w, o_b;                          // self-attention: q, k, v as one matrix
   Tensor cq_w, cq_b, ck_w, ck_b, cv_w, cv_b, co_w, co_b;  // cross-attention
   Tensor fc1_w, fc1_b, fc2_w, fc2_b;
   Tensor norm_q, norm_k, cnorm_q, cnorm_k, norm2_w, norm2_b;
   Tensor mod;  // [6, dim]: shift, scale, gate (attention), shift, scale, gate (FFN)
-  Tensor x, a, q, k, v, o, f, hidden, ctx, ck, cv, cos, sin;
+  Tensor x, a, qkv, q, k, v, o, f, hidden, ctx, ck, cv, cos, sin;  // q, k, v: column views of qkv
 };
 
 // Normal(mean, stddev) values in a device tensor of `dtype`: F32, or BF16 for the block matrices, as
@@ -86,9 +86,7 @@ Net Build(CudaBackend& be, const Shape& s) {
     w = Random(be, rng, {out, in}, stddev, 0.0f, DType::kBF16);
     b = Random(be, rng, {out}, 0.02f);
   };
-  linear(n.q_w, n.q_b, s.dim, s.dim, wstd);
-  linear(n.k_w, n.k_b, s.dim, s.dim, wstd);
-  linear(n.v_w, n.v_b, s.dim, s.dim, wstd);
+  linear(n.qkv_w, n.qkv_b, 3 * s.dim, s.dim, wstd);
   linear(n.o_w, n.o_b, s.dim, s.dim, wstd);
   linear(n.cq_w, n.cq_b, s.dim, s.dim, wstd);
   linear(n.ck_w, n.ck_b, s.dim, s.dim, wstd);
@@ -102,7 +100,14 @@ Net Build(CudaBackend& be, const Shape& s) {
   n.mod = Random(be, rng, {6, s.dim}, 0.1f);
   n.x = Random(be, rng, {s.tokens, s.dim}, 1.0f);
   n.ctx = Random(be, rng, {s.text, s.dim}, 1.0f);
-  for (Tensor* t : {&n.a, &n.q, &n.k, &n.v, &n.o, &n.f}) *t = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
+  for (Tensor* t : {&n.a, &n.o, &n.f}) *t = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
+  n.qkv = Take(be.Alloc(DType::kF32, {s.tokens, 3 * s.dim}), "alloc");
+  for (int part = 0; part < 3; ++part) {
+    Tensor& t = part == 0 ? n.q : part == 1 ? n.k : n.v;
+    t = n.qkv;
+    t.shape[1] = s.dim;
+    t.data = static_cast<float*>(n.qkv.data) + part * s.dim;
+  }
   n.hidden = Take(be.Alloc(DType::kBF16, {s.tokens, s.ffn}), "alloc");  // as the engine keeps it (HiddenDType)
   n.ck = Take(be.Alloc(DType::kF32, {s.text, s.dim}), "alloc");
   n.cv = Take(be.Alloc(DType::kF32, {s.text, s.dim}), "alloc");
@@ -131,8 +136,11 @@ Tensor Row(const Tensor& m, int i, int64_t d) {
   return Tensor::View(static_cast<float*>(m.data) + i * d, DType::kF32, {d}, Device::kCuda);
 }
 
+// [rows, dim] (rows possibly strided) as [rows, heads, head_dim].
 Tensor Heads(const Tensor& t, int64_t rows, const Shape& s) {
-  return Tensor::View(t.data, DType::kF32, {rows, s.heads, s.head_dim}, Device::kCuda);
+  Tensor h = Tensor::View(t.data, DType::kF32, {rows, s.heads, s.head_dim}, Device::kCuda);
+  h.strides[0] = t.strides[0];
+  return h;
 }
 
 // One block, op for op as WanTransformer::RunBlock. `after(family)` runs after every op.
@@ -142,9 +150,7 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   const int64_t d = s.dim;
   be.layer_norm_modulate(n.x, Row(n.mod, 0, d), Row(n.mod, 1, d), eps, n.a);
   after("norm+modulate");
-  be.linear(n.a, n.q_w, &n.q_b, n.q);
-  be.linear(n.a, n.k_w, &n.k_b, n.k);
-  be.linear(n.a, n.v_w, &n.v_b, n.v);
+  be.linear(n.a, n.qkv_w, &n.qkv_b, n.qkv);
   after("linear");
   be.rms_norm_rope(n.q, n.norm_q, eps, n.cos, n.sin, s.heads);
   be.rms_norm_rope(n.k, n.norm_k, eps, n.cos, n.sin, s.heads);
