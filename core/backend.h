@@ -57,6 +57,7 @@ class Backend {
   }
 
   // Over the last dim D of x[M, D]: y = (x − mean)/sqrt(var + eps) (· weight + bias when given).
+  // Where LinearAcceptsWeights(BF16), y (of both norms) may be BF16: rows that only bf16 GEMMs read.
   virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) = 0;
   // y = LN(x) · (1 + scale) + shift, scale and shift [D]: the AdaLN modulation, fused.
   virtual void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) = 0;

@@ -182,7 +182,8 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
     DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(dtype, {rows, cols}));
     return Status::Ok();
   };
-  for (BackendBuffer* buf : {&ws.x, &ws.a, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
+  for (BackendBuffer* buf : {&ws.x, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
+  DS_TRY(alloc(ws.a, n, d, NormDType(be)));
   DS_TRY(alloc(ws.qkv, n, 3 * d));
   DS_TRY(alloc(ws.hidden, ws.ffn_rows, c.ffn, hidden_dtype));
   for (BackendBuffer* buf : {&ws.hid, &ws.ctx, &ws.ck, &ws.cv}) DS_TRY(alloc(*buf, L, d));
@@ -208,18 +209,31 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   return Status::Ok();
 }
 
-// The FFN's hidden rows only feed fc2. They are kept in BF16 (half the memory and traffic; the
-// rounding PyTorch's bf16 pipeline makes too) where the backend multiplies BF16 weights and every
-// block's fc1 and fc2 reach it in BF16 (stored so, or widened to it from F16/F8), else in float32:
-// only unscaled float32 matrices stay float32.
-DType WanTransformer::HiddenDType(const Backend& be) const {
-  if (be.WidenedWeightDType() != DType::kBF16) return DType::kF32;
+// Whether, on `be`, every block's matrices `which` (positions in Block::scales' order) reach
+// linear in BF16: stored so, or widened to it from F16/F8 where the backend multiplies BF16 weights.
+// Only unscaled float32 matrices stay float32.
+bool WanTransformer::ReachLinearInBf16(const Backend& be, std::initializer_list<int> which) const {
+  if (be.WidenedWeightDType() != DType::kBF16) return false;
   for (const Block& b : host_.blocks) {
-    const bool f32 =
-        (b.fc1.w.dtype == DType::kF32 && b.scales[8] == 1.0f) || (b.fc2.w.dtype == DType::kF32 && b.scales[9] == 1.0f);
-    if (f32) return DType::kF32;
+    const std::array<const Linear*, 10> all = {&b.q, &b.k, &b.v, &b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2};
+    for (int j : which) {
+      if (all[static_cast<size_t>(j)]->w.dtype == DType::kF32 && b.scales[static_cast<size_t>(j)] == 1.0f) return false;
+    }
   }
-  return DType::kBF16;
+  return true;
+}
+
+// The FFN's hidden rows only feed fc2. They are kept in BF16 (half the memory and traffic; the
+// rounding PyTorch's bf16 pipeline makes too) where every block's fc1 and fc2 reach linear in BF16.
+DType WanTransformer::HiddenDType(const Backend& be) const {
+  return ReachLinearInBf16(be, {8, 9}) ? DType::kBF16 : DType::kF32;
+}
+
+// The normalised rows `a` feed only q/k/v, the cross-attention's q and fc1: BF16 (written so by the
+// norms, read without a rounding pass by the GEMMs) where all of those reach linear in BF16 and
+// the cross-attention norm writes them (without it `a` is a copy of x).
+DType WanTransformer::NormDType(const Backend& be) const {
+  return cfg_.cross_attn_norm && ReachLinearInBf16(be, {0, 1, 2, 4, 8}) ? DType::kBF16 : DType::kF32;
 }
 
 Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
@@ -340,7 +354,7 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
   // Head: modulation from the table and temb itself (not the 6D projection).
   float* m = ws.mod.data();
   for (int64_t i = 0; i < 2 * d; ++i) m[i] = head_table_.f32()[i] + ws.temb[i % d];
-  Tensor a = ws.a.tensor;
+  Tensor a = ws.f.tensor;  // f32 (ws.a may be BF16, which only the blocks' GEMMs take)
   be.layer_norm_modulate(x, Tensor::View(m, DType::kF32, {d}), Tensor::View(m + d, DType::kF32, {d}), c.eps, a);
   Tensor out = ws.out.tensor;
   P.proj_out(be, a, out);

@@ -77,8 +77,10 @@ class WanTransformer {
 
   WanTransformer();
   Status EnsureGeometry(Backend& be, int T, int H, int W, int text_len);
-  // The dtype of the FFN's hidden rows on `be` (see the definition).
+  // The dtypes of the FFN's hidden rows and of the normalised rows on `be` (see the definitions).
+  bool ReachLinearInBf16(const Backend& be, std::initializer_list<int> which) const;
   DType HiddenDType(const Backend& be) const;
+  DType NormDType(const Backend& be) const;
   // The weights in `be`'s memory: the host ones for a host backend, else copies made on first use.
   Result<const Params*> ParamsFor(Backend& be);
   // b itself when the backend's linear takes all its matrices as stored, else the workspace's block

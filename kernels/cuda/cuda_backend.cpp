@@ -257,7 +257,7 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor
       DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*bias, "layer_norm bias"));
       v.bias = t.f32();
     }
-    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "layer_norm y"));
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "layer_norm y", /*bf16_ok=*/true));
     return cuda::LayerNorm(impl_->ctx, dx, v, eps, dy);
   });
 }
@@ -267,7 +267,7 @@ void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, cons
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "layer_norm_modulate x"));
     DS_ASSIGN_OR_RETURN(const Tensor dshift, staging.In(shift, "layer_norm_modulate shift"));
     DS_ASSIGN_OR_RETURN(const Tensor dscale, staging.In(scale, "layer_norm_modulate scale"));
-    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "layer_norm_modulate y"));
+    DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "layer_norm_modulate y", /*bf16_ok=*/true));
     cuda::LayerNormVectors v;
     v.scale = dscale.f32();
     v.shift = dshift.f32();

@@ -1,5 +1,9 @@
 #include "kernels/cuda/norm.cuh"
 
+#include <cuda_bf16.h>
+
+#include <type_traits>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/row_layout.h"
@@ -15,13 +19,24 @@ namespace {
 constexpr int kRowsPerBlock = 8;
 constexpr int kThreads = kRowsPerBlock * kWarpSize;
 
+// The output element: f32, or bf16 (rounded to nearest even) where y feeds bf16 GEMMs.
+template <class Out>
+__device__ __forceinline__ void Store(Out* y, int64_t i, float v) {
+  if constexpr (std::is_same_v<Out, float>) {
+    y[i] = v;
+  } else {
+    y[i] = __float2bfloat16_rn(v);
+  }
+}
+
+template <class Out>
 __global__ void __launch_bounds__(kThreads) LayerNormKernel(RowLayout x, RowLayout y, LayerNormVectors v, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (row >= x.count) return;
   const int lane = threadIdx.x % kWarpSize;
   const int64_t d = x.width;
   const float* xr = x.Row(row);
-  float* yr = y.Row(row);
+  Out* yr = reinterpret_cast<Out*>(y.Row(row));
 
   float sum = 0.0f;
   for (int64_t i = lane; i < d; i += kWarpSize) sum += xr[i];
@@ -36,21 +51,34 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel(RowLayout x, RowLayo
     if (v.bias) out += v.bias[i];
     if (v.scale) out *= 1.0f + v.scale[i];
     if (v.shift) out += v.shift[i];
-    yr[i] = out;
+    Store(yr, i, out);
   }
 }
 
-// LayerNormKernel on float4 vectors (width a multiple of 4, rows and vectors 16-byte aligned): a
-// quarter of the load/store instructions, the form the Wan blocks' rows (1536, 5120 floats) take.
+// LayerNormKernel on float4 vectors (width a multiple of 4, x rows and the vectors 16-byte
+// aligned, y rows aligned to 4 of its elements): a quarter of the load/store instructions, the
+// form the Wan blocks' rows (1536, 5120 floats) take.
 __device__ __forceinline__ float4 Load4(const float* p, int64_t i) { return reinterpret_cast<const float4*>(p)[i]; }
 
+__device__ __forceinline__ void Store4(float* y, int64_t i, const float (&v)[4]) {
+  reinterpret_cast<float4*>(y)[i] = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void Store4(__nv_bfloat16* y, int64_t i, const float (&v)[4]) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+  uint2 packed;
+  packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+  packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+  reinterpret_cast<uint2*>(y)[i] = packed;
+}
+
+template <class Out>
 __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLayout y, LayerNormVectors v, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (row >= x.count) return;
   const int lane = threadIdx.x % kWarpSize;
   const int64_t vectors = x.width / 4;
   const float* xr = x.Row(row);
-  float4* yr = reinterpret_cast<float4*>(y.Row(row));
+  Out* yr = reinterpret_cast<Out*>(y.Row(row));
 
   float sum = 0.0f;
   for (int64_t i = lane; i < vectors; i += kWarpSize) {
@@ -81,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLay
     apply(v.bias, [](float o, float b) { return o + b; });
     apply(v.scale, [](float o, float c) { return o * (1.0f + c); });
     apply(v.shift, [](float o, float h) { return o + h; });
-    yr[i] = make_float4(out[0], out[1], out[2], out[3]);
+    Store4(yr, i, out);
   }
 }
 
@@ -144,15 +172,23 @@ bool RowsAligned(const RowLayout& l, int64_t bytes) {
 Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& vectors, float eps, const Tensor& y) {
   const RowLayout xl = RowsOf(x), yl = RowsOf(y);
   if (xl.count == 0) return Status::Ok();
-  const bool vectorised = xl.width % 4 == 0 && RowsAligned(xl, 16) && RowsAligned(yl, 16) &&
+  if (y.dtype != DType::kF32 && y.dtype != DType::kBF16) {
+    return Error(Code::kInvalidArgument, "CUDA layer_norm: y is {}, not F32 or BF16", DTypeName(y.dtype));
+  }
+  const bool bf16 = y.dtype == DType::kBF16;
+  const bool vectorised = xl.width % 4 == 0 && RowsAligned(xl, 16) && RowsAligned(yl, bf16 ? 8 : 16) &&
                           Aligned(vectors.weight, 16) && Aligned(vectors.bias, 16) && Aligned(vectors.scale, 16) &&
                           Aligned(vectors.shift, 16);
-  if (vectorised) {
-    LayerNormKernel4<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
-    DS_CUDA_TRY_LAUNCH();
-    return Status::Ok();
+  const dim3 grid = RowBlocks(xl.count);
+  if (vectorised && bf16) {
+    LayerNormKernel4<__nv_bfloat16><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+  } else if (vectorised) {
+    LayerNormKernel4<float><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+  } else if (bf16) {
+    LayerNormKernel<__nv_bfloat16><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+  } else {
+    LayerNormKernel<float><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
   }
-  LayerNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }

@@ -10,7 +10,8 @@
 namespace ds::cuda {
 
 // y = (x − mean)/sqrt(var + eps), then · weight, + bias, · (1 + scale), + shift for each of the
-// [D] vectors given (null = skipped): covers layer_norm and layer_norm_modulate.
+// [D] vectors given (null = skipped): covers layer_norm and layer_norm_modulate. y is F32, or BF16
+// (rounded once, at the end) for rows that only bf16 GEMMs read.
 struct LayerNormVectors {
   const float* weight = nullptr;
   const float* bias = nullptr;

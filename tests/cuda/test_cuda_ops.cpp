@@ -391,6 +391,43 @@ TEST_F(CudaOps, LayerNormModulateMatchesReference) {
   }
 }
 
+// Both LayerNorms writing BF16 rows (what the Wan blocks' GEMMs read): the f32 result rounded
+// once, so within bf16's half-ulp of the reference (2⁻⁹ relative, under the 4e-3 allowed), on the
+// float4 kernel (contiguous, aligned) and the scalar one (odd width).
+TEST_F(CudaOps, LayerNormsWriteBf16Rows) {
+  for (auto [rows, d] : {std::pair<int64_t, int64_t>{64, 1536}, {5, 5120}, {7, 33}}) {
+    for (bool modulate : {false, true}) {
+      SCOPED_TRACE("rows " + std::to_string(rows) + " d " + std::to_string(d) + (modulate ? " modulate" : " affine"));
+      const HostBuffer xb = Random(rng_, static_cast<size_t>(rows * d), -2.0f, 3.0f);
+      const HostBuffer va = Random(rng_, static_cast<size_t>(d)), vb = Random(rng_, static_cast<size_t>(d));
+      const HostBuffer want_b(static_cast<size_t>(rows * d));
+      Tensor want = want_b.view({rows, d});
+      const Tensor x = xb.view({rows, d}), a = va.view({d}), b = vb.view({d});
+      if (modulate) {
+        ref_.layer_norm_modulate(x, a, b, 1e-6f, want);
+      } else {
+        ref_.layer_norm(x, &a, &b, 1e-6f, want);
+      }
+      auto y = cuda_->NewBuffer(DType::kBF16, {rows, d});
+      ASSERT_TRUE(y.ok()) << y.status().message();
+      DS_MIRROR(dx, *cuda_, xb);
+      DS_MIRROR(da, *cuda_, va);
+      DS_MIRROR(db, *cuda_, vb);
+      const Tensor dav = da(a), dbv = db(b);
+      if (modulate) {
+        cuda_->layer_norm_modulate(dx(x), dav, dbv, 1e-6f, y->tensor);
+      } else {
+        cuda_->layer_norm(dx(x), &dav, &dbv, 1e-6f, y->tensor);
+      }
+      const HostBuffer got = FetchBf16(*cuda_, y->tensor, rows, d);
+      const Status s = cuda_->Synchronize();
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_TRUE(AllClose(got.view({rows, d}), want, 4e-3));
+      EXPECT_FALSE(AllClose(got.view({rows, d}), want, 1e-6)) << "the rows should carry bf16 rounding";
+    }
+  }
+}
+
 // Per-head q/k norm: rows are the heads of [N, H, dh] views whose token stride exceeds H·dh.
 TEST_F(CudaOps, RmsNormPerHeadMatchesReference) {
   for (auto [n, heads, dh, pad] :

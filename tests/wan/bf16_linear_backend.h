@@ -48,12 +48,14 @@ class Bf16LinearBackend final : public Backend {
     Linear(x, w, bias, y, true);
   }
 
+  // A BF16 y (rows only bf16 GEMMs read, as the CUDA norms write them): computed in f32, rounded once.
   void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) override {
-    ref_.layer_norm(x, w, b, eps, y);
+    Norm(y, [&](Tensor& out) { ref_.layer_norm(x, w, b, eps, out); });
   }
   void layer_norm_modulate(const Tensor& x, const Tensor& sh, const Tensor& sc, float eps, Tensor& y) override {
-    ref_.layer_norm_modulate(x, sh, sc, eps, y);
+    Norm(y, [&](Tensor& out) { ref_.layer_norm_modulate(x, sh, sc, eps, out); });
   }
+  int bf16_norm_calls = 0;
   void rms_norm(Tensor& x, const Tensor& w, float eps) override { ref_.rms_norm(x, w, eps); }
   void gate_residual(Tensor& x, const Tensor& g, const Tensor& f) override { ref_.gate_residual(x, g, f); }
   void add(Tensor& x, const Tensor& f) override { ref_.add(x, f); }
@@ -68,6 +70,23 @@ class Bf16LinearBackend final : public Backend {
   void transpose(const Tensor& x, Tensor& y) override { ref_.transpose(x, y); }
 
  private:
+  template <class F>
+  void Norm(Tensor& y, F&& norm) {
+    if (y.dtype != DType::kBF16) {
+      norm(y);
+      return;
+    }
+    ++bf16_norm_calls;
+    const int64_t m = y.shape[0], n = y.shape[1];
+    std::vector<float> wide(static_cast<size_t>(m * n));
+    Tensor out = Tensor::View(wide.data(), DType::kF32, {m, n});
+    norm(out);
+    for (int64_t i = 0; i < m; ++i) {
+      auto* row = reinterpret_cast<uint16_t*>(static_cast<char*>(y.data) + i * y.strides[0]);
+      for (int64_t j = 0; j < n; ++j) row[j] = FloatToBFloat16(wide[static_cast<size_t>(i * n + j)]);
+    }
+  }
+
   void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool gelu) {
     if (w.dtype != DType::kBF16) {
       if (x.dtype != DType::kF32 || y.dtype != DType::kF32) {
