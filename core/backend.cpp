@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 namespace ds {
 
@@ -99,6 +101,34 @@ void Backend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Te
   per_head.strides[2] = x.strides[1];
   per_head.strides[1] = x.strides[1] * per_head.shape[2];
   rope(per_head, cos, sin);
+}
+
+void Backend::mul(Tensor& x, const Tensor& f) {
+  if (x.ndim != 2 || f.ndim != 2 || x.shape[0] != f.shape[0] || x.shape[1] != f.shape[1]) return;
+  for (int64_t r = 0; r < x.shape[0]; ++r) {
+    float* xr = reinterpret_cast<float*>(static_cast<char*>(x.data) + r * x.strides[0]);
+    const float* fr = reinterpret_cast<const float*>(static_cast<const char*>(f.data) + r * f.strides[0]);
+    for (int64_t j = 0; j < x.shape[1]; ++j) xr[j] *= fr[j];
+  }
+}
+
+void Backend::softmax_relative_bias(Tensor& scores, const Tensor& bias) {
+  if (scores.ndim != 3 || !scores.contiguous() || !bias.contiguous()) return;
+  const int64_t heads = scores.shape[0], lq = scores.shape[1], lk = scores.shape[2], span = lq + lk - 1;
+  if (bias.numel() != heads * span) return;
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* b = bias.f32() + h * span;
+    for (int64_t i = 0; i < lq; ++i) {
+      float* row = scores.f32() + (h * lq + i) * lk;
+      const float* bi = b + lq - 1 - i;  // bi[j] = bias[h, j − i + lq − 1]
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < lk; ++j) mx = std::max(mx, row[j] += bi[j]);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < lk; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < lk; ++j) row[j] *= inv;
+    }
+  }
 }
 
 void Backend::copy(const Tensor& src, Tensor& dst) {

@@ -69,6 +69,8 @@ class Backend {
   virtual void gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) = 0;
   // x[M, D] += f[M, D]
   virtual void add(Tensor& x, const Tensor& f) = 0;
+  // x[M, D] *= f[M, D] element-wise (a gated FFN's gate product). By default on host memory.
+  virtual void mul(Tensor& x, const Tensor& f);
   // In place, element-wise.
   virtual void gelu_tanh(Tensor& x) = 0;
   virtual void silu(Tensor& x) = 0;
@@ -81,6 +83,11 @@ class Backend {
   // [N, H, dh] view. A backend may do it in one pass over x; by default the two ops.
   virtual void rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
                              int64_t heads);
+
+  // In place over contiguous scores[H, Lq, Lk]: add a relative-position bias given per offset,
+  // scores[h, i, j] += bias[h, j − i + Lq − 1] with bias [H, Lq + Lk − 1] (T5's bucketed bias,
+  // expanded), then softmax over j. By default on host memory.
+  virtual void softmax_relative_bias(Tensor& scores, const Tensor& bias);
 
   // o[Nq, H, dh] = softmax(q·kᵀ · scale) · v per head; q [Nq, H, dh], k and v [Nk, H, dh].
   // Non-causal, no mask. Memory stays O(N·dh): no Nq×Nk matrix is materialised.

@@ -51,18 +51,6 @@ Status Convert(const SafetensorsEntry& e, std::vector<float>& out) {
   return ConvertToF32(e, out.data());
 }
 
-// In place: each row of s[rows, cols] becomes its softmax (float, max-subtracted).
-void SoftmaxRows(float* s, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = s + r * cols;
-    const float mx = *std::max_element(row, row + cols);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < cols; ++j) sum += (row[j] = std::exp(row[j] - mx));
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
-  }
-}
-
 }  // namespace
 
 Umt5Encoder::Umt5Encoder(Umt5Encoder&&) noexcept = default;
@@ -190,14 +178,15 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     row.nbytes = row_bytes;
     DS_TRY(ConvertToF32(row, out.data() + i * d));
   }
-  std::vector<int> bucket(static_cast<size_t>(L * L));
-  for (int64_t i = 0; i < L; ++i)
-    for (int64_t j = 0; j < L; ++j)
-      bucket[static_cast<size_t>(i * L + j)] = Bucket(static_cast<int>(j - i), c.buckets, c.max_distance);
+  // The bucket of each relative offset j − i ∈ [−(L − 1), L − 1], at index j − i + L − 1: a layer's
+  // bias table [buckets, H] expands to one bias per head and offset (softmax_relative_bias).
+  const int64_t span = 2 * L - 1;
+  std::vector<int> bucket(static_cast<size_t>(span));
+  for (int64_t r = 0; r < span; ++r)
+    bucket[static_cast<size_t>(r)] = Bucket(static_cast<int>(r - (L - 1)), c.buckets, c.max_distance);
 
-  // The activations live in the backend's memory. On a GPU only the scores come back to the host
-  // (the bucketed bias and the softmax are host loops), all heads of a layer in one round trip, and
-  // the FFN's gate product.
+  // The activations live in the backend's memory; per layer only the expanded bias (H · (2L − 1)
+  // floats, 256 KB for XXL at 512 tokens) crosses to it.
   auto vec = [](const std::vector<float>& w) {
     return Tensor::View(const_cast<float*>(w.data()), DType::kF32, {static_cast<int64_t>(w.size())});
   };
@@ -212,23 +201,28 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     }
   } release{*this};
   const int64_t ff = c.d_ff;
-  BackendBuffer x, h, q, k, v, vt, o, f, scores, g, u;
-  for (auto [buf, rows, cols] :
-       {std::tuple{&x, L, d}, std::tuple{&h, L, d}, std::tuple{&q, L, inner}, std::tuple{&k, L, inner},
-        std::tuple{&v, L, inner}, std::tuple{&vt, inner, L}, std::tuple{&o, L, inner}, std::tuple{&f, L, d},
-        std::tuple{&scores, c.heads * L, L}, std::tuple{&g, L, ff}, std::tuple{&u, L, ff}}) {
+  BackendBuffer x, h, q, k, v, vt, o, f, scores, g, u, rel;
+  for (auto [buf, rows, cols] : {std::tuple{&x, L, d}, std::tuple{&h, L, d}, std::tuple{&q, L, inner},
+                                 std::tuple{&k, L, inner}, std::tuple{&v, L, inner}, std::tuple{&vt, inner, L},
+                                 std::tuple{&o, L, inner}, std::tuple{&f, L, d}, std::tuple{&scores, c.heads * L, L},
+                                 std::tuple{&g, L, ff}, std::tuple{&u, L, ff}, std::tuple{&rel, static_cast<int64_t>(c.heads), span}}) {
     DS_ASSIGN_OR_RETURN(*buf, be.NewBuffer(DType::kF32, {rows, cols}));
   }
   Tensor X = x.tensor, Hm = h.tensor, Q = q.tensor, K = k.tensor, V = v.tensor, VT = vt.tensor, O = o.tensor,
-         F = f.tensor, S = scores.tensor, G = g.tensor, U = u.tensor;
+         F = f.tensor, S = scores.tensor, G = g.tensor, U = u.tensor, REL = rel.tensor;
+  Tensor S3 = S;  // [H, L, L]
+  S3.ndim = 3;
+  S3.shape[0] = c.heads;
+  S3.shape[1] = L;
+  S3.shape[2] = L;
+  S3.strides[0] = L * L * 4;
+  S3.strides[1] = L * 4;
+  S3.strides[2] = 4;
   DS_TRY(be.CopyToBackend(Mat(out.data(), L, d), X));
   auto head_rows = [&](const Tensor& t, int64_t head) {
     return StridedRows(static_cast<float*>(t.data) + head * dk, L, dk, inner, t.device);
   };
-  std::vector<float> s_host(static_cast<size_t>(c.heads * L * L)), g_host(static_cast<size_t>(L * ff)),
-      u_host(g_host.size());
-  const Tensor s_view = Mat(s_host.data(), c.heads * L, L), g_view = Mat(g_host.data(), L, ff),
-               u_view = Mat(u_host.data(), L, ff);
+  std::vector<float> rel_host(static_cast<size_t>(c.heads * span));
   for (const Layer& l : layers_) {
     DS_TRY(WidenLayer(be, l));
     // Self-attention: scores = q·kᵀ (unscaled) + bias(bucket(j − i)), per head.
@@ -243,13 +237,14 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
       Tensor sh = head_scores(head);
       be.linear(head_rows(Q, head), head_rows(K, head), nullptr, sh);
     }
-    DS_TRY(be.CopyToHost(S, s_view));
     for (int64_t head = 0; head < c.heads; ++head) {
-      float* sh = s_host.data() + head * L * L;
-      for (int64_t e = 0; e < L * L; ++e) sh[e] += l.bias_table[static_cast<size_t>(bucket[e]) * c.heads + head];
-      SoftmaxRows(sh, L, L);
+      for (int64_t r = 0; r < span; ++r) {
+        rel_host[static_cast<size_t>(head * span + r)] =
+            l.bias_table[static_cast<size_t>(bucket[static_cast<size_t>(r)]) * c.heads + head];
+      }
     }
-    DS_TRY(be.CopyToBackend(s_view, S));
+    DS_TRY(be.CopyToBackend(Mat(rel_host.data(), c.heads, span), REL));
+    be.softmax_relative_bias(S3, REL);
     for (int64_t head = 0; head < c.heads; ++head) {
       Tensor oh = head_rows(O, head);
       be.linear(head_scores(head),
@@ -264,10 +259,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     be.linear(Hm, matrix_[4], nullptr, G);
     be.gelu_tanh(G);
     be.linear(Hm, matrix_[5], nullptr, U);
-    DS_TRY(be.CopyToHost(G, g_view));
-    DS_TRY(be.CopyToHost(U, u_view));
-    for (size_t e = 0; e < g_host.size(); ++e) g_host[e] *= u_host[e];
-    DS_TRY(be.CopyToBackend(g_view, G));
+    be.mul(G, U);
     be.linear(G, matrix_[6], nullptr, F);
     be.add(X, F);
   }

@@ -17,6 +17,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/softmax.cuh"
 #include "kernels/cuda/transpose.cuh"
 #include "kernels/cuda/upsample.cuh"
 
@@ -297,6 +298,22 @@ void CudaBackend::add(Tensor& x, const Tensor& f) {
     DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "add f"));
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "add x"));
     return cuda::GateResidual(impl_->ctx, dx, nullptr, df);
+  });
+}
+
+void CudaBackend::mul(Tensor& x, const Tensor& f) {
+  impl_->Run("mul", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "mul f"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "mul x"));
+    return cuda::Multiply(impl_->ctx, dx, df);
+  });
+}
+
+void CudaBackend::softmax_relative_bias(Tensor& scores, const Tensor& bias) {
+  impl_->Run("softmax_relative_bias", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor db, staging.In(bias, "softmax_relative_bias bias"));
+    DS_ASSIGN_OR_RETURN(const Tensor ds, staging.Out(scores, "softmax_relative_bias scores"));
+    return cuda::SoftmaxRelativeBias(impl_->ctx, ds, db);
   });
 }
 

@@ -78,6 +78,8 @@ class CudaBackend final : public Backend {
   void rms_norm(Tensor& x, const Tensor& weight, float eps) override;
   void gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) override;
   void add(Tensor& x, const Tensor& f) override;
+  void mul(Tensor& x, const Tensor& f) override;
+  void softmax_relative_bias(Tensor& scores, const Tensor& bias) override;
   void gelu_tanh(Tensor& x) override;
   void silu(Tensor& x) override;
   void rope(Tensor& x, const Tensor& cos, const Tensor& sin) override;

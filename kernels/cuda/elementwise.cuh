@@ -10,6 +10,8 @@ namespace ds::cuda {
 
 // x[M, D] += gate[D] · f[M, D], or x += f when gate is null.
 Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, const Tensor& f);
+// x *= f element-wise (same shape; rows of either may be strided).
+Status Multiply(const Context& ctx, const Tensor& x, const Tensor& f);
 
 enum class Activation { kGeluTanh, kSilu };
 Status Activate(const Context& ctx, const Tensor& x, Activation act);

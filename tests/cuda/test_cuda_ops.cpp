@@ -457,7 +457,7 @@ TEST_F(CudaOps, RmsNormPerHeadMatchesReference) {
 
 // ---- element-wise ------------------------------------------------------------------------------
 
-enum class Elementwise { kGateResidual, kAdd, kGelu, kSilu };
+enum class Elementwise { kGateResidual, kAdd, kMul, kGelu, kSilu };
 
 void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, const Tensor& f) {
   switch (op) {
@@ -466,6 +466,9 @@ void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, 
       break;
     case Elementwise::kAdd:
       be.add(x, f);
+      break;
+    case Elementwise::kMul:
+      be.mul(x, f);
       break;
     case Elementwise::kGelu:
       be.gelu_tanh(x);
@@ -477,7 +480,8 @@ void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, 
 }
 
 TEST_F(CudaOps, ElementwiseMatchReference) {
-  for (Elementwise op : {Elementwise::kGateResidual, Elementwise::kAdd, Elementwise::kGelu, Elementwise::kSilu}) {
+  for (Elementwise op :
+       {Elementwise::kGateResidual, Elementwise::kAdd, Elementwise::kMul, Elementwise::kGelu, Elementwise::kSilu}) {
     for (const RowsCase& c : kRowsCases) {
       SCOPED_TRACE("op " + std::to_string(static_cast<int>(op)) + " rows " + std::to_string(c.rows) + " d " +
                    std::to_string(c.d));
@@ -503,6 +507,35 @@ TEST_F(CudaOps, ElementwiseMatchReference) {
           ASSERT_EQ(got_b.data()[r * (c.d + c.x_pad) + i], want_b.data()[r * (c.d + c.x_pad) + i]);
         }
       }
+    }
+  }
+}
+
+// ---- softmax with a relative-position bias (UMT5) ---------------------------------------------------
+
+// Against the host default (Backend::softmax_relative_bias) on the same scores: Lq ≠ Lk (the
+// offset indexing), one row, and UMT5's 512 tokens; every row of the result sums to one.
+TEST_F(CudaOps, SoftmaxRelativeBiasMatchesReference) {
+  for (auto [heads, lq, lk] : {std::tuple<int64_t, int64_t, int64_t>{3, 5, 7}, {2, 1, 40}, {8, 512, 512}}) {
+    SCOPED_TRACE("heads " + std::to_string(heads) + " lq " + std::to_string(lq) + " lk " + std::to_string(lk));
+    const HostBuffer want_b = Random(rng_, static_cast<size_t>(heads * lq * lk), -6.0f, 6.0f);
+    const HostBuffer got_b(want_b.size());
+    std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
+    const HostBuffer bias = Random(rng_, static_cast<size_t>(heads * (lq + lk - 1)), -4.0f, 4.0f);
+    Tensor want = want_b.view({heads, lq, lk}), got = got_b.view({heads, lq, lk});
+    const Tensor bv = bias.view({heads, lq + lk - 1});
+    ref_.softmax_relative_bias(want, bv);
+    DS_MIRROR(ds, *cuda_, got_b);
+    DS_MIRROR(db, *cuda_, bias);
+    Tensor dsv = ds(got);
+    cuda_->softmax_relative_bias(dsv, db(bv));
+    const Status s = ds.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(got_b.view({heads * lq, lk}), want_b.view({heads * lq, lk}), kF32Rtol));
+    for (int64_t r = 0; r < heads * lq; ++r) {
+      double sum = 0;
+      for (int64_t j = 0; j < lk; ++j) sum += got_b.data()[r * lk + j];
+      ASSERT_NEAR(sum, 1.0, 1e-4) << "row " << r;
     }
   }
 }
