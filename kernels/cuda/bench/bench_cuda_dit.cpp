@@ -100,7 +100,8 @@ Net Build(CudaBackend& be, const Shape& s) {
   n.mod = Random(be, rng, {6, s.dim}, 0.1f);
   n.x = Random(be, rng, {s.tokens, s.dim}, 1.0f);
   n.ctx = Random(be, rng, {s.text, s.dim}, 1.0f);
-  for (Tensor* t : {&n.a, &n.o, &n.f}) *t = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
+  for (Tensor* t : {&n.o, &n.f}) *t = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
+  n.a = Take(be.Alloc(DType::kBF16, {s.tokens, s.dim}), "alloc");  // the norms' rows, as the engine keeps them
   n.qkv = Take(be.Alloc(DType::kF32, {s.tokens, 3 * s.dim}), "alloc");
   for (int part = 0; part < 3; ++part) {
     Tensor& t = part == 0 ? n.q : part == 1 ? n.k : n.v;
