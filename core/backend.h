@@ -62,7 +62,8 @@ class Backend {
   // y = LN(x) · (1 + scale) + shift, scale and shift [D]: the AdaLN modulation, fused.
   virtual void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) = 0;
   // In place over the last dim of x[M, D] (M rows may be strided, see linear):
-  // x = x / sqrt(mean(x²) + eps) · weight[D]. Used per head for q/k norms.
+  // x = x / sqrt(mean(x²) + eps) · weight[D]. Used per head for q/k norms. x may be BF16 (computed
+  // in f32, rounded once) where LinearAcceptsWeights(BF16); so may x of rms_norm_rope.
   virtual void rms_norm(Tensor& x, const Tensor& weight, float eps) = 0;
 
   // x[M, D] += gate[D] · f[M, D]   (AdaLN-Zero gated residual).
@@ -90,7 +91,9 @@ class Backend {
   virtual void softmax_relative_bias(Tensor& scores, const Tensor& bias);
 
   // o[Nq, H, dh] = softmax(q·kᵀ · scale) · v per head; q [Nq, H, dh], k and v [Nk, H, dh].
-  // Non-causal, no mask. Memory stays O(N·dh): no Nq×Nk matrix is materialised.
+  // Non-causal, no mask. Memory stays O(N·dh): no Nq×Nk matrix is materialised. Where
+  // LinearAcceptsWeights(BF16), each of q, k, v and o may be BF16 (a GPU's flash kernel computes
+  // in bf16 anyway: BF16 inputs skip its conversion, a BF16 o feeds the next GEMM directly).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) = 0;
 
   // y[O, H, W] = conv2d(x[C, H, W], w[O, C, 3, 3], pad 1, stride 1) + bias[O].

@@ -202,10 +202,11 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   } release{*this};
   const int64_t ff = c.d_ff;
   BackendBuffer x, h, q, k, v, vt, o, f, scores, g, u, rel;
-  for (auto [buf, rows, cols] : {std::tuple{&x, L, d}, std::tuple{&h, L, d}, std::tuple{&q, L, inner},
-                                 std::tuple{&k, L, inner}, std::tuple{&v, L, inner}, std::tuple{&vt, inner, L},
-                                 std::tuple{&o, L, inner}, std::tuple{&f, L, d}, std::tuple{&scores, c.heads * L, L},
-                                 std::tuple{&g, L, ff}, std::tuple{&u, L, ff}, std::tuple{&rel, static_cast<int64_t>(c.heads), span}}) {
+  for (auto [buf, rows, cols] :
+       {std::tuple{&x, L, d}, std::tuple{&h, L, d}, std::tuple{&q, L, inner}, std::tuple{&k, L, inner},
+        std::tuple{&v, L, inner}, std::tuple{&vt, inner, L}, std::tuple{&o, L, inner}, std::tuple{&f, L, d},
+        std::tuple{&scores, c.heads * L, L}, std::tuple{&g, L, ff}, std::tuple{&u, L, ff},
+        std::tuple{&rel, static_cast<int64_t>(c.heads), span}}) {
     DS_ASSIGN_OR_RETURN(*buf, be.NewBuffer(DType::kF32, {rows, cols}));
   }
   Tensor X = x.tensor, Hm = h.tensor, Q = q.tensor, K = k.tensor, V = v.tensor, VT = vt.tensor, O = o.tensor,

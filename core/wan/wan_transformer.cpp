@@ -182,9 +182,11 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
     DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(dtype, {rows, cols}));
     return Status::Ok();
   };
-  for (BackendBuffer* buf : {&ws.x, &ws.o, &ws.f}) DS_TRY(alloc(*buf, n, d));
+  for (BackendBuffer* buf : {&ws.x, &ws.f}) DS_TRY(alloc(*buf, n, d));
   DS_TRY(alloc(ws.a, n, d, NormDType(be)));
-  DS_TRY(alloc(ws.qkv, n, 3 * d));
+  const DType attention_dtype = AttentionDType(be);
+  DS_TRY(alloc(ws.qkv, n, 3 * d, attention_dtype));
+  DS_TRY(alloc(ws.o, n, d, attention_dtype));
   DS_TRY(alloc(ws.hidden, ws.ffn_rows, c.ffn, hidden_dtype));
   for (BackendBuffer* buf : {&ws.hid, &ws.ctx, &ws.ck, &ws.cv}) DS_TRY(alloc(*buf, L, d));
   DS_TRY(alloc(ws.patches, n, c.in_channels * pv));
@@ -227,6 +229,14 @@ bool WanTransformer::ReachLinearInBf16(const Backend& be, std::initializer_list<
 // rounding PyTorch's bf16 pipeline makes too) where every block's fc1 and fc2 reach linear in BF16.
 DType WanTransformer::HiddenDType(const Backend& be) const {
   return ReachLinearInBf16(be, {8, 9}) ? DType::kBF16 : DType::kF32;
+}
+
+// q/k/v (the fused GEMM's output, normalised and rotated in place) and the attention output o are
+// BF16 where the matrices that write and read them (q, k, v, o, the cross-attention's q and o)
+// reach linear in BF16: the attention then reads its inputs and writes o without conversion
+// passes, as PyTorch's bf16 pipeline does.
+DType WanTransformer::AttentionDType(const Backend& be) const {
+  return ReachLinearInBf16(be, {0, 1, 2, 3, 4, 7}) ? DType::kBF16 : DType::kF32;
 }
 
 // The normalised rows `a` feed only q/k/v, the cross-attention's q and fc1: BF16 (written so by the
@@ -422,7 +432,7 @@ void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_blo
   auto mod = [&](int which) { return Tensor::View(m + which * d, DType::kF32, {d}); };
   // [rows, D] (rows possibly strided) as [rows, heads, dh].
   auto heads_view = [&](const Tensor& t) {
-    Tensor h = Tensor::View(t.data, DType::kF32, {t.shape[0], heads, dh}, t.device);
+    Tensor h = Tensor::View(t.data, t.dtype, {t.shape[0], heads, dh}, t.device);
     h.strides[0] = t.strides[0];
     return h;
   };

@@ -77,10 +77,12 @@ class WanTransformer {
 
   WanTransformer();
   Status EnsureGeometry(Backend& be, int T, int H, int W, int text_len);
-  // The dtypes of the FFN's hidden rows and of the normalised rows on `be` (see the definitions).
+  // The dtypes of the FFN's hidden rows, the normalised rows and the attention's q/k/v/o on `be`
+  // (see the definitions).
   bool ReachLinearInBf16(const Backend& be, std::initializer_list<int> which) const;
   DType HiddenDType(const Backend& be) const;
   DType NormDType(const Backend& be) const;
+  DType AttentionDType(const Backend& be) const;
   // The weights in `be`'s memory: the host ones for a host backend, else copies made on first use.
   Result<const Params*> ParamsFor(Backend& be);
   // b itself when the backend's linear takes all its matrices as stored, else the workspace's block

@@ -353,10 +353,10 @@ void CudaBackend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, cons
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) {
   impl_->Run("attention", [&](Staging& staging) -> Status {
-    DS_ASSIGN_OR_RETURN(const Tensor dq, staging.In(q, "attention q"));
-    DS_ASSIGN_OR_RETURN(const Tensor dk, staging.In(k, "attention k"));
-    DS_ASSIGN_OR_RETURN(const Tensor dv, staging.In(v, "attention v"));
-    DS_ASSIGN_OR_RETURN(const Tensor dout, staging.Out(o, "attention o"));
+    DS_ASSIGN_OR_RETURN(const Tensor dq, staging.In(q, "attention q", /*bf16_ok=*/true));
+    DS_ASSIGN_OR_RETURN(const Tensor dk, staging.In(k, "attention k", /*bf16_ok=*/true));
+    DS_ASSIGN_OR_RETURN(const Tensor dv, staging.In(v, "attention v", /*bf16_ok=*/true));
+    DS_ASSIGN_OR_RETURN(const Tensor dout, staging.Out(o, "attention o", /*bf16_ok=*/true));
     const auto kernel = impl_->options.attention == CudaOptions::Attention::kNaiveF32
                             ? cuda::AttentionKernel::kNaiveF32
                             : cuda::AttentionKernel::kFlashBf16;

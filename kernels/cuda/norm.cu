@@ -58,17 +58,26 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel(RowLayout x, RowLayo
 // LayerNormKernel on float4 vectors (width a multiple of 4, x rows and the vectors 16-byte
 // aligned, y rows aligned to 4 of its elements): a quarter of the load/store instructions, the
 // form the Wan blocks' rows (1536, 5120 floats) take.
-__device__ __forceinline__ float4 Load4(const float* p, int64_t i) { return reinterpret_cast<const float4*>(p)[i]; }
+
+// Four consecutive elements of a row as floats: one 16-byte f32 or 8-byte bf16 access.
+__device__ __forceinline__ float4 Load4(const float* row, int64_t i) { return reinterpret_cast<const float4*>(row)[i]; }
+// A bf16 pair's bits as its two floats (bf16 → f32 is a 16-bit shift).
+__device__ __forceinline__ float2 Bf16PairToFloat2(uint32_t bits) {
+  return make_float2(__uint_as_float(bits << 16), __uint_as_float(bits & 0xffff0000u));
+}
+__device__ __forceinline__ float4 Load4(const __nv_bfloat16* row, int64_t i) {
+  const uint2 u = reinterpret_cast<const uint2*>(row)[i];
+  const float2 lo = Bf16PairToFloat2(u.x), hi = Bf16PairToFloat2(u.y);
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
 
 __device__ __forceinline__ void Store4(float* y, int64_t i, const float (&v)[4]) {
   reinterpret_cast<float4*>(y)[i] = make_float4(v[0], v[1], v[2], v[3]);
 }
 __device__ __forceinline__ void Store4(__nv_bfloat16* y, int64_t i, const float (&v)[4]) {
-  const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
-  uint2 packed;
-  packed.x = *reinterpret_cast<const uint32_t*>(&lo);
-  packed.y = *reinterpret_cast<const uint32_t*>(&hi);
-  reinterpret_cast<uint2*>(y)[i] = packed;
+  __nv_bfloat162* pairs = reinterpret_cast<__nv_bfloat162*>(y) + 2 * i;  // 8-byte aligned: i counts 4-element groups
+  pairs[0] = __floats2bfloat162_rn(v[0], v[1]);
+  pairs[1] = __floats2bfloat162_rn(v[2], v[3]);
 }
 
 template <class Out>
@@ -113,43 +122,59 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLay
   }
 }
 
+// In place over rows of f32 or bf16 (computed in f32, rounded once).
+__device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class Elem>
+__device__ __forceinline__ Elem FromFloat(float v) {
+  if constexpr (std::is_same_v<Elem, float>) {
+    return v;
+  } else {
+    return __float2bfloat16_rn(v);
+  }
+}
+
+template <class Elem>
 __global__ void __launch_bounds__(kThreads) RmsNormKernel(RowLayout x, const float* weight, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (row >= x.count) return;
   const int lane = threadIdx.x % kWarpSize;
-  float* xr = x.Row(row);
+  Elem* xr = reinterpret_cast<Elem*>(x.Row(row));
   float sq = 0.0f;
-  for (int64_t i = lane; i < x.width; i += kWarpSize) sq += xr[i] * xr[i];
+  for (int64_t i = lane; i < x.width; i += kWarpSize) sq += ToFloat(xr[i]) * ToFloat(xr[i]);
   const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
-  for (int64_t i = lane; i < x.width; i += kWarpSize) xr[i] = xr[i] * inv * weight[i];
+  for (int64_t i = lane; i < x.width; i += kWarpSize) xr[i] = FromFloat<Elem>(ToFloat(xr[i]) * inv * weight[i]);
 }
 
-// One warp per token row of q or k: the sum of squares over float4 loads, then a second pass
-// (an L1 hit: the block's 8 rows are 48 KB at the 1.3B's width) that scales by weight and rotates
-// both pairs of each float4 (a pair never straddles a float4, nor a float4 two heads, as dh is a
-// multiple of 4). x is read once and written once from memory, where RmsNorm then Rope each do both.
+// One warp per token row of q or k: the sum of squares over 4-element vectors, then a second pass
+// (an L1 hit: the block's 8 rows are 48 KB at the 1.3B's width in f32) that scales by weight and
+// rotates both pairs of each vector (a pair never straddles a vector, nor a vector two heads, as
+// dh is a multiple of 4). x is read once and written once from memory, where RmsNorm then Rope
+// each do both. Rows of f32 or bf16 (computed in f32, rounded once).
+template <class Elem>
 __global__ void __launch_bounds__(kThreads)
     RmsNormRopeKernel(RowLayout x, const float* weight, float eps, RowLayout cos, RowLayout sin, int head_dim) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
   if (row >= x.count) return;
   const int lane = threadIdx.x % kWarpSize;
-  float4* xr = reinterpret_cast<float4*>(x.Row(row));
+  Elem* xr = reinterpret_cast<Elem*>(x.Row(row));
   const float4* w = reinterpret_cast<const float4*>(weight);
   const float* c = cos.Row(row);
   const float* s = sin.Row(row);
   const int64_t vectors = x.width / 4;
   float sq = 0.0f;
   for (int64_t i = lane; i < vectors; i += kWarpSize) {
-    const float4 v = xr[i];
+    const float4 v = Load4(xr, i);
     sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
   const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
   for (int64_t i = lane; i < vectors; i += kWarpSize) {
-    const float4 v = xr[i], wi = w[i];
+    const float4 v = Load4(xr, i), wi = w[i];
     const float x0 = v.x * inv * wi.x, x1 = v.y * inv * wi.y, x2 = v.z * inv * wi.z, x3 = v.w * inv * wi.w;
     const int64_t j = (4 * i) % head_dim / 2;  // pair of x0, x1; x2, x3 are pair j + 1 (j is even)
     const float2 cj = *reinterpret_cast<const float2*>(c + j), sj = *reinterpret_cast<const float2*>(s + j);
-    xr[i] = make_float4(x0 * cj.x - x1 * sj.x, x0 * sj.x + x1 * cj.x, x2 * cj.y - x3 * sj.y, x2 * sj.y + x3 * cj.y);
+    const float out[4] = {x0 * cj.x - x1 * sj.x, x0 * sj.x + x1 * cj.x, x2 * cj.y - x3 * sj.y, x2 * sj.y + x3 * cj.y};
+    Store4(xr, i, out);
   }
 }
 
@@ -196,7 +221,13 @@ Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& ve
 Status RmsNorm(const Context& ctx, const Tensor& x, const float* weight, float eps) {
   const RowLayout xl = RowsOf(x);
   if (xl.count == 0) return Status::Ok();
-  RmsNormKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+  if (x.dtype == DType::kBF16) {
+    RmsNormKernel<__nv_bfloat16><<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+  } else if (x.dtype == DType::kF32) {
+    RmsNormKernel<float><<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+  } else {
+    return Error(Code::kInvalidArgument, "CUDA rms_norm: x is {}, not F32 or BF16", DTypeName(x.dtype));
+  }
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }
@@ -211,12 +242,24 @@ Status RmsNormRope(const Context& ctx, const Tensor& x, const float* weight, flo
                  heads, cos.shape_string(), sin.shape_string());
   }
   const int64_t head_dim = xl.width / heads;
-  if (xl.width % 4 == 0 && head_dim % 4 == 0 && RowsAligned(xl, 16) && Aligned(weight, 16) && RowsAligned(cl, 8) &&
-      RowsAligned(sl, 8)) {
-    RmsNormRopeKernel<<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps, cl, sl,
-                                                                        static_cast<int>(head_dim));
+  const bool bf16 = x.dtype == DType::kBF16;
+  if (xl.width % 4 == 0 && head_dim % 4 == 0 && RowsAligned(xl, bf16 ? 8 : 16) && Aligned(weight, 16) &&
+      RowsAligned(cl, 8) && RowsAligned(sl, 8)) {
+    const dim3 grid = RowBlocks(xl.count);
+    if (bf16) {
+      RmsNormRopeKernel<__nv_bfloat16>
+          <<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps, cl, sl, static_cast<int>(head_dim));
+    } else {
+      RmsNormRopeKernel<float><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps, cl, sl, static_cast<int>(head_dim));
+    }
     DS_CUDA_TRY_LAUNCH();
     return Status::Ok();
+  }
+  if (bf16) {  // the separate kernels are f32 only
+    return Error(Code::kInvalidArgument,
+                 "CUDA rms_norm_rope: BF16 rows need a width and head dim that are multiples of 4 and 8-byte aligned "
+                 "rows (x {}, {} heads)",
+                 x.shape_string(), heads);
   }
   DS_TRY(RmsNorm(ctx, x, weight, eps));
   Tensor per_head = x;

@@ -236,6 +236,95 @@ TEST_F(CudaAttention, FlashCandidatesMatchReference) {
   }
 }
 
+// The engine's BF16 path on a GPU: q/k/v as column views of one BF16 [N, 3·H·dh] buffer, read in
+// place (no conversion pass), o written in BF16; then the cross-attention's mix, a BF16 q with F32
+// k/v. Every configuration this GPU runs, held to the float64 baseline of the same bf16 inputs
+// with o's own rounding (2⁻⁹ relative) added to FlashMatchesReference's allowance.
+TEST_F(CudaAttention, FlashReadsBf16InPlaceAndWritesBf16) {
+  std::vector<std::unique_ptr<CudaBackend>> owned;
+  const std::vector<Flash> flash = EveryConfig(128, owned);
+  ASSERT_FALSE(flash.empty());
+  for (auto [nq, nk, heads, cross] :
+       {std::tuple<int64_t, int64_t, int64_t, bool>{77, 77, 2, false}, {1000, 1000, 2, false}, {300, 77, 3, true}}) {
+    constexpr int64_t dh = 128;
+    const int64_t hd = heads * dh, rows = std::max(nq, nk);
+    SCOPED_TRACE("nq " + std::to_string(nq) + " nk " + std::to_string(nk) + (cross ? " cross (F32 k/v)" : ""));
+    // The fused buffer's values, bf16-representable, as bits for the device and floats for the reference.
+    const HostBuffer qkv = test::Bf16Rounded(Random(rng_, static_cast<size_t>(rows * 3 * hd)));
+    std::vector<uint16_t> bits(qkv.size());
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = cuda::flash::Bf16Bits(qkv.data()[i]);
+    const HostBuffer kf = Random(rng_, static_cast<size_t>(nk * hd)), vf = Random(rng_, static_cast<size_t>(nk * hd));
+    const Tensor q = Strided(qkv.data(), {nq, heads, dh}, 3 * hd);
+    const Tensor k = cross ? kf.view({nk, heads, dh}) : Strided(qkv.data() + hd, {nk, heads, dh}, 3 * hd);
+    const Tensor v = cross ? vf.view({nk, heads, dh}) : Strided(qkv.data() + 2 * hd, {nk, heads, dh}, 3 * hd);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+    const HostBuffer want_b(static_cast<size_t>(nq * hd)), base_b(want_b.size());
+    Tensor want = want_b.view({nq, heads, dh}), base = base_b.view({nq, heads, dh});
+    ref_.attention(q, k, v, scale, want);
+    SamePrecisionBaseline(q, k, v, scale, base);
+    const double e_base = WorstError(base, want);
+    for (const Flash& f : flash) {
+      SCOPED_TRACE("flash config " + f.config);
+      CudaBackend& be = *f.be;
+      auto dqkv = be.NewBuffer(DType::kBF16, {rows, 3 * hd});
+      auto dout = be.NewBuffer(DType::kBF16, {nq, heads, dh});
+      ASSERT_TRUE(dqkv.ok() && dout.ok());
+      ASSERT_TRUE(be.CopyToBackend(Tensor::View(bits.data(), DType::kBF16, {rows, 3 * hd}), dqkv->tensor).ok());
+      auto bf16_view = [&](int part, int64_t n) {
+        Tensor t = Tensor::View(static_cast<uint16_t*>(dqkv->tensor.data) + part * hd, DType::kBF16, {n, heads, dh},
+                                Device::kCuda);
+        t.strides[0] = 3 * hd * 2;
+        return t;
+      };
+      DS_MIRROR(dk, be, kf);
+      DS_MIRROR(dv, be, vf);
+      const Tensor dq = bf16_view(0, nq);
+      const Tensor dkv = cross ? dk(k) : bf16_view(1, nk), dvv = cross ? dv(v) : bf16_view(2, nk);
+      be.attention(dq, dkv, dvv, scale, dout->tensor);
+      std::vector<uint16_t> out_bits(static_cast<size_t>(nq * hd));
+      ASSERT_TRUE(be.CopyToHost(dout->tensor, Tensor::View(out_bits.data(), DType::kBF16, {nq, heads, dh})).ok());
+      const Status st = be.Synchronize();
+      ASSERT_TRUE(st.ok()) << st.message();
+      const HostBuffer got_b(out_bits.size());
+      for (size_t i = 0; i < out_bits.size(); ++i) got_b.data()[i] = cuda::flash::Bf16ToFloat(out_bits[i]);
+      const double e_flash = WorstError(got_b.view({nq, heads, dh}), want);
+      EXPECT_LE(e_flash, 2.0 * e_base + 1e-3 + 4e-3) << "same-precision baseline error " << e_base;
+    }
+  }
+}
+
+// A head dim the flash kernel does not take: the naive kernel reads BF16 q/k/v and writes a BF16
+// o, f32 inside, so within o's rounding of the reference.
+TEST_F(CudaAttention, NaiveKernelReadsAndWritesBf16) {
+  constexpr int64_t nq = 70, nk = 90, heads = 2, dh = 48;
+  const HostBuffer qf = test::Bf16Rounded(Random(rng_, static_cast<size_t>(nq * heads * dh)));
+  const HostBuffer kf = test::Bf16Rounded(Random(rng_, static_cast<size_t>(nk * heads * dh)));
+  const HostBuffer vf = test::Bf16Rounded(Random(rng_, static_cast<size_t>(nk * heads * dh)));
+  const HostBuffer want_b(qf.size());
+  Tensor want = want_b.view({nq, heads, dh});
+  const float scale = 0.2f;
+  ref_.attention(qf.view({nq, heads, dh}), kf.view({nk, heads, dh}), vf.view({nk, heads, dh}), scale, want);
+  auto upload = [&](const HostBuffer& h, int64_t n) {
+    std::vector<uint16_t> bits(h.size());
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = cuda::flash::Bf16Bits(h.data()[i]);
+    auto buf = cuda_->NewBuffer(DType::kBF16, {n, heads, dh});
+    EXPECT_TRUE(buf.ok());
+    EXPECT_TRUE(cuda_->CopyToBackend(Tensor::View(bits.data(), DType::kBF16, {n, heads, dh}), buf->tensor).ok());
+    return std::move(*buf);
+  };
+  const BackendBuffer dq = upload(qf, nq), dk = upload(kf, nk), dv = upload(vf, nk);
+  auto dout = cuda_->NewBuffer(DType::kBF16, {nq, heads, dh});
+  ASSERT_TRUE(dout.ok());
+  cuda_->attention(dq.tensor, dk.tensor, dv.tensor, scale, dout->tensor);
+  std::vector<uint16_t> out_bits(qf.size());
+  ASSERT_TRUE(cuda_->CopyToHost(dout->tensor, Tensor::View(out_bits.data(), DType::kBF16, {nq, heads, dh})).ok());
+  const Status st = cuda_->Synchronize();
+  ASSERT_TRUE(st.ok()) << st.message();
+  const HostBuffer got_b(out_bits.size());
+  for (size_t i = 0; i < out_bits.size(); ++i) got_b.data()[i] = cuda::flash::Bf16ToFloat(out_bits[i]);
+  EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 4e-3));
+}
+
 TEST_F(CudaAttention, FlashLongSequenceMatchesReference) {
   std::vector<std::unique_ptr<CudaBackend>> owned;
   const std::vector<Flash> flash = EveryConfig(128, owned);
@@ -362,7 +451,7 @@ TEST_F(CudaAttention, FlashKernelOnExactAllocations) {
       p.q = dq;
       p.k = dk;
       p.v = dv;
-      p.o = static_cast<float*>(dout);
+      p.o = dout;
       p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * dh;
       p.q_head = p.k_head = p.v_head = p.o_head = dh;
       p.nq = nq;

@@ -588,6 +588,64 @@ TEST_F(CudaOps, RmsNormRopeMatchesReference) {
   }
 }
 
+// The q/k norms on the BF16 rows the engine keeps on a GPU: q as the first columns of a BF16
+// [n, 3·d] buffer, normalised over its full width (the cross-attention's q) or normalised and
+// rotated (self-attention); f32 inside, rounded once, so within bf16's rounding of the reference.
+TEST_F(CudaOps, RmsNormsOnBf16Rows) {
+  constexpr int64_t n = 40, heads = 12, dh = 128, d = heads * dh;
+  const HostBuffer xf = test::Bf16Rounded(Random(rng_, static_cast<size_t>(n * 3 * d), -2.0f, 2.0f));
+  std::vector<uint16_t> bits(xf.size());
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = FloatToBFloat16(xf.data()[i]);
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(d));
+  const HostBuffer angles = Random(rng_, static_cast<size_t>(n * dh / 2), -3.1f, 3.1f);
+  const HostBuffer cb(angles.size()), sb(angles.size());
+  for (size_t i = 0; i < angles.size(); ++i) {
+    cb.data()[i] = std::cos(angles.data()[i]);
+    sb.data()[i] = std::sin(angles.data()[i]);
+  }
+  const Tensor cosv = cb.view({n, dh / 2}), sinv = sb.view({n, dh / 2});
+  for (bool rope : {false, true}) {
+    SCOPED_TRACE(rope ? "rms_norm_rope" : "rms_norm");
+    const HostBuffer want_b(static_cast<size_t>(n * d));
+    for (int64_t r = 0; r < n; ++r) std::copy_n(xf.data() + r * 3 * d, d, want_b.data() + r * d);
+    Tensor want = want_b.view({n, d});
+    if (rope) {
+      ref_.rms_norm_rope(want, wb.view({d}), 1e-6f, cosv, sinv, heads);
+    } else {
+      ref_.rms_norm(want, wb.view({d}), 1e-6f);
+    }
+    auto buf = cuda_->NewBuffer(DType::kBF16, {n, 3 * d});
+    ASSERT_TRUE(buf.ok());
+    ASSERT_TRUE(cuda_->CopyToBackend(Tensor::View(bits.data(), DType::kBF16, {n, 3 * d}), buf->tensor).ok());
+    Tensor q = buf->tensor;  // columns [0, d) of each row
+    q.shape[1] = d;
+    DS_MIRROR(dw, *cuda_, wb);
+    DS_MIRROR(dc, *cuda_, cb);
+    DS_MIRROR(ds, *cuda_, sb);
+    if (rope) {
+      cuda_->rms_norm_rope(q, dw(wb.view({d})), 1e-6f, dc(cosv), ds(sinv), heads);
+    } else {
+      cuda_->rms_norm(q, dw(wb.view({d})), 1e-6f);
+    }
+    std::vector<uint16_t> out(bits.size());
+    ASSERT_TRUE(cuda_->CopyToHost(buf->tensor, Tensor::View(out.data(), DType::kBF16, {n, 3 * d})).ok());
+    const Status s = cuda_->Synchronize();
+    ASSERT_TRUE(s.ok()) << s.message();
+    const HostBuffer got_b(static_cast<size_t>(n * d));
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t j = 0; j < 3 * d; ++j) {
+        const uint16_t v = out[static_cast<size_t>(r * 3 * d + j)];
+        if (j < d) {
+          got_b.data()[r * d + j] = BFloat16ToFloat(v);
+        } else {
+          ASSERT_EQ(v, bits[static_cast<size_t>(r * 3 * d + j)]) << "k/v columns are untouched";
+        }
+      }
+    }
+    EXPECT_TRUE(AllClose(got_b.view({n, d}), want, 4e-3));
+  }
+}
+
 TEST_F(CudaOps, RopeMatchesReference) {
   for (auto [n, heads, dh, pad] :
        {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 2, 0}, {60, 12, 128, 2 * 12 * 128}, {33, 3, 64, 7}}) {

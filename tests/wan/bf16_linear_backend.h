@@ -56,20 +56,79 @@ class Bf16LinearBackend final : public Backend {
     Norm(y, [&](Tensor& out) { ref_.layer_norm_modulate(x, sh, sc, eps, out); });
   }
   int bf16_norm_calls = 0;
-  void rms_norm(Tensor& x, const Tensor& w, float eps) override { ref_.rms_norm(x, w, eps); }
+  // BF16 q/k/v/o (as the CUDA backend takes them): computed in f32 on widened copies, rounded once.
+  void rms_norm(Tensor& x, const Tensor& w, float eps) override {
+    InPlace(x, [&](Tensor& t) { ref_.rms_norm(t, w, eps); });
+  }
+  void rms_norm_rope(Tensor& x, const Tensor& w, float eps, const Tensor& c, const Tensor& s, int64_t heads) override {
+    InPlace(x, [&](Tensor& t) { ref_.rms_norm_rope(t, w, eps, c, s, heads); });
+  }
+  int bf16_attention_calls = 0;  // with any of q/k/v/o in BF16
   void gate_residual(Tensor& x, const Tensor& g, const Tensor& f) override { ref_.gate_residual(x, g, f); }
   void add(Tensor& x, const Tensor& f) override { ref_.add(x, f); }
   void gelu_tanh(Tensor& x) override { ref_.gelu_tanh(x); }
   void silu(Tensor& x) override { ref_.silu(x); }
   void rope(Tensor& x, const Tensor& c, const Tensor& s) override { ref_.rope(x, c, s); }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override {
-    ref_.attention(q, k, v, scale, o);
+    if (q.dtype != DType::kBF16 && k.dtype != DType::kBF16 && v.dtype != DType::kBF16 && o.dtype != DType::kBF16) {
+      ref_.attention(q, k, v, scale, o);
+      return;
+    }
+    ++bf16_attention_calls;
+    std::vector<float> qs, ks, vs;
+    const Tensor qf = Widened(q, qs), kf = Widened(k, ks), vf = Widened(v, vs);
+    InPlace(o, [&](Tensor& t) { ref_.attention(qf, kf, vf, scale, t); });
   }
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override { ref_.conv3x3(x, w, b, y); }
   void upsample_nearest2x(const Tensor& x, Tensor& y) override { ref_.upsample_nearest2x(x, y); }
   void transpose(const Tensor& x, Tensor& y) override { ref_.transpose(x, y); }
 
  private:
+  // Calls f(offset in elements, flat index) for every element of a tensor of up to 3 dims.
+  template <class F>
+  static void ForEach(const Tensor& t, F&& f) {
+    const int64_t elem = static_cast<int64_t>(DTypeSize(t.dtype));
+    const int64_t d0 = t.ndim > 0 ? t.shape[0] : 1, d1 = t.ndim > 1 ? t.shape[1] : 1, d2 = t.ndim > 2 ? t.shape[2] : 1;
+    const int64_t s0 = t.ndim > 0 ? t.strides[0] / elem : 0, s1 = t.ndim > 1 ? t.strides[1] / elem : 0,
+                  s2 = t.ndim > 2 ? t.strides[2] / elem : 0;
+    int64_t flat = 0;
+    for (int64_t i = 0; i < d0; ++i)
+      for (int64_t j = 0; j < d1; ++j)
+        for (int64_t k = 0; k < d2; ++k) f(i * s0 + j * s1 + k * s2, flat++);
+  }
+  // A contiguous f32 copy of t (F32 or BF16) in `storage`.
+  static Tensor Widened(const Tensor& t, std::vector<float>& storage) {
+    storage.resize(static_cast<size_t>(t.numel()));
+    ForEach(t, [&](int64_t at, int64_t flat) {
+      storage[static_cast<size_t>(flat)] = t.dtype == DType::kBF16
+                                               ? BFloat16ToFloat(static_cast<const uint16_t*>(t.data)[at])
+                                               : static_cast<const float*>(t.data)[at];
+    });
+    Tensor w = t;
+    w.dtype = DType::kF32;
+    w.data = storage.data();
+    int64_t stride = 4;
+    for (int d = t.ndim - 1; d >= 0; --d) {
+      w.strides[d] = stride;
+      stride *= t.shape[d];
+    }
+    return w;
+  }
+  // f on an f32 copy of x, written back into x (rounded once where x is BF16).
+  template <class F>
+  static void InPlace(Tensor& x, F&& f) {
+    if (x.dtype != DType::kBF16) {
+      f(x);
+      return;
+    }
+    std::vector<float> storage;
+    Tensor wide = Widened(x, storage);
+    f(wide);
+    ForEach(x, [&](int64_t at, int64_t flat) {
+      static_cast<uint16_t*>(x.data)[at] = FloatToBFloat16(storage[static_cast<size_t>(flat)]);
+    });
+  }
+
   template <class F>
   void Norm(Tensor& y, F&& norm) {
     if (y.dtype != DType::kBF16) {

@@ -21,9 +21,10 @@ using wan_test::Bf16LinearBackend;
 
 // The tiny fixture's matrices are BF16: every block matrix goes to linear as stored (q, k and v as
 // one fused matrix where the weights are copied into the backend's buffers), the norms write BF16
-// rows for the GEMMs that read them, each block's fc1 writes BF16 hidden rows that its fc2 reads,
-// and the result stays within bf16 rounding of the float32 path (the reference backend, which
-// widens the matrices and keeps every activation f32).
+// rows for the GEMMs that read them, q/k/v and the attention output are BF16 (normalised and
+// rotated in place, read and written by the attention directly), each block's fc1 writes BF16
+// hidden rows that its fc2 reads, and the result stays within bf16 rounding of the float32 path
+// (the reference backend, which widens the matrices and keeps every activation f32).
 TEST(WanBf16Path, BlockMatricesAsStoredAndBf16HiddenRowsMatchTheF32Path) {
   auto model = WanTransformer::Load(wan_test::FixtureDir() + "/tiny/transformer");
   ASSERT_TRUE(model.ok()) << model.status().message();
@@ -41,11 +42,13 @@ TEST(WanBf16Path, BlockMatricesAsStoredAndBf16HiddenRowsMatchTheF32Path) {
     const bool device = reported == Device::kCuda;
     EXPECT_EQ(bf16.bf16_weight_calls, blocks * (device ? 8 : 10));
     EXPECT_EQ(bf16.bf16_three_way_calls, device ? blocks : 0);
-    EXPECT_EQ(bf16.bf16_y_calls, blocks);  // fc1 writes the hidden rows in BF16 ...
-    // ... which fc2 reads; q/k/v, the cross q and fc1 read the norms' BF16 rows (two modulated
-    // LayerNorms and the cross-attention's affine one per block).
-    EXPECT_EQ(bf16.bf16_x_calls, blocks * (device ? 4 : 6));
-    EXPECT_EQ(bf16.bf16_norm_calls, blocks * 3);
+    // BF16 outputs: q/k/v (one GEMM or three), the cross-attention's q, fc1's hidden rows.
+    EXPECT_EQ(bf16.bf16_y_calls, blocks * (device ? 3 : 5));
+    // BF16 inputs: the norms' rows into q/k/v, cross q and fc1; the attention outputs into o and
+    // the cross o; the hidden rows into fc2.
+    EXPECT_EQ(bf16.bf16_x_calls, blocks * (device ? 6 : 8));
+    EXPECT_EQ(bf16.bf16_norm_calls, blocks * 3);       // two modulated LayerNorms, the cross one
+    EXPECT_EQ(bf16.bf16_attention_calls, blocks * 2);  // self and cross, BF16 q and o
     const double err = wan_test::RelError(got, want);
     EXPECT_LT(err, 2e-2);
     EXPECT_GT(err, 1e-5) << "bf16 rounding of the activations should show";

@@ -180,9 +180,10 @@ TEST_F(WanFp8, ScaledFp8OnABf16BackendIsWidenedToBf16) {
   EXPECT_FALSE(bf16.misuse);
   EXPECT_EQ(bf16.bf16_weight_calls, blocks * 8);  // q, k, v widened into one fused matrix
   EXPECT_EQ(bf16.bf16_three_way_calls, blocks);
-  EXPECT_EQ(bf16.bf16_y_calls, blocks);      // fc1 writes the hidden rows in BF16 ...
-  EXPECT_EQ(bf16.bf16_x_calls, blocks * 4);  // ... fc2 reads them; qkv, cross q, fc1 the norms' rows
+  EXPECT_EQ(bf16.bf16_y_calls, blocks * 3);  // q/k/v, cross q, fc1's hidden rows
+  EXPECT_EQ(bf16.bf16_x_calls, blocks * 6);  // q/k/v, cross q, fc1 (norm rows); o, cross o; fc2
   EXPECT_EQ(bf16.bf16_norm_calls, blocks * 3);
+  EXPECT_EQ(bf16.bf16_attention_calls, blocks * 2);
   const double err = wan_test::RelError(got, want);
   EXPECT_LT(err, 2e-2);
   EXPECT_GT(err, 1e-5);

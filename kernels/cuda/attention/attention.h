@@ -13,9 +13,10 @@ enum class AttentionKernel {
   kNaiveF32,   // the f32 reference kernel: exact to f32 rounding, far slower
 };
 
-// o[Nq, H, dh] = softmax(q·kᵀ·scale)·v. kFlashBf16 falls back to the naive kernel for head dims it
-// does not take (it takes 32, 64, 128) or outputs whose rows are not 8-byte aligned; `flash` picks
-// its configuration per head dim.
+// o[Nq, H, dh] = softmax(q·kᵀ·scale)·v; each of q/k/v/o F32 or BF16 (BF16 q/k/v are read in place,
+// F32 ones converted per head group, a BF16 o written directly). kFlashBf16 falls back to the naive
+// kernel for head dims it does not take (it takes 32, 64, 128), o rows not aligned to element
+// pairs, or BF16 inputs not 16-byte aligned; `flash` picks its configuration per head dim.
 Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
                  AttentionKernel kernel, const flash::Choice& flash = {});
 

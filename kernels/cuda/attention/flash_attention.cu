@@ -85,7 +85,7 @@ __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int
 // query rows [w·kRowsPerWarp, …) of the tile as kMTiles m16 row tiles. Each main-loop step computes
 // S = Q·Kᵀ for kBlockN keys, folds it into the running softmax and accumulates P·V, while later
 // K/V tiles stream into the other slots of the ring (see "the K/V pipeline" in flash_layout.h).
-template <class T>
+template <class T, bool kBf16Out>
 __global__ void __launch_bounds__(T::kThreads, 1) FlashForwardKernel(const __grid_constant__ Params p) {
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, head = blockIdx.y;
@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) FlashForwardKernel(const __gri
     }
   }
 
-  float* g_o = p.o + head * p.o_head;  // [nq, dh], row stride o_row
+  auto* g_o = OutputBase<kBf16Out>(p, head);  // [nq, dh], row stride o_row
 #pragma unroll
   for (int mt = 0; mt < T::kMTiles; ++mt) {
     const float inv[2] = {InverseSum(QuadSum(st[mt].sum[0])), InverseSum(QuadSum(st[mt].sum[1]))};
@@ -205,31 +205,38 @@ __global__ void __launch_bounds__(T::kThreads, 1) FlashForwardKernel(const __gri
       for (int h = 0; h < 2; ++h) {
         const int row = qt.begin + OutputRow<T>(warp, mt, lane, h);  // elements 2h, 2h + 1: one row
         if (row < p.nq) {
-          *reinterpret_cast<float2*>(g_o + row * p.o_row + dt * 8 + FragC(lane, 2 * h).col) =
-              make_float2(r_o[mt][dt][2 * h] * inv[h], r_o[mt][dt][2 * h + 1] * inv[h]);
+          StorePair(g_o + row * p.o_row + dt * 8 + FragC(lane, 2 * h).col, r_o[mt][dt][2 * h] * inv[h],
+                    r_o[mt][dt][2 * h + 1] * inv[h]);
         }
       }
     }
   }
 }
 
-template <class T>
-Status Launch(const Params& p, cudaStream_t stream) {
-  DS_CUDA_TRY(cudaFuncSetAttribute(FlashForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+template <class T, bool kBf16Out>
+Status LaunchFor(const Params& p, cudaStream_t stream) {
+  const auto kernel = FlashForwardKernel<T, kBf16Out>;
+  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
-  FlashForwardKernel<T><<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
+  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }
 
 template <class T>
+Status Launch(const Params& p, cudaStream_t stream) {
+  return p.o_bf16 ? LaunchFor<T, true>(p, stream) : LaunchFor<T, false>(p, stream);
+}
+
+// Of the f32-output kernel (the bf16-output one differs only in its epilogue).
+template <class T>
 Result<KernelResources> QueryResources() {
+  const auto kernel = FlashForwardKernel<T, false>;
   cudaFuncAttributes a;
-  DS_CUDA_TRY(cudaFuncGetAttributes(&a, FlashForwardKernel<T>));
-  DS_CUDA_TRY(cudaFuncSetAttribute(FlashForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+  DS_CUDA_TRY(cudaFuncGetAttributes(&a, kernel));
+  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   int blocks = 0;
-  DS_CUDA_TRY(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, FlashForwardKernel<T>, T::kThreads, T::kSmemBytes));
+  DS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, T::kThreads, T::kSmemBytes));
   return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
 }
 
@@ -285,7 +292,7 @@ bool Aligned(const void* ptr, int64_t bytes) {
 
 Status CheckKernelImage() {
   cudaFuncAttributes attributes;
-  const cudaError_t e = cudaFuncGetAttributes(&attributes, FlashForwardKernel<DefaultTraits<64>>);
+  const cudaError_t e = cudaFuncGetAttributes(&attributes, FlashForwardKernel<DefaultTraits<64>, false>);
   if (e == cudaSuccess) return Status::Ok();
   cudaGetLastError();
   return Status(Code::kUnsupported, std::string("no kernel image for this GPU in the build (built for ") +
@@ -390,10 +397,10 @@ Status Check(const Params& p, int head_dim) {
   const bool inputs = Aligned(p.q, 16) && Aligned(p.k, 16) && Aligned(p.v, 16) && p.q_row % 8 == 0 &&
                       p.q_head % 8 == 0 && p.k_row % 8 == 0 && p.k_head % 8 == 0 && p.v_row % 8 == 0 &&
                       p.v_head % 8 == 0;
-  const bool output = Aligned(p.o, 8) && p.o_row % 2 == 0 && p.o_head % 2 == 0;
+  const bool output = Aligned(p.o, p.o_bf16 ? 4 : 8) && p.o_row % 2 == 0 && p.o_head % 2 == 0;
   if (!inputs || !output) {
     return Status(Code::kInvalidArgument,
-                  "flash attention: q/k/v rows must be 16-byte aligned and o rows 8-byte aligned (element strides "
+                  "flash attention: q/k/v rows must be 16-byte aligned and o rows hold whole pairs (element strides "
                   "row/head: q " +
                       std::to_string(p.q_row) + "/" + std::to_string(p.q_head) + ", k " + std::to_string(p.k_row) +
                       "/" + std::to_string(p.k_head) + ", v " + std::to_string(p.v_row) + "/" +

@@ -71,7 +71,7 @@ size_t ScratchBytes(int head_dim, int config, int heads, int nk);
 Status Runnable(int head_dim, int config);
 
 // Why p cannot run (head dim, alignment), or Ok. q/k/v rows must be 16-byte aligned (base and
-// strides multiples of 8 elements), o rows 8-byte aligned.
+// strides multiples of 8 elements), o rows aligned to a pair of its elements (even strides).
 Status Check(const Params& p, int head_dim);
 
 // kUnsupported when this build carries no kernel image (SASS or PTX) the current device can run.

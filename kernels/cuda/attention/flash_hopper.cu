@@ -131,7 +131,7 @@ __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int
 // K/Vᵀ tile streams into the other slot. The one barrier per step publishes the landed tile and
 // tells every warpgroup's wgmmas on the previous tile are complete (each waits for its own before
 // arriving), so the slot they read can be refilled.
-template <class T>
+template <class T, bool kBf16Out>
 __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __grid_constant__ Params p) {
   static_assert(T::kBlockN == 128 && T::kHeadDim == 128, "WgmmaSS/WgmmaRS are the m64n128k16 shapes");
 #if DS_WGMMA
@@ -272,7 +272,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     PinRegisters(r_o);
   }
 
-  float* g_o = p.o + head * p.o_head;
+  auto* g_o = OutputBase<kBf16Out>(p, head);
   const float inv[2] = {InverseSum(QuadSum(st.sum[0])), InverseSum(QuadSum(st.sum[1]))};
 #pragma unroll
   for (int nt = 0; nt < T::kOTiles; ++nt) {
@@ -280,8 +280,8 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     for (int h = 0; h < 2; ++h) {
       const int row = qt.begin + OutputRow<T>(tid, h);
       if (row < p.nq) {
-        *reinterpret_cast<float2*>(g_o + row * p.o_row + Accumulator(tid % 128, nt, 2 * h).col) =
-            make_float2(r_o[nt][2 * h] * inv[h], r_o[nt][2 * h + 1] * inv[h]);
+        StorePair(g_o + row * p.o_row + Accumulator(tid % 128, nt, 2 * h).col, r_o[nt][2 * h] * inv[h],
+                  r_o[nt][2 * h + 1] * inv[h]);
       }
     }
   }
@@ -320,24 +320,31 @@ Status TransposeV(const Params& p, int head_dim, cudaStream_t stream) {
   return Status::Ok();
 }
 
-template <class T>
-Status Launch(const Params& p, cudaStream_t stream) {
-  DS_TRY(TransposeV(p, T::kHeadDim, stream));
-  DS_CUDA_TRY(cudaFuncSetAttribute(HopperForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
+template <class T, bool kBf16Out>
+Status LaunchFor(const Params& p, cudaStream_t stream) {
+  const auto kernel = HopperForwardKernel<T, kBf16Out>;
+  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
   const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
-  HopperForwardKernel<T><<<grid, T::kThreads, T::kSmemAlloc, stream>>>(p);
+  kernel<<<grid, T::kThreads, T::kSmemAlloc, stream>>>(p);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }
 
 template <class T>
+Status Launch(const Params& p, cudaStream_t stream) {
+  DS_TRY(TransposeV(p, T::kHeadDim, stream));
+  return p.o_bf16 ? LaunchFor<T, true>(p, stream) : LaunchFor<T, false>(p, stream);
+}
+
+// Of the f32-output kernel (the bf16-output one differs only in its epilogue).
+template <class T>
 Result<KernelResources> QueryResources() {
+  const auto kernel = HopperForwardKernel<T, false>;
   cudaFuncAttributes a;
-  DS_CUDA_TRY(cudaFuncGetAttributes(&a, HopperForwardKernel<T>));
-  DS_CUDA_TRY(cudaFuncSetAttribute(HopperForwardKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
+  DS_CUDA_TRY(cudaFuncGetAttributes(&a, kernel));
+  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
   int blocks = 0;
-  DS_CUDA_TRY(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, HopperForwardKernel<T>, T::kThreads, T::kSmemAlloc));
+  DS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, T::kThreads, T::kSmemAlloc));
   return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
 }
 

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/hd.h"
 
@@ -511,12 +512,14 @@ DS_HD float InverseSum(float sum) { return sum > 0.0f ? 1.0f / sum : 0.0f; }
 // ---- kernel parameters -----------------------------------------------------------------------------
 
 // q, k, v: bf16 [tokens, heads, head_dim] with element strides between tokens and between heads
-// (so they can be slices of one fused qkv buffer); o: f32 with its own strides.
+// (so they can be slices of one fused qkv buffer); o: f32, or bf16 where o_bf16, with its own
+// element strides.
 struct Params {
   const void* q = nullptr;
   const void* k = nullptr;
   const void* v = nullptr;
-  float* o = nullptr;
+  void* o = nullptr;
+  bool o_bf16 = false;
   int64_t q_row = 0, q_head = 0;
   int64_t k_row = 0, k_head = 0;
   int64_t v_row = 0, v_head = 0;
@@ -529,5 +532,26 @@ struct Params {
 };
 
 constexpr float kLog2e = 1.4426950408889634f;
+
+#if defined(__CUDACC__)
+// The output: f32, or for kernels instantiated for p.o_bf16, bf16 (rounded to nearest even). A
+// template argument, not a branch, so the f32 kernels stay the code that was measured.
+template <bool kBf16>
+using OutputElement = std::conditional_t<kBf16, __nv_bfloat16, float>;
+
+// Head `head`'s output row 0.
+template <bool kBf16>
+__device__ __forceinline__ OutputElement<kBf16>* OutputBase(const Params& p, int head) {
+  return static_cast<OutputElement<kBf16>*>(p.o) + head * p.o_head;
+}
+
+// Two adjacent outputs at `o` (an even column): one 8-byte f32 or 4-byte bf16 store.
+__device__ __forceinline__ void StorePair(float* o, float a, float b) {
+  *reinterpret_cast<float2*>(o) = make_float2(a, b);
+}
+__device__ __forceinline__ void StorePair(__nv_bfloat16* o, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(o) = __floats2bfloat162_rn(a, b);
+}
+#endif
 
 }  // namespace ds::cuda::flash

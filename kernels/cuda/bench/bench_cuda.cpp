@@ -138,7 +138,7 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
   p.q = dq->data;
   p.k = dk->data;
   p.v = dv->data;
-  p.o = dout->f32();
+  p.o = dout->data;
   p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * d;
   p.q_head = p.k_head = p.v_head = p.o_head = d;
   p.nq = p.nk = n;
