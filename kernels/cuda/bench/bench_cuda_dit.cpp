@@ -100,14 +100,16 @@ Net Build(CudaBackend& be, const Shape& s) {
   n.mod = Random(be, rng, {6, s.dim}, 0.1f);
   n.x = Random(be, rng, {s.tokens, s.dim}, 1.0f);
   n.ctx = Random(be, rng, {s.text, s.dim}, 1.0f);
-  for (Tensor* t : {&n.o, &n.f}) *t = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
-  n.a = Take(be.Alloc(DType::kBF16, {s.tokens, s.dim}), "alloc");  // the norms' rows, as the engine keeps them
-  n.qkv = Take(be.Alloc(DType::kF32, {s.tokens, 3 * s.dim}), "alloc");
+  // BF16 where the engine keeps them on a GPU: the norms' rows, q/k/v and the attention output.
+  n.f = Take(be.Alloc(DType::kF32, {s.tokens, s.dim}), "alloc");
+  n.o = Take(be.Alloc(DType::kBF16, {s.tokens, s.dim}), "alloc");
+  n.a = Take(be.Alloc(DType::kBF16, {s.tokens, s.dim}), "alloc");
+  n.qkv = Take(be.Alloc(DType::kBF16, {s.tokens, 3 * s.dim}), "alloc");
   for (int part = 0; part < 3; ++part) {
     Tensor& t = part == 0 ? n.q : part == 1 ? n.k : n.v;
     t = n.qkv;
     t.shape[1] = s.dim;
-    t.data = static_cast<float*>(n.qkv.data) + part * s.dim;
+    t.data = static_cast<uint16_t*>(n.qkv.data) + part * s.dim;
   }
   n.hidden = Take(be.Alloc(DType::kBF16, {s.tokens, s.ffn}), "alloc");  // as the engine keeps it (HiddenDType)
   n.ck = Take(be.Alloc(DType::kF32, {s.text, s.dim}), "alloc");
@@ -139,7 +141,7 @@ Tensor Row(const Tensor& m, int i, int64_t d) {
 
 // [rows, dim] (rows possibly strided) as [rows, heads, head_dim].
 Tensor Heads(const Tensor& t, int64_t rows, const Shape& s) {
-  Tensor h = Tensor::View(t.data, DType::kF32, {rows, s.heads, s.head_dim}, Device::kCuda);
+  Tensor h = Tensor::View(t.data, t.dtype, {rows, s.heads, s.head_dim}, Device::kCuda);
   h.strides[0] = t.strides[0];
   return h;
 }
