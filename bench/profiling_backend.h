@@ -65,6 +65,15 @@ class ProfilingBackend final : public Backend {
   void rope(Tensor& x, const Tensor& c, const Tensor& s) override {
     Time(profile.other_s, [&] { inner_->rope(x, c, s); });
   }
+  void rms_norm_rope(Tensor& x, const Tensor& w, float eps, const Tensor& c, const Tensor& s, int64_t heads) override {
+    Time(profile.other_s, [&] { inner_->rms_norm_rope(x, w, eps, c, s, heads); });
+  }
+  void mul(Tensor& x, const Tensor& f) override {
+    Time(profile.other_s, [&] { inner_->mul(x, f); });
+  }
+  void softmax_relative_bias(Tensor& scores, const Tensor& bias) override {
+    Time(profile.other_s, [&] { inner_->softmax_relative_bias(scores, bias); });
+  }
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
     Time(profile.other_s, [&] { inner_->conv3x3(x, w, b, y); });
   }

@@ -92,8 +92,10 @@ Status Backend::Zero(const Tensor& dst) {
 
 void Backend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
                             int64_t heads) {
-  rms_norm(x, weight, eps);
+  // All or nothing: a shape the rotation cannot take leaves x as it was (no error channel here;
+  // the CUDA backend reports it).
   if (heads <= 0 || x.ndim != 2 || x.shape[1] % heads != 0) return;
+  rms_norm(x, weight, eps);
   Tensor per_head = x;
   per_head.ndim = 3;
   per_head.shape[1] = heads;

@@ -279,7 +279,7 @@ void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, cons
 void CudaBackend::rms_norm(Tensor& x, const Tensor& weight, float eps) {
   impl_->Run("rms_norm", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(weight, "rms_norm weight"));
-    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm x", /*bf16_ok=*/true));
     return cuda::RmsNorm(impl_->ctx, dx, dw.f32(), eps);
   });
 }
@@ -346,7 +346,7 @@ void CudaBackend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, cons
     DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(weight, "rms_norm_rope weight"));
     DS_ASSIGN_OR_RETURN(const Tensor dcos, staging.In(cos, "rms_norm_rope cos"));
     DS_ASSIGN_OR_RETURN(const Tensor dsin, staging.In(sin, "rms_norm_rope sin"));
-    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm_rope x"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm_rope x", /*bf16_ok=*/true));
     return cuda::RmsNormRope(impl_->ctx, dx, dw.f32(), eps, dcos, dsin, heads);
   });
 }

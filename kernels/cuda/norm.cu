@@ -236,7 +236,7 @@ Status RmsNormRope(const Context& ctx, const Tensor& x, const float* weight, flo
                    const Tensor& sin, int64_t heads) {
   const RowLayout xl = RowsOf(x), cl = RowsOf(cos), sl = RowsOf(sin);
   if (xl.count == 0) return Status::Ok();
-  if (heads <= 0 || xl.width % heads != 0 || cl.count != xl.count || sl.count != xl.count ||
+  if (x.ndim != 2 || heads <= 0 || xl.width % heads != 0 || cl.count != xl.count || sl.count != xl.count ||
       cl.width * 2 * heads != xl.width || sl.width != cl.width) {
     return Error(Code::kInvalidArgument, "CUDA rms_norm_rope: x {} in {} heads, cos {}, sin {}", x.shape_string(),
                  heads, cos.shape_string(), sin.shape_string());

@@ -64,11 +64,28 @@ class Bf16LinearBackend final : public Backend {
     InPlace(x, [&](Tensor& t) { ref_.rms_norm_rope(t, w, eps, c, s, heads); });
   }
   int bf16_attention_calls = 0;  // with any of q/k/v/o in BF16
-  void gate_residual(Tensor& x, const Tensor& g, const Tensor& f) override { ref_.gate_residual(x, g, f); }
-  void add(Tensor& x, const Tensor& f) override { ref_.add(x, f); }
-  void gelu_tanh(Tensor& x) override { ref_.gelu_tanh(x); }
-  void silu(Tensor& x) override { ref_.silu(x); }
-  void rope(Tensor& x, const Tensor& c, const Tensor& s) override { ref_.rope(x, c, s); }
+  // The ops the CUDA backend takes in F32 only: a BF16 tensor here is a misuse (it would refuse it).
+  void gate_residual(Tensor& x, const Tensor& g, const Tensor& f) override {
+    if (F32Only({&x, &g, &f})) ref_.gate_residual(x, g, f);
+  }
+  void add(Tensor& x, const Tensor& f) override {
+    if (F32Only({&x, &f})) ref_.add(x, f);
+  }
+  void mul(Tensor& x, const Tensor& f) override {
+    if (F32Only({&x, &f})) ref_.mul(x, f);
+  }
+  void softmax_relative_bias(Tensor& s, const Tensor& b) override {
+    if (F32Only({&s, &b})) ref_.softmax_relative_bias(s, b);
+  }
+  void gelu_tanh(Tensor& x) override {
+    if (F32Only({&x})) ref_.gelu_tanh(x);
+  }
+  void silu(Tensor& x) override {
+    if (F32Only({&x})) ref_.silu(x);
+  }
+  void rope(Tensor& x, const Tensor& c, const Tensor& s) override {
+    if (F32Only({&x, &c, &s})) ref_.rope(x, c, s);
+  }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override {
     if (q.dtype != DType::kBF16 && k.dtype != DType::kBF16 && v.dtype != DType::kBF16 && o.dtype != DType::kBF16) {
       ref_.attention(q, k, v, scale, o);
@@ -79,11 +96,24 @@ class Bf16LinearBackend final : public Backend {
     const Tensor qf = Widened(q, qs), kf = Widened(k, ks), vf = Widened(v, vs);
     InPlace(o, [&](Tensor& t) { ref_.attention(qf, kf, vf, scale, t); });
   }
-  void conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override { ref_.conv3x3(x, w, b, y); }
-  void upsample_nearest2x(const Tensor& x, Tensor& y) override { ref_.upsample_nearest2x(x, y); }
-  void transpose(const Tensor& x, Tensor& y) override { ref_.transpose(x, y); }
+  void conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
+    if (F32Only({&x, &w, &b, &y})) ref_.conv3x3(x, w, b, y);
+  }
+  void upsample_nearest2x(const Tensor& x, Tensor& y) override {
+    if (F32Only({&x, &y})) ref_.upsample_nearest2x(x, y);
+  }
+  void transpose(const Tensor& x, Tensor& y) override {
+    if (F32Only({&x, &y})) ref_.transpose(x, y);
+  }
 
  private:
+  bool F32Only(std::initializer_list<const Tensor*> tensors) {
+    for (const Tensor* t : tensors) {
+      if (t->dtype != DType::kF32) misuse = true;
+    }
+    return !misuse;
+  }
+
   // Calls f(offset in elements, flat index) for every element of a tensor of up to 3 dims.
   template <class F>
   static void ForEach(const Tensor& t, F&& f) {

@@ -37,7 +37,7 @@ TEST(WanBf16Path, BlockMatricesAsStoredAndBf16HiddenRowsMatchTheF32Path) {
     SCOPED_TRACE(reported == Device::kCuda ? "reported as a GPU" : "reported as the CPU");
     Bf16LinearBackend bf16(reported);
     const std::vector<float> got = wan_test::SmallForward(*model, bf16);
-    EXPECT_FALSE(bf16.misuse) << "a BF16 activation reached a linear with non-BF16 weights";
+    EXPECT_FALSE(bf16.misuse) << "a BF16 tensor reached an op the CUDA backend refuses it in";
     // q k v o, cross q k v o, fc1, fc2; with the weights in device buffers q, k and v are one GEMM.
     const bool device = reported == Device::kCuda;
     EXPECT_EQ(bf16.bf16_weight_calls, blocks * (device ? 8 : 10));
