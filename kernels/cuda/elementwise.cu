@@ -31,6 +31,45 @@ __global__ void __launch_bounds__(kThreads) GateResidualKernel(RowLayout x, RowL
   }
 }
 
+// The same on float4 vectors (width a multiple of 4; x, f rows and gate 16-byte aligned): a quarter
+// of the instructions and one block per 4096 columns, where the scalar grid launches a block per
+// 1024 (the residual stream of a Wan block: 32 760 rows of 1536 or 5120 floats, twice a block).
+constexpr int kSpan4 = 4 * kThreads;  // float4 vectors per block and row
+
+dim3 Grid4(const RowLayout& x) {
+  return dim3(static_cast<unsigned>(x.count), static_cast<unsigned>(CeilDiv64(x.width / 4, kSpan4)));
+}
+
+__global__ void __launch_bounds__(kThreads) GateResidualKernel4(RowLayout x, RowLayout f, const float* gate) {
+  float4* xr = reinterpret_cast<float4*>(x.Row(blockIdx.x));
+  const float4* fr = reinterpret_cast<const float4*>(f.Row(blockIdx.x));
+  const float4* g = reinterpret_cast<const float4*>(gate);
+  const int64_t end = min(x.width / 4, static_cast<int64_t>(blockIdx.y + 1) * kSpan4);
+  for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan4 + threadIdx.x; i < end; i += kThreads) {
+    float4 a = xr[i];
+    const float4 b = fr[i];
+    if (g) {
+      const float4 c = g[i];
+      a = make_float4(fmaf(c.x, b.x, a.x), fmaf(c.y, b.y, a.y), fmaf(c.z, b.z, a.z), fmaf(c.w, b.w, a.w));
+    } else {
+      a = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+    }
+    xr[i] = a;
+  }
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Every row of the layout starts on a 16-byte boundary.
+bool Rows16(const RowLayout& l) {
+  if (!Aligned16(l.base)) return false;
+  if (l.uniform >= 0) return l.count <= 1 || l.uniform % 16 == 0;
+  for (int i = 0; i < l.lead; ++i) {
+    if (l.shape[i] > 1 && l.stride[i] % 16 != 0) return false;
+  }
+  return true;
+}
+
 __global__ void __launch_bounds__(kThreads) MultiplyKernel(RowLayout x, RowLayout f) {
   float* xr = x.Row(blockIdx.x);
   const float* fr = f.Row(blockIdx.x);
@@ -202,9 +241,14 @@ Status Widen(const Context& ctx, const Tensor& src, const Tensor& dst, float sca
 }
 
 Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, const Tensor& f) {
-  const RowLayout xl = RowsOf(x);
+  const RowLayout xl = RowsOf(x), fl = RowsOf(f);
   if (xl.count == 0 || xl.width == 0) return Status::Ok();
-  GateResidualKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, RowsOf(f), gate);
+  if (xl.width % 4 == 0 && Rows16(xl) && Rows16(fl) && Aligned16(gate)) {
+    GateResidualKernel4<<<Grid4(xl), kThreads, 0, ctx.stream>>>(xl, fl, gate);
+    DS_CUDA_TRY_LAUNCH();
+    return Status::Ok();
+  }
+  GateResidualKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, fl, gate);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }
