@@ -55,6 +55,16 @@ __device__ __forceinline__ void PinRegisters(float (&d)[kTiles][4]) {
     for (int i = 0; i < 4; ++i) asm volatile("" : "+f"(d[nt][i])::"memory");
   }
 }
+// The same for A fragments in registers (P), which a P·V in flight reads: packing the next P must
+// stay after the wait for that P·V and before the fence that precedes its own P·V.
+template <int kSteps>
+__device__ __forceinline__ void PinRegisters(uint32_t (&a)[kSteps][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kSteps; ++kk) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[kk][i])::"memory");
+  }
+}
 
 #define DS_ACC4(n) "+f"(d[n][0]), "+f"(d[n][1]), "+f"(d[n][2]), "+f"(d[n][3])
 #define DS_ACC64                                                                                              \
@@ -128,9 +138,10 @@ __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int
 // Block (query tile blockIdx.x, head blockIdx.y). Warpgroup wg computes query rows [64·wg, …) of
 // the tile; per key tile: S = Q·Kᵀ (kQkSteps wgmmas from shared memory), the online softmax in
 // registers, O += P·V (kPvSteps wgmmas, P from registers, Vᵀ from shared memory), while the next
-// K/Vᵀ tile streams into the other slot. The one barrier per step publishes the landed tile and
-// tells every warpgroup's wgmmas on the previous tile are complete (each waits for its own before
-// arriving), so the slot they read can be refilled.
+// K/Vᵀ tile streams into a free slot of the ring (the other of two in the serial variant; the
+// pipelined one below keeps three). The one barrier per step publishes the landed tile and tells
+// every warpgroup's wgmmas on the tile the refill replaces are complete (each waits for its own
+// before arriving). nk ≥ 1 (Check), so there is at least one key tile.
 template <class T, bool kBf16Out>
 __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __grid_constant__ Params p) {
   static_assert(T::kBlockN == 128 && T::kHeadDim == 128, "WgmmaSS/WgmmaRS are the m64n128k16 shapes");
@@ -228,6 +239,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
       softmax(kt, alpha);
       RescaleO<T>(r_o, alpha);
       pack_p();
+      PinRegisters(r_p);
       PinRegisters(r_o);
       WgmmaFence();
       issue_pv(desc, kt);
@@ -253,6 +265,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
       next_tile(kt);
       const uint64_t desc = step_descriptor();
       PinRegisters(r_s);
+      PinRegisters(r_p);
       PinRegisters(r_o);
       WgmmaFence();
       issue_s(desc, kt);
@@ -262,9 +275,12 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
       softmax(kt, alpha);
       WgmmaWait<0>();  // P(kt − 1)·V(kt − 1) has landed: r_o complete, r_p free
       PinRegisters(r_o);
+      PinRegisters(r_p);
+      PinRegisters(r_s);
       RescaleO<T>(r_o, alpha);
       pack_p();
     }
+    PinRegisters(r_p);
     PinRegisters(r_o);
     WgmmaFence();
     issue_pv(step_descriptor(), n_tiles - 1);
