@@ -1,7 +1,11 @@
-// The Backend interface: every op the engine computes, on float32 tensors of the backend's device.
-// kernels/cpu/reference implements each op naively (the test oracle); kernels/cpu the optimized CPU
-// backend; kernels/cuda the GPU one. Shapes are preconditions checked by the caller (the model code
-// validates all shapes when it loads), so ops return nothing.
+// The Backend interface: every op the engine computes, on tensors of the backend's device. They are
+// float32, except where a backend's linear takes BF16 weights (LinearAcceptsWeights: the GPU): then
+// the activations that only feed or come out of bf16 GEMMs and attention may be BF16 too, as each
+// op below says (linear's x and y, the norms' outputs, the q/k norms' rows, attention's q/k/v/o).
+// The CPU backends never see BF16. kernels/cpu/reference implements each op naively (the test
+// oracle); kernels/cpu the optimized CPU backend; kernels/cuda the GPU one. Shapes are
+// preconditions checked by the caller (the model code validates all shapes when it loads), so ops
+// return nothing.
 //
 // Layout conventions: tensors are row-major and contiguous unless an op says otherwise; "rows" of a
 // [M, D] tensor are tokens. Attention takes q/k/v as [tokens, heads, head_dim] views whose token
