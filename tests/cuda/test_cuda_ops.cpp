@@ -329,6 +329,20 @@ TEST_F(CudaOps, FullF32BackendDoesNotTakeBf16Weights) {
   EXPECT_TRUE(f32->LinearAcceptsWeights(DType::kF32));
 }
 
+// cos/sin [n, half] of random angles in (−π, π): RoPE tables for the rope tests.
+struct RopeTables {
+  HostBuffer cos, sin;
+};
+RopeTables RandomRopeTables(std::mt19937& rng, int64_t n, int64_t half) {
+  const HostBuffer angles = Random(rng, static_cast<size_t>(n * half), -3.1f, 3.1f);
+  RopeTables t{HostBuffer(angles.size()), HostBuffer(angles.size())};
+  for (size_t i = 0; i < angles.size(); ++i) {
+    t.cos.data()[i] = std::cos(angles.data()[i]);
+    t.sin.data()[i] = std::sin(angles.data()[i]);
+  }
+  return t;
+}
+
 // ---- norms -------------------------------------------------------------------------------------
 
 // Rows padded to 16-byte multiples take the float4 kernels (LayerNorm), the others the scalar ones.
@@ -558,12 +572,8 @@ TEST_F(CudaOps, RmsNormRopeMatchesReference) {
     const HostBuffer got_b(want_b.size());
     std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
     const HostBuffer wb = Random(rng_, static_cast<size_t>(d));
-    const HostBuffer angles = Random(rng_, static_cast<size_t>(n * dh / 2), -3.1f, 3.1f);
-    const HostBuffer cb(angles.size()), sb(angles.size());
-    for (size_t i = 0; i < angles.size(); ++i) {
-      cb.data()[i] = std::cos(angles.data()[i]);
-      sb.data()[i] = std::sin(angles.data()[i]);
-    }
+    const RopeTables tables = RandomRopeTables(rng_, n, dh / 2);
+    const HostBuffer &cb = tables.cos, &sb = tables.sin;
     const Tensor cosv = cb.view({n, dh / 2}), sinv = sb.view({n, dh / 2});
     // The reference as two ops: the norm over the full width, the rotation per head.
     Tensor want = Strided(want_b.data(), {n, d}, row);
@@ -597,12 +607,8 @@ TEST_F(CudaOps, RmsNormsOnBf16Rows) {
   std::vector<uint16_t> bits(xf.size());
   for (size_t i = 0; i < bits.size(); ++i) bits[i] = FloatToBFloat16(xf.data()[i]);
   const HostBuffer wb = Random(rng_, static_cast<size_t>(d));
-  const HostBuffer angles = Random(rng_, static_cast<size_t>(n * dh / 2), -3.1f, 3.1f);
-  const HostBuffer cb(angles.size()), sb(angles.size());
-  for (size_t i = 0; i < angles.size(); ++i) {
-    cb.data()[i] = std::cos(angles.data()[i]);
-    sb.data()[i] = std::sin(angles.data()[i]);
-  }
+  const RopeTables tables = RandomRopeTables(rng_, n, dh / 2);
+  const HostBuffer &cb = tables.cos, &sb = tables.sin;
   const Tensor cosv = cb.view({n, dh / 2}), sinv = sb.view({n, dh / 2});
   for (bool rope : {false, true}) {
     SCOPED_TRACE(rope ? "rms_norm_rope" : "rms_norm");
@@ -654,12 +660,8 @@ TEST_F(CudaOps, RopeMatchesReference) {
     const HostBuffer want_b = Random(rng_, static_cast<size_t>(n * row));
     const HostBuffer got_b(want_b.size());
     std::copy(want_b.data(), want_b.data() + want_b.size(), got_b.data());
-    const HostBuffer angles = Random(rng_, static_cast<size_t>(n * dh / 2), -3.1f, 3.1f);
-    const HostBuffer cb(angles.size()), sb(angles.size());
-    for (size_t i = 0; i < angles.size(); ++i) {
-      cb.data()[i] = std::cos(angles.data()[i]);
-      sb.data()[i] = std::sin(angles.data()[i]);
-    }
+    const RopeTables tables = RandomRopeTables(rng_, n, dh / 2);
+    const HostBuffer &cb = tables.cos, &sb = tables.sin;
     Tensor want = Strided(want_b.data(), {n, heads, dh}, row), got = Strided(got_b.data(), {n, heads, dh}, row);
     const Tensor cosv = cb.view({n, dh / 2}), sinv = sb.view({n, dh / 2});
     ref_.rope(want, cosv, sinv);

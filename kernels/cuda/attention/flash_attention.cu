@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cuda/attention/flash_hopper.cuh"
+#include "kernels/cuda/attention/flash_launch.cuh"
 #include "kernels/cuda/attention/hopper_layout.h"
 #include "kernels/cuda/cuda_check.h"
 
@@ -213,31 +214,16 @@ __global__ void __launch_bounds__(T::kThreads, 1) FlashForwardKernel(const __gri
   }
 }
 
-template <class T, bool kBf16Out>
-Status LaunchFor(const Params& p, cudaStream_t stream) {
-  const auto kernel = FlashForwardKernel<T, kBf16Out>;
-  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
-  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
-  DS_CUDA_TRY_LAUNCH();
-  return Status::Ok();
-}
-
 template <class T>
 Status Launch(const Params& p, cudaStream_t stream) {
-  return p.o_bf16 ? LaunchFor<T, true>(p, stream) : LaunchFor<T, false>(p, stream);
+  return p.o_bf16 ? LaunchFlashKernel(FlashForwardKernel<T, true>, T::kBlockM, T::kThreads, T::kSmemBytes, p, stream)
+                  : LaunchFlashKernel(FlashForwardKernel<T, false>, T::kBlockM, T::kThreads, T::kSmemBytes, p, stream);
 }
 
 // Of the f32-output kernel (the bf16-output one differs only in its epilogue).
 template <class T>
 Result<KernelResources> QueryResources() {
-  const auto kernel = FlashForwardKernel<T, false>;
-  cudaFuncAttributes a;
-  DS_CUDA_TRY(cudaFuncGetAttributes(&a, kernel));
-  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
-  int blocks = 0;
-  DS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, T::kThreads, T::kSmemBytes));
-  return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
+  return FlashKernelResources(FlashForwardKernel<T, false>, T::kThreads, T::kSmemBytes);
 }
 
 using detail::Entry;

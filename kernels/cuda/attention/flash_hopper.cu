@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/attention/flash_launch.cuh"
 #include "kernels/cuda/attention/hopper_layout.h"
 #include "kernels/cuda/cuda_check.h"
 
@@ -336,32 +337,17 @@ Status TransposeV(const Params& p, int head_dim, cudaStream_t stream) {
   return Status::Ok();
 }
 
-template <class T, bool kBf16Out>
-Status LaunchFor(const Params& p, cudaStream_t stream) {
-  const auto kernel = HopperForwardKernel<T, kBf16Out>;
-  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
-  const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
-  kernel<<<grid, T::kThreads, T::kSmemAlloc, stream>>>(p);
-  DS_CUDA_TRY_LAUNCH();
-  return Status::Ok();
-}
-
 template <class T>
 Status Launch(const Params& p, cudaStream_t stream) {
   DS_TRY(TransposeV(p, T::kHeadDim, stream));
-  return p.o_bf16 ? LaunchFor<T, true>(p, stream) : LaunchFor<T, false>(p, stream);
+  return p.o_bf16 ? LaunchFlashKernel(HopperForwardKernel<T, true>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream)
+                  : LaunchFlashKernel(HopperForwardKernel<T, false>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream);
 }
 
 // Of the f32-output kernel (the bf16-output one differs only in its epilogue).
 template <class T>
 Result<KernelResources> QueryResources() {
-  const auto kernel = HopperForwardKernel<T, false>;
-  cudaFuncAttributes a;
-  DS_CUDA_TRY(cudaFuncGetAttributes(&a, kernel));
-  DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
-  int blocks = 0;
-  DS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, T::kThreads, T::kSmemAlloc));
-  return KernelResources{a.numRegs, static_cast<int>(a.localSizeBytes), blocks};
+  return FlashKernelResources(HopperForwardKernel<T, false>, T::kThreads, T::kSmemAlloc);
 }
 
 template <int kHeadDim>

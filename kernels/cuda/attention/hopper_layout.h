@@ -106,20 +106,7 @@ struct Candidates<128> {
 
 // ---- which tiles a block handles --------------------------------------------------------------
 
-template <class T>
-DS_HD Range QueryTile(int m_block, int nq) {
-  const int begin = m_block * T::kBlockM;
-  return {begin, nq - begin < T::kBlockM ? nq - begin : T::kBlockM};
-}
-template <class T>
-DS_HD int KeyTileCount(int nk) {
-  return CeilDiv(nk, T::kBlockN);
-}
-template <class T>
-DS_HD Range KeyTile(int n_block, int nk) {
-  const int begin = n_block * T::kBlockN;
-  return {begin, nk - begin < T::kBlockN ? nk - begin : T::kBlockN};
-}
+// QueryTile, KeyTileCount and KeyTile are flash_layout.h's: they read only kBlockM and kBlockN.
 
 // Row stride (elements) of Vᵀ [dim, key]: keys rounded up to whole 16-byte chunks, the padding zero.
 DS_HD int64_t VtRow(int nk) { return (static_cast<int64_t>(nk) + 7) / 8 * 8; }
