@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/cuda/attention/flash_device.cuh"
 #include "kernels/cuda/attention/flash_hopper.cuh"
-#include "kernels/cuda/attention/flash_launch.cuh"
 #include "kernels/cuda/attention/hopper_layout.h"
 #include "kernels/cuda/cuda_check.h"
 
@@ -19,22 +19,6 @@ namespace ds::cuda::flash {
 namespace {
 
 // ---- PTX wrappers ----------------------------------------------------------------------------------
-
-__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global → shared, bypassing L1. A source size of 0 writes 16 zero bytes: the rows past
-// the end of a partial tile read nothing and hold zeros (finite, then masked or ignored).
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
 
 __device__ __forceinline__ void Ldmatrix(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -54,15 +38,6 @@ __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint3
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ float QuadMax(float v) {
-  v = Max(v, __shfl_xor_sync(0xffffffffu, v, 1));
-  return Max(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-__device__ __forceinline__ float QuadSum(float v) {
-  v += __shfl_xor_sync(0xffffffffu, v, 1);
-  return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
 // ---- the kernel ------------------------------------------------------------------------------------

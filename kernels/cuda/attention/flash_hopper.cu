@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/attention/flash_launch.cuh"
+#include "kernels/cuda/attention/flash_device.cuh"
 #include "kernels/cuda/attention/hopper_layout.h"
 #include "kernels/cuda/cuda_check.h"
 
@@ -20,16 +20,6 @@ namespace {
 // ---- PTX wrappers ----------------------------------------------------------------------------------
 
 #if DS_WGMMA
-__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void CpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
 // cp.async writes shared memory through the generic proxy, wgmma reads it through the async proxy:
 // each writer fences its own completed copies before the barrier that publishes them.
 __device__ __forceinline__ void FenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
@@ -108,14 +98,6 @@ __device__ __forceinline__ void WgmmaRS(float (&d)[16][4], const uint32_t (&a)[4
 #undef DS_ACC64
 #undef DS_ACC4
 
-__device__ __forceinline__ float QuadMax(float v) {
-  v = Max(v, __shfl_xor_sync(0xffffffffu, v, 1));
-  return Max(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-__device__ __forceinline__ float QuadSum(float v) {
-  v += __shfl_xor_sync(0xffffffffu, v, 1);
-  return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
 // A [kRows, kCols] bf16 tile (g: its row 0, rows `row_stride` elements apart; `rows` × `cols`
 // valid) into its swizzled K-major place at `s_tile`; chunks outside the valid part are zero-filled.
 template <class T, int kRows, int kCols>
@@ -180,7 +162,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
   // proxy fence), everyone's has, and every warpgroup is done with the wgmmas that read the slot
   // the next tile takes; then that tile's copies go out.
   auto next_tile = [&](int kt) {
-    CpAsyncWaitAll();
+    CpAsyncWait<0>();
     FenceProxyAsync();
     __syncthreads();
     if (kt + 1 < n_tiles) load_kv(kt + 1);
