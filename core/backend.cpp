@@ -96,12 +96,7 @@ void Backend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Te
   // the CUDA backend reports it).
   if (heads <= 0 || x.ndim != 2 || x.shape[1] % heads != 0) return;
   rms_norm(x, weight, eps);
-  Tensor per_head = x;
-  per_head.ndim = 3;
-  per_head.shape[1] = heads;
-  per_head.shape[2] = x.shape[1] / heads;
-  per_head.strides[2] = x.strides[1];
-  per_head.strides[1] = x.strides[1] * per_head.shape[2];
+  Tensor per_head = SplitHeads(x, heads);
   rope(per_head, cos, sin);
 }
 

@@ -88,6 +88,16 @@ HostBuffer::HostBuffer(size_t count) : size_(count) {
 
 void HostBuffer::Free::operator()(float* p) const { std::free(p); }
 
+Tensor SplitHeads(const Tensor& rows, int64_t heads) {
+  Tensor h = rows;
+  h.ndim = 3;
+  h.shape[1] = heads;
+  h.shape[2] = rows.shape[1] / heads;
+  h.strides[2] = rows.strides[1];
+  h.strides[1] = rows.strides[1] * h.shape[2];
+  return h;
+}
+
 Tensor HostBuffer::view(std::initializer_list<int64_t> shape) const {
   return Tensor::View(data_.get(), DType::kF32, shape);
 }

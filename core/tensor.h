@@ -41,6 +41,10 @@ struct Tensor {
   static Tensor View(void* data, DType dtype, std::initializer_list<int64_t> shape, Device device = Device::kCpu);
 };
 
+// Rows [N, H·dh] (rows possibly strided, elements contiguous) as heads [N, H, dh]: the view q/k/v
+// take for rope and attention. `heads` must divide the width.
+Tensor SplitHeads(const Tensor& rows, int64_t heads);
+
 // Owning, 64-byte aligned host storage for float tensors.
 class HostBuffer {
  public:

@@ -211,14 +211,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
   }
   Tensor X = x.tensor, Hm = h.tensor, Q = q.tensor, K = k.tensor, V = v.tensor, VT = vt.tensor, O = o.tensor,
          F = f.tensor, S = scores.tensor, G = g.tensor, U = u.tensor, REL = rel.tensor;
-  Tensor S3 = S;  // [H, L, L]
-  S3.ndim = 3;
-  S3.shape[0] = c.heads;
-  S3.shape[1] = L;
-  S3.shape[2] = L;
-  S3.strides[0] = L * L * 4;
-  S3.strides[1] = L * 4;
-  S3.strides[2] = 4;
+  Tensor S3 = Tensor::View(S.data, DType::kF32, {c.heads, L, L}, S.device);  // the scores per head
   DS_TRY(be.CopyToBackend(Mat(out.data(), L, d), X));
   auto head_rows = [&](const Tensor& t, int64_t head) {
     return StridedRows(static_cast<float*>(t.data) + head * dk, L, dk, inner, t.device);

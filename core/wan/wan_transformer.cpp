@@ -430,12 +430,7 @@ void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_blo
   float* m = ws.mod.data();
   for (int64_t i = 0; i < 6 * d; ++i) m[i] = host_block.table.f32()[i] + ws.e[i];
   auto mod = [&](int which) { return Tensor::View(m + which * d, DType::kF32, {d}); };
-  // [rows, D] (rows possibly strided) as [rows, heads, dh].
-  auto heads_view = [&](const Tensor& t) {
-    Tensor h = Tensor::View(t.data, t.dtype, {t.shape[0], heads, dh}, t.device);
-    h.strides[0] = t.strides[0];
-    return h;
-  };
+  auto heads_view = [&](const Tensor& t) { return SplitHeads(t, heads); };
   Tensor x = ws.x.tensor, a = ws.a.tensor, f = ws.f.tensor, o = ws.o.tensor;
   Tensor q = Cols(ws.qkv.tensor, 0, d), k = Cols(ws.qkv.tensor, d, d), v = Cols(ws.qkv.tensor, 2 * d, d);
 

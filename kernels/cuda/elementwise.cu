@@ -58,18 +58,6 @@ __global__ void __launch_bounds__(kThreads) GateResidualKernel4(RowLayout x, Row
   }
 }
 
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// Every row of the layout starts on a 16-byte boundary.
-bool Rows16(const RowLayout& l) {
-  if (!Aligned16(l.base)) return false;
-  if (l.uniform >= 0) return l.count <= 1 || l.uniform % 16 == 0;
-  for (int i = 0; i < l.lead; ++i) {
-    if (l.shape[i] > 1 && l.stride[i] % 16 != 0) return false;
-  }
-  return true;
-}
-
 __global__ void __launch_bounds__(kThreads) MultiplyKernel(RowLayout x, RowLayout f) {
   float* xr = x.Row(blockIdx.x);
   const float* fr = f.Row(blockIdx.x);
@@ -243,7 +231,7 @@ Status Widen(const Context& ctx, const Tensor& src, const Tensor& dst, float sca
 Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, const Tensor& f) {
   const RowLayout xl = RowsOf(x), fl = RowsOf(f);
   if (xl.count == 0 || xl.width == 0) return Status::Ok();
-  if (xl.width % 4 == 0 && Rows16(xl) && Rows16(fl) && Aligned16(gate)) {
+  if (xl.width % 4 == 0 && RowsAligned(xl, 16) && RowsAligned(fl, 16) && Aligned(gate, 16)) {
     GateResidualKernel4<<<Grid4(xl), kThreads, 0, ctx.stream>>>(xl, fl, gate);
     DS_CUDA_TRY_LAUNCH();
     return Status::Ok();

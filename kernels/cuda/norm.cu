@@ -19,13 +19,16 @@ namespace {
 constexpr int kRowsPerBlock = 8;
 constexpr int kThreads = kRowsPerBlock * kWarpSize;
 
-// The output element: f32, or bf16 (rounded to nearest even) where y feeds bf16 GEMMs.
-template <class Out>
-__device__ __forceinline__ void Store(Out* y, int64_t i, float v) {
-  if constexpr (std::is_same_v<Out, float>) {
-    y[i] = v;
+// Elements of f32 or bf16 rows as floats and back (bf16 rounded to nearest even): the norms
+// compute in f32 whichever they read and write.
+__device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class Elem>
+__device__ __forceinline__ Elem FromFloat(float v) {
+  if constexpr (std::is_same_v<Elem, float>) {
+    return v;
   } else {
-    y[i] = __float2bfloat16_rn(v);
+    return __float2bfloat16_rn(v);
   }
 }
 
@@ -51,7 +54,7 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel(RowLayout x, RowLayo
     if (v.bias) out += v.bias[i];
     if (v.scale) out *= 1.0f + v.scale[i];
     if (v.shift) out += v.shift[i];
-    Store(yr, i, out);
+    yr[i] = FromFloat<Out>(out);
   }
 }
 
@@ -123,16 +126,6 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLay
 }
 
 // In place over rows of f32 or bf16 (computed in f32, rounded once).
-__device__ __forceinline__ float ToFloat(float v) { return v; }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class Elem>
-__device__ __forceinline__ Elem FromFloat(float v) {
-  if constexpr (std::is_same_v<Elem, float>) {
-    return v;
-  } else {
-    return __float2bfloat16_rn(v);
-  }
-}
 
 template <class Elem>
 __global__ void __launch_bounds__(kThreads) RmsNormKernel(RowLayout x, const float* weight, float eps) {
@@ -179,18 +172,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 dim3 RowBlocks(int64_t rows) { return dim3(static_cast<unsigned>(CeilDiv64(rows, kRowsPerBlock))); }
-
-bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
-// Every row of the layout starts on a multiple of `bytes`.
-bool RowsAligned(const RowLayout& l, int64_t bytes) {
-  if (!Aligned(l.base, static_cast<uintptr_t>(bytes))) return false;
-  if (l.uniform >= 0) return l.count <= 1 || l.uniform % bytes == 0;
-  for (int i = 0; i < l.lead; ++i) {
-    if (l.shape[i] > 1 && l.stride[i] % bytes != 0) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -262,13 +243,7 @@ Status RmsNormRope(const Context& ctx, const Tensor& x, const float* weight, flo
                  x.shape_string(), heads);
   }
   DS_TRY(RmsNorm(ctx, x, weight, eps));
-  Tensor per_head = x;
-  per_head.ndim = 3;
-  per_head.shape[1] = heads;
-  per_head.shape[2] = head_dim;
-  per_head.strides[2] = x.strides[1];
-  per_head.strides[1] = x.strides[1] * head_dim;
-  return Rope(ctx, per_head, cos, sin);
+  return Rope(ctx, SplitHeads(x, heads), cos, sin);
 }
 
 }  // namespace ds::cuda

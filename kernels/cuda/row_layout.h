@@ -55,4 +55,16 @@ inline RowLayout RowsOf(const Tensor& t) {
   return l;
 }
 
+// Whether p is a multiple of `bytes`, and whether every row of a layout starts on one: what the
+// vectorised kernels (float4, bf16 quads) need.
+inline bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+inline bool RowsAligned(const RowLayout& l, int64_t bytes) {
+  if (!Aligned(l.base, static_cast<uintptr_t>(bytes))) return false;
+  if (l.uniform >= 0) return l.count <= 1 || l.uniform % bytes == 0;
+  for (int i = 0; i < l.lead; ++i) {
+    if (l.shape[i] > 1 && l.stride[i] % bytes != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace ds::cuda

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "kernels/cuda/cuda_backend.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -86,6 +87,38 @@ class DeviceMirror {
   Tensor dev_;
   Status status_;
 };
+
+// BF16 host data (values rounded to bf16) and its device copy, [rows, cols]; FetchBf16 reads a
+// device BF16 [rows, cols] back as floats.
+struct Bf16Matrix {
+  std::vector<uint16_t> bits;
+  HostBuffer widened;  // the bf16 values as floats
+  BackendBuffer device;
+};
+
+inline Bf16Matrix RoundedToBf16(CudaBackend& be, const HostBuffer& values, int64_t rows, int64_t cols) {
+  Bf16Matrix m;
+  m.bits.resize(values.size());
+  m.widened = HostBuffer(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    m.bits[i] = FloatToBFloat16(values.data()[i]);
+    m.widened.data()[i] = BFloat16ToFloat(m.bits[i]);
+  }
+  auto buf = be.NewBuffer(DType::kBF16, {rows, cols});
+  EXPECT_TRUE(buf.ok()) << buf.status().message();
+  if (!buf.ok()) return m;
+  m.device = *buf;
+  EXPECT_TRUE(be.CopyToBackend(Tensor::View(m.bits.data(), DType::kBF16, {rows, cols}), m.device.tensor).ok());
+  return m;
+}
+
+inline HostBuffer FetchBf16(CudaBackend& be, const Tensor& device, int64_t rows, int64_t cols) {
+  std::vector<uint16_t> bits(static_cast<size_t>(rows * cols));
+  EXPECT_TRUE(be.CopyToHost(device, Tensor::View(bits.data(), DType::kBF16, {rows, cols})).ok());
+  HostBuffer out(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) out.data()[i] = BFloat16ToFloat(bits[i]);
+  return out;
+}
 
 }  // namespace ds::test
 

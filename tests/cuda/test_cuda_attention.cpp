@@ -249,10 +249,8 @@ TEST_F(CudaAttention, FlashReadsBf16InPlaceAndWritesBf16) {
     constexpr int64_t dh = 128;
     const int64_t hd = heads * dh, rows = std::max(nq, nk);
     SCOPED_TRACE("nq " + std::to_string(nq) + " nk " + std::to_string(nk) + (cross ? " cross (F32 k/v)" : ""));
-    // The fused buffer's values, bf16-representable, as bits for the device and floats for the reference.
+    // The fused buffer's values, bf16-representable (the reference reads them as floats).
     const HostBuffer qkv = test::Bf16Rounded(Random(rng_, static_cast<size_t>(rows * 3 * hd)));
-    std::vector<uint16_t> bits(qkv.size());
-    for (size_t i = 0; i < bits.size(); ++i) bits[i] = cuda::flash::Bf16Bits(qkv.data()[i]);
     const HostBuffer kf = Random(rng_, static_cast<size_t>(nk * hd)), vf = Random(rng_, static_cast<size_t>(nk * hd));
     const Tensor q = Strided(qkv.data(), {nq, heads, dh}, 3 * hd);
     const Tensor k = cross ? kf.view({nk, heads, dh}) : Strided(qkv.data() + hd, {nk, heads, dh}, 3 * hd);
@@ -266,27 +264,24 @@ TEST_F(CudaAttention, FlashReadsBf16InPlaceAndWritesBf16) {
     for (const Flash& f : flash) {
       SCOPED_TRACE("flash config " + f.config);
       CudaBackend& be = *f.be;
-      auto dqkv = be.NewBuffer(DType::kBF16, {rows, 3 * hd});
-      auto dout = be.NewBuffer(DType::kBF16, {nq, heads, dh});
-      ASSERT_TRUE(dqkv.ok() && dout.ok());
-      ASSERT_TRUE(be.CopyToBackend(Tensor::View(bits.data(), DType::kBF16, {rows, 3 * hd}), dqkv->tensor).ok());
-      auto bf16_view = [&](int part, int64_t n) {
-        Tensor t = Tensor::View(static_cast<uint16_t*>(dqkv->tensor.data) + part * hd, DType::kBF16, {n, heads, dh},
+      const test::Bf16Matrix dqkv = test::RoundedToBf16(be, qkv, rows, 3 * hd);
+      auto dout = be.NewBuffer(DType::kBF16, {nq, hd});
+      ASSERT_TRUE(dout.ok());
+      auto bf16_view = [&](int part, int64_t n) {  // q, k or v columns of the first n fused rows, as heads
+        Tensor t = Tensor::View(static_cast<uint16_t*>(dqkv.device.tensor.data) + part * hd, DType::kBF16, {n, hd},
                                 Device::kCuda);
-        t.strides[0] = 3 * hd * 2;
-        return t;
+        t.strides[0] = dqkv.device.tensor.strides[0];
+        return SplitHeads(t, heads);
       };
       DS_MIRROR(dk, be, kf);
       DS_MIRROR(dv, be, vf);
       const Tensor dq = bf16_view(0, nq);
       const Tensor dkv = cross ? dk(k) : bf16_view(1, nk), dvv = cross ? dv(v) : bf16_view(2, nk);
-      be.attention(dq, dkv, dvv, scale, dout->tensor);
-      std::vector<uint16_t> out_bits(static_cast<size_t>(nq * hd));
-      ASSERT_TRUE(be.CopyToHost(dout->tensor, Tensor::View(out_bits.data(), DType::kBF16, {nq, heads, dh})).ok());
+      Tensor o = SplitHeads(dout->tensor, heads);
+      be.attention(dq, dkv, dvv, scale, o);
+      const HostBuffer got_b = test::FetchBf16(be, dout->tensor, nq, hd);
       const Status st = be.Synchronize();
       ASSERT_TRUE(st.ok()) << st.message();
-      const HostBuffer got_b(out_bits.size());
-      for (size_t i = 0; i < out_bits.size(); ++i) got_b.data()[i] = cuda::flash::Bf16ToFloat(out_bits[i]);
       const double e_flash = WorstError(got_b.view({nq, heads, dh}), want);
       EXPECT_LE(e_flash, 2.0 * e_base + 1e-3 + 4e-3) << "same-precision baseline error " << e_base;
     }
@@ -304,24 +299,17 @@ TEST_F(CudaAttention, NaiveKernelReadsAndWritesBf16) {
   Tensor want = want_b.view({nq, heads, dh});
   const float scale = 0.2f;
   ref_.attention(qf.view({nq, heads, dh}), kf.view({nk, heads, dh}), vf.view({nk, heads, dh}), scale, want);
-  auto upload = [&](const HostBuffer& h, int64_t n) {
-    std::vector<uint16_t> bits(h.size());
-    for (size_t i = 0; i < bits.size(); ++i) bits[i] = cuda::flash::Bf16Bits(h.data()[i]);
-    auto buf = cuda_->NewBuffer(DType::kBF16, {n, heads, dh});
-    EXPECT_TRUE(buf.ok());
-    EXPECT_TRUE(cuda_->CopyToBackend(Tensor::View(bits.data(), DType::kBF16, {n, heads, dh}), buf->tensor).ok());
-    return std::move(*buf);
-  };
-  const BackendBuffer dq = upload(qf, nq), dk = upload(kf, nk), dv = upload(vf, nk);
-  auto dout = cuda_->NewBuffer(DType::kBF16, {nq, heads, dh});
+  constexpr int64_t hd = heads * dh;
+  const test::Bf16Matrix dq = test::RoundedToBf16(*cuda_, qf, nq, hd), dk = test::RoundedToBf16(*cuda_, kf, nk, hd),
+                         dv = test::RoundedToBf16(*cuda_, vf, nk, hd);
+  auto dout = cuda_->NewBuffer(DType::kBF16, {nq, hd});
   ASSERT_TRUE(dout.ok());
-  cuda_->attention(dq.tensor, dk.tensor, dv.tensor, scale, dout->tensor);
-  std::vector<uint16_t> out_bits(qf.size());
-  ASSERT_TRUE(cuda_->CopyToHost(dout->tensor, Tensor::View(out_bits.data(), DType::kBF16, {nq, heads, dh})).ok());
+  Tensor o = SplitHeads(dout->tensor, heads);
+  cuda_->attention(SplitHeads(dq.device.tensor, heads), SplitHeads(dk.device.tensor, heads),
+                   SplitHeads(dv.device.tensor, heads), scale, o);
+  const HostBuffer got_b = test::FetchBf16(*cuda_, dout->tensor, nq, hd);
   const Status st = cuda_->Synchronize();
   ASSERT_TRUE(st.ok()) << st.message();
-  const HostBuffer got_b(out_bits.size());
-  for (size_t i = 0; i < out_bits.size(); ++i) got_b.data()[i] = cuda::flash::Bf16ToFloat(out_bits[i]);
   EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 4e-3));
 }
 

@@ -17,9 +17,12 @@ namespace ds {
 namespace {
 
 using test::AllClose;
+using test::Bf16Matrix;
+using test::FetchBf16;
 using test::Poison;
 using test::Poisoned;
 using test::Random;
+using test::RoundedToBf16;
 using test::Strided;
 using test::UntouchedOutside;
 
@@ -126,37 +129,6 @@ TEST_F(CudaOps, LinearTakesBf16WeightsAsStored) {
       EXPECT_TRUE(UntouchedOutside(got_b, got));
     }
   }
-}
-
-// BF16 host data and its device copy.
-struct Bf16Matrix {
-  std::vector<uint16_t> bits;
-  HostBuffer widened;  // the bf16 values as floats
-  BackendBuffer device;
-};
-
-Bf16Matrix RoundedToBf16(CudaBackend& be, const HostBuffer& values, int64_t rows, int64_t cols) {
-  Bf16Matrix m;
-  m.bits.resize(values.size());
-  m.widened = HostBuffer(values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    m.bits[i] = FloatToBFloat16(values.data()[i]);
-    m.widened.data()[i] = BFloat16ToFloat(m.bits[i]);
-  }
-  auto buf = be.NewBuffer(DType::kBF16, {rows, cols});
-  EXPECT_TRUE(buf.ok()) << buf.status().message();
-  if (!buf.ok()) return m;
-  m.device = *buf;
-  EXPECT_TRUE(be.CopyToBackend(Tensor::View(m.bits.data(), DType::kBF16, {rows, cols}), m.device.tensor).ok());
-  return m;
-}
-
-HostBuffer FetchBf16(CudaBackend& be, const Tensor& device, int64_t rows, int64_t cols) {
-  std::vector<uint16_t> bits(static_cast<size_t>(rows * cols));
-  EXPECT_TRUE(be.CopyToHost(device, Tensor::View(bits.data(), DType::kBF16, {rows, cols})).ok());
-  HostBuffer out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out.data()[i] = BFloat16ToFloat(bits[i]);
-  return out;
 }
 
 // The FFN's path on the GPU: fc1 = linear_gelu_tanh with BF16 w and a BF16 y (cuBLASLt's

@@ -50,10 +50,12 @@ class Bf16LinearBackend final : public Backend {
 
   // A BF16 y (rows only bf16 GEMMs read, as the CUDA norms write them): computed in f32, rounded once.
   void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) override {
-    Norm(y, [&](Tensor& out) { ref_.layer_norm(x, w, b, eps, out); });
+    bf16_norm_calls += y.dtype == DType::kBF16;
+    InPlace(y, [&](Tensor& out) { ref_.layer_norm(x, w, b, eps, out); });
   }
   void layer_norm_modulate(const Tensor& x, const Tensor& sh, const Tensor& sc, float eps, Tensor& y) override {
-    Norm(y, [&](Tensor& out) { ref_.layer_norm_modulate(x, sh, sc, eps, out); });
+    bf16_norm_calls += y.dtype == DType::kBF16;
+    InPlace(y, [&](Tensor& out) { ref_.layer_norm_modulate(x, sh, sc, eps, out); });
   }
   int bf16_norm_calls = 0;
   // BF16 q/k/v/o (as the CUDA backend takes them): computed in f32 on widened copies, rounded once.
@@ -157,23 +159,6 @@ class Bf16LinearBackend final : public Backend {
     ForEach(x, [&](int64_t at, int64_t flat) {
       static_cast<uint16_t*>(x.data)[at] = FloatToBFloat16(storage[static_cast<size_t>(flat)]);
     });
-  }
-
-  template <class F>
-  void Norm(Tensor& y, F&& norm) {
-    if (y.dtype != DType::kBF16) {
-      norm(y);
-      return;
-    }
-    ++bf16_norm_calls;
-    const int64_t m = y.shape[0], n = y.shape[1];
-    std::vector<float> wide(static_cast<size_t>(m * n));
-    Tensor out = Tensor::View(wide.data(), DType::kF32, {m, n});
-    norm(out);
-    for (int64_t i = 0; i < m; ++i) {
-      auto* row = reinterpret_cast<uint16_t*>(static_cast<char*>(y.data) + i * y.strides[0]);
-      for (int64_t j = 0; j < n; ++j) row[j] = FloatToBFloat16(wide[static_cast<size_t>(i * n + j)]);
-    }
   }
 
   void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool gelu) {

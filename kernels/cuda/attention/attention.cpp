@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/attention/naive_attention.cuh"
 #include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/row_layout.h"
 
 namespace ds::cuda {
 namespace {
@@ -24,8 +25,6 @@ Status HeadsToBf16(const Context& ctx, const Tensor& x, int64_t h0, int64_t coun
   }
   return NarrowToBf16(ctx, heads, out);
 }
-
-bool Aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // A BF16 q/k/v the flash kernel reads in place: 16-byte aligned rows, contiguous heads.
 bool Bf16InputFitsFlash(const Tensor& t) {

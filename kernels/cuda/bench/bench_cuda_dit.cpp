@@ -139,12 +139,7 @@ Tensor Row(const Tensor& m, int i, int64_t d) {
   return Tensor::View(static_cast<float*>(m.data) + i * d, DType::kF32, {d}, Device::kCuda);
 }
 
-// [rows, dim] (rows possibly strided) as [rows, heads, head_dim].
-Tensor Heads(const Tensor& t, int64_t rows, const Shape& s) {
-  Tensor h = Tensor::View(t.data, t.dtype, {rows, s.heads, s.head_dim}, Device::kCuda);
-  h.strides[0] = t.strides[0];
-  return h;
-}
+Tensor Heads(const Tensor& t, const Shape& s) { return SplitHeads(t, s.heads); }
 
 // One block, op for op as WanTransformer::RunBlock. `after(family)` runs after every op.
 template <class After>
@@ -158,8 +153,8 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   be.rms_norm_rope(n.q, n.norm_q, eps, n.cos, n.sin, s.heads);
   be.rms_norm_rope(n.k, n.norm_k, eps, n.cos, n.sin, s.heads);
   after("rms_norm+rope");
-  Tensor qh = Heads(n.q, s.tokens, s), kh = Heads(n.k, s.tokens, s), oh = Heads(n.o, s.tokens, s);
-  be.attention(qh, kh, Heads(n.v, s.tokens, s), scale, oh);
+  Tensor qh = Heads(n.q, s), kh = Heads(n.k, s), oh = Heads(n.o, s);
+  be.attention(qh, kh, Heads(n.v, s), scale, oh);
   after("self-attention");
   be.linear(n.o, n.o_w, &n.o_b, n.f);
   after("linear");
@@ -174,7 +169,7 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   be.rms_norm(n.q, n.cnorm_q, eps);
   be.rms_norm(n.ck, n.cnorm_k, eps);
   after("rms_norm");
-  be.attention(qh, Heads(n.ck, s.text, s), Heads(n.cv, s.text, s), scale, oh);
+  be.attention(qh, Heads(n.ck, s), Heads(n.cv, s), scale, oh);
   after("cross-attention");
   be.linear(n.o, n.co_w, &n.co_b, n.f);
   after("linear");
