@@ -2,8 +2,9 @@
 # The CUDA backend's GPU check, in one call, for a GPU machine that has the CUDA toolkit (and
 # PyTorch, for the SDPA comparison) but no meson, ninja or package registry:
 #   1. builds the backend, its tests and bench_cuda with plain nvcc / g++ command lines
-#   2. runs the CPU-emulation tests (cuda-host), a short smoke test of the wgmma (Hopper) flash
-#      kernels (on failure or timeout the rest runs with DS_FLASH_NO_WGMMA=1), the GPU tests (cuda-gpu)
+#   2. runs the CPU-emulation tests (cuda-host), short smoke tests of the wgmma (Hopper) flash
+#      kernels, cp.async-fed then TMA-fed (on failure or timeout the rest runs without the failing
+#      kind: DS_FLASH_NO_WGMMA=1 or =tma), the GPU tests (cuda-gpu)
 #   3. benchmarks attention (B=1, H=12, N=32760, d=128 and B=1, H=24, N=4608, d=128) and the
 #      Wan-1.3B GEMMs, then PyTorch SDPA (flash and cuDNN backends, bf16) and torch bf16 matmul
 #   4. runs compute-sanitizer memcheck, racecheck and synccheck on the attention tests
@@ -345,14 +346,24 @@ run_limited 60 0 "$LOGS/cuda_host.log" "$BUILD/test_cuda_host"
 rc=$?
 stage "cuda-host tests (CPU)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(summarize_gtest "$LOGS/cuda_host.log") (rc $rc)"
 
-# The wgmma (Hopper) flash kernels first, alone and briefly: they were written without a GPU, and a
-# fault there (a hang in a barrier or a wgmma wait) must not take the rest of the run with it.
-# When this fails the remaining stages run without them (DS_FLASH_NO_WGMMA, see flash::Runnable).
-run_limited 45 300 "$LOGS/wgmma_smoke.log" "$BUILD/test_cuda_gpu" \
-  --gtest_filter='CudaAttention.FlashKernelOnExactAllocations:CudaAttention.FlashReadsBf16InPlaceAndWritesBf16'
+# The wgmma (Hopper) flash kernels first, alone and briefly: kernels written without a GPU may
+# fault (a hang in a barrier or a wgmma wait), and that must not take the rest of the run with it.
+# First without the TMA-fed ones, then with them; what fails is switched off for the remaining
+# stages (DS_FLASH_NO_WGMMA=1: every wgmma kernel, =tma: the TMA-fed ones; see flash::Runnable).
+SMOKE_FILTER='CudaAttention.FlashKernelOnExactAllocations:CudaAttention.FlashReadsBf16InPlaceAndWritesBf16'
+DS_FLASH_NO_WGMMA=tma run_limited 45 300 "$LOGS/wgmma_smoke.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
 rc=$?
 if [ $rc = 0 ]; then
   stage "wgmma kernels (smoke)" "ok" "$(summarize_gtest "$LOGS/wgmma_smoke.log")"
+  run_limited 45 300 "$LOGS/wgmma_tma_smoke.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
+  rc=$?
+  if [ $rc = 0 ]; then
+    stage "wgmma TMA kernels (smoke)" "ok" "$(summarize_gtest "$LOGS/wgmma_tma_smoke.log")"
+  else
+    export DS_FLASH_NO_WGMMA=tma
+    stage "wgmma TMA kernels (smoke)" "FAIL" "rc $rc; $(summarize_gtest "$LOGS/wgmma_tma_smoke.log"); later stages without them"
+    grep -E -A6 ': Failure$' "$LOGS/wgmma_tma_smoke.log" | head -30
+  fi
 else
   export DS_FLASH_NO_WGMMA=1
   stage "wgmma kernels (smoke)" "FAIL" "rc $rc; $(summarize_gtest "$LOGS/wgmma_smoke.log"); later stages without them"

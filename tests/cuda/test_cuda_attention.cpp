@@ -374,6 +374,23 @@ TEST_F(CudaAttention, FlashConfigIsChosenByName) {
   EXPECT_EQ(cuda::flash::Choice().index(64), cuda::flash::DefaultConfig(64));
 }
 
+// The default follows the device: a wgmma configuration exactly where one can run (sm_90, not
+// switched off), the mma.sync default elsewhere; every head dim's default is runnable.
+TEST_F(CudaAttention, DefaultConfigRunsOnThisDevice) {
+  bool wgmma_runs = false;
+  for (int i = 0; i < static_cast<int>(cuda::flash::Configs(128).size()); ++i) {
+    if (cuda::flash::Configs(128)[static_cast<size_t>(i)].wgmma) wgmma_runs = cuda::flash::Runnable(128, i).ok();
+  }
+  for (int hd : {32, 64, 128}) {
+    const int d = cuda::flash::DefaultConfig(hd);
+    ASSERT_GE(d, 0) << "head dim " << hd;
+    EXPECT_TRUE(cuda::flash::Runnable(hd, d).ok()) << "head dim " << hd;
+    const bool is_wgmma = cuda::flash::Configs(hd)[static_cast<size_t>(d)].wgmma;
+    EXPECT_EQ(is_wgmma, hd == 128 && wgmma_runs)
+        << "head dim " << hd << ": default " << cuda::flash::Configs(hd)[static_cast<size_t>(d)].name;
+  }
+}
+
 TEST_F(CudaAttention, NaiveKernelMatchesReference) {
   CudaOptions o = DefaultOptions();
   o.attention = CudaOptions::Attention::kNaiveF32;

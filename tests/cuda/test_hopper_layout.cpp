@@ -179,7 +179,21 @@ TEST(HopperLayout, TilesAreBijectiveAndDisjoint) {
       EXPECT_EQ(KSlot<T>(slot + T::kStages), KSlot<T>(slot));  // a ring
       EXPECT_EQ(VtSlot<T>(slot + T::kStages), VtSlot<T>(slot));
     }
-    EXPECT_EQ(VtSlot<T>(T::kStages - 1) + T::kVtBytes, static_cast<uint32_t>(T::kSmemBytes));
+    EXPECT_EQ(VtSlot<T>(T::kStages - 1) + T::kVtBytes, static_cast<uint32_t>(T::kBarrierOffset));
+    EXPECT_EQ(T::kBarrierOffset % 8, 0);
+    EXPECT_EQ(T::kBarrierOffset + 8 * T::kBarriers, T::kSmemBytes);
+    if constexpr (T::kProducer) {
+      // The mbarriers: each its own 8 bytes inside the barrier area.
+      using Ring = TmaRing<T>;
+      std::set<uint32_t> at = {Ring::Barrier(Ring::kQFull)};
+      for (int slot = 0; slot < T::kStages; ++slot) {
+        for (int b : {Ring::FullK(slot), Ring::EmptyK(slot), Ring::FullVt(slot), Ring::EmptyVt(slot)}) {
+          ASSERT_LT(b, T::kBarriers);
+          at.insert(Ring::Barrier(b));
+        }
+      }
+      EXPECT_EQ(at.size(), static_cast<size_t>(T::kBarriers));
+    }
   });
 }
 
@@ -263,16 +277,18 @@ void CheckTileCopyCoversTile() {
 
 TEST(HopperLayout, CopiesCoverEveryChunkOnce) {
   ForEveryConfig([]<class T>() {
-    CheckTileCopyCoversTile<T, T::kBlockM, T::kHeadDim>();
-    CheckTileCopyCoversTile<T, T::kBlockN, T::kHeadDim>();
-    CheckTileCopyCoversTile<T, T::kHeadDim, T::kBlockN>();
+    if constexpr (!T::kProducer) {  // the others load by TMA
+      CheckTileCopyCoversTile<T, T::kBlockM, T::kHeadDim>();
+      CheckTileCopyCoversTile<T, T::kBlockN, T::kHeadDim>();
+      CheckTileCopyCoversTile<T, T::kHeadDim, T::kBlockN>();
+    }
   });
 }
 
 TEST(HopperLayout, OutputRowsCoverTheQueryTileOnce) {
   ForEveryConfig([]<class T>() {
     std::multiset<int> rows;
-    for (int tid = 0; tid < T::kThreads; ++tid) {
+    for (int tid = 0; tid < 128 * T::kWarpGroups; ++tid) {
       if (tid % 4 != 0) continue;  // the four threads of a quad share their rows
       for (int h = 0; h < 2; ++h) rows.insert(OutputRow<T>(tid, h));
     }
@@ -294,8 +310,55 @@ std::vector<uint16_t> TransposeV(const Problem& pr) {
   return vt;
 }
 
+// The TMA's copy of one box (cp.async.bulk.tensor, tiled, 128-byte swizzle), as the CUDA driver
+// API (cuTensorMapEncodeTiled) and the PTX ISA describe it, independently of Sw128Offset: the
+// box's elements, dims[0] fastest, packed from the destination (out-of-bounds ones zero), then
+// in each 1024-byte period the 16-byte chunk bits (4-6) of the offset XORed with its 128-byte
+// row bits (7-9).
+void TmaBox(Smem& smem, uint32_t dst, const uint16_t* global, const TmaTensor& t, TmaCoords c) {
+  const int64_t n0 = t.box[0], n1 = t.box[1], n2 = t.box[2];
+  for (int64_t i2 = 0; i2 < n2; ++i2)
+    for (int64_t i1 = 0; i1 < n1; ++i1)
+      for (int64_t i0 = 0; i0 < n0; ++i0) {
+        const int64_t g0 = c.c0 + i0, g1 = c.c1 + i1, g2 = c.c2 + i2;
+        const bool inside = g0 >= 0 && g1 >= 0 && g2 >= 0 && g0 < static_cast<int64_t>(t.dims[0]) &&
+                            g1 < static_cast<int64_t>(t.dims[1]) && g2 < static_cast<int64_t>(t.dims[2]);
+        const int64_t byte = g0 * 2 + g1 * static_cast<int64_t>(t.strides[0]) + g2 * static_cast<int64_t>(t.strides[1]);
+        const uint16_t value = inside ? global[byte / 2] : uint16_t{0};
+        const uint32_t linear = static_cast<uint32_t>(((i2 * n1 + i1) * n0 + i0) * 2);
+        StoreBf16(smem, dst + (linear ^ (((linear >> 7) & 7u) << 4)), value);
+      }
+}
+
 // HopperForwardKernel's block (m_block, head): all threads' copies, then each step's warpgroups in
-// turn; barriers are the boundaries between phases, as in the kernel.
+// turn; barriers are the boundaries between phases, as in the kernel. For HopperTmaKernel the
+// producer's boxes (TokenTensor / VtTensor, TokenCoords) replace the copies; when they land
+// relative to the consumers is TmaRingProtocol's subject, not this one's.
+template <class T>
+void TmaLoads(const Problem& pr, const std::vector<uint16_t>& vt, int m_block, int head, int tile, Smem& smem) {
+  const int64_t row = pr.row();
+  if (tile == 0) {
+    const TmaTensor q = TokenTensor(pr.nq, pr.heads, T::kHeadDim, row, pr.dh, T::kBlockM);
+    ASSERT_TRUE(TmaEncodable(q));
+    for (int a = 0; a < T::kHeadDim / 64; ++a) {
+      TmaBox(smem, static_cast<uint32_t>(a * T::kBlockM * 128), pr.q(), q,
+             TokenCoords(q.heads_inner, 64 * a, m_block * T::kBlockM, head));
+    }
+  }
+  const TmaTensor k = TokenTensor(pr.nk, pr.heads, T::kHeadDim, row, pr.dh, T::kBlockN);
+  const TmaTensor v = VtTensor(VtRow(pr.nk), pr.heads, T::kHeadDim);
+  ASSERT_TRUE(TmaEncodable(k));
+  ASSERT_TRUE(TmaEncodable(v));
+  for (int a = 0; a < T::kHeadDim / 64; ++a) {
+    TmaBox(smem, KSlot<T>(tile) + static_cast<uint32_t>(a * T::kBlockN * 128), pr.k(), k,
+           TokenCoords(k.heads_inner, 64 * a, tile * T::kBlockN, head));
+  }
+  for (int a = 0; a < T::kBlockN / 64; ++a) {
+    TmaBox(smem, VtSlot<T>(tile) + static_cast<uint32_t>(a * T::kHeadDim * 128), vt.data(), v,
+           TmaCoords{tile * T::kBlockN + 64 * a, 0, head});
+  }
+}
+
 template <class T>
 void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_block, int head, Landing landing,
                   std::vector<float>& out) {
@@ -306,32 +369,40 @@ void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_bloc
   const int64_t vt_row = VtRow(pr.nk);
   const float scale_log2 = pr.scale * kLog2e;
 
-  for (int tid = 0; tid < T::kThreads; ++tid) {
-    for (int it = 0; it < TileCopy<T, T::kBlockM, T::kHeadDim>::kIters; ++it) {
-      const Chunk c = TileCopy<T, T::kBlockM, T::kHeadDim>::At(tid, it);
-      const uint16_t* src = c.row < qt.rows ? pr.q() + (qt.begin + c.row) * pr.row() + head * pr.dh + c.col : nullptr;
-      copies.Copy(Sw128Offset(T::kBlockM, c.row, c.col), src);
-    }
-  }
-  auto load_kv = [&](int tile) {
-    const Range keys = KeyTile<T>(tile, pr.nk);
-    for (int tid = 0; tid < T::kThreads; ++tid) {
-      for (int it = 0; it < TileCopy<T, T::kBlockN, T::kHeadDim>::kIters; ++it) {
-        const Chunk c = TileCopy<T, T::kBlockN, T::kHeadDim>::At(tid, it);
-        const uint16_t* src =
-            c.row < keys.rows ? pr.k() + (keys.begin + c.row) * pr.row() + head * pr.dh + c.col : nullptr;
-        copies.Copy(KSlot<T>(tile) + Sw128Offset(T::kBlockN, c.row, c.col), src);
-      }
-      for (int it = 0; it < TileCopy<T, T::kHeadDim, T::kBlockN>::kIters; ++it) {
-        const Chunk c = TileCopy<T, T::kHeadDim, T::kBlockN>::At(tid, it);  // row: dim, col: key in the tile
-        const uint16_t* src =
-            keys.begin + c.col < pr.nk ? vt.data() + (head * pr.dh + c.row) * vt_row + keys.begin + c.col : nullptr;
-        copies.Copy(VtSlot<T>(tile) + Sw128Offset(T::kHeadDim, c.row, c.col), src);
+  // The cp.async kernel's copies, by every thread: Q, and tile `tile` of K and Vᵀ. Templates, so
+  // that the TMA configurations (TileCopy does not divide their 384 threads' work) never
+  // instantiate them: their producer's boxes land before each step instead (TmaLoads).
+  auto copy_q = [&]<class U>() {
+    for (int tid = 0; tid < U::kThreads; ++tid) {
+      for (int it = 0; it < TileCopy<U, U::kBlockM, U::kHeadDim>::kIters; ++it) {
+        const Chunk c = TileCopy<U, U::kBlockM, U::kHeadDim>::At(tid, it);
+        const uint16_t* src = c.row < qt.rows ? pr.q() + (qt.begin + c.row) * pr.row() + head * pr.dh + c.col : nullptr;
+        copies.Copy(Sw128Offset(U::kBlockM, c.row, c.col), src);
       }
     }
   };
-  load_kv(0);
-  copies.Commit();
+  auto load_kv = [&]<class U>(int tile) {
+    const Range keys = KeyTile<U>(tile, pr.nk);
+    for (int tid = 0; tid < U::kThreads; ++tid) {
+      for (int it = 0; it < TileCopy<U, U::kBlockN, U::kHeadDim>::kIters; ++it) {
+        const Chunk c = TileCopy<U, U::kBlockN, U::kHeadDim>::At(tid, it);
+        const uint16_t* src =
+            c.row < keys.rows ? pr.k() + (keys.begin + c.row) * pr.row() + head * pr.dh + c.col : nullptr;
+        copies.Copy(KSlot<U>(tile) + Sw128Offset(U::kBlockN, c.row, c.col), src);
+      }
+      for (int it = 0; it < TileCopy<U, U::kHeadDim, U::kBlockN>::kIters; ++it) {
+        const Chunk c = TileCopy<U, U::kHeadDim, U::kBlockN>::At(tid, it);  // row: dim, col: key in the tile
+        const uint16_t* src =
+            keys.begin + c.col < pr.nk ? vt.data() + (head * pr.dh + c.row) * vt_row + keys.begin + c.col : nullptr;
+        copies.Copy(VtSlot<U>(tile) + Sw128Offset(U::kHeadDim, c.row, c.col), src);
+      }
+    }
+  };
+  if constexpr (!T::kProducer) {
+    copy_q.template operator()<T>();
+    load_kv.template operator()<T>(0);
+    copies.Commit();
+  }
 
   std::vector<Accumulators<T::kOTiles>> o(T::kWarpGroups, Accumulators<T::kOTiles>(128));
   std::vector<std::vector<SoftmaxState>> st(T::kWarpGroups, std::vector<SoftmaxState>(128));
@@ -386,9 +457,13 @@ void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_bloc
 
   std::vector<std::array<float, 2>> alpha;
   for (int kt = 0; kt < n_tiles; ++kt) {
-    copies.Wait(0);  // then fence.proxy.async and __syncthreads
-    if (kt + 1 < n_tiles) load_kv(kt + 1);
-    copies.Commit();
+    if constexpr (T::kProducer) {
+      TmaLoads<T>(pr, vt, m_block, head, kt, smem);
+    } else {
+      copies.Wait(0);  // then fence.proxy.async and __syncthreads
+      if (kt + 1 < n_tiles) load_kv.template operator()<T>(kt + 1);
+      copies.Commit();
+    }
     for (int wg = 0; wg < T::kWarpGroups; ++wg) {
       Accumulators<T::kSTiles> s = scores(wg, kt);
       softmax(wg, kt, s, alpha);
@@ -410,7 +485,7 @@ void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_bloc
     for (int wg = 0; wg < T::kWarpGroups; ++wg) pv(wg, n_tiles - 1);
   }
 
-  for (int tid = 0; tid < T::kThreads; ++tid) {
+  for (int tid = 0; tid < 128 * T::kWarpGroups; ++tid) {  // the consumers
     const int wg = tid / 128, t = tid % 128;
     float inv[2];
     for (int h = 0; h < 2; ++h) {

@@ -234,7 +234,7 @@ const std::vector<Entry>* EntriesFor(int head_dim) {
   }
 }
 
-int DefaultIndex(int head_dim) {
+int MmaDefaultIndex(int head_dim) {
   switch (head_dim) {
     case 32:
       return Candidates<32>::kDefault;
@@ -243,6 +243,18 @@ int DefaultIndex(int head_dim) {
     default:
       return Candidates<128>::kDefault;
   }
+}
+
+// The wgmma default where it can run on the current device (sm_90, not switched off), else the
+// mma.sync one. Asked per call (attention.cpp resolves the choice per call): a few attribute
+// reads, against kernels of microseconds at the least.
+int DefaultIndex(int head_dim) {
+  const int hopper = hopper::DefaultEntry(head_dim);
+  if (hopper >= 0) {
+    const int index = static_cast<int>(EntriesFor(head_dim)->size() - hopper::Entries(head_dim).size()) + hopper;
+    if (Runnable(head_dim, index).ok()) return index;
+  }
+  return MmaDefaultIndex(head_dim);
 }
 
 bool Aligned(const void* ptr, int64_t bytes) {
@@ -295,9 +307,12 @@ Status Runnable(int head_dim, int config) {
   const ConfigInfo& info = (*entries)[static_cast<size_t>(config)].info;
   if (!info.wgmma) return Status::Ok();
   // A switch for bench/gpu_check.sh: when the wgmma kernels' smoke test fails or hangs, the rest
-  // of the check runs without them instead of losing its GPU time to the same fault.
+  // of the check runs without them instead of losing its GPU time to the same fault
+  // (DS_FLASH_NO_WGMMA=tma: only the TMA-fed ones).
   if (const char* off = std::getenv("DS_FLASH_NO_WGMMA"); off != nullptr && *off != '\0' && *off != '0') {
-    return Status(Code::kUnsupported, "flash attention config " + info.name + " disabled by DS_FLASH_NO_WGMMA");
+    if (std::string_view(off) != "tma" || info.tma) {
+      return Status(Code::kUnsupported, "flash attention config " + info.name + " disabled by DS_FLASH_NO_WGMMA");
+    }
   }
   int device = 0, major = 0, minor = 0;
   DS_CUDA_TRY(cudaGetDevice(&device));

@@ -29,6 +29,9 @@ struct ConfigInfo {
   // The wgmma kernel (flash_hopper.cu): runs on sm_90 only (Runnable) and reads V transposed from
   // Params::v_t (ScratchBytes).
   bool wgmma = false;
+  // The warp-specialised wgmma kernel: a producer warpgroup feeds it by TMA (tensor maps built
+  // per call; strides the TMA cannot walk run the cp.async kernel of the same tile instead).
+  bool tma = false;
 };
 
 // The configurations of a head dim, in Candidates<head_dim>::List order (empty if unsupported).
@@ -40,7 +43,9 @@ struct KernelResources {
   int blocks_per_sm;  // resident blocks at its shared memory and registers
 };
 Result<KernelResources> Resources(int head_dim, int config);
-// Index of the head dim's default configuration (Candidates::kDefault), -1 if unsupported.
+// Index of the head dim's default configuration on the current device, -1 if unsupported: on
+// sm_90 the wgmma one (hopper::Candidates::kDefault) unless DS_FLASH_NO_WGMMA is set, elsewhere
+// the mma.sync one (Candidates::kDefault).
 int DefaultConfig(int head_dim);
 // Index of the configuration called `name` for this head dim, or -1.
 int FindConfig(int head_dim, std::string_view name);

@@ -1,5 +1,7 @@
 #include "kernels/cuda/attention/flash_hopper.cuh"
 
+#include <cuda.h>  // CUtensorMap and the cuTensorMapEncodeTiled types (the entry point comes from the runtime)
+
 #include <cstdint>
 
 #include "kernels/cuda/attention/flash_device.cuh"
@@ -98,6 +100,65 @@ __device__ __forceinline__ void WgmmaRS(float (&d)[16][4], const uint32_t (&a)[4
 #undef DS_ACC64
 #undef DS_ACC4
 
+// mbarriers (PTX ISA "Parallel Synchronization and Communication Instructions: mbarrier").
+__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes the initialised barriers visible to the async proxy (the TMA's complete_tx) and the
+// other threads (after the block barrier that follows).
+__device__ __forceinline__ void FenceBarrierInit() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// The producer's arrival on a "full" barrier, announcing the bytes its copies will complete.
+__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void MbarArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Spins until the phase of parity `parity` has completed.
+__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+
+// One TMA box (global → shared, completing its bytes on mbarrier `bar`); `map` is the tensor map
+// in the kernel's parameter space.
+__device__ __forceinline__ void TmaLoad3(uint32_t dst, const CUtensorMap* map, TmaCoords c, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+      "[%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c.c0), "r"(c.c1), "r"(c.c2), "r"(bar)
+      : "memory");
+}
+
+// Named barriers 1 and 2 between the two consumer warpgroups (0 is __syncthreads').
+__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// The warpgroup's register budget from here on (sm_90a; the kernel's launch bounds cap it at
+// entry): raised for the consumers, lowered for the producer.
+template <bool kIncrease, int kRegisters>
+__device__ __forceinline__ void SetMaxRegisters() {
+  static_assert(kRegisters % 8 == 0 && kRegisters >= 24 && kRegisters <= 256, "setmaxnreg's range");
+  if constexpr (kIncrease) {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+  } else {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+  }
+}
+
 // A [kRows, kCols] bf16 tile (g: its row 0, rows `row_stride` elements apart; `rows` × `cols`
 // valid) into its swizzled K-major place at `s_tile`; chunks outside the valid part are zero-filled.
 template <class T, int kRows, int kCols>
@@ -118,6 +179,79 @@ __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int
 
 // ---- the kernels -------------------------------------------------------------------------------------
 
+#if DS_WGMMA
+// One warpgroup's share of a block: 64 query rows, their S and O accumulators, P as A fragments
+// and the online softmax state; the GEMMs it enqueues read Q, K and Vᵀ through descriptors off
+// one base (the aligned shared-memory base: every operand offset is an immediate).
+template <class T>
+struct Warpgroup {
+  float r_o[T::kOTiles][4] = {};
+  float r_s[T::kSTiles][4];
+  uint32_t r_p[T::kPvSteps][4];  // P of a tile as the A operand of its P·V
+  SoftmaxState st;
+  int wg;    // which 64 rows of the block's query tile
+  int lane;  // in the warp
+
+  // Enqueue S = Q·K(kt)ᵀ, then O += P·V(tile), as one wgmma group each.
+  __device__ __forceinline__ void IssueS(uint64_t desc, int kt) {
+    const uint32_t k_slot = KSlot<T>(kt) - KSlot<T>(0);
+#pragma unroll
+    for (int ks = 0; ks < T::kQkSteps; ++ks) {
+      WgmmaSS(r_s, DescriptorAt(desc, QOperand<T>(wg, ks)), DescriptorAt(desc, k_slot + KOperand<T>(0, ks)), ks > 0);
+    }
+    WgmmaCommit();
+  }
+  __device__ __forceinline__ void IssuePv(uint64_t desc, int tile) {
+    const uint32_t vt_slot = VtSlot<T>(tile) - VtSlot<T>(0);
+#pragma unroll
+    for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
+    WgmmaCommit();
+  }
+  // The online softmax of tile kt's scores (complete in r_s): the running max and sums move, the
+  // scores become P in place (f32), `alpha` rescales O.
+  __device__ __forceinline__ void Softmax(const Params& p, int kt, float (&alpha)[2]) {
+    const Range kr = KeyTile<T>(kt, p.nk);
+    if (kr.rows < T::kBlockN) MaskKeys<T>(r_s, lane, kr.begin, p.nk);
+    float tile_max[2], ref[2];
+    RowMax<T>(r_s, tile_max);
+    tile_max[0] = QuadMax(tile_max[0]);
+    tile_max[1] = QuadMax(tile_max[1]);
+    MoveMax(st, tile_max, p.scale_log2, alpha, ref);
+    ExpScores<T>(r_s, st, ref, p.scale_log2);
+  }
+  __device__ __forceinline__ void PackAll() {
+#pragma unroll
+    for (int kk = 0; kk < T::kPvSteps; ++kk) PackP<T>(r_s, kk, r_p[kk]);
+  }
+  // O / the row sums into the output rows of this warpgroup; ct: the thread among the block's
+  // consumer threads (OutputRow), row0: the query tile's first row.
+  template <bool kBf16Out>
+  __device__ __forceinline__ void Store(const Params& p, int head, int row0, int ct) {
+    auto* g_o = OutputBase<kBf16Out>(p, head);
+    const float inv[2] = {InverseSum(QuadSum(st.sum[0])), InverseSum(QuadSum(st.sum[1]))};
+#pragma unroll
+    for (int nt = 0; nt < T::kOTiles; ++nt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = row0 + OutputRow<T>(ct, h);
+        if (row < p.nq) {
+          StorePair(g_o + row * p.o_row + Accumulator(ct % 128, nt, 2 * h).col, r_o[nt][2 * h] * inv[h],
+                    r_o[nt][2 * h + 1] * inv[h]);
+        }
+      }
+    }
+  }
+};
+
+// The descriptors are immediates off one base descriptor, made opaque per step: otherwise the
+// compiler hoists the loop-invariant Q ones and each holds two registers through the loop.
+__device__ __forceinline__ uint64_t StepDescriptor(uint64_t base_desc) {
+  uint64_t desc = base_desc;
+  asm volatile("" : "+l"(desc));
+  return desc;
+}
+#endif  // DS_WGMMA
+
 // Block (query tile blockIdx.x, head blockIdx.y). Warpgroup wg computes query rows [64·wg, …) of
 // the tile; per key tile: S = Q·Kᵀ (kQkSteps wgmmas from shared memory), the online softmax in
 // registers, O += P·V (kPvSteps wgmmas, P from registers, Vᵀ from shared memory), while the next
@@ -128,9 +262,10 @@ __device__ __forceinline__ void LoadTile(uint32_t s_tile, const uint16_t* g, int
 template <class T, bool kBf16Out>
 __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __grid_constant__ Params p) {
   static_assert(T::kBlockN == 128 && T::kHeadDim == 128, "WgmmaSS/WgmmaRS are the m64n128k16 shapes");
+  static_assert(!T::kProducer, "HopperTmaKernel");
 #if DS_WGMMA
   extern __shared__ __align__(1024) unsigned char smem[];
-  const int tid = threadIdx.x, wg = tid / 128, head = blockIdx.y;
+  const int tid = threadIdx.x, head = blockIdx.y;
   const uint32_t raw = SmemAddress(smem);
   const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle period (kSmemAlloc has the room)
   const uint64_t base_desc = Descriptor(base);
@@ -152,11 +287,9 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
   load_kv(0);
   CpAsyncCommit();
 
-  float r_o[T::kOTiles][4] = {};
-  float r_s[T::kSTiles][4];
-  uint32_t r_p[T::kPvSteps][4];  // P of a tile as the A operand of its P·V
-  SoftmaxState st;
-  const int lane = tid % 32;
+  Warpgroup<T> w;
+  w.wg = tid / 128;
+  w.lane = tid % 32;
 
   // Step kt's barrier: tile kt (this thread's copies) has landed and is visible to wgmma (the
   // proxy fence), everyone's has, and every warpgroup is done with the wgmmas that read the slot
@@ -168,66 +301,28 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     if (kt + 1 < n_tiles) load_kv(kt + 1);
     CpAsyncCommit();
   };
-  // The descriptors are immediates off one base descriptor, made opaque per step: otherwise the
-  // compiler hoists the loop-invariant Q ones and each holds two registers through the loop.
-  auto step_descriptor = [&] {
-    uint64_t desc = base_desc;
-    asm volatile("" : "+l"(desc));
-    return desc;
-  };
-  // Enqueue S = Q·K(kt)ᵀ, then O += P·V(tile) as one wgmma group each.
-  auto issue_s = [&](uint64_t desc, int kt) {
-    const uint32_t k_slot = KSlot<T>(kt) - KSlot<T>(0);
-#pragma unroll
-    for (int ks = 0; ks < T::kQkSteps; ++ks) {
-      WgmmaSS(r_s, DescriptorAt(desc, QOperand<T>(wg, ks)), DescriptorAt(desc, k_slot + KOperand<T>(0, ks)), ks > 0);
-    }
-    WgmmaCommit();
-  };
-  auto issue_pv = [&](uint64_t desc, int tile) {
-    const uint32_t vt_slot = VtSlot<T>(tile) - VtSlot<T>(0);
-#pragma unroll
-    for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
-    WgmmaCommit();
-  };
-  // The online softmax of tile kt's scores (complete in r_s): the running max and sums move, the
-  // scores become P in place (f32), `alpha` rescales O.
-  auto softmax = [&](int kt, float(&alpha)[2]) {
-    const Range kr = KeyTile<T>(kt, p.nk);
-    if (kr.rows < T::kBlockN) MaskKeys<T>(r_s, lane, kr.begin, p.nk);
-    float tile_max[2], ref[2];
-    RowMax<T>(r_s, tile_max);
-    tile_max[0] = QuadMax(tile_max[0]);
-    tile_max[1] = QuadMax(tile_max[1]);
-    MoveMax(st, tile_max, p.scale_log2, alpha, ref);
-    ExpScores<T>(r_s, st, ref, p.scale_log2);
-  };
-  auto pack_p = [&] {
-#pragma unroll
-    for (int kk = 0; kk < T::kPvSteps; ++kk) PackP<T>(r_s, kk, r_p[kk]);
-  };
 
   if constexpr (!T::kOverlap) {
     // Each step in sequence: S, softmax, P·V. The other warpgroup's GEMMs keep the tensor cores
     // busy while this one runs its softmax, as far as the per-step barrier lets them drift.
     for (int kt = 0; kt < n_tiles; ++kt) {
       next_tile(kt);
-      const uint64_t desc = step_descriptor();
-      PinRegisters(r_s);
+      const uint64_t desc = StepDescriptor(base_desc);
+      PinRegisters(w.r_s);
       WgmmaFence();
-      issue_s(desc, kt);
+      w.IssueS(desc, kt);
       WgmmaWaitAll();
-      PinRegisters(r_s);
+      PinRegisters(w.r_s);
       float alpha[2];
-      softmax(kt, alpha);
-      RescaleO<T>(r_o, alpha);
-      pack_p();
-      PinRegisters(r_p);
-      PinRegisters(r_o);
+      w.Softmax(p, kt, alpha);
+      RescaleO<T>(w.r_o, alpha);
+      w.PackAll();
+      PinRegisters(w.r_p);
+      PinRegisters(w.r_o);
       WgmmaFence();
-      issue_pv(desc, kt);
+      w.IssuePv(desc, kt);
       WgmmaWaitAll();
-      PinRegisters(r_o);
+      PinRegisters(w.r_o);
     }
   } else {
     // FlashAttention-3's intra-warpgroup pipelining: step kt enqueues S(kt) and then P(kt − 1)·V(kt − 1),
@@ -236,53 +331,185 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     // slot of tile kt − 2, whose last reader (the P·V of step kt − 1) every warpgroup has waited for
     // before the step's barrier, while V(kt − 1) and K(kt) stay.
     next_tile(0);
-    PinRegisters(r_s);
+    PinRegisters(w.r_s);
     WgmmaFence();
-    issue_s(step_descriptor(), 0);
+    w.IssueS(StepDescriptor(base_desc), 0);
     WgmmaWaitAll();
-    PinRegisters(r_s);
+    PinRegisters(w.r_s);
     float alpha[2];
-    softmax(0, alpha);  // O is still zero: nothing to rescale
-    pack_p();
+    w.Softmax(p, 0, alpha);  // O is still zero: nothing to rescale
+    w.PackAll();
     for (int kt = 1; kt < n_tiles; ++kt) {
       next_tile(kt);
-      const uint64_t desc = step_descriptor();
-      PinRegisters(r_s);
-      PinRegisters(r_p);
-      PinRegisters(r_o);
+      const uint64_t desc = StepDescriptor(base_desc);
+      PinRegisters(w.r_s);
+      PinRegisters(w.r_p);
+      PinRegisters(w.r_o);
       WgmmaFence();
-      issue_s(desc, kt);
-      issue_pv(desc, kt - 1);
+      w.IssueS(desc, kt);
+      w.IssuePv(desc, kt - 1);
       WgmmaWait<1>();  // S(kt) has landed; the P·V may still run
-      PinRegisters(r_s);
-      softmax(kt, alpha);
+      PinRegisters(w.r_s);
+      w.Softmax(p, kt, alpha);
       WgmmaWait<0>();  // P(kt − 1)·V(kt − 1) has landed: r_o complete, r_p free
-      PinRegisters(r_o);
-      PinRegisters(r_p);
-      PinRegisters(r_s);
-      RescaleO<T>(r_o, alpha);
-      pack_p();
+      PinRegisters(w.r_o);
+      PinRegisters(w.r_p);
+      PinRegisters(w.r_s);
+      RescaleO<T>(w.r_o, alpha);
+      w.PackAll();
     }
-    PinRegisters(r_p);
-    PinRegisters(r_o);
+    PinRegisters(w.r_p);
+    PinRegisters(w.r_o);
     WgmmaFence();
-    issue_pv(step_descriptor(), n_tiles - 1);
+    w.IssuePv(StepDescriptor(base_desc), n_tiles - 1);
     WgmmaWait<0>();
-    PinRegisters(r_o);
+    PinRegisters(w.r_o);
   }
+  w.template Store<kBf16Out>(p, head, qt.begin, tid);
+#elif defined(__CUDA_ARCH__)
+  __trap();  // an image without wgmma: Runnable keeps this from launching; never return unwritten O
+#endif  // DS_WGMMA
+}
 
-  auto* g_o = OutputBase<kBf16Out>(p, head);
-  const float inv[2] = {InverseSum(QuadSum(st.sum[0])), InverseSum(QuadSum(st.sum[1]))};
-#pragma unroll
-  for (int nt = 0; nt < T::kOTiles; ++nt) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = qt.begin + OutputRow<T>(tid, h);
-      if (row < p.nq) {
-        StorePair(g_o + row * p.o_row + Accumulator(tid % 128, nt, 2 * h).col, r_o[nt][2 * h] * inv[h],
-                  r_o[nt][2 * h + 1] * inv[h]);
+// The tensor maps of the TMA kernel, passed by value as a __grid_constant__ parameter (the TMA
+// reads them from the parameter space).
+struct TmaMaps {
+  CUtensorMap q, k, vt;
+  bool q_heads_inner, k_heads_inner;  // TokenTensor's order of q's and k's dimensions
+};
+
+// The warp-specialised kernel (Traits::kProducer): warpgroup 0 is the producer, of which one thread
+// issues every copy: Q once, then per key tile K and Vᵀ into their rings (TmaRing), each refill
+// after the consumers released the slot. Warpgroups 1 and 2 are the consumers, pipelined as the
+// kOverlap kernel above, but each waits only for the slots it reads and releases each as soon as
+// its last wgmma on it has landed (K after S, Vᵀ after P·V), so neither waits for the other except
+// for its turn: two named barriers hand the tensor cores from one consumer to the other at every
+// issue point (FlashAttention-3's ping-pong), so one's softmax runs under the other's GEMMs.
+// setmaxnreg moves registers from the producer (24) to the consumers (240).
+template <class T, bool kBf16Out>
+__global__ void __launch_bounds__(T::kThreads, 1)
+    HopperTmaKernel(const __grid_constant__ Params p, const __grid_constant__ TmaMaps maps) {
+  static_assert(T::kBlockN == 128 && T::kHeadDim == 128, "WgmmaSS/WgmmaRS are the m64n128k16 shapes");
+  static_assert(T::kProducer && T::kBlockM == T::kBlockN, "one box height for Q and K tiles");
+#if DS_WGMMA
+  using Ring = TmaRing<T>;
+  extern __shared__ __align__(1024) unsigned char smem[];
+  const int tid = threadIdx.x, head = blockIdx.y;
+  const uint32_t raw = SmemAddress(smem);
+  const uint32_t base = (raw + 1023u) & ~1023u;  // the swizzle period (kSmemAlloc has the room)
+  const Range qt = QueryTile<T>(blockIdx.x, p.nq);
+  const int n_tiles = KeyTileCount<T>(p.nk);
+  auto barrier = [&](int index) { return base + Ring::Barrier(index); };
+
+  if (tid == 0) {
+    MbarInit(barrier(Ring::kQFull), 1);
+    for (int s = 0; s < T::kStages; ++s) {
+      MbarInit(barrier(Ring::FullK(s)), 1);
+      MbarInit(barrier(Ring::FullVt(s)), 1);
+      MbarInit(barrier(Ring::EmptyK(s)), Ring::kConsumerWarps);
+      MbarInit(barrier(Ring::EmptyVt(s)), Ring::kConsumerWarps);
+    }
+    FenceBarrierInit();
+  }
+  __syncthreads();
+
+  if (tid < 128) {
+    // The producer. Boxes are 64 columns wide: a tile is kHeadDim / 64 (Q, K) or kBlockN / 64 (Vᵀ)
+    // of them, one swizzle atom each.
+    SetMaxRegisters<false, 24>();
+    if (tid == 0) {
+      constexpr int kQAtoms = T::kHeadDim / 64, kVtAtoms = T::kBlockN / 64;
+      MbarArriveExpectTx(barrier(Ring::kQFull), T::kQBytes);
+      for (int a = 0; a < kQAtoms; ++a) {
+        const TmaCoords c = TokenCoords(maps.q_heads_inner, 64 * a, qt.begin, head);
+        TmaLoad3(base + static_cast<uint32_t>(a * T::kBlockM * 128), &maps.q, c, barrier(Ring::kQFull));
+      }
+      for (int kt = 0; kt < n_tiles; ++kt) {
+        const int slot = Ring::Slot(kt), key0 = kt * T::kBlockN;
+        if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyK(slot)), Ring::EmptyParity(kt));
+        MbarArriveExpectTx(barrier(Ring::FullK(slot)), T::kKBytes);
+        for (int a = 0; a < kQAtoms; ++a) {
+          const TmaCoords c = TokenCoords(maps.k_heads_inner, 64 * a, key0, head);
+          TmaLoad3(base + KSlot<T>(kt) + static_cast<uint32_t>(a * T::kBlockN * 128), &maps.k, c,
+                   barrier(Ring::FullK(slot)));
+        }
+        if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyVt(slot)), Ring::EmptyParity(kt));
+        MbarArriveExpectTx(barrier(Ring::FullVt(slot)), T::kVtBytes);
+        for (int a = 0; a < kVtAtoms; ++a) {
+          TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kHeadDim * 128), &maps.vt,
+                   TmaCoords{key0 + 64 * a, 0, head}, barrier(Ring::FullVt(slot)));
+        }
       }
     }
+  } else {
+    SetMaxRegisters<true, 240>();
+    const int t = tid - 128;
+    Warpgroup<T> w;
+    w.wg = t / 128;
+    w.lane = t % 32;
+    const uint64_t base_desc = Descriptor(base);
+    // The turns: consumer c waits at barrier 1 + c for its turn to issue and, having issued, gives
+    // the other theirs. Consumer 0 goes first (consumer 1 arrives once up front); consumer 1 skips
+    // its last hand-over, so each barrier sees as many arrivals as waits.
+    constexpr int kTurnThreads = 256;
+    const int my_turn = 1 + w.wg, other_turn = 2 - w.wg;
+    int issues_left = n_tiles + 1;  // S(0); S(kt) with P·V(kt − 1) for kt ≥ 1; the last P·V
+    auto take_turn = [&] { NamedBarrierSync(my_turn, kTurnThreads); };
+    auto pass_turn = [&] {
+      if (--issues_left > 0 || w.wg == 0) NamedBarrierArrive(other_turn, kTurnThreads);
+    };
+    auto release = [&](int index) {
+      if (w.lane == 0) MbarArrive(barrier(index));
+    };
+    if (w.wg == 1) NamedBarrierArrive(other_turn, kTurnThreads);
+    MbarWait(barrier(Ring::kQFull), 0);
+
+    MbarWait(barrier(Ring::FullK(0)), 0);
+    take_turn();
+    PinRegisters(w.r_s);
+    WgmmaFence();
+    w.IssueS(StepDescriptor(base_desc), 0);
+    pass_turn();
+    WgmmaWaitAll();
+    PinRegisters(w.r_s);
+    release(Ring::EmptyK(0));
+    float alpha[2];
+    w.Softmax(p, 0, alpha);  // O is still zero: nothing to rescale
+    w.PackAll();
+    for (int kt = 1; kt < n_tiles; ++kt) {
+      MbarWait(barrier(Ring::FullK(Ring::Slot(kt))), Ring::FullParity(kt));
+      MbarWait(barrier(Ring::FullVt(Ring::Slot(kt - 1))), Ring::FullParity(kt - 1));
+      const uint64_t desc = StepDescriptor(base_desc);
+      take_turn();
+      PinRegisters(w.r_s);
+      PinRegisters(w.r_p);
+      PinRegisters(w.r_o);
+      WgmmaFence();
+      w.IssueS(desc, kt);
+      w.IssuePv(desc, kt - 1);
+      pass_turn();
+      WgmmaWait<1>();  // S(kt) has landed: K(kt) is free; the P·V may still run
+      PinRegisters(w.r_s);
+      release(Ring::EmptyK(Ring::Slot(kt)));
+      w.Softmax(p, kt, alpha);
+      WgmmaWait<0>();  // P(kt − 1)·V(kt − 1) has landed: r_o complete, r_p and Vᵀ(kt − 1) free
+      PinRegisters(w.r_o);
+      PinRegisters(w.r_p);
+      PinRegisters(w.r_s);
+      release(Ring::EmptyVt(Ring::Slot(kt - 1)));
+      RescaleO<T>(w.r_o, alpha);
+      w.PackAll();
+    }
+    MbarWait(barrier(Ring::FullVt(Ring::Slot(n_tiles - 1))), Ring::FullParity(n_tiles - 1));
+    take_turn();
+    PinRegisters(w.r_p);
+    PinRegisters(w.r_o);
+    WgmmaFence();
+    w.IssuePv(StepDescriptor(base_desc), n_tiles - 1);
+    pass_turn();
+    WgmmaWait<0>();
+    PinRegisters(w.r_o);
+    w.template Store<kBf16Out>(p, head, qt.begin, t);
   }
 #elif defined(__CUDA_ARCH__)
   __trap();  // an image without wgmma: Runnable keeps this from launching; never return unwritten O
@@ -319,33 +546,107 @@ Status TransposeV(const Params& p, int head_dim, cudaStream_t stream) {
   return Status::Ok();
 }
 
+// cuTensorMapEncodeTiled, a driver function, through the runtime's entry-point query (no link
+// to libcuda); null when the driver has none.
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+EncodeTiled TensorMapEncoder() {
+  static const EncodeTiled encoder = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return EncodeTiled{};
+    }
+    return reinterpret_cast<EncodeTiled>(fn);
+  }();
+  return encoder;
+}
+
+// The bf16 tensor t at `data` as a tensor map with 128-byte swizzled boxes; false when the TMA
+// cannot address it (TmaEncodable) or the driver refuses it.
+bool EncodeTensorMap(CUtensorMap* map, const void* data, const TmaTensor& t) {
+  const EncodeTiled encode = TensorMapEncoder();
+  if (encode == nullptr || !TmaEncodable(t) || reinterpret_cast<uintptr_t>(data) % 16 != 0) return false;
+  const cuuint64_t dims[3] = {t.dims[0], t.dims[1], t.dims[2]};
+  const cuuint64_t strides[2] = {t.strides[0], t.strides[1]};
+  const cuuint32_t box[3] = {t.box[0], t.box[1], t.box[2]};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(data), dims, strides, box, element_strides,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 template <class T>
 Status Launch(const Params& p, cudaStream_t stream) {
   DS_TRY(TransposeV(p, T::kHeadDim, stream));
-  return p.o_bf16 ? LaunchFlashKernel(HopperForwardKernel<T, true>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream)
-                  : LaunchFlashKernel(HopperForwardKernel<T, false>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream);
+  if constexpr (!T::kProducer) {
+    return p.o_bf16
+               ? LaunchFlashKernel(HopperForwardKernel<T, true>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream)
+               : LaunchFlashKernel(HopperForwardKernel<T, false>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream);
+  } else {
+    TmaMaps maps{};
+    const TmaTensor q = TokenTensor(p.nq, p.heads, T::kHeadDim, p.q_row, p.q_head, T::kBlockM);
+    const TmaTensor k = TokenTensor(p.nk, p.heads, T::kHeadDim, p.k_row, p.k_head, T::kBlockN);
+    maps.q_heads_inner = q.heads_inner;
+    maps.k_heads_inner = k.heads_inner;
+    if (!EncodeTensorMap(&maps.q, p.q, q) || !EncodeTensorMap(&maps.k, p.k, k) ||
+        !EncodeTensorMap(&maps.vt, p.v_t, VtTensor(VtRow(p.nk), p.heads, T::kHeadDim))) {
+      // Strides the TMA cannot walk: the cp.async kernel of the same tile reads any 16-byte rows
+      // (and the Vᵀ just written).
+      using CpAsync = Traits<T::kHeadDim, T::kWarpGroups, T::kBlockN, true>;
+      return p.o_bf16 ? LaunchFlashKernel(HopperForwardKernel<CpAsync, true>, CpAsync::kBlockM, CpAsync::kThreads,
+                                          CpAsync::kSmemAlloc, p, stream)
+                      : LaunchFlashKernel(HopperForwardKernel<CpAsync, false>, CpAsync::kBlockM, CpAsync::kThreads,
+                                          CpAsync::kSmemAlloc, p, stream);
+    }
+    auto kernel = p.o_bf16 ? HopperTmaKernel<T, true> : HopperTmaKernel<T, false>;
+    DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
+    const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
+    kernel<<<grid, T::kThreads, T::kSmemAlloc, stream>>>(p, maps);
+    DS_CUDA_TRY_LAUNCH();
+    return Status::Ok();
+  }
 }
 
 // Of the f32-output kernel (the bf16-output one differs only in its epilogue).
 template <class T>
 Result<KernelResources> QueryResources() {
-  return FlashKernelResources(HopperForwardKernel<T, false>, T::kThreads, T::kSmemAlloc);
+  if constexpr (T::kProducer) {
+    return FlashKernelResources(HopperTmaKernel<T, false>, T::kThreads, T::kSmemAlloc);
+  } else {
+    return FlashKernelResources(HopperForwardKernel<T, false>, T::kThreads, T::kSmemAlloc);
+  }
 }
 
 template <int kHeadDim>
 std::vector<detail::Entry> Build() {
   std::vector<detail::Entry> v;
   ForEachConfig(typename Candidates<kHeadDim>::List{}, [&]<class T>(int) {
-    ConfigInfo info{
-        HopperConfigName<T>(), T::kHeadDim,  4 * T::kWarpGroups, 1, T::kBlockM, T::kBlockN, T::kStages, false,
-        T::kThreads,           T::kSmemAlloc};
+    ConfigInfo info{HopperConfigName<T>(), T::kHeadDim,  T::kThreads / 32, 1, T::kBlockM, T::kBlockN, T::kStages, false,
+                    T::kThreads,           T::kSmemAlloc};
     info.wgmma = true;
+    info.tma = T::kProducer;
     v.push_back({info, &Launch<T>, &QueryResources<T>});
   });
   return v;
 }
 
 }  // namespace
+
+int DefaultEntry(int head_dim) {
+  switch (head_dim) {
+    case 64:
+      return Candidates<64>::kDefault;
+    case 128:
+      return Candidates<128>::kDefault;
+    default:
+      return -1;
+  }
+}
 
 const std::vector<detail::Entry>& Entries(int head_dim) {
   static const std::vector<detail::Entry> none, hd64 = Build<64>(), hd128 = Build<128>();

@@ -10,5 +10,8 @@ namespace ds::cuda::flash::hopper {
 
 // The wgmma configurations built for a head dim (hopper::Candidates), empty for the others.
 const std::vector<detail::Entry>& Entries(int head_dim);
+// Which of Entries(head_dim) is the head dim's default where wgmma runs (hopper::Candidates::
+// kDefault), -1 for none.
+int DefaultEntry(int head_dim);
 
 }  // namespace ds::cuda::flash::hopper

@@ -32,18 +32,27 @@ namespace ds::cuda::flash::hopper {
 
 // kOverlap: FlashAttention-3's intra-warpgroup pipelining (each step enqueues S of its tile and
 // P·V of the previous one, and runs the softmax while that P·V runs), which keeps V of the
-// previous tile resident: three K/Vᵀ slots instead of two.
-template <int kHeadDim_, int kWarpGroups_, int kBlockN_, bool kOverlap_>
+// previous tile resident: three K/Vᵀ slots instead of two when every thread loads (cp.async).
+// kProducer: FlashAttention-3's warp specialisation: one more warpgroup, whose one thread streams
+// Q, K and Vᵀ by the tensor memory accelerator (TMA) into the ring, each slot's arrival and
+// release tracked by mbarriers (TmaRing below), so that the kWarpGroups consumer warpgroups are
+// not tied to each other by a block barrier per step and take turns on the tensor cores (one's
+// softmax under the other's GEMMs). It implies kOverlap; its K and Vᵀ slots are released
+// separately (K once S has landed, Vᵀ once P·V has), so kStages = 2 already keeps the next tiles
+// in flight.
+template <int kHeadDim_, int kWarpGroups_, int kBlockN_, bool kOverlap_, bool kProducer_ = false,
+          int kStages_ = (kOverlap_ && !kProducer_) ? 3 : 2>
 struct Traits {
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kWarpGroups = kWarpGroups_;
-  static constexpr int kBlockN = kBlockN_;  // keys per main-loop step
-  static constexpr bool kOverlap = kOverlap_;
+  static constexpr int kWarpGroups = kWarpGroups_;  // consumer warpgroups: 64 query rows each
+  static constexpr int kBlockN = kBlockN_;          // keys per main-loop step
+  static constexpr bool kOverlap = kOverlap_ || kProducer_;
+  static constexpr bool kProducer = kProducer_;
   // K/Vᵀ tiles in the ring: tile j + 1 loads while tile j computes (and, overlapped, tile j − 1's
   // P·V runs).
-  static constexpr int kStages = kOverlap ? 3 : 2;
+  static constexpr int kStages = kStages_;
 
-  static constexpr int kThreads = 128 * kWarpGroups;
+  static constexpr int kThreads = 128 * (kWarpGroups + (kProducer ? 1 : 0));
   static constexpr int kBlockM = 64 * kWarpGroups;  // queries per block
 
   // For the softmax helpers of flash_layout.h: a thread's S is float[kSTiles][4], its O
@@ -61,7 +70,10 @@ struct Traits {
   static constexpr int kVtBytes = kHeadDim * kBlockN * 2;
   static constexpr int kKOffset = kQBytes;
   static constexpr int kVtOffset = kKOffset + kStages * kKBytes;
-  static constexpr int kSmemBytes = kVtOffset + kStages * kVtBytes;
+  // Then, with a producer, the mbarriers (TmaRing): 8 bytes each.
+  static constexpr int kBarrierOffset = kVtOffset + kStages * kVtBytes;
+  static constexpr int kBarriers = kProducer ? 1 + 4 * kStages : 0;
+  static constexpr int kSmemBytes = kBarrierOffset + 8 * kBarriers;
   static constexpr int kSmemAlloc = kSmemBytes + 1024;
 
   // Registers a thread holds through a step: S and O accumulators and P's A fragments (kept until
@@ -77,6 +89,9 @@ struct Traits {
   static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0 && kVtBytes % 1024 == 0,
                 "every tile starts on the swizzle period");
   static_assert(kSmemAlloc <= 227 * 1024, "fits sm_90's opt-in shared memory");
+  static_assert(!kProducer || (kWarpGroups == 2 && kStages >= 2),
+                "the consumers take turns in pairs (named barriers); a slot per tile in flight");
+  static_assert(kStages >= (kOverlap && !kProducer ? 3 : 2), "a block-barrier ring keeps V(j − 1), K(j), K/V(j + 1)");
   static_assert(kFragmentRegs + kRegHeadroom <= 255, "accumulators and P would spill");
 };
 
@@ -84,7 +99,9 @@ template <class T>
 std::string HopperConfigName() {
   char name[64];
   std::snprintf(name, sizeof name, "wgmma%d_k%d_s%d%s", T::kWarpGroups, T::kBlockN, T::kStages,
-                T::kOverlap ? "_ov" : "");
+                T::kProducer  ? "_tma"
+                : T::kOverlap ? "_ov"
+                              : "");
   return name;
 }
 
@@ -93,6 +110,7 @@ std::string HopperConfigName() {
 template <int kHeadDim>
 struct Candidates {
   using List = TypeList<>;
+  static constexpr int kDefault = -1;  // none: the mma.sync default runs on sm_90 too
 };
 template <>
 struct Candidates<128> {
@@ -101,7 +119,14 @@ struct Candidates<128> {
       // one warpgroup's softmax runs while the other's GEMMs hold the tensor cores.
       Traits<128, 2, 128, false>,
       // The same with each warpgroup's softmax also under its own previous P·V: 224 KB.
-      Traits<128, 2, 128, true>>;
+      Traits<128, 2, 128, true>,
+      // The pipelined one fed by a TMA producer warpgroup, the two consumers taking turns on the
+      // tensor cores: 384 threads; two (160 KB) or three (224 KB) K and Vᵀ slots.
+      Traits<128, 2, 128, true, true, 2>, Traits<128, 2, 128, true, true, 3>>;
+  // The default on sm_90 (flash::DefaultConfig): H100, 2026-11-26 (bench/RESULTS.md), TFLOP/s at
+  // N=32760 / N=4608: wgmma2_k128_s2 425.7 / 361.2, wgmma2_k128_s3_ov 428.2 / 389.9; the best
+  // mma.sync tile (w4x2_k64_s2_qs) 388.3 / 351.2, SDPA flash 363.4 / 286.4.
+  static constexpr int kDefault = 1;
 };
 
 // ---- which tiles a block handles --------------------------------------------------------------
@@ -191,7 +216,8 @@ DS_HD RowCol Accumulator(int t, int nt, int i) {
   return {16 * (t / 32) + c.row, 8 * nt + c.col};
 }
 
-// Row inside the block's query tile of accumulator elements 2h, 2h + 1 of thread tid (any n8 tile).
+// Row inside the block's query tile of accumulator elements 2h, 2h + 1 of consumer thread tid
+// (0 … 128·kWarpGroups − 1; with a producer, the block's thread tid + 128), any n8 tile.
 template <class T>
 DS_HD int OutputRow(int tid, int h) {
   return 64 * (tid / 128) + Accumulator(tid % 128, 0, 2 * h).row;
@@ -209,6 +235,91 @@ DS_HD uint32_t KOperand(int tile, int step) {
 template <class T>
 DS_HD uint32_t VtOperand(int tile, int step) {
   return OperandStart(VtSlot<T>(tile), T::kHeadDim, 0, step);
+}
+
+// ---- the TMA ring of the warp-specialised kernel (Traits::kProducer) ----------------------------
+//
+// mbarriers, at Traits::kBarrierOffset: one for Q, then per slot s of the K ring and of the Vᵀ
+// ring a "full" barrier (the producer's arrive with the byte count, completed by the TMA's bytes)
+// and an "empty" one (one arrive per consumer warp once its wgmmas reading the slot are done).
+// Tile j uses slot j % kStages in round j / kStages; an mbarrier's phases alternate parity 0, 1, …,
+// so the consumers wait for parity round & 1 of "full", and the producer, before the refill of
+// round r ≥ 1, for the release that ended round r − 1: parity (r − 1) & 1 of "empty".
+template <class T>
+struct TmaRing {
+  static constexpr int kQFull = 0;
+  DS_HD static int FullK(int slot) { return 1 + slot; }
+  DS_HD static int EmptyK(int slot) { return 1 + T::kStages + slot; }
+  DS_HD static int FullVt(int slot) { return 1 + 2 * T::kStages + slot; }
+  DS_HD static int EmptyVt(int slot) { return 1 + 3 * T::kStages + slot; }
+  DS_HD static uint32_t Barrier(int index) { return static_cast<uint32_t>(T::kBarrierOffset + 8 * index); }
+
+  DS_HD static int Slot(int tile) { return tile % T::kStages; }
+  DS_HD static uint32_t FullParity(int tile) { return static_cast<uint32_t>(tile / T::kStages) & 1u; }
+  DS_HD static bool RefillWaits(int tile) { return tile >= T::kStages; }
+  DS_HD static uint32_t EmptyParity(int tile) { return static_cast<uint32_t>(tile / T::kStages - 1) & 1u; }
+
+  static constexpr int kConsumerWarps = 4 * T::kWarpGroups;  // arrivals that empty a slot
+};
+
+// A tensor the TMA reads, as cuTensorMapEncodeTiled takes it (rank 3, bf16): dims[0] contiguous,
+// byte strides of dims 1 and 2, and the box one copy moves: 64 elements (one 128-byte swizzle row)
+// × `rows` rows. A tile [rows, 64·a] is `a` such boxes, each landing as one swizzle atom of
+// Sw128Offset (the TMA's 128-byte swizzle is that layout on a 1024-byte-aligned destination).
+struct TmaTensor {
+  uint64_t dims[3];
+  uint64_t strides[2];
+  uint32_t box[3];
+  bool heads_inner;  // token tensors: dims {dim, heads, tokens} (else {dim, tokens, heads})
+};
+
+// q or k [tokens, heads, head_dim] at element strides `row` (token) and `head`: ordered so that
+// the strides grow, as the TMA requires of a tensor ([N, H, dh] rows: heads inside tokens).
+inline TmaTensor TokenTensor(int64_t tokens, int heads, int head_dim, int64_t row, int64_t head, int box_rows) {
+  const bool inner = head <= row;
+  TmaTensor t{};
+  t.heads_inner = inner;
+  t.dims[0] = static_cast<uint64_t>(head_dim);
+  t.dims[1] = static_cast<uint64_t>(inner ? heads : tokens);
+  t.dims[2] = static_cast<uint64_t>(inner ? tokens : heads);
+  t.strides[0] = static_cast<uint64_t>((inner ? head : row) * 2);
+  t.strides[1] = static_cast<uint64_t>((inner ? row : head) * 2);
+  t.box[0] = 64;
+  t.box[1] = inner ? 1u : static_cast<uint32_t>(box_rows);
+  t.box[2] = inner ? static_cast<uint32_t>(box_rows) : 1u;
+  return t;
+}
+
+// Vᵀ [heads, head_dim, vt_row] (TransposeV's scratch): boxes of 64 keys × head_dim rows.
+inline TmaTensor VtTensor(int64_t vt_row, int heads, int head_dim) {
+  TmaTensor t{};
+  t.dims[0] = static_cast<uint64_t>(vt_row);
+  t.dims[1] = static_cast<uint64_t>(head_dim);
+  t.dims[2] = static_cast<uint64_t>(heads);
+  t.strides[0] = static_cast<uint64_t>(vt_row * 2);
+  t.strides[1] = static_cast<uint64_t>(head_dim * vt_row * 2);
+  t.box[0] = 64;
+  t.box[1] = static_cast<uint32_t>(head_dim);
+  t.box[2] = 1;
+  return t;
+}
+
+// What cuTensorMapEncodeTiled requires of a tensor that TokenTensor / VtTensor can break: byte
+// strides multiples of 16 below 2⁴⁰, each at least the extent of the dimensions inside it.
+inline bool TmaEncodable(const TmaTensor& t) {
+  const uint64_t limit = uint64_t{1} << 40;
+  return t.strides[0] % 16 == 0 && t.strides[1] % 16 == 0 && t.strides[0] < limit && t.strides[1] < limit &&
+         t.strides[0] >= t.dims[0] * 2 && t.strides[1] >= t.strides[0] * t.dims[1] && t.dims[1] > 0 && t.dims[2] > 0 &&
+         t.dims[1] <= (uint64_t{1} << 32) && t.dims[2] <= (uint64_t{1} << 32);
+}
+
+// The coordinates (dims[0], dims[1], dims[2] order) of the box at column `col`, token `token`,
+// head `head` of a token tensor.
+struct TmaCoords {
+  int c0, c1, c2;
+};
+DS_HD TmaCoords TokenCoords(bool heads_inner, int col, int token, int head) {
+  return heads_inner ? TmaCoords{col, head, token} : TmaCoords{col, token, head};
 }
 
 }  // namespace ds::cuda::flash::hopper
