@@ -281,7 +281,8 @@ ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layer
                 bench/random_wan.cpp)
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
-HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_hopper_layout.cpp tests/cuda/test_arena_rows.cpp)
+HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_hopper_layout.cpp tests/cuda/test_arena_rows.cpp
+                   tests/cuda/test_tma_ring.cpp)
 GTEST_SOURCES=()
 case $GTEST_KIND in
   source) GTEST_SOURCES=("$GTEST_ROOT/src/gtest-all.cc" "$GTEST_ROOT/src/gtest_main.cc") ;;
@@ -350,12 +351,14 @@ stage "cuda-host tests (CPU)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(summar
 # fault (a hang in a barrier or a wgmma wait), and that must not take the rest of the run with it.
 # First without the TMA-fed ones, then with them; what fails is switched off for the remaining
 # stages (DS_FLASH_NO_WGMMA=1: every wgmma kernel, =tma: the TMA-fed ones; see flash::Runnable).
+# What the later stages keep in reserve scales with the budget (a short run still smoke-tests).
+RESERVE_LATER=$(( BUDGET / 2 < 300 ? BUDGET / 2 : 300 ))
 SMOKE_FILTER='CudaAttention.FlashKernelOnExactAllocations:CudaAttention.FlashReadsBf16InPlaceAndWritesBf16'
-DS_FLASH_NO_WGMMA=tma run_limited 45 300 "$LOGS/wgmma_smoke.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
+DS_FLASH_NO_WGMMA=tma run_limited 45 "$RESERVE_LATER" "$LOGS/wgmma_smoke.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
 rc=$?
 if [ $rc = 0 ]; then
   stage "wgmma kernels (smoke)" "ok" "$(summarize_gtest "$LOGS/wgmma_smoke.log")"
-  run_limited 45 300 "$LOGS/wgmma_tma_smoke.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
+  run_limited 45 "$RESERVE_LATER" "$LOGS/wgmma_tma_smoke.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
   rc=$?
   if [ $rc = 0 ]; then
     stage "wgmma TMA kernels (smoke)" "ok" "$(summarize_gtest "$LOGS/wgmma_tma_smoke.log")"
@@ -370,7 +373,7 @@ else
   grep -E -A6 ': Failure$' "$LOGS/wgmma_smoke.log" | head -30
 fi
 
-run_limited 240 240 "$LOGS/cuda_gpu.log" "$BUILD/test_cuda_gpu"
+run_limited 240 $(( RESERVE_LATER * 4 / 5 )) "$LOGS/cuda_gpu.log" "$BUILD/test_cuda_gpu"
 rc=$?
 detail=$(summarize_gtest "$LOGS/cuda_gpu.log")
 status=ok

@@ -123,10 +123,11 @@ struct Candidates<128> {
       // The pipelined one fed by a TMA producer warpgroup, the two consumers taking turns on the
       // tensor cores: 384 threads; two (160 KB) or three (224 KB) K and Vᵀ slots.
       Traits<128, 2, 128, true, true, 2>, Traits<128, 2, 128, true, true, 3>>;
-  // The default on sm_90 (flash::DefaultConfig): H100, 2026-11-26 (bench/RESULTS.md), TFLOP/s at
-  // N=32760 / N=4608: wgmma2_k128_s2 425.7 / 361.2, wgmma2_k128_s3_ov 428.2 / 389.9; the best
-  // mma.sync tile (w4x2_k64_s2_qs) 388.3 / 351.2, SDPA flash 363.4 / 286.4.
-  static constexpr int kDefault = 1;
+  // The default on sm_90 (flash::DefaultConfig), H100 2026-11-26 (bench/RESULTS.md), TFLOP/s at
+  // N=32760 / N=4608 in one run: wgmma2_k128_s2 363.4 / 362.9, wgmma2_k128_s3_ov 369.9 / 390.8,
+  // wgmma2_k128_s2_tma 538.9 / 543.8, wgmma2_k128_s3_tma 515.7 / 540.7; the best mma.sync tile
+  // (w4x2_k64_s2_qs) 310.3 / 353.4. SDPA on that card: flash 309.5 / 257.0, cuDNN 490.8 / 567.6.
+  static constexpr int kDefault = 2;
 };
 
 // ---- which tiles a block handles --------------------------------------------------------------
