@@ -207,6 +207,16 @@ struct Warpgroup {
     for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
     WgmmaCommit();
   }
+  // The pipelined step's issue: S(kt), then P(kt − 1)·V(kt − 1), with the register pins and the
+  // fence that order the accumulators and P before them.
+  __device__ __forceinline__ void IssueSThenPv(uint64_t desc, int kt) {
+    PinRegisters(r_s);
+    PinRegisters(r_p);
+    PinRegisters(r_o);
+    WgmmaFence();
+    IssueS(desc, kt);
+    IssuePv(desc, kt - 1);
+  }
   // The online softmax of tile kt's scores (complete in r_s): the running max and sums move, the
   // scores become P in place (f32), `alpha` rescales O.
   __device__ __forceinline__ void Softmax(const Params& p, int kt, float (&alpha)[2]) {
@@ -341,13 +351,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     w.PackAll();
     for (int kt = 1; kt < n_tiles; ++kt) {
       next_tile(kt);
-      const uint64_t desc = StepDescriptor(base_desc);
-      PinRegisters(w.r_s);
-      PinRegisters(w.r_p);
-      PinRegisters(w.r_o);
-      WgmmaFence();
-      w.IssueS(desc, kt);
-      w.IssuePv(desc, kt - 1);
+      w.IssueSThenPv(StepDescriptor(base_desc), kt);
       WgmmaWait<1>();  // S(kt) has landed; the P·V may still run
       PinRegisters(w.r_s);
       w.Softmax(p, kt, alpha);
@@ -481,12 +485,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
       MbarWait(barrier(Ring::FullVt(Ring::Slot(kt - 1))), Ring::FullParity(kt - 1));
       const uint64_t desc = StepDescriptor(base_desc);
       take_turn();
-      PinRegisters(w.r_s);
-      PinRegisters(w.r_p);
-      PinRegisters(w.r_o);
-      WgmmaFence();
-      w.IssueS(desc, kt);
-      w.IssuePv(desc, kt - 1);
+      w.IssueSThenPv(desc, kt);
       pass_turn();
       WgmmaWait<1>();  // S(kt) has landed: K(kt) is free; the P·V may still run
       PinRegisters(w.r_s);
