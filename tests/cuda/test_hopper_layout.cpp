@@ -330,6 +330,75 @@ void TmaBox(Smem& smem, uint32_t dst, const uint16_t* global, const TmaTensor& t
       }
 }
 
+// The tensor geometry the TMA kernel encodes, for every row layout a caller may hand it: token-major
+// rows ([N, H, dh]), fused q/k/v rows, head-major ([H, N, dh]) and padded head-major rows. Each box
+// of a tile (the last one partial) lands, through the TMA's own swizzle, exactly where the wgmma
+// descriptors look for element (token, dim) (Sw128Offset), zeros past the last token; Vᵀ likewise.
+// Strides the TMA cannot walk are refused (the kernel then runs its cp.async sibling).
+TEST(HopperLayout, TmaBoxesLandWhereTheDescriptorsRead) {
+  constexpr int kDh = 128, kRows = 128, kHeads = 3, kTokens = 2 * kRows + 37;
+  auto value = [](int64_t token, int64_t head, int64_t dim) {
+    return static_cast<uint16_t>((token * 7919 + head * 104729 + dim * 31 + 1) & 0xffff);
+  };
+  struct Layout {
+    const char* name;
+    int64_t row, head;  // element strides
+  };
+  const Layout layouts[] = {{"token-major", kHeads * kDh, kDh},
+                            {"fused qkv", 3 * kHeads * kDh, kDh},
+                            {"head-major", kDh, kTokens * kDh},
+                            {"padded head-major", kDh + 8, (kTokens + 1) * (kDh + 8)}};
+  for (const Layout& l : layouts) {
+    SCOPED_TRACE(l.name);
+    std::vector<uint16_t> g(static_cast<size_t>((kHeads - 1) * l.head + (kTokens - 1) * l.row + kDh), 0);
+    for (int h = 0; h < kHeads; ++h)
+      for (int t = 0; t < kTokens; ++t)
+        for (int d = 0; d < kDh; ++d) g[static_cast<size_t>(h * l.head + t * l.row + d)] = value(t, h, d);
+    const TmaTensor tensor = TokenTensor(kTokens, kHeads, kDh, l.row, l.head, kRows);
+    ASSERT_TRUE(TmaEncodable(tensor));
+    EXPECT_EQ(tensor.heads_inner, l.head <= l.row);
+    for (int head = 0; head < kHeads; ++head) {
+      for (int token0 = 0; token0 < kTokens; token0 += kRows) {
+        Smem smem(kRows * kDh * 2, 0xff);
+        for (int a = 0; a < kDh / 64; ++a) {
+          TmaBox(smem, static_cast<uint32_t>(a * kRows * 128), g.data(), tensor,
+                 TokenCoords(tensor.heads_inner, 64 * a, token0, head));
+        }
+        for (int r = 0; r < kRows; ++r)
+          for (int d = 0; d < kDh; ++d) {
+            const uint16_t want = token0 + r < kTokens ? value(token0 + r, head, d) : uint16_t{0};
+            ASSERT_EQ(LoadBf16(smem, Sw128Offset(kRows, r, d)), want) << head << " " << token0 + r << " " << d;
+          }
+      }
+    }
+  }
+  // Vᵀ [heads, dh, VtRow(nk)]: tile rows are dims, columns keys.
+  const int nk = kTokens;
+  const int64_t vt_row = VtRow(nk);
+  std::vector<uint16_t> vt(static_cast<size_t>(kHeads * kDh * vt_row), 0);
+  for (int h = 0; h < kHeads; ++h)
+    for (int d = 0; d < kDh; ++d)
+      for (int j = 0; j < nk; ++j) vt[static_cast<size_t>((h * kDh + d) * vt_row + j)] = value(j, h, d);
+  const TmaTensor v = VtTensor(vt_row, kHeads, kDh);
+  ASSERT_TRUE(TmaEncodable(v));
+  for (int head = 0; head < kHeads; ++head) {
+    for (int key0 = 0; key0 < nk; key0 += kRows) {
+      Smem smem(kDh * kRows * 2, 0xff);
+      for (int a = 0; a < kRows / 64; ++a) {
+        TmaBox(smem, static_cast<uint32_t>(a * kDh * 128), vt.data(), v, TmaCoords{key0 + 64 * a, 0, head});
+      }
+      for (int d = 0; d < kDh; ++d)
+        for (int c = 0; c < kRows; ++c) {
+          const uint16_t want = key0 + c < nk ? value(key0 + c, head, d) : uint16_t{0};
+          ASSERT_EQ(LoadBf16(smem, Sw128Offset(kDh, d, c)), want) << head << " " << d << " " << key0 + c;
+        }
+    }
+  }
+  // Rows not on 16 bytes, and heads overlapping inside a row, are not TMA tensors.
+  EXPECT_FALSE(TmaEncodable(TokenTensor(kTokens, kHeads, kDh, kHeads * kDh + 4, kDh, kRows)));
+  EXPECT_FALSE(TmaEncodable(TokenTensor(kTokens, kHeads, kDh, kHeads * kDh, kDh / 2, kRows)));
+}
+
 // HopperForwardKernel's block (m_block, head): all threads' copies, then each step's warpgroups in
 // turn; barriers are the boundaries between phases, as in the kernel. For HopperTmaKernel the
 // producer's boxes (TokenTensor / VtTensor, TokenCoords) replace the copies; when they land

@@ -11,6 +11,8 @@
 //   gemm_bf16_cublaslt     cuBLASLt bf16×bf16→bf16, f32 accumulate (the bf16 plan's GEMM)
 //   linear_backend_tf32    Backend::linear on f32 tensors (TF32 tensor cores: f32 checkpoints)
 //   linear_backend_bf16w   Backend::linear, f32 x and y, BF16 w as stored (bf16 checkpoints)
+//   linear_backend_bf16xy, linear_backend_bf16x_f32y   the same with BF16 x (as the Wan block on a
+//                          GPU feeds it) and a BF16 or f32 y
 //
 // Attention FLOPs follow FlashAttention: 4·B·H·N²·d; GEMM FLOPs 2·M·N·K. Times are means over
 // back-to-back launches after warm-up (cudaEvents on the default stream for the raw kernels,
@@ -56,6 +58,31 @@ std::vector<uint16_t> RandomBf16(std::mt19937& rng, size_t n) {
   std::vector<uint16_t> v(n);
   for (auto& x : v) x = cuda::flash::Bf16Bits(dist(rng));
   return v;
+}
+
+// Random normal values into a device tensor of F32 or BF16 (never time on zeros: they run faster):
+// one block of 2^20 values, repeated (drawing hundreds of millions on the host would take longer
+// than the benchmark).
+void FillRandom(const Tensor& t, std::mt19937& rng) {
+  constexpr size_t kBlock = size_t{1} << 20;
+  const size_t n = static_cast<size_t>(t.numel()), esize = DTypeSize(t.dtype);
+  BENCH_CHECK(t.dtype == DType::kBF16 || t.dtype == DType::kF32);
+  std::vector<unsigned char> block(kBlock * esize);
+  if (t.dtype == DType::kBF16) {
+    const std::vector<uint16_t> h = RandomBf16(rng, kBlock);
+    std::memcpy(block.data(), h.data(), block.size());
+  } else {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (size_t i = 0; i < kBlock; ++i) {
+      const float x = dist(rng);
+      std::memcpy(block.data() + i * 4, &x, 4);
+    }
+  }
+  for (size_t at = 0; at < n; at += kBlock) {
+    const size_t count = std::min(kBlock, n - at);
+    BENCH_CHECK(cudaMemcpy(static_cast<unsigned char*>(t.data) + at * esize, block.data(), count * esize,
+                           cudaMemcpyHostToDevice) == cudaSuccess);
+  }
 }
 
 template <class Fn>
@@ -262,19 +289,23 @@ void BenchGemmBf16(CudaBackend& be, int m, int n, int k, int iters) {
   be.ResetArena();
 }
 
-// Backend::linear with f32 x and y (the engine's activations) and w float32 (TF32 tensor cores) or
-// BF16 as stored (x rounded to bf16 by linear, then a bf16 GEMM): the engine's two paths.
-void BenchLinear(CudaBackend& be, DType w_dtype, int m, int n, int k, int iters) {
-  auto x = be.Alloc(DType::kF32, {m, k}), w = be.Alloc(w_dtype, {n, k}), b = be.Alloc(DType::kF32, {n});
-  auto y = be.Alloc(DType::kF32, {m, n});
+// Backend::linear: w float32 (TF32 tensor cores) or BF16 as stored; x and y f32 (linear rounds x
+// to bf16 for a BF16 w) or, as the Wan block feeds it on a GPU, BF16 x with a BF16 y (q/k/v,
+// cross-q) or an f32 y (the o and FFN-down projections, into the f32 residual stream).
+void BenchLinear(CudaBackend& be, DType w_dtype, DType x_dtype, DType y_dtype, int m, int n, int k, int iters) {
+  auto x = be.Alloc(x_dtype, {m, k}), w = be.Alloc(w_dtype, {n, k}), b = be.Alloc(DType::kF32, {n});
+  auto y = be.Alloc(y_dtype, {m, n});
   BENCH_CHECK(x.ok() && w.ok() && b.ok() && y.ok());
-  for (const Tensor* t : {&*x, &*w, &*b}) BENCH_CHECK(cudaMemset(t->data, 0, t->nbytes()) == cudaSuccess);
+  std::mt19937 rng(11);
+  for (const Tensor* t : {&*x, &*w, &*b}) FillRandom(*t, rng);
   Tensor out = *y;
   const double ms = HostMs(
       be, [&] { be.linear(*x, *w, &*b, out); }, iters);
-  std::printf("RESULT %s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n",
-              w_dtype == DType::kBF16 ? "linear_backend_bf16w" : "linear_backend_tf32", m, n, k, ms,
-              2.0 * m * double(n) * k / ms / 1e9);
+  const char* name = w_dtype != DType::kBF16   ? "linear_backend_tf32"
+                     : x_dtype != DType::kBF16 ? "linear_backend_bf16w"
+                     : y_dtype == DType::kBF16 ? "linear_backend_bf16xy"
+                                               : "linear_backend_bf16x_f32y";
+  std::printf("RESULT %s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", name, m, n, k, ms, 2.0 * m * double(n) * k / ms / 1e9);
   be.ResetArena();
 }
 
@@ -305,7 +336,9 @@ int main(int argc, char** argv) {
   const int tokens = 32760, dim = 1536, ffn = 8960;
   const int shapes[][3] = {{tokens, 3 * dim, dim}, {tokens, dim, dim}, {tokens, ffn, dim}, {tokens, dim, ffn}};
   for (const auto& s : shapes) BenchGemmBf16(be, s[0], s[1], s[2], iters * 2);
-  for (const auto& s : shapes) BenchLinear(be, DType::kF32, s[0], s[1], s[2], iters);
-  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, s[0], s[1], s[2], iters);
+  for (const auto& s : shapes) BenchLinear(be, DType::kF32, DType::kF32, DType::kF32, s[0], s[1], s[2], iters);
+  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kF32, DType::kF32, s[0], s[1], s[2], iters);
+  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kBF16, DType::kBF16, s[0], s[1], s[2], iters);
+  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kBF16, DType::kF32, s[0], s[1], s[2], iters);
   return 0;
 }
