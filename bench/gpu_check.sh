@@ -7,7 +7,8 @@
 #      kind: DS_FLASH_NO_WGMMA=1 or =tma), the GPU tests (cuda-gpu)
 #   3. benchmarks attention (B=1, H=12, N=32760, d=128 and B=1, H=24, N=4608, d=128) and the
 #      Wan-1.3B GEMMs, then PyTorch SDPA (flash and cuDNN backends, bf16) and torch bf16 matmul
-#   4. runs compute-sanitizer memcheck, racecheck and synccheck on the attention tests
+#   4. profiles the default attention kernel with Nsight Compute (DS_GPU_CHECK_NCU=0 skips it), then
+#      runs compute-sanitizer memcheck, racecheck and synccheck on the attention tests
 #   5. when bench/pack_gpu_e2e.sh's bundle is there (.gpu_deps/e2e.tar.xz) and the budget allows,
 #      generates one 480x832x81 clip through the C API on the GPU (bench/gpu_e2e.sh)
 #   6. prints a short table last (also on a timeout or Ctrl-C)
@@ -23,6 +24,7 @@
 #   DS_GPU_CHECK_GTEST   source | system | mini: force how GoogleTest is provided
 #   DS_GPU_CHECK_ARCHS   e.g. "90a" or "80 89 90a": the SASS targets to build ("ptx": compute_80 PTX)
 #   DS_GPU_CHECK_E2E_STEPS  steps of the end-to-end clip (default 50; 0 skips it)
+#   DS_GPU_CHECK_NCU     0 skips the Nsight Compute profile of the default attention kernel
 #
 # fmt: the sources need fmt's headers (used header-only). Looked for in FMT_INCLUDE, the system
 # include dirs, PyTorch's include dir (it ships fmt) and spdlog's bundled copy; failing those (or
@@ -513,6 +515,32 @@ if [ -n "$TORCH_VERSION" ]; then
   stage "PyTorch SDPA / matmul" "$([ $rc = 0 ] && echo ok || echo FAIL)" "torch $TORCH_VERSION, rc $rc"
 else
   stage "PyTorch SDPA / matmul" "skipped" "no torch for $PYTHON"
+fi
+
+# ---- a profile of the default attention kernel ----------------------------------------------------------
+
+# Nsight Compute's view of the backend's hd-128 flash kernel at N=32760 (its first launch in
+# bench_cuda): how busy the tensor pipe, the SFU (exp2) and the memory system are, and where warps
+# stall: what to change next. Clocks are left alone (--clock-control none). The kernel name is the
+# one gpu_check's bench log reports as the default configuration.
+NCU=$(command -v ncu || echo "$CUDA_HOME/bin/ncu")
+if [ "${DS_GPU_CHECK_NCU:-1}" = 0 ]; then
+  stage "ncu profile" "skipped" "DS_GPU_CHECK_NCU=0"
+elif [ ! -x "$NCU" ]; then
+  stage "ncu profile" "skipped" "ncu not found"
+else
+  default_config=$(awk '$1 == "RESULT" && $2 == "attention_flash_bf16" && / N=32760 / { for (i = 3; i <= NF; ++i) if ($i ~ /^config=/) { sub(/^config=/, "", $i); print $i; exit } }' "$LOGS/bench_cuda.log")
+  case $default_config in
+    *_tma) kernel_regex='HopperTmaKernel' ;;
+    wgmma*) kernel_regex='HopperForwardKernel' ;;
+    *) kernel_regex='FlashForwardKernel' ;;
+  esac
+  run_limited 90 60 "$LOGS/ncu_attention.log" "$NCU" --clock-control none --kernel-name "regex:$kernel_regex" \
+    --launch-count 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    --section WarpStateStats --section Occupancy "$BUILD/bench_cuda" --quick
+  rc=$?
+  # A profiler that cannot read the counters here is not a failure of the backend.
+  stage "ncu profile" "$([ $rc = 0 ] && echo ok || echo warn)" "rc $rc; ${default_config:-?} ($kernel_regex), ncu_attention.log"
 fi
 
 # ---- sanitizers -----------------------------------------------------------------------------------------
