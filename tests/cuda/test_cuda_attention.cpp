@@ -410,10 +410,30 @@ TEST_F(CudaAttention, UnsupportedHeadDimFallsBackToNaive) {
   }
 }
 
+// [n, heads, dh] rows (token-major) as [heads, n, dh] (head-major), or back.
+template <class T>
+std::vector<T> HeadMajor(const std::vector<T>& x, int n, int heads, int dh, bool back = false) {
+  std::vector<T> y(x.size());
+  for (int t = 0; t < n; ++t)
+    for (int h = 0; h < heads; ++h)
+      for (int d = 0; d < dh; ++d) {
+        const size_t token_major = (static_cast<size_t>(t) * heads + h) * dh + d;
+        const size_t head_major = (static_cast<size_t>(h) * n + t) * dh + d;
+        if (back) {
+          y[token_major] = x[head_major];
+        } else {
+          y[head_major] = x[token_major];
+        }
+      }
+  return y;
+}
+
 // The flash kernel alone on allocations of exactly the tensor sizes, so compute-sanitizer memcheck
 // sees any read or write past a tensor (inside the backend's arena it could not), and racecheck
-// and synccheck check the shared-memory pipeline; every configuration of every head dim. Small:
-// the sanitizers slow kernels down ~100×.
+// and synccheck check the shared-memory pipeline; every configuration of every head dim, with
+// q/k/v/o token-major ([n, heads, dh], as the models hand them) and head-major ([heads, n, dh]:
+// the head stride above the row stride, which the TMA kernel's tensor maps order differently).
+// Small: the sanitizers slow kernels down ~100×.
 TEST_F(CudaAttention, FlashKernelOnExactAllocations) {
   for (int dh : {32, 64, 128}) {
     // A partial query tile (for 128- and 256-query tiles), 2-7 key tiles (more than the ring has
@@ -434,43 +454,58 @@ TEST_F(CudaAttention, FlashKernelOnExactAllocations) {
     ref_.attention(qf.view({nq, heads, dh}), kf.view({nk, heads, dh}), vf.view({nk, heads, dh}), scale, want);
 
     const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(dh);
-    for (size_t c = 0; c < configs.size(); ++c) {
-      SCOPED_TRACE("dh " + std::to_string(dh) + " config " + configs[c].name);
-      if (!cuda::flash::Runnable(dh, static_cast<int>(c)).ok()) continue;  // wgmma off sm_90
-      void *dq = nullptr, *dk = nullptr, *dv = nullptr, *dout = nullptr, *dvt = nullptr;
-      const size_t out_bytes = static_cast<size_t>(nq) * heads * dh * sizeof(float);
-      const size_t vt_bytes = cuda::flash::ScratchBytes(dh, static_cast<int>(c), heads, nk);
-      ASSERT_EQ(cudaMalloc(&dq, q.size() * 2), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&dk, k.size() * 2), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&dv, v.size() * 2), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&dout, out_bytes), cudaSuccess);
-      if (vt_bytes > 0) {
-        ASSERT_EQ(cudaMalloc(&dvt, vt_bytes), cudaSuccess);
-      }
-      cudaMemcpy(dq, q.data(), q.size() * 2, cudaMemcpyHostToDevice);
-      cudaMemcpy(dk, k.data(), k.size() * 2, cudaMemcpyHostToDevice);
-      cudaMemcpy(dv, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
-      cudaMemset(dout, 0xff, out_bytes);  // NaN
+    for (bool head_major : {false, true}) {
+      const std::vector<uint16_t> hq = head_major ? HeadMajor(q, nq, heads, dh) : q;
+      const std::vector<uint16_t> hk = head_major ? HeadMajor(k, nk, heads, dh) : k;
+      const std::vector<uint16_t> hv = head_major ? HeadMajor(v, nk, heads, dh) : v;
+      for (size_t c = 0; c < configs.size(); ++c) {
+        SCOPED_TRACE("dh " + std::to_string(dh) + " config " + configs[c].name +
+                     (head_major ? " head-major" : " token-major"));
+        if (!cuda::flash::Runnable(dh, static_cast<int>(c)).ok()) continue;  // wgmma off sm_90
+        void *dq = nullptr, *dk = nullptr, *dv = nullptr, *dout = nullptr, *dvt = nullptr;
+        const size_t out_bytes = static_cast<size_t>(nq) * heads * dh * sizeof(float);
+        const size_t vt_bytes = cuda::flash::ScratchBytes(dh, static_cast<int>(c), heads, nk);
+        ASSERT_EQ(cudaMalloc(&dq, q.size() * 2), cudaSuccess);
+        ASSERT_EQ(cudaMalloc(&dk, k.size() * 2), cudaSuccess);
+        ASSERT_EQ(cudaMalloc(&dv, v.size() * 2), cudaSuccess);
+        ASSERT_EQ(cudaMalloc(&dout, out_bytes), cudaSuccess);
+        if (vt_bytes > 0) {
+          ASSERT_EQ(cudaMalloc(&dvt, vt_bytes), cudaSuccess);
+        }
+        cudaMemcpy(dq, hq.data(), q.size() * 2, cudaMemcpyHostToDevice);
+        cudaMemcpy(dk, hk.data(), k.size() * 2, cudaMemcpyHostToDevice);
+        cudaMemcpy(dv, hv.data(), v.size() * 2, cudaMemcpyHostToDevice);
+        cudaMemset(dout, 0xff, out_bytes);  // NaN
 
-      cuda::flash::Params p;
-      p.q = dq;
-      p.k = dk;
-      p.v = dv;
-      p.o = dout;
-      p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * dh;
-      p.q_head = p.k_head = p.v_head = p.o_head = dh;
-      p.nq = nq;
-      p.nk = nk;
-      p.heads = heads;
-      p.scale_log2 = scale * cuda::flash::kLog2e;
-      p.v_t = dvt;
-      const Status st = cuda::flash::Forward(p, dh, nullptr, static_cast<int>(c));
-      EXPECT_TRUE(st.ok()) << st.message();
-      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      const HostBuffer got_b(q.size());
-      cudaMemcpy(got_b.data(), dout, out_bytes, cudaMemcpyDeviceToHost);
-      for (void* ptr : {dq, dk, dv, dout, dvt}) cudaFree(ptr);
-      EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 1e-2));
+        cuda::flash::Params p;
+        p.q = dq;
+        p.k = dk;
+        p.v = dv;
+        p.o = dout;
+        if (head_major) {
+          p.q_row = p.k_row = p.v_row = p.o_row = dh;
+          p.q_head = p.o_head = static_cast<int64_t>(nq) * dh;
+          p.k_head = p.v_head = static_cast<int64_t>(nk) * dh;
+        } else {
+          p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * dh;
+          p.q_head = p.k_head = p.v_head = p.o_head = dh;
+        }
+        p.nq = nq;
+        p.nk = nk;
+        p.heads = heads;
+        p.scale_log2 = scale * cuda::flash::kLog2e;
+        p.v_t = dvt;
+        const Status st = cuda::flash::Forward(p, dh, nullptr, static_cast<int>(c));
+        EXPECT_TRUE(st.ok()) << st.message();
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> got(q.size());
+        cudaMemcpy(got.data(), dout, out_bytes, cudaMemcpyDeviceToHost);
+        for (void* ptr : {dq, dk, dv, dout, dvt}) cudaFree(ptr);
+        if (head_major) got = HeadMajor(got, nq, heads, dh, true);
+        const HostBuffer got_b(got.size());
+        std::copy(got.begin(), got.end(), got_b.data());
+        EXPECT_TRUE(AllClose(got_b.view({nq, heads, dh}), want, 1e-2));
+      }
     }
   }
 }
