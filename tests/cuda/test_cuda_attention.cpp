@@ -379,7 +379,17 @@ TEST_F(CudaAttention, FlashConfigIsChosenByName) {
 TEST_F(CudaAttention, DefaultConfigRunsOnThisDevice) {
   bool wgmma_runs = false;
   for (int i = 0; i < static_cast<int>(cuda::flash::Configs(128).size()); ++i) {
-    if (cuda::flash::Configs(128)[static_cast<size_t>(i)].wgmma) wgmma_runs = cuda::flash::Runnable(128, i).ok();
+    const cuda::flash::ConfigInfo& info = cuda::flash::Configs(128)[static_cast<size_t>(i)];
+    if (!info.wgmma || !cuda::flash::Runnable(128, i).ok()) continue;
+    wgmma_runs = true;
+    if (info.tma) {
+      // setmaxnreg.inc waits for registers the producer gives back: the kernel must start at the
+      // 168 per thread its 24 / 240 split assumes, or it hangs.
+      const auto r = cuda::flash::Resources(128, i);
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      EXPECT_EQ(r->registers, 168) << info.name;
+      EXPECT_EQ(r->local_bytes, 0) << info.name;
+    }
   }
   for (int hd : {32, 64, 128}) {
     const int d = cuda::flash::DefaultConfig(hd);

@@ -169,7 +169,7 @@ TEST(HopperLayout, TilesAreBijectiveAndDisjoint) {
   ForEveryConfig([]<class T>() {
     CheckSwizzledTileIsABijection<T>(T::kBlockM, T::kHeadDim);
     CheckSwizzledTileIsABijection<T>(T::kBlockN, T::kHeadDim);
-    CheckSwizzledTileIsABijection<T>(T::kHeadDim, T::kBlockN);
+    CheckSwizzledTileIsABijection<T>(T::kHeadDim, T::kVtCols);
     EXPECT_EQ(KSlot<T>(0), static_cast<uint32_t>(T::kQBytes));
     for (int slot = 0; slot < T::kStages; ++slot) {
       EXPECT_EQ(KSlot<T>(slot) % 1024, 0u);
@@ -394,6 +394,9 @@ TEST(HopperLayout, TmaBoxesLandWhereTheDescriptorsRead) {
         }
     }
   }
+  // One token of a head-major view: row and head strides equal, encodable in the heads-outer order.
+  EXPECT_TRUE(TmaEncodable(TokenTensor(1, kHeads, kDh, kDh, kDh, kRows)));
+  EXPECT_FALSE(TokenTensor(1, kHeads, kDh, kDh, kDh, kRows).heads_inner);
   // Rows not on 16 bytes, and heads overlapping inside a row, are not TMA tensors.
   EXPECT_FALSE(TmaEncodable(TokenTensor(kTokens, kHeads, kDh, kHeads * kDh + 4, kDh, kRows)));
   EXPECT_FALSE(TmaEncodable(TokenTensor(kTokens, kHeads, kDh, kHeads * kDh, kDh / 2, kRows)));
@@ -422,7 +425,7 @@ void TmaLoads(const Problem& pr, const std::vector<uint16_t>& vt, int m_block, i
     TmaBox(smem, KSlot<T>(tile) + static_cast<uint32_t>(a * T::kBlockN * 128), pr.k(), k,
            TokenCoords(k.heads_inner, 64 * a, tile * T::kBlockN, head));
   }
-  for (int a = 0; a < T::kBlockN / 64; ++a) {
+  for (int a = 0; a < T::kVtCols / 64; ++a) {
     TmaBox(smem, VtSlot<T>(tile) + static_cast<uint32_t>(a * T::kHeadDim * 128), vt.data(), v,
            TmaCoords{tile * T::kBlockN + 64 * a, 0, head});
   }

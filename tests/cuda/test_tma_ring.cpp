@@ -89,7 +89,7 @@ class Sim {
     std::fill_n(&released_[0][0][0], 3 * kS * 2, -1);
     // The producer (tid 0): Q, then per tile K and Vᵀ, each refill after its slot's release.
     Script& p = actors_[0].script;
-    constexpr int kDimBoxes = T::kHeadDim / 64, kKeyBoxes = T::kBlockN / 64;
+    constexpr int kDimBoxes = T::kHeadDim / 64, kKeyBoxes = T::kVtCols / 64;
     p.MbarArriveExpectTx(Ring::kQFull, T::kQBytes);
     p.TmaLoads(Ring::kQFull, kQ, 0, kDimBoxes, T::kBlockM * 128);
     for (int kt = 0; kt < n_; ++kt) {
@@ -279,7 +279,7 @@ class Sim {
         break;
       case Op::kIssue:
         if (s.buf == kK) CheckData(kQ, 0, T::kHeadDim / 64);
-        CheckData(s.buf, s.tile, s.buf == kK ? T::kHeadDim / 64 : T::kBlockN / 64);
+        CheckData(s.buf, s.tile, s.buf == kK ? T::kHeadDim / 64 : T::kVtCols / 64);
         x.gemms.push_back({s.buf, SlotOf(s.buf, s.tile), s.tile, false});
         break;
       case Op::kRelease:  // lane 0 of each of the warpgroup's warps
@@ -328,7 +328,7 @@ TEST(TmaRing, EveryScheduleFinishesWithoutStaleReadsOrOverwrites) {
       for (uint32_t seed = 0; seed < kSeeds; ++seed)
         ASSERT_EQ(Sim<T>(n, Mutant::kNone).Run(seed), "") << "n_tiles " << n << ", seed " << seed;
   });
-  EXPECT_EQ(configs, 2);
+  EXPECT_EQ(configs, 3);
 }
 
 // The checks bite: a producer that refills K without waiting for its release, consumers that wait

@@ -246,13 +246,13 @@ int MmaDefaultIndex(int head_dim) {
 }
 
 // The wgmma default where it can run on the current device (sm_90, not switched off), else the
-// mma.sync one. Asked per call (attention.cpp resolves the choice per call): a few attribute
-// reads, against kernels of microseconds at the least.
+// cp.async-fed wgmma one (DS_FLASH_NO_WGMMA=tma), else the mma.sync one. Asked per call
+// (attention.cpp resolves the choice per call): a few attribute reads, against kernels of
+// microseconds at the least.
 int DefaultIndex(int head_dim) {
-  const int hopper = hopper::DefaultEntry(head_dim);
-  if (hopper >= 0) {
-    const int index = static_cast<int>(EntriesFor(head_dim)->size() - hopper::Entries(head_dim).size()) + hopper;
-    if (Runnable(head_dim, index).ok()) return index;
+  const int first_hopper = static_cast<int>(EntriesFor(head_dim)->size() - hopper::Entries(head_dim).size());
+  for (int entry : {hopper::DefaultEntry(head_dim), hopper::CpAsyncDefaultEntry(head_dim)}) {
+    if (entry >= 0 && Runnable(head_dim, first_hopper + entry).ok()) return first_hopper + entry;
   }
   return MmaDefaultIndex(head_dim);
 }
@@ -318,6 +318,12 @@ Status Runnable(int head_dim, int config) {
   DS_CUDA_TRY(cudaGetDevice(&device));
   DS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   DS_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  // wgmma is in the sm_90a image only; a build without one would run the kernels' __trap().
+  if (std::string_view(DS_CUDA_ARCHS).find("90a") == std::string_view::npos) {
+    return Status(Code::kUnsupported, "flash attention config " + info.name +
+                                          " uses wgmma, and this build has no sm_90a image (built for " +
+                                          DS_CUDA_ARCHS + ")");
+  }
   if (major == 9 && minor == 0) return Status::Ok();
   return Status(Code::kUnsupported, "flash attention config " + info.name +
                                         " uses wgmma, which needs an sm_90 GPU "

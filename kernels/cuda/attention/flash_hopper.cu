@@ -63,24 +63,47 @@ __device__ __forceinline__ void PinRegisters(uint32_t (&a)[kSteps][4]) {
 #define DS_ACC64                                                                                              \
   DS_ACC4(0), DS_ACC4(1), DS_ACC4(2), DS_ACC4(3), DS_ACC4(4), DS_ACC4(5), DS_ACC4(6), DS_ACC4(7), DS_ACC4(8), \
       DS_ACC4(9), DS_ACC4(10), DS_ACC4(11), DS_ACC4(12), DS_ACC4(13), DS_ACC4(14), DS_ACC4(15)
+#define DS_ACC88 DS_ACC64, DS_ACC4(16), DS_ACC4(17), DS_ACC4(18), DS_ACC4(19), DS_ACC4(20), DS_ACC4(21)
 
-// d (+)= A·B, m64n128k16, bf16 in, f32 accumulators; A and B from shared memory through their
-// descriptors (both K-major: no transpose), scale_d = 0 ignores d's old value.
-__device__ __forceinline__ void WgmmaSS(float (&d)[16][4], uint64_t a, uint64_t b, int scale_d) {
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "setp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-      ", %64, %65, p, 1, 1, 0, 0;\n"
-      "}\n"
-      : DS_ACC64
-      : "l"(a), "l"(b), "r"(scale_d));
+// d (+)= A·B, m64n<8·kTiles>k16 (n128: S of a 128-key tile; n176: of a 176-key one), bf16 in,
+// f32 accumulators; A and B from shared memory through their descriptors (both K-major: no
+// transpose), scale_d = 0 ignores d's old value.
+template <int kTiles>
+__device__ __forceinline__ void WgmmaSS(float (&d)[kTiles][4], uint64_t a, uint64_t b, int scale_d) {
+  static_assert(kTiles == 16 || kTiles == 22, "the shapes written out: n128, n176");
+  if constexpr (kTiles == 16) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+        ", %64, %65, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : DS_ACC64
+        : "l"(a), "l"(b), "r"(scale_d));
+  } else {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %90, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 "
+        "{"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+        "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+        "%80, %81, %82, %83, %84, %85, %86, %87}"
+        ", %88, %89, p, 1, 1, 0, 0;\n"
+        "}\n"
+        : DS_ACC88
+        : "l"(a), "l"(b), "r"(scale_d));
+  }
 }
 
 // d += A·B, m64n128k16, A from registers (the m16n8k16 A fragment per warp), B from shared memory.
@@ -97,6 +120,7 @@ __device__ __forceinline__ void WgmmaRS(float (&d)[16][4], const uint32_t (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 
+#undef DS_ACC88
 #undef DS_ACC64
 #undef DS_ACC4
 
@@ -375,6 +399,9 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
 #endif  // DS_WGMMA
 }
 
+// The warp specialisation's registers per thread: the producer's one copying thread needs few.
+constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
+
 // The tensor maps of the TMA kernel, passed by value as a __grid_constant__ parameter (the TMA
 // reads them from the parameter space).
 struct TmaMaps {
@@ -393,8 +420,14 @@ struct TmaMaps {
 template <class T, bool kBf16Out>
 __global__ void __launch_bounds__(T::kThreads, 1)
     HopperTmaKernel(const __grid_constant__ Params p, const __grid_constant__ TmaMaps maps) {
-  static_assert(T::kBlockN == 128 && T::kHeadDim == 128, "WgmmaSS/WgmmaRS are the m64n128k16 shapes");
-  static_assert(T::kProducer && T::kBlockM == T::kBlockN, "one box height for Q and K tiles");
+  static_assert((T::kBlockN == 128 || T::kBlockN == 176) && T::kHeadDim == 128,
+                "WgmmaSS's m64n128k16 / m64n176k16 and WgmmaRS's m64n128k16");
+  static_assert(T::kProducer, "HopperForwardKernel");
+  // setmaxnreg.inc blocks until the block's pool has the registers: what the producer gives back
+  // (from the 168 per thread that __launch_bounds__(384, 1) leaves: 65536 / 384 rounded down to
+  // 8) must cover what the consumers take, or the kernel hangs instead of failing.
+  static_assert(T::kThreads == 384 && 128 * kProducerRegisters + 256 * kConsumerRegisters <= 168 * 384,
+                "the register budget of the warp specialisation");
 #if DS_WGMMA
   using Ring = TmaRing<T>;
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -420,9 +453,9 @@ __global__ void __launch_bounds__(T::kThreads, 1)
   if (tid < 128) {
     // The producer. Boxes are 64 columns wide: a tile is kHeadDim / 64 (Q, K) or kBlockN / 64 (Vᵀ)
     // of them, one swizzle atom each.
-    SetMaxRegisters<false, 24>();
+    SetMaxRegisters<false, kProducerRegisters>();
     if (tid == 0) {
-      constexpr int kQAtoms = T::kHeadDim / 64, kVtAtoms = T::kBlockN / 64;
+      constexpr int kQAtoms = T::kHeadDim / 64, kVtAtoms = T::kVtCols / 64;
       MbarArriveExpectTx(barrier(Ring::kQFull), T::kQBytes);
       for (int a = 0; a < kQAtoms; ++a) {
         const TmaCoords c = TokenCoords(maps.q_heads_inner, 64 * a, qt.begin, head);
@@ -446,7 +479,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
       }
     }
   } else {
-    SetMaxRegisters<true, 240>();
+    SetMaxRegisters<true, kConsumerRegisters>();
     const int t = tid - 128;
     Warpgroup<T> w;
     w.wg = t / 128;
@@ -565,18 +598,26 @@ EncodeTiled TensorMapEncoder() {
   return encoder;
 }
 
-// The bf16 tensor t at `data` as a tensor map with 128-byte swizzled boxes; false when the TMA
-// cannot address it (TmaEncodable) or the driver refuses it.
-bool EncodeTensorMap(CUtensorMap* map, const void* data, const TmaTensor& t) {
+// The bf16 tensor t at `data` as a tensor map with 128-byte swizzled boxes (t TmaEncodable, data
+// 16-byte aligned: Check). A driver without the encoder, or one refusing the map, is an error,
+// not a reason to run something slower under this configuration's name.
+Status EncodeTensorMap(CUtensorMap* map, const void* data, const TmaTensor& t, const char* what) {
   const EncodeTiled encode = TensorMapEncoder();
-  if (encode == nullptr || !TmaEncodable(t) || reinterpret_cast<uintptr_t>(data) % 16 != 0) return false;
+  if (encode == nullptr) {
+    return Status(Code::kUnsupported, "flash attention (TMA): the driver has no cuTensorMapEncodeTiled");
+  }
   const cuuint64_t dims[3] = {t.dims[0], t.dims[1], t.dims[2]};
   const cuuint64_t strides[2] = {t.strides[0], t.strides[1]};
   const cuuint32_t box[3] = {t.box[0], t.box[1], t.box[2]};
   const cuuint32_t element_strides[3] = {1, 1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(data), dims, strides, box, element_strides,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(data), dims, strides, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    return Status(Code::kInternal, std::string("flash attention (TMA): cuTensorMapEncodeTiled refused the ") + what +
+                                       " tensor (CUresult " + std::to_string(static_cast<int>(r)) + ")");
+  }
+  return Status::Ok();
 }
 
 template <class T>
@@ -587,21 +628,25 @@ Status Launch(const Params& p, cudaStream_t stream) {
                ? LaunchFlashKernel(HopperForwardKernel<T, true>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream)
                : LaunchFlashKernel(HopperForwardKernel<T, false>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream);
   } else {
-    TmaMaps maps{};
     const TmaTensor q = TokenTensor(p.nq, p.heads, T::kHeadDim, p.q_row, p.q_head, T::kBlockM);
     const TmaTensor k = TokenTensor(p.nk, p.heads, T::kHeadDim, p.k_row, p.k_head, T::kBlockN);
-    maps.q_heads_inner = q.heads_inner;
-    maps.k_heads_inner = k.heads_inner;
-    if (!EncodeTensorMap(&maps.q, p.q, q) || !EncodeTensorMap(&maps.k, p.k, k) ||
-        !EncodeTensorMap(&maps.vt, p.v_t, VtTensor(VtRow(p.nk), p.heads, T::kHeadDim))) {
-      // Strides the TMA cannot walk: the cp.async kernel of the same tile reads any 16-byte rows
-      // (and the Vᵀ just written).
-      using CpAsync = Traits<T::kHeadDim, T::kWarpGroups, T::kBlockN, true>;
+    const TmaTensor vt = VtTensor(VtRow(p.nk), p.heads, T::kHeadDim);
+    if (!TmaEncodable(q) || !TmaEncodable(k)) {
+      // Strides the TMA cannot walk (heads overlapping inside a row): the pipelined cp.async
+      // kernel reads any 16-byte rows (and the Vᵀ just written: the scratch is the same for every
+      // wgmma configuration).
+      using CpAsync = Traits<T::kHeadDim, T::kWarpGroups, 128, true>;
       return p.o_bf16 ? LaunchFlashKernel(HopperForwardKernel<CpAsync, true>, CpAsync::kBlockM, CpAsync::kThreads,
                                           CpAsync::kSmemAlloc, p, stream)
                       : LaunchFlashKernel(HopperForwardKernel<CpAsync, false>, CpAsync::kBlockM, CpAsync::kThreads,
                                           CpAsync::kSmemAlloc, p, stream);
     }
+    TmaMaps maps{};
+    maps.q_heads_inner = q.heads_inner;
+    maps.k_heads_inner = k.heads_inner;
+    DS_TRY(EncodeTensorMap(&maps.q, p.q, q, "q"));
+    DS_TRY(EncodeTensorMap(&maps.k, p.k, k, "k"));
+    DS_TRY(EncodeTensorMap(&maps.vt, p.v_t, vt, "Vt"));
     auto kernel = p.o_bf16 ? HopperTmaKernel<T, true> : HopperTmaKernel<T, false>;
     DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
     const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));
@@ -646,6 +691,8 @@ int DefaultEntry(int head_dim) {
       return -1;
   }
 }
+
+int CpAsyncDefaultEntry(int head_dim) { return head_dim == 128 ? Candidates<128>::kCpAsyncDefault : -1; }
 
 const std::vector<detail::Entry>& Entries(int head_dim) {
   static const std::vector<detail::Entry> none, hd64 = Build<64>(), hd128 = Build<128>();

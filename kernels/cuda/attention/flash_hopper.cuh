@@ -13,5 +13,7 @@ const std::vector<detail::Entry>& Entries(int head_dim);
 // Which of Entries(head_dim) is the head dim's default where wgmma runs (hopper::Candidates::
 // kDefault), -1 for none.
 int DefaultEntry(int head_dim);
+// The same among the cp.async-fed ones (where the TMA-fed ones are switched off), -1 for none.
+int CpAsyncDefaultEntry(int head_dim);
 
 }  // namespace ds::cuda::flash::hopper

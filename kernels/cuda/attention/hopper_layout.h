@@ -62,12 +62,15 @@ struct Traits {
   static constexpr int kQkSteps = kHeadDim / 16;  // k16 steps of S = Q·Kᵀ
   static constexpr int kPvSteps = kBlockN / 16;   // k16 steps of O += P·V
 
-  // Shared memory: Q [kBlockM, hd], then K [kStages][kBlockN, hd], then Vᵀ [kStages][hd, kBlockN],
-  // each a swizzled K-major tile (Sw128Offset). kSmemAlloc adds room to align the base to the
-  // swizzle's 1024-byte period, which the descriptors' base offset of 0 assumes.
+  // Shared memory: Q [kBlockM, hd], then K [kStages][kBlockN, hd], then Vᵀ [kStages][hd, kVtCols],
+  // each a swizzled K-major tile (Sw128Offset). A Vᵀ tile is whole 64-key swizzle atoms: with a
+  // key tile of 176 the last 16 columns are padding (the TMA fills them with the next keys; no
+  // P·V step reads them). kSmemAlloc adds room to align the base to the swizzle's 1024-byte
+  // period, which the descriptors' base offset of 0 assumes.
+  static constexpr int kVtCols = (kBlockN + 63) / 64 * 64;
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
   static constexpr int kKBytes = kBlockN * kHeadDim * 2;
-  static constexpr int kVtBytes = kHeadDim * kBlockN * 2;
+  static constexpr int kVtBytes = kHeadDim * kVtCols * 2;
   static constexpr int kKOffset = kQBytes;
   static constexpr int kVtOffset = kKOffset + kStages * kKBytes;
   // Then, with a producer, the mbarriers (TmaRing): 8 bytes each.
@@ -84,7 +87,8 @@ struct Traits {
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head dims 64, 128 (rows of whole 128-byte swizzle atoms)");
   static_assert(kWarpGroups == 1 || kWarpGroups == 2 || kWarpGroups == 3, "1-3 warpgroups of 64 query rows");
-  static_assert(kBlockN % 64 == 0 && kBlockN <= 256, "Vᵀ rows of whole swizzle atoms; wgmma N ≤ 256");
+  static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "whole k16 steps of P·V; wgmma N ≤ 256");
+  static_assert(kProducer || kBlockN % 64 == 0, "the cp.async copies fill whole Vᵀ atoms (TileCopy)");
   static_assert(kHeadDim % 8 == 0 && kHeadDim <= 256, "wgmma N of P·V");
   static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0 && kVtBytes % 1024 == 0,
                 "every tile starts on the swizzle period");
@@ -122,12 +126,17 @@ struct Candidates<128> {
       Traits<128, 2, 128, true>,
       // The pipelined one fed by a TMA producer warpgroup, the two consumers taking turns on the
       // tensor cores: 384 threads; two (160 KB) or three (224 KB) K and Vᵀ slots.
-      Traits<128, 2, 128, true, true, 2>, Traits<128, 2, 128, true, true, 3>>;
+      Traits<128, 2, 128, true, true, 2>, Traits<128, 2, 128, true, true, 3>,
+      // FlashAttention-3's key tile for non-causal hd 128: 176 keys, so 27 % fewer steps (row
+      // reductions, rescales, turn hand-overs) per key; S in 88 registers (m64n176k16; 192 keys
+      // spill at the consumers' 240), 216 KB. Not yet measured.
+      Traits<128, 2, 176, true, true, 2>>;
   // The default on sm_90 (flash::DefaultConfig), H100 2026-11-26 (bench/RESULTS.md), TFLOP/s at
   // N=32760 / N=4608 in one run: wgmma2_k128_s2 363.4 / 362.9, wgmma2_k128_s3_ov 369.9 / 390.8,
   // wgmma2_k128_s2_tma 538.9 / 543.8, wgmma2_k128_s3_tma 515.7 / 540.7; the best mma.sync tile
   // (w4x2_k64_s2_qs) 310.3 / 353.4. SDPA on that card: flash 309.5 / 257.0, cuDNN 490.8 / 567.6.
   static constexpr int kDefault = 2;
+  static constexpr int kCpAsyncDefault = 1;  // wgmma2_k128_s3_ov: with DS_FLASH_NO_WGMMA=tma
 };
 
 // ---- which tiles a block handles --------------------------------------------------------------
@@ -274,10 +283,10 @@ struct TmaTensor {
   bool heads_inner;  // token tensors: dims {dim, heads, tokens} (else {dim, tokens, heads})
 };
 
-// q or k [tokens, heads, head_dim] at element strides `row` (token) and `head`: ordered so that
-// the strides grow, as the TMA requires of a tensor ([N, H, dh] rows: heads inside tokens).
-inline TmaTensor TokenTensor(int64_t tokens, int heads, int head_dim, int64_t row, int64_t head, int box_rows) {
-  const bool inner = head <= row;
+// q or k [tokens, heads, head_dim] at element strides `row` (token) and `head`, with the heads
+// inside the tokens (dims {dim, heads, tokens}) or outside them.
+inline TmaTensor TokenTensorOrdered(int64_t tokens, int heads, int head_dim, int64_t row, int64_t head, int box_rows,
+                                    bool inner) {
   TmaTensor t{};
   t.heads_inner = inner;
   t.dims[0] = static_cast<uint64_t>(head_dim);
@@ -289,6 +298,19 @@ inline TmaTensor TokenTensor(int64_t tokens, int heads, int head_dim, int64_t ro
   t.box[1] = inner ? 1u : static_cast<uint32_t>(box_rows);
   t.box[2] = inner ? static_cast<uint32_t>(box_rows) : 1u;
   return t;
+}
+
+inline bool TmaEncodable(const TmaTensor& t);
+
+// The token tensor in the order the TMA can walk: the strides growing ([N, H, dh] rows: heads
+// inside tokens), else the other order (a dimension of extent 1 makes either stride fit, so both
+// are tried); neither encodable: the first, which TmaEncodable refuses.
+inline TmaTensor TokenTensor(int64_t tokens, int heads, int head_dim, int64_t row, int64_t head, int box_rows) {
+  const bool inner = head <= row;
+  const TmaTensor first = TokenTensorOrdered(tokens, heads, head_dim, row, head, box_rows, inner);
+  if (TmaEncodable(first)) return first;
+  const TmaTensor second = TokenTensorOrdered(tokens, heads, head_dim, row, head, box_rows, !inner);
+  return TmaEncodable(second) ? second : first;
 }
 
 // Vᵀ [heads, head_dim, vt_row] (TransposeV's scratch): boxes of 64 keys × head_dim rows.
