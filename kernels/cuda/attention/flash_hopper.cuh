@@ -1,5 +1,6 @@
-// The Hopper flash attention kernel (wgmma, sm_90a): its configurations as entries of the flash
-// dispatch in flash_attention.cu. The index layer is hopper_layout.h.
+// The Hopper flash attention kernels (wgmma, sm_90a; cp.async-fed and TMA-fed warp-specialised):
+// their configurations as entries of the flash dispatch in flash_attention.cu. The index layer is
+// hopper_layout.h.
 #pragma once
 
 #include <vector>

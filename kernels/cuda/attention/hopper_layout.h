@@ -5,7 +5,8 @@
 // descriptors as the PTX ISA describes them ("Matrix Descriptor Format", "Shared Memory Matrix
 // Layout") without a GPU.
 //
-// The kernel's block has kWarpGroups warpgroups of 4 warps; warpgroup w owns query rows
+// The kernel's block has kWarpGroups (consumer) warpgroups of 4 warps, plus, in the TMA-fed kernel,
+// a producer warpgroup that only copies (TmaRing below); consumer w owns query rows
 // [64w, 64w + 64) of the block's tile and runs, per key tile of kBlockN keys,
 //   S = Q·Kᵀ   as kHeadDim/16 wgmma.m64n<kBlockN>k16, A (Q) and B (K) from shared memory,
 //   O += P·V   as kBlockN/16 wgmma.m64n<kHeadDim>k16, A (P) from registers, B (Vᵀ) from shared memory.
