@@ -140,14 +140,24 @@ __device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes)
 __device__ __forceinline__ void MbarArrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-// Spins until the phase of parity `parity` has completed.
+// Spins until the phase of parity `parity` has completed. Each try_wait may suspend the thread for
+// a while before it answers false; after 2^30 such answers (seconds at the least, far beyond any
+// real wait) the protocol is broken (a count or a parity wrong), and the kernel traps: the launch
+// then fails with an error the backend reports, instead of hanging the process that waits for it.
 __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
   asm volatile(
       "{\n"
-      ".reg .pred done;\n"
+      ".reg .pred done, stuck;\n"
+      ".reg .u32 tries;\n"
+      "mov.u32 tries, 0;\n"
       "WAIT:\n"
       "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n"
+      "@done bra DONE;\n"
+      "add.u32 tries, tries, 1;\n"
+      "setp.ge.u32 stuck, tries, 1073741824;\n"
+      "@stuck trap;\n"
+      "bra WAIT;\n"
+      "DONE:\n"
       "}\n" ::"r"(bar),
       "r"(parity)
       : "memory");
