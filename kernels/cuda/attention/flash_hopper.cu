@@ -241,8 +241,20 @@ struct Warpgroup {
     for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
     WgmmaCommit();
   }
-  // The pipelined step's issue: S(kt), then P(kt − 1)·V(kt − 1), with the register pins and the
-  // fence that order the accumulators and P before them.
+  // The issues with the register pins and the fence that order the accumulators and P before
+  // them: S(kt) alone, P(tile)·V(tile) alone, and the pipelined step's S(kt) then
+  // P(kt − 1)·V(kt − 1).
+  __device__ __forceinline__ void FencedIssueS(uint64_t desc, int kt) {
+    PinRegisters(r_s);
+    WgmmaFence();
+    IssueS(desc, kt);
+  }
+  __device__ __forceinline__ void FencedIssuePv(uint64_t desc, int tile) {
+    PinRegisters(r_p);
+    PinRegisters(r_o);
+    WgmmaFence();
+    IssuePv(desc, tile);
+  }
   __device__ __forceinline__ void IssueSThenPv(uint64_t desc, int kt) {
     PinRegisters(r_s);
     PinRegisters(r_p);
@@ -352,19 +364,14 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     for (int kt = 0; kt < n_tiles; ++kt) {
       next_tile(kt);
       const uint64_t desc = StepDescriptor(base_desc);
-      PinRegisters(w.r_s);
-      WgmmaFence();
-      w.IssueS(desc, kt);
+      w.FencedIssueS(desc, kt);
       WgmmaWaitAll();
       PinRegisters(w.r_s);
       float alpha[2];
       w.Softmax(p, kt, alpha);
       RescaleO<T>(w.r_o, alpha);
       w.PackAll();
-      PinRegisters(w.r_p);
-      PinRegisters(w.r_o);
-      WgmmaFence();
-      w.IssuePv(desc, kt);
+      w.FencedIssuePv(desc, kt);
       WgmmaWaitAll();
       PinRegisters(w.r_o);
     }
@@ -375,9 +382,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
     // slot of tile kt − 2, whose last reader (the P·V of step kt − 1) every warpgroup has waited for
     // before the step's barrier, while V(kt − 1) and K(kt) stay.
     next_tile(0);
-    PinRegisters(w.r_s);
-    WgmmaFence();
-    w.IssueS(StepDescriptor(base_desc), 0);
+    w.FencedIssueS(StepDescriptor(base_desc), 0);
     WgmmaWaitAll();
     PinRegisters(w.r_s);
     float alpha[2];
@@ -396,10 +401,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) HopperForwardKernel(const __gr
       RescaleO<T>(w.r_o, alpha);
       w.PackAll();
     }
-    PinRegisters(w.r_p);
-    PinRegisters(w.r_o);
-    WgmmaFence();
-    w.IssuePv(StepDescriptor(base_desc), n_tiles - 1);
+    w.FencedIssuePv(StepDescriptor(base_desc), n_tiles - 1);
     WgmmaWait<0>();
     PinRegisters(w.r_o);
   }
@@ -513,9 +515,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
 
     MbarWait(barrier(Ring::FullK(0)), 0);
     take_turn();
-    PinRegisters(w.r_s);
-    WgmmaFence();
-    w.IssueS(StepDescriptor(base_desc), 0);
+    w.FencedIssueS(StepDescriptor(base_desc), 0);
     pass_turn();
     WgmmaWaitAll();
     PinRegisters(w.r_s);
@@ -544,10 +544,7 @@ __global__ void __launch_bounds__(T::kThreads, 1)
     }
     MbarWait(barrier(Ring::FullVt(Ring::Slot(n_tiles - 1))), Ring::FullParity(n_tiles - 1));
     take_turn();
-    PinRegisters(w.r_p);
-    PinRegisters(w.r_o);
-    WgmmaFence();
-    w.IssuePv(StepDescriptor(base_desc), n_tiles - 1);
+    w.FencedIssuePv(StepDescriptor(base_desc), n_tiles - 1);
     pass_turn();
     WgmmaWait<0>();
     PinRegisters(w.r_o);
@@ -691,16 +688,7 @@ std::vector<detail::Entry> Build() {
 
 }  // namespace
 
-int DefaultEntry(int head_dim) {
-  switch (head_dim) {
-    case 64:
-      return Candidates<64>::kDefault;
-    case 128:
-      return Candidates<128>::kDefault;
-    default:
-      return -1;
-  }
-}
+int DefaultEntry(int head_dim) { return head_dim == 128 ? Candidates<128>::kDefault : -1; }
 
 int CpAsyncDefaultEntry(int head_dim) { return head_dim == 128 ? Candidates<128>::kCpAsyncDefault : -1; }
 
