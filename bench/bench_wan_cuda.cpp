@@ -6,10 +6,16 @@
 //      the reference backend (float64-accumulating host code) and one on the CUDA backend (the
 //      fixture is BF16: bf16 GEMMs on its matrices as stored, the FFN's hidden rows in bf16, bf16
 //      flash attention), same inputs: "CHECK wan_tiny_cuda_vs_reference rel_rms=…";
-//      exit 1 when the relative RMS difference exceeds 2e-2 or anything is not finite.
+//      exit 1 when the relative RMS difference exceeds 2e-2 or anything is not finite. Then the
+//      CUDA graph of the forward (Backend::RunRecorded; the run above issued the ops one by one):
+//      captured on the next forward, replayed on the one after, each with new inputs and against
+//      the reference on them, "CHECK wan_tiny_cuda_graph_vs_reference …", and replayed on the
+//      first run's inputs against its output, "CHECK wan_tiny_cuda_graph_vs_ops …" (the same
+//      kernels on the same inputs: equal up to 1e-6).
 //   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
-//      512 text rows): a first forward (uploads the weights), then timed forwards:
-//      "RESULT engine_wan13b_forward …".
+//      512 text rows): a first forward (uploads the weights), then timed forwards, replaying
+//      the forward's CUDA graph, then issuing its ops one by one:
+//      "RESULT engine_wan13b_forward …", "RESULT engine_wan13b_forward_without_graph …".
 //   3. the VAE decoder, device-resident too: the tiny fixture VAE on both backends
 //      ("CHECK wan_vae_tiny_cuda_vs_reference …", every decoded frame), then a random VAE of the
 //      published widths streaming 3 latent frames (9 video frames) at 480x832:
@@ -20,6 +26,7 @@
 //      tiny fixture encoder on both backends, "CHECK wan_umt5_tiny_cuda_vs_reference …".
 //
 //   bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -70,23 +77,43 @@ int Parity(const std::string& root, ds::CudaBackend& gpu) {
   }
   const ds::WanTransformerConfig& c = model->config();
   const int T = 3, H = 8, W = 8, L = 16;
-  const std::vector<float> latent = Random(static_cast<size_t>(c.in_channels) * T * H * W, 1, 1.0f);
   std::vector<float> context = Random(static_cast<size_t>(L) * c.text_dim, 2, 1.0f);
   std::fill(context.begin() + 10 * c.text_dim, context.end(), 0.0f);  // padded rows, as the pipeline sends
-  std::vector<float> want(static_cast<size_t>(c.out_channels) * T * H * W), got(want.size(), NAN);
+  const size_t out_size = static_cast<size_t>(c.out_channels) * T * H * W;
   ds::ReferenceBackend reference;
-  ds::Status s = model->Forward(reference, latent.data(), T, H, W, 700.0f, context.data(), L, want.data());
-  if (s.ok()) s = model->Forward(gpu, latent.data(), T, H, W, 700.0f, context.data(), L, got.data());
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_wan_cuda: tiny forward: %s\n", s.message().c_str());
-    return 1;
+  // Run 0 issues the ops (the first run of a recording), run 1 captures the graph and launches it,
+  // run 2 replays it, run 3 replays it on run 0's inputs.
+  const float timesteps[] = {700.0f, 300.0f, 950.0f, 700.0f};
+  const uint32_t seeds[] = {1, 5, 6, 1};
+  std::vector<float> first;
+  double graph_rel = 0, graph_vs_ops = 0;
+  bool finite = true;
+  for (int run = 0; run < 4; ++run) {
+    const std::vector<float> latent = Random(static_cast<size_t>(c.in_channels) * T * H * W, seeds[run], 1.0f);
+    std::vector<float> want(out_size), got(out_size, NAN);
+    ds::Status s = model->Forward(reference, latent.data(), T, H, W, timesteps[run], context.data(), L, want.data());
+    if (s.ok()) s = model->Forward(gpu, latent.data(), T, H, W, timesteps[run], context.data(), L, got.data());
+    if (!s.ok()) {
+      std::fprintf(stderr, "bench_wan_cuda: tiny forward %d: %s\n", run, s.message().c_str());
+      return 1;
+    }
+    bool run_finite = false;
+    const double rel = RelRms(got, want, &run_finite);
+    finite = finite && run_finite;
+    if (run == 0) {
+      std::printf(
+          "CHECK wan_tiny_cuda_vs_reference rel_rms=%.2e (bf16 GEMMs and FFN hidden, bf16 attention; limit 2e-2)%s\n",
+          rel, run_finite ? "" : " NON-FINITE OUTPUT");
+      first = got;
+    } else {
+      graph_rel = std::max(graph_rel, rel);
+    }
+    if (run == 3) graph_vs_ops = RelRms(got, first, &run_finite);
   }
-  bool finite = false;
-  const double rel = RelRms(got, want, &finite);
-  std::printf(
-      "CHECK wan_tiny_cuda_vs_reference rel_rms=%.2e (bf16 GEMMs and FFN hidden, bf16 attention; limit 2e-2)%s\n", rel,
-      finite ? "" : " NON-FINITE OUTPUT");
-  return finite && rel <= 2e-2 ? 0 : 1;
+  std::printf("CHECK wan_tiny_cuda_graph_vs_reference runs=3 max_rel_rms=%.2e (limit 2e-2)%s\n", graph_rel,
+              finite ? "" : " NON-FINITE OUTPUT");
+  std::printf("CHECK wan_tiny_cuda_graph_vs_ops rel_rms=%.2e (same inputs; limit 1e-6)\n", graph_vs_ops);
+  return finite && graph_rel <= 2e-2 && graph_vs_ops <= 1e-6 ? 0 : 1;
 }
 
 int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps, double* forward_ms) {
@@ -116,10 +143,25 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps, d
   }
   std::printf("first forward (incl. weight upload, workspace allocation): %.2f s\n", Seconds(t0));
   t0 = std::chrono::steady_clock::now();
+  s = model->Forward(gpu, latent.data(), T, H, W, 999.0f, context.data(), L, velocity.data());
+  if (!s.ok()) {
+    std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("second forward (captures the CUDA graph, then launches it): %.2f s\n", Seconds(t0));
+  t0 = std::chrono::steady_clock::now();
   for (int r = 0; r < reps && s.ok(); ++r) {
     s = model->Forward(gpu, latent.data(), T, H, W, 500.0f, context.data(), L, velocity.data());
   }
   const double ms = Seconds(t0) * 1e3 / reps;
+  // The same forwards with the ops issued one by one (the graph saves their launches and host work).
+  gpu.set_graphs(false);
+  t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps && s.ok(); ++r) {
+    s = model->Forward(gpu, latent.data(), T, H, W, 500.0f, context.data(), L, velocity.data());
+  }
+  const double ops_ms = Seconds(t0) * 1e3 / reps;
+  gpu.set_graphs(true);
   if (!s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
     return 1;
@@ -129,6 +171,8 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps, d
   const double flops = model->Flops(T, H, W, L);
   std::printf("RESULT engine_wan13b_forward tokens=%d layers=%d text=%d ms=%.1f tflops=%.1f mean_abs_v=%.4f\n",
               T * (H / 2) * (W / 2), layers, L, ms, flops / ms / 1e9, sum / static_cast<double>(velocity.size()));
+  std::printf("RESULT engine_wan13b_forward_without_graph tokens=%d layers=%d ms=%.1f graph_speedup=%.3f\n",
+              T * (H / 2) * (W / 2), layers, ops_ms, ops_ms / ms);
   *forward_ms = ms;
   return std::isfinite(sum) ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,15 @@ namespace ds {
 struct BackendBuffer {
   std::shared_ptr<void> storage;
   Tensor tensor;
+};
+
+// What a backend keeps of a sequence of ops it recorded (Backend::RunRecorded). Opaque to the
+// caller, who owns it and drops it whenever a buffer or a shape those ops use changes.
+class OpRecording {
+ public:
+  virtual ~OpRecording() = default;
+  // Whether the next run replays the recording instead of issuing the ops.
+  virtual bool replays() const { return false; }
 };
 
 class Backend {
@@ -133,6 +143,16 @@ class Backend {
   // LinearAcceptsWeights(kBF16) (then the GEMMs run in bf16), else to F32. scale is a scaled-F8
   // weight's per-tensor factor, else 1.
   virtual void widen(const Tensor& src, Tensor& dst, float scale);
+
+  // Runs `ops`, a sequence a model issues again and again on the same buffers with the same shapes
+  // (a DiT forward, once or twice per denoising step), and returns their status. A backend that
+  // can replay such a sequence more cheaply than issue it keeps what it needs in `recording` and
+  // may replay it later instead of calling `ops`: the CUDA backend captures a CUDA graph, one
+  // launch instead of hundreds of kernel launches and their host work. So `ops` may only issue
+  // ops on this backend's memory (no host tensors, no copies to or from the host), must take the
+  // same host-side decisions every time, and the buffers' contents are their only inputs. By
+  // default: calls `ops`.
+  virtual Status RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops);
 
  private:
   static uint64_t NextId();

@@ -55,7 +55,7 @@ inline Tensor Mat(float* data, int64_t rows, int64_t cols) { return Tensor::View
 
 // Row r of a [rows, cols] tensor as a [cols] vector.
 inline Tensor Row(const Tensor& t, int64_t r) {
-  return Tensor::View(static_cast<char*>(t.data) + r * t.strides[0], DType::kF32, {t.shape[1]});
+  return Tensor::View(static_cast<char*>(t.data) + r * t.strides[0], DType::kF32, {t.shape[1]}, t.device);
 }
 
 // Columns [first, first + cols) of a 2-D tensor: a view with the same rows and row stride.
@@ -68,7 +68,7 @@ inline Tensor Cols(const Tensor& t, int64_t first, int64_t cols) {
 
 // A [cols] slice of a vector starting at column `first`.
 inline Tensor Slice(const Tensor& v, int64_t first, int64_t cols) {
-  return Tensor::View(static_cast<float*>(v.data) + first, DType::kF32, {cols});
+  return Tensor::View(static_cast<float*>(v.data) + first, DType::kF32, {cols}, v.device);
 }
 
 }  // namespace ds

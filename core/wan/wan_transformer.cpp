@@ -52,9 +52,10 @@ void UnpatchifyChannelsLast(const float* tokens, int C, int T, int H, int W, std
 
 }  // namespace
 
-// Activations. The large ones live in the backend's memory (BackendBuffer); the time path and
-// the modulation vectors (a few D-sized rows, combined on the host with the block tables) and the
-// patchify/unpatchify staging stay on the host.
+// Activations, all in the backend's memory (BackendBuffer), the time path and the modulation
+// vectors too: a forward's ops then read only backend memory, so a GPU backend records them once
+// and replays them (Backend::RunRecorded). Only the patchify/unpatchify staging and the time step's
+// sinusoid stay on the host, copied in before the ops and out after them.
 struct WanTransformer::Workspace {
   uint64_t backend = 0;  // Backend::id() of the buffers' backend, 0 before any
   std::array<int, 3> grid = {0, 0, 0};
@@ -63,13 +64,18 @@ struct WanTransformer::Workspace {
   // qkv [n, 3D]: the self-attention's q, k and v side by side (one fused GEMM writes all three;
   // separate ones write their columns); the cross-attention's q reuses the q columns.
   BackendBuffer x, a, qkv, o, f, hidden, hid, ctx, ck, cv, out, patches, cos, sin;
+  // The forward's inputs besides the patches: the time step's sinusoid [1, freq_dim] and the text
+  // context [L, text_dim]. The time path: tmp and temb [1, D], e = time_proj(silu(temb)) [1, 6D];
+  // mod [1, 6D] = a block's table + e, head_mod [2, D] = the head's table + temb.
+  BackendBuffer t_features, context, tmp, temb, e, mod, head_mod;
+  std::unique_ptr<OpRecording> recording;  // the forward's ops, as the backend recorded them
   // One block's matrices widened (to float32 on the CPU, BF16 on a GPU) where the backend's linear
   // does not take them as stored, and the block that points at them: on the CPU 189 MB for the
   // 1.3B's BF16, against 2.8 GB saved on its 30 blocks; nothing on a GPU for a BF16 checkpoint.
   std::array<BackendBuffer, 10> wide;
   BackendBuffer wide_qkv;  // a fused qkv's three matrices widened, [3D, D]
   Block widened;
-  std::vector<float> host_patches, host_out, tfeat, tmp, temb, e, mod;
+  std::vector<float> host_patches, host_out, tfeat;
 };
 
 WanTransformer::WanTransformer() : ws_(std::make_unique<Workspace>()) {}
@@ -109,7 +115,7 @@ Result<WanTransformer> WanTransformer::Load(const std::string& path) {
   m.host_.txt_fc1 = r.linear("condition_embedder.text_embedder.linear_1", d, c.text_dim);
   m.host_.txt_fc2 = r.linear("condition_embedder.text_embedder.linear_2", d, d);
   Tensor head = r.get("scale_shift_table", {1, 2, d});
-  if (r.status().ok()) m.head_table_ = AsMatrix(head, 2, d);
+  if (r.status().ok()) m.host_.head_table = AsMatrix(head, 2, d);
   m.host_.proj_out = r.linear("proj_out", c.out_channels * pv, d);
   m.host_.blocks.resize(c.layers);
   for (int i = 0; i < c.layers; ++i) {
@@ -194,10 +200,11 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   ws.host_patches.resize(static_cast<size_t>(n * c.in_channels * pv));
   ws.host_out.resize(static_cast<size_t>(n * c.out_channels * pv));
   ws.tfeat.resize(c.freq_dim);
-  ws.tmp.resize(d);
-  ws.temb.resize(d);
-  ws.e.resize(6 * d);
-  ws.mod.resize(6 * d);
+  DS_TRY(alloc(ws.t_features, 1, c.freq_dim));
+  DS_TRY(alloc(ws.context, L, c.text_dim));
+  for (BackendBuffer* buf : {&ws.tmp, &ws.temb}) DS_TRY(alloc(*buf, 1, d));
+  for (BackendBuffer* buf : {&ws.e, &ws.mod}) DS_TRY(alloc(*buf, 1, 6 * d));
+  DS_TRY(alloc(ws.head_mod, 2, d));
 
   rope_ = BuildRope3d(grid[0], grid[1], grid[2], c.rope_axes(), 10000.0);
   const int64_t half = c.head_dim / 2;
@@ -307,10 +314,12 @@ Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
                     &params->proj_out}) {
     DS_TRY(place_linear(*l));
   }
+  DS_TRY(place(params->head_table));
   for (Block& b : params->blocks) {
     DS_TRY(place_qkv(b));
     for (Linear* l : {&b.o, &b.cq, &b.ck, &b.cv, &b.co, &b.fc1, &b.fc2}) DS_TRY(place_linear(*l));
-    for (Tensor* t : {&b.norm_q, &b.norm_k, &b.cnorm_q, &b.cnorm_k, &b.norm2_w, &b.norm2_b}) DS_TRY(place(*t));
+    for (Tensor* t : {&b.table, &b.norm_q, &b.norm_k, &b.cnorm_q, &b.cnorm_k, &b.norm2_w, &b.norm2_b})
+      DS_TRY(place(*t));
   }
   device_params_ = std::move(params);
   device_backend_ = be.id();
@@ -318,6 +327,7 @@ Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
 }
 
 void WanTransformer::ReleaseDeviceWeights() {
+  if (ws_) ws_->recording.reset();  // it reads the weights being freed
   device_params_.reset();
   device_backend_ = 0;
   device_storage_.clear();
@@ -331,45 +341,58 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
   const Params& P = *params;
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
-  const int64_t n = ws.n, d = c.dim(), pv = c.patch_volume(), L = text_len;
+  const int64_t n = ws.n, pv = c.patch_volume(), L = text_len;
 
+  // The inputs into backend memory, the ops (recorded by a backend that replays them), the output back.
   Patchify(latent, c.in_channels, T, H, W, c.patch, ws.host_patches.data());
   DS_TRY(be.CopyToBackend(Mat(ws.host_patches.data(), n, c.in_channels * pv), ws.patches.tensor));
+  TimestepFeatures(timestep, c.freq_dim, ws.tfeat.data());
+  DS_TRY(be.CopyToBackend(Mat(ws.tfeat.data(), 1, c.freq_dim), ws.t_features.tensor));
+  DS_TRY(be.CopyToBackend(Mat(const_cast<float*>(context), L, c.text_dim), ws.context.tensor));
+  DS_TRY(be.RunRecorded(ws.recording, [&] { return ForwardOps(be, P); }));
+  DS_TRY(be.CopyToHost(ws.out.tensor, Mat(ws.host_out.data(), n, c.out_channels * pv)));
+  UnpatchifyChannelsLast(ws.host_out.data(), c.out_channels, T, H, W, c.patch, velocity);
+  return Status::Ok();
+}
+
+// The forward from the patches, time features and context in the workspace to its `out` rows.
+Status WanTransformer::ForwardOps(Backend& be, const Params& P) {
+  const WanTransformerConfig& c = cfg_;
+  Workspace& ws = *ws_;
   Tensor x = ws.x.tensor;
   P.patch(be, ws.patches.tensor, x);
 
   // Time: temb = MLP(sinusoid(t)) feeds the head; e = time_proj(silu(temb)) every block's modulation.
-  // Host tensors (one row each): a GPU backend stages them per op, which costs microseconds.
-  TimestepFeatures(timestep, c.freq_dim, ws.tfeat.data());
-  Tensor tmp = Mat(ws.tmp.data(), 1, d), temb = Mat(ws.temb.data(), 1, d);
-  P.t_fc1(be, Mat(ws.tfeat.data(), 1, c.freq_dim), tmp);
+  Tensor tmp = ws.tmp.tensor, temb = ws.temb.tensor, e = ws.e.tensor;
+  P.t_fc1(be, ws.t_features.tensor, tmp);
   be.silu(tmp);
   P.t_fc2(be, tmp, temb);
-  std::copy_n(ws.temb.data(), d, ws.tmp.data());
+  be.copy(temb, tmp);
   be.silu(tmp);
-  Tensor e = Mat(ws.e.data(), 1, 6 * d);
   P.t_proj(be, tmp, e);
 
   // Text: ctx = linear_2(gelu_tanh(linear_1(context))); zero rows become a constant vector.
   Tensor hid = ws.hid.tensor, ctx = ws.ctx.tensor;
-  P.txt_fc1(be, Mat(const_cast<float*>(context), L, c.text_dim), hid);
+  P.txt_fc1(be, ws.context.tensor, hid);
   be.gelu_tanh(hid);
   P.txt_fc2(be, hid, ctx);
 
-  for (size_t i = 0; i < P.blocks.size(); ++i) {
-    DS_ASSIGN_OR_RETURN(const Block* block, Widen(be, P.blocks[i]));
-    RunBlock(be, *block, host_.blocks[i]);
+  for (const Block& block : P.blocks) {
+    DS_ASSIGN_OR_RETURN(const Block* b, Widen(be, block));
+    RunBlock(be, *b);
   }
 
   // Head: modulation from the table and temb itself (not the 6D projection).
-  float* m = ws.mod.data();
-  for (int64_t i = 0; i < 2 * d; ++i) m[i] = head_table_.f32()[i] + ws.temb[i % d];
+  Tensor head_mod = ws.head_mod.tensor;
+  be.copy(P.head_table, head_mod);
+  for (int64_t row : {0, 1}) {
+    Tensor r = Rows(head_mod, row, 1);
+    be.add(r, temb);
+  }
   Tensor a = ws.f.tensor;  // f32 (ws.a may be BF16, which only the blocks' GEMMs take)
-  be.layer_norm_modulate(x, Tensor::View(m, DType::kF32, {d}), Tensor::View(m + d, DType::kF32, {d}), c.eps, a);
+  be.layer_norm_modulate(x, Row(head_mod, 0), Row(head_mod, 1), c.eps, a);
   Tensor out = ws.out.tensor;
   P.proj_out(be, a, out);
-  DS_TRY(be.CopyToHost(out, Mat(ws.host_out.data(), n, c.out_channels * pv)));
-  UnpatchifyChannelsLast(ws.host_out.data(), c.out_channels, T, H, W, c.patch, velocity);
   return Status::Ok();
 }
 
@@ -420,16 +443,17 @@ Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Bl
   return &ws.widened;
 }
 
-// b: the block's weights in the backend's memory; host_block: the same block on the host, whose
-// modulation table is combined with the time projection here.
-void WanTransformer::RunBlock(Backend& be, const Block& b, const Block& host_block) {
+// b: the block's weights in the backend's memory. Its modulation is its table plus the time
+// projection e, six [D] vectors.
+void WanTransformer::RunBlock(Backend& be, const Block& b) {
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
   const int64_t n = ws.n, d = c.dim(), heads = c.heads, dh = c.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
-  float* m = ws.mod.data();
-  for (int64_t i = 0; i < 6 * d; ++i) m[i] = host_block.table.f32()[i] + ws.e[i];
-  auto mod = [&](int which) { return Tensor::View(m + which * d, DType::kF32, {d}); };
+  Tensor m = ws.mod.tensor;
+  be.copy(ws.e.tensor, m);
+  be.add(m, Tensor::View(b.table.data, DType::kF32, {1, 6 * d}, b.table.device));
+  auto mod = [&](int which) { return Slice(Row(m, 0), which * d, d); };
   auto heads_view = [&](const Tensor& t) { return SplitHeads(t, heads); };
   Tensor x = ws.x.tensor, a = ws.a.tensor, f = ws.f.tensor, o = ws.o.tensor;
   Tensor q = Cols(ws.qkv.tensor, 0, d), k = Cols(ws.qkv.tensor, d, d), v = Cols(ws.qkv.tensor, 2 * d, d);

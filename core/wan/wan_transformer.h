@@ -72,6 +72,7 @@ class WanTransformer {
   // Every weight the ops read: on the host as loaded, and a copy in a non-host backend's memory.
   struct Params {
     Linear patch, t_fc1, t_fc2, t_proj, txt_fc1, txt_fc2, proj_out;
+    Tensor head_table;  // [2, D]: shift, scale, added to the time embedding
     std::vector<Block> blocks;
   };
 
@@ -88,12 +89,12 @@ class WanTransformer {
   // b itself when the backend's linear takes all its matrices as stored, else the workspace's block
   // with the others widened (WidenedWeightDType).
   Result<const Block*> Widen(Backend& be, const Block& b);
-  void RunBlock(Backend& be, const Block& b, const Block& host_block);
+  Status ForwardOps(Backend& be, const Params& P);
+  void RunBlock(Backend& be, const Block& b);
 
   WanTransformerConfig cfg_;
   std::unique_ptr<Weights> weights_;  // owns the storage (float32 copies, mapped file) host tensors point into
   Params host_;
-  Tensor head_table_;  // [2, D]: shift, scale (host: added to the time embedding on the host)
   std::unique_ptr<Params> device_params_;
   uint64_t device_backend_ = 0;  // Backend::id() the device copies belong to
   std::vector<BackendBuffer> device_storage_;

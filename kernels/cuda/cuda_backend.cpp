@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "core/log.h"
@@ -121,7 +122,8 @@ struct CudaBackend::Impl {
   cuda::GemmPlans plans;
   cuda::Context ctx;
   cuda::flash::Choice flash;
-  Status error;  // the first failure since the last Synchronize()
+  Status error;            // the first failure since the last Synchronize()
+  bool capturing = false;  // inside a CUDA graph capture: a failure is the capture's, not logged
   std::string description;
 
   Impl() = default;
@@ -177,13 +179,14 @@ struct CudaBackend::Impl {
     arena_floor = arena.Mark();
     ctx.arena = &arena;
     ctx.plans = &plans;
+    if (const char* env = std::getenv("DS_CUDA_GRAPHS"); env && std::string_view(env) == "0") options.graphs = false;
     return Status::Ok();
   }
 
   void Record(const char* op, const Status& s) {
     if (s.ok() || !error.ok()) return;
     error = Error(s.code(), "cuda {}: {}", op, s.message());
-    Log(LogLevel::kError, "{}", error.message());
+    if (!capturing) Log(LogLevel::kError, "{}", error.message());
   }
 
   // Runs one op's body (staging → entry point) unless an earlier op failed; keeps the first error.
@@ -422,6 +425,74 @@ void CudaBackend::widen(const Tensor& src, Tensor& dst, float scale) {
     return cuda::Widen(impl_->ctx, src, dd, scale);
   });
 }
+
+namespace {
+
+struct CudaGraphRecording final : OpRecording {
+  uint64_t backend = 0;  // Backend::id() of the backend that recorded it
+  int runs = 0;
+  bool uncapturable = false;  // a capture failed: the ops are issued every time
+  // The arena in use when the graph was captured: the ops' scratch, whose addresses the graph
+  // keeps, lies above it, so the graph may only run while nothing above it is allocated.
+  size_t arena_mark = 0;
+  cudaGraphExec_t exec = nullptr;
+
+  ~CudaGraphRecording() override {
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+  bool replays() const override { return exec != nullptr; }
+};
+
+}  // namespace
+
+Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops) {
+  if (!impl_->options.graphs) return ops();
+  auto* rec = dynamic_cast<CudaGraphRecording*>(recording.get());
+  if (rec == nullptr || rec->backend != id()) {
+    recording = std::make_unique<CudaGraphRecording>();
+    rec = static_cast<CudaGraphRecording*>(recording.get());
+    rec->backend = id();
+  }
+  // After a failure, ops are skipped until Synchronize() reports it: nothing to capture or launch.
+  if (rec->uncapturable || rec->runs++ == 0 || !impl_->error.ok()) return ops();
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  if (rec->exec && impl_->arena.used() > rec->arena_mark) {
+    cudaGraphExecDestroy(rec->exec);  // memory the graph's scratch uses is taken: capture again
+    rec->exec = nullptr;
+  }
+  if (!rec->exec) {
+    rec->arena_mark = impl_->arena.used();
+    DS_CUDA_TRY(cudaStreamBeginCapture(impl_->ctx.stream, cudaStreamCaptureModeThreadLocal));
+    impl_->capturing = true;
+    const Status issued = ops();
+    impl_->capturing = false;
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(impl_->ctx.stream, &graph);
+    Status captured = !issued.ok() ? issued : impl_->error;
+    if (captured.ok() && ended != cudaSuccess)
+      captured = cuda::CheckCuda(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
+    if (captured.ok()) {
+      captured =
+          cuda::CheckCuda(cudaGraphInstantiate(&rec->exec, graph, 0), "cudaGraphInstantiate", __FILE__, __LINE__);
+    }
+    if (graph) cudaGraphDestroy(graph);
+    if (!captured.ok()) {
+      // Issued op by op, a real failure comes back; one only capture has (an op that synchronises
+      // or copies host memory) does not.
+      cudaGetLastError();
+      rec->exec = nullptr;
+      rec->uncapturable = true;
+      impl_->error = Status::Ok();
+      Log(LogLevel::kWarning, "cuda: the ops could not be recorded as a CUDA graph ({}); issuing them one by one",
+          captured.message());
+      return ops();
+    }
+  }
+  DS_CUDA_TRY(cudaGraphLaunch(rec->exec, impl_->ctx.stream));
+  return Status::Ok();
+}
+
+void CudaBackend::set_graphs(bool on) { impl_->options.graphs = on; }
 
 Result<BackendBuffer> CudaBackend::NewBuffer(DType dtype, std::initializer_list<int64_t> shape) {
   Tensor t = Tensor::View(nullptr, dtype, shape, Device::kCuda);

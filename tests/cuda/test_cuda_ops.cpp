@@ -886,5 +886,104 @@ TEST_F(CudaOps, FirstErrorIsKeptUntilSynchronize) {
   EXPECT_FALSE(AllClose(x, before.view({1, 64}), 1e-3));
 }
 
+// ---- recorded ops (CUDA graphs) ----------------------------------------------------------------
+
+// A block's tail as a model records it: y = silu(x·wᵀ + b) with BF16 w and an F32 x (so linear
+// rounds x into arena scratch, whose address the graph keeps), then r += gate·y. The first run
+// issues the ops, the second captures and launches the graph, later ones replay it; new inputs
+// are uploaded before each run and every result is checked against the reference.
+TEST_F(CudaOps, RecordedOpsReplayOnNewInputs) {
+  const int64_t m = 96, k = 128, n = 80;
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(n * k)), bb = Random(rng_, static_cast<size_t>(n));
+  const HostBuffer gb = Random(rng_, static_cast<size_t>(n));
+  const test::Bf16Matrix w = RoundedToBf16(*cuda_, wb, n, k);
+  HostBuffer xb(static_cast<size_t>(m * k)), rb(static_cast<size_t>(m * n)), yb(static_cast<size_t>(m * n));
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(db, *cuda_, bb);
+  DS_MIRROR(dg, *cuda_, gb);
+  DS_MIRROR(dr, *cuda_, rb);
+  DS_MIRROR(dy, *cuda_, yb);
+  const Tensor x = xb.view({m, k}), b = bb.view({n}), g = gb.view({n});
+  Tensor r = rb.view({m, n}), y = yb.view({m, n});
+  const Tensor db_view = db(b), dg_view = dg(g);
+  Tensor dr_view = dr(r), dy_view = dy(y);
+  auto ops = [&]() -> Status {
+    cuda_->linear(dx(x), w.device.tensor, &db_view, dy_view);
+    cuda_->silu(dy_view);
+    cuda_->gate_residual(dr_view, dg_view, dy_view);
+    return Status::Ok();
+  };
+  std::unique_ptr<OpRecording> recording;
+  for (int run = 0; run < 5; ++run) {
+    SCOPED_TRACE("run " + std::to_string(run));
+    // Run 4: arena memory above the graph's scratch is taken first (and must stay untouched).
+    std::unique_ptr<test::DeviceMirror> taken;
+    const HostBuffer taken_b = Random(rng_, size_t{1} << 20), taken_copy(taken_b.size());
+    std::copy(taken_b.data(), taken_b.data() + taken_b.size(), taken_copy.data());
+    if (run == 4) {
+      taken = std::make_unique<test::DeviceMirror>(*cuda_, taken_b);
+      ASSERT_TRUE(taken->status().ok()) << taken->status().message();
+    }
+    const HostBuffer new_x = Random(rng_, xb.size()), new_r = Random(rng_, rb.size());
+    ASSERT_TRUE(cuda_->Upload(new_x.view({m, k}), dx(x)).ok());
+    ASSERT_TRUE(cuda_->Upload(new_r.view({m, n}), dr(r)).ok());
+    const HostBuffer want_b(rb.size()), want_y(yb.size());
+    std::copy(new_r.data(), new_r.data() + new_r.size(), want_b.data());
+    Tensor want = want_b.view({m, n}), wy = want_y.view({m, n});
+    ref_.linear(test::Bf16Rounded(new_x).view({m, k}), w.widened.view({n, k}), &b, wy);
+    ref_.silu(wy);
+    ref_.gate_residual(want, g, wy);
+
+    const Status ran = cuda_->RunRecorded(recording, ops);
+    ASSERT_TRUE(ran.ok()) << ran.message();
+    const Status s = dr.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(r, want, kBf16OperandsRtol));
+    ASSERT_TRUE(recording);
+    EXPECT_EQ(recording->replays(), run >= 1) << "the first run issues the ops, the second captures the graph";
+    if (taken) {
+      ASSERT_TRUE(taken->Fetch().ok());
+      EXPECT_TRUE(AllClose(taken_b.view({1 << 20}), taken_copy.view({1 << 20}), 0.0))
+          << "the graph wrote its scratch over arena memory allocated after the capture";
+    }
+  }
+}
+
+// An op with a host output waits for the stream, which a capture cannot hold: the recording falls
+// back to issuing the ops, with the same results, and leaves no error behind.
+TEST_F(CudaOps, RecordingThatCannotBeCapturedIssuesTheOps) {
+  const int64_t m = 33, n = 40;
+  HostBuffer xb(static_cast<size_t>(m * n)), hb(static_cast<size_t>(m * n));
+  DS_MIRROR(dx, *cuda_, xb);
+  Tensor x = xb.view({m, n}), h = hb.view({m, n});
+  Tensor dx_view = dx(x);
+  auto ops = [&]() -> Status {
+    cuda_->silu(dx_view);
+    cuda_->gelu_tanh(h);  // a host tensor: staged, and copied back with a wait
+    return Status::Ok();
+  };
+  std::unique_ptr<OpRecording> recording;
+  for (int run = 0; run < 3; ++run) {
+    SCOPED_TRACE("run " + std::to_string(run));
+    const HostBuffer new_x = Random(rng_, xb.size()), new_h = Random(rng_, hb.size());
+    ASSERT_TRUE(cuda_->Upload(new_x.view({m, n}), dx_view).ok());
+    std::copy(new_h.data(), new_h.data() + new_h.size(), hb.data());
+    const HostBuffer want_x(xb.size()), want_h(hb.size());
+    std::copy(new_x.data(), new_x.data() + new_x.size(), want_x.data());
+    std::copy(new_h.data(), new_h.data() + new_h.size(), want_h.data());
+    Tensor wx = want_x.view({m, n}), wh = want_h.view({m, n});
+    ref_.silu(wx);
+    ref_.gelu_tanh(wh);
+    const Status ran = cuda_->RunRecorded(recording, ops);
+    ASSERT_TRUE(ran.ok()) << ran.message();
+    const Status s = dx.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_TRUE(AllClose(x, wx, kF32Rtol));
+    EXPECT_TRUE(AllClose(h, wh, kF32Rtol));
+    ASSERT_TRUE(recording);
+    EXPECT_FALSE(recording->replays());
+  }
+}
+
 }  // namespace
 }  // namespace ds
