@@ -133,8 +133,8 @@ print_table() {
       cell[shape, $2] = (val("tflops") == "" ? "n/a" : val("tflops"))
     }
     END {
-      n = split("gemm_bf16_cublaslt torch_gemm_bf16 linear_backend_bf16xy linear_backend_bf16x_f32y linear_backend_bf16w linear_backend_tf32", cols, " ")
-      printf "%-22s %-22s %-22s %-22s %-22s %-22s %-22s\n", "MxNxK", "cuBLASLt bf16 (ours)", "torch bf16 matmul", "linear bf16 x,y,w", "linear bf16 x,w f32 y", "linear f32 x,y bf16 w", "Backend::linear TF32"
+      n = split("gemm_bf16_cublaslt torch_gemm_bf16 linear_backend_bf16xy linear_backend_bf16x_f32y linear_backend_bf16w linear_backend_tf32 linear_residual_fused linear_residual_unfused", cols, " ")
+      printf "%-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s\n", "MxNxK", "cuBLASLt bf16 (ours)", "torch bf16 matmul", "linear bf16 x,y,w", "linear bf16 x,w f32 y", "linear f32 x,y bf16 w", "Backend::linear TF32", "x+=g(a·wᵀ+b) fused", "linear, gate_residual"
       for (r = 1; r <= count; ++r) {
         printf "%-22s", order[r]
         for (i = 1; i <= n; ++i) printf " %-22s", ((order[r], cols[i]) in cell ? cell[order[r], cols[i]] : "-")

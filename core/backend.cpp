@@ -42,6 +42,16 @@ Result<BackendBuffer> Backend::NewBuffer(DType dtype, std::initializer_list<int6
   return BackendBuffer{std::shared_ptr<void>(p, std::free), t};
 }
 
+void Backend::linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,
+                              Tensor& scratch) {
+  linear(a, w, bias, scratch);
+  if (gate) {
+    gate_residual(x, *gate, scratch);
+  } else {
+    add(x, scratch);
+  }
+}
+
 Status Backend::RunRecorded(std::unique_ptr<OpRecording>& /*recording*/, const std::function<Status()>& ops) {
   return ops();
 }

@@ -70,6 +70,14 @@ class Backend {
     gelu_tanh(y);
   }
 
+  // x[M, N] += gate[N] · (a[M, K]·wᵀ + bias[N]), or x += a·wᵀ + bias when gate is null: a linear
+  // whose output only feeds a residual (AdaLN-Zero's gated one, or a plain one). x is F32; a, w
+  // and bias as linear takes them. `scratch` [M, N] (F32) may be overwritten: the default computes
+  // the linear into it and then gate_residual or add; a GPU backend accumulates into x in the
+  // GEMM's epilogue instead, so the product is never written and read back.
+  virtual void linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,
+                               Tensor& scratch);
+
   // Over the last dim D of x[M, D]: y = (x − mean)/sqrt(var + eps) (· weight + bias when given).
   // Where LinearAcceptsWeights(BF16), y (of both norms) may be BF16: rows that only bf16 GEMMs read.
   virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) = 0;

@@ -27,6 +27,10 @@ struct Linear {
   void GeluTanh(Backend& be, const Tensor& x, Tensor& y) const {
     be.linear_gelu_tanh(x, w, b.data != nullptr ? &b : nullptr, y);
   }
+  // residual += gate · (x·wᵀ + b) (gate null: without it), one Backend op; scratch [M, out] F32.
+  void AddTo(Backend& be, const Tensor& x, const Tensor* gate, Tensor& residual, Tensor& scratch) const {
+    be.linear_residual(x, w, b.data != nullptr ? &b : nullptr, gate, residual, scratch);
+  }
 };
 
 class WeightReader {

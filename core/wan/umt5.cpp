@@ -245,8 +245,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
                 Tensor::View(static_cast<float*>(VT.data) + head * dk * L, DType::kF32, {dk, L}, VT.device), nullptr,
                 oh);
     }
-    be.linear(O, matrix_[3], nullptr, F);
-    be.add(X, F);
+    be.linear_residual(O, matrix_[3], nullptr, nullptr, X, F);
     // Gated FFN: wo(gelu_tanh(wi_0·h) ⊙ wi_1·h).
     be.copy(X, Hm);
     be.rms_norm(Hm, vec(l.ln1), c.eps);
@@ -254,8 +253,7 @@ Status Umt5Encoder::Encode(Backend& be, std::span<const int> ids, std::vector<fl
     be.gelu_tanh(G);
     be.linear(Hm, matrix_[5], nullptr, U);
     be.mul(G, U);
-    be.linear(G, matrix_[6], nullptr, F);
-    be.add(X, F);
+    be.linear_residual(G, matrix_[6], nullptr, nullptr, X, F);
   }
   be.rms_norm(X, vec(final_norm_), c.eps);
   return be.CopyToHost(X, Mat(out.data(), L, d));

@@ -471,8 +471,8 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
   be.rms_norm_rope(k, b.norm_k, c.eps, ws.cos.tensor, ws.sin.tensor, heads);
   Tensor qh = heads_view(q), oh = heads_view(o);
   be.attention(qh, heads_view(k), heads_view(v), scale, oh);
-  b.o(be, o, f);
-  be.gate_residual(x, mod(2), f);
+  const Tensor gate_attn = mod(2), gate_ffn = mod(5);
+  b.o.AddTo(be, o, &gate_attn, x, f);
 
   // Cross-attention to the projected text: affine LN, no modulation, no gate, no RoPE.
   if (c.cross_attn_norm) {
@@ -487,18 +487,17 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
   be.rms_norm(ck, b.cnorm_k, c.eps);
   b.cv(be, ctx, cv);
   be.attention(qh, heads_view(ck), heads_view(cv), scale, oh);
-  b.co(be, o, f);
-  be.add(x, f);
+  b.co.AddTo(be, o, nullptr, x, f);
 
-  // Feed-forward in row chunks (on the host), so the hidden activation stays small.
+  // Feed-forward in row chunks (on the host), so the hidden activation stays small; each chunk's
+  // rows of x take their gated residual as soon as fc2 has them (a holds the normalised rows).
   be.layer_norm_modulate(x, mod(3), mod(4), c.eps, a);
   for (int64_t r0 = 0; r0 < n; r0 += ws.ffn_rows) {
     const int64_t rows = std::min(ws.ffn_rows, n - r0);
-    Tensor h = Rows(ws.hidden.tensor, 0, rows), fr = Rows(f, r0, rows);
+    Tensor h = Rows(ws.hidden.tensor, 0, rows), fr = Rows(f, r0, rows), xr = Rows(x, r0, rows);
     b.fc1.GeluTanh(be, Rows(a, r0, rows), h);
-    b.fc2(be, h, fr);
+    b.fc2.AddTo(be, h, &gate_ffn, xr, fr);
   }
-  be.gate_residual(x, mod(5), f);
 }
 
 void WanTransformer::ReleaseWorkspace() {

@@ -296,6 +296,28 @@ void CudaBackend::gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) 
   });
 }
 
+void CudaBackend::linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,
+                                  Tensor& scratch) {
+  impl_->Run("linear_residual", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor da, staging.In(a, "linear_residual a", /*bf16_ok=*/true));
+    DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear_residual w", /*bf16_ok=*/true));
+    Tensor db, dg;
+    if (bias) {
+      DS_ASSIGN_OR_RETURN(db, staging.In(*bias, "linear_residual bias"));
+    }
+    if (gate) {
+      DS_ASSIGN_OR_RETURN(dg, staging.In(*gate, "linear_residual gate"));
+    }
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "linear_residual x"));
+    const float* g = gate ? dg.f32() : nullptr;
+    const Status fused = cuda::LinearAccumulate(impl_->ctx, da, dw, bias ? &db : nullptr, g, dx);
+    if (fused.code() != Code::kUnsupported) return fused;
+    DS_ASSIGN_OR_RETURN(const Tensor ds, staging.Out(scratch, "linear_residual scratch"));
+    DS_TRY(cuda::Linear(impl_->ctx, da, dw, bias ? &db : nullptr, ds));
+    return cuda::GateResidual(impl_->ctx, dx, g, ds);
+  });
+}
+
 void CudaBackend::add(Tensor& x, const Tensor& f) {
   impl_->Run("add", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "add f"));

@@ -80,6 +80,10 @@ class CudaBackend final : public Backend {
   void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) override;
   void rms_norm(Tensor& x, const Tensor& weight, float eps) override;
   void gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) override;
+  // Accumulated by cuBLASLt into x (beta 1, the gate as its alpha vector); where it has no
+  // algorithm for that, the linear into scratch and the residual kernel.
+  void linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,
+                       Tensor& scratch) override;
   void add(Tensor& x, const Tensor& f) override;
   void mul(Tensor& x, const Tensor& f) override;
   void softmax_relative_bias(Tensor& scores, const Tensor& bias) override;

@@ -46,6 +46,10 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
     DS_CUBLAS_TRY(
         cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
   }
+  if (g.alpha_vector) {
+    const cublasLtPointerMode_t mode = CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST;
+    DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode, sizeof(mode)));
+  }
   // Stored shapes: op(A) is m×k, so A is k×m when transposed; likewise B.
   const uint64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
   const uint64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
@@ -81,8 +85,9 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
   cublasLtMatmulPreferenceDestroy(pref);
   DS_TRY(status);
   if (found == 0) {
-    return Error(Code::kUnsupported, "cuBLASLt has no {} algorithm for m {} n {} k {} (lda {} ldb {} ldd {}{})",
-                 g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, g.lda, g.ldb, g.ldd, g.bias ? ", bias" : "");
+    return Error(Code::kUnsupported, "cuBLASLt has no {} algorithm for m {} n {} k {} (lda {} ldb {} ldd {}{}{}{})",
+                 g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, g.lda, g.ldb, g.ldd, g.bias ? ", bias" : "",
+                 g.beta != 0.0f ? ", accumulating" : "", g.alpha_vector ? ", alpha vector" : "");
   }
   plan.algo = result.algo;
   return Status::Ok();
@@ -96,7 +101,7 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
   const uint32_t align_a = Alignment(g.a, g.lda, ab_size), align_b = Alignment(g.b, g.ldb, ab_size),
                  align_d = Alignment(g.d, g.ldd, d_size);
   const uint32_t variant = uint32_t{ctx.tf32} | (g.ab_type == CUDA_R_16BF ? 2u : 0u) |
-                           (g.d_type == CUDA_R_16BF ? 4u : 0u) | (g.gelu ? 8u : 0u);
+                           (g.d_type == CUDA_R_16BF ? 4u : 0u) | (g.gelu ? 8u : 0u) | (g.alpha_vector ? 16u : 0u);
   const GemmPlans::Key key{g.trans_a,
                            g.trans_b,
                            g.m,
@@ -112,15 +117,19 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
   auto& slot = ctx.plans->plans[key];
   if (!slot) {
     auto plan = std::make_unique<GemmPlans::Plan>();
-    DS_TRY(MakePlan(ctx, g, align_a, align_b, align_d, *plan));
+    const Status made = MakePlan(ctx, g, align_a, align_b, align_d, *plan);
+    if (!made.ok() && made.code() != Code::kUnsupported) return made;
+    plan->unsupported = made;  // asked once: the heuristic's answer does not change
     slot = std::move(plan);
   }
   GemmPlans::Plan& plan = *slot;
+  DS_TRY(plan.unsupported);
   if (g.bias) {
     DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
   }
-  const float alpha = 1.0f;
-  DS_CUBLAS_TRY(cublasLtMatmul(ctx.lt, plan.op, &alpha, g.a, plan.a, g.b, plan.b, &g.beta, g.d, plan.d, g.d, plan.d,
+  const float one = 1.0f;
+  const void* alpha = g.alpha_vector ? static_cast<const void*>(g.alpha_vector) : &one;
+  DS_CUBLAS_TRY(cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, g.d, plan.d, g.d, plan.d,
                                &plan.algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream));
   return Status::Ok();
 }
@@ -144,7 +153,17 @@ Result<int64_t> RowStride(const Tensor& t, const char* name) {
 // Row-major y = x·wᵀ is column-major yᵀ = w·xᵀ: with x, w, y read as column-major matrices
 // (x is K×M, w is K×N, y is N×M), D = yᵀ, op(A) = wᵀ (A = w, transposed), op(B) = xᵀ (B = x).
 // The bias then runs along D's rows, which is cuBLASLt's bias epilogue.
-Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, bool gelu) {
+namespace {
+
+// What Linear and LinearAccumulate add to the product: see GemmArgs.
+struct LinearEpilogue {
+  bool gelu = false;
+  float beta = 0.0f;
+  const float* alpha_vector = nullptr;
+};
+
+Status LinearWith(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y,
+                  const LinearEpilogue& e) {
   const bool bf16 = w.dtype == DType::kBF16;
   if (w.dtype != DType::kF32 && !bf16) {
     return Error(Code::kInvalidArgument, "CUDA linear: w is {}; F32 and BF16 weights are supported",
@@ -176,7 +195,9 @@ Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor
   g.d = y.data;
   g.ldd = ldy;
   g.bias = bias ? bias->data : nullptr;
-  g.gelu = gelu;
+  g.gelu = e.gelu;
+  g.beta = e.beta;
+  g.alpha_vector = e.alpha_vector;
   if (!bf16) return Gemm(ctx, g);
 
   // BF16 weights. Scratch (the bias in BF16 for a BF16 y, x in BF16 for an F32 x) goes back to the
@@ -219,6 +240,34 @@ Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor
     DS_TRY(Gemm(ctx, g));
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, bool gelu) {
+  return LinearWith(ctx, x, w, bias, y, {.gelu = gelu});
+}
+
+Status LinearAccumulate(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const float* gate,
+                        const Tensor& y) {
+  if (y.dtype != DType::kF32) {
+    return Error(Code::kInvalidArgument, "CUDA linear into a residual: the residual is {}, not F32",
+                 DTypeName(y.dtype));
+  }
+  if (gate == nullptr || bias == nullptr) return LinearWith(ctx, x, w, bias, y, {.beta = 1.0f, .alpha_vector = gate});
+  if (bias->dtype != DType::kF32 || !bias->contiguous()) {
+    return Error(Code::kInvalidArgument, "CUDA linear: the bias must be contiguous F32, not {} {}",
+                 DTypeName(bias->dtype), bias->shape_string());
+  }
+  // gate ⊙ bias in scratch, which goes back to the arena once the GEMMs are queued.
+  Scratch scratch(ctx);
+  const int64_t n = bias->numel();
+  DS_ASSIGN_OR_RETURN(void* scaled, scratch.Allocate(static_cast<size_t>(n) * 4, "linear bias (gated)"));
+  const Tensor scaled_bias = Tensor::View(scaled, DType::kF32, {1, n}, Device::kCuda);
+  DS_CUDA_TRY(cudaMemcpyAsync(scaled, bias->data, static_cast<size_t>(n) * 4, cudaMemcpyDeviceToDevice, ctx.stream));
+  DS_TRY(Multiply(ctx, scaled_bias, Tensor::View(const_cast<float*>(gate), DType::kF32, {1, n}, Device::kCuda)));
+  const Tensor flat_bias = Tensor::View(scaled, DType::kF32, {n}, Device::kCuda);
+  return LinearWith(ctx, x, w, &flat_bias, y, {.beta = 1.0f, .alpha_vector = gate});
 }
 
 }  // namespace ds::cuda

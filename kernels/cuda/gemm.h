@@ -1,8 +1,8 @@
-// GEMMs through cuBLASLt, in its column-major terms: D[m, n] = act(op(A)·op(B) (+ bias[m] broadcast
-// over columns)) (+ beta·D). A and B are float32 (TF32 or full f32 on the tensor cores) or both
-// BF16 (f32 accumulate); D and bias are float32, or BF16 after a BF16 product (cuBLASLt's bias has
-// D's type). One cached plan (descriptors + heuristic algorithm) per shape, so the steady state
-// issues cublasLtMatmul and nothing else.
+// GEMMs through cuBLASLt, in its column-major terms: D[m, n] = act(alpha ⊙ op(A)·op(B) + beta·D
+// (+ bias[m] broadcast over columns)), alpha 1 or a per-row vector. A and B are float32 (TF32 or full f32 on the tensor
+// cores) or both BF16 (f32 accumulate); D and bias are float32, or BF16 after a BF16 product (cuBLASLt's bias has D's
+// type). One cached plan (descriptors + heuristic algorithm) per shape, so the steady state issues cublasLtMatmul and
+// nothing else.
 #pragma once
 
 #include <cublasLt.h>
@@ -31,6 +31,9 @@ struct GemmArgs {
   const void* bias = nullptr;  // [m], fused as the epilogue
   bool gelu = false;           // tanh-GELU after the bias, in the epilogue
   float beta = 0.0f;           // 1: accumulate into d
+  // [m] F32 in device memory: each row of the product scaled by its element (cuBLASLt's alpha
+  // vector; the bias is added after the scaling, unscaled). Null: alpha 1.
+  const float* alpha_vector = nullptr;
 };
 
 class GemmPlans {
@@ -44,6 +47,7 @@ class GemmPlans {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo = {};
+    Status unsupported;  // not ok: cuBLASLt has no algorithm for this plan (kUnsupported)
 
     Plan() = default;
     Plan(const Plan&) = delete;
@@ -52,7 +56,7 @@ class GemmPlans {
   };
   void Clear();  // destroys the descriptors (before the cuBLASLt handle goes)
   // Key: transposes, sizes, leading dims, bias or not, beta ≠ 0, operand alignments, and the
-  // variant (TF32, A/B type, D type, GELU).
+  // variant (TF32, A/B type, D type, GELU, alpha vector).
   using Key =
       std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, uint32_t, uint32_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
@@ -67,5 +71,14 @@ Status Gemm(const Context& ctx, const GemmArgs& args);
 // F32 [N] in device memory.
 Status Linear(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y,
               bool gelu = false);
+
+// y[M, N] += gate[N] ⊙ (x·wᵀ + bias[N]), or y += x·wᵀ + bias without a gate: a linear whose
+// output only feeds a residual, accumulated by the GEMM itself (beta 1, C = D = y), so the product
+// is never written and read back. y is F32; x, w and bias as Linear takes them; gate is F32 [N] in
+// device memory, cuBLASLt's alpha vector, and the bias is multiplied by it first (cuBLASLt adds
+// the bias after alpha). kUnsupported when cuBLASLt has no algorithm for the combination: the
+// caller then writes the product to scratch and adds it.
+Status LinearAccumulate(const Context& ctx, const Tensor& x, const Tensor& w, const Tensor* bias, const float* gate,
+                        const Tensor& y);
 
 }  // namespace ds::cuda

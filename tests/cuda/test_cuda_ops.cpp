@@ -886,6 +886,61 @@ TEST_F(CudaOps, FirstErrorIsKeptUntilSynchronize) {
   EXPECT_FALSE(AllClose(x, before.view({1, 64}), 1e-3));
 }
 
+// ---- linear into a residual ------------------------------------------------------------------
+
+// x += gate · (a·wᵀ + bias) accumulated by the GEMM (cuBLASLt's alpha vector, beta 1): every mix of
+// gate and bias, BF16 weights with a BF16 or an F32 a, F32 weights (TF32), and x a strided row
+// slice of a wider buffer (the FFN's row chunks write into such rows of the residual).
+TEST_F(CudaOps, LinearResidualMatchesLinearThenResidual) {
+  const int64_t m = 150, k = 192, n = 96, x_pad = 8;
+  for (const bool bf16_w : {true, false}) {
+    for (const bool bf16_a : {true, false}) {
+      if (bf16_a && !bf16_w) continue;  // BF16 activations go with BF16 weights only
+      for (const bool has_gate : {true, false}) {
+        for (const bool has_bias : {true, false}) {
+          SCOPED_TRACE(std::string(bf16_w ? "bf16 w" : "f32 w") + (bf16_a ? ", bf16 a" : ", f32 a") +
+                       (has_gate ? ", gate" : "") + (has_bias ? ", bias" : ""));
+          const HostBuffer ab = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
+          const HostBuffer bb = Random(rng_, static_cast<size_t>(n)), gb = Random(rng_, static_cast<size_t>(n));
+          // x's rows are random, the padding between them NaN (it must stay so).
+          const HostBuffer xb = Poisoned(static_cast<size_t>(m * (n + x_pad))),
+                           x_rows = Random(rng_, static_cast<size_t>(m * n));
+          for (int64_t i = 0; i < m; ++i) std::copy_n(x_rows.data() + i * n, n, xb.data() + i * (n + x_pad));
+          const HostBuffer a_rounded = test::Bf16Rounded(ab);
+          const HostBuffer& a_used = bf16_w ? a_rounded : ab;
+          const test::Bf16Matrix w16 = RoundedToBf16(*cuda_, wb, n, k);
+          const test::Bf16Matrix a16 = RoundedToBf16(*cuda_, ab, m, k);
+          const HostBuffer want_b(xb.size()), scratch_want(static_cast<size_t>(m * n));
+          std::copy(xb.data(), xb.data() + xb.size(), want_b.data());
+          const Tensor b = bb.view({n}), g = gb.view({n});
+          Tensor want = Strided(want_b.data(), {m, n}, n + x_pad), sw = scratch_want.view({m, n});
+          ref_.linear_residual(a_used.view({m, k}), bf16_w ? w16.widened.view({n, k}) : wb.view({n, k}),
+                               has_bias ? &b : nullptr, has_gate ? &g : nullptr, want, sw);
+
+          const HostBuffer scratch_b = Poisoned(static_cast<size_t>(m * n));
+          DS_MIRROR(da, *cuda_, ab);
+          DS_MIRROR(dw, *cuda_, wb);
+          DS_MIRROR(db, *cuda_, bb);
+          DS_MIRROR(dg, *cuda_, gb);
+          DS_MIRROR(dx, *cuda_, xb);
+          DS_MIRROR(dscratch, *cuda_, scratch_b);
+          const Tensor db_view = db(b), dg_view = dg(g);
+          const Tensor a_dev = bf16_a ? a16.device.tensor : da(ab.view({m, k}));
+          const Tensor w_dev = bf16_w ? w16.device.tensor : dw(wb.view({n, k}));
+          Tensor got = Strided(xb.data(), {m, n}, n + x_pad);
+          Tensor dx_view = dx(got), dscratch_view = dscratch(scratch_b.view({m, n}));
+          cuda_->linear_residual(a_dev, w_dev, has_bias ? &db_view : nullptr, has_gate ? &dg_view : nullptr, dx_view,
+                                 dscratch_view);
+          const Status s = dx.Fetch();
+          ASSERT_TRUE(s.ok()) << s.message();
+          EXPECT_TRUE(AllClose(got, want, bf16_w ? kBf16OperandsRtol : kTf32Rtol));
+          EXPECT_TRUE(UntouchedOutside(xb, got));
+        }
+      }
+    }
+  }
+}
+
 // ---- recorded ops (CUDA graphs) ----------------------------------------------------------------
 
 // A block's tail as a model records it: y = silu(x·wᵀ + b) with BF16 w and an F32 x (so linear

@@ -13,6 +13,9 @@
 //   linear_backend_bf16w   Backend::linear, f32 x and y, BF16 w as stored (bf16 checkpoints)
 //   linear_backend_bf16xy, linear_backend_bf16x_f32y   the same with BF16 x (as the Wan block on a
 //                          GPU feeds it) and a BF16 or f32 y
+//   linear_residual_fused, linear_residual_unfused   x += gate·(a·wᵀ + b) at the Wan block's o and
+//                          FFN-down shapes (BF16 a and w, f32 x): Backend::linear_residual (the
+//                          GEMM accumulates into x), and linear into f32 scratch then gate_residual
 //
 // Attention FLOPs follow FlashAttention: 4·B·H·N²·d; GEMM FLOPs 2·M·N·K. Times are means over
 // back-to-back launches after warm-up (cudaEvents on the default stream for the raw kernels,
@@ -309,6 +312,32 @@ void BenchLinear(CudaBackend& be, DType w_dtype, DType x_dtype, DType y_dtype, i
   be.ResetArena();
 }
 
+// The Wan block's gated residual after its o and FFN-down projections: x[M, N] += gate ⊙ (a·wᵀ + b)
+// with BF16 a and w and the f32 residual x, as one op (cuBLASLt accumulating into x) and as the two
+// it replaces; the same random inputs, one run.
+void BenchLinearResidual(CudaBackend& be, int m, int n, int k, int iters) {
+  auto a = be.Alloc(DType::kBF16, {m, k}), w = be.Alloc(DType::kBF16, {n, k}), b = be.Alloc(DType::kF32, {n});
+  auto gate = be.Alloc(DType::kF32, {n}), x = be.Alloc(DType::kF32, {m, n}), f = be.Alloc(DType::kF32, {m, n});
+  BENCH_CHECK(a.ok() && w.ok() && b.ok() && gate.ok() && x.ok() && f.ok());
+  std::mt19937 rng(12);
+  for (const Tensor* t : {&*a, &*w, &*b, &*gate, &*x}) FillRandom(*t, rng);
+  Tensor residual = *x, scratch = *f;
+  const double fused = HostMs(
+      be, [&] { be.linear_residual(*a, *w, &*b, &*gate, residual, scratch); }, iters);
+  const double unfused = HostMs(
+      be,
+      [&] {
+        be.linear(*a, *w, &*b, scratch);
+        be.gate_residual(residual, *gate, scratch);
+      },
+      iters);
+  const double flops = 2.0 * m * double(n) * k;
+  std::printf("RESULT linear_residual_fused M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, fused, flops / fused / 1e9);
+  std::printf("RESULT linear_residual_unfused M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, unfused,
+              flops / unfused / 1e9);
+  be.ResetArena();
+}
+
 }  // namespace
 }  // namespace ds
 
@@ -340,5 +369,7 @@ int main(int argc, char** argv) {
   for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kF32, DType::kF32, s[0], s[1], s[2], iters);
   for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kBF16, DType::kBF16, s[0], s[1], s[2], iters);
   for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kBF16, DType::kF32, s[0], s[1], s[2], iters);
+  BenchLinearResidual(be, tokens, dim, dim, iters);
+  BenchLinearResidual(be, tokens, dim, ffn, iters);
   return 0;
 }

@@ -12,7 +12,8 @@
 // bf16 GEMMs). One block's weights (93 MB, far more than the L2) serve all 30 blocks:
 // each block still streams its weights from device memory, and filling 5.6 GB from the host would
 // only slow the benchmark down. The per-block modulation vectors are device tensors prepared once
-// (the engine adds the block table to the time projection on the host: 6·1536 floats).
+// (the engine adds the block table to the time projection on the device: 6·1536 floats, two tiny
+// ops per block, left out here).
 //
 // Prints "RESULT dit_forward_wan13b ..." with the mean wall time of a forward (host clock around
 // Synchronize, after a warm-up forward) and one "RESULT dit_forward_part ..." line per op family
@@ -156,10 +157,9 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   Tensor qh = Heads(n.q, s), kh = Heads(n.k, s), oh = Heads(n.o, s);
   be.attention(qh, kh, Heads(n.v, s), scale, oh);
   after("self-attention");
-  be.linear(n.o, n.o_w, &n.o_b, n.f);
-  after("linear");
-  be.gate_residual(n.x, Row(n.mod, 2, d), n.f);
-  after("residual");
+  const Tensor gate_attn = Row(n.mod, 2, d), gate_ffn = Row(n.mod, 5, d);
+  be.linear_residual(n.o, n.o_w, &n.o_b, &gate_attn, n.x, n.f);
+  after("linear+residual");
   be.layer_norm(n.x, &n.norm2_w, &n.norm2_b, eps, n.a);
   after("norm+modulate");
   be.linear(n.a, n.cq_w, &n.cq_b, n.q);
@@ -171,18 +171,14 @@ void Block(CudaBackend& be, Net& n, const Shape& s, After after) {
   after("rms_norm");
   be.attention(qh, Heads(n.ck, s), Heads(n.cv, s), scale, oh);
   after("cross-attention");
-  be.linear(n.o, n.co_w, &n.co_b, n.f);
-  after("linear");
-  be.add(n.x, n.f);
-  after("residual");
+  be.linear_residual(n.o, n.co_w, &n.co_b, nullptr, n.x, n.f);
+  after("linear+residual");
   be.layer_norm_modulate(n.x, Row(n.mod, 3, d), Row(n.mod, 4, d), eps, n.a);
   after("norm+modulate");
   be.linear_gelu_tanh(n.a, n.fc1_w, &n.fc1_b, n.hidden);  // GELU in the GEMM's epilogue, hidden in BF16
   after("linear+gelu");
-  be.linear(n.hidden, n.fc2_w, &n.fc2_b, n.f);
-  after("linear");
-  be.gate_residual(n.x, Row(n.mod, 5, d), n.f);
-  after("residual");
+  be.linear_residual(n.hidden, n.fc2_w, &n.fc2_b, &gate_ffn, n.x, n.f);
+  after("linear+residual");
 }
 
 double Flops(const Shape& s) {
