@@ -276,15 +276,15 @@ compile() {  # source → object, logging to <object>.log
   esac || { echo "FAILED: $src (see $obj.log)"; tail -20 "$obj.log"; rm -f "$obj"; return 1; }
 }
 
-LIB_SOURCES=(core/tensor.cpp core/log.cpp core/backend.cpp kernels/cpu/reference_backend.cpp)
+LIB_SOURCES=(core/tensor.cpp core/log.cpp core/backend.cpp core/patchify.cpp kernels/cpu/reference_backend.cpp)
 # The engine's Wan transformer, VAE and text encoder and what they need from core/ (no BLAS, no sentencepiece), for bench_wan_cuda.
-ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layers.cpp core/patchify.cpp core/rope.cpp
+ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layers.cpp core/rope.cpp
                 core/wan/wan_config.cpp core/wan/wan_weights.cpp core/wan/wan_transformer.cpp core/wan/wan_vae.cpp core/wan/umt5.cpp
                 bench/random_wan.cpp)
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
 HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_hopper_layout.cpp tests/cuda/test_arena_rows.cpp
-                   tests/cuda/test_tma_ring.cpp)
+                   tests/cuda/test_tma_ring.cpp tests/cuda/test_patch_index.cpp)
 GTEST_SOURCES=()
 case $GTEST_KIND in
   source) GTEST_SOURCES=("$GTEST_ROOT/src/gtest-all.cc" "$GTEST_ROOT/src/gtest_main.cc") ;;

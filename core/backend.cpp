@@ -1,6 +1,8 @@
 // The Backend's memory defaults, for backends whose memory is host memory.
 #include "core/backend.h"
 
+#include "core/patchify.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +42,16 @@ Result<BackendBuffer> Backend::NewBuffer(DType dtype, std::initializer_list<int6
   }
   t.data = p;
   return BackendBuffer{std::shared_ptr<void>(p, std::free), t};
+}
+
+void Backend::patchify(const Tensor& latent, std::array<int, 3> patch, Tensor& tokens) {
+  Patchify(latent.f32(), static_cast<int>(latent.shape[0]), static_cast<int>(latent.shape[1]),
+           static_cast<int>(latent.shape[2]), static_cast<int>(latent.shape[3]), patch, tokens.f32());
+}
+
+void Backend::unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool channels_last, Tensor& latent) {
+  Unpatchify(tokens.f32(), static_cast<int>(latent.shape[0]), static_cast<int>(latent.shape[1]),
+             static_cast<int>(latent.shape[2]), static_cast<int>(latent.shape[3]), patch, latent.f32(), channels_last);
 }
 
 void Backend::linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,

@@ -12,6 +12,7 @@
 // stride may be larger than heads·head_dim (so q, k and v can be slices of one fused qkv buffer).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -117,6 +118,12 @@ class Backend {
   // LinearAcceptsWeights(BF16), each of q, k, v and o may be BF16 (a GPU's flash kernel computes
   // in bf16 anyway: BF16 inputs skip its conversion, a BF16 o feeds the next GEMM directly).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) = 0;
+
+  // tokens[N, C·pt·ph·pw] from latent[C, T, H, W] with the 3D patch `patch` (core/patchify.h's
+  // order), and back: latent from tokens whose values are in that order or, channels_last, in
+  // (dt, dy, dx, c) order. Both contiguous F32. By default on host memory.
+  virtual void patchify(const Tensor& latent, std::array<int, 3> patch, Tensor& tokens);
+  virtual void unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool channels_last, Tensor& latent);
 
   // y[O, H, W] = conv2d(x[C, H, W], w[O, C, 3, 3], pad 1, stride 1) + bias[O].
   virtual void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;

@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "core/config.h"
-#include "core/patchify.h"
 #include "core/wan/wan_weights.h"
 #include "core/weights.h"
 
@@ -34,28 +33,12 @@ void TimestepFeatures(float t, int freq_dim, float* out) {
   }
 }
 
-// latent[C, T, H, W] ← tokens[(f, h, w), (dt, dy, dx, c)]: Wan's head orders channels last.
-void UnpatchifyChannelsLast(const float* tokens, int C, int T, int H, int W, std::array<int, 3> p, float* latent) {
-  const int gt = T / p[0], gh = H / p[1], gw = W / p[2];
-  const float* src = tokens;
-  for (int ti = 0; ti < gt; ++ti)
-    for (int hi = 0; hi < gh; ++hi)
-      for (int wi = 0; wi < gw; ++wi)
-        for (int dt = 0; dt < p[0]; ++dt)
-          for (int dy = 0; dy < p[1]; ++dy)
-            for (int dx = 0; dx < p[2]; ++dx)
-              for (int c = 0; c < C; ++c) {
-                latent[((static_cast<size_t>(c) * T + ti * p[0] + dt) * H + hi * p[1] + dy) * W + wi * p[2] + dx] =
-                    *src++;
-              }
-}
-
 }  // namespace
 
 // Activations, all in the backend's memory (BackendBuffer), the time path and the modulation
 // vectors too: a forward's ops then read only backend memory, so a GPU backend records them once
-// and replays them (Backend::RunRecorded). Only the patchify/unpatchify staging and the time step's
-// sinusoid stay on the host, copied in before the ops and out after them.
+// and replays them (Backend::RunRecorded). The latent, the time step's sinusoid and the context
+// are copied in before the ops, the velocity out after them.
 struct WanTransformer::Workspace {
   uint64_t backend = 0;  // Backend::id() of the buffers' backend, 0 before any
   std::array<int, 3> grid = {0, 0, 0};
@@ -64,10 +47,10 @@ struct WanTransformer::Workspace {
   // qkv [n, 3D]: the self-attention's q, k and v side by side (one fused GEMM writes all three;
   // separate ones write their columns); the cross-attention's q reuses the q columns.
   BackendBuffer x, a, qkv, o, f, hidden, hid, ctx, ck, cv, out, patches, cos, sin;
-  // The forward's inputs besides the patches: the time step's sinusoid [1, freq_dim] and the text
-  // context [L, text_dim]. The time path: tmp and temb [1, D], e = time_proj(silu(temb)) [1, 6D];
-  // mod [1, 6D] = a block's table + e, head_mod [2, D] = the head's table + temb.
-  BackendBuffer t_features, context, tmp, temb, e, mod, head_mod;
+  // The forward's inputs: the latent [C, T, H, W], the time step's sinusoid [1, freq_dim] and the
+  // text context [L, text_dim]; its output, the velocity [C_out, T, H, W]. The time path: tmp and temb [1, D], e =
+  // time_proj(silu(temb)) [1, 6D]; mod [1, 6D] = a block's table + e, head_mod [2, D] = the head's table + temb.
+  BackendBuffer latent, velocity, t_features, context, tmp, temb, e, mod, head_mod;
   std::unique_ptr<OpRecording> recording;  // the forward's ops, as the backend recorded them
   // One block's matrices widened (to float32 on the CPU, BF16 on a GPU) where the backend's linear
   // does not take them as stored, and the block that points at them: on the CPU 189 MB for the
@@ -75,7 +58,7 @@ struct WanTransformer::Workspace {
   std::array<BackendBuffer, 10> wide;
   BackendBuffer wide_qkv;  // a fused qkv's three matrices widened, [3D, D]
   Block widened;
-  std::vector<float> host_patches, host_out, tfeat;
+  std::vector<float> tfeat;
 };
 
 WanTransformer::WanTransformer() : ws_(std::make_unique<Workspace>()) {}
@@ -197,8 +180,8 @@ Status WanTransformer::EnsureGeometry(Backend& be, int T, int H, int W, int text
   for (BackendBuffer* buf : {&ws.hid, &ws.ctx, &ws.ck, &ws.cv}) DS_TRY(alloc(*buf, L, d));
   DS_TRY(alloc(ws.patches, n, c.in_channels * pv));
   DS_TRY(alloc(ws.out, n, c.out_channels * pv));
-  ws.host_patches.resize(static_cast<size_t>(n * c.in_channels * pv));
-  ws.host_out.resize(static_cast<size_t>(n * c.out_channels * pv));
+  DS_ASSIGN_OR_RETURN(ws.latent, be.NewBuffer(DType::kF32, {c.in_channels, T, H, W}));
+  DS_ASSIGN_OR_RETURN(ws.velocity, be.NewBuffer(DType::kF32, {c.out_channels, T, H, W}));
   ws.tfeat.resize(c.freq_dim);
   DS_TRY(alloc(ws.t_features, 1, c.freq_dim));
   DS_TRY(alloc(ws.context, L, c.text_dim));
@@ -341,26 +324,25 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
   const Params& P = *params;
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
-  const int64_t n = ws.n, pv = c.patch_volume(), L = text_len;
+  const int64_t L = text_len;
 
   // The inputs into backend memory, the ops (recorded by a backend that replays them), the output back.
-  Patchify(latent, c.in_channels, T, H, W, c.patch, ws.host_patches.data());
-  DS_TRY(be.CopyToBackend(Mat(ws.host_patches.data(), n, c.in_channels * pv), ws.patches.tensor));
+  DS_TRY(be.CopyToBackend(Tensor::View(const_cast<float*>(latent), DType::kF32, {c.in_channels, T, H, W}),
+                          ws.latent.tensor));
   TimestepFeatures(timestep, c.freq_dim, ws.tfeat.data());
   DS_TRY(be.CopyToBackend(Mat(ws.tfeat.data(), 1, c.freq_dim), ws.t_features.tensor));
   DS_TRY(be.CopyToBackend(Mat(const_cast<float*>(context), L, c.text_dim), ws.context.tensor));
   DS_TRY(be.RunRecorded(ws.recording, [&] { return ForwardOps(be, P); }));
-  DS_TRY(be.CopyToHost(ws.out.tensor, Mat(ws.host_out.data(), n, c.out_channels * pv)));
-  UnpatchifyChannelsLast(ws.host_out.data(), c.out_channels, T, H, W, c.patch, velocity);
-  return Status::Ok();
+  return be.CopyToHost(ws.velocity.tensor, Tensor::View(velocity, DType::kF32, {c.out_channels, T, H, W}));
 }
 
-// The forward from the patches, time features and context in the workspace to its `out` rows.
+// The forward from the latent, time features and context in the workspace to its velocity.
 Status WanTransformer::ForwardOps(Backend& be, const Params& P) {
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
-  Tensor x = ws.x.tensor;
-  P.patch(be, ws.patches.tensor, x);
+  Tensor x = ws.x.tensor, patches = ws.patches.tensor;
+  be.patchify(ws.latent.tensor, c.patch, patches);
+  P.patch(be, patches, x);
 
   // Time: temb = MLP(sinusoid(t)) feeds the head; e = time_proj(silu(temb)) every block's modulation.
   Tensor tmp = ws.tmp.tensor, temb = ws.temb.tensor, e = ws.e.tensor;
@@ -391,8 +373,9 @@ Status WanTransformer::ForwardOps(Backend& be, const Params& P) {
   }
   Tensor a = ws.f.tensor;  // f32 (ws.a may be BF16, which only the blocks' GEMMs take)
   be.layer_norm_modulate(x, Row(head_mod, 0), Row(head_mod, 1), c.eps, a);
-  Tensor out = ws.out.tensor;
+  Tensor out = ws.out.tensor, velocity = ws.velocity.tensor;
   P.proj_out(be, a, out);
+  be.unpatchify(out, c.patch, /*channels_last=*/true, velocity);  // Wan's head orders channels last
   return Status::Ok();
 }
 

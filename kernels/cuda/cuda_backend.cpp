@@ -17,6 +17,7 @@
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/norm.cuh"
+#include "kernels/cuda/patchify.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/softmax.cuh"
 #include "kernels/cuda/transpose.cuh"
@@ -404,6 +405,41 @@ void CudaBackend::upsample_nearest2x(const Tensor& x, Tensor& y) {
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "upsample x"));
     DS_ASSIGN_OR_RETURN(const Tensor dy, staging.Out(y, "upsample y"));
     return cuda::UpsampleNearest2x(impl_->ctx, dx, dy);
+  });
+}
+
+namespace {
+
+cuda::PatchGeometry Geometry(const Tensor& latent, std::array<int, 3> patch, bool channels_last) {
+  cuda::PatchGeometry g;
+  if (latent.ndim == 4) {
+    g.channels = static_cast<int>(latent.shape[0]);
+    g.frames = static_cast<int>(latent.shape[1]);
+    g.height = static_cast<int>(latent.shape[2]);
+    g.width = static_cast<int>(latent.shape[3]);
+  }
+  g.pt = patch[0];
+  g.ph = patch[1];
+  g.pw = patch[2];
+  g.channels_last = channels_last;
+  return g;
+}
+
+}  // namespace
+
+void CudaBackend::patchify(const Tensor& latent, std::array<int, 3> patch, Tensor& tokens) {
+  impl_->Run("patchify", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dl, staging.In(latent, "patchify latent"));
+    DS_ASSIGN_OR_RETURN(const Tensor dt, staging.Out(tokens, "patchify tokens"));
+    return cuda::Patchify(impl_->ctx, dl, Geometry(latent, patch, false), dt);
+  });
+}
+
+void CudaBackend::unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool channels_last, Tensor& latent) {
+  impl_->Run("unpatchify", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor dt, staging.In(tokens, "unpatchify tokens"));
+    DS_ASSIGN_OR_RETURN(const Tensor dl, staging.Out(latent, "unpatchify latent"));
+    return cuda::Unpatchify(impl_->ctx, dt, Geometry(latent, patch, channels_last), dl);
   });
 }
 

@@ -95,6 +95,8 @@ class CudaBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o) override;
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;
+  void patchify(const Tensor& latent, std::array<int, 3> patch, Tensor& tokens) override;
+  void unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool channels_last, Tensor& latent) override;
 
   // Model memory: a cudaMalloc per buffer (outside the arena, freed with the last handle), async
   // copies on the backend's stream.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -884,6 +885,44 @@ TEST_F(CudaOps, FirstErrorIsKeptUntilSynchronize) {
   small->silu(x);
   EXPECT_TRUE(small->Synchronize().ok());
   EXPECT_FALSE(AllClose(x, before.view({1, 64}), 1e-3));
+}
+
+// ---- patchify / unpatchify ---------------------------------------------------------------------
+
+// A permutation, so exact: the Wan geometry at a small grid and a patch with three different sides,
+// both token orders on the way back.
+TEST_F(CudaOps, PatchifyAndUnpatchifyMatchReference) {
+  struct Case {
+    int64_t c, t, h, w;
+    std::array<int, 3> p;
+  };
+  for (const Case& c : {Case{16, 5, 12, 20, {1, 2, 2}}, Case{3, 4, 6, 9, {2, 3, 1}}}) {
+    const int64_t n = c.c * c.t * c.h * c.w;
+    const int64_t len = c.c * c.p[0] * c.p[1] * c.p[2], tokens = n / len;
+    const HostBuffer lb = Random(rng_, static_cast<size_t>(n));
+    const HostBuffer want_t = Poisoned(static_cast<size_t>(n)), got_t = Poisoned(static_cast<size_t>(n));
+    const Tensor latent = Tensor::View(lb.data(), DType::kF32, {c.c, c.t, c.h, c.w});
+    Tensor wt = want_t.view({tokens, len}), gt = got_t.view({tokens, len});
+    ref_.patchify(latent, c.p, wt);
+    DS_MIRROR(dl, *cuda_, lb);
+    DS_MIRROR(dt, *cuda_, got_t);
+    Tensor dt_view = dt(gt);
+    cuda_->patchify(dl(latent), c.p, dt_view);
+    ASSERT_TRUE(dt.Fetch().ok());
+    EXPECT_TRUE(AllClose(gt, wt, 0.0));
+    for (const bool channels_last : {false, true}) {
+      SCOPED_TRACE(channels_last ? "channels last" : "channels first");
+      const HostBuffer want_l = Poisoned(static_cast<size_t>(n)), got_l = Poisoned(static_cast<size_t>(n));
+      Tensor wl = Tensor::View(want_l.data(), DType::kF32, {c.c, c.t, c.h, c.w});
+      Tensor gl = Tensor::View(got_l.data(), DType::kF32, {c.c, c.t, c.h, c.w});
+      ref_.unpatchify(lb.view({tokens, len}), c.p, channels_last, wl);
+      DS_MIRROR(dgl, *cuda_, got_l);
+      Tensor dgl_view = dgl(gl);
+      cuda_->unpatchify(dl(lb.view({tokens, len})), c.p, channels_last, dgl_view);
+      ASSERT_TRUE(dgl.Fetch().ok());
+      EXPECT_TRUE(AllClose(want_l.view({n}), got_l.view({n}), 0.0));
+    }
+  }
 }
 
 // ---- linear into a residual ------------------------------------------------------------------
