@@ -54,6 +54,11 @@ void Backend::unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool ch
              static_cast<int>(latent.shape[2]), static_cast<int>(latent.shape[3]), patch, latent.f32(), channels_last);
 }
 
+void Backend::planar_to_pixels(const Tensor& planar, PixelFormat format, Tensor& frame) {
+  PlanarToPixels(planar.f32(), static_cast<int>(planar.shape[2]), static_cast<int>(planar.shape[1]), format,
+                 static_cast<uint8_t*>(frame.data));
+}
+
 void Backend::linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,
                               Tensor& scratch) {
   linear(a, w, bias, scratch);

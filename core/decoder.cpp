@@ -25,8 +25,7 @@ Result<FrameDecoder> FrameDecoder::Load(const DecoderConfig& config, int latent_
     const std::string p = "decoder.up." + std::to_string(j - 1);
     dec.ups_.push_back({r.tensor(p + ".weight", {ch[j], ch[j - 1], 3, 3}), r.tensor(p + ".bias", {ch[j]})});
   }
-  dec.conv_out_ = {r.tensor("decoder.conv_out.weight", {3, ch.back(), 3, 3}),
-                   r.tensor("decoder.conv_out.bias", {3})};
+  dec.conv_out_ = {r.tensor("decoder.conv_out.weight", {3, ch.back(), 3, 3}), r.tensor("decoder.conv_out.bias", {3})};
   DS_TRY(r.status());
   return dec;
 }
@@ -45,7 +44,8 @@ void FrameDecoder::Decode(Backend& be, const float* latent, int h, int w, std::v
   const int C = channels_;
   for (int c = 0; c < C; ++c) {
     const float s = std_.f32()[c], m = mean_.f32()[c];
-    for (int i = 0; i < h * w; ++i) a_[static_cast<size_t>(c) * h * w + i] = latent[static_cast<size_t>(c) * h * w + i] * s + m;
+    for (int i = 0; i < h * w; ++i)
+      a_[static_cast<size_t>(c) * h * w + i] = latent[static_cast<size_t>(c) * h * w + i] * s + m;
   }
   int ch = C, hh = h, ww = w;
   auto conv = [&](const Conv& k, std::vector<float>& src, std::vector<float>& dst, bool act) {
@@ -68,16 +68,6 @@ void FrameDecoder::Decode(Backend& be, const float* latent, int h, int w, std::v
   rgb_out.resize(static_cast<size_t>(3) * h * up * w * up);
   conv(conv_out_, b_, a_, false);
   std::copy_n(a_.begin(), rgb_out.size(), rgb_out.begin());
-}
-
-void PlanarToRgb8(const float* planar, int width, int height, uint8_t* rgb) {
-  const size_t plane = static_cast<size_t>(width) * height;
-  for (size_t i = 0; i < plane; ++i) {
-    for (int c = 0; c < 3; ++c) {
-      const float v = std::clamp((planar[c * plane + i] + 1.0f) * 127.5f, 0.0f, 255.0f);
-      rgb[i * 3 + c] = static_cast<uint8_t>(std::lround(v));
-    }
-  }
 }
 
 }  // namespace ds

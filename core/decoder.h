@@ -36,7 +36,4 @@ class FrameDecoder {
   std::vector<float> a_, b_;  // ping-pong activations, sized for the largest stage
 };
 
-// Interleaved RGB8 from planar [3, H, W] floats in [−1, 1]: round(clamp((y + 1)·127.5, 0, 255)).
-void PlanarToRgb8(const float* planar, int width, int height, uint8_t* rgb);
-
 }  // namespace ds

@@ -21,6 +21,7 @@ size_t DTypeSize(DType t) {
       return 2;
     case DType::kF8E4M3:
     case DType::kF8E5M2:
+    case DType::kU8:
       return 1;
   }
   return 0;
@@ -38,6 +39,8 @@ const char* DTypeName(DType t) {
       return "F8_E4M3";
     case DType::kF8E5M2:
       return "F8_E5M2";
+    case DType::kU8:
+      return "U8";
   }
   return "?";
 }
@@ -218,6 +221,9 @@ void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t e
       for (size_t i = begin; i < end; ++i) dst[i] = t[bytes[i]] * scale;
       return;
     }
+    case DType::kU8:
+      for (size_t i = begin; i < end; ++i) dst[i] = static_cast<float>(bytes[i]) * scale;
+      return;
   }
 }
 

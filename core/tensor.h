@@ -11,9 +11,8 @@
 namespace ds {
 
 // F8 types only as stored weights (widened to float32 or bf16 before use): OCP E4M3 ("fn": no
-// infinities)
-// and E5M2, as ComfyUI's fp8 checkpoints carry them.
-enum class DType : uint8_t { kF32, kF16, kBF16, kF8E4M3, kF8E5M2 };
+// infinities) and E5M2, as ComfyUI's fp8 checkpoints carry them. U8 only as video frames' bytes.
+enum class DType : uint8_t { kF32, kF16, kBF16, kF8E4M3, kF8E5M2, kU8 };
 enum class Device : uint8_t { kCpu, kCuda };
 
 size_t DTypeSize(DType t);

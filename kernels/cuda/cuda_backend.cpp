@@ -15,6 +15,7 @@
 #include "kernels/cuda/conv.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/frame.cuh"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/patchify.cuh"
@@ -440,6 +441,17 @@ void CudaBackend::unpatchify(const Tensor& tokens, std::array<int, 3> patch, boo
     DS_ASSIGN_OR_RETURN(const Tensor dt, staging.In(tokens, "unpatchify tokens"));
     DS_ASSIGN_OR_RETURN(const Tensor dl, staging.Out(latent, "unpatchify latent"));
     return cuda::Unpatchify(impl_->ctx, dt, Geometry(latent, patch, channels_last), dl);
+  });
+}
+
+void CudaBackend::planar_to_pixels(const Tensor& planar, PixelFormat format, Tensor& frame) {
+  impl_->Run("planar_to_pixels", [&](Staging& staging) -> Status {
+    // Staging takes F32 (and BF16) views only: the bytes are written where they are.
+    if (frame.device != Device::kCuda) {
+      return Error(Code::kInvalidArgument, "CUDA planar_to_pixels: the frame must be in device memory");
+    }
+    DS_ASSIGN_OR_RETURN(const Tensor dp, staging.In(planar, "planar_to_pixels planar"));
+    return cuda::PlanarToPixels(impl_->ctx, dp, format, frame);
   });
 }
 

@@ -93,6 +93,9 @@ struct FromBf16 {
 struct FromF16 {
   __device__ float operator()(uint16_t v) const { return __half2float(__ushort_as_half(v)); }
 };
+struct FromU8 {  // bytes as integers, as the host's WidenToF32
+  __device__ float operator()(uint8_t v) const { return static_cast<float>(v); }
+};
 struct FromE5M2 {  // the upper byte of a half
   __device__ float operator()(uint8_t v) const { return __half2float(__ushort_as_half(static_cast<uint16_t>(v << 8))); }
 };
@@ -196,6 +199,9 @@ void LaunchWiden(const Context& ctx, const Tensor& src, Out* dst, float scale, E
       break;
     case DType::kF8E5M2:
       WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst, n, scale, FromE5M2{}, encode);
+      break;
+    case DType::kU8:
+      WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(u8, dst, n, scale, FromU8{}, encode);
       break;
     case DType::kF32:
       WidenKernel<<<blocks, kThreads, 0, ctx.stream>>>(static_cast<const float*>(src.data), dst, n, scale, FromF32{},

@@ -925,6 +925,34 @@ TEST_F(CudaOps, PatchifyAndUnpatchifyMatchReference) {
   }
 }
 
+// ---- frames -------------------------------------------------------------------------------------
+
+// Every format at an even and an odd size, samples spread beyond [−1, 1] (clamped): the bytes must
+// equal core/frame.h's, the host oracle, exactly.
+TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
+  for (const auto& [w, h] : {std::pair{64, 48}, std::pair{33, 17}}) {
+    const HostBuffer pb = Random(rng_, static_cast<size_t>(3 * w * h));
+    for (size_t i = 0; i < pb.size(); ++i) pb.data()[i] *= 0.8f;  // a few percent outside [−1, 1]
+    DS_MIRROR(dp, *cuda_, pb);
+    const Tensor planar = Tensor::View(pb.data(), DType::kF32, {3, h, w});
+    for (const PixelFormat format : {PixelFormat::kRgb, PixelFormat::kRgba, PixelFormat::kI420}) {
+      SCOPED_TRACE(std::string(PixelFormatName(format)) + " " + std::to_string(w) + "x" + std::to_string(h));
+      const FrameLayout l = LayoutOf(format, w, h);
+      std::vector<uint8_t> want(l.bytes), got(l.bytes, 0xa5);
+      PlanarToPixels(pb.data(), w, h, format, want.data());
+      auto frame = cuda_->NewBuffer(DType::kU8, {static_cast<int64_t>(l.bytes)});
+      ASSERT_TRUE(frame.ok()) << frame.status().message();
+      cuda_->planar_to_pixels(dp(planar), format, frame->tensor);
+      const Status s =
+          cuda_->CopyToHost(frame->tensor, Tensor::View(got.data(), DType::kU8, {static_cast<int64_t>(l.bytes)}));
+      ASSERT_TRUE(s.ok()) << s.message();
+      size_t differ = 0;
+      for (size_t i = 0; i < l.bytes; ++i) differ += got[i] != want[i];
+      EXPECT_EQ(differ, 0u) << "of " << l.bytes << " bytes";
+    }
+  }
+}
+
 // ---- linear into a residual ------------------------------------------------------------------
 
 // x += gate · (a·wᵀ + bias) accumulated by the GEMM (cuBLASLt's alpha vector, beta 1): every mix of

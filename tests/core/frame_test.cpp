@@ -1,0 +1,119 @@
+// core/frame: the 8-bit frame formats made from planar float RGB, on known colours (BT.601
+// limited-range values worked out by hand), odd sizes and the plane layout. These functions are
+// the oracle of every backend's planar_to_pixels.
+#include "core/frame.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace ds {
+namespace {
+
+// Planar [3, h, w] floats whose samples become exactly the bytes r, g, b.
+std::vector<float> Solid(uint8_t r, uint8_t g, uint8_t b, int w, int h) {
+  std::vector<float> planar(static_cast<size_t>(3) * w * h);
+  const uint8_t rgb[3] = {r, g, b};
+  for (int c = 0; c < 3; ++c) {
+    for (int i = 0; i < w * h; ++i) planar[static_cast<size_t>(c) * w * h + i] = rgb[c] / 127.5f - 1.0f;
+  }
+  return planar;
+}
+
+struct Yuv {
+  int y, u, v;
+};
+
+// The I420 frame of a solid w×h image: every sample of a plane must be equal; returns them.
+Yuv SolidI420(uint8_t r, uint8_t g, uint8_t b, int w = 4, int h = 2) {
+  const FrameLayout l = LayoutOf(PixelFormat::kI420, w, h);
+  std::vector<uint8_t> out(l.bytes, 0);
+  PlanarToPixels(Solid(r, g, b, w, h).data(), w, h, PixelFormat::kI420, out.data());
+  for (int p = 0; p < 3; ++p) {
+    for (size_t i = 0; i < static_cast<size_t>(l.stride[p]) * l.rows[p]; ++i) {
+      EXPECT_EQ(out[l.offset[p] + i], out[l.offset[p]]) << "plane " << p << " sample " << i;
+    }
+  }
+  return {out[0], out[l.offset[1]], out[l.offset[2]]};
+}
+
+TEST(Frame, SamplesRoundAndClamp) {
+  EXPECT_EQ(SampleToByte(-1.0f), 0);
+  EXPECT_EQ(SampleToByte(1.0f), 255);
+  EXPECT_EQ(SampleToByte(0.0f), 128);  // 127.5: halves away from zero
+  EXPECT_EQ(SampleToByte(-3.0f), 0);
+  EXPECT_EQ(SampleToByte(7.0f), 255);
+  for (int b = 0; b < 256; ++b) EXPECT_EQ(SampleToByte(b / 127.5f - 1.0f), b);
+}
+
+TEST(Frame, I420UsesBt601LimitedRange) {
+  const Yuv black = SolidI420(0, 0, 0), white = SolidI420(255, 255, 255), grey = SolidI420(128, 128, 128);
+  EXPECT_EQ(black.y, 16);
+  EXPECT_EQ(white.y, 235);
+  for (const Yuv& c : {black, white, grey}) {
+    EXPECT_EQ(c.u, 128);
+    EXPECT_EQ(c.v, 128);
+  }
+  const Yuv red = SolidI420(255, 0, 0), green = SolidI420(0, 255, 0), blue = SolidI420(0, 0, 255);
+  EXPECT_EQ(red.y, 81);  // 16 + 65.481
+  EXPECT_EQ(red.u, 90);
+  EXPECT_EQ(red.v, 240);
+  EXPECT_EQ(green.y, 145);
+  EXPECT_EQ(green.u, 54);
+  EXPECT_EQ(green.v, 34);
+  EXPECT_EQ(blue.y, 41);
+  EXPECT_EQ(blue.u, 240);
+  EXPECT_EQ(blue.v, 110);
+}
+
+TEST(Frame, I420ChromaAveragesTheBlockAndCutsItShortAtOddEdges) {
+  const Yuv red = SolidI420(255, 0, 0, 3, 3);  // the last chroma column and row cover one pixel
+  EXPECT_EQ(red.u, 90);
+  EXPECT_EQ(red.v, 240);
+  // A 1×2 column, black over white: the chroma of their mean, grey, is neutral.
+  const float planar[] = {-1, 1, -1, 1, -1, 1};
+  const FrameLayout l = LayoutOf(PixelFormat::kI420, 1, 2);
+  ASSERT_EQ(l.bytes, 4u);
+  uint8_t out[4];
+  PlanarToPixels(planar, 1, 2, PixelFormat::kI420, out);
+  EXPECT_EQ(out[0], 16);
+  EXPECT_EQ(out[1], 235);
+  EXPECT_EQ(out[2], 128);
+  EXPECT_EQ(out[3], 128);
+}
+
+TEST(Frame, LayoutPacksThePlanes) {
+  const FrameLayout i420 = LayoutOf(PixelFormat::kI420, 5, 3);
+  EXPECT_EQ(i420.planes, 3);
+  EXPECT_EQ(i420.stride[0], 5);
+  EXPECT_EQ(i420.stride[1], 3);
+  EXPECT_EQ(i420.rows[1], 2);
+  EXPECT_EQ(i420.offset[1], 15u);
+  EXPECT_EQ(i420.offset[2], 21u);
+  EXPECT_EQ(i420.bytes, 27u);
+  const FrameLayout rgba = LayoutOf(PixelFormat::kRgba, 5, 3);
+  EXPECT_EQ(rgba.planes, 1);
+  EXPECT_EQ(rgba.stride[0], 20);
+  EXPECT_EQ(rgba.bytes, 60u);
+  EXPECT_EQ(LayoutOf(PixelFormat::kRgb, 5, 3).bytes, 45u);
+}
+
+TEST(Frame, PackedFormatsInterleaveTheChannels) {
+  const int w = 3, h = 2;
+  std::vector<float> planar(3 * w * h);
+  for (size_t i = 0; i < planar.size(); ++i) planar[i] = static_cast<float>(i * 11 % 256) / 127.5f - 1.0f;
+  std::vector<uint8_t> rgb(LayoutOf(PixelFormat::kRgb, w, h).bytes), rgba(LayoutOf(PixelFormat::kRgba, w, h).bytes);
+  PlanarToPixels(planar.data(), w, h, PixelFormat::kRgb, rgb.data());
+  PlanarToPixels(planar.data(), w, h, PixelFormat::kRgba, rgba.data());
+  for (int i = 0; i < w * h; ++i) {
+    for (int c = 0; c < 3; ++c) {
+      const int want = static_cast<int>((c * w * h + i) * 11 % 256);
+      EXPECT_EQ(rgb[i * 3 + c], want);
+      EXPECT_EQ(rgba[i * 4 + c], want);
+    }
+    EXPECT_EQ(rgba[i * 4 + 3], 255);
+  }
+}
+
+}  // namespace
+}  // namespace ds
