@@ -98,11 +98,31 @@ DS_API ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out);
 /* Width, height and frame count that ds_generate will produce with the current options. */
 DS_API ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, int* frames);
 
+/* The layout of delivered frames. All are 8 bits a sample, made from the decoder's output by the
+ * same arithmetic on every device (a GPU converts each frame where it was decoded, and only its
+ * bytes reach the host). */
+typedef enum ds_pixel_format {
+  DS_PIXEL_RGB = 0,  /* packed R, G, B: the default */
+  DS_PIXEL_RGBA = 1, /* packed R, G, B, A with A = 255 */
+  DS_PIXEL_I420 = 2  /* planes Y, U, V: BT.601 limited range (Y 16-235, Cb/Cr 16-240), a chroma sample
+                        per 2x2 block (the mean of its pixels; half blocks at odd edges) */
+} ds_pixel_format;
+/* The format of the frames the next ds_generate delivers (and every one after), DS_PIXEL_RGB
+ * until set. DS_ERR_INVALID_ARGUMENT for a value outside the enum. */
+DS_API ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format);
+
 typedef struct ds_frame {
-  const uint8_t* rgb; /* width·height·3 bytes, row stride = width·3, valid during the callback */
+  const uint8_t* rgb; /* DS_PIXEL_RGB: width·height·3 bytes, row stride = width·3; NULL in other formats */
   int width, height;
   int64_t index; /* frame number since the first clip of this generator (continuations count on) */
   int clip;      /* clip number, 0 for the first */
+  /* The frame in the format ds_set_pixel_format chose: `planes` planes (1 for RGB and RGBA, 3 for
+   * I420: Y, then U and V of (width + 1)/2 x (height + 1)/2 samples), each at data[i] with rows of
+   * stride[i] bytes and no padding. All valid during the callback only. */
+  ds_pixel_format format;
+  int planes;
+  const uint8_t* data[3];
+  int stride[3];
 } ds_frame;
 
 typedef enum ds_stage { DS_STAGE_TEXT = 0, DS_STAGE_DENOISE = 1, DS_STAGE_DECODE = 2 } ds_stage;

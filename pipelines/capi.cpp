@@ -11,8 +11,13 @@
 #include "pipelines/options.h"
 #include "pipelines/text_to_video.h"
 
+static_assert(static_cast<int>(ds::PixelFormat::kRgb) == DS_PIXEL_RGB &&
+              static_cast<int>(ds::PixelFormat::kRgba) == DS_PIXEL_RGBA &&
+              static_cast<int>(ds::PixelFormat::kI420) == DS_PIXEL_I420);
+
 struct ds_generator {
   ds::Options opts = ds::DefaultOptions();
+  ds::PixelFormat format = ds::PixelFormat::kRgb;
   std::unique_ptr<ds::TextToVideo> engine;
   std::string error;
   std::atomic<bool> cancel{false};
@@ -165,6 +170,19 @@ ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, 
   });
 }
 
+ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    switch (format) {
+      case DS_PIXEL_RGB: gen->format = ds::PixelFormat::kRgb; return ds::Status::Ok();
+      case DS_PIXEL_RGBA: gen->format = ds::PixelFormat::kRgba; return ds::Status::Ok();
+      case DS_PIXEL_I420: gen->format = ds::PixelFormat::kI420; return ds::Status::Ok();
+    }
+    return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
+                                                      " is none of RGB (0), RGBA (1), I420 (2)");
+  });
+}
+
 ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame, ds_progress_fn on_progress,
                       void* user) {
   if (gen == nullptr) return NullGenerator();
@@ -173,7 +191,19 @@ ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_f
     if (gen->cancel.load()) return ds::Status(ds::Code::kCancelled, "generation cancelled");
     ds::FrameFn frame_fn = [&](const ds::FrameView& f) {
       if (on_frame == nullptr) return true;
-      const ds_frame cf{f.rgb, f.width, f.height, f.index, f.clip};
+      const ds::FrameLayout l = ds::LayoutOf(f.format, f.width, f.height);
+      ds_frame cf{};
+      cf.rgb = f.format == ds::PixelFormat::kRgb ? f.data : nullptr;
+      cf.width = f.width;
+      cf.height = f.height;
+      cf.index = f.index;
+      cf.clip = f.clip;
+      cf.format = static_cast<ds_pixel_format>(f.format);
+      cf.planes = l.planes;
+      for (int i = 0; i < l.planes; ++i) {
+        cf.data[i] = f.data + l.offset[i];
+        cf.stride[i] = l.stride[i];
+      }
       return on_frame(user, &cf) == 0;
     };
     ds::ProgressFn progress_fn = [&](const ds::Progress& p) {
@@ -181,7 +211,7 @@ ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_f
       const ds_progress cp{p.stage, p.step, p.total, p.clip};
       on_progress(user, &cp);
     };
-    return gen->engine->Generate(gen->opts, continue_previous != 0, frame_fn, progress_fn, gen->cancel);
+    return gen->engine->Generate(gen->opts, continue_previous != 0, gen->format, frame_fn, progress_fn, gen->cancel);
   });
 }
 

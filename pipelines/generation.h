@@ -6,12 +6,15 @@
 #include <functional>
 #include <string>
 
+#include "core/frame.h"
 #include "ditstream.h"
 
 namespace ds {
 
+// A frame's bytes in `format`, its planes packed as LayoutOf(format, width, height) places them.
 struct FrameView {
-  const uint8_t* rgb;
+  PixelFormat format;
+  const uint8_t* data;
   int width, height;
   int64_t index;
   int clip;

@@ -111,8 +111,8 @@ Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt) {
   return &text_cache_.emplace(prompt, std::move(e)).first->second;
 }
 
-Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int prefix,
-                            const std::atomic<bool>& cancel, const ProgressFn& on_progress, int clip) {
+Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int prefix, const std::atomic<bool>& cancel,
+                            const ProgressFn& on_progress, int clip) {
   const ModelConfig& c = config();
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W, plane = frame * T, n = plane * C;
@@ -162,9 +162,9 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
   return Status::Ok();
 }
 
-Status TextToVideo::Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
+Status TextToVideo::Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
-  if (wan_) return wan_->Generate(opts, continue_previous, on_frame, on_progress, cancel);
+  if (wan_) return wan_->Generate(opts, continue_previous, format, on_frame, on_progress, cancel);
   const ModelConfig& c = config();
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   const int pt = c.dit.patch[0];
@@ -186,15 +186,17 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, const 
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W;
   frame_latent_.resize(frame * C);
-  rgb8_.resize(static_cast<size_t>(shape.width) * shape.height * 3);
+  pixels_.resize(LayoutOf(format, shape.width, shape.height).bytes);
   for (int t = prefix; t < T; ++t) {
     if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
     for (int ch = 0; ch < C; ++ch)
-      std::copy_n(latent_.begin() + (static_cast<size_t>(ch) * T + t) * frame, frame, frame_latent_.begin() + ch * frame);
+      std::copy_n(latent_.begin() + (static_cast<size_t>(ch) * T + t) * frame, frame,
+                  frame_latent_.begin() + ch * frame);
     model_->decoder().Decode(*backend_, frame_latent_.data(), H, W, rgb_planar_);
-    PlanarToRgb8(rgb_planar_.data(), shape.width, shape.height, rgb8_.data());
+    // The demo decoder leaves its frame on the host: converted there.
+    PlanarToPixels(rgb_planar_.data(), shape.width, shape.height, format, pixels_.data());
     on_progress({DS_STAGE_DECODE, t - prefix + 1, T - prefix, clip});
-    if (!on_frame({rgb8_.data(), shape.width, shape.height, frames_emitted_, clip})) {
+    if (!on_frame({format, pixels_.data(), shape.width, shape.height, frames_emitted_, clip})) {
       return Error(Code::kCancelled, "generation stopped by the frame consumer");
     }
     ++frames_emitted_;

@@ -38,8 +38,8 @@ class TextToVideo {
   Status SaveEmbeddings(const Options& opts, const std::string& path);
   Result<PromptEmbeddings> LoadEmbeddings(const std::string& path);
 
-  // cancel is polled between steps and frames.
-  Status Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
+  // Frames reach on_frame in `format`. cancel is polled between steps and frames.
+  Status Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
  private:
@@ -57,7 +57,7 @@ class TextToVideo {
   ModelInfo info_;
   std::map<std::string, TextEmbedding> text_cache_;
   std::vector<float> latent_, velocity_, velocity_uncond_, dit_in_, dit_in_uncond_, frame_latent_, rgb_planar_;
-  std::vector<uint8_t> rgb8_;
+  std::vector<uint8_t> pixels_;
   // The previous clip, kept for continuation.
   std::vector<float> previous_;
   OutputShape previous_shape_ = {0, 0, 0};

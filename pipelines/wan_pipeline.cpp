@@ -205,6 +205,19 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
 Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape, int clip,
                            const std::string& vae_tiling, const PlanarFrameFn& on_frame, const ProgressFn& on_progress,
                            const std::atomic<bool>& cancel) {
+  return DecodeFrames(latent, shape, clip, vae_tiling, &on_frame, PixelFormat::kRgb, nullptr, on_progress, cancel);
+}
+
+Status WanPipeline::DecodePixels(std::vector<float>& latent, const OutputShape& shape, int clip,
+                                 const std::string& vae_tiling, PixelFormat format, const PixelFrameFn& on_frame,
+                                 const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
+  return DecodeFrames(latent, shape, clip, vae_tiling, nullptr, format, &on_frame, on_progress, cancel);
+}
+
+Status WanPipeline::DecodeFrames(std::vector<float>& latent, const OutputShape& shape, int clip,
+                                 const std::string& vae_tiling, const PlanarFrameFn* planar, PixelFormat format,
+                                 const PixelFrameFn* pixels, const ProgressFn& on_progress,
+                                 const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
   const auto [C, T, H, W] = dims;
   WanVaeDecoder& vae = model_->vae();
@@ -218,7 +231,12 @@ Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape,
           on_progress({DS_STAGE_DECODE, done, total, clip});
           return Status::Ok();
         },
-        on_frame);
+        [&](const float* rgb) -> Status {
+          if (planar) return (*planar)(rgb);
+          pixels_.resize(LayoutOf(format, shape.width, shape.height).bytes);
+          PlanarToPixels(rgb, shape.width, shape.height, format, pixels_.data());
+          return (*pixels)(pixels_.data());
+        });
   }
   const size_t plane = static_cast<size_t>(H) * W;
   frame_latent_.resize(plane * C);
@@ -236,18 +254,29 @@ Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape,
                   frame_latent_.begin() + static_cast<ptrdiff_t>(ch * plane));
     }
     vae.Denormalize(frame_latent_.data(), static_cast<int64_t>(plane));
-    status = vae.Push(*backend_, frame_latent_.data(), [&](const float* rgb) {
+    auto tick = [&]() -> Status {
       if (cancel.load(std::memory_order_relaxed)) return Cancelled();
       on_progress({DS_STAGE_DECODE, ++decoded, total, clip});
-      return on_frame(rgb);
-    });
+      return Status::Ok();
+    };
+    if (planar) {
+      status = vae.Push(*backend_, frame_latent_.data(), [&](const float* rgb) -> Status {
+        DS_TRY(tick());
+        return (*planar)(rgb);
+      });
+    } else {
+      status = vae.PushPixels(*backend_, frame_latent_.data(), format, [&](const uint8_t* bytes) -> Status {
+        DS_TRY(tick());
+        return (*pixels)(bytes);
+      });
+    }
   }
   // The causal caches are the decoder's whole working set (about 8 GB at 480x832): not kept between clips.
   vae.End();
   return status;
 }
 
-Status WanPipeline::Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame,
+Status WanPipeline::Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
@@ -263,16 +292,14 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, const 
   NoiseGenerator(ClipNoiseSeed(opts.seed, clip)).FillNormal(latent_);
   DS_TRY(Denoise(opts, latent_, shape, clip, on_progress, cancel));
 
-  rgb8_.resize(static_cast<size_t>(shape.width) * shape.height * 3);
-  auto deliver = [&](const float* rgb) {
-    PlanarToRgb8(rgb, shape.width, shape.height, rgb8_.data());
-    if (!on_frame({rgb8_.data(), shape.width, shape.height, frames_emitted_, clip})) {
+  auto deliver = [&](const uint8_t* pixels) {
+    if (!on_frame({format, pixels, shape.width, shape.height, frames_emitted_, clip})) {
       return Error(Code::kCancelled, "generation stopped by the frame consumer");
     }
     ++frames_emitted_;
     return Status::Ok();
   };
-  DS_TRY(Decode(latent_, shape, clip, opts.vae_tiling, deliver, on_progress, cancel));
+  DS_TRY(DecodePixels(latent_, shape, clip, opts.vae_tiling, format, deliver, on_progress, cancel));
   ++clip_;
   return Status::Ok();
 }

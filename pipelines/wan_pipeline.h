@@ -33,8 +33,8 @@ class WanPipeline {
 
   // Wan has no prefix-frame conditioning (ModelInfo::continuation_prefix_frames is 0): a continued
   // clip starts afresh from its own noise, a cut, and numbers its frames on from the previous clip.
-  Status Generate(const Options& opts, bool continue_previous, const FrameFn& on_frame, const ProgressFn& on_progress,
-                  const std::atomic<bool>& cancel);
+  Status Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
+                  const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
   // Prompt embeddings for reuse: SaveEmbeddings encodes opts' prompt and negative prompt (or takes
   // them from the cache) and writes them; LoadEmbeddings reads such a file into the cache and
@@ -54,19 +54,29 @@ class WanPipeline {
   using PlanarFrameFn = std::function<Status(const float* rgb)>;
   Status Decode(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
                 const PlanarFrameFn& on_frame, const ProgressFn& on_progress, const std::atomic<bool>& cancel);
+  // Decode for 8-bit frames: on_frame receives each as `format` bytes (core/frame.h), converted on
+  // the backend while streaming, on the host from the blended float frame when tiled.
+  using PixelFrameFn = std::function<Status(const uint8_t* pixels)>;
+  Status DecodePixels(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
+                      PixelFormat format, const PixelFrameFn& on_frame, const ProgressFn& on_progress,
+                      const std::atomic<bool>& cancel);
 
  private:
   WanPipeline(std::unique_ptr<WanModel> model, Backend& backend, int text_len)
       : model_(std::move(model)), backend_(&backend), text_len_(text_len) {}
   // Embeddings [text_len, d] of the prompt, from the cache or encoded; *encoded says which.
   Result<const std::vector<float>*> Embed(const std::string& prompt, bool* encoded);
+  // Decode and DecodePixels: exactly one of planar and pixels is set.
+  Status DecodeFrames(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
+                      const PlanarFrameFn* planar, PixelFormat format, const PixelFrameFn* pixels,
+                      const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
   std::unique_ptr<WanModel> model_;
   Backend* backend_;
   int text_len_;
   std::map<std::string, std::vector<float>> text_cache_;
   std::vector<float> latent_, velocity_, velocity_uncond_, frame_latent_;
-  std::vector<uint8_t> rgb8_;
+  std::vector<uint8_t> pixels_;  // a tiled decode's frame, converted on the host
   int clip_ = 0;
   int64_t frames_emitted_ = 0;
 };

@@ -272,12 +272,15 @@ struct WanVaeDecoder::Impl {
   CausalConv3 conv_out;
 
   int h = 0, w = 0;
+  int out_h = 0, out_w = 0;  // the video frame's size
   bool clamp = true;
   int64_t top_plane = 0;              // latent resolution: conv_in and the middle block
   std::vector<int64_t> level_planes;  // one per up block
   Scratch scratch;
   BackendBuffer zin, zq, rgb;             // in the backend's memory
   std::vector<float> zin_host, rgb_host;  // the frame in and out, on the host
+  BackendBuffer pixels;                   // PushPixels' frame bytes, in the backend's memory
+  std::vector<uint8_t> pixels_host;       // and on the host
   uint64_t backend = 0;                   // Backend::id() of Begin's, which every Push must use
 
   // The weights in a non-host backend's memory (copied at the first Begin there), and the host
@@ -310,8 +313,11 @@ struct WanVaeDecoder::Impl {
   }
   Status PlaceWeights(Backend& be);
 
-  Status RunUp(Backend& be, size_t i, const Tensor& x, const FrameFn& on_frame);
-  Status Head(Backend& be, const Tensor& x, const FrameFn& on_frame);
+  // What becomes of each decoded frame: planar RGB [3, out_h·out_w] in the backend's memory.
+  using Emit = std::function<Status(const Tensor& rgb)>;
+  Status Decode(Backend& be, const float* zf, const Emit& emit);
+  Status RunUp(Backend& be, size_t i, const Tensor& x, const Emit& emit);
+  Status Head(Backend& be, const Tensor& x, const Emit& emit);
 };
 
 Status WanVaeDecoder::Impl::PlaceWeights(Backend& be) {
@@ -519,6 +525,8 @@ Status WanVaeDecoder::Allocate(Backend& be, int h, int w, Range range) {
   DS_TRY(m.conv_out.Reset(be, lh, lw));
   const int64_t rgb = static_cast<int64_t>(cfg_.out_channels) * lh * lw;
   DS_TRY(Ensure(be, m.rgb, rgb));
+  m.out_h = lh;
+  m.out_w = lw;
   m.rgb_host.resize(static_cast<size_t>(rgb));
   m.h = h;
   m.w = w;
@@ -539,8 +547,10 @@ void WanVaeDecoder::End() {
   for (auto* buf : {&m.scratch.a, &m.scratch.b, &m.scratch.t, &m.scratch.t2, &m.scratch.ycm, &m.zin, &m.zq, &m.rgb}) {
     *buf = {};
   }
+  m.pixels = {};
   std::vector<float>().swap(m.zin_host);
   std::vector<float>().swap(m.rgb_host);
+  std::vector<uint8_t>().swap(m.pixels_host);
   m.h = m.w = 0;
   m.backend = 0;
 }
@@ -582,15 +592,44 @@ size_t WanVaeDecoder::AllocatedBytes() const {
     n += Floats(*buf);
   }
   n += m.zin_host.capacity() + m.rgb_host.capacity();
-  return n * sizeof(float);
+  const size_t pixels = m.pixels.tensor.data != nullptr ? m.pixels.tensor.nbytes() : 0;
+  return n * sizeof(float) + pixels + m.pixels_host.capacity();
 }
 
 Status WanVaeDecoder::Push(Backend& be, const float* zf, const FrameFn& on_frame) {
   Impl& m = *impl_;
+  return m.Decode(be, zf, [&](const Tensor& rgb) -> Status {
+    const int64_t n = rgb.numel();
+    DS_TRY(be.CopyToHost(rgb, Tensor::View(m.rgb_host.data(), DType::kF32, {rgb.shape[0], rgb.shape[1]})));
+    if (m.clamp) {
+      for (int64_t i = 0; i < n; ++i) m.rgb_host[i] = std::clamp(m.rgb_host[i], -1.0f, 1.0f);
+    }
+    return on_frame(m.rgb_host.data());
+  });
+}
+
+Status WanVaeDecoder::PushPixels(Backend& be, const float* zf, PixelFormat format, const PixelFn& on_pixels) {
+  Impl& m = *impl_;
+  return m.Decode(be, zf, [&](const Tensor& rgb) -> Status {
+    const int64_t bytes = static_cast<int64_t>(LayoutOf(format, m.out_w, m.out_h).bytes);
+    if (m.pixels.tensor.data == nullptr || m.pixels.tensor.numel() != bytes) {
+      m.pixels = {};
+      DS_ASSIGN_OR_RETURN(m.pixels, be.NewBuffer(DType::kU8, {bytes}));
+      m.pixels_host.resize(static_cast<size_t>(bytes));
+    }
+    be.planar_to_pixels(Tensor::View(rgb.data, DType::kF32, {rgb.shape[0], m.out_h, m.out_w}, rgb.device), format,
+                        m.pixels.tensor);
+    DS_TRY(be.CopyToHost(m.pixels.tensor, Tensor::View(m.pixels_host.data(), DType::kU8, {bytes})));
+    return on_pixels(m.pixels_host.data());
+  });
+}
+
+Status WanVaeDecoder::Impl::Decode(Backend& be, const float* zf, const Emit& emit) {
+  Impl& m = *this;
   if (m.h == 0) return Error(Code::kState, "VAE: Push before Begin");
   if (m.backend != be.id()) return Error(Code::kState, "VAE: Push on another backend than Begin's");
   Scratch& sc = m.scratch;
-  const int64_t p = m.top_plane, z = cfg_.z_dim, d0 = m.conv_in.c_out;
+  const int64_t p = m.top_plane, z = m.post_quant.in(), d0 = m.conv_in.c_out;
   sc.plane = p;
   // The latent frame is small ([z, plane]): pixel-major on the host, then one copy in.
   for (int64_t ch = 0; ch < z; ++ch)
@@ -606,10 +645,10 @@ Status WanVaeDecoder::Push(Backend& be, const float* zf, const FrameFn& on_frame
   m.mid0.Run(be, sc, b, a);
   DS_TRY(m.mid_attn.Run(be, p, a));
   m.mid1.Run(be, sc, a, b);
-  return m.RunUp(be, 0, b, on_frame);
+  return m.RunUp(be, 0, b, emit);
 }
 
-Status WanVaeDecoder::Impl::RunUp(Backend& be, size_t i, const Tensor& x, const FrameFn& on_frame) {
+Status WanVaeDecoder::Impl::RunUp(Backend& be, size_t i, const Tensor& x, const Emit& emit) {
   UpBlock& ub = ups[i];
   const int64_t p = level_planes[i];
   scratch.plane = p;
@@ -623,23 +662,18 @@ Status WanVaeDecoder::Impl::RunUp(Backend& be, size_t i, const Tensor& x, const 
     cur = out;
     which ^= 1;
   }
-  if (!ub.up) return Head(be, cur, on_frame);
-  return ub.up->Run(be, cur, [&](const Tensor& frame) { return RunUp(be, i + 1, frame, on_frame); });
+  if (!ub.up) return Head(be, cur, emit);
+  return ub.up->Run(be, cur, [&](const Tensor& frame) { return RunUp(be, i + 1, frame, emit); });
 }
 
-Status WanVaeDecoder::Impl::Head(Backend& be, const Tensor& x, const FrameFn& on_frame) {
+Status WanVaeDecoder::Impl::Head(Backend& be, const Tensor& x, const Emit& emit) {
   const int64_t c = conv_out.c_in, p = level_planes.back();
   Tensor t = Mat(scratch.t, p, c);
   be.copy(x, t);
   be.rms_norm(t, norm_out, ChannelNormEps(c));
   be.silu(t);
-  const int64_t n = conv_out.c_out * p;
   conv_out.Run(be, t, Mat(rgb, conv_out.c_out, p));
-  DS_TRY(be.CopyToHost(Mat(rgb, conv_out.c_out, p), Tensor::View(rgb_host.data(), DType::kF32, {conv_out.c_out, p})));
-  if (clamp) {
-    for (int64_t i = 0; i < n; ++i) rgb_host[i] = std::clamp(rgb_host[i], -1.0f, 1.0f);
-  }
-  return on_frame(rgb_host.data());
+  return emit(Mat(rgb, conv_out.c_out, p));
 }
 
 }  // namespace ds

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/frame.h"
 #include "core/status.h"
 #include "core/wan/wan_config.h"
 
@@ -57,6 +58,11 @@ class WanVaeDecoder {
   // returns stops decoding and is returned.
   using FrameFn = std::function<Status(const float* rgb)>;
   Status Push(Backend& be, const float* z, const FrameFn& on_frame);
+  // Push for a consumer of 8-bit frames: each video frame reaches on_pixels as the bytes of
+  // `format` (core/frame.h, clamped whatever Begin's range), converted on Begin's backend, so a GPU
+  // sends a quarter of the float frame's bytes (I420: an eighth) to the host.
+  using PixelFn = std::function<Status(const uint8_t* pixels)>;
+  Status PushPixels(Backend& be, const float* z, PixelFormat format, const PixelFn& on_pixels);
   // Frees the caches and scratch (about 8 GB at 480x832) until the next Begin.
   void End();
 

@@ -2,6 +2,7 @@
 // cancellation and errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -144,6 +145,93 @@ TEST_F(CApi, ErrorsAreCodesWithMessages) {
   EXPECT_EQ(ds_load(gen_), DS_ERR_IO);
   EXPECT_NE(std::string(ds_error_message(gen_)).find("/nonexistent/model"), std::string::npos);
   EXPECT_EQ(ds_set_option(nullptr, "steps", "1"), DS_ERR_INVALID_ARGUMENT);
+}
+
+// A frame as delivered in any format: its planes' bytes, strides and the rgb field.
+struct PlanarFrame {
+  ds_pixel_format format;
+  int planes, width, height;
+  bool rgb_set;
+  std::vector<uint8_t> plane[3];
+  int stride[3];
+};
+
+int OnPlanes(void* user, const ds_frame* f) {
+  auto* frames = static_cast<std::vector<PlanarFrame>*>(user);
+  PlanarFrame p{f->format, f->planes, f->width, f->height, f->rgb != nullptr, {}, {}};
+  for (int i = 0; i < f->planes; ++i) {
+    const int rows = i == 0 ? f->height : (f->height + 1) / 2;
+    p.plane[i].assign(f->data[i], f->data[i] + static_cast<size_t>(f->stride[i]) * rows);
+    p.stride[i] = f->stride[i];
+  }
+  frames->push_back(std::move(p));
+  return 0;
+}
+
+// The same clip (same seed) in RGB, RGBA and I420. RGBA is RGB plus an opaque alpha; I420's
+// samples are within one level of BT.601 limited range computed here in floating point from the
+// RGB frames (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, chroma of each 2x2 block's mean).
+TEST_F(CApi, PixelFormatsDescribeTheSameFrames) {
+  ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
+  const Collected rgb = Generate();
+  ASSERT_FALSE(rgb.frames.empty());
+  const int w = rgb.width, h = rgb.height, cw = (w + 1) / 2, ch = (h + 1) / 2;
+  std::vector<PlanarFrame> rgba, i420;
+  ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_RGBA), DS_OK);
+  ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &rgba), DS_OK) << ds_error_message(gen_);
+  ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_I420), DS_OK);
+  ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &i420), DS_OK) << ds_error_message(gen_);
+  ASSERT_EQ(rgba.size(), rgb.frames.size());
+  ASSERT_EQ(i420.size(), rgb.frames.size());
+  for (size_t f = 0; f < rgb.frames.size(); ++f) {
+    SCOPED_TRACE("frame " + std::to_string(f));
+    const std::vector<uint8_t>& src = rgb.frames[f];
+    const PlanarFrame& a = rgba[f];
+    EXPECT_EQ(a.format, DS_PIXEL_RGBA);
+    EXPECT_FALSE(a.rgb_set);
+    ASSERT_EQ(a.planes, 1);
+    ASSERT_EQ(a.stride[0], 4 * w);
+    for (int i = 0; i < w * h; ++i) {
+      for (int c = 0; c < 3; ++c) ASSERT_EQ(a.plane[0][4 * i + c], src[3 * i + c]) << "pixel " << i;
+      ASSERT_EQ(a.plane[0][4 * i + 3], 255);
+    }
+    const PlanarFrame& y = i420[f];
+    EXPECT_EQ(y.format, DS_PIXEL_I420);
+    EXPECT_FALSE(y.rgb_set);
+    ASSERT_EQ(y.planes, 3);
+    ASSERT_EQ(y.stride[0], w);
+    ASSERT_EQ(y.stride[1], cw);
+    ASSERT_EQ(y.stride[2], cw);
+    auto rgb_at = [&](int px, int py, int c) { return static_cast<double>(src[(py * w + px) * 3 + c]); };
+    for (int py = 0; py < h; ++py) {
+      for (int px = 0; px < w; ++px) {
+        const double want =
+            16 + (65.481 * rgb_at(px, py, 0) + 128.553 * rgb_at(px, py, 1) + 24.966 * rgb_at(px, py, 2)) / 255;
+        ASSERT_NEAR(y.plane[0][py * w + px], want, 1.0) << "Y at " << px << "," << py;
+      }
+    }
+    for (int cy = 0; cy < ch; ++cy) {
+      for (int cx = 0; cx < cw; ++cx) {
+        double r = 0, g = 0, b = 0, n = 0;
+        for (int py = 2 * cy; py < std::min(2 * cy + 2, h); ++py) {
+          for (int px = 2 * cx; px < std::min(2 * cx + 2, w); ++px, ++n) {
+            r += rgb_at(px, py, 0);
+            g += rgb_at(px, py, 1);
+            b += rgb_at(px, py, 2);
+          }
+        }
+        r /= n;
+        g /= n;
+        b /= n;
+        const double u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255;
+        const double v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255;
+        ASSERT_NEAR(y.plane[1][cy * cw + cx], u, 1.0) << "U at " << cx << "," << cy;
+        ASSERT_NEAR(y.plane[2][cy * cw + cx], v, 1.0) << "V at " << cx << "," << cy;
+      }
+    }
+  }
+  EXPECT_EQ(ds_set_pixel_format(gen_, static_cast<ds_pixel_format>(7)), DS_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("pixel format 7"), std::string::npos) << ds_error_message(gen_);
 }
 
 TEST_F(CApi, OptionTableIsExposed) {

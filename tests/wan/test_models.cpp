@@ -129,6 +129,45 @@ TEST(WanVae, WeightsPlacedInBackendBuffersDecodeTheSame) {
   EXPECT_EQ(DecodeAll(*vae, reference, z, per_push), want);
 }
 
+// PushPixels hands each frame over as bytes converted by the backend: exactly what core/frame.h
+// makes of the float frame Push hands over, in every format, frame for frame.
+TEST(WanVae, PushPixelsGivesTheBytesOfPushsFrames) {
+  auto vae = WanVaeDecoder::Load(FixtureDir() + "/tiny/vae");
+  ASSERT_TRUE(vae.ok()) << vae.status().message();
+  auto be = wan_test::MakeBackend();
+  const auto z = Load("vae.z");
+  const int C = static_cast<int>(z.shape[0]), T = static_cast<int>(z.shape[1]), H = static_cast<int>(z.shape[2]),
+            W = static_cast<int>(z.shape[3]);
+  const size_t plane = static_cast<size_t>(H) * W;
+  for (const PixelFormat format : {PixelFormat::kRgb, PixelFormat::kRgba, PixelFormat::kI420}) {
+    SCOPED_TRACE(PixelFormatName(format));
+    const FrameLayout l = LayoutOf(format, 8 * W, 8 * H);
+    std::vector<std::vector<uint8_t>> want, got;
+    for (const bool pixels : {false, true}) {
+      ASSERT_TRUE(vae->Begin(*be, H, W).ok());
+      std::vector<float> zf(C * plane);
+      for (int t = 0; t < T; ++t) {
+        for (int c = 0; c < C; ++c)
+          std::copy_n(z.values.begin() + static_cast<ptrdiff_t>((c * T + t) * plane), plane, zf.begin() + c * plane);
+        const Status s = pixels ? vae->PushPixels(*be, zf.data(), format,
+                                                  [&](const uint8_t* p) {
+                                                    got.emplace_back(p, p + l.bytes);
+                                                    return Status::Ok();
+                                                  })
+                                : vae->Push(*be, zf.data(), [&](const float* rgb) {
+                                    want.emplace_back(l.bytes);
+                                    PlanarToPixels(rgb, 8 * W, 8 * H, format, want.back().data());
+                                    return Status::Ok();
+                                  });
+        ASSERT_TRUE(s.ok()) << s.message();
+      }
+    }
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t f = 0; f < want.size(); ++f) EXPECT_EQ(got[f], want[f]) << "frame " << f;
+  }
+  vae->End();
+}
+
 TEST(WanVae, OriginalNamesGiveTheSameDecoder) {
   auto diffusers = WanVaeDecoder::Load(FixtureDir() + "/tiny/vae");
   auto original = WanVaeDecoder::Load(FixtureDir() + "/original/wan_2.1_vae_tiny.safetensors");
