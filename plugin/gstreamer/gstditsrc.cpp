@@ -19,7 +19,7 @@
 
 #include "ditsrc_options.h"
 #include "ditstream.h"
-#include "frame_convert.h"
+#include "frame_copy.h"
 
 GST_DEBUG_CATEGORY_STATIC(ditsrc_debug);
 #define GST_CAT_DEFAULT ditsrc_debug
@@ -33,9 +33,13 @@ constexpr int64_t kEndless = -1;
 
 enum Prop : guint { kPropNumFrames = 1, kPropIsLive, kPropTableFirst };
 
+// A frame as the engine delivered it, in the negotiated format: its planes one after the other,
+// each of rows[i] rows of stride[i] bytes.
 struct Item {
   enum Kind { kFrame, kEnd, kError } kind = kFrame;
-  std::vector<uint8_t> rgb;
+  std::vector<uint8_t> bytes;
+  ds_pixel_format format = DS_PIXEL_RGB;
+  int planes = 0, stride[3] = {}, rows[3] = {};
   int width = 0, height = 0;
   std::string error;
 };
@@ -181,7 +185,13 @@ int OnFrame(void* user, const ds_frame* f) {
   Item item;
   item.width = f->width;
   item.height = f->height;
-  item.rgb.assign(f->rgb, f->rgb + static_cast<size_t>(f->width) * f->height * 3);
+  item.format = f->format;
+  item.planes = f->planes;
+  for (int i = 0; i < f->planes; ++i) {
+    item.stride[i] = f->stride[i];
+    item.rows[i] = i == 0 ? f->height : (f->height + 1) / 2;  // I420's chroma planes
+    item.bytes.insert(item.bytes.end(), f->data[i], f->data[i] + static_cast<size_t>(f->stride[i]) * item.rows[i]);
+  }
   std::unique_lock lk(s.mu);
   s.cv.wait(lk, [&] { return s.quit || s.queue.size() < kQueueDepth; });
   if (s.quit) return 1;
@@ -363,6 +373,16 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
   return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->fixate(bsrc, caps);
 }
 
+// The engine's pixel format for a negotiated one: the engine converts frames on its device, the
+// element copies them.
+ds_pixel_format EngineFormat(GstVideoFormat format) {
+  switch (format) {
+    case GST_VIDEO_FORMAT_RGBA: return DS_PIXEL_RGBA;
+    case GST_VIDEO_FORMAT_I420: return DS_PIXEL_I420;
+    default: return DS_PIXEL_RGB;  // the caps offer RGB, RGBA and I420 only
+  }
+}
+
 // Points the generator at the negotiated size (mu held, no worker running).
 bool ApplySize(GstDitSrc* self, int width, int height) {
   State& s = *self->s;
@@ -384,17 +404,24 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     GST_WARNING_OBJECT(self, "unusable caps %" GST_PTR_FORMAT, static_cast<gpointer>(caps));
     return FALSE;
   }
-  bool resize;
+  bool resize, reformat;
   {
     std::lock_guard lk(s.mu);
     if (!s.started) return FALSE;
     resize = !s.negotiated || info.width != s.info.width || info.height != s.info.height;
+    reformat = !s.negotiated || GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_INFO_FORMAT(&s.info);
   }
-  if (resize) StopWorker(s);  // a new size cannot continue the old clip: start over
+  // A new size cannot continue the old clip: start over. A new format drops the frames queued in
+  // the old one (and the generator's format may only change between ds_generate calls).
+  if (resize || reformat) StopWorker(s);
   std::lock_guard lk(s.mu);
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
     s.can_continue = false;
+  }
+  if (reformat && ds_set_pixel_format(s.gen, EngineFormat(GST_VIDEO_INFO_FORMAT(&info))) != DS_OK) {
+    GST_WARNING_OBJECT(self, "format refused: %s", ds_error_message(s.gen));
+    return FALSE;
   }
   s.info = info;
   s.negotiated = true;
@@ -531,16 +558,12 @@ gboolean UnlockStop(GstBaseSrc* bsrc) {
 
 // ---- data flow ----
 
-void Convert(const uint8_t* rgb, GstVideoFrame* f) {
-  const int w = GST_VIDEO_FRAME_WIDTH(f), h = GST_VIDEO_FRAME_HEIGHT(f);
-  auto plane = [f](int i) {
-    return ditsrc::Plane{static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(f, i)), GST_VIDEO_FRAME_PLANE_STRIDE(f, i)};
-  };
-  switch (GST_VIDEO_FRAME_FORMAT(f)) {
-    case GST_VIDEO_FORMAT_RGB: ditsrc::RgbToRgb(rgb, w, h, plane(0)); break;
-    case GST_VIDEO_FORMAT_RGBA: ditsrc::RgbToRgba(rgb, w, h, plane(0)); break;
-    case GST_VIDEO_FORMAT_I420: ditsrc::RgbToI420(rgb, w, h, plane(0), plane(1), plane(2)); break;
-    default: g_assert_not_reached();  // the caps offer no other format
+void CopyFrame(const Item& item, GstVideoFrame* f) {
+  const uint8_t* src = item.bytes.data();
+  for (int i = 0; i < item.planes; ++i) {
+    const ditsrc::Plane dst{static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(f, i)), GST_VIDEO_FRAME_PLANE_STRIDE(f, i)};
+    ditsrc::CopyPlane(src, item.stride[i], item.stride[i], item.rows[i], dst);
+    src += static_cast<size_t>(item.stride[i]) * item.rows[i];
   }
 }
 
@@ -557,12 +580,20 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
                       (nullptr));
     return GST_FLOW_ERROR;
   }
+  if (item.format != EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) ||
+      item.planes != static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info))) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                      ("The engine produced frames in format %d where %s was negotiated.", static_cast<int>(item.format),
+                       gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info))),
+                      (nullptr));
+    return GST_FLOW_ERROR;
+  }
   GstVideoFrame frame;
   if (!gst_video_frame_map(&frame, &info, buf, GST_MAP_WRITE)) {
     GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not map the output buffer."), (nullptr));
     return GST_FLOW_ERROR;
   }
-  Convert(item.rgb.data(), &frame);
+  CopyFrame(item, &frame);
   gst_video_frame_unmap(&frame);
   Stamp(self, buf);
   return GST_FLOW_OK;

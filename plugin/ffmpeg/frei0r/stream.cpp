@@ -81,13 +81,7 @@ bool Stream::NextFrame(uint8_t* out) {
     queue_.pop_front();
   }
   cv_.notify_all();  // the generator may be waiting for room
-  const size_t pixels = static_cast<size_t>(width_) * height_;
-  for (size_t i = 0; i < pixels; ++i) {
-    out[4 * i + 0] = frame[3 * i + 0];
-    out[4 * i + 1] = frame[3 * i + 1];
-    out[4 * i + 2] = frame[3 * i + 2];
-    out[4 * i + 3] = 255;
-  }
+  std::memcpy(out, frame.data(), frame.size());
   std::lock_guard lock(mu_);
   free_.push_back(std::move(frame));
   return true;
@@ -122,6 +116,8 @@ void Stream::Run() {
 bool Stream::Setup(ds_generator* gen) {
   std::string error = CheckWidth(width_);
   if (error.empty()) error = Configure(gen);
+  // frei0r's RGBA8888, made by the engine (on its device when it has one).
+  if (error.empty() && ds_set_pixel_format(gen, DS_PIXEL_RGBA) != DS_OK) error = ds_error_message(gen);
   int frames = 0;
   if (error.empty() && (ds_load(gen) != DS_OK || ds_get_output_shape(gen, nullptr, nullptr, &frames) != DS_OK)) {
     error = ds_error_message(gen);
@@ -237,7 +233,7 @@ bool Stream::PushFrame(const ds_frame& f) {
     frame = std::move(free_.back());
     free_.pop_back();
   }
-  frame.assign(f.rgb, f.rgb + static_cast<size_t>(f.width) * f.height * 3);
+  frame.assign(f.data[0], f.data[0] + static_cast<size_t>(f.width) * f.height * 4);  // RGBA (Setup)
   queue_.push_back(std::move(frame));
   lock.unlock();
   cv_.notify_all();

@@ -34,7 +34,7 @@ class Stream {
   void Update(const Values& values);
 
  private:
-  using Frame = std::vector<uint8_t>;  // RGB8, width·height·3
+  using Frame = std::vector<uint8_t>;  // RGBA8, width·height·4
 
   void Run();
   bool Setup(ds_generator* gen);
