@@ -84,8 +84,10 @@ FrameLayout LayoutOf(PixelFormat format, int width, int height) {
   return l;
 }
 
+// fmax/fmin rather than std::clamp: a NaN sample becomes 0 by their definition (as on the GPU),
+// not by whatever lround makes of a NaN.
 uint8_t SampleToByte(float v) {
-  return static_cast<uint8_t>(std::lround(std::clamp((v + 1.0f) * 127.5f, 0.0f, 255.0f)));
+  return static_cast<uint8_t>(std::lround(std::fmin(std::fmax((v + 1.0f) * 127.5f, 0.0f), 255.0f)));
 }
 
 void PlanarToRgb8(const float* planar, int width, int height, uint8_t* rgb) {

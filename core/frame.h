@@ -25,7 +25,8 @@ struct FrameLayout {
 };
 FrameLayout LayoutOf(PixelFormat format, int width, int height);
 
-// An 8-bit sample from a float one: round(clamp((v + 1)·127.5, 0, 255)), halves away from zero.
+// An 8-bit sample from a float one: round(clamp((v + 1)·127.5, 0, 255)), halves away from zero;
+// NaN gives 0.
 uint8_t SampleToByte(float v);
 
 // Interleaved RGB8 from planar [3, H, W] floats: SampleToByte of each.

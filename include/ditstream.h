@@ -104,11 +104,14 @@ DS_API ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* h
 typedef enum ds_pixel_format {
   DS_PIXEL_RGB = 0,  /* packed R, G, B: the default */
   DS_PIXEL_RGBA = 1, /* packed R, G, B, A with A = 255 */
-  DS_PIXEL_I420 = 2  /* planes Y, U, V: BT.601 limited range (Y 16-235, Cb/Cr 16-240), a chroma sample
+  DS_PIXEL_I420 = 2, /* planes Y, U, V: BT.601 limited range (Y 16-235, Cb/Cr 16-240), a chroma sample
                         per 2x2 block (the mean of its pixels; half blocks at odd edges) */
+  DS_PIXEL_FORMAT_MAX_ = 0x7fffffff /* not a format: makes every int a valid value of the type in C++
+                                       too, so a bad one can be refused rather than be undefined */
 } ds_pixel_format;
 /* The format of the frames the next ds_generate delivers (and every one after), DS_PIXEL_RGB
- * until set. DS_ERR_INVALID_ARGUMENT for a value outside the enum. */
+ * until set. DS_ERR_INVALID_ARGUMENT for a value outside the enum. Not while ds_generate runs on
+ * this generator (it reads the format when it starts). Since 0.2.0. */
 DS_API ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format);
 
 typedef struct ds_frame {
@@ -118,7 +121,8 @@ typedef struct ds_frame {
   int clip;      /* clip number, 0 for the first */
   /* The frame in the format ds_set_pixel_format chose: `planes` planes (1 for RGB and RGBA, 3 for
    * I420: Y, then U and V of (width + 1)/2 x (height + 1)/2 samples), each at data[i] with rows of
-   * stride[i] bytes and no padding. All valid during the callback only. */
+   * stride[i] bytes and no padding. All valid during the callback only. These fields were appended
+   * in 0.2.0: a client that reads them needs a library whose ds_version() is 0.2.0 or later. */
   ds_pixel_format format;
   int planes;
   const uint8_t* data[3];

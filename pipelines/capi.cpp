@@ -177,6 +177,7 @@ ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format) {
       case DS_PIXEL_RGB: gen->format = ds::PixelFormat::kRgb; return ds::Status::Ok();
       case DS_PIXEL_RGBA: gen->format = ds::PixelFormat::kRgba; return ds::Status::Ok();
       case DS_PIXEL_I420: gen->format = ds::PixelFormat::kI420; return ds::Status::Ok();
+      default: break;
     }
     return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
                                                       " is none of RGB (0), RGBA (1), I420 (2)");

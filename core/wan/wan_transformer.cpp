@@ -483,6 +483,8 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
   }
 }
 
+bool WanTransformer::ForwardReplays() const { return ws_ && ws_->recording && ws_->recording->replays(); }
+
 void WanTransformer::ReleaseWorkspace() {
   ws_ = std::make_unique<Workspace>();
   rope_ = RopeTable{};

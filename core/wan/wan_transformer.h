@@ -53,6 +53,10 @@ class WanTransformer {
   void ReleaseWorkspace();
   void ReleaseDeviceWeights();
 
+  // Whether the next Forward with the same backend and geometry replays the ops its backend
+  // recorded (Backend::RunRecorded: a CUDA graph) instead of issuing them; for checks and benchmarks.
+  bool ForwardReplays() const;
+
   // Floating point operations of one forward (multiply-add = 2), for benchmarks.
   double Flops(int T, int H, int W, int text_len) const;
 

@@ -515,6 +515,41 @@ struct CudaGraphRecording final : OpRecording {
 
 }  // namespace
 
+namespace {
+
+// Ends a capture however the ops leave it (an error, an exception): the stream must not stay in
+// capture mode, where later ops would be recorded instead of run.
+class Capture {
+ public:
+  Capture(cudaStream_t stream, bool& capturing) : stream_(stream), capturing_(capturing) {}
+  ~Capture() {
+    if (!capturing_) return;
+    cudaGraph_t graph = nullptr;
+    End(&graph);
+    if (graph) cudaGraphDestroy(graph);
+  }
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  cudaError_t Begin() {
+    const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    capturing_ = e == cudaSuccess;
+    return e;
+  }
+  cudaError_t End(cudaGraph_t* graph) {
+    capturing_ = false;
+    const cudaError_t e = cudaStreamEndCapture(stream_, graph);
+    cudaGetLastError();  // an invalidated capture's error is not sticky: the stream stays usable
+    return e;
+  }
+
+ private:
+  cudaStream_t stream_;
+  bool& capturing_;
+};
+
+}  // namespace
+
 Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops) {
   if (!impl_->options.graphs) return ops();
   auto* rec = dynamic_cast<CudaGraphRecording*>(recording.get());
@@ -532,30 +567,36 @@ Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const s
   }
   if (!rec->exec) {
     rec->arena_mark = impl_->arena.used();
-    DS_CUDA_TRY(cudaStreamBeginCapture(impl_->ctx.stream, cudaStreamCaptureModeThreadLocal));
-    impl_->capturing = true;
-    const Status issued = ops();
-    impl_->capturing = false;
-    cudaGraph_t graph = nullptr;
-    const cudaError_t ended = cudaStreamEndCapture(impl_->ctx.stream, &graph);
-    Status captured = !issued.ok() ? issued : impl_->error;
-    if (captured.ok() && ended != cudaSuccess)
-      captured = cuda::CheckCuda(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
-    if (captured.ok()) {
-      captured =
-          cuda::CheckCuda(cudaGraphInstantiate(&rec->exec, graph, 0), "cudaGraphInstantiate", __FILE__, __LINE__);
+    Status captured = Status::Ok();
+    {
+      Capture capture(impl_->ctx.stream, impl_->capturing);
+      DS_CUDA_TRY(capture.Begin());
+      const Status issued = ops();
+      cudaGraph_t graph = nullptr;
+      const cudaError_t ended = capture.End(&graph);
+      captured = !issued.ok() ? issued : impl_->error;
+      if (captured.ok() && ended != cudaSuccess) {
+        captured = cuda::CheckCuda(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
+      }
+      if (captured.ok()) {
+        captured =
+            cuda::CheckCuda(cudaGraphInstantiate(&rec->exec, graph, 0), "cudaGraphInstantiate", __FILE__, __LINE__);
+      }
+      if (graph) cudaGraphDestroy(graph);
     }
-    if (graph) cudaGraphDestroy(graph);
     if (!captured.ok()) {
-      // Issued op by op, a real failure comes back; one only capture has (an op that synchronises
-      // or copies host memory) does not.
-      cudaGetLastError();
+      // Issued op by op, a real failure (memory, a bad shape) comes back; one only a capture has
+      // (an op that waits for the host or copies host memory) does not, and then the ops are
+      // never captured again.
       rec->exec = nullptr;
-      rec->uncapturable = true;
       impl_->error = Status::Ok();
-      Log(LogLevel::kWarning, "cuda: the ops could not be recorded as a CUDA graph ({}); issuing them one by one",
-          captured.message());
-      return ops();
+      const Status issued = ops();
+      if (issued.ok() && impl_->error.ok()) {
+        rec->uncapturable = true;
+        Log(LogLevel::kWarning, "cuda: the ops could not be recorded as a CUDA graph ({}); issuing them one by one",
+            captured.message());
+      }
+      return issued;
     }
   }
   DS_CUDA_TRY(cudaGraphLaunch(rec->exec, impl_->ctx.stream));

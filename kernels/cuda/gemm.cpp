@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/log.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/row_layout.h"
@@ -95,8 +96,10 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
 
 }  // namespace
 
-Status Gemm(const Context& ctx, const GemmArgs& g) {
-  if (g.m == 0 || g.n == 0) return Status::Ok();
+namespace {
+
+// The cached plan for g, made on first use; the error (kUnsupported) when cuBLASLt has none.
+Result<GemmPlans::Plan*> PlanFor(const Context& ctx, const GemmArgs& g) {
   const size_t ab_size = g.ab_type == CUDA_R_32F ? 4 : 2, d_size = g.d_type == CUDA_R_32F ? 4 : 2;
   const uint32_t align_a = Alignment(g.a, g.lda, ab_size), align_b = Alignment(g.b, g.ldb, ab_size),
                  align_d = Alignment(g.d, g.ldd, d_size);
@@ -119,11 +122,20 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
     auto plan = std::make_unique<GemmPlans::Plan>();
     const Status made = MakePlan(ctx, g, align_a, align_b, align_d, *plan);
     if (!made.ok() && made.code() != Code::kUnsupported) return made;
-    plan->unsupported = made;  // asked once: the heuristic's answer does not change
+    if (!made.ok()) Log(LogLevel::kInfo, "{}", made.message());  // once per shape: a fallback may follow
+    plan->unsupported = made;                                    // asked once: the heuristic's answer does not change
     slot = std::move(plan);
   }
-  GemmPlans::Plan& plan = *slot;
-  DS_TRY(plan.unsupported);
+  DS_TRY(slot->unsupported);
+  return slot.get();
+}
+
+}  // namespace
+
+Status Gemm(const Context& ctx, const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return Status::Ok();
+  DS_ASSIGN_OR_RETURN(GemmPlans::Plan * found, PlanFor(ctx, g));
+  GemmPlans::Plan& plan = *found;
   if (g.bias) {
     DS_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
   }
@@ -228,16 +240,25 @@ Status LinearWith(const Context& ctx, const Tensor& x, const Tensor& w, const Te
   g.b = x16;
   g.ldb = xl.width;
   const size_t y_row_bytes = static_cast<size_t>(ldy) * DTypeSize(y.dtype);
+  auto block_gemm = [&](int64_t r0) {
+    GemmArgs b = g;
+    b.n = std::min(block, xl.count - r0);
+    b.d = static_cast<char*>(y.data) + static_cast<size_t>(r0) * y_row_bytes;
+    return b;
+  };
+  // Every block's plan before any block runs: an accumulating GEMM (beta 1) that stopped half way
+  // could not be redone by a caller's fallback without adding the first blocks twice.
   for (int64_t r0 = 0; r0 < xl.count; r0 += block) {
-    const int64_t rows = std::min(block, xl.count - r0);
+    DS_TRY(PlanFor(ctx, block_gemm(r0)).status());
+  }
+  for (int64_t r0 = 0; r0 < xl.count; r0 += block) {
+    const GemmArgs b = block_gemm(r0);
     // Rows [r0, r0 + rows) of x as a 2-D view (x's row stride is uniform: RowStride checked it).
     Tensor xr = Tensor::View(static_cast<char*>(x.data) + static_cast<size_t>(r0 * ldx) * 4, DType::kF32,
-                             {rows, xl.width}, x.device);
+                             {b.n, xl.width}, x.device);
     xr.strides[0] = ldx * 4;
     DS_TRY(NarrowToBf16(ctx, xr, x16));
-    g.n = rows;
-    g.d = static_cast<char*>(y.data) + static_cast<size_t>(r0) * y_row_bytes;
-    DS_TRY(Gemm(ctx, g));
+    DS_TRY(Gemm(ctx, b));
   }
   return Status::Ok();
 }

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <vector>
 
 namespace ds {
@@ -43,6 +44,8 @@ TEST(Frame, SamplesRoundAndClamp) {
   EXPECT_EQ(SampleToByte(0.0f), 128);  // 127.5: halves away from zero
   EXPECT_EQ(SampleToByte(-3.0f), 0);
   EXPECT_EQ(SampleToByte(7.0f), 255);
+  EXPECT_EQ(SampleToByte(std::numeric_limits<float>::quiet_NaN()), 0);
+  EXPECT_EQ(SampleToByte(std::numeric_limits<float>::infinity()), 255);
   for (int b = 0; b < 256; ++b) EXPECT_EQ(SampleToByte(b / 127.5f - 1.0f), b);
 }
 
