@@ -1,7 +1,8 @@
 // A clip end to end through the C API: model load, then generation (by default the README's clip:
 // bundled model, default steps and guidance), reporting total time, time to first frame, and the
 // time of each stage from the progress events (text encoding, denoising per step, decoding).
-//   bench_clip [MODEL] [--runs N] [--threads N] [--set name=value]...
+//   bench_clip [MODEL] [--runs N] [--threads N] [--format rgb|rgba|i420] [--set name=value]...
+// --format: the frames' pixel format (ds_set_pixel_format), made by the engine on its device.
 // e.g. a Wan2.1 folder (bench/make_random_wan writes one with random weights):
 //   bench_clip /tmp/wan-random --runs 1 --set width=256 --set height=256 --set frames=5 --set steps=2
 #include <chrono>
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   int runs = 5;
   const char* threads = "0";
   std::vector<std::string> sets;
+  std::string format = "rgb";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--runs") && i + 1 < argc)
       runs = std::atoi(argv[++i]);
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
       threads = argv[++i];
     else if (!std::strcmp(argv[i], "--set") && i + 1 < argc)
       sets.emplace_back(argv[++i]);
+    else if (!std::strcmp(argv[i], "--format") && i + 1 < argc)
+      format = argv[++i];
     else
       model = argv[i];
   }
@@ -68,6 +72,11 @@ int main(int argc, char** argv) {
                    eq == std::string::npos ? "expected name=value" : ds_error_message(gen));
       return 2;
     }
+  }
+  const ds_pixel_format pixels = format == "i420" ? DS_PIXEL_I420 : format == "rgba" ? DS_PIXEL_RGBA : DS_PIXEL_RGB;
+  if ((pixels == DS_PIXEL_RGB && format != "rgb") || ds_set_pixel_format(gen, pixels) != DS_OK) {
+    std::fprintf(stderr, "bench_clip: --format %s: expected rgb, rgba or i420\n", format.c_str());
+    return 2;
   }
   const double t0 = Now();
   if (ds_load(gen) != DS_OK) {
@@ -95,8 +104,8 @@ int main(int argc, char** argv) {
     }
   }
   const double video_s = static_cast<double>(best_t.frames) * info.fps_den / info.fps_num;
-  std::printf("model %s (%s): %d frames %dx%d at %d fps (%.2f s of video), %d steps, threads %s\n", model, info.family,
-              best_t.frames, width, height, info.fps_num, video_s, best_t.steps, threads);
+  std::printf("model %s (%s): %d frames %dx%d %s at %d fps (%.2f s of video), %d steps, threads %s\n", model,
+              info.family, best_t.frames, width, height, format.c_str(), info.fps_num, video_s, best_t.steps, threads);
   std::printf("  model load          %8.3f s\n", load_s);
   std::printf("  clip (best of %d)    %8.3f s  = %.2f× real time\n", runs, best, video_s / best);
   if (best_t.text_end >= 0)

@@ -2,7 +2,8 @@
 # The whole Wan2.1 pipeline on a GPU, through the C API the CLI, ditsrc and the FFmpeg filter use:
 # make_random_wan writes a folder with random weights of the 1.3B's widths (real transformer and
 # VAE, a one-layer text encoder), then bench_clip generates one 480x832x81 clip with device=cuda
-# and the default guidance (two transformer forwards per step), reporting each stage, while
+# and the default guidance (two transformer forwards per step) in I420 (made on the GPU, as ditsrc
+# asks for it before x264enc), reporting each stage, while
 # nvidia-smi samples the GPU's memory. Runs the bundle bench/pack_gpu_e2e.sh made.
 #
 #   bench/gpu_e2e.sh [steps (default 50)]
@@ -33,7 +34,7 @@ nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$WO
 SAMPLER=$!
 idle=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1)
 # shellcheck disable=SC2086  # DS_E2E_SET is a list of options
-"$WORK/e2e/bench_clip" "$WORK/wan" --runs 1 --threads "$(nproc)" --set device=cuda --set width=832 \
+"$WORK/e2e/bench_clip" "$WORK/wan" --runs 1 --threads "$(nproc)" --format i420 --set device=cuda --set width=832 \
   --set height=480 --set frames=81 --set steps="$STEPS" ${DS_E2E_SET:-}
 rc=$?
 kill $SAMPLER 2>/dev/null
