@@ -7,11 +7,7 @@
 namespace ds {
 namespace {
 
-// BT.601 limited-range coefficients scaled by 2^16, rounded so that each chroma row sums to zero:
-// grey stays exactly at 128.
-constexpr int64_t kYr = 16829, kYg = 33039, kYb = 6416;
-constexpr int64_t kUr = -9714, kUg = -19070, kUb = 28784;
-constexpr int64_t kVr = 28784, kVg = -24103, kVb = -4681;
+using namespace bt601;
 
 uint8_t Luma(int64_t r, int64_t g, int64_t b) {
   return static_cast<uint8_t>((kYr * r + kYg * g + kYb * b + (16 << 16) + (1 << 15)) >> 16);

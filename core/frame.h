@@ -11,6 +11,14 @@ namespace ds {
 
 enum class PixelFormat : uint8_t { kRgb, kRgba, kI420 };
 
+// BT.601 limited-range coefficients scaled by 2^16, rounded so that each chroma row sums to zero
+// (grey stays exactly at 128); shared with the GPU's conversion (kernels/cuda/frame.cu).
+namespace bt601 {
+inline constexpr int64_t kYr = 16829, kYg = 33039, kYb = 6416;
+inline constexpr int64_t kUr = -9714, kUg = -19070, kUb = 28784;
+inline constexpr int64_t kVr = 28784, kVg = -24103, kVb = -4681;
+}  // namespace bt601
+
 const char* PixelFormatName(PixelFormat format);  // "RGB", "RGBA", "I420"
 
 // Where a frame's planes lie in one packed buffer: RGB and RGBA one plane of width·3 or width·4

@@ -12,9 +12,7 @@ __device__ __forceinline__ int Byte(float v) {
   return static_cast<int>(lroundf(fminf(fmaxf((v + 1.0f) * 127.5f, 0.0f), 255.0f)));
 }
 
-constexpr long long kYr = 16829, kYg = 33039, kYb = 6416;
-constexpr long long kUr = -9714, kUg = -19070, kUb = 28784;
-constexpr long long kVr = 28784, kVg = -24103, kVb = -4681;
+using namespace bt601;
 
 __device__ __forceinline__ unsigned char Luma(long long r, long long g, long long b) {
   return static_cast<unsigned char>((kYr * r + kYg * g + kYb * b + (16 << 16) + (1 << 15)) >> 16);
