@@ -27,7 +27,9 @@ class CudaTest : public ::testing::Test {
   void SetUp() override {
     auto backend = CudaBackend::Create(DefaultOptions());
     if (!backend.ok()) {
-      if (backend.status().code() == Code::kUnsupported) GTEST_SKIP() << backend.status().message();
+      if (backend.status().code() == Code::kUnsupported) {
+        GTEST_SKIP() << backend.status().message();
+      }
       FAIL() << backend.status().message();
     }
     cuda_ = std::move(backend).value();

@@ -145,6 +145,13 @@ AssertionResult Compare(const char* op_text, const char* ea, const char* eb, con
                             << " vs " << Print(b);
 }
 
+inline AssertionResult Near(const char* ea, const char* eb, const char* et, double a, double b, double tolerance) {
+  const double diff = a > b ? a - b : b - a;
+  if (diff <= tolerance) return AssertionSuccess();
+  return AssertionFailure() << "The difference between " << ea << " and " << eb << " is " << diff << ", which exceeds "
+                            << et << " (" << tolerance << "): " << a << " vs " << b;
+}
+
 inline AssertionResult StrEq(const char* ea, const char* eb, const char* a, const char* b) {
   if (a && b && std::strcmp(a, b) == 0) return AssertionSuccess();
   return AssertionFailure() << "Expected equality of " << ea << " and " << eb << ": \"" << (a ? a : "(null)")
@@ -198,6 +205,8 @@ inline AssertionResult StrEq(const char* ea, const char* eb, const char* a, cons
 #define ASSERT_GT(a, b) DS_GT_CMP_(DS_GT_ASSERT_, >, a, b)
 #define ASSERT_GE(a, b) DS_GT_CMP_(DS_GT_ASSERT_, >=, a, b)
 #define EXPECT_STREQ(a, b) DS_GT_EXPECT_(::testing::internal::StrEq(#a, #b, (a), (b)))
+#define EXPECT_NEAR(a, b, t) DS_GT_EXPECT_(::testing::internal::Near(#a, #b, #t, (a), (b), (t)))
+#define ASSERT_NEAR(a, b, t) DS_GT_ASSERT_(::testing::internal::Near(#a, #b, #t, (a), (b), (t)))
 
 #define FAIL() DS_GT_CHECK_(::testing::AssertionFailure() << "Failed", return, kFatal)
 #define GTEST_SKIP() DS_GT_CHECK_(::testing::AssertionFailure() << "Skipped", return, kSkip)
