@@ -513,10 +513,6 @@ struct CudaGraphRecording final : OpRecording {
   bool replays() const override { return exec != nullptr; }
 };
 
-}  // namespace
-
-namespace {
-
 // Ends a capture however the ops leave it (an error, an exception): the stream must not stay in
 // capture mode, where later ops would be recorded instead of run.
 class Capture {
