@@ -2,24 +2,19 @@
 // a single arena allocated up front. This header has no CUDA types, so the registry and the tests
 // include it from plain C++.
 //
-// Tensors. Ops run on tensors with device == Device::kCuda (made by Alloc, filled by Upload) and
-// enqueue asynchronously on the backend's stream; Download and Synchronize wait. Host tensors
-// (device == kCpu) are accepted too: the op copies the bytes spanned by each host view into
-// arena scratch, runs, copies host outputs back and waits. That keeps today's engine, which keeps
-// its weights and activations in host buffers, correct on this backend, at the price of PCIe
-// traffic on every op; device-resident execution is the plan (see below).
+// Tensors. Ops run on tensors with device == Device::kCuda (made by Alloc or NewBuffer, filled by
+// Upload / CopyToBackend) and enqueue asynchronously on the backend's stream; Download and
+// Synchronize wait. Host tensors (device == kCpu) are accepted too: the op copies the bytes spanned
+// by each host view into arena scratch, runs, copies host outputs back and waits (correct, slow for
+// large ones). The Wan family keeps its weights and activations in device buffers, so a forward
+// moves only its inputs and its output over PCIe, and replays as a CUDA graph (RunRecorded).
 //
-// Precision. Activations are float32 in device memory. GEMMs (linear, conv3x3) run on tensor
-// cores with TF32 inputs and f32 accumulation (CudaOptions::tf32; off = full f32 FMA). With tf32
-// on, linear also takes BF16 weights as stored (LinearAcceptsWeights): x is rounded to bf16 and
-// the GEMM runs bf16×bf16→f32, twice TF32's rate, as PyTorch's bf16 pipelines compute. Attention
-// rounds q/k/v and the softmax weights to bf16 for mma.sync with f32 softmax and accumulation
-// (≈1e-2 relative); CudaOptions::attention = kNaiveF32 selects the exact f32 kernel.
-//
-// The rest of the bf16 plan: have the ops that feed a GEMM (norms, GELU) write its bf16 operand
-// directly instead of the separate rounding pass linear makes today, keep the residual stream x
-// and the norm statistics in f32, and write q/k/v straight from the QKV GEMM as bf16 so attention
-// reads them without its own conversion pass.
+// Precision. GEMMs (linear, conv3x3) run on tensor cores: TF32 for F32 weights (CudaOptions::tf32;
+// off = full f32 FMA), bf16×bf16→f32 for BF16 weights as stored (LinearAcceptsWeights), as
+// PyTorch's bf16 pipelines compute; then x and y may be BF16 too, and the norms write the BF16 rows
+// the GEMMs read. Attention computes in bf16 with f32 softmax and accumulation (≈1e-2 relative),
+// reading and writing BF16 or F32; CudaOptions::attention = kNaiveF32 selects the exact f32
+// kernel. The residual stream and the norm statistics stay f32.
 //
 // Errors. Backend ops return nothing, so the first failure (a launch error, an arena too small)
 // is kept: later ops are skipped until Synchronize() returns it (and clears it).
