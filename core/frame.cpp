@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 namespace ds {
 namespace {
@@ -20,22 +19,30 @@ uint8_t Chroma(int64_t kr, int64_t kg, int64_t kb, int64_t r, int64_t g, int64_t
   return static_cast<uint8_t>((kr * r + kg * g + kb * b + 128 * scale + scale / 2) / scale);
 }
 
-void Rgb8ToI420(const uint8_t* rgb, int width, int height, const FrameLayout& l, uint8_t* out) {
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      const uint8_t* p = rgb + (static_cast<size_t>(y) * width + x) * 3;
-      out[l.offset[0] + static_cast<size_t>(y) * l.stride[0] + x] = Luma(p[0], p[1], p[2]);
-    }
+// Packed RGB (channels 3) or RGBA (4, alpha 255).
+void PlanarToPacked(const float* planar, size_t plane, int channels, uint8_t* out) {
+  for (size_t i = 0; i < plane; ++i) {
+    for (int c = 0; c < 3; ++c) out[i * channels + c] = SampleToByte(planar[c * plane + i]);
+    if (channels == 4) out[i * 4 + 3] = 255;
   }
+}
+
+// Block by block, as the GPU kernel does: the 8-bit samples of each 2×2 block (cut short at an odd
+// edge), their luma, and the chroma of their mean.
+void PlanarToI420(const float* planar, int width, int height, const FrameLayout& l, uint8_t* out) {
+  const size_t plane = static_cast<size_t>(width) * height;
   for (int cy = 0; cy < l.rows[1]; ++cy) {
     for (int cx = 0; cx < l.stride[1]; ++cx) {
       int64_t r = 0, g = 0, b = 0, n = 0;
       for (int y = 2 * cy; y < std::min(2 * cy + 2, height); ++y) {
         for (int x = 2 * cx; x < std::min(2 * cx + 2, width); ++x, ++n) {
-          const uint8_t* p = rgb + (static_cast<size_t>(y) * width + x) * 3;
-          r += p[0];
-          g += p[1];
-          b += p[2];
+          const size_t i = static_cast<size_t>(y) * width + x;
+          const int pr = SampleToByte(planar[i]), pg = SampleToByte(planar[plane + i]),
+                    pb = SampleToByte(planar[2 * plane + i]);
+          out[l.offset[0] + i] = Luma(pr, pg, pb);
+          r += pr;
+          g += pg;
+          b += pb;
         }
       }
       const size_t at = static_cast<size_t>(cy) * l.stride[1] + cx;
@@ -86,31 +93,18 @@ uint8_t SampleToByte(float v) {
   return static_cast<uint8_t>(std::lround(std::fmin(std::fmax((v + 1.0f) * 127.5f, 0.0f), 255.0f)));
 }
 
-void PlanarToRgb8(const float* planar, int width, int height, uint8_t* rgb) {
-  const size_t plane = static_cast<size_t>(width) * height;
-  for (size_t i = 0; i < plane; ++i) {
-    for (int c = 0; c < 3; ++c) rgb[i * 3 + c] = SampleToByte(planar[c * plane + i]);
-  }
-}
-
 void PlanarToPixels(const float* planar, int width, int height, PixelFormat format, uint8_t* out) {
   const size_t plane = static_cast<size_t>(width) * height;
   switch (format) {
     case PixelFormat::kRgb:
-      PlanarToRgb8(planar, width, height, out);
+      PlanarToPacked(planar, plane, 3, out);
       return;
     case PixelFormat::kRgba:
-      for (size_t i = 0; i < plane; ++i) {
-        for (int c = 0; c < 3; ++c) out[i * 4 + c] = SampleToByte(planar[c * plane + i]);
-        out[i * 4 + 3] = 255;
-      }
+      PlanarToPacked(planar, plane, 4, out);
       return;
-    case PixelFormat::kI420: {
-      std::vector<uint8_t> rgb(plane * 3);
-      PlanarToRgb8(planar, width, height, rgb.data());
-      Rgb8ToI420(rgb.data(), width, height, LayoutOf(format, width, height), out);
+    case PixelFormat::kI420:
+      PlanarToI420(planar, width, height, LayoutOf(format, width, height), out);
       return;
-    }
   }
 }
 

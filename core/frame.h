@@ -37,9 +37,6 @@ FrameLayout LayoutOf(PixelFormat format, int width, int height);
 // NaN gives 0.
 uint8_t SampleToByte(float v);
 
-// Interleaved RGB8 from planar [3, H, W] floats: SampleToByte of each.
-void PlanarToRgb8(const float* planar, int width, int height, uint8_t* rgb);
-
 // The frame in `format` from planar [3, H, W] floats, into out[LayoutOf(format, width,
 // height).bytes]. RGBA's alpha is 255. I420 converts the RGB8 samples with BT.601 limited-range
 // coefficients (Y 16–235, Cb/Cr 16–240) scaled by 2^16, each chroma sample from the mean of its
