@@ -173,14 +173,12 @@ ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, 
 ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format) {
   if (gen == nullptr) return NullGenerator();
   return Guard(gen, [&] {
-    switch (format) {
-      case DS_PIXEL_RGB: gen->format = ds::PixelFormat::kRgb; return ds::Status::Ok();
-      case DS_PIXEL_RGBA: gen->format = ds::PixelFormat::kRgba; return ds::Status::Ok();
-      case DS_PIXEL_I420: gen->format = ds::PixelFormat::kI420; return ds::Status::Ok();
-      default: break;
+    if (format < DS_PIXEL_RGB || format > DS_PIXEL_I420) {
+      return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
+                                                        " is none of RGB (0), RGBA (1), I420 (2)");
     }
-    return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
-                                                      " is none of RGB (0), RGBA (1), I420 (2)");
+    gen->format = static_cast<ds::PixelFormat>(format);  // the same numbers (static_assert above)
+    return ds::Status::Ok();
   });
 }
 
