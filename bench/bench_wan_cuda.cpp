@@ -147,33 +147,24 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps, d
   std::vector<float> context = Random(static_cast<size_t>(L) * 4096, 4, 0.1f);
   std::fill(context.begin() + 40 * 4096, context.end(), 0.0f);
   std::vector<float> velocity(latent.size());
-  t0 = std::chrono::steady_clock::now();
-  ds::Status s = model->Forward(gpu, latent.data(), T, H, W, 999.0f, context.data(), L, velocity.data());
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
-    return 1;
-  }
-  std::printf("first forward (incl. weight upload, workspace allocation): %.2f s\n", Seconds(t0));
-  t0 = std::chrono::steady_clock::now();
-  s = model->Forward(gpu, latent.data(), T, H, W, 999.0f, context.data(), L, velocity.data());
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
-    return 1;
-  }
-  std::printf("second forward (captures the CUDA graph, then launches it): %.2f s; replays: %s\n", Seconds(t0),
+  // Mean seconds of `n` forwards (one status for all: a failed op fails the next Synchronize).
+  ds::Status s = ds::Status::Ok();
+  auto timed = [&](int n, float timestep) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int r = 0; r < n && s.ok(); ++r) {
+      s = model->Forward(gpu, latent.data(), T, H, W, timestep, context.data(), L, velocity.data());
+    }
+    return Seconds(start) / n;
+  };
+  const double first_s = timed(1, 999.0f);
+  std::printf("first forward (incl. weight upload, workspace allocation): %.2f s\n", first_s);
+  const double second_s = timed(1, 999.0f);
+  std::printf("second forward (captures the CUDA graph, then launches it): %.2f s; replays: %s\n", second_s,
               model->ForwardReplays() ? "yes" : "NO");
-  t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps && s.ok(); ++r) {
-    s = model->Forward(gpu, latent.data(), T, H, W, 500.0f, context.data(), L, velocity.data());
-  }
-  const double ms = Seconds(t0) * 1e3 / reps;
+  const double ms = timed(reps, 500.0f) * 1e3;
   // The same forwards with the ops issued one by one (the graph saves their launches and host work).
   gpu.set_graphs(false);
-  t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps && s.ok(); ++r) {
-    s = model->Forward(gpu, latent.data(), T, H, W, 500.0f, context.data(), L, velocity.data());
-  }
-  const double ops_ms = Seconds(t0) * 1e3 / reps;
+  const double ops_ms = timed(reps, 500.0f) * 1e3;
   gpu.set_graphs(true);
   if (!s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
