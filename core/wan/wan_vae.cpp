@@ -625,27 +625,26 @@ Status WanVaeDecoder::PushPixels(Backend& be, const float* zf, PixelFormat forma
 }
 
 Status WanVaeDecoder::Impl::Decode(Backend& be, const float* zf, const Emit& emit) {
-  Impl& m = *this;
-  if (m.h == 0) return Error(Code::kState, "VAE: Push before Begin");
-  if (m.backend != be.id()) return Error(Code::kState, "VAE: Push on another backend than Begin's");
-  Scratch& sc = m.scratch;
-  const int64_t p = m.top_plane, z = m.post_quant.in(), d0 = m.conv_in.c_out;
+  if (h == 0) return Error(Code::kState, "VAE: Push before Begin");
+  if (backend != be.id()) return Error(Code::kState, "VAE: Push on another backend than Begin's");
+  Scratch& sc = scratch;
+  const int64_t p = top_plane, z = post_quant.in(), d0 = conv_in.c_out;
   sc.plane = p;
   // The latent frame is small ([z, plane]): pixel-major on the host, then one copy in.
   for (int64_t ch = 0; ch < z; ++ch)
-    for (int64_t i = 0; i < p; ++i) m.zin_host[static_cast<size_t>(i * z + ch)] = zf[ch * p + i];
-  const Tensor zin = Mat(m.zin, p, z);
-  DS_TRY(be.CopyToBackend(Tensor::View(m.zin_host.data(), DType::kF32, {p, z}), zin));
-  Tensor zq = Mat(m.zq, p, z);
-  m.post_quant(be, zin, zq);
-  m.conv_in.Run(be, zq, Mat(sc.ycm, d0, p));
+    for (int64_t i = 0; i < p; ++i) zin_host[static_cast<size_t>(i * z + ch)] = zf[ch * p + i];
+  const Tensor z_rows = Mat(zin, p, z);
+  DS_TRY(be.CopyToBackend(Tensor::View(zin_host.data(), DType::kF32, {p, z}), z_rows));
+  Tensor zq_rows = Mat(zq, p, z);
+  post_quant(be, z_rows, zq_rows);
+  conv_in.Run(be, zq_rows, Mat(sc.ycm, d0, p));
   // The frame moves between a and b; the residual blocks use t, t2 and ycm.
   Tensor b = Mat(sc.b, p, d0), a = Mat(sc.a, p, d0);
   be.transpose(Mat(sc.ycm, d0, p), b);
-  m.mid0.Run(be, sc, b, a);
-  DS_TRY(m.mid_attn.Run(be, p, a));
-  m.mid1.Run(be, sc, a, b);
-  return m.RunUp(be, 0, b, emit);
+  mid0.Run(be, sc, b, a);
+  DS_TRY(mid_attn.Run(be, p, a));
+  mid1.Run(be, sc, a, b);
+  return RunUp(be, 0, b, emit);
 }
 
 Status WanVaeDecoder::Impl::RunUp(Backend& be, size_t i, const Tensor& x, const Emit& emit) {
