@@ -54,7 +54,7 @@ void Backend::unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool ch
              static_cast<int>(latent.shape[2]), static_cast<int>(latent.shape[3]), patch, latent.f32(), channels_last);
 }
 
-void Backend::planar_to_pixels(const Tensor& planar, PixelFormat format, Tensor& frame) {
+void Backend::planar_to_pixels(const Tensor& planar, FrameFormat format, Tensor& frame) {
   PlanarToPixels(planar.f32(), static_cast<int>(planar.shape[2]), static_cast<int>(planar.shape[1]), format,
                  static_cast<uint8_t*>(frame.data));
 }

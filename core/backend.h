@@ -127,10 +127,10 @@ class Backend {
   virtual void unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool channels_last, Tensor& latent);
 
   // A video frame in `format` (core/frame.h's layout and arithmetic, bit for bit) from
-  // planar[3, H, W] F32 samples in [−1, 1] (clamped): frame is U8 [LayoutOf(format, W, H).bytes],
+  // planar[3, H, W] F32 samples in [−1, 1] (clamped): frame is U8 [LayoutOf(format.pixels, W, H).bytes],
   // both contiguous. A GPU converts a decoded frame where it is, and only the bytes cross to the
   // host. By default on host memory.
-  virtual void planar_to_pixels(const Tensor& planar, PixelFormat format, Tensor& frame);
+  virtual void planar_to_pixels(const Tensor& planar, FrameFormat format, Tensor& frame);
 
   // y[O, H, W] = conv2d(x[C, H, W], w[O, C, 3, 3], pad 1, stride 1) + bias[O].
   virtual void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;

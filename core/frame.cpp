@@ -6,17 +6,46 @@
 namespace ds {
 namespace {
 
-using namespace bt601;
+// x·2^16 rounded to nearest, halves away from zero.
+constexpr int32_t Scaled(double x) {
+  return x >= 0 ? static_cast<int32_t>(x * 65536 + 0.5) : -static_cast<int32_t>(-x * 65536 + 0.5);
+}
 
-uint8_t Luma(int64_t r, int64_t g, int64_t b) {
-  return static_cast<uint8_t>((kYr * r + kYg * g + kYb * b + (16 << 16) + (1 << 15)) >> 16);
+// Limited range from the luma weights kr and kb: Y = 16 + 219/255·(kr·R + kg·G + kb·B),
+// Cb = 128 + 224/255·(B − Y')/(2(1 − kb)), Cr = 128 + 224/255·(R − Y')/(2(1 − kr)).
+constexpr YuvCoefficients LimitedRange(double kr, double kb) {
+  const double kg = 1 - kr - kb, luma = 219.0 / 255, chroma = 224.0 / 255;
+  YuvCoefficients c{};
+  c.y[0] = Scaled(kr * luma);
+  c.y[1] = Scaled(kg * luma);
+  c.y[2] = Scaled(kb * luma);
+  c.u[0] = Scaled(-kr / (2 * (1 - kb)) * chroma);
+  c.u[2] = Scaled(chroma / 2);
+  c.u[1] = -c.u[0] - c.u[2];
+  c.v[0] = Scaled(chroma / 2);
+  c.v[2] = Scaled(-kb / (2 * (1 - kr)) * chroma);
+  c.v[1] = -c.v[0] - c.v[2];
+  return c;
+}
+
+constexpr YuvCoefficients kBt601 = LimitedRange(0.299, 0.114);
+constexpr YuvCoefficients kBt709 = LimitedRange(0.2126, 0.0722);
+// The integer BT.601 table as commonly published (e.g. 16829 = 65.481/255·2^16 for R's luma).
+static_assert(kBt601.y[0] == 16829 && kBt601.y[1] == 33039 && kBt601.y[2] == 6416);
+static_assert(kBt601.u[0] == -9714 && kBt601.u[1] == -19070 && kBt601.u[2] == 28784);
+static_assert(kBt601.v[0] == 28784 && kBt601.v[1] == -24103 && kBt601.v[2] == -4681);
+// White reaches exactly 235 in both (the luma row sums to 219/255·2^16, rounded).
+static_assert(kBt601.y[0] + kBt601.y[1] + kBt601.y[2] == 56284 && kBt709.y[0] + kBt709.y[1] + kBt709.y[2] == 56284);
+
+uint8_t Luma(const YuvCoefficients& c, int64_t r, int64_t g, int64_t b) {
+  return static_cast<uint8_t>((c.y[0] * r + c.y[1] * g + c.y[2] * b + (16 << 16) + (1 << 15)) >> 16);
 }
 
 // Chroma of the mean of n pixels whose channel sums are r, g, b; rounds to nearest (the numerator
 // is positive, so integer division is a floor).
-uint8_t Chroma(int64_t kr, int64_t kg, int64_t kb, int64_t r, int64_t g, int64_t b, int64_t n) {
+uint8_t Chroma(const int32_t k[3], int64_t r, int64_t g, int64_t b, int64_t n) {
   const int64_t scale = n << 16;
-  return static_cast<uint8_t>((kr * r + kg * g + kb * b + 128 * scale + scale / 2) / scale);
+  return static_cast<uint8_t>((k[0] * r + k[1] * g + k[2] * b + 128 * scale + scale / 2) / scale);
 }
 
 // Packed RGB (channels 3) or RGBA (4, alpha 255).
@@ -29,7 +58,8 @@ void PlanarToPacked(const float* planar, size_t plane, int channels, uint8_t* ou
 
 // Block by block, as the GPU kernel does: the 8-bit samples of each 2×2 block (cut short at an odd
 // edge), their luma, and the chroma of their mean.
-void PlanarToI420(const float* planar, int width, int height, const FrameLayout& l, uint8_t* out) {
+void PlanarToI420(const float* planar, int width, int height, const YuvCoefficients& c, const FrameLayout& l,
+                  uint8_t* out) {
   const size_t plane = static_cast<size_t>(width) * height;
   for (int cy = 0; cy < l.rows[1]; ++cy) {
     for (int cx = 0; cx < l.stride[1]; ++cx) {
@@ -39,15 +69,15 @@ void PlanarToI420(const float* planar, int width, int height, const FrameLayout&
           const size_t i = static_cast<size_t>(y) * width + x;
           const int pr = SampleToByte(planar[i]), pg = SampleToByte(planar[plane + i]),
                     pb = SampleToByte(planar[2 * plane + i]);
-          out[l.offset[0] + i] = Luma(pr, pg, pb);
+          out[l.offset[0] + i] = Luma(c, pr, pg, pb);
           r += pr;
           g += pg;
           b += pb;
         }
       }
       const size_t at = static_cast<size_t>(cy) * l.stride[1] + cx;
-      out[l.offset[1] + at] = Chroma(kUr, kUg, kUb, r, g, b, n);
-      out[l.offset[2] + at] = Chroma(kVr, kVg, kVb, r, g, b, n);
+      out[l.offset[1] + at] = Chroma(c.u, r, g, b, n);
+      out[l.offset[2] + at] = Chroma(c.v, r, g, b, n);
     }
   }
 }
@@ -65,6 +95,10 @@ const char* PixelFormatName(PixelFormat format) {
   }
   return "?";
 }
+
+const char* YuvMatrixName(YuvMatrix matrix) { return matrix == YuvMatrix::kBt709 ? "BT.709" : "BT.601"; }
+
+YuvCoefficients CoefficientsOf(YuvMatrix matrix) { return matrix == YuvMatrix::kBt709 ? kBt709 : kBt601; }
 
 FrameLayout LayoutOf(PixelFormat format, int width, int height) {
   FrameLayout l;
@@ -93,9 +127,9 @@ uint8_t SampleToByte(float v) {
   return static_cast<uint8_t>(std::lround(std::fmin(std::fmax((v + 1.0f) * 127.5f, 0.0f), 255.0f)));
 }
 
-void PlanarToPixels(const float* planar, int width, int height, PixelFormat format, uint8_t* out) {
+void PlanarToPixels(const float* planar, int width, int height, FrameFormat format, uint8_t* out) {
   const size_t plane = static_cast<size_t>(width) * height;
-  switch (format) {
+  switch (format.pixels) {
     case PixelFormat::kRgb:
       PlanarToPacked(planar, plane, 3, out);
       return;
@@ -103,7 +137,7 @@ void PlanarToPixels(const float* planar, int width, int height, PixelFormat form
       PlanarToPacked(planar, plane, 4, out);
       return;
     case PixelFormat::kI420:
-      PlanarToI420(planar, width, height, LayoutOf(format, width, height), out);
+      PlanarToI420(planar, width, height, CoefficientsOf(format.matrix), LayoutOf(format.pixels, width, height), out);
       return;
   }
 }

@@ -1,5 +1,5 @@
-// Video frames as the front ends take them: 8-bit RGB, RGBA or I420 (BT.601 limited range), made
-// from a decoder's planar float RGB in [−1, 1]. These host functions are the oracle that every
+// Video frames as the front ends take them: 8-bit RGB, RGBA or I420 (BT.601 or BT.709 limited
+// range), made from a decoder's planar float RGB in [−1, 1]. These host functions are the oracle that every
 // backend's Backend::planar_to_pixels matches bit for bit: one float rounding per sample, then
 // integer arithmetic.
 #pragma once
@@ -11,15 +11,28 @@ namespace ds {
 
 enum class PixelFormat : uint8_t { kRgb, kRgba, kI420 };
 
-// BT.601 limited-range coefficients scaled by 2^16, rounded so that each chroma row sums to zero
-// (grey stays exactly at 128); shared with the GPU's conversion (kernels/cuda/frame.cu).
-namespace bt601 {
-inline constexpr int64_t kYr = 16829, kYg = 33039, kYb = 6416;
-inline constexpr int64_t kUr = -9714, kUg = -19070, kUb = 28784;
-inline constexpr int64_t kVr = 28784, kVg = -24103, kVb = -4681;
-}  // namespace bt601
+// The Y'CbCr matrix of I420 frames, limited range (Y 16–235, Cb/Cr 16–240). GStreamer and FFmpeg
+// tag SD video BT.601 and HD video BT.709 by default; a frame converted with one and shown with the
+// other has its colours shifted (greens and reds most).
+enum class YuvMatrix : uint8_t { kBt601, kBt709 };
+
+// What a consumer asks the engine for: the layout, and for I420 the matrix (RGB ignores it).
+struct FrameFormat {
+  FrameFormat(PixelFormat p = PixelFormat::kRgb, YuvMatrix m = YuvMatrix::kBt601) : pixels(p), matrix(m) {}
+  PixelFormat pixels;
+  YuvMatrix matrix;
+};
+
+// A matrix's weights for R, G and B (8-bit samples) scaled by 2^16 and rounded, the G weight of
+// Cb and Cr set so that each chroma row sums to zero (grey stays exactly at 128). The host
+// conversion and the GPU's (kernels/cuda/frame.cu) use the same integers.
+struct YuvCoefficients {
+  int32_t y[3], u[3], v[3];
+};
+YuvCoefficients CoefficientsOf(YuvMatrix matrix);
 
 const char* PixelFormatName(PixelFormat format);  // "RGB", "RGBA", "I420"
+const char* YuvMatrixName(YuvMatrix matrix);      // "BT.601", "BT.709"
 
 // Where a frame's planes lie in one packed buffer: RGB and RGBA one plane of width·3 or width·4
 // bytes a row; I420 the Y plane (width a row), then U and V ((width + 1)/2 a row, (height + 1)/2
@@ -37,10 +50,9 @@ FrameLayout LayoutOf(PixelFormat format, int width, int height);
 // NaN gives 0.
 uint8_t SampleToByte(float v);
 
-// The frame in `format` from planar [3, H, W] floats, into out[LayoutOf(format, width,
-// height).bytes]. RGBA's alpha is 255. I420 converts the RGB8 samples with BT.601 limited-range
-// coefficients (Y 16–235, Cb/Cr 16–240) scaled by 2^16, each chroma sample from the mean of its
-// block's pixels, rounded to nearest.
-void PlanarToPixels(const float* planar, int width, int height, PixelFormat format, uint8_t* out);
+// The frame in `format` from planar [3, H, W] floats, into out[LayoutOf(format.pixels, width,
+// height).bytes]. RGBA's alpha is 255. I420 converts the RGB8 samples with CoefficientsOf(format.
+// matrix), each chroma sample from the mean of its block's pixels, rounded to nearest.
+void PlanarToPixels(const float* planar, int width, int height, FrameFormat format, uint8_t* out);
 
 }  // namespace ds

@@ -14,10 +14,12 @@
 static_assert(static_cast<int>(ds::PixelFormat::kRgb) == DS_PIXEL_RGB &&
               static_cast<int>(ds::PixelFormat::kRgba) == DS_PIXEL_RGBA &&
               static_cast<int>(ds::PixelFormat::kI420) == DS_PIXEL_I420);
+static_assert(static_cast<int>(ds::YuvMatrix::kBt601) == DS_YUV_BT601 &&
+              static_cast<int>(ds::YuvMatrix::kBt709) == DS_YUV_BT709);
 
 struct ds_generator {
   ds::Options opts = ds::DefaultOptions();
-  ds::PixelFormat format = ds::PixelFormat::kRgb;
+  ds::FrameFormat format;  // RGB until ds_set_pixel_format; I420 in BT.601 until ds_set_yuv_matrix
   std::unique_ptr<ds::TextToVideo> engine;
   std::string error;
   std::atomic<bool> cancel{false};
@@ -177,7 +179,19 @@ ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format) {
       return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
                                                         " is none of RGB (0), RGBA (1), I420 (2)");
     }
-    gen->format = static_cast<ds::PixelFormat>(format);  // the same numbers (static_assert above)
+    gen->format.pixels = static_cast<ds::PixelFormat>(format);  // the same numbers (static_assert above)
+    return ds::Status::Ok();
+  });
+}
+
+ds_status ds_set_yuv_matrix(ds_generator* gen, ds_yuv_matrix matrix) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    if (matrix < DS_YUV_BT601 || matrix > DS_YUV_BT709) {
+      return ds::Status(ds::Code::kInvalidArgument, "YUV matrix " + std::to_string(static_cast<int>(matrix)) +
+                                                        " is none of BT.601 (0), BT.709 (1)");
+    }
+    gen->format.matrix = static_cast<ds::YuvMatrix>(matrix);  // the same numbers (static_assert above)
     return ds::Status::Ok();
   });
 }
@@ -190,14 +204,15 @@ ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_f
     if (gen->cancel.load()) return ds::Status(ds::Code::kCancelled, "generation cancelled");
     ds::FrameFn frame_fn = [&](const ds::FrameView& f) {
       if (on_frame == nullptr) return true;
-      const ds::FrameLayout l = ds::LayoutOf(f.format, f.width, f.height);
+      const ds::FrameLayout l = ds::LayoutOf(f.format.pixels, f.width, f.height);
       ds_frame cf{};
-      cf.rgb = f.format == ds::PixelFormat::kRgb ? f.data : nullptr;
+      cf.rgb = f.format.pixels == ds::PixelFormat::kRgb ? f.data : nullptr;
       cf.width = f.width;
       cf.height = f.height;
       cf.index = f.index;
       cf.clip = f.clip;
-      cf.format = static_cast<ds_pixel_format>(f.format);
+      cf.format = static_cast<ds_pixel_format>(f.format.pixels);
+      cf.matrix = static_cast<ds_yuv_matrix>(f.format.matrix);
       cf.planes = l.planes;
       for (int i = 0; i < l.planes; ++i) {
         cf.data[i] = f.data + l.offset[i];

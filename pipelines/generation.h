@@ -13,7 +13,7 @@ namespace ds {
 
 // A frame's bytes in `format`, its planes packed as LayoutOf(format, width, height) places them.
 struct FrameView {
-  PixelFormat format;
+  FrameFormat format;
   const uint8_t* data;
   int width, height;
   int64_t index;

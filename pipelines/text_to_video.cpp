@@ -162,7 +162,7 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
   return Status::Ok();
 }
 
-Status TextToVideo::Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
+Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameFormat format, const FrameFn& on_frame,
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   if (wan_) return wan_->Generate(opts, continue_previous, format, on_frame, on_progress, cancel);
   const ModelConfig& c = config();
@@ -186,7 +186,7 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, PixelF
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W;
   frame_latent_.resize(frame * C);
-  pixels_.resize(LayoutOf(format, shape.width, shape.height).bytes);
+  pixels_.resize(LayoutOf(format.pixels, shape.width, shape.height).bytes);
   for (int t = prefix; t < T; ++t) {
     if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
     for (int ch = 0; ch < C; ++ch)

@@ -39,7 +39,7 @@ class TextToVideo {
   Result<PromptEmbeddings> LoadEmbeddings(const std::string& path);
 
   // Frames reach on_frame in `format`. cancel is polled between steps and frames.
-  Status Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
+  Status Generate(const Options& opts, bool continue_previous, FrameFormat format, const FrameFn& on_frame,
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
  private:

@@ -209,13 +209,13 @@ Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape,
 }
 
 Status WanPipeline::DecodePixels(std::vector<float>& latent, const OutputShape& shape, int clip,
-                                 const std::string& vae_tiling, PixelFormat format, const PixelFrameFn& on_frame,
+                                 const std::string& vae_tiling, FrameFormat format, const PixelFrameFn& on_frame,
                                  const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   return DecodeFrames(latent, shape, clip, vae_tiling, nullptr, format, &on_frame, on_progress, cancel);
 }
 
 Status WanPipeline::DecodeFrames(std::vector<float>& latent, const OutputShape& shape, int clip,
-                                 const std::string& vae_tiling, const PlanarFrameFn* planar, PixelFormat format,
+                                 const std::string& vae_tiling, const PlanarFrameFn* planar, FrameFormat format,
                                  const PixelFrameFn* pixels, const ProgressFn& on_progress,
                                  const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
@@ -233,7 +233,7 @@ Status WanPipeline::DecodeFrames(std::vector<float>& latent, const OutputShape& 
         },
         [&](const float* rgb) -> Status {
           if (planar) return (*planar)(rgb);
-          pixels_.resize(LayoutOf(format, shape.width, shape.height).bytes);
+          pixels_.resize(LayoutOf(format.pixels, shape.width, shape.height).bytes);
           PlanarToPixels(rgb, shape.width, shape.height, format, pixels_.data());
           return (*pixels)(pixels_.data());
         });
@@ -276,7 +276,7 @@ Status WanPipeline::DecodeFrames(std::vector<float>& latent, const OutputShape& 
   return status;
 }
 
-Status WanPipeline::Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
+Status WanPipeline::Generate(const Options& opts, bool continue_previous, FrameFormat format, const FrameFn& on_frame,
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));

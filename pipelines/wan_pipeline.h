@@ -33,7 +33,7 @@ class WanPipeline {
 
   // Wan has no prefix-frame conditioning (ModelInfo::continuation_prefix_frames is 0): a continued
   // clip starts afresh from its own noise, a cut, and numbers its frames on from the previous clip.
-  Status Generate(const Options& opts, bool continue_previous, PixelFormat format, const FrameFn& on_frame,
+  Status Generate(const Options& opts, bool continue_previous, FrameFormat format, const FrameFn& on_frame,
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
   // Prompt embeddings for reuse: SaveEmbeddings encodes opts' prompt and negative prompt (or takes
@@ -58,7 +58,7 @@ class WanPipeline {
   // the backend while streaming, on the host from the blended float frame when tiled.
   using PixelFrameFn = std::function<Status(const uint8_t* pixels)>;
   Status DecodePixels(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
-                      PixelFormat format, const PixelFrameFn& on_frame, const ProgressFn& on_progress,
+                      FrameFormat format, const PixelFrameFn& on_frame, const ProgressFn& on_progress,
                       const std::atomic<bool>& cancel);
 
  private:
@@ -68,7 +68,7 @@ class WanPipeline {
   Result<const std::vector<float>*> Embed(const std::string& prompt, bool* encoded);
   // Decode and DecodePixels: exactly one of planar and pixels is set.
   Status DecodeFrames(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
-                      const PlanarFrameFn* planar, PixelFormat format, const PixelFrameFn* pixels,
+                      const PlanarFrameFn* planar, FrameFormat format, const PixelFrameFn* pixels,
                       const ProgressFn& on_progress, const std::atomic<bool>& cancel);
 
   std::unique_ptr<WanModel> model_;

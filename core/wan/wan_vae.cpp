@@ -608,10 +608,10 @@ Status WanVaeDecoder::Push(Backend& be, const float* zf, const FrameFn& on_frame
   });
 }
 
-Status WanVaeDecoder::PushPixels(Backend& be, const float* zf, PixelFormat format, const PixelFn& on_pixels) {
+Status WanVaeDecoder::PushPixels(Backend& be, const float* zf, FrameFormat format, const PixelFn& on_pixels) {
   Impl& m = *impl_;
   return m.Decode(be, zf, [&](const Tensor& rgb) -> Status {
-    const int64_t bytes = static_cast<int64_t>(LayoutOf(format, m.out_w, m.out_h).bytes);
+    const int64_t bytes = static_cast<int64_t>(LayoutOf(format.pixels, m.out_w, m.out_h).bytes);
     if (m.pixels.tensor.data == nullptr || m.pixels.tensor.numel() != bytes) {
       m.pixels = {};
       DS_ASSIGN_OR_RETURN(m.pixels, be.NewBuffer(DType::kU8, {bytes}));

@@ -62,7 +62,7 @@ class WanVaeDecoder {
   // `format` (core/frame.h, clamped whatever Begin's range), converted on Begin's backend, so a GPU
   // sends a quarter of the float frame's bytes (I420: an eighth) to the host.
   using PixelFn = std::function<Status(const uint8_t* pixels)>;
-  Status PushPixels(Backend& be, const float* z, PixelFormat format, const PixelFn& on_pixels);
+  Status PushPixels(Backend& be, const float* z, FrameFormat format, const PixelFn& on_pixels);
   // Frees the caches and scratch (about 8 GB at 480x832) until the next Begin.
   void End();
 

@@ -444,7 +444,7 @@ void CudaBackend::unpatchify(const Tensor& tokens, std::array<int, 3> patch, boo
   });
 }
 
-void CudaBackend::planar_to_pixels(const Tensor& planar, PixelFormat format, Tensor& frame) {
+void CudaBackend::planar_to_pixels(const Tensor& planar, FrameFormat format, Tensor& frame) {
   impl_->Run("planar_to_pixels", [&](Staging& staging) -> Status {
     // Staging takes F32 (and BF16) views only: the bytes are written where they are.
     if (frame.device != Device::kCuda) {

@@ -91,7 +91,7 @@ class CudaBackend final : public Backend {
   void conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
   void upsample_nearest2x(const Tensor& x, Tensor& y) override;
   void patchify(const Tensor& latent, std::array<int, 3> patch, Tensor& tokens) override;
-  void planar_to_pixels(const Tensor& planar, PixelFormat format, Tensor& frame) override;
+  void planar_to_pixels(const Tensor& planar, FrameFormat format, Tensor& frame) override;
   void unpatchify(const Tensor& tokens, std::array<int, 3> patch, bool channels_last, Tensor& latent) override;
 
   // Model memory: a cudaMalloc per buffer (outside the arena, freed with the last handle), async

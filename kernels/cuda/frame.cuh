@@ -10,7 +10,7 @@
 
 namespace ds::cuda {
 
-// planar: contiguous F32 [3, H, W]; frame: contiguous U8 of LayoutOf(format, W, H).bytes.
-Status PlanarToPixels(const Context& ctx, const Tensor& planar, PixelFormat format, const Tensor& frame);
+// planar: contiguous F32 [3, H, W]; frame: contiguous U8 of LayoutOf(format.pixels, W, H).bytes.
+Status PlanarToPixels(const Context& ctx, const Tensor& planar, FrameFormat format, const Tensor& frame);
 
 }  // namespace ds::cuda

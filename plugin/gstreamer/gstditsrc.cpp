@@ -39,6 +39,7 @@ struct Item {
   enum Kind { kFrame, kEnd, kError } kind = kFrame;
   std::vector<uint8_t> bytes;
   ds_pixel_format format = DS_PIXEL_RGB;
+  ds_yuv_matrix matrix = DS_YUV_BT601;  // I420's
   int planes = 0, stride[3] = {}, rows[3] = {};
   int width = 0, height = 0;
   std::string error;
@@ -186,6 +187,7 @@ int OnFrame(void* user, const ds_frame* f) {
   item.width = f->width;
   item.height = f->height;
   item.format = f->format;
+  item.matrix = f->matrix;
   item.planes = f->planes;
   for (int i = 0; i < f->planes; ++i) {
     item.stride[i] = f->stride[i];
@@ -282,16 +284,28 @@ void StopWorker(State& s) {
 
 // ---- caps ----
 
+// RGB and RGBA (sRGB), then I420 in either matrix the engine makes, limited range; RGB first
+// because it needs no conversion. `fields` fills in the rest of both structures.
+GstCaps* FormatCaps(const char* fields) {
+  gchar* text = g_strdup_printf(
+      "video/x-raw, format=(string){ RGB, RGBA }, %s; "
+      "video/x-raw, format=(string)I420, colorimetry=(string){ bt601, bt709 }, %s",
+      fields, fields);
+  GstCaps* caps = gst_caps_from_string(text);
+  g_free(text);
+  return caps;
+}
+
 GstCaps* TemplateCaps() {
   const ds_option_info* w = ds_option_find("width");
   const ds_option_info* h = ds_option_find("height");
   const int max_w = w ? static_cast<int>(w->max) : G_MAXINT, max_h = h ? static_cast<int>(h->max) : G_MAXINT;
-  gchar* text = g_strdup_printf(
-      "video/x-raw, format=(string){ RGB, RGBA, I420 }, width=(int)[ 1, %d ], height=(int)[ 1, %d ], "
-      "framerate=(fraction)[ 1/%d, %d/1 ], pixel-aspect-ratio=(fraction)1/1",
+  gchar* fields = g_strdup_printf(
+      "width=(int)[ 1, %d ], height=(int)[ 1, %d ], framerate=(fraction)[ 1/%d, %d/1 ], "
+      "pixel-aspect-ratio=(fraction)1/1",
       max_w, max_h, G_MAXINT, G_MAXINT);
-  GstCaps* caps = gst_caps_from_string(text);
-  g_free(text);
+  GstCaps* caps = FormatCaps(fields);
+  g_free(fields);
   return caps;
 }
 
@@ -316,17 +330,19 @@ bool FixedRate(const State& s, int* num, int* den) {
 }
 
 GstCaps* ModelCaps(const State& s) {
-  GstCaps* caps = gst_caps_from_string("video/x-raw, format=(string){ RGB, RGBA, I420 }, "
-                                       "pixel-aspect-ratio=(fraction)1/1");
-  GstStructure* st = gst_caps_get_structure(caps, 0);
+  GstCaps* caps = FormatCaps("pixel-aspect-ratio=(fraction)1/1");
   const ds_model_info& m = s.model;
-  SetSize(st, "width", static_cast<int>(OptionNumber(s, "width")), m.min_width, m.max_width, m.width_step);
-  SetSize(st, "height", static_cast<int>(OptionNumber(s, "height")), m.min_height, m.max_height, m.height_step);
   int num = 0, den = 1;
-  if (FixedRate(s, &num, &den)) {
-    gst_structure_set(st, "framerate", GST_TYPE_FRACTION, num, den, nullptr);
-  } else {
-    gst_structure_set(st, "framerate", GST_TYPE_FRACTION_RANGE, 1, G_MAXINT, G_MAXINT, 1, nullptr);
+  const bool fixed_rate = FixedRate(s, &num, &den);
+  for (guint i = 0; i < gst_caps_get_size(caps); ++i) {
+    GstStructure* st = gst_caps_get_structure(caps, i);
+    SetSize(st, "width", static_cast<int>(OptionNumber(s, "width")), m.min_width, m.max_width, m.width_step);
+    SetSize(st, "height", static_cast<int>(OptionNumber(s, "height")), m.min_height, m.max_height, m.height_step);
+    if (fixed_rate) {
+      gst_structure_set(st, "framerate", GST_TYPE_FRACTION, num, den, nullptr);
+    } else {
+      gst_structure_set(st, "framerate", GST_TYPE_FRACTION_RANGE, 1, G_MAXINT, G_MAXINT, 1, nullptr);
+    }
   }
   return caps;
 }
@@ -348,7 +364,9 @@ GstCaps* GetCaps(GstBaseSrc* bsrc, GstCaps* filter) {
 }
 
 // Properties first (already fixed by get_caps), then what downstream left open goes to the
-// model's native size and rate; RGB first because it needs no conversion.
+// model's native size and rate; RGB first because it needs no conversion. I420 left open takes the
+// matrix GStreamer assumes for a YUV frame of its height without colorimetry (BT.709 above 576
+// lines), so elements that fill in defaults agree with the bytes.
 GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
   State& s = *GST_DIT_SRC(bsrc)->s;
   int w, h, num, den;
@@ -367,6 +385,11 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
   gst_structure_fixate_field_nearest_int(st, "height", h);
   gst_structure_fixate_field_nearest_fraction(st, "framerate", num, den);
   gst_structure_fixate_field_string(st, "format", "RGB");
+  if (gst_structure_has_field(st, "colorimetry")) {
+    int height = 0;
+    gst_structure_get_int(st, "height", &height);
+    gst_structure_fixate_field_string(st, "colorimetry", height > 576 ? "bt709" : "bt601");
+  }
   if (gst_structure_has_field(st, "pixel-aspect-ratio")) {
     gst_structure_fixate_field_nearest_fraction(st, "pixel-aspect-ratio", 1, 1);
   }
@@ -381,6 +404,17 @@ ds_pixel_format EngineFormat(GstVideoFormat format) {
     case GST_VIDEO_FORMAT_I420: return DS_PIXEL_I420;
     default: return DS_PIXEL_RGB;  // the caps offer RGB, RGBA and I420 only
   }
+}
+
+// The engine's YUV matrix for negotiated I420 caps; false for a colorimetry it does not make (full
+// range, or another matrix), which the caps never offer but a caller of set_caps may still pass.
+bool EngineMatrix(const GstVideoInfo& info, ds_yuv_matrix* matrix) {
+  const GstVideoColorimetry& c = info.colorimetry;
+  if (c.range != GST_VIDEO_COLOR_RANGE_16_235) return false;
+  if (c.matrix == GST_VIDEO_COLOR_MATRIX_BT601) *matrix = DS_YUV_BT601;
+  else if (c.matrix == GST_VIDEO_COLOR_MATRIX_BT709) *matrix = DS_YUV_BT709;
+  else return false;
+  return true;
 }
 
 // Points the generator at the negotiated size (mu held, no worker running).
@@ -409,17 +443,28 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     std::lock_guard lk(s.mu);
     if (!s.started) return FALSE;
     resize = !s.negotiated || info.width != s.info.width || info.height != s.info.height;
-    reformat = !s.negotiated || GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_INFO_FORMAT(&s.info);
+    reformat = !s.negotiated || GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_INFO_FORMAT(&s.info) ||
+               !gst_video_colorimetry_is_equal(&info.colorimetry, &s.info.colorimetry);
   }
-  // A new size cannot continue the old clip: start over. A new format drops the frames queued in
-  // the old one (and the generator's format may only change between ds_generate calls).
+  ds_yuv_matrix matrix = DS_YUV_BT601;
+  if (GST_VIDEO_INFO_FORMAT(&info) == GST_VIDEO_FORMAT_I420 && !EngineMatrix(info, &matrix)) {
+    gchar* colorimetry = gst_video_colorimetry_to_string(&info.colorimetry);
+    GST_WARNING_OBJECT(self, "I420 colorimetry %s refused: the engine makes bt601 and bt709 (limited range)",
+                       colorimetry ? colorimetry : "(unknown)");
+    g_free(colorimetry);
+    return FALSE;
+  }
+  // A new size cannot continue the old clip: start over. A new format or colorimetry drops the
+  // frames queued in the old one (and the generator's format may only change between ds_generate
+  // calls).
   if (resize || reformat) StopWorker(s);
   std::lock_guard lk(s.mu);
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
     s.can_continue = false;
   }
-  if (reformat && ds_set_pixel_format(s.gen, EngineFormat(GST_VIDEO_INFO_FORMAT(&info))) != DS_OK) {
+  if (reformat && (ds_set_pixel_format(s.gen, EngineFormat(GST_VIDEO_INFO_FORMAT(&info))) != DS_OK ||
+                   ds_set_yuv_matrix(s.gen, matrix) != DS_OK)) {
     GST_WARNING_OBJECT(self, "format refused: %s", ds_error_message(s.gen));
     return FALSE;
   }
@@ -580,10 +625,13 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
                       (nullptr));
     return GST_FLOW_ERROR;
   }
+  ds_yuv_matrix matrix = DS_YUV_BT601;
   if (item.format != EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) ||
-      item.planes != static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info))) {
+      item.planes != static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info)) ||
+      (item.format == DS_PIXEL_I420 && (!EngineMatrix(info, &matrix) || item.matrix != matrix))) {
     GST_ELEMENT_ERROR(self, STREAM, FAILED,
-                      ("The engine produced frames in format %d where %s was negotiated.", static_cast<int>(item.format),
+                      ("The engine produced frames in format %d (matrix %d) where %s was negotiated.",
+                       static_cast<int>(item.format), static_cast<int>(item.matrix),
                        gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info))),
                       (nullptr));
     return GST_FLOW_ERROR;

@@ -1,5 +1,5 @@
-// core/frame: the 8-bit frame formats made from planar float RGB, on known colours (BT.601
-// limited-range values worked out by hand), odd sizes and the plane layout. These functions are
+// core/frame: the 8-bit frame formats made from planar float RGB, on known colours (BT.601 and
+// BT.709 limited-range values worked out by hand), odd sizes and the plane layout. These functions are
 // the oracle of every backend's planar_to_pixels.
 #include "core/frame.h"
 
@@ -26,10 +26,10 @@ struct Yuv {
 };
 
 // The I420 frame of a solid w×h image: every sample of a plane must be equal; returns them.
-Yuv SolidI420(uint8_t r, uint8_t g, uint8_t b, int w = 4, int h = 2) {
+Yuv SolidI420(uint8_t r, uint8_t g, uint8_t b, int w = 4, int h = 2, YuvMatrix matrix = YuvMatrix::kBt601) {
   const FrameLayout l = LayoutOf(PixelFormat::kI420, w, h);
   std::vector<uint8_t> out(l.bytes, 0);
-  PlanarToPixels(Solid(r, g, b, w, h).data(), w, h, PixelFormat::kI420, out.data());
+  PlanarToPixels(Solid(r, g, b, w, h).data(), w, h, {PixelFormat::kI420, matrix}, out.data());
   for (int p = 0; p < 3; ++p) {
     for (size_t i = 0; i < static_cast<size_t>(l.stride[p]) * l.rows[p]; ++i) {
       EXPECT_EQ(out[l.offset[p] + i], out[l.offset[p]]) << "plane " << p << " sample " << i;
@@ -67,6 +67,45 @@ TEST(Frame, I420UsesBt601LimitedRange) {
   EXPECT_EQ(blue.y, 41);
   EXPECT_EQ(blue.u, 240);
   EXPECT_EQ(blue.v, 110);
+}
+
+// Y = 16 + 219·(0.2126 R + 0.7152 G + 0.0722 B)/255, Cb = 128 + 224·(B − Y')/1.8556/255,
+// Cr = 128 + 224·(R − Y')/1.5748/255: red 62.56, 102.33, 240; green 172.63, 41.67, 26.27;
+// blue 31.81, 240, 117.73 (the familiar HD colour-bar values).
+TEST(Frame, I420UsesBt709LimitedRangeWhenAsked) {
+  const YuvMatrix m = YuvMatrix::kBt709;
+  const Yuv black = SolidI420(0, 0, 0, 4, 2, m), white = SolidI420(255, 255, 255, 4, 2, m),
+            grey = SolidI420(128, 128, 128, 4, 2, m);
+  EXPECT_EQ(black.y, 16);
+  EXPECT_EQ(white.y, 235);
+  EXPECT_EQ(grey.y, 126);  // 16 + 219·128/255 = 125.93
+  for (const Yuv& c : {black, white, grey}) {
+    EXPECT_EQ(c.u, 128);
+    EXPECT_EQ(c.v, 128);
+  }
+  const Yuv red = SolidI420(255, 0, 0, 4, 2, m), green = SolidI420(0, 255, 0, 4, 2, m),
+            blue = SolidI420(0, 0, 255, 4, 2, m);
+  EXPECT_EQ(red.y, 63);
+  EXPECT_EQ(red.u, 102);
+  EXPECT_EQ(red.v, 240);
+  EXPECT_EQ(green.y, 173);
+  EXPECT_EQ(green.u, 42);
+  EXPECT_EQ(green.v, 26);
+  EXPECT_EQ(blue.y, 32);
+  EXPECT_EQ(blue.u, 240);
+  EXPECT_EQ(blue.v, 118);
+}
+
+TEST(Frame, MatrixOnlyChangesI420) {
+  const int w = 3, h = 2;
+  std::vector<float> planar(3 * w * h);
+  for (size_t i = 0; i < planar.size(); ++i) planar[i] = static_cast<float>(i * 37 % 256) / 127.5f - 1.0f;
+  for (const PixelFormat p : {PixelFormat::kRgb, PixelFormat::kRgba}) {
+    std::vector<uint8_t> a(LayoutOf(p, w, h).bytes), b(a.size());
+    PlanarToPixels(planar.data(), w, h, {p, YuvMatrix::kBt601}, a.data());
+    PlanarToPixels(planar.data(), w, h, {p, YuvMatrix::kBt709}, b.data());
+    EXPECT_EQ(a, b) << PixelFormatName(p);
+  }
 }
 
 TEST(Frame, I420ChromaAveragesTheBlockAndCutsItShortAtOddEdges) {

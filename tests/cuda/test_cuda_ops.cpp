@@ -927,7 +927,7 @@ TEST_F(CudaOps, PatchifyAndUnpatchifyMatchReference) {
 
 // ---- frames -------------------------------------------------------------------------------------
 
-// Every format at an even and an odd size, samples spread beyond [−1, 1] (clamped): the bytes must
+// Every format (I420 in both matrices) at an even and an odd size, samples spread beyond [−1, 1] (clamped): the bytes must
 // equal core/frame.h's, the host oracle, exactly.
 TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
   for (const auto& [w, h] : {std::pair{64, 48}, std::pair{33, 17}}) {
@@ -935,9 +935,12 @@ TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
     for (size_t i = 0; i < pb.size(); ++i) pb.data()[i] *= 0.8f;  // a few percent outside [−1, 1]
     DS_MIRROR(dp, *cuda_, pb);
     const Tensor planar = Tensor::View(pb.data(), DType::kF32, {3, h, w});
-    for (const PixelFormat format : {PixelFormat::kRgb, PixelFormat::kRgba, PixelFormat::kI420}) {
-      SCOPED_TRACE(std::string(PixelFormatName(format)) + " " + std::to_string(w) + "x" + std::to_string(h));
-      const FrameLayout l = LayoutOf(format, w, h);
+    for (const FrameFormat format : {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
+                                     FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601),
+                                     FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709)}) {
+      SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix) + " " +
+                   std::to_string(w) + "x" + std::to_string(h));
+      const FrameLayout l = LayoutOf(format.pixels, w, h);
       std::vector<uint8_t> want(l.bytes), got(l.bytes, 0xa5);
       PlanarToPixels(pb.data(), w, h, format, want.data());
       auto frame = cuda_->NewBuffer(DType::kU8, {static_cast<int64_t>(l.bytes)});

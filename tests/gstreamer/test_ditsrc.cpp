@@ -1,5 +1,6 @@
 // ditsrc in process: caps and fixation, pixel formats, timestamps and EOS, clip continuation,
 // properties against the option table, errors, cancellation, live mode and prompt changes.
+#include <gst/base/gstbasesrc.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
@@ -11,11 +12,13 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "ditstream.h"
 #include "gst_test_util.h"
-#include "tests/support/bt601_reference.h"
+#include "tests/support/yuv_reference.h"
 
 using namespace ditsrc_test;
 
@@ -168,7 +171,66 @@ TEST(DitsrcFormats, RgbaAndI420CarryTheSameFramesAsRgb) {
   const uint8_t* y = i420[0].data();
   const uint8_t* u = y + n;
   const uint8_t* v = u + n / 4;
-  ASSERT_TRUE(ds::testing::I420MatchesBt601(rgb[0].data(), kWidth, kHeight, y, kWidth, u, v, kWidth / 2));
+  ASSERT_TRUE(
+      ds::testing::I420Matches(ds::testing::kBt601, rgb[0].data(), kWidth, kHeight, y, kWidth, u, v, kWidth / 2));
+}
+
+// I420 is made in the matrix the caps name: BT.601 for SD sizes left open (GStreamer's default
+// below 577 lines), BT.709 when downstream asks for it.
+TEST(DitsrcFormats, I420FollowsTheNegotiatedColorimetry) {
+  const auto rgb = FirstFrames("video/x-raw,format=RGB", 1);
+  ASSERT_EQ(rgb.size(), 1u);
+  const int n = kWidth * kHeight;
+  for (const auto& [caps, standard, matrix] :
+       {std::tuple{"video/x-raw,format=I420", ds::testing::kBt601, GST_VIDEO_COLOR_MATRIX_BT601},
+        std::tuple{"video/x-raw,format=I420,colorimetry=bt709", ds::testing::kBt709, GST_VIDEO_COLOR_MATRIX_BT709}}) {
+    SCOPED_TRACE(caps);
+    Harness h(caps);
+    g_object_set(h.element(), "seed", G_GINT64_CONSTANT(42), nullptr);
+    gst_harness_play(h.get());
+    const auto i420 = h.PullFrames(1);
+    ASSERT_EQ(i420.size(), 1u);
+    const GstVideoInfo info = h.NegotiatedInfo();
+    EXPECT_EQ(info.colorimetry.matrix, matrix);
+    EXPECT_EQ(info.colorimetry.range, GST_VIDEO_COLOR_RANGE_16_235);
+    const uint8_t* y = i420[0].data();
+    ASSERT_TRUE(ds::testing::I420Matches(standard, rgb[0].data(), kWidth, kHeight, y, kWidth, y + n, y + n + n / 4,
+                                         kWidth / 2));
+  }
+}
+
+// Left open, I420 takes the matrix GStreamer assumes for a frame of its height: BT.709 above 576
+// lines (the demo model stops at 256, so the element's fixate is asked directly).
+TEST(DitsrcCaps, OpenI420ColorimetryFixatesToTheDefaultOfItsHeight) {
+  Harness h;
+  GstBaseSrc* src = GST_BASE_SRC(h.element());
+  for (const auto& [height, want] : {std::pair{480, "bt601"}, std::pair{576, "bt601"}, std::pair{720, "bt709"}}) {
+    gchar* text = g_strdup_printf(
+        "video/x-raw,format=I420,colorimetry={bt601,bt709},width=1280,height=%d,framerate=8/1,"
+        "pixel-aspect-ratio=1/1",
+        height);
+    GstCaps* fixed = GST_BASE_SRC_GET_CLASS(src)->fixate(src, gst_caps_from_string(text));
+    g_free(text);
+    ASSERT_TRUE(gst_caps_is_fixed(fixed));
+    EXPECT_STREQ(gst_structure_get_string(gst_caps_get_structure(fixed, 0), "colorimetry"), want) << height;
+    gst_caps_unref(fixed);
+  }
+}
+
+// Colorimetry the engine does not make is not offered, so negotiation fails cleanly (or a
+// converter in between does the work) instead of mislabelled frames.
+TEST(DitsrcCaps, OffersOnlyTheColorimetriesItMakes) {
+  Harness h;
+  GstPad* pad = gst_element_get_static_pad(h.element(), "src");
+  GstCaps* caps = gst_pad_query_caps(pad, nullptr);
+  for (const char* wanted : {"video/x-raw,format=I420,colorimetry=bt601", "video/x-raw,format=I420,colorimetry=bt709",
+                             "video/x-raw,format=I420,colorimetry=bt2020"}) {
+    GstCaps* w = gst_caps_from_string(wanted);
+    EXPECT_EQ(gst_caps_can_intersect(caps, w), std::string(wanted).find("bt2020") == std::string::npos) << wanted;
+    gst_caps_unref(w);
+  }
+  gst_caps_unref(caps);
+  gst_object_unref(pad);
 }
 
 TEST(DitsrcCaps, DownstreamRateSetsTimestampSpacing) {

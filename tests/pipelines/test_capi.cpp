@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ditstream.h"
-#include "tests/support/bt601_reference.h"
 #include "tests/support/random_model.h"
+#include "tests/support/yuv_reference.h"
 
 namespace {
 
@@ -151,6 +152,7 @@ TEST_F(CApi, ErrorsAreCodesWithMessages) {
 // A frame as delivered in any format: its planes' bytes, strides and the rgb field.
 struct PlanarFrame {
   ds_pixel_format format;
+  ds_yuv_matrix matrix;
   int planes, width, height;
   bool rgb_set;
   std::vector<uint8_t> plane[3];
@@ -159,7 +161,7 @@ struct PlanarFrame {
 
 int OnPlanes(void* user, const ds_frame* f) {
   auto* frames = static_cast<std::vector<PlanarFrame>*>(user);
-  PlanarFrame p{f->format, f->planes, f->width, f->height, f->rgb != nullptr, {}, {}};
+  PlanarFrame p{f->format, f->matrix, f->planes, f->width, f->height, f->rgb != nullptr, {}, {}};
   for (int i = 0; i < f->planes; ++i) {
     const int rows = i == 0 ? f->height : (f->height + 1) / 2;
     p.plane[i].assign(f->data[i], f->data[i] + static_cast<size_t>(f->stride[i]) * rows);
@@ -169,21 +171,25 @@ int OnPlanes(void* user, const ds_frame* f) {
   return 0;
 }
 
-// The same clip (same seed) in RGB, RGBA and I420. RGBA is RGB plus an opaque alpha; I420's
-// samples are within one level of BT.601 computed in floating point from the RGB frames
-// (tests/support/bt601_reference.h).
+// The same clip (same seed) in RGB, RGBA and I420 in both matrices. RGBA is RGB plus an opaque
+// alpha; I420's samples are within one level of BT.601 or BT.709 computed in floating point from
+// the RGB frames (tests/support/yuv_reference.h).
 TEST_F(CApi, PixelFormatsDescribeTheSameFrames) {
   ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
   const Collected rgb = Generate();
   ASSERT_FALSE(rgb.frames.empty());
   const int w = rgb.width, h = rgb.height, cw = (w + 1) / 2;
-  std::vector<PlanarFrame> rgba, i420;
+  std::vector<PlanarFrame> rgba, i420, i420_709;
   ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_RGBA), DS_OK);
   ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &rgba), DS_OK) << ds_error_message(gen_);
   ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_I420), DS_OK);
   ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &i420), DS_OK) << ds_error_message(gen_);
+  ASSERT_EQ(ds_set_yuv_matrix(gen_, DS_YUV_BT709), DS_OK);
+  ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &i420_709), DS_OK) << ds_error_message(gen_);
   ASSERT_EQ(rgba.size(), rgb.frames.size());
   ASSERT_EQ(i420.size(), rgb.frames.size());
+  ASSERT_EQ(i420_709.size(), rgb.frames.size());
+  bool matrices_differ = false;
   for (size_t f = 0; f < rgb.frames.size(); ++f) {
     SCOPED_TRACE("frame " + std::to_string(f));
     const std::vector<uint8_t>& src = rgb.frames[f];
@@ -196,18 +202,27 @@ TEST_F(CApi, PixelFormatsDescribeTheSameFrames) {
       for (int c = 0; c < 3; ++c) ASSERT_EQ(a.plane[0][4 * i + c], src[3 * i + c]) << "pixel " << i;
       ASSERT_EQ(a.plane[0][4 * i + 3], 255);
     }
-    const PlanarFrame& y = i420[f];
-    EXPECT_EQ(y.format, DS_PIXEL_I420);
-    EXPECT_FALSE(y.rgb_set);
-    ASSERT_EQ(y.planes, 3);
-    ASSERT_EQ(y.stride[0], w);
-    ASSERT_EQ(y.stride[1], cw);
-    ASSERT_EQ(y.stride[2], cw);
-    ASSERT_TRUE(ds::testing::I420MatchesBt601(src.data(), w, h, y.plane[0].data(), y.stride[0], y.plane[1].data(),
-                                              y.plane[2].data(), y.stride[1]));
+    for (const auto& [y, standard, matrix] : {std::tuple{&i420[f], ds::testing::kBt601, DS_YUV_BT601},
+                                              std::tuple{&i420_709[f], ds::testing::kBt709, DS_YUV_BT709}}) {
+      SCOPED_TRACE(standard.name);
+      EXPECT_EQ(y->format, DS_PIXEL_I420);
+      EXPECT_EQ(y->matrix, matrix);
+      EXPECT_FALSE(y->rgb_set);
+      ASSERT_EQ(y->planes, 3);
+      ASSERT_EQ(y->stride[0], w);
+      ASSERT_EQ(y->stride[1], cw);
+      ASSERT_EQ(y->stride[2], cw);
+      ASSERT_TRUE(ds::testing::I420Matches(standard, src.data(), w, h, y->plane[0].data(), y->stride[0],
+                                           y->plane[1].data(), y->plane[2].data(), y->stride[1]));
+    }
+    matrices_differ = matrices_differ || i420[f].plane[0] != i420_709[f].plane[0];
   }
+  EXPECT_TRUE(matrices_differ) << "BT.709's luma equals BT.601's on every frame: the matrix was not applied";
   EXPECT_EQ(ds_set_pixel_format(gen_, static_cast<ds_pixel_format>(7)), DS_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ds_error_message(gen_)).find("pixel format 7"), std::string::npos) << ds_error_message(gen_);
+  EXPECT_EQ(ds_set_yuv_matrix(gen_, static_cast<ds_yuv_matrix>(-1)), DS_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("YUV matrix -1"), std::string::npos) << ds_error_message(gen_);
+  EXPECT_EQ(ds_set_yuv_matrix(nullptr, DS_YUV_BT709), DS_ERR_INVALID_ARGUMENT);
 }
 
 TEST_F(CApi, OptionTableIsExposed) {

@@ -2,6 +2,8 @@
 // diffusers layout (sharded bf16 transformer, fp16 VAE) and from the original Wan names.
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "core/wan/wan_transformer.h"
 #include "core/wan/wan_vae.h"
 #include "kernels/cpu/reference_backend.h"
@@ -139,9 +141,11 @@ TEST(WanVae, PushPixelsGivesTheBytesOfPushsFrames) {
   const int C = static_cast<int>(z.shape[0]), T = static_cast<int>(z.shape[1]), H = static_cast<int>(z.shape[2]),
             W = static_cast<int>(z.shape[3]);
   const size_t plane = static_cast<size_t>(H) * W;
-  for (const PixelFormat format : {PixelFormat::kRgb, PixelFormat::kRgba, PixelFormat::kI420}) {
-    SCOPED_TRACE(PixelFormatName(format));
-    const FrameLayout l = LayoutOf(format, 8 * W, 8 * H);
+  for (const FrameFormat format :
+       {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
+        FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709)}) {
+    SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix));
+    const FrameLayout l = LayoutOf(format.pixels, 8 * W, 8 * H);
     std::vector<std::vector<uint8_t>> want, got;
     for (const bool pixels : {false, true}) {
       ASSERT_TRUE(vae->Begin(*be, H, W).ok());
