@@ -411,10 +411,11 @@ ds_pixel_format EngineFormat(GstVideoFormat format) {
 bool EngineMatrix(const GstVideoInfo& info, ds_yuv_matrix* matrix) {
   const GstVideoColorimetry& c = info.colorimetry;
   if (c.range != GST_VIDEO_COLOR_RANGE_16_235) return false;
-  if (c.matrix == GST_VIDEO_COLOR_MATRIX_BT601) *matrix = DS_YUV_BT601;
-  else if (c.matrix == GST_VIDEO_COLOR_MATRIX_BT709) *matrix = DS_YUV_BT709;
-  else return false;
-  return true;
+  switch (c.matrix) {
+    case GST_VIDEO_COLOR_MATRIX_BT601: *matrix = DS_YUV_BT601; return true;
+    case GST_VIDEO_COLOR_MATRIX_BT709: *matrix = DS_YUV_BT709; return true;
+    default: return false;
+  }
 }
 
 // Points the generator at the negotiated size (mu held, no worker running).
