@@ -12,6 +12,10 @@
  * ditstream source: one clip of `frames` frames, then EOF; with clips=N, N clips each continuing the
  * previous one's motion. Options that may change between clips accept commands (sendcmd), and take
  * effect at the next clip.
+ *
+ * Frames are YUV420P or RGB24, whichever the graph negotiates (YUV420P unless asked otherwise): the
+ * engine makes either where the model runs (on the GPU for CUDA), so no swscale pass is needed. YUV
+ * is limited range in the `matrix` option's colorspace, and the frames are tagged with it.
  */
 
 #include <limits.h>
@@ -38,6 +42,7 @@ typedef struct DitstreamContext {
     double guidance, shift;
     int64_t seed;
     int clips;
+    int matrix;        ///< MATRIX_AUTO, or a ds_yuv_matrix
 
     ds_generator *gen;
     int clip;          ///< clips generated so far
@@ -48,11 +53,17 @@ typedef struct DitstreamContext {
 #define OFFSET(x) offsetof(DitstreamContext, x)
 #define FLAGS AV_OPT_FLAG_VIDEO_PARAM | AV_OPT_FLAG_FILTERING_PARAM
 #define TFLAGS AV_OPT_FLAG_VIDEO_PARAM | AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_RUNTIME_PARAM
+#define MATRIX_AUTO -1
 
 static const AVOption ditstream_options[] = {
 #include "vsrc_ditstream_options.h"
     { "clips", "number of clips, each continuing the previous one (0 = endless)",
       OFFSET(clips), AV_OPT_TYPE_INT, { .i64 = 1 }, 0, INT_MAX, FLAGS },
+    { "matrix", "YUV output colorspace (auto: bt709 above 576 lines, else bt601)",
+      OFFSET(matrix), AV_OPT_TYPE_INT, { .i64 = MATRIX_AUTO }, MATRIX_AUTO, DS_YUV_BT709, FLAGS, "matrix" },
+    { "auto",  NULL, 0, AV_OPT_TYPE_CONST, { .i64 = MATRIX_AUTO },  0, 0, FLAGS, "matrix" },
+    { "bt601", NULL, 0, AV_OPT_TYPE_CONST, { .i64 = DS_YUV_BT601 }, 0, 0, FLAGS, "matrix" },
+    { "bt709", NULL, 0, AV_OPT_TYPE_CONST, { .i64 = DS_YUV_BT709 }, 0, 0, FLAGS, "matrix" },
     { NULL }
 };
 
@@ -183,6 +194,17 @@ static int config_props(AVFilterLink *outlink)
     if (rate.num <= 0)
         rate = av_make_q(info.fps_num, info.fps_den);
 
+    /* the negotiated format is the one the engine makes */
+    if (outlink->format == AV_PIX_FMT_YUV420P) {
+        if (s->matrix == MATRIX_AUTO)
+            s->matrix = h > 576 ? DS_YUV_BT709 : DS_YUV_BT601;
+        if ((status = ds_set_pixel_format(s->gen, DS_PIXEL_I420)) != DS_OK ||
+            (status = ds_set_yuv_matrix(s->gen, (ds_yuv_matrix)s->matrix)) != DS_OK)
+            return fail(ctx, status, "Cannot set the output format");
+    } else if ((status = ds_set_pixel_format(s->gen, DS_PIXEL_RGB)) != DS_OK) {
+        return fail(ctx, status, "Cannot set the output format");
+    }
+
     outlink->w = w;
     outlink->h = h;
     outlink->frame_rate = rate;
@@ -204,7 +226,14 @@ static int push_frame(void *user, const ds_frame *f)
         s->frame_error = AVERROR(ENOMEM);
         return 1;
     }
-    av_image_copy_plane(frame->data[0], frame->linesize[0], f->rgb, f->width * 3, f->width * 3, f->height);
+    for (int i = 0; i < f->planes; i++) {
+        const int rows = i == 0 ? f->height : (f->height + 1) / 2;
+        av_image_copy_plane(frame->data[i], frame->linesize[i], f->data[i], f->stride[i], f->stride[i], rows);
+    }
+    if (f->format == DS_PIXEL_I420) {
+        frame->colorspace  = f->matrix == DS_YUV_BT709 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;
+        frame->color_range = AVCOL_RANGE_MPEG;
+    }
     frame->pts                 = s->pts++;
     frame->key_frame           = 1;
     frame->interlaced_frame    = 0;
@@ -269,6 +298,8 @@ const AVFilter ff_vsrc_ditstream = {
     .activate        = activate,
     .inputs          = NULL,
     FILTER_OUTPUTS(ditstream_outputs),
-    FILTER_SINGLE_PIXFMT(AV_PIX_FMT_RGB24),
+    /* YUV420P first: what encoders take (RGB first made libx264 pick 4:4:4, which few players
+     * decode); format=rgb24 in the graph asks for RGB */
+    FILTER_PIXFMTS(AV_PIX_FMT_YUV420P, AV_PIX_FMT_RGB24),
     .process_command = ff_filter_process_command,
 };
