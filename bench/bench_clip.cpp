@@ -1,7 +1,7 @@
 // A clip end to end through the C API: model load, then generation (by default the README's clip:
 // bundled model, default steps and guidance), reporting total time, time to first frame, and the
 // time of each stage from the progress events (text encoding, denoising per step, decoding).
-//   bench_clip [MODEL] [--runs N] [--threads N] [--format rgb|rgba|i420] [--set name=value]...
+//   bench_clip [MODEL] [--runs N] [--threads N] [--format rgb|rgba|i420|nv12] [--set name=value]...
 // --format: the frames' pixel format (ds_set_pixel_format), made by the engine on its device.
 // e.g. a Wan2.1 folder (bench/make_random_wan writes one with random weights):
 //   bench_clip /tmp/wan-random --runs 1 --set width=256 --set height=256 --set frames=5 --set steps=2
@@ -73,9 +73,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const ds_pixel_format pixels = format == "i420" ? DS_PIXEL_I420 : format == "rgba" ? DS_PIXEL_RGBA : DS_PIXEL_RGB;
+  const ds_pixel_format pixels = format == "i420"   ? DS_PIXEL_I420
+                                 : format == "nv12" ? DS_PIXEL_NV12
+                                 : format == "rgba" ? DS_PIXEL_RGBA
+                                                    : DS_PIXEL_RGB;
   if ((pixels == DS_PIXEL_RGB && format != "rgb") || ds_set_pixel_format(gen, pixels) != DS_OK) {
-    std::fprintf(stderr, "bench_clip: --format %s: expected rgb, rgba or i420\n", format.c_str());
+    std::fprintf(stderr, "bench_clip: --format %s: expected rgb, rgba, i420 or nv12\n", format.c_str());
     return 2;
   }
   const double t0 = Now();

@@ -57,27 +57,29 @@ void PlanarToPacked(const float* planar, size_t plane, int channels, uint8_t* ou
 }
 
 // Block by block, as the GPU kernel does: the 8-bit samples of each 2×2 block (cut short at an odd
-// edge), their luma, and the chroma of their mean.
-void PlanarToI420(const float* planar, int width, int height, const YuvCoefficients& c, const FrameLayout& l,
-                  uint8_t* out) {
+// edge), their luma, and the chroma of their mean. Chroma block k's U sample goes to u[k·step] and
+// its V to v[k·step]: I420's two planes (step 1) or NV12's interleaved pairs (v = u + 1, step 2).
+void PlanarToYuv420(const float* planar, int width, int height, const YuvCoefficients& c, uint8_t* y_plane, uint8_t* u,
+                    uint8_t* v, int step) {
   const size_t plane = static_cast<size_t>(width) * height;
-  for (int cy = 0; cy < l.rows[1]; ++cy) {
-    for (int cx = 0; cx < l.stride[1]; ++cx) {
+  const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+  for (int cy = 0; cy < ch; ++cy) {
+    for (int cx = 0; cx < cw; ++cx) {
       int64_t r = 0, g = 0, b = 0, n = 0;
       for (int y = 2 * cy; y < std::min(2 * cy + 2, height); ++y) {
         for (int x = 2 * cx; x < std::min(2 * cx + 2, width); ++x, ++n) {
           const size_t i = static_cast<size_t>(y) * width + x;
           const int pr = SampleToByte(planar[i]), pg = SampleToByte(planar[plane + i]),
                     pb = SampleToByte(planar[2 * plane + i]);
-          out[l.offset[0] + i] = Luma(c, pr, pg, pb);
+          y_plane[i] = Luma(c, pr, pg, pb);
           r += pr;
           g += pg;
           b += pb;
         }
       }
-      const size_t at = static_cast<size_t>(cy) * l.stride[1] + cx;
-      out[l.offset[1] + at] = Chroma(c.u, r, g, b, n);
-      out[l.offset[2] + at] = Chroma(c.v, r, g, b, n);
+      const size_t at = (static_cast<size_t>(cy) * cw + cx) * step;
+      u[at] = Chroma(c.u, r, g, b, n);
+      v[at] = Chroma(c.v, r, g, b, n);
     }
   }
 }
@@ -92,9 +94,13 @@ const char* PixelFormatName(PixelFormat format) {
       return "RGBA";
     case PixelFormat::kI420:
       return "I420";
+    case PixelFormat::kNv12:
+      return "NV12";
   }
   return "?";
 }
+
+bool IsYuv420(PixelFormat format) { return format == PixelFormat::kI420 || format == PixelFormat::kNv12; }
 
 const char* YuvMatrixName(YuvMatrix matrix) { return matrix == YuvMatrix::kBt709 ? "BT.709" : "BT.601"; }
 
@@ -102,6 +108,17 @@ YuvCoefficients CoefficientsOf(YuvMatrix matrix) { return matrix == YuvMatrix::k
 
 FrameLayout LayoutOf(PixelFormat format, int width, int height) {
   FrameLayout l;
+  if (format == PixelFormat::kNv12) {
+    const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+    l.planes = 2;
+    l.stride[0] = width;
+    l.rows[0] = height;
+    l.stride[1] = 2 * cw;
+    l.rows[1] = ch;
+    l.offset[1] = static_cast<size_t>(width) * height;
+    l.bytes = l.offset[1] + static_cast<size_t>(2 * cw) * ch;
+    return l;
+  }
   if (format == PixelFormat::kI420) {
     const int cw = (width + 1) / 2, ch = (height + 1) / 2;
     l.planes = 3;
@@ -137,8 +154,14 @@ void PlanarToPixels(const float* planar, int width, int height, FrameFormat form
       PlanarToPacked(planar, plane, 4, out);
       return;
     case PixelFormat::kI420:
-      PlanarToI420(planar, width, height, CoefficientsOf(format.matrix), LayoutOf(format.pixels, width, height), out);
+    case PixelFormat::kNv12: {
+      const FrameLayout l = LayoutOf(format.pixels, width, height);
+      const bool nv12 = format.pixels == PixelFormat::kNv12;
+      uint8_t* u = out + l.offset[1];
+      PlanarToYuv420(planar, width, height, CoefficientsOf(format.matrix), out, u, nv12 ? u + 1 : out + l.offset[2],
+                     nv12 ? 2 : 1);
       return;
+    }
   }
 }
 

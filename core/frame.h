@@ -1,7 +1,7 @@
-// Video frames as the front ends take them: 8-bit RGB, RGBA or I420 (BT.601 or BT.709 limited
-// range), made from a decoder's planar float RGB in [−1, 1]. These host functions are the oracle that every
-// backend's Backend::planar_to_pixels matches bit for bit: one float rounding per sample, then
-// integer arithmetic.
+// Video frames as the front ends take them: 8-bit RGB, RGBA, or 4:2:0 YUV (I420 or NV12, BT.601 or
+// BT.709 limited range), made from a decoder's planar float RGB in [−1, 1]. These host functions
+// are the oracle that every backend's Backend::planar_to_pixels matches bit for bit: one float
+// rounding per sample, then integer arithmetic.
 #pragma once
 
 #include <cstddef>
@@ -9,14 +9,17 @@
 
 namespace ds {
 
-enum class PixelFormat : uint8_t { kRgb, kRgba, kI420 };
+// kNv12 is I420's samples with U and V interleaved in one plane: what hardware encoders (NVENC,
+// VA-API, V4L2) take.
+enum class PixelFormat : uint8_t { kRgb, kRgba, kI420, kNv12 };
+bool IsYuv420(PixelFormat format);  // I420 or NV12
 
-// The Y'CbCr matrix of I420 frames, limited range (Y 16–235, Cb/Cr 16–240). GStreamer and FFmpeg
+// The Y'CbCr matrix of YUV frames, limited range (Y 16–235, Cb/Cr 16–240). GStreamer and FFmpeg
 // tag SD video BT.601 and HD video BT.709 by default; a frame converted with one and shown with the
 // other has its colours shifted (greens and reds most).
 enum class YuvMatrix : uint8_t { kBt601, kBt709 };
 
-// What a consumer asks the engine for: the layout, and for I420 the matrix (RGB ignores it).
+// What a consumer asks the engine for: the layout, and for YUV the matrix (RGB ignores it).
 struct FrameFormat {
   FrameFormat(PixelFormat p = PixelFormat::kRgb, YuvMatrix m = YuvMatrix::kBt601) : pixels(p), matrix(m) {}
   PixelFormat pixels;
@@ -31,12 +34,13 @@ struct YuvCoefficients {
 };
 YuvCoefficients CoefficientsOf(YuvMatrix matrix);
 
-const char* PixelFormatName(PixelFormat format);  // "RGB", "RGBA", "I420"
+const char* PixelFormatName(PixelFormat format);  // "RGB", "RGBA", "I420", "NV12"
 const char* YuvMatrixName(YuvMatrix matrix);      // "BT.601", "BT.709"
 
 // Where a frame's planes lie in one packed buffer: RGB and RGBA one plane of width·3 or width·4
 // bytes a row; I420 the Y plane (width a row), then U and V ((width + 1)/2 a row, (height + 1)/2
-// rows each: a chroma sample per 2×2 block, the blocks at an odd edge cut short).
+// rows each: a chroma sample per 2×2 block, the blocks at an odd edge cut short); NV12 the Y plane,
+// then one plane of U, V pairs (2·((width + 1)/2) bytes a row, (height + 1)/2 rows).
 struct FrameLayout {
   int planes = 0;
   size_t offset[3] = {};
@@ -51,8 +55,9 @@ FrameLayout LayoutOf(PixelFormat format, int width, int height);
 uint8_t SampleToByte(float v);
 
 // The frame in `format` from planar [3, H, W] floats, into out[LayoutOf(format.pixels, width,
-// height).bytes]. RGBA's alpha is 255. I420 converts the RGB8 samples with CoefficientsOf(format.
-// matrix), each chroma sample from the mean of its block's pixels, rounded to nearest.
+// height).bytes]. RGBA's alpha is 255. I420 and NV12 convert the RGB8 samples with
+// CoefficientsOf(format.matrix), each chroma sample from the mean of its block's pixels, rounded to
+// nearest.
 void PlanarToPixels(const float* planar, int width, int height, FrameFormat format, uint8_t* out);
 
 }  // namespace ds

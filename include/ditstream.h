@@ -107,6 +107,8 @@ typedef enum ds_pixel_format {
   DS_PIXEL_I420 = 2, /* planes Y, U, V, limited range (Y 16-235, Cb/Cr 16-240) in the matrix
                         ds_set_yuv_matrix chose (BT.601 until set), a chroma sample per 2x2 block
                         (the mean of its pixels; half blocks at odd edges) */
+  DS_PIXEL_NV12 = 3, /* I420's samples in two planes: Y, then U and V interleaved (U first), rows of
+                        2·((width + 1)/2) bytes: what hardware encoders take. Since 0.3.0 */
   DS_PIXEL_FORMAT_MAX_ = 0x7fffffff /* not a format: makes every int a valid value of the type in C++
                                        too, so a bad one can be refused rather than be undefined */
 } ds_pixel_format;
@@ -115,14 +117,15 @@ typedef enum ds_pixel_format {
  * this generator (it reads the format when it starts). Since 0.2.0. */
 DS_API ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format);
 
-/* The Y'CbCr matrix of DS_PIXEL_I420 frames. Tag the stream with the one chosen: GStreamer's
- * colorimetry "bt601" / "bt709", FFmpeg's AVCOL_SPC_SMPTE170M / AVCOL_SPC_BT709 (limited range). */
+/* The Y'CbCr matrix of DS_PIXEL_I420 and DS_PIXEL_NV12 frames. Tag the stream with the one chosen:
+ * GStreamer's colorimetry "bt601" / "bt709", FFmpeg's AVCOL_SPC_SMPTE170M / AVCOL_SPC_BT709
+ * (limited range). */
 typedef enum ds_yuv_matrix {
   DS_YUV_BT601 = 0, /* Kr 0.299, Kb 0.114: the default, and SD video's */
   DS_YUV_BT709 = 1, /* Kr 0.2126, Kb 0.0722: HD video's */
   DS_YUV_MATRIX_MAX_ = 0x7fffffff /* not a matrix (see DS_PIXEL_FORMAT_MAX_) */
 } ds_yuv_matrix;
-/* The matrix of the I420 frames the next ds_generate delivers (and every one after), DS_YUV_BT601
+/* The matrix of the YUV frames the next ds_generate delivers (and every one after), DS_YUV_BT601
  * until set; RGB and RGBA frames ignore it. DS_ERR_INVALID_ARGUMENT for a value outside the enum.
  * Not while ds_generate runs on this generator. Since 0.3.0. */
 DS_API ds_status ds_set_yuv_matrix(ds_generator* gen, ds_yuv_matrix matrix);
@@ -132,15 +135,16 @@ typedef struct ds_frame {
   int width, height;
   int64_t index; /* frame number since the first clip of this generator (continuations count on) */
   int clip;      /* clip number, 0 for the first */
-  /* The frame in the format ds_set_pixel_format chose: `planes` planes (1 for RGB and RGBA, 3 for
-   * I420: Y, then U and V of (width + 1)/2 x (height + 1)/2 samples), each at data[i] with rows of
-   * stride[i] bytes and no padding. All valid during the callback only. These fields were appended
-   * in 0.2.0: a client that reads them needs a library whose ds_version() is 0.2.0 or later. */
+  /* The frame in the format ds_set_pixel_format chose: `planes` planes (1 for RGB and RGBA; 3 for
+   * I420: Y, then U and V of (width + 1)/2 x (height + 1)/2 samples; 2 for NV12: Y, then the U, V
+   * pairs), each at data[i] with rows of stride[i] bytes and no padding. All valid during the
+   * callback only. These fields were appended in 0.2.0: a client that reads them needs a library
+   * whose ds_version() is 0.2.0 or later. */
   ds_pixel_format format;
   int planes;
   const uint8_t* data[3];
   int stride[3];
-  ds_yuv_matrix matrix; /* I420's matrix (ds_set_yuv_matrix); appended in 0.3.0 */
+  ds_yuv_matrix matrix; /* I420's and NV12's matrix (ds_set_yuv_matrix); appended in 0.3.0 */
 } ds_frame;
 
 typedef enum ds_stage { DS_STAGE_TEXT = 0, DS_STAGE_DENOISE = 1, DS_STAGE_DECODE = 2 } ds_stage;

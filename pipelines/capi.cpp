@@ -13,13 +13,14 @@
 
 static_assert(static_cast<int>(ds::PixelFormat::kRgb) == DS_PIXEL_RGB &&
               static_cast<int>(ds::PixelFormat::kRgba) == DS_PIXEL_RGBA &&
-              static_cast<int>(ds::PixelFormat::kI420) == DS_PIXEL_I420);
+              static_cast<int>(ds::PixelFormat::kI420) == DS_PIXEL_I420 &&
+              static_cast<int>(ds::PixelFormat::kNv12) == DS_PIXEL_NV12);
 static_assert(static_cast<int>(ds::YuvMatrix::kBt601) == DS_YUV_BT601 &&
               static_cast<int>(ds::YuvMatrix::kBt709) == DS_YUV_BT709);
 
 struct ds_generator {
   ds::Options opts = ds::DefaultOptions();
-  ds::FrameFormat format;  // RGB until ds_set_pixel_format; I420 in BT.601 until ds_set_yuv_matrix
+  ds::FrameFormat format;  // RGB until ds_set_pixel_format; YUV in BT.601 until ds_set_yuv_matrix
   std::unique_ptr<ds::TextToVideo> engine;
   std::string error;
   std::atomic<bool> cancel{false};
@@ -175,9 +176,9 @@ ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, 
 ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format) {
   if (gen == nullptr) return NullGenerator();
   return Guard(gen, [&] {
-    if (format < DS_PIXEL_RGB || format > DS_PIXEL_I420) {
+    if (format < DS_PIXEL_RGB || format > DS_PIXEL_NV12) {
       return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
-                                                        " is none of RGB (0), RGBA (1), I420 (2)");
+                                                        " is none of RGB (0), RGBA (1), I420 (2), NV12 (3)");
     }
     gen->format.pixels = static_cast<ds::PixelFormat>(format);  // the same numbers (static_assert above)
     return ds::Status::Ok();

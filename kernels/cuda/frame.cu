@@ -15,14 +15,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One thread per 2×2 block (cut short at an odd edge): its luma samples and its chroma pair.
+// One thread per 2×2 block (cut short at an odd edge): its luma samples and its chroma pair (I420:
+// step 1 into two planes; NV12: step 2, v = u + 1).
 __global__ void __launch_bounds__(kThreads)
-    I420Kernel(const float* planar, int width, int height, YuvCoefficients k, unsigned char* y_plane,
-               unsigned char* u_plane, unsigned char* v_plane) {
+    Yuv420Kernel(const float* planar, int width, int height, YuvCoefficients k, unsigned char* y_plane,
+                 unsigned char* u, unsigned char* v, int step) {
   const int cw = (width + 1) / 2, ch = (height + 1) / 2;
   const int64_t blocks = int64_t{cw} * ch;
   for (int64_t b = blockIdx.x * int64_t{kThreads} + threadIdx.x; b < blocks; b += int64_t{gridDim.x} * kThreads) {
-    I420Block(planar, width, height, static_cast<int>(b % cw), static_cast<int>(b / cw), k, y_plane, u_plane, v_plane);
+    Yuv420Block(planar, width, height, static_cast<int>(b % cw), static_cast<int>(b / cw), k, y_plane, u, v, step);
   }
 }
 
@@ -47,9 +48,12 @@ Status PlanarToPixels(const Context& ctx, const Tensor& planar, FrameFormat form
   if (l.bytes == 0) return Status::Ok();
   auto* out = static_cast<unsigned char*>(frame.data);
   const int64_t plane = int64_t{width} * height;
-  if (format.pixels == PixelFormat::kI420) {
-    I420Kernel<<<Blocks(int64_t{l.stride[1]} * l.rows[1]), kThreads, 0, ctx.stream>>>(
-        planar.f32(), width, height, CoefficientsOf(format.matrix), out, out + l.offset[1], out + l.offset[2]);
+  if (IsYuv420(format.pixels)) {
+    const bool nv12 = format.pixels == PixelFormat::kNv12;
+    unsigned char* u = out + l.offset[1];
+    Yuv420Kernel<<<Blocks(int64_t{(width + 1) / 2} * ((height + 1) / 2)), kThreads, 0, ctx.stream>>>(
+        planar.f32(), width, height, CoefficientsOf(format.matrix), out, u, nv12 ? u + 1 : out + l.offset[2],
+        nv12 ? 2 : 1);
   } else {
     PackedKernel<<<Blocks(plane), kThreads, 0, ctx.stream>>>(planar.f32(), plane,
                                                              format.pixels == PixelFormat::kRgba ? 4 : 3, out);

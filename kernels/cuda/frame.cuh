@@ -1,5 +1,5 @@
-// Video frames from decoded planar RGB on the device (Backend::planar_to_pixels): RGB, RGBA and
-// I420 bytes as core/frame.h computes them on the host, bit for bit, so only the frame's bytes
+// Video frames from decoded planar RGB on the device (Backend::planar_to_pixels): RGB, RGBA, I420
+// and NV12 bytes as core/frame.h computes them on the host, bit for bit, so only the frame's bytes
 // (a quarter of the floats; I420 an eighth) cross to the host.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The frame kernels' arithmetic (kernels/cuda/frame.cu) as host-device functions: a sample's byte,
-// a packed pixel, and one I420 block (its luma samples and its chroma pair). The CPU tests
+// a packed pixel, and one 4:2:0 block (its luma samples and its chroma pair). The CPU tests
 // (tests/cuda/test_frame_math.cpp) run them over whole frames against core/frame.h's
 // PlanarToPixels, the host oracle, so "bit for bit the host's bytes" is checked without a GPU.
 #pragma once
@@ -35,9 +35,10 @@ DS_HD unsigned char ChromaByte(const int32_t k[3], long long r, long long g, lon
 }
 
 // Chroma block (cx, cy) of a width × height frame (2×2 pixels, cut short at an odd edge): writes
-// its luma samples into y_plane (width a row) and its chroma pair at u[cy·cw + cx], v[…].
-DS_HD void I420Block(const float* planar, int width, int height, int cx, int cy, const YuvCoefficients& k,
-                     unsigned char* y_plane, unsigned char* u, unsigned char* v) {
+// its luma samples into y_plane (width a row) and its chroma pair at u[(cy·cw + cx)·step], v[…]:
+// I420's planes with step 1, NV12's interleaved pairs with v = u + 1 and step 2.
+DS_HD void Yuv420Block(const float* planar, int width, int height, int cx, int cy, const YuvCoefficients& k,
+                       unsigned char* y_plane, unsigned char* u, unsigned char* v, int step) {
   const int64_t plane = int64_t{width} * height;
   long long r = 0, g = 0, b = 0, n = 0;
   for (int y = 2 * cy; y < 2 * cy + 2 && y < height; ++y) {
@@ -50,7 +51,7 @@ DS_HD void I420Block(const float* planar, int width, int height, int cx, int cy,
       b += pb;
     }
   }
-  const int64_t at = int64_t{cy} * ((width + 1) / 2) + cx;
+  const int64_t at = (int64_t{cy} * ((width + 1) / 2) + cx) * step;
   u[at] = ChromaByte(k.u, r, g, b, n);
   v[at] = ChromaByte(k.v, r, g, b, n);
 }

@@ -13,9 +13,10 @@
  * previous one's motion. Options that may change between clips accept commands (sendcmd), and take
  * effect at the next clip.
  *
- * Frames are YUV420P or RGB24, whichever the graph negotiates (YUV420P unless asked otherwise): the
- * engine makes either where the model runs (on the GPU for CUDA), so no swscale pass is needed. YUV
- * is limited range in the `matrix` option's colorspace, and the frames are tagged with it.
+ * Frames are YUV420P, NV12 or RGB24, whichever the graph negotiates (YUV420P unless asked
+ * otherwise): the engine makes each where the model runs (on the GPU for CUDA), so no swscale pass
+ * is needed. YUV is limited range in the `matrix` option's colorspace, and the frames are tagged
+ * with it.
  */
 
 #include <limits.h>
@@ -195,10 +196,11 @@ static int config_props(AVFilterLink *outlink)
         rate = av_make_q(info.fps_num, info.fps_den);
 
     /* the negotiated format is the one the engine makes */
-    if (outlink->format == AV_PIX_FMT_YUV420P) {
+    if (outlink->format == AV_PIX_FMT_YUV420P || outlink->format == AV_PIX_FMT_NV12) {
         if (s->matrix == MATRIX_AUTO)
             s->matrix = h > 576 ? DS_YUV_BT709 : DS_YUV_BT601;
-        if ((status = ds_set_pixel_format(s->gen, DS_PIXEL_I420)) != DS_OK ||
+        if ((status = ds_set_pixel_format(s->gen, outlink->format == AV_PIX_FMT_NV12 ? DS_PIXEL_NV12
+                                                                                     : DS_PIXEL_I420)) != DS_OK ||
             (status = ds_set_yuv_matrix(s->gen, (ds_yuv_matrix)s->matrix)) != DS_OK)
             return fail(ctx, status, "Cannot set the output format");
     } else if ((status = ds_set_pixel_format(s->gen, DS_PIXEL_RGB)) != DS_OK) {
@@ -230,7 +232,7 @@ static int push_frame(void *user, const ds_frame *f)
         const int rows = i == 0 ? f->height : (f->height + 1) / 2;
         av_image_copy_plane(frame->data[i], frame->linesize[i], f->data[i], f->stride[i], f->stride[i], rows);
     }
-    if (f->format == DS_PIXEL_I420) {
+    if (f->format == DS_PIXEL_I420 || f->format == DS_PIXEL_NV12) {
         frame->colorspace  = f->matrix == DS_YUV_BT709 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;
         frame->color_range = AVCOL_RANGE_MPEG;
     }
@@ -299,7 +301,7 @@ const AVFilter ff_vsrc_ditstream = {
     .inputs          = NULL,
     FILTER_OUTPUTS(ditstream_outputs),
     /* YUV420P first: what encoders take (RGB first made libx264 pick 4:4:4, which few players
-     * decode); format=rgb24 in the graph asks for RGB */
-    FILTER_PIXFMTS(AV_PIX_FMT_YUV420P, AV_PIX_FMT_RGB24),
+     * decode); format=nv12 or format=rgb24 in the graph asks for the others */
+    FILTER_PIXFMTS(AV_PIX_FMT_YUV420P, AV_PIX_FMT_NV12, AV_PIX_FMT_RGB24),
     .process_command = ff_filter_process_command,
 };

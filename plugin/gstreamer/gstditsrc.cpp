@@ -39,7 +39,7 @@ struct Item {
   enum Kind { kFrame, kEnd, kError } kind = kFrame;
   std::vector<uint8_t> bytes;
   ds_pixel_format format = DS_PIXEL_RGB;
-  ds_yuv_matrix matrix = DS_YUV_BT601;  // I420's
+  ds_yuv_matrix matrix = DS_YUV_BT601;  // I420's and NV12's
   int planes = 0, stride[3] = {}, rows[3] = {};
   int width = 0, height = 0;
   std::string error;
@@ -191,7 +191,7 @@ int OnFrame(void* user, const ds_frame* f) {
   item.planes = f->planes;
   for (int i = 0; i < f->planes; ++i) {
     item.stride[i] = f->stride[i];
-    item.rows[i] = i == 0 ? f->height : (f->height + 1) / 2;  // I420's chroma planes
+    item.rows[i] = i == 0 ? f->height : (f->height + 1) / 2;  // I420's and NV12's chroma planes
     item.bytes.insert(item.bytes.end(), f->data[i], f->data[i] + static_cast<size_t>(f->stride[i]) * item.rows[i]);
   }
   std::unique_lock lk(s.mu);
@@ -284,12 +284,13 @@ void StopWorker(State& s) {
 
 // ---- caps ----
 
-// RGB and RGBA (sRGB), then I420 in either matrix the engine makes, limited range; RGB first
-// because it needs no conversion. `fields` fills in the rest of both structures.
+// RGB and RGBA (sRGB), then I420 and NV12 (for hardware encoders) in either matrix the engine
+// makes, limited range; RGB first because it needs no conversion. `fields` fills in the rest of
+// both structures.
 GstCaps* FormatCaps(const char* fields) {
   gchar* text = g_strdup_printf(
       "video/x-raw, format=(string){ RGB, RGBA }, %s; "
-      "video/x-raw, format=(string)I420, colorimetry=(string){ bt601, bt709 }, %s",
+      "video/x-raw, format=(string){ I420, NV12 }, colorimetry=(string){ bt601, bt709 }, %s",
       fields, fields);
   GstCaps* caps = gst_caps_from_string(text);
   g_free(text);
@@ -364,7 +365,7 @@ GstCaps* GetCaps(GstBaseSrc* bsrc, GstCaps* filter) {
 }
 
 // Properties first (already fixed by get_caps), then what downstream left open goes to the
-// model's native size and rate; RGB first because it needs no conversion. I420 left open takes the
+// model's native size and rate; RGB first because it needs no conversion. YUV left open takes the
 // matrix GStreamer assumes for a YUV frame of its height without colorimetry (BT.709 above 576
 // lines), so elements that fill in defaults agree with the bytes.
 GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
@@ -402,11 +403,12 @@ ds_pixel_format EngineFormat(GstVideoFormat format) {
   switch (format) {
     case GST_VIDEO_FORMAT_RGBA: return DS_PIXEL_RGBA;
     case GST_VIDEO_FORMAT_I420: return DS_PIXEL_I420;
-    default: return DS_PIXEL_RGB;  // the caps offer RGB, RGBA and I420 only
+    case GST_VIDEO_FORMAT_NV12: return DS_PIXEL_NV12;
+    default: return DS_PIXEL_RGB;  // the caps offer RGB, RGBA, I420 and NV12 only
   }
 }
 
-// The engine's YUV matrix for negotiated I420 caps; false for a colorimetry it does not make (full
+// The engine's YUV matrix for negotiated I420 or NV12 caps; false for a colorimetry it does not make (full
 // range, or another matrix), which the caps never offer but a caller of set_caps may still pass.
 bool EngineMatrix(const GstVideoInfo& info, ds_yuv_matrix* matrix) {
   const GstVideoColorimetry& c = info.colorimetry;
@@ -448,9 +450,9 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
                !gst_video_colorimetry_is_equal(&info.colorimetry, &s.info.colorimetry);
   }
   ds_yuv_matrix matrix = DS_YUV_BT601;
-  if (GST_VIDEO_INFO_FORMAT(&info) == GST_VIDEO_FORMAT_I420 && !EngineMatrix(info, &matrix)) {
+  if (GST_VIDEO_INFO_IS_YUV(&info) && !EngineMatrix(info, &matrix)) {
     gchar* colorimetry = gst_video_colorimetry_to_string(&info.colorimetry);
-    GST_WARNING_OBJECT(self, "I420 colorimetry %s refused: the engine makes bt601 and bt709 (limited range)",
+    GST_WARNING_OBJECT(self, "YUV colorimetry %s refused: the engine makes bt601 and bt709 (limited range)",
                        colorimetry ? colorimetry : "(unknown)");
     g_free(colorimetry);
     return FALSE;
@@ -629,7 +631,7 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
   ds_yuv_matrix matrix = DS_YUV_BT601;
   if (item.format != EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) ||
       item.planes != static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info)) ||
-      (item.format == DS_PIXEL_I420 && (!EngineMatrix(info, &matrix) || item.matrix != matrix))) {
+      (GST_VIDEO_INFO_IS_YUV(&info) && (!EngineMatrix(info, &matrix) || item.matrix != matrix))) {
     GST_ELEMENT_ERROR(self, STREAM, FAILED,
                       ("The engine produced frames in format %d (matrix %d) where %s was negotiated.",
                        static_cast<int>(item.format), static_cast<int>(item.matrix),

@@ -124,6 +124,26 @@ TEST(Frame, I420ChromaAveragesTheBlockAndCutsItShortAtOddEdges) {
   EXPECT_EQ(out[3], 128);
 }
 
+// NV12 holds I420's samples: the same Y plane, then each block's U and V side by side.
+TEST(Frame, Nv12InterleavesI420sChroma) {
+  for (const auto& [w, h] : {std::pair{6, 4}, std::pair{5, 3}, std::pair{1, 1}}) {
+    std::vector<float> planar(static_cast<size_t>(3) * w * h);
+    for (size_t i = 0; i < planar.size(); ++i) planar[i] = static_cast<float>(i * 53 % 256) / 127.5f - 1.0f;
+    for (const YuvMatrix m : {YuvMatrix::kBt601, YuvMatrix::kBt709}) {
+      const FrameLayout li = LayoutOf(PixelFormat::kI420, w, h), ln = LayoutOf(PixelFormat::kNv12, w, h);
+      std::vector<uint8_t> i420(li.bytes), nv12(ln.bytes);
+      PlanarToPixels(planar.data(), w, h, {PixelFormat::kI420, m}, i420.data());
+      PlanarToPixels(planar.data(), w, h, {PixelFormat::kNv12, m}, nv12.data());
+      ASSERT_EQ(ln.bytes, li.bytes);
+      for (int i = 0; i < w * h; ++i) EXPECT_EQ(nv12[i], i420[i]) << "Y " << i;
+      for (size_t k = 0; k < static_cast<size_t>(li.stride[1]) * li.rows[1]; ++k) {
+        EXPECT_EQ(nv12[ln.offset[1] + 2 * k], i420[li.offset[1] + k]) << "U " << k;
+        EXPECT_EQ(nv12[ln.offset[1] + 2 * k + 1], i420[li.offset[2] + k]) << "V " << k;
+      }
+    }
+  }
+}
+
 TEST(Frame, LayoutPacksThePlanes) {
   const FrameLayout i420 = LayoutOf(PixelFormat::kI420, 5, 3);
   EXPECT_EQ(i420.planes, 3);
@@ -138,6 +158,13 @@ TEST(Frame, LayoutPacksThePlanes) {
   EXPECT_EQ(rgba.stride[0], 20);
   EXPECT_EQ(rgba.bytes, 60u);
   EXPECT_EQ(LayoutOf(PixelFormat::kRgb, 5, 3).bytes, 45u);
+  const FrameLayout nv12 = LayoutOf(PixelFormat::kNv12, 5, 3);
+  EXPECT_EQ(nv12.planes, 2);
+  EXPECT_EQ(nv12.stride[0], 5);
+  EXPECT_EQ(nv12.stride[1], 6);
+  EXPECT_EQ(nv12.rows[1], 2);
+  EXPECT_EQ(nv12.offset[1], 15u);
+  EXPECT_EQ(nv12.bytes, 27u);
 }
 
 TEST(Frame, PackedFormatsInterleaveTheChannels) {

@@ -927,17 +927,18 @@ TEST_F(CudaOps, PatchifyAndUnpatchifyMatchReference) {
 
 // ---- frames -------------------------------------------------------------------------------------
 
-// Every format (I420 in both matrices) at an even and an odd size, samples spread beyond [−1, 1] (clamped): the bytes must
-// equal core/frame.h's, the host oracle, exactly.
+// Every format (I420 in both matrices, NV12) at an even and an odd size, samples spread beyond [−1, 1] (clamped): the
+// bytes must equal core/frame.h's, the host oracle, exactly.
 TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
   for (const auto& [w, h] : {std::pair{64, 48}, std::pair{33, 17}}) {
     const HostBuffer pb = Random(rng_, static_cast<size_t>(3 * w * h));
     for (size_t i = 0; i < pb.size(); ++i) pb.data()[i] *= 0.8f;  // a few percent outside [−1, 1]
     DS_MIRROR(dp, *cuda_, pb);
     const Tensor planar = Tensor::View(pb.data(), DType::kF32, {3, h, w});
-    for (const FrameFormat format : {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
-                                     FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601),
-                                     FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709)}) {
+    for (const FrameFormat format :
+         {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
+          FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709),
+          FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt709)}) {
       SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix) + " " +
                    std::to_string(w) + "x" + std::to_string(h));
       const FrameLayout l = LayoutOf(format.pixels, w, h);

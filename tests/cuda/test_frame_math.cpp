@@ -22,25 +22,24 @@ std::vector<float> RandomPlanar(int w, int h, uint32_t seed) {
   std::uniform_real_distribution<float> u(-1.2f, 1.2f);
   std::vector<float> planar(static_cast<size_t>(3) * w * h);
   for (float& v : planar) v = u(rng);
-  const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
-                            std::numeric_limits<float>::infinity(),
-                            -std::numeric_limits<float>::infinity(),
-                            -1.0f,
-                            1.0f,
-                            0.0f};
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), kInf, -kInf, -1.0f, 1.0f, 0.0f};
   for (size_t i = 0; i < planar.size(); i += 7) planar[i] = specials[(i / 7) % 6];
   return planar;
 }
 
-// The frame as the kernels make it: one I420Block per chroma block, or one PackPixel per pixel.
+// The frame as the kernels make it: one Yuv420Block per chroma block, or one PackPixel per pixel.
 std::vector<uint8_t> KernelFrame(const std::vector<float>& planar, int w, int h, FrameFormat format) {
   const FrameLayout l = LayoutOf(format.pixels, w, h);
   std::vector<uint8_t> out(l.bytes, 0xa5);
-  if (format.pixels == PixelFormat::kI420) {
+  if (IsYuv420(format.pixels)) {
     const YuvCoefficients k = CoefficientsOf(format.matrix);
-    for (int cy = 0; cy < l.rows[1]; ++cy) {
-      for (int cx = 0; cx < l.stride[1]; ++cx) {
-        cuda::I420Block(planar.data(), w, h, cx, cy, k, out.data(), out.data() + l.offset[1], out.data() + l.offset[2]);
+    const bool nv12 = format.pixels == PixelFormat::kNv12;
+    uint8_t* u = out.data() + l.offset[1];
+    uint8_t* v = nv12 ? u + 1 : out.data() + l.offset[2];
+    for (int cy = 0; cy < (h + 1) / 2; ++cy) {
+      for (int cx = 0; cx < (w + 1) / 2; ++cx) {
+        cuda::Yuv420Block(planar.data(), w, h, cx, cy, k, out.data(), u, v, nv12 ? 2 : 1);
       }
     }
   } else {
@@ -57,7 +56,8 @@ TEST(FrameMath, KernelFramesEqualTheHostOracle) {
     const std::vector<float> planar = RandomPlanar(w, h, static_cast<uint32_t>(w * 131 + h));
     for (const FrameFormat format :
          {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
-          FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709)}) {
+          FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709),
+          FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt601), FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt709)}) {
       SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix) + " " +
                    std::to_string(w) + "x" + std::to_string(h));
       std::vector<uint8_t> want(LayoutOf(format.pixels, w, h).bytes, 0x5a);

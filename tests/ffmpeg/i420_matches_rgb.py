@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""i420_matches_rgb.py RGB_RAW I420_RAW WIDTH HEIGHT KR KB: every frame of a raw YUV420P file is,
+"""i420_matches_rgb.py RGB_RAW YUV_RAW WIDTH HEIGHT KR KB [nv12]: every frame of a raw YUV420P file
+(or NV12 with the last argument: U and V interleaved in one plane) is,
 within one level, limited-range Y'CbCr with luma weights KR, KB (BT.601: 0.299 0.114; BT.709:
 0.2126 0.0722) computed in floating point from the same frame of a raw RGB24 file, each chroma
 sample from the mean of its 2x2 block. Exit 0 when all match, 1 with the first mismatch otherwise.
@@ -11,6 +12,7 @@ def main():
     rgb_path, yuv_path = sys.argv[1], sys.argv[2]
     w, h = int(sys.argv[3]), int(sys.argv[4])
     kr, kb = float(sys.argv[5]), float(sys.argv[6])
+    nv12 = len(sys.argv) > 7 and sys.argv[7] == "nv12"
     kg = 1 - kr - kb
     rgb_all = open(rgb_path, "rb").read()
     yuv_all = open(yuv_path, "rb").read()
@@ -38,7 +40,11 @@ def main():
                 r, g, b = (sum(rgb[3 * (y * w + x) + c] for x, y in px) / len(px) for c in range(3))
                 want_u = 128 + 224 * (b - luma(r, g, b)) / (2 * (1 - kb)) / 255
                 want_v = 128 + 224 * (r - luma(r, g, b)) / (2 * (1 - kr)) / 255
-                u, v = yuv[w * h + cy * cw + cx], yuv[w * h + cw * ch + cy * cw + cx]
+                k = cy * cw + cx
+                if nv12:
+                    u, v = yuv[w * h + 2 * k], yuv[w * h + 2 * k + 1]
+                else:
+                    u, v = yuv[w * h + k], yuv[w * h + cw * ch + k]
                 if abs(u - want_u) > 1 or abs(v - want_v) > 1:
                     print(f"frame {f}: U, V of block {cx},{cy} are {u}, {v}, expected {want_u:.2f}, {want_v:.2f}")
                     return 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The native `ditstream` source hands YUV420P straight from the engine (its default format):
+# The native `ditstream` source hands YUV420P (its default format) or NV12 straight from the engine:
 # the frames are limited-range BT.601 (auto at 64x64, or matrix=bt601) or BT.709 (matrix=bt709)
 # computed from the same clip's RGB24 frames within one level (i420_matches_rgb.py, floating point),
 # and an H.264 encode carries the matching colour tags. swscale converting RGB instead would use
@@ -24,6 +24,7 @@ raw rgb.raw rgb24 "$clip"
 raw auto.raw yuv420p "$clip"
 raw bt601.raw yuv420p "$clip:matrix=bt601"
 raw bt709.raw yuv420p "$clip:matrix=bt709"
+raw nv12.raw nv12 "$clip:matrix=bt709"
 # Without a format in the graph the source picks YUV420P itself: the same bytes.
 "$ffmpeg_native" -nostdin -v error -y -f lavfi -i "ditstream=$clip" -f rawvideo -pix_fmt yuv420p "$TMP/default.raw" \
   2> "$TMP/default.err" || fail "native ffmpeg with ditstream=$clip: $(cat "$TMP/default.err")"
@@ -32,6 +33,7 @@ cmp -s "$TMP/auto.raw" "$TMP/default.raw" || fail "the default output is not the
 python3 "$check" "$TMP/rgb.raw" "$TMP/auto.raw" 64 64 0.299 0.114 || fail "matrix=auto at 64x64 is not BT.601"
 python3 "$check" "$TMP/rgb.raw" "$TMP/bt601.raw" 64 64 0.299 0.114 || fail "matrix=bt601 is not BT.601"
 python3 "$check" "$TMP/rgb.raw" "$TMP/bt709.raw" 64 64 0.2126 0.0722 || fail "matrix=bt709 is not BT.709"
+python3 "$check" "$TMP/rgb.raw" "$TMP/nv12.raw" 64 64 0.2126 0.0722 nv12 || fail "NV12 with matrix=bt709 is not BT.709"
 cmp -s "$TMP/bt601.raw" "$TMP/bt709.raw" && fail "BT.601 and BT.709 frames are identical"
 
 if "$ffmpeg_native" -hide_banner -encoders 2> /dev/null | grep -q libx264; then

@@ -146,7 +146,7 @@ TEST_P(DitsrcFormat, OneClipOfFullSizeBuffersThenEos) {
   EXPECT_EQ(gst_harness_buffers_in_queue(h.get()), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllFormats, DitsrcFormat, ::testing::Values("RGB", "RGBA", "I420"));
+INSTANTIATE_TEST_SUITE_P(AllFormats, DitsrcFormat, ::testing::Values("RGB", "RGBA", "I420", "NV12"));
 
 std::vector<Frame> FirstFrames(const char* caps, int n) {
   Harness h(caps);
@@ -155,13 +155,15 @@ std::vector<Frame> FirstFrames(const char* caps, int n) {
   return h.PullFrames(n);
 }
 
-TEST(DitsrcFormats, RgbaAndI420CarryTheSameFramesAsRgb) {
+TEST(DitsrcFormats, RgbaI420AndNv12CarryTheSameFramesAsRgb) {
   const auto rgb = FirstFrames("video/x-raw,format=RGB", 2);
   const auto rgba = FirstFrames("video/x-raw,format=RGBA", 2);
   const auto i420 = FirstFrames("video/x-raw,format=I420", 2);
+  const auto nv12 = FirstFrames("video/x-raw,format=NV12", 2);
   ASSERT_EQ(rgb.size(), 2u);
   ASSERT_EQ(rgba.size(), 2u);
   ASSERT_EQ(i420.size(), 2u);
+  ASSERT_EQ(nv12.size(), 2u);
   EXPECT_NE(rgb[0], rgb[1]) << "consecutive frames should differ";
   const int n = kWidth * kHeight;
   for (int p = 0; p < n; ++p) {
@@ -173,6 +175,13 @@ TEST(DitsrcFormats, RgbaAndI420CarryTheSameFramesAsRgb) {
   const uint8_t* v = u + n / 4;
   ASSERT_TRUE(
       ds::testing::I420Matches(ds::testing::kBt601, rgb[0].data(), kWidth, kHeight, y, kWidth, u, v, kWidth / 2));
+  // NV12 (64 × 64: rows unpadded): I420's Y plane, then its U and V interleaved.
+  ASSERT_EQ(nv12[0].size(), i420[0].size());
+  for (int i = 0; i < n; ++i) ASSERT_EQ(nv12[0][i], y[i]) << "Y " << i;
+  for (int k = 0; k < n / 4; ++k) {
+    ASSERT_EQ(nv12[0][n + 2 * k], u[k]) << "U " << k;
+    ASSERT_EQ(nv12[0][n + 2 * k + 1], v[k]) << "V " << k;
+  }
 }
 
 // I420 is made in the matrix the caps name: BT.601 for SD sizes left open (GStreamer's default

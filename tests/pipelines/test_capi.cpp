@@ -171,24 +171,27 @@ int OnPlanes(void* user, const ds_frame* f) {
   return 0;
 }
 
-// The same clip (same seed) in RGB, RGBA and I420 in both matrices. RGBA is RGB plus an opaque
-// alpha; I420's samples are within one level of BT.601 or BT.709 computed in floating point from
-// the RGB frames (tests/support/yuv_reference.h).
+// The same clip (same seed) in RGB, RGBA, I420 in both matrices and NV12. RGBA is RGB plus an
+// opaque alpha; I420's samples are within one level of BT.601 or BT.709 computed in floating point
+// from the RGB frames (tests/support/yuv_reference.h); NV12 is I420 with U and V interleaved.
 TEST_F(CApi, PixelFormatsDescribeTheSameFrames) {
   ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
   const Collected rgb = Generate();
   ASSERT_FALSE(rgb.frames.empty());
   const int w = rgb.width, h = rgb.height, cw = (w + 1) / 2;
-  std::vector<PlanarFrame> rgba, i420, i420_709;
+  std::vector<PlanarFrame> rgba, i420, i420_709, nv12_709;
   ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_RGBA), DS_OK);
   ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &rgba), DS_OK) << ds_error_message(gen_);
   ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_I420), DS_OK);
   ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &i420), DS_OK) << ds_error_message(gen_);
   ASSERT_EQ(ds_set_yuv_matrix(gen_, DS_YUV_BT709), DS_OK);
   ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &i420_709), DS_OK) << ds_error_message(gen_);
+  ASSERT_EQ(ds_set_pixel_format(gen_, DS_PIXEL_NV12), DS_OK);
+  ASSERT_EQ(ds_generate(gen_, 0, OnPlanes, nullptr, &nv12_709), DS_OK) << ds_error_message(gen_);
   ASSERT_EQ(rgba.size(), rgb.frames.size());
   ASSERT_EQ(i420.size(), rgb.frames.size());
   ASSERT_EQ(i420_709.size(), rgb.frames.size());
+  ASSERT_EQ(nv12_709.size(), rgb.frames.size());
   bool matrices_differ = false;
   for (size_t f = 0; f < rgb.frames.size(); ++f) {
     SCOPED_TRACE("frame " + std::to_string(f));
@@ -216,6 +219,18 @@ TEST_F(CApi, PixelFormatsDescribeTheSameFrames) {
                                            y->plane[1].data(), y->plane[2].data(), y->stride[1]));
     }
     matrices_differ = matrices_differ || i420[f].plane[0] != i420_709[f].plane[0];
+    const PlanarFrame& n = nv12_709[f];
+    EXPECT_EQ(n.format, DS_PIXEL_NV12);
+    EXPECT_EQ(n.matrix, DS_YUV_BT709);
+    ASSERT_EQ(n.planes, 2);
+    ASSERT_EQ(n.stride[0], w);
+    ASSERT_EQ(n.stride[1], 2 * cw);
+    EXPECT_EQ(n.plane[0], i420_709[f].plane[0]);
+    ASSERT_EQ(n.plane[1].size(), 2 * i420_709[f].plane[1].size());
+    for (size_t k = 0; k < i420_709[f].plane[1].size(); ++k) {
+      ASSERT_EQ(n.plane[1][2 * k], i420_709[f].plane[1][k]) << "U " << k;
+      ASSERT_EQ(n.plane[1][2 * k + 1], i420_709[f].plane[2][k]) << "V " << k;
+    }
   }
   EXPECT_TRUE(matrices_differ) << "BT.709's luma equals BT.601's on every frame: the matrix was not applied";
   EXPECT_EQ(ds_set_pixel_format(gen_, static_cast<ds_pixel_format>(7)), DS_ERR_INVALID_ARGUMENT);
