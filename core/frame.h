@@ -14,16 +14,17 @@ namespace ds {
 enum class PixelFormat : uint8_t { kRgb, kRgba, kI420, kNv12 };
 bool IsYuv420(PixelFormat format);  // I420 or NV12
 
-// The Y'CbCr matrix of YUV frames, limited range (Y 16–235, Cb/Cr 16–240). GStreamer and FFmpeg
-// tag SD video BT.601 and HD video BT.709 by default; a frame converted with one and shown with the
-// other has its colours shifted (greens and reds most).
+// The Y'CbCr matrix of YUV frames, limited range (Y 16–235, Cb/Cr 16–240). GStreamer assumes
+// BT.601 for SD and BT.709 for HD YUV without colorimetry (FFmpeg's swscale assumes BT.601 for
+// both); a frame converted with one matrix and shown with the other has its colours shifted (greens
+// and reds most). Chroma is sited at the centre of its 2×2 block (the block's mean): GStreamer's
+// chroma-site "jpeg", FFmpeg's AVCHROMA_LOC_CENTER.
 enum class YuvMatrix : uint8_t { kBt601, kBt709 };
 
 // What a consumer asks the engine for: the layout, and for YUV the matrix (RGB ignores it).
 struct FrameFormat {
-  FrameFormat(PixelFormat p = PixelFormat::kRgb, YuvMatrix m = YuvMatrix::kBt601) : pixels(p), matrix(m) {}
-  PixelFormat pixels;
-  YuvMatrix matrix;
+  PixelFormat pixels = PixelFormat::kRgb;
+  YuvMatrix matrix = YuvMatrix::kBt601;  // an aggregate: no silent conversion from a PixelFormat
 };
 
 // A matrix's weights for R, G and B (8-bit samples) scaled by 2^16 and rounded, the G weight of

@@ -98,6 +98,17 @@ DS_API ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out);
 /* Width, height and frame count that ds_generate will produce with the current options. */
 DS_API ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, int* frames);
 
+/* The provenance of the video ds_generate would make now with the current options: one line of
+ * JSON saying it is AI-generated ("ai_generated": true), by which engine ("generator") and model
+ * ("model": name and family), with everything needed to make it again as resolved ("prompt",
+ * "negative_prompt", "seed", "steps", "guidance", "shift", "width", "height", "frames", "fps",
+ * "device") and the option table as set ("options"). The model appears by its folder's name, never
+ * a local path. For a container's comment tag. Writes it NUL-terminated into buf when it fits;
+ * *length (when non-NULL) receives its length without the NUL either way, so size 0 (buf may then
+ * be NULL) asks how much to allocate. DS_ERR_INVALID_ARGUMENT when it does not fit (buf untouched),
+ * DS_ERR_STATE before ds_load. Since 0.3.0. */
+DS_API ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, size_t* length);
+
 /* The layout of delivered frames. All are 8 bits a sample, made from the decoder's output by the
  * same arithmetic on every device (a GPU converts each frame where it was decoded, and only its
  * bytes reach the host). */
@@ -109,8 +120,8 @@ typedef enum ds_pixel_format {
                         (the mean of its pixels; half blocks at odd edges) */
   DS_PIXEL_NV12 = 3, /* I420's samples in two planes: Y, then U and V interleaved (U first), rows of
                         2·((width + 1)/2) bytes: what hardware encoders take. Since 0.3.0 */
-  DS_PIXEL_FORMAT_MAX_ = 0x7fffffff /* not a format: makes every int a valid value of the type in C++
-                                       too, so a bad one can be refused rather than be undefined */
+  DS_PIXEL_FORMAT_MIN_ = -0x7fffffff - 1, /* not formats: they make every int a valid value of the */
+  DS_PIXEL_FORMAT_MAX_ = 0x7fffffff       /* type in C++ too, so a bad one is refused, not undefined */
 } ds_pixel_format;
 /* The format of the frames the next ds_generate delivers (and every one after), DS_PIXEL_RGB
  * until set. DS_ERR_INVALID_ARGUMENT for a value outside the enum. Not while ds_generate runs on
@@ -123,7 +134,8 @@ DS_API ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format);
 typedef enum ds_yuv_matrix {
   DS_YUV_BT601 = 0, /* Kr 0.299, Kb 0.114: the default, and SD video's */
   DS_YUV_BT709 = 1, /* Kr 0.2126, Kb 0.0722: HD video's */
-  DS_YUV_MATRIX_MAX_ = 0x7fffffff /* not a matrix (see DS_PIXEL_FORMAT_MAX_) */
+  DS_YUV_MATRIX_MIN_ = -0x7fffffff - 1, /* not matrices (see DS_PIXEL_FORMAT_MAX_) */
+  DS_YUV_MATRIX_MAX_ = 0x7fffffff
 } ds_yuv_matrix;
 /* The matrix of the YUV frames the next ds_generate delivers (and every one after), DS_YUV_BT601
  * until set; RGB and RGBA frames ignore it. DS_ERR_INVALID_ARGUMENT for a value outside the enum.
@@ -144,7 +156,8 @@ typedef struct ds_frame {
   int planes;
   const uint8_t* data[3];
   int stride[3];
-  ds_yuv_matrix matrix; /* I420's and NV12's matrix (ds_set_yuv_matrix); appended in 0.3.0 */
+  ds_yuv_matrix matrix; /* I420's and NV12's matrix (ds_set_yuv_matrix), unspecified for RGB and
+                           RGBA. Appended in 0.3.0: reading it needs ds_version() 0.3.0 or later */
 } ds_frame;
 
 typedef enum ds_stage { DS_STAGE_TEXT = 0, DS_STAGE_DENOISE = 1, DS_STAGE_DECODE = 2 } ds_stage;

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "ditstream.h"
 #include "pipelines/options.h"
+#include "pipelines/provenance.h"
 #include "pipelines/text_to_video.h"
 
 static_assert(static_cast<int>(ds::PixelFormat::kRgb) == DS_PIXEL_RGB &&
@@ -169,6 +170,27 @@ ds_status ds_get_output_shape(const ds_generator* gen, int* width, int* height, 
     if (width) *width = s.width;
     if (height) *height = s.height;
     if (frames) *frames = s.frames;
+    return ds::Status::Ok();
+  });
+}
+
+ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, size_t* length) {
+  if (gen == nullptr) return NullGenerator();
+  auto* g = const_cast<ds_generator*>(gen);
+  return Guard(g, [&] {
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    if (buf == nullptr && size > 0) return ds::Status(ds::Code::kInvalidArgument, "NULL buffer of nonzero size");
+    DS_ASSIGN_OR_RETURN(const ds::OutputShape shape, gen->engine->Shape(gen->opts));
+    const std::string json =
+        ds::ProvenanceJson(gen->opts, gen->engine->info(), shape, gen->engine->backend().name());
+    if (length != nullptr) *length = json.size();
+    if (size == 0) return ds::Status::Ok();
+    if (json.size() >= size) {
+      return ds::Status(ds::Code::kInvalidArgument,
+                        "provenance needs " + std::to_string(json.size() + 1) + " bytes, the buffer has " +
+                            std::to_string(size));
+    }
+    std::memcpy(buf, json.data(), json.size() + 1);
     return ds::Status::Ok();
   });
 }

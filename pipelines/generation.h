@@ -8,6 +8,7 @@
 
 #include "core/frame.h"
 #include "ditstream.h"
+#include "pipelines/options.h"
 
 namespace ds {
 
@@ -41,5 +42,16 @@ struct ModelInfo {
   double default_guidance = 0, default_shift = 0;
   int continuation_prefix_frames = 0;
 };
+
+// The sampling a generation runs: each option where it is set, the model's default where its
+// sentinel says so (steps 0, guidance < 0, shift ≤ 0).
+struct Sampling {
+  int steps;
+  double guidance, shift;
+};
+inline Sampling ResolveSampling(const Options& opts, const ModelInfo& info) {
+  return {opts.steps ? opts.steps : info.default_steps, opts.guidance >= 0 ? opts.guidance : info.default_guidance,
+          opts.shift > 0 ? opts.shift : info.default_shift};
+}
 
 }  // namespace ds

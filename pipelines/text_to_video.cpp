@@ -116,9 +116,10 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
   const ModelConfig& c = config();
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W, plane = frame * T, n = plane * C;
-  const int steps = opts.steps ? opts.steps : c.sampling.steps;
-  const float guidance = static_cast<float>(opts.guidance >= 0 ? opts.guidance : c.sampling.guidance);
-  const double shift = opts.shift > 0 ? opts.shift : c.sampling.shift;
+  const Sampling sampling = ResolveSampling(opts, info_);  // info_'s defaults are c.sampling's
+  const int steps = sampling.steps;
+  const float guidance = static_cast<float>(sampling.guidance);
+  const double shift = sampling.shift;
   const bool cfg = guidance != 1.0f;
 
   on_progress({DS_STAGE_TEXT, 0, 1, clip});

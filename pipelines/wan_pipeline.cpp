@@ -164,10 +164,7 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
     return Error(Code::kInternal, "Wan: initial latents hold {} values, the {}x{}x{} clip needs {}", latent.size(),
                  shape.width, shape.height, shape.frames, n);
   }
-  const ModelInfo info = Info();
-  const int steps = opts.steps ? opts.steps : info.default_steps;
-  const double guidance = opts.guidance >= 0 ? opts.guidance : info.default_guidance;
-  const double shift = opts.shift > 0 ? opts.shift : info.default_shift;
+  const auto [steps, guidance, shift] = ResolveSampling(opts, Info());
   // As diffusers' WanPipeline: the unconditional pass runs only when guidance > 1.
   const bool cfg = guidance > 1.0;
 
@@ -205,7 +202,7 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
 Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape, int clip,
                            const std::string& vae_tiling, const PlanarFrameFn& on_frame, const ProgressFn& on_progress,
                            const std::atomic<bool>& cancel) {
-  return DecodeFrames(latent, shape, clip, vae_tiling, &on_frame, PixelFormat::kRgb, nullptr, on_progress, cancel);
+  return DecodeFrames(latent, shape, clip, vae_tiling, &on_frame, FrameFormat(PixelFormat::kRgb), nullptr, on_progress, cancel);
 }
 
 Status WanPipeline::DecodePixels(std::vector<float>& latent, const OutputShape& shape, int clip,

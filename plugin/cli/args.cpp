@@ -96,6 +96,11 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
                    "with no other output, only that")
         ->type_name("FILE")
         ->group("Output");
+    app.add_flag("--no-provenance", args.no_provenance,
+                 "Leave out the video file's metadata: by default its title is the prompt and its comment a JSON "
+                 "record of how it was generated (AI-generated, engine, model, prompt, seed, sampling, size; no "
+                 "local paths)")
+        ->group("Output");
     app.add_flag("-q,--quiet", args.quiet, "No progress display and no warnings.")->group("Output");
     app.add_flag("--version", version, "Print the version and exit.");
   } catch (const CLI::Error& e) {  // an option table entry that clashes with ditgen's own flags

@@ -13,10 +13,11 @@ struct Args {
   std::vector<std::pair<std::string, std::string>> options;
   std::string output;  // -o: a path or "-"; empty when only --frames-dir is given
   std::string frames_dir;
-  std::string strip;  // --strip: one PNG of evenly spaced frames
+  std::string strip;        // --strip: one PNG of evenly spaced frames
   std::string embeds;       // --embeds: prompt embeddings to use instead of encoding the prompt
   std::string save_embeds;  // --save-embeds: write the prompt embeddings here
   bool quiet = false;
+  bool no_provenance = false;  // --no-provenance: no title/comment metadata in the video file
 };
 
 // Returns the exit status when ditgen should stop now: 0 after --help or --version, 2 after a usage

@@ -23,7 +23,7 @@ class EncodedWriter final : public FrameWriter {
 
  private:
   Status open_encoder(const VideoFormat& format);
-  Status open_muxer();
+  Status open_muxer(const VideoFormat& format);
   Status encode(const AVFrame* frame);  // nullptr drains the encoder
   Status muxer_error(const char* what, int err);
 
@@ -61,7 +61,7 @@ Status EncodedWriter::begin(const VideoFormat& format) {
                 format.width, format.height);
   if (Status s = yuv_.init(format.width, format.height, YuvMatrix::bt709); !s.ok()) return s;
   if (Status s = open_encoder(format); !s.ok()) return s;
-  if (Status s = open_muxer(); !s.ok()) return s;
+  if (Status s = open_muxer(format); !s.ok()) return s;
   frame_ = av_frame_alloc();
   packet_ = av_packet_alloc();
   if (!frame_ || !packet_) return fail("out of memory");
@@ -101,7 +101,7 @@ Status EncodedWriter::open_encoder(const VideoFormat& format) {
   return {};
 }
 
-Status EncodedWriter::open_muxer() {
+Status EncodedWriter::open_muxer(const VideoFormat& format) {
   const std::string& path = file_->path();
   if (int err = avformat_alloc_output_context2(&muxer_, nullptr, nullptr, path.c_str()); err < 0)
     return Status::error(av_error(fmt::format("{}: no muxer for this file name", path), err));
@@ -123,6 +123,8 @@ Status EncodedWriter::open_muxer() {
   io_->seekable = file_->seekable() ? AVIO_SEEKABLE_NORMAL : 0;
   muxer_->pb = io_;
   muxer_->flags |= AVFMT_FLAG_CUSTOM_IO;
+  if (!format.title.empty()) av_dict_set(&muxer_->metadata, "title", format.title.c_str(), 0);
+  if (!format.provenance.empty()) av_dict_set(&muxer_->metadata, "comment", format.provenance.c_str(), 0);
   if (int err = avformat_write_header(muxer_, nullptr); err < 0) return muxer_error("cannot start", err);
   return {};
 }

@@ -163,7 +163,7 @@ int open_outputs(const Args& args, Session& session) {
   return kExitOk;
 }
 
-// Loads the model and starts the writers on the video it will produce.
+// Loads the model and learns the video it will produce.
 int load_model(ds_generator* gen, Session& session) {
   if (ds_status status = ds_load(gen); status != DS_OK) {
     print_error(engine_error(gen, "cannot load the model"));
@@ -183,6 +183,28 @@ int load_model(ds_generator* gen, Session& session) {
     return kExitRuntime;
   }
   session.progress->expect_frames(format.frames);
+  return kExitOk;
+}
+
+// The video's metadata (after --embeds, which sets the prompt), then the writers start.
+int begin_writers(ds_generator* gen, Session& session, bool provenance) {
+  VideoFormat& format = session.format;
+  if (provenance) {
+    size_t length = 0;
+    std::string prompt(4096, '\0');
+    if (ds_get_provenance(gen, nullptr, 0, &length) != DS_OK ||
+        ds_get_option(gen, "prompt", prompt.data(), prompt.size()) != DS_OK) {
+      print_error(engine_error(gen, "cannot describe the video"));
+      return kExitRuntime;
+    }
+    format.title = prompt.c_str();
+    format.provenance.assign(length + 1, '\0');
+    if (ds_get_provenance(gen, format.provenance.data(), format.provenance.size(), nullptr) != DS_OK) {
+      print_error(engine_error(gen, "cannot describe the video"));
+      return kExitRuntime;
+    }
+    format.provenance.resize(length);
+  }
   for (auto& writer : session.writers) {
     if (Status s = writer->begin(format); !s.ok()) {
       print_error(s.message());
@@ -200,7 +222,8 @@ int prompt_embeddings(ds_generator* gen, const Args& args) {
   }
   if (!args.save_embeds.empty()) {
     if (ds_status status = ds_save_embeddings(gen, args.save_embeds.c_str()); status != DS_OK) {
-      print_error(fmt::format("--save-embeds {}: {}", args.save_embeds, engine_error(gen, "cannot save the embeddings")));
+      print_error(
+          fmt::format("--save-embeds {}: {}", args.save_embeds, engine_error(gen, "cannot save the embeddings")));
       return exit_code_for(status);
     }
   }
@@ -254,6 +277,7 @@ int run(const Args& args) {
   if (int code = load_model(gen.get(), session)) return code;
   if (int code = prompt_embeddings(gen.get(), args)) return code;
   if (session.writers.empty()) return kExitOk;  // --save-embeds alone: nothing to generate
+  if (int code = begin_writers(gen.get(), session, !args.no_provenance)) return code;
   if (int code = generate(gen.get(), session)) return code;
 
   if (interactive) {

@@ -43,7 +43,7 @@ typedef struct DitstreamContext {
     double guidance, shift;
     int64_t seed;
     int clips;
-    int matrix;        ///< MATRIX_AUTO, or a ds_yuv_matrix
+    int matrix;        ///< the option: MATRIX_AUTO, or a ds_yuv_matrix
 
     ds_generator *gen;
     int clip;          ///< clips generated so far
@@ -197,11 +197,10 @@ static int config_props(AVFilterLink *outlink)
 
     /* the negotiated format is the one the engine makes */
     if (outlink->format == AV_PIX_FMT_YUV420P || outlink->format == AV_PIX_FMT_NV12) {
-        if (s->matrix == MATRIX_AUTO)
-            s->matrix = h > 576 ? DS_YUV_BT709 : DS_YUV_BT601;
+        const int matrix = s->matrix != MATRIX_AUTO ? s->matrix : h > 576 ? DS_YUV_BT709 : DS_YUV_BT601;
         if ((status = ds_set_pixel_format(s->gen, outlink->format == AV_PIX_FMT_NV12 ? DS_PIXEL_NV12
                                                                                      : DS_PIXEL_I420)) != DS_OK ||
-            (status = ds_set_yuv_matrix(s->gen, (ds_yuv_matrix)s->matrix)) != DS_OK)
+            (status = ds_set_yuv_matrix(s->gen, (ds_yuv_matrix)matrix)) != DS_OK)
             return fail(ctx, status, "Cannot set the output format");
     } else if ((status = ds_set_pixel_format(s->gen, DS_PIXEL_RGB)) != DS_OK) {
         return fail(ctx, status, "Cannot set the output format");
@@ -233,8 +232,13 @@ static int push_frame(void *user, const ds_frame *f)
         av_image_copy_plane(frame->data[i], frame->linesize[i], f->data[i], f->stride[i], f->stride[i], rows);
     }
     if (f->format == DS_PIXEL_I420 || f->format == DS_PIXEL_NV12) {
-        frame->colorspace  = f->matrix == DS_YUV_BT709 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;
-        frame->color_range = AVCOL_RANGE_MPEG;
+        /* as GStreamer's colorimetry bt709 / bt601 tag them; chroma is each 2x2 block's mean */
+        const int hd = f->matrix == DS_YUV_BT709;
+        frame->colorspace      = hd ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;
+        frame->color_primaries = hd ? AVCOL_PRI_BT709 : AVCOL_PRI_SMPTE170M;
+        frame->color_trc       = hd ? AVCOL_TRC_BT709 : AVCOL_TRC_SMPTE170M;
+        frame->color_range     = AVCOL_RANGE_MPEG;
+        frame->chroma_location = AVCHROMA_LOC_CENTER;
     }
     frame->pts                 = s->pts++;
     frame->key_frame           = 1;

@@ -31,7 +31,7 @@ namespace {
 constexpr size_t kQueueDepth = 4;
 constexpr int64_t kEndless = -1;
 
-enum Prop : guint { kPropNumFrames = 1, kPropIsLive, kPropTableFirst };
+enum Prop : guint { kPropNumFrames = 1, kPropIsLive, kPropProvenance, kPropTableFirst };
 
 // A frame as the engine delivered it, in the negotiated format: its planes one after the other,
 // each of rows[i] rows of stride[i] bytes.
@@ -43,6 +43,9 @@ struct Item {
   int planes = 0, stride[3] = {}, rows[3] = {};
   int width = 0, height = 0;
   std::string error;
+  // The first frame of a clip: its prompt and provenance JSON (ds_get_provenance), sent as tags
+  // ahead of it. Empty otherwise, or with the provenance property off.
+  std::string title, provenance;
 };
 
 struct State {
@@ -55,6 +58,7 @@ struct State {
   std::vector<std::string> values;
   std::map<int, std::string> pending;  // between-clip options changed while started
   int64_t num_frames = 0;
+  bool provenance = true;
 
   // From start() to stop().
   ds_generator* gen = nullptr;
@@ -76,6 +80,8 @@ struct State {
   uint64_t pushed = 0;         // frames handed downstream: index of the next one
   GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
+  // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
+  std::string clip_title, clip_provenance;
 };
 
 }  // namespace
@@ -188,6 +194,10 @@ int OnFrame(void* user, const ds_frame* f) {
   item.height = f->height;
   item.format = f->format;
   item.matrix = f->matrix;
+  item.title = std::move(s.clip_title);
+  item.provenance = std::move(s.clip_provenance);
+  s.clip_title.clear();
+  s.clip_provenance.clear();
   item.planes = f->planes;
   for (int i = 0; i < f->planes; ++i) {
     item.stride[i] = f->stride[i];
@@ -220,21 +230,41 @@ void OnProgress(void* user, const ds_progress* p) {
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
 }
 
+// The next clip's prompt and provenance record, for its tags (worker thread: it alone uses the
+// generator while generating).
+void CaptureClipTags(GstDitSrc* self) {
+  State& s = *self->s;
+  size_t length = 0;
+  char prompt[4096];
+  if (ds_get_provenance(s.gen, nullptr, 0, &length) != DS_OK ||
+      ds_get_option(s.gen, "prompt", prompt, sizeof(prompt)) != DS_OK) {
+    GST_WARNING_OBJECT(self, "no provenance tags: %s", ds_error_message(s.gen));
+    return;
+  }
+  std::string json(length + 1, '\0');
+  if (ds_get_provenance(s.gen, json.data(), json.size(), nullptr) != DS_OK) return;
+  json.resize(length);
+  s.clip_title = prompt;
+  s.clip_provenance = std::move(json);
+}
+
 // Generates clip after clip until the stream has its frames, then queues an end (or error) item.
 void RunWorker(GstDitSrc* self) {
   State& s = *self->s;
   for (;;) {
     std::vector<std::string> refused;
-    bool cont = false;
+    bool cont = false, tags = false;
     {
       std::lock_guard lk(s.mu);
       if (s.quit) return;
       refused = ApplyPending(s);
       cont = s.can_continue;
+      tags = s.provenance;
     }
     for (const std::string& m : refused) {
       GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Property change refused: %s", m.c_str()), (nullptr));
     }
+    if (tags) CaptureClipTags(self);
     const ds_status st = ds_generate(s.gen, cont, OnFrame, OnProgress, self);
     std::lock_guard lk(s.mu);
     if (s.quit) return;
@@ -284,13 +314,15 @@ void StopWorker(State& s) {
 
 // ---- caps ----
 
-// RGB and RGBA (sRGB), then I420 and NV12 (for hardware encoders) in either matrix the engine
-// makes, limited range; RGB first because it needs no conversion. `fields` fills in the rest of
-// both structures.
+// RGB and RGBA (sRGB), then I420 and NV12 (for hardware encoders), chroma sited at the centre of
+// each 2×2 block (its mean: "jpeg"); RGB first because it needs no conversion. `fields` fills in
+// the rest of both structures. YUV colorimetry is left open here: caps compare it as strings, and
+// downstream may spell one the engine makes in another way (V4L2 encoders list "2:4:5:4", BT.601
+// with BT.709's transfer), so GetCaps and Fixate judge each by what it means (EngineMakes).
 GstCaps* FormatCaps(const char* fields) {
   gchar* text = g_strdup_printf(
       "video/x-raw, format=(string){ RGB, RGBA }, %s; "
-      "video/x-raw, format=(string){ I420, NV12 }, colorimetry=(string){ bt601, bt709 }, %s",
+      "video/x-raw, format=(string){ I420, NV12 }, chroma-site=(string)jpeg, %s",
       fields, fields);
   GstCaps* caps = gst_caps_from_string(text);
   g_free(text);
@@ -348,6 +380,49 @@ GstCaps* ModelCaps(const State& s) {
   return caps;
 }
 
+// Whether the engine makes YUV of this colorimetry: limited range with a BT.601 or BT.709 matrix
+// (the transfer function and primaries do not change the bytes).
+bool EngineMakes(const GstVideoColorimetry& c) {
+  return c.range == GST_VIDEO_COLOR_RANGE_16_235 &&
+         (c.matrix == GST_VIDEO_COLOR_MATRIX_BT601 || c.matrix == GST_VIDEO_COLOR_MATRIX_BT709);
+}
+
+// Whether the engine makes the colorimetry a caps string names.
+bool EngineMakes(const GValue* v) {
+  GstVideoColorimetry c;
+  return G_VALUE_HOLDS_STRING(v) && gst_video_colorimetry_from_string(&c, g_value_get_string(v)) && EngineMakes(c);
+}
+
+// Drops from caps (after the intersection with downstream's) the colorimetries the engine does not
+// make, and the YUV structures left with none: a downstream that wants only BT.2020 or full range
+// then sees no YUV caps here, and a converter in between does the work.
+GstCaps* KeepColorimetriesTheEngineMakes(GstCaps* caps) {
+  caps = gst_caps_make_writable(caps);
+  for (guint i = gst_caps_get_size(caps); i-- > 0;) {
+    GstStructure* st = gst_caps_get_structure(caps, i);
+    const GValue* v = gst_structure_get_value(st, "colorimetry");
+    if (v == nullptr) continue;
+    if (!GST_VALUE_HOLDS_LIST(v)) {
+      if (!EngineMakes(v)) gst_caps_remove_structure(caps, i);
+      continue;
+    }
+    GValue kept = G_VALUE_INIT;
+    g_value_init(&kept, GST_TYPE_LIST);
+    for (guint k = 0; k < gst_value_list_get_size(v); ++k) {
+      if (EngineMakes(gst_value_list_get_value(v, k))) gst_value_list_append_value(&kept, gst_value_list_get_value(v, k));
+    }
+    if (gst_value_list_get_size(&kept) == 0) {
+      gst_caps_remove_structure(caps, i);
+    } else if (gst_value_list_get_size(&kept) == 1) {
+      gst_structure_set_value(st, "colorimetry", gst_value_list_get_value(&kept, 0));  // a list of one is no value
+    } else {
+      gst_structure_set_value(st, "colorimetry", &kept);
+    }
+    g_value_unset(&kept);
+  }
+  return caps;
+}
+
 GstCaps* GetCaps(GstBaseSrc* bsrc, GstCaps* filter) {
   State& s = *GST_DIT_SRC(bsrc)->s;
   GstCaps* caps = nullptr;
@@ -359,15 +434,16 @@ GstCaps* GetCaps(GstBaseSrc* bsrc, GstCaps* filter) {
   if (filter != nullptr) {
     GstCaps* both = gst_caps_intersect_full(filter, caps, GST_CAPS_INTERSECT_FIRST);
     gst_caps_unref(caps);
-    caps = both;
+    caps = KeepColorimetriesTheEngineMakes(both);
   }
   return caps;
 }
 
 // Properties first (already fixed by get_caps), then what downstream left open goes to the
-// model's native size and rate; RGB first because it needs no conversion. YUV left open takes the
-// matrix GStreamer assumes for a YUV frame of its height without colorimetry (BT.709 above 576
-// lines), so elements that fill in defaults agree with the bytes.
+// model's native size and rate; RGB first because it needs no conversion. YUV colorimetry left open
+// becomes the one GStreamer assumes for a YUV frame of its height (bt709 above 576 lines, else
+// bt601), stated in the caps; a list downstream left takes that one if listed, else the first the
+// engine makes.
 GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
   State& s = *GST_DIT_SRC(bsrc)->s;
   int w, h, num, den;
@@ -380,16 +456,33 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
       den = MAX(s.model.fps_den, 1);
     }
   }
-  caps = gst_caps_truncate(gst_caps_make_writable(caps));
+  // Downstream's caps (through a converter, its passthrough structure comes first) may lead with
+  // a colorimetry the engine does not make: skip to the first structure it can produce.
+  caps = KeepColorimetriesTheEngineMakes(caps);
+  if (gst_caps_is_empty(caps)) return caps;
+  caps = gst_caps_truncate(caps);
   GstStructure* st = gst_caps_get_structure(caps, 0);
   gst_structure_fixate_field_nearest_int(st, "width", w);
   gst_structure_fixate_field_nearest_int(st, "height", h);
   gst_structure_fixate_field_nearest_fraction(st, "framerate", num, den);
   gst_structure_fixate_field_string(st, "format", "RGB");
-  if (gst_structure_has_field(st, "colorimetry")) {
+  const char* format = gst_structure_get_string(st, "format");
+  if (format != nullptr && (g_str_equal(format, "I420") || g_str_equal(format, "NV12"))) {
     int height = 0;
     gst_structure_get_int(st, "height", &height);
-    gst_structure_fixate_field_string(st, "colorimetry", height > 576 ? "bt709" : "bt601");
+    const char* preferred = height > 576 ? "bt709" : "bt601";
+    const GValue* v = gst_structure_get_value(st, "colorimetry");
+    if (v == nullptr) {
+      gst_structure_set(st, "colorimetry", G_TYPE_STRING, preferred, nullptr);
+    } else if (GST_VALUE_HOLDS_LIST(v)) {
+      std::string pick;  // the preferred one when listed, else the first the engine makes
+      for (guint k = 0; k < gst_value_list_get_size(v); ++k) {
+        const GValue* c = gst_value_list_get_value(v, k);
+        if (!EngineMakes(c)) continue;
+        if (pick.empty() || g_str_equal(g_value_get_string(c), preferred)) pick = g_value_get_string(c);
+      }
+      if (!pick.empty()) gst_structure_set(st, "colorimetry", G_TYPE_STRING, pick.c_str(), nullptr);
+    }
   }
   if (gst_structure_has_field(st, "pixel-aspect-ratio")) {
     gst_structure_fixate_field_nearest_fraction(st, "pixel-aspect-ratio", 1, 1);
@@ -412,7 +505,7 @@ ds_pixel_format EngineFormat(GstVideoFormat format) {
 // range, or another matrix), which the caps never offer but a caller of set_caps may still pass.
 bool EngineMatrix(const GstVideoInfo& info, ds_yuv_matrix* matrix) {
   const GstVideoColorimetry& c = info.colorimetry;
-  if (c.range != GST_VIDEO_COLOR_RANGE_16_235) return false;
+  if (!EngineMakes(c)) return false;
   switch (c.matrix) {
     case GST_VIDEO_COLOR_MATRIX_BT601: *matrix = DS_YUV_BT601; return true;
     case GST_VIDEO_COLOR_MATRIX_BT709: *matrix = DS_YUV_BT709; return true;
@@ -650,6 +743,17 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
   return GST_FLOW_OK;
 }
 
+// A clip's tags, ahead of its first frame: title = the prompt, comment = the provenance JSON,
+// application = the engine. Through basesrc's send_event, which queues them to go out after the
+// segment and before the next buffer (gst_element_send_event would take the state lock, which a
+// state change may hold while it waits for this thread).
+void SendClipTags(GstDitSrc* self, const Item& item) {
+  GstTagList* tags = gst_tag_list_new(GST_TAG_TITLE, item.title.c_str(), GST_TAG_COMMENT, item.provenance.c_str(),
+                                      GST_TAG_APPLICATION_NAME, "ditstream", nullptr);
+  gst_tag_list_set_scope(tags, GST_TAG_SCOPE_GLOBAL);  // about the whole file, as a title is
+  GST_ELEMENT_CLASS(gst_dit_src_parent_class)->send_event(GST_ELEMENT(self), gst_event_new_tag(tags));
+}
+
 GstFlowReturn Fill(GstPushSrc* psrc, GstBuffer* buf) {
   auto* self = GST_DIT_SRC(psrc);
   State& s = *self->s;
@@ -674,6 +778,7 @@ GstFlowReturn Fill(GstPushSrc* psrc, GstBuffer* buf) {
     case Item::kFrame:
       break;
   }
+  if (!item.provenance.empty()) SendClipTags(self, item);
   return WriteFrame(self, item, buf);
 }
 
@@ -776,7 +881,9 @@ void SetProperty(GObject* object, guint id, const GValue* value, GParamSpec* psp
     std::lock_guard lk(s.mu);
     started = s.started;
     if (!started && id == kPropNumFrames) s.num_frames = g_value_get_int64(value);
+    if (id == kPropProvenance) s.provenance = g_value_get_boolean(value);  // read at each clip
   }
+  if (id == kPropProvenance) return;
   if (started) {
     g_warning("ditsrc: %s can only change in the NULL or READY state", pspec->name);
   } else if (id == kPropIsLive) {
@@ -805,6 +912,11 @@ void GetProperty(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
       break;
     }
     case kPropIsLive: g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self))); break;
+    case kPropProvenance: {
+      std::lock_guard lk(s.mu);
+      g_value_set_boolean(value, s.provenance);
+      break;
+    }
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
 }
@@ -821,6 +933,15 @@ void InstallProperties(GObjectClass* gobject_class) {
       gobject_class, kPropIsLive,
       g_param_spec_boolean("is-live", "Is live",
                            "Act as a live source: frames follow the pipeline clock at the frame rate", FALSE, ready));
+  g_object_class_install_property(
+      gobject_class, kPropProvenance,
+      g_param_spec_boolean("provenance", "Provenance tags",
+                           "Tag each clip: title = the prompt, comment = a JSON record of how it was generated "
+                           "(AI-generated, engine, model, prompt, seed, sampling, size; no local paths), which "
+                           "muxers write into the file",
+                           TRUE,
+                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                    GST_PARAM_MUTABLE_PLAYING)));
   for (int i = 0; i < ds_option_count(); ++i) {
     const ds_option_info& o = *ds_option_at(i);
     if (g_object_class_find_property(gobject_class, o.name) != nullptr) {

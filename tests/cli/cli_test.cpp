@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -268,6 +269,25 @@ std::map<std::string, std::string> ffprobe_stream(const fs::path& file) {
   return fields;
 }
 
+// The container's title and comment tags (keys in lower case).
+std::map<std::string, std::string> ffprobe_tags(const fs::path& file) {
+  std::optional<std::string> out = capture(
+      "ffprobe -v error -show_entries format_tags=title,comment -of "
+      "default=noprint_wrappers=1 '" +
+      file.string() + "'");
+  std::map<std::string, std::string> fields;
+  if (!out) return fields;
+  std::istringstream lines(*out);
+  for (std::string line; std::getline(lines, line);) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq);
+    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    fields[key] = line.substr(eq + 1);
+  }
+  return fields;
+}
+
 // ---- what the engine says ditgen should produce ----------------------------------------------
 
 struct Expected {
@@ -388,6 +408,34 @@ TEST_F(CliTest, MkvAndMovHoldH264Too) {
   }
 }
 
+// MP4 and MKV carry the prompt as their title and the provenance JSON as their comment (the seed
+// given, the AI-generated flag, the model by its folder's name only); --no-provenance leaves both out.
+TEST_F(CliTest, VideoFileCarriesItsProvenanceUnlessAskedNot) {
+  if (!have_program("ffprobe")) GTEST_SKIP() << "ffprobe not installed";
+  for (const char* name : {"clip.mp4", "clip.mkv"}) {
+    fs::path out = dir_ / name;
+    RunResult r = ditgen({"--prompt", "a green triangle", "--seed", "3", "-o", out.string()});
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    auto tags = ffprobe_tags(out);
+    EXPECT_EQ(tags["tag:title"], "a green triangle") << name;
+    const std::string& comment = tags["tag:comment"];
+    EXPECT_NE(comment.find("\"ai_generated\":true"), std::string::npos) << name << ": " << comment;
+    EXPECT_NE(comment.find("\"seed\":3,"), std::string::npos) << name << ": " << comment;
+    EXPECT_NE(comment.find("\"prompt\":\"a green triangle\""), std::string::npos) << name << ": " << comment;
+    if (!model_.empty()) {
+      EXPECT_EQ(comment.find(fs::path(model_).parent_path().string()), std::string::npos)
+          << "a local path: " << comment;
+    }
+
+    fs::path bare = dir_ / (std::string("bare-") + name);
+    r = ditgen({"--prompt", "a green triangle", "--no-provenance", "-o", bare.string()});
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    tags = ffprobe_tags(bare);
+    EXPECT_EQ(tags.count("tag:comment"), 0u) << name;
+    EXPECT_EQ(tags.count("tag:title"), 0u) << name;
+  }
+}
+
 TEST_F(CliTest, DefaultModelMakesItsNativeMp4) {
   if (!have_program("ffprobe")) GTEST_SKIP() << "ffprobe not installed";
   Expected native;
@@ -458,11 +506,11 @@ TEST_F(CliTest, StripShowsEvenlySpacedFramesSideBySide) {
   EXPECT_EQ(h.height, static_cast<uint32_t>(expected_.height));
   // The first tile is frame 0: decode both with ffmpeg and compare the pixels of that region.
   if (!have_program("ffmpeg")) GTEST_SKIP() << "ffmpeg not installed";
-  std::optional<std::string> tile = capture("ffmpeg -v error -i '" + strip.string() + "' -vf crop=" +
-                                            std::to_string(expected_.width) + ":" + std::to_string(expected_.height) +
-                                            ":0:0 -f rawvideo -pix_fmt rgb24 -");
-  std::optional<std::string> first = capture("ffmpeg -v error -i '" + (frames / "frame_00000.png").string() +
-                                             "' -f rawvideo -pix_fmt rgb24 -");
+  std::optional<std::string> tile =
+      capture("ffmpeg -v error -i '" + strip.string() + "' -vf crop=" + std::to_string(expected_.width) + ":" +
+              std::to_string(expected_.height) + ":0:0 -f rawvideo -pix_fmt rgb24 -");
+  std::optional<std::string> first =
+      capture("ffmpeg -v error -i '" + (frames / "frame_00000.png").string() + "' -f rawvideo -pix_fmt rgb24 -");
   ASSERT_TRUE(tile && first);
   EXPECT_EQ(tile->size(), static_cast<size_t>(expected_.width) * expected_.height * 3);
   EXPECT_EQ(*tile, *first);

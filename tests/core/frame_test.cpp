@@ -117,7 +117,7 @@ TEST(Frame, I420ChromaAveragesTheBlockAndCutsItShortAtOddEdges) {
   const FrameLayout l = LayoutOf(PixelFormat::kI420, 1, 2);
   ASSERT_EQ(l.bytes, 4u);
   uint8_t out[4];
-  PlanarToPixels(planar, 1, 2, PixelFormat::kI420, out);
+  PlanarToPixels(planar, 1, 2, {PixelFormat::kI420}, out);
   EXPECT_EQ(out[0], 16);
   EXPECT_EQ(out[1], 235);
   EXPECT_EQ(out[2], 128);
@@ -172,8 +172,8 @@ TEST(Frame, PackedFormatsInterleaveTheChannels) {
   std::vector<float> planar(3 * w * h);
   for (size_t i = 0; i < planar.size(); ++i) planar[i] = static_cast<float>(i * 11 % 256) / 127.5f - 1.0f;
   std::vector<uint8_t> rgb(LayoutOf(PixelFormat::kRgb, w, h).bytes), rgba(LayoutOf(PixelFormat::kRgba, w, h).bytes);
-  PlanarToPixels(planar.data(), w, h, PixelFormat::kRgb, rgb.data());
-  PlanarToPixels(planar.data(), w, h, PixelFormat::kRgba, rgba.data());
+  PlanarToPixels(planar.data(), w, h, {PixelFormat::kRgb}, rgb.data());
+  PlanarToPixels(planar.data(), w, h, {PixelFormat::kRgba}, rgba.data());
   for (int i = 0; i < w * h; ++i) {
     for (int c = 0; c < 3; ++c) {
       const int want = static_cast<int>((c * w * h + i) * 11 % 256);

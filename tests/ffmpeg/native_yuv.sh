@@ -43,9 +43,11 @@ if "$ffmpeg_native" -hide_banner -encoders 2> /dev/null | grep -q libx264; then
     # tags (it repacks them as raw packets).
     "$ffmpeg_native" -nostdin -v error -y -filter_complex "ditstream=$clip:matrix=$matrix" -c:v libx264 \
       "$TMP/$matrix.mp4" 2> "$TMP/$matrix.err" || fail "libx264 with matrix=$matrix: $(cat "$TMP/$matrix.err")"
-    tags=$(ffprobe -v error -select_streams v:0 -show_entries stream=pix_fmt,color_range,color_space -of csv=p=0 \
-      "$TMP/$matrix.mp4")
-    expect_eq "H.264 tags for matrix=$matrix" "yuv420p,tv,$([ $matrix = bt709 ] && echo bt709 || echo smpte170m)" "$tags"
+    tags=$(ffprobe -v error -select_streams v:0 \
+      -show_entries stream=pix_fmt,color_range,color_space,color_transfer,color_primaries,chroma_location \
+      -of csv=p=0 "$TMP/$matrix.mp4")
+    space=$([ $matrix = bt709 ] && echo bt709 || echo smpte170m)
+    expect_eq "H.264 tags for matrix=$matrix" "yuv420p,tv,$space,$space,$space,center" "$tags"
   done
 fi
 echo "native_yuv: ok"

@@ -185,14 +185,17 @@ TEST(DitsrcFormats, RgbaI420AndNv12CarryTheSameFramesAsRgb) {
 }
 
 // I420 is made in the matrix the caps name: BT.601 for SD sizes left open (GStreamer's default
-// below 577 lines), BT.709 when downstream asks for it.
+// below 577 lines), BT.709 when downstream asks for it, BT.601 for another spelling of it; chroma
+// sited at the block centre.
 TEST(DitsrcFormats, I420FollowsTheNegotiatedColorimetry) {
   const auto rgb = FirstFrames("video/x-raw,format=RGB", 1);
   ASSERT_EQ(rgb.size(), 1u);
   const int n = kWidth * kHeight;
   for (const auto& [caps, standard, matrix] :
        {std::tuple{"video/x-raw,format=I420", ds::testing::kBt601, GST_VIDEO_COLOR_MATRIX_BT601},
-        std::tuple{"video/x-raw,format=I420,colorimetry=bt709", ds::testing::kBt709, GST_VIDEO_COLOR_MATRIX_BT709}}) {
+        std::tuple{"video/x-raw,format=I420,colorimetry=bt709", ds::testing::kBt709, GST_VIDEO_COLOR_MATRIX_BT709},
+        // BT.601 spelled as V4L2 encoders list it (BT.709's transfer): the same bytes as bt601
+        std::tuple{"video/x-raw,format=I420,colorimetry=2:4:5:4", ds::testing::kBt601, GST_VIDEO_COLOR_MATRIX_BT601}}) {
     SCOPED_TRACE(caps);
     Harness h(caps);
     g_object_set(h.element(), "seed", G_GINT64_CONSTANT(42), nullptr);
@@ -202,6 +205,7 @@ TEST(DitsrcFormats, I420FollowsTheNegotiatedColorimetry) {
     const GstVideoInfo info = h.NegotiatedInfo();
     EXPECT_EQ(info.colorimetry.matrix, matrix);
     EXPECT_EQ(info.colorimetry.range, GST_VIDEO_COLOR_RANGE_16_235);
+    EXPECT_EQ(info.chroma_site, GST_VIDEO_CHROMA_SITE_JPEG) << "chroma is each 2x2 block's mean";
     const uint8_t* y = i420[0].data();
     ASSERT_TRUE(ds::testing::I420Matches(standard, rgb[0].data(), kWidth, kHeight, y, kWidth, y + n, y + n + n / 4,
                                          kWidth / 2));
@@ -226,19 +230,33 @@ TEST(DitsrcCaps, OpenI420ColorimetryFixatesToTheDefaultOfItsHeight) {
   }
 }
 
-// Colorimetry the engine does not make is not offered, so negotiation fails cleanly (or a
-// converter in between does the work) instead of mislabelled frames.
+// Asked with downstream's caps, ditsrc offers YUV only in colorimetries it makes, whatever their
+// spelling: limited-range BT.601 or BT.709 (bt601, bt709, V4L2's 2:4:5:4), not BT.2020 or full
+// range; so negotiation fails cleanly (or a converter in between does the work) rather than
+// mislabel frames.
 TEST(DitsrcCaps, OffersOnlyTheColorimetriesItMakes) {
   Harness h;
   GstPad* pad = gst_element_get_static_pad(h.element(), "src");
-  GstCaps* caps = gst_pad_query_caps(pad, nullptr);
-  for (const char* wanted : {"video/x-raw,format=I420,colorimetry=bt601", "video/x-raw,format=I420,colorimetry=bt709",
-                             "video/x-raw,format=I420,colorimetry=bt2020"}) {
-    GstCaps* w = gst_caps_from_string(wanted);
-    EXPECT_EQ(gst_caps_can_intersect(caps, w), std::string(wanted).find("bt2020") == std::string::npos) << wanted;
-    gst_caps_unref(w);
+  const std::pair<const char*, bool> cases[] = {{"video/x-raw,format=I420,colorimetry=bt601", true},
+                                                {"video/x-raw,format=NV12,colorimetry=bt709", true},
+                                                {"video/x-raw,format=I420,colorimetry=2:4:5:4", true},
+                                                {"video/x-raw,format=I420,colorimetry=bt2020", false},
+                                                {"video/x-raw,format=I420,colorimetry=1:4:0:0", false},  // full range
+                                                {"video/x-raw,format=I420,colorimetry={bt2020,bt709}", true}};
+  for (const auto& [wanted, offered] : cases) {
+    GstCaps* filter = gst_caps_from_string(wanted);
+    GstCaps* caps = gst_pad_query_caps(pad, filter);
+    EXPECT_EQ(!gst_caps_is_empty(caps), offered) << wanted << " → " << gst_caps_to_string(caps);
+    if (!gst_caps_is_empty(caps)) {
+      const GValue* c = gst_structure_get_value(gst_caps_get_structure(caps, 0), "colorimetry");
+      ASSERT_NE(c, nullptr);
+      if (std::string(wanted).find("bt2020,") != std::string::npos) {
+        EXPECT_STREQ(g_value_get_string(c), "bt709") << "bt2020 is dropped from the list";
+      }
+    }
+    gst_caps_unref(caps);
+    gst_caps_unref(filter);
   }
-  gst_caps_unref(caps);
   gst_object_unref(pad);
 }
 
@@ -315,6 +333,52 @@ TEST(DitsrcStream, MoreFramesThanAClipContinueIntoASecondClipThenEos) {
   EXPECT_EQ(gst_harness_buffers_in_queue(h.get()), 0u);
   const std::vector<int> clips = DrainProgressClips(h.bus());
   EXPECT_GE(*std::max_element(clips.begin(), clips.end()), 1);
+}
+
+// The title and comment of every tag event up to EOS.
+std::vector<std::pair<std::string, std::string>> TagsUntilEos(Harness& h) {
+  std::vector<std::pair<std::string, std::string>> tags;
+  while (GstEvent* e = gst_harness_pull_event(h.get())) {
+    const GstEventType type = GST_EVENT_TYPE(e);
+    if (type == GST_EVENT_TAG) {
+      GstTagList* list = nullptr;
+      gst_event_parse_tag(e, &list);
+      gchar *title = nullptr, *comment = nullptr;
+      gst_tag_list_get_string(list, GST_TAG_TITLE, &title);
+      gst_tag_list_get_string(list, GST_TAG_COMMENT, &comment);
+      tags.emplace_back(title ? title : "", comment ? comment : "");
+      g_free(title);
+      g_free(comment);
+    }
+    gst_event_unref(e);
+    if (type == GST_EVENT_EOS) break;
+  }
+  return tags;
+}
+
+// Each clip is tagged once, ahead of its frames: the prompt as title, the provenance JSON (its
+// seed, the AI-generated flag) as comment; provenance=false sends none.
+TEST(DitsrcTags, EachClipCarriesItsPromptAndProvenance) {
+  for (const bool on : {true, false}) {
+    SCOPED_TRACE(on ? "provenance=true" : "provenance=false");
+    Harness h;
+    g_object_set(h.element(), "num-frames", G_GINT64_CONSTANT(20), "prompt", "a blue square moving up", "seed",
+                 G_GINT64_CONSTANT(5), "provenance", on, nullptr);
+    gst_harness_play(h.get());
+    for (const Frame& f : h.PullFrames(20)) EXPECT_FALSE(f.empty());
+    const auto tags = TagsUntilEos(h);
+    if (!on) {
+      EXPECT_TRUE(tags.empty());
+      continue;
+    }
+    ASSERT_EQ(tags.size(), 2u) << "one tag event per clip";
+    for (const auto& [title, comment] : tags) {
+      EXPECT_EQ(title, "a blue square moving up");
+      EXPECT_NE(comment.find("\"ai_generated\":true"), std::string::npos) << comment;
+      EXPECT_NE(comment.find("\"seed\":5,"), std::string::npos) << comment;
+      EXPECT_NE(comment.find("\"prompt\":\"a blue square moving up\""), std::string::npos) << comment;
+    }
+  }
 }
 
 TEST(DitsrcStream, EndlessModeRunsAcrossClipBoundariesWithoutGaps) {

@@ -2,6 +2,7 @@
 // and gst-inspect-1.0 documenting every option of the table.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
 #include <sstream>
 #include <string>
@@ -40,17 +41,21 @@ Process Spawn(const std::vector<std::string>& args) {
 
 bool Succeeded(const Process& r) { return g_spawn_check_wait_status(r.status, nullptr); }
 
-// key=value lines of ffprobe's default writer without section wrappers.
+// key=value lines of ffprobe's default writer without section wrappers; the container's tags as
+// TAG:<name> with the name in lower case (Matroska's are upper case).
 std::map<std::string, std::string> Probe(const std::string& file) {
   const Process r = Spawn({FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
-                       "stream=width,height,avg_frame_rate,nb_read_frames", "-of", "default=noprint_wrappers=1",
-                       file});
+                           "stream=width,height,avg_frame_rate,nb_read_frames:format_tags=title,comment,comments",
+                           "-of", "default=noprint_wrappers=1", file});
   EXPECT_TRUE(Succeeded(r)) << r.err;
   std::map<std::string, std::string> fields;
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
     const size_t eq = line.find('=');
-    if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq);
+    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    fields[key] = line.substr(eq + 1);
   }
   return fields;
 }
@@ -77,15 +82,31 @@ class DitsrcPipeline : public ::testing::Test {
     std::string missing;
     if (!HaveElements({"videoconvert", encoder, muxer, "filesink"}, &missing)) GTEST_SKIP() << "no " << missing;
     const std::string path = dir_ + "/" + file;
-    const Process r = Spawn({GST_LAUNCH, "-q", "ditsrc", "model=" + ModelDir(), "prompt=a red circle moving right",
-                         "num-frames=32", "threads=2", "!", "videoconvert", "!", encoder, "!", muxer, "!",
-                         "filesink", "location=" + path});
+    const Process r =
+        Spawn({GST_LAUNCH, "-q", "ditsrc", "model=" + ModelDir(), "prompt=a red circle moving right", "num-frames=32",
+               "threads=2", "!", "videoconvert", "!", encoder, "!", muxer, "!", "filesink", "location=" + path});
     ASSERT_TRUE(Succeeded(r)) << r.err;
     auto probe = Probe(path);
     EXPECT_EQ(probe["nb_read_frames"], "32");
     EXPECT_EQ(probe["width"], std::to_string(kWidth));
     EXPECT_EQ(probe["height"], std::to_string(kHeight));
     EXPECT_EQ(probe["avg_frame_rate"], std::to_string(kFpsNum) + "/" + std::to_string(kFpsDen));
+    // The provenance tags reach the file: the prompt as its title, the JSON record as its comment
+    // (Matroska: COMMENTS; GStreamer 1.22's matroskamux stores tag strings serialized, quoted
+    // with backslash escapes, which are dropped here).
+    std::string title = probe["tag:title"],
+                comment = probe.count("tag:comment") ? probe["tag:comment"] : probe["tag:comments"];
+    for (std::string* t : {&title, &comment}) {
+      if (t->size() >= 2 && t->front() == '"' && t->back() == '"') *t = t->substr(1, t->size() - 2);
+      std::string plain;
+      for (size_t i = 0; i < t->size(); ++i) plain += (*t)[i] == '\\' && i + 1 < t->size() ? (*t)[++i] : (*t)[i];
+      *t = plain;
+    }
+    EXPECT_EQ(title, "a red circle moving right");
+    EXPECT_NE(comment.find("\"ai_generated\":true"), std::string::npos) << comment;
+    EXPECT_NE(comment.find("\"prompt\":\"a red circle moving right\""), std::string::npos) << comment;
+    EXPECT_NE(comment.find("\"generator\":\"ditstream "), std::string::npos) << comment;
+    EXPECT_EQ(comment.find(ModelDir()), std::string::npos) << "the model's local path leaked: " << comment;
   }
 
   std::string dir_;
@@ -94,6 +115,19 @@ class DitsrcPipeline : public ::testing::Test {
 TEST_F(DitsrcPipeline, H264InMp4) { EncodeAndProbe("x264enc", "mp4mux", "clip.mp4"); }
 
 TEST_F(DitsrcPipeline, Vp8InWebm) { EncodeAndProbe("vp8enc", "webmmux", "clip.webm"); }
+
+// YUV colorimetry ditsrc does not make (BT.2020) is refused alone and converted by videoconvert,
+// which leads its caps with the passthrough structure ditsrc must skip.
+TEST_F(DitsrcPipeline, ForeignColorimetryNeedsAndGetsAConverter) {
+  const std::string src = "model=" + ModelDir();
+  const Process alone = Spawn({GST_LAUNCH, "ditsrc", src, "num-frames=2", "threads=2", "!",
+                               "video/x-raw,format=I420,colorimetry=bt2020", "!", "fakesink"});
+  EXPECT_FALSE(Succeeded(alone));
+  EXPECT_NE((alone.out + alone.err).find("not-negotiated"), std::string::npos) << alone.out << alone.err;
+  const Process converted = Spawn({GST_LAUNCH, "ditsrc", src, "num-frames=2", "threads=2", "!", "videoconvert", "!",
+                                   "video/x-raw,format=I420,colorimetry=bt2020", "!", "fakesink"});
+  EXPECT_TRUE(Succeeded(converted)) << converted.out << converted.err;
+}
 
 TEST_F(DitsrcPipeline, MissingModelExitsWithAnErrorNamingIt) {
   const Process r = Spawn({GST_LAUNCH, "ditsrc", "model=/nonexistent/ditstream-model", "!", "fakesink"});

@@ -8,6 +8,8 @@
 #include <tuple>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ditstream.h"
 #include "tests/support/random_model.h"
 #include "tests/support/yuv_reference.h"
@@ -238,6 +240,60 @@ TEST_F(CApi, PixelFormatsDescribeTheSameFrames) {
   EXPECT_EQ(ds_set_yuv_matrix(gen_, static_cast<ds_yuv_matrix>(-1)), DS_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ds_error_message(gen_)).find("YUV matrix -1"), std::string::npos) << ds_error_message(gen_);
   EXPECT_EQ(ds_set_yuv_matrix(nullptr, DS_YUV_BT709), DS_ERR_INVALID_ARGUMENT);
+}
+
+// The provenance JSON, parsed: what the model was asked (the options as resolved: steps set,
+// guidance the model's default, the output shape), the model by its folder's name only, and the
+// size-query protocol of the buffer.
+TEST_F(CApi, ProvenanceRecordsHowToMakeTheVideoAgain) {
+  size_t length = 0;
+  EXPECT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_ERR_STATE);
+  ASSERT_EQ(ds_set_option(gen_, "seed", "7"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "steps", "3"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "negative-prompt", "blurry \"quoted\""), DS_OK);
+  ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
+  ASSERT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_OK) << ds_error_message(gen_);
+  ASSERT_GT(length, 0u);
+
+  std::string small(length, '#');  // one byte short of the NUL
+  EXPECT_EQ(ds_get_provenance(gen_, small.data(), small.size(), nullptr), DS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(small, std::string(length, '#')) << "a buffer that is too small stays untouched";
+  EXPECT_NE(std::string(ds_error_message(gen_)).find(std::to_string(length + 1) + " bytes"), std::string::npos)
+      << ds_error_message(gen_);
+
+  std::vector<char> buf(length + 1, '#');
+  size_t written = 0;
+  ASSERT_EQ(ds_get_provenance(gen_, buf.data(), buf.size(), &written), DS_OK) << ds_error_message(gen_);
+  EXPECT_EQ(written, length);
+  const std::string text(buf.data());
+  EXPECT_EQ(text.size(), length);
+  EXPECT_EQ(text.find(dir_.parent_path().string()), std::string::npos) << "a local path leaked: " << text;
+
+  const nlohmann::json j = nlohmann::json::parse(text);
+  ds_model_info info{};
+  ASSERT_EQ(ds_get_model_info(gen_, &info), DS_OK);
+  int w = 0, h = 0, frames = 0;
+  ASSERT_EQ(ds_get_output_shape(gen_, &w, &h, &frames), DS_OK);
+  EXPECT_EQ(j.at("generator"), std::string("ditstream ") + ds_version());
+  EXPECT_EQ(j.at("ai_generated"), true);
+  EXPECT_EQ(j.at("model").at("name"), dir_.filename().string());
+  EXPECT_EQ(j.at("model").at("family"), info.family);
+  EXPECT_EQ(j.at("prompt"), "a red circle moving left");
+  EXPECT_EQ(j.at("negative_prompt"), "blurry \"quoted\"");
+  EXPECT_EQ(j.at("seed"), 7);
+  EXPECT_EQ(j.at("steps"), 3);
+  EXPECT_EQ(j.at("guidance").get<double>(), info.default_guidance);
+  EXPECT_EQ(j.at("shift").get<double>(), info.default_shift);
+  EXPECT_EQ(j.at("width"), w);
+  EXPECT_EQ(j.at("height"), h);
+  EXPECT_EQ(j.at("frames"), frames);
+  EXPECT_EQ(j.at("fps").get<double>(), static_cast<double>(info.fps_num) / info.fps_den);
+  EXPECT_EQ(j.at("device"), "cpu");
+  const nlohmann::json& options = j.at("options");
+  EXPECT_EQ(options.size(), static_cast<size_t>(ds_option_count()));
+  EXPECT_EQ(options.at("steps"), 3);
+  EXPECT_EQ(options.at("guidance").get<double>(), -1.0);  // as set: the sentinel
+  EXPECT_EQ(options.at("model"), dir_.filename().string());
 }
 
 TEST_F(CApi, OptionTableIsExposed) {

@@ -1,0 +1,65 @@
+#include "pipelines/provenance.h"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <string_view>
+
+namespace ds {
+namespace {
+
+// "…/models/wan2.1-t2v-1.3b/" → "wan2.1-t2v-1.3b".
+std::string ModelName(std::string_view model) {
+  while (model.size() > 1 && model.back() == '/') model.remove_suffix(1);
+  const size_t slash = model.rfind('/');
+  return std::string(slash == std::string_view::npos ? model : model.substr(slash + 1));
+}
+
+// A number GetOption wrote; from_chars, as options.cpp parses, so a host's locale cannot change it.
+template <class T>
+T Number(const std::string& text) {
+  T v{};
+  std::from_chars(text.data(), text.data() + text.size(), v);
+  return v;
+}
+
+}  // namespace
+
+std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const OutputShape& shape, const char* device) {
+  const Sampling s = ResolveSampling(opts, info);
+  nlohmann::ordered_json j;
+  j["generator"] = "ditstream " DS_VERSION;
+  j["ai_generated"] = true;
+  j["model"] = {{"name", ModelName(opts.model)}, {"family", info.family}};
+  j["prompt"] = opts.prompt;
+  j["negative_prompt"] = opts.negative_prompt;
+  j["seed"] = opts.seed;
+  j["steps"] = s.steps;
+  j["guidance"] = s.guidance;
+  j["shift"] = s.shift;
+  j["width"] = shape.width;
+  j["height"] = shape.height;
+  j["frames"] = shape.frames;
+  j["fps"] = opts.fps > 0 ? opts.fps : static_cast<double>(info.fps);
+  j["device"] = device;
+  // The table as set (sentinels included), typed as the table types it; the model option keeps
+  // only its name, like "model" above.
+  nlohmann::ordered_json& table = j["options"];
+  for (const ds_option_info& o : OptionTable()) {
+    const Result<std::string> text = GetOption(opts, o.name);
+    if (!text.ok()) continue;
+    if (std::string_view(o.name) == "model") {
+      table[o.name] = ModelName(*text);
+    } else if (o.type == DS_OPT_STRING) {
+      table[o.name] = *text;
+    } else if (o.type == DS_OPT_INT) {
+      table[o.name] = Number<int64_t>(*text);
+    } else {
+      table[o.name] = Number<double>(*text);
+    }
+  }
+  // Invalid UTF-8 in a prompt becomes U+FFFD rather than an exception.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace ds
