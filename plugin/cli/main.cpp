@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <numeric>
@@ -191,9 +192,12 @@ int begin_writers(ds_generator* gen, Session& session, bool provenance) {
   VideoFormat& format = session.format;
   if (provenance) {
     size_t length = 0;
-    std::string prompt(4096, '\0');
-    if (ds_get_provenance(gen, nullptr, 0, &length) != DS_OK ||
-        ds_get_option(gen, "prompt", prompt.data(), prompt.size()) != DS_OK) {
+    std::string prompt(1024, '\0');  // ds_get_option cuts at the buffer's size: grow until it fits
+    while (ds_get_option(gen, "prompt", prompt.data(), prompt.size()) == DS_OK &&
+           std::strlen(prompt.c_str()) + 1 == prompt.size()) {
+      prompt.assign(prompt.size() * 2, '\0');
+    }
+    if (ds_get_provenance(gen, nullptr, 0, &length) != DS_OK) {
       print_error(engine_error(gen, "cannot describe the video"));
       return kExitRuntime;
     }

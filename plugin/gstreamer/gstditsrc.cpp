@@ -10,6 +10,7 @@
 #include <gst/video/video.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -230,21 +231,32 @@ void OnProgress(void* user, const ds_progress* p) {
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
 }
 
+// The whole prompt (ds_get_option cuts a value at the buffer's size: grow until it fits), as
+// valid UTF-8 for a tag (GstTagList refuses other strings; an engine prompt is any bytes).
+std::string PromptForTag(ds_generator* gen) {
+  std::string buf(1024, '\0');
+  while (ds_get_option(gen, "prompt", buf.data(), buf.size()) == DS_OK && std::strlen(buf.c_str()) + 1 == buf.size()) {
+    buf.assign(buf.size() * 2, '\0');
+  }
+  gchar* valid = g_utf8_make_valid(buf.c_str(), -1);
+  std::string prompt(valid);
+  g_free(valid);
+  return prompt;
+}
+
 // The next clip's prompt and provenance record, for its tags (worker thread: it alone uses the
 // generator while generating).
 void CaptureClipTags(GstDitSrc* self) {
   State& s = *self->s;
   size_t length = 0;
-  char prompt[4096];
-  if (ds_get_provenance(s.gen, nullptr, 0, &length) != DS_OK ||
-      ds_get_option(s.gen, "prompt", prompt, sizeof(prompt)) != DS_OK) {
+  if (ds_get_provenance(s.gen, nullptr, 0, &length) != DS_OK) {
     GST_WARNING_OBJECT(self, "no provenance tags: %s", ds_error_message(s.gen));
     return;
   }
   std::string json(length + 1, '\0');
   if (ds_get_provenance(s.gen, json.data(), json.size(), nullptr) != DS_OK) return;
   json.resize(length);
-  s.clip_title = prompt;
+  s.clip_title = PromptForTag(s.gen);
   s.clip_provenance = std::move(json);
 }
 
@@ -264,6 +276,8 @@ void RunWorker(GstDitSrc* self) {
     for (const std::string& m : refused) {
       GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Property change refused: %s", m.c_str()), (nullptr));
     }
+    s.clip_title.clear();  // a run stopped before its first frame must not tag the next one
+    s.clip_provenance.clear();
     if (tags) CaptureClipTags(self);
     const ds_status st = ds_generate(s.gen, cont, OnFrame, OnProgress, self);
     std::lock_guard lk(s.mu);
@@ -387,6 +401,16 @@ bool EngineMakes(const GstVideoColorimetry& c) {
          (c.matrix == GST_VIDEO_COLOR_MATRIX_BT601 || c.matrix == GST_VIDEO_COLOR_MATRIX_BT709);
 }
 
+// Whether a structure of ditsrc's caps (or an intersection with them) is its YUV one: the formats
+// of a structure are all YUV or all RGB (FormatCaps), so the first tells.
+bool IsYuvStructure(const GstStructure* st) {
+  const GValue* f = gst_structure_get_value(st, "format");
+  if (f != nullptr && GST_VALUE_HOLDS_LIST(f) && gst_value_list_get_size(f) > 0) f = gst_value_list_get_value(f, 0);
+  if (f == nullptr || !G_VALUE_HOLDS_STRING(f)) return false;
+  const char* name = g_value_get_string(f);
+  return g_str_equal(name, "I420") || g_str_equal(name, "NV12");
+}
+
 // Whether the engine makes the colorimetry a caps string names.
 bool EngineMakes(const GValue* v) {
   GstVideoColorimetry c;
@@ -401,7 +425,7 @@ GstCaps* KeepColorimetriesTheEngineMakes(GstCaps* caps) {
   for (guint i = gst_caps_get_size(caps); i-- > 0;) {
     GstStructure* st = gst_caps_get_structure(caps, i);
     const GValue* v = gst_structure_get_value(st, "colorimetry");
-    if (v == nullptr) continue;
+    if (v == nullptr || !IsYuvStructure(st)) continue;  // RGB's colorimetry (sRGB) is whatever it is
     if (!GST_VALUE_HOLDS_LIST(v)) {
       if (!EngineMakes(v)) gst_caps_remove_structure(caps, i);
       continue;

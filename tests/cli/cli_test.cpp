@@ -253,28 +253,11 @@ PngHeader parse_png_header(const std::string& data) {
   return h;
 }
 
-std::map<std::string, std::string> ffprobe_stream(const fs::path& file) {
-  std::optional<std::string> out = capture(
-      "ffprobe -v error -select_streams v:0 -count_frames -show_entries "
-      "stream=nb_read_frames,width,height,r_frame_rate,codec_name,pix_fmt -of default=noprint_wrappers=1 '" +
-      file.string() + "'");
-  std::map<std::string, std::string> fields;
-  if (!out) return fields;
-  std::istringstream lines(*out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return fields;
-}
-
-// The container's title and comment tags (keys in lower case).
-std::map<std::string, std::string> ffprobe_tags(const fs::path& file) {
-  std::optional<std::string> out = capture(
-      "ffprobe -v error -show_entries format_tags=title,comment -of "
-      "default=noprint_wrappers=1 '" +
-      file.string() + "'");
+// ffprobe's key=value lines (-of default=noprint_wrappers=1) for `entries` of file; keys in lower
+// case (Matroska's tags are upper case). Empty when ffprobe fails.
+std::map<std::string, std::string> ffprobe(const fs::path& file, const std::string& entries) {
+  std::optional<std::string> out = capture("ffprobe -v error -select_streams v:0 -count_frames -show_entries " +
+                                           entries + " -of default=noprint_wrappers=1 '" + file.string() + "'");
   std::map<std::string, std::string> fields;
   if (!out) return fields;
   std::istringstream lines(*out);
@@ -286,6 +269,15 @@ std::map<std::string, std::string> ffprobe_tags(const fs::path& file) {
     fields[key] = line.substr(eq + 1);
   }
   return fields;
+}
+
+std::map<std::string, std::string> ffprobe_stream(const fs::path& file) {
+  return ffprobe(file, "stream=nb_read_frames,width,height,r_frame_rate,codec_name,pix_fmt");
+}
+
+// The container's title and comment tags, as tag:title and tag:comment.
+std::map<std::string, std::string> ffprobe_tags(const fs::path& file) {
+  return ffprobe(file, "format_tags=title,comment");
 }
 
 // ---- what the engine says ditgen should produce ----------------------------------------------
