@@ -379,18 +379,44 @@ TEST(DitsrcTags, LongPromptsAreTaggedWhole) {
 
 // Each clip is tagged once, ahead of its frames: the prompt as title, the provenance JSON (its
 // seed, the AI-generated flag) as comment; provenance=false sends none.
+// What reaches the harness's sink pad, in order: 'T' per tag event, 'B' per buffer.
+struct Arrivals {
+  std::mutex mu;
+  std::string order;
+};
+
+GstPadProbeReturn RecordArrival(GstPad*, GstPadProbeInfo* info, gpointer user) {
+  auto* a = static_cast<Arrivals*>(user);
+  std::lock_guard lk(a->mu);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    a->order += 'B';
+  } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_TAG) {
+    a->order += 'T';
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 TEST(DitsrcTags, EachClipCarriesItsPromptAndProvenance) {
   for (const bool on : {true, false}) {
     SCOPED_TRACE(on ? "provenance=true" : "provenance=false");
     Harness h;
     g_object_set(h.element(), "num-frames", G_GINT64_CONSTANT(20), "prompt", "a blue square moving up", "seed",
                  G_GINT64_CONSTANT(5), "provenance", on, nullptr);
+    Arrivals arrivals;
+    gst_pad_add_probe(h.get()->sinkpad,
+                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                      RecordArrival, &arrivals, nullptr);
     gst_harness_play(h.get());
     for (const Frame& f : h.PullFrames(20)) EXPECT_FALSE(f.empty());
     const auto tags = TagsUntilEos(h);
     if (!on) {
       EXPECT_TRUE(tags.empty());
       continue;
+    }
+    {
+      // 20 frames: the first clip's 16, then 4 of the continuing clip, each clip's tags first.
+      std::lock_guard lk(arrivals.mu);
+      EXPECT_EQ(arrivals.order, "T" + std::string(16, 'B') + "T" + std::string(4, 'B'));
     }
     ASSERT_EQ(tags.size(), 2u) << "one tag event per clip";
     for (const auto& [title, comment] : tags) {
