@@ -202,7 +202,8 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
 Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape, int clip,
                            const std::string& vae_tiling, const PlanarFrameFn& on_frame, const ProgressFn& on_progress,
                            const std::atomic<bool>& cancel) {
-  return DecodeFrames(latent, shape, clip, vae_tiling, &on_frame, FrameFormat(PixelFormat::kRgb), nullptr, on_progress, cancel);
+  return DecodeFrames(latent, shape, clip, vae_tiling, &on_frame, FrameFormat{PixelFormat::kRgb}, nullptr, on_progress,
+                      cancel);
 }
 
 Status WanPipeline::DecodePixels(std::vector<float>& latent, const OutputShape& shape, int clip,

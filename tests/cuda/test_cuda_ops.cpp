@@ -936,9 +936,9 @@ TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
     DS_MIRROR(dp, *cuda_, pb);
     const Tensor planar = Tensor::View(pb.data(), DType::kF32, {3, h, w});
     for (const FrameFormat format :
-         {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
-          FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709),
-          FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt709)}) {
+         {FrameFormat{PixelFormat::kRgb}, FrameFormat{PixelFormat::kRgba},
+          FrameFormat{PixelFormat::kI420, YuvMatrix::kBt601}, FrameFormat{PixelFormat::kI420, YuvMatrix::kBt709},
+          FrameFormat{PixelFormat::kNv12, YuvMatrix::kBt709}}) {
       SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix) + " " +
                    std::to_string(w) + "x" + std::to_string(h));
       const FrameLayout l = LayoutOf(format.pixels, w, h);

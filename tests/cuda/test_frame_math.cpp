@@ -55,9 +55,9 @@ TEST(FrameMath, KernelFramesEqualTheHostOracle) {
   for (const auto& [w, h] : sizes) {
     const std::vector<float> planar = RandomPlanar(w, h, static_cast<uint32_t>(w * 131 + h));
     for (const FrameFormat format :
-         {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
-          FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709),
-          FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt601), FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt709)}) {
+         {FrameFormat{PixelFormat::kRgb}, FrameFormat{PixelFormat::kRgba},
+          FrameFormat{PixelFormat::kI420, YuvMatrix::kBt601}, FrameFormat{PixelFormat::kI420, YuvMatrix::kBt709},
+          FrameFormat{PixelFormat::kNv12, YuvMatrix::kBt601}, FrameFormat{PixelFormat::kNv12, YuvMatrix::kBt709}}) {
       SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix) + " " +
                    std::to_string(w) + "x" + std::to_string(h));
       std::vector<uint8_t> want(LayoutOf(format.pixels, w, h).bytes, 0x5a);

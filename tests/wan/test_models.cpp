@@ -142,9 +142,9 @@ TEST(WanVae, PushPixelsGivesTheBytesOfPushsFrames) {
             W = static_cast<int>(z.shape[3]);
   const size_t plane = static_cast<size_t>(H) * W;
   for (const FrameFormat format :
-       {FrameFormat(PixelFormat::kRgb), FrameFormat(PixelFormat::kRgba),
-        FrameFormat(PixelFormat::kI420, YuvMatrix::kBt601), FrameFormat(PixelFormat::kI420, YuvMatrix::kBt709),
-        FrameFormat(PixelFormat::kNv12, YuvMatrix::kBt601)}) {
+       {FrameFormat{PixelFormat::kRgb}, FrameFormat{PixelFormat::kRgba},
+        FrameFormat{PixelFormat::kI420, YuvMatrix::kBt601}, FrameFormat{PixelFormat::kI420, YuvMatrix::kBt709},
+        FrameFormat{PixelFormat::kNv12, YuvMatrix::kBt601}}) {
     SCOPED_TRACE(std::string(PixelFormatName(format.pixels)) + " " + YuvMatrixName(format.matrix));
     const FrameLayout l = LayoutOf(format.pixels, 8 * W, 8 * H);
     std::vector<std::vector<uint8_t>> want, got;
