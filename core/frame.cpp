@@ -58,7 +58,7 @@ void PlanarToPacked(const float* planar, size_t plane, int channels, uint8_t* ou
 
 // Block by block, as the GPU kernel does: the 8-bit samples of each 2×2 block (cut short at an odd
 // edge), their luma, and the chroma of their mean. Chroma block k's U sample goes to u[k·step] and
-// its V to v[k·step]: I420's two planes (step 1) or NV12's interleaved pairs (v = u + 1, step 2).
+// its V to v[k·step] (FrameLayout's u, v and chroma_step).
 void PlanarToYuv420(const float* planar, int width, int height, const YuvCoefficients& c, uint8_t* y_plane, uint8_t* u,
                     uint8_t* v, int step) {
   const size_t plane = static_cast<size_t>(width) * height;
@@ -117,6 +117,9 @@ FrameLayout LayoutOf(PixelFormat format, int width, int height) {
     l.rows[1] = ch;
     l.offset[1] = static_cast<size_t>(width) * height;
     l.bytes = l.offset[1] + static_cast<size_t>(2 * cw) * ch;
+    l.u = l.offset[1];
+    l.v = l.offset[1] + 1;
+    l.chroma_step = 2;
     return l;
   }
   if (format == PixelFormat::kI420) {
@@ -129,6 +132,9 @@ FrameLayout LayoutOf(PixelFormat format, int width, int height) {
     l.offset[1] = static_cast<size_t>(width) * height;
     l.offset[2] = l.offset[1] + static_cast<size_t>(cw) * ch;
     l.bytes = l.offset[2] + static_cast<size_t>(cw) * ch;
+    l.u = l.offset[1];
+    l.v = l.offset[2];
+    l.chroma_step = 1;
     return l;
   }
   l.planes = 1;
@@ -156,10 +162,7 @@ void PlanarToPixels(const float* planar, int width, int height, FrameFormat form
     case PixelFormat::kI420:
     case PixelFormat::kNv12: {
       const FrameLayout l = LayoutOf(format.pixels, width, height);
-      const bool nv12 = format.pixels == PixelFormat::kNv12;
-      uint8_t* u = out + l.offset[1];
-      PlanarToYuv420(planar, width, height, CoefficientsOf(format.matrix), out, u, nv12 ? u + 1 : out + l.offset[2],
-                     nv12 ? 2 : 1);
+      PlanarToYuv420(planar, width, height, CoefficientsOf(format.matrix), out, out + l.u, out + l.v, l.chroma_step);
       return;
     }
   }

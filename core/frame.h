@@ -48,6 +48,10 @@ struct FrameLayout {
   int stride[3] = {};  // bytes a row
   int rows[3] = {};
   size_t bytes = 0;  // the whole frame
+  // YUV: chroma block k's U sample at u + k·chroma_step, its V at v + k·chroma_step (I420: the U
+  // and V planes, step 1; NV12: the pairs, v = u + 1, step 2). 0 for RGB.
+  size_t u = 0, v = 0;
+  int chroma_step = 0;
 };
 FrameLayout LayoutOf(PixelFormat format, int width, int height);
 

@@ -16,7 +16,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One thread per 2×2 block (cut short at an odd edge): its luma samples and its chroma pair (I420:
-// step 1 into two planes; NV12: step 2, v = u + 1).
+// step 1 into two planes; NV12: step 2, v = u + 1; FrameLayout's u, v and chroma_step).
 __global__ void __launch_bounds__(kThreads)
     Yuv420Kernel(const float* planar, int width, int height, YuvCoefficients k, unsigned char* y_plane,
                  unsigned char* u, unsigned char* v, int step) {
@@ -49,11 +49,8 @@ Status PlanarToPixels(const Context& ctx, const Tensor& planar, FrameFormat form
   auto* out = static_cast<unsigned char*>(frame.data);
   const int64_t plane = int64_t{width} * height;
   if (IsYuv420(format.pixels)) {
-    const bool nv12 = format.pixels == PixelFormat::kNv12;
-    unsigned char* u = out + l.offset[1];
     Yuv420Kernel<<<Blocks(int64_t{(width + 1) / 2} * ((height + 1) / 2)), kThreads, 0, ctx.stream>>>(
-        planar.f32(), width, height, CoefficientsOf(format.matrix), out, u, nv12 ? u + 1 : out + l.offset[2],
-        nv12 ? 2 : 1);
+        planar.f32(), width, height, CoefficientsOf(format.matrix), out, out + l.u, out + l.v, l.chroma_step);
   } else {
     PackedKernel<<<Blocks(plane), kThreads, 0, ctx.stream>>>(planar.f32(), plane,
                                                              format.pixels == PixelFormat::kRgba ? 4 : 3, out);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -49,51 +50,42 @@ TEST(Frame, SamplesRoundAndClamp) {
   for (int b = 0; b < 256; ++b) EXPECT_EQ(SampleToByte(b / 127.5f - 1.0f), b);
 }
 
-TEST(Frame, I420UsesBt601LimitedRange) {
-  const Yuv black = SolidI420(0, 0, 0), white = SolidI420(255, 255, 255), grey = SolidI420(128, 128, 128);
-  EXPECT_EQ(black.y, 16);
-  EXPECT_EQ(white.y, 235);
-  for (const Yuv& c : {black, white, grey}) {
-    EXPECT_EQ(c.u, 128);
-    EXPECT_EQ(c.v, 128);
+// A solid colour and the Y, U, V it must become, worked out by hand.
+struct Colour {
+  const char* name;
+  uint8_t r, g, b;
+  Yuv want;
+};
+
+void ExpectSolidColours(YuvMatrix m, std::initializer_list<Colour> colours) {
+  for (const Colour& c : colours) {
+    const Yuv got = SolidI420(c.r, c.g, c.b, 4, 2, m);
+    EXPECT_EQ(got.y, c.want.y) << c.name;
+    EXPECT_EQ(got.u, c.want.u) << c.name;
+    EXPECT_EQ(got.v, c.want.v) << c.name;
   }
-  const Yuv red = SolidI420(255, 0, 0), green = SolidI420(0, 255, 0), blue = SolidI420(0, 0, 255);
-  EXPECT_EQ(red.y, 81);  // 16 + 65.481
-  EXPECT_EQ(red.u, 90);
-  EXPECT_EQ(red.v, 240);
-  EXPECT_EQ(green.y, 145);
-  EXPECT_EQ(green.u, 54);
-  EXPECT_EQ(green.v, 34);
-  EXPECT_EQ(blue.y, 41);
-  EXPECT_EQ(blue.u, 240);
-  EXPECT_EQ(blue.v, 110);
+}
+
+// Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, Cb and Cr likewise; grey is neutral.
+TEST(Frame, I420UsesBt601LimitedRange) {
+  ExpectSolidColours(YuvMatrix::kBt601, {{"black", 0, 0, 0, {16, 128, 128}},
+                                         {"white", 255, 255, 255, {235, 128, 128}},
+                                         {"grey", 128, 128, 128, {126, 128, 128}},
+                                         {"red", 255, 0, 0, {81, 90, 240}},
+                                         {"green", 0, 255, 0, {145, 54, 34}},
+                                         {"blue", 0, 0, 255, {41, 240, 110}}});
 }
 
 // Y = 16 + 219·(0.2126 R + 0.7152 G + 0.0722 B)/255, Cb = 128 + 224·(B − Y')/1.8556/255,
 // Cr = 128 + 224·(R − Y')/1.5748/255: red 62.56, 102.33, 240; green 172.63, 41.67, 26.27;
-// blue 31.81, 240, 117.73 (the familiar HD colour-bar values).
+// blue 31.81, 240, 117.73 (the familiar HD colour-bar values); grey 16 + 219·128/255 = 125.93.
 TEST(Frame, I420UsesBt709LimitedRangeWhenAsked) {
-  const YuvMatrix m = YuvMatrix::kBt709;
-  const Yuv black = SolidI420(0, 0, 0, 4, 2, m), white = SolidI420(255, 255, 255, 4, 2, m),
-            grey = SolidI420(128, 128, 128, 4, 2, m);
-  EXPECT_EQ(black.y, 16);
-  EXPECT_EQ(white.y, 235);
-  EXPECT_EQ(grey.y, 126);  // 16 + 219·128/255 = 125.93
-  for (const Yuv& c : {black, white, grey}) {
-    EXPECT_EQ(c.u, 128);
-    EXPECT_EQ(c.v, 128);
-  }
-  const Yuv red = SolidI420(255, 0, 0, 4, 2, m), green = SolidI420(0, 255, 0, 4, 2, m),
-            blue = SolidI420(0, 0, 255, 4, 2, m);
-  EXPECT_EQ(red.y, 63);
-  EXPECT_EQ(red.u, 102);
-  EXPECT_EQ(red.v, 240);
-  EXPECT_EQ(green.y, 173);
-  EXPECT_EQ(green.u, 42);
-  EXPECT_EQ(green.v, 26);
-  EXPECT_EQ(blue.y, 32);
-  EXPECT_EQ(blue.u, 240);
-  EXPECT_EQ(blue.v, 118);
+  ExpectSolidColours(YuvMatrix::kBt709, {{"black", 0, 0, 0, {16, 128, 128}},
+                                         {"white", 255, 255, 255, {235, 128, 128}},
+                                         {"grey", 128, 128, 128, {126, 128, 128}},
+                                         {"red", 255, 0, 0, {63, 102, 240}},
+                                         {"green", 0, 255, 0, {173, 42, 26}},
+                                         {"blue", 0, 0, 255, {32, 240, 118}}});
 }
 
 TEST(Frame, MatrixOnlyChangesI420) {
@@ -153,6 +145,9 @@ TEST(Frame, LayoutPacksThePlanes) {
   EXPECT_EQ(i420.offset[1], 15u);
   EXPECT_EQ(i420.offset[2], 21u);
   EXPECT_EQ(i420.bytes, 27u);
+  EXPECT_EQ(i420.u, 15u);
+  EXPECT_EQ(i420.v, 21u);
+  EXPECT_EQ(i420.chroma_step, 1);
   const FrameLayout rgba = LayoutOf(PixelFormat::kRgba, 5, 3);
   EXPECT_EQ(rgba.planes, 1);
   EXPECT_EQ(rgba.stride[0], 20);
@@ -165,6 +160,10 @@ TEST(Frame, LayoutPacksThePlanes) {
   EXPECT_EQ(nv12.rows[1], 2);
   EXPECT_EQ(nv12.offset[1], 15u);
   EXPECT_EQ(nv12.bytes, 27u);
+  EXPECT_EQ(nv12.u, 15u);
+  EXPECT_EQ(nv12.v, 16u);
+  EXPECT_EQ(nv12.chroma_step, 2);
+  EXPECT_EQ(LayoutOf(PixelFormat::kRgb, 5, 3).chroma_step, 0);
 }
 
 TEST(Frame, PackedFormatsInterleaveTheChannels) {

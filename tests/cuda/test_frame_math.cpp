@@ -34,12 +34,10 @@ std::vector<uint8_t> KernelFrame(const std::vector<float>& planar, int w, int h,
   std::vector<uint8_t> out(l.bytes, 0xa5);
   if (IsYuv420(format.pixels)) {
     const YuvCoefficients k = CoefficientsOf(format.matrix);
-    const bool nv12 = format.pixels == PixelFormat::kNv12;
-    uint8_t* u = out.data() + l.offset[1];
-    uint8_t* v = nv12 ? u + 1 : out.data() + l.offset[2];
     for (int cy = 0; cy < (h + 1) / 2; ++cy) {
       for (int cx = 0; cx < (w + 1) / 2; ++cx) {
-        cuda::Yuv420Block(planar.data(), w, h, cx, cy, k, out.data(), u, v, nv12 ? 2 : 1);
+        cuda::Yuv420Block(planar.data(), w, h, cx, cy, k, out.data(), out.data() + l.u, out.data() + l.v,
+                          l.chroma_step);
       }
     }
   } else {
