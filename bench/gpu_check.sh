@@ -539,7 +539,7 @@ elif [ ! -x "$NCU" ]; then
 else
   default_config=$(awk '$1 == "RESULT" && $2 == "attention_flash_bf16" && / N=32760 / { for (i = 3; i <= NF; ++i) if ($i ~ /^config=/) { sub(/^config=/, "", $i); print $i; exit } }' "$LOGS/bench_cuda.log")
   case $default_config in
-    *_tma) kernel_regex='HopperTmaKernel' ;;
+    *_tma|*_tma_*) kernel_regex='HopperTmaKernel' ;;
     wgmma*) kernel_regex='HopperForwardKernel' ;;
     *) kernel_regex='FlashForwardKernel' ;;
   esac

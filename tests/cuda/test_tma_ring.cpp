@@ -87,20 +87,25 @@ class Sim {
     }
     for (auto& d : data_) d.assign(kS * kBoxesMax, -1);
     std::fill_n(&released_[0][0][0], 3 * kS * 2, -1);
-    // The producer (tid 0): Q, then per tile K and Vᵀ, each refill after its slot's release.
+    // The producer (tid 0): Q, then K and Vᵀ tiles in ProducerCopy's order, each refill after its
+    // slot's release.
     Script& p = actors_[0].script;
     constexpr int kDimBoxes = T::kHeadDim / 64, kKeyBoxes = T::kVtCols / 64;
     p.MbarArriveExpectTx(Ring::kQFull, T::kQBytes);
     p.TmaLoads(Ring::kQFull, kQ, 0, kDimBoxes, T::kBlockM * 128);
-    for (int kt = 0; kt < n_; ++kt) {
-      const int slot = Ring::Slot(kt);
-      if (Ring::RefillWaits(kt) && mutant_ != Mutant::kSkipEmptyKWait)
-        p.MbarWait(Ring::EmptyK(slot), Ring::EmptyParity(kt));
-      p.MbarArriveExpectTx(Ring::FullK(slot), T::kKBytes);
-      p.TmaLoads(Ring::FullK(slot), kK, kt, kDimBoxes, T::kBlockN * 128);
-      if (Ring::RefillWaits(kt)) p.MbarWait(Ring::EmptyVt(slot), Ring::EmptyParity(kt));
-      p.MbarArriveExpectTx(Ring::FullVt(slot), T::kVtBytes);
-      p.TmaLoads(Ring::FullVt(slot), kVt, kt, kKeyBoxes, T::kHeadDim * 128);
+    for (int i = 0; i < 2 * n_; ++i) {
+      const typename Ring::Copy copy = Ring::ProducerCopy(i, n_);
+      const int kt = copy.tile, slot = Ring::Slot(kt);
+      if (!copy.vt) {
+        if (Ring::RefillWaits(kt) && mutant_ != Mutant::kSkipEmptyKWait)
+          p.MbarWait(Ring::EmptyK(slot), Ring::EmptyParity(kt));
+        p.MbarArriveExpectTx(Ring::FullK(slot), T::kKBytes);
+        p.TmaLoads(Ring::FullK(slot), kK, kt, kDimBoxes, T::kBlockN * 128);
+      } else {
+        if (Ring::RefillWaits(kt)) p.MbarWait(Ring::EmptyVt(slot), Ring::EmptyParity(kt));
+        p.MbarArriveExpectTx(Ring::FullVt(slot), T::kVtBytes);
+        p.TmaLoads(Ring::FullVt(slot), kVt, kt, kKeyBoxes, T::kHeadDim * 128);
+      }
     }
     // The consumers: S(0); then S(kt) with P·V(kt − 1); then the last P·V.
     const uint32_t stale = mutant_ == Mutant::kStaleFullKParity ? 1u : 0u;
@@ -328,7 +333,37 @@ TEST(TmaRing, EveryScheduleFinishesWithoutStaleReadsOrOverwrites) {
       for (uint32_t seed = 0; seed < kSeeds; ++seed)
         ASSERT_EQ(Sim<T>(n, Mutant::kNone).Run(seed), "") << "n_tiles " << n << ", seed " << seed;
   });
-  EXPECT_EQ(configs, 3);
+  EXPECT_EQ(configs, 5);
+}
+
+// The producer's order: every K and Vᵀ tile exactly once, each K(j) before Vᵀ(j); in order the
+// pairs are (K(j), Vᵀ(j)), ahead (K(j + 1), Vᵀ(j)), what consumer step j + 1 reads.
+TEST(TmaRing, ProducerCopiesEveryTileOnceInItsOrder) {
+  int ahead = 0;
+  ForEveryTmaConfig([&]<class T>() {
+    using Ring = TmaRing<T>;
+    ahead += T::kKAhead ? 1 : 0;
+    for (int n = 1; n <= 9; ++n) {
+      std::vector<int> k_at(static_cast<size_t>(n), -1), vt_at(static_cast<size_t>(n), -1);
+      for (int i = 0; i < 2 * n; ++i) {
+        const typename Ring::Copy c = Ring::ProducerCopy(i, n);
+        ASSERT_TRUE(c.tile >= 0 && c.tile < n) << "copy " << i << " of " << n;
+        int& at = (c.vt ? vt_at : k_at)[static_cast<size_t>(c.tile)];
+        ASSERT_EQ(at, -1) << (c.vt ? "Vt(" : "K(") << c.tile << ") copied twice, n " << n;
+        at = i;
+      }
+      for (int j = 0; j < n; ++j) {
+        const size_t u = static_cast<size_t>(j);
+        EXPECT_LT(k_at[u], vt_at[u]) << "tile " << j << " of " << n;
+        if (!T::kKAhead) {
+          EXPECT_EQ(vt_at[u], k_at[u] + 1) << "Vt(" << j << ") right after K(" << j << ")";
+        } else if (j + 1 < n) {
+          EXPECT_EQ(vt_at[u], k_at[u + 1] + 1) << "K(" << j + 1 << ") right before Vt(" << j << ")";
+        }
+      }
+    }
+  });
+  EXPECT_EQ(ahead, 2);
 }
 
 // The checks bite: a producer that refills K without waiting for its release, consumers that wait

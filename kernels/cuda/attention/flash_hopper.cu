@@ -422,8 +422,8 @@ struct TmaMaps {
 };
 
 // The warp-specialised kernel (Traits::kProducer): warpgroup 0 is the producer, of which one thread
-// issues every copy: Q once, then per key tile K and Vᵀ into their rings (TmaRing), each refill
-// after the consumers released the slot. Warpgroups 1 and 2 are the consumers, pipelined as the
+// issues every copy: Q once, then K and Vᵀ tiles into their rings in TmaRing::ProducerCopy's
+// order, each refill after the consumers released the slot. Warpgroups 1 and 2 are the consumers, pipelined as the
 // kOverlap kernel above, but each waits only for the slots it reads and releases each as soon as
 // its last wgmma on it has landed (K after S, Vᵀ after P·V), so neither waits for the other except
 // for its turn: two named barriers hand the tensor cores from one consumer to the other at every
@@ -473,20 +473,24 @@ __global__ void __launch_bounds__(T::kThreads, 1)
         const TmaCoords c = TokenCoords(maps.q_heads_inner, 64 * a, qt.begin, head);
         TmaLoad3(base + static_cast<uint32_t>(a * T::kBlockM * 128), &maps.q, c, barrier(Ring::kQFull));
       }
-      for (int kt = 0; kt < n_tiles; ++kt) {
-        const int slot = Ring::Slot(kt), key0 = kt * T::kBlockN;
-        if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyK(slot)), Ring::EmptyParity(kt));
-        MbarArriveExpectTx(barrier(Ring::FullK(slot)), T::kKBytes);
-        for (int a = 0; a < kQAtoms; ++a) {
-          const TmaCoords c = TokenCoords(maps.k_heads_inner, 64 * a, key0, head);
-          TmaLoad3(base + KSlot<T>(kt) + static_cast<uint32_t>(a * T::kBlockN * 128), &maps.k, c,
-                   barrier(Ring::FullK(slot)));
-        }
-        if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyVt(slot)), Ring::EmptyParity(kt));
-        MbarArriveExpectTx(barrier(Ring::FullVt(slot)), T::kVtBytes);
-        for (int a = 0; a < kVtAtoms; ++a) {
-          TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kHeadDim * 128), &maps.vt,
-                   TmaCoords{key0 + 64 * a, 0, head}, barrier(Ring::FullVt(slot)));
+      for (int i = 0; i < 2 * n_tiles; ++i) {
+        const typename Ring::Copy copy = Ring::ProducerCopy(i, n_tiles);
+        const int kt = copy.tile, slot = Ring::Slot(kt), key0 = kt * T::kBlockN;
+        if (!copy.vt) {
+          if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyK(slot)), Ring::EmptyParity(kt));
+          MbarArriveExpectTx(barrier(Ring::FullK(slot)), T::kKBytes);
+          for (int a = 0; a < kQAtoms; ++a) {
+            const TmaCoords c = TokenCoords(maps.k_heads_inner, 64 * a, key0, head);
+            TmaLoad3(base + KSlot<T>(kt) + static_cast<uint32_t>(a * T::kBlockN * 128), &maps.k, c,
+                     barrier(Ring::FullK(slot)));
+          }
+        } else {
+          if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyVt(slot)), Ring::EmptyParity(kt));
+          MbarArriveExpectTx(barrier(Ring::FullVt(slot)), T::kVtBytes);
+          for (int a = 0; a < kVtAtoms; ++a) {
+            TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kHeadDim * 128), &maps.vt,
+                     TmaCoords{key0 + 64 * a, 0, head}, barrier(Ring::FullVt(slot)));
+          }
         }
       }
     }

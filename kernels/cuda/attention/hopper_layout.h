@@ -41,8 +41,11 @@ namespace ds::cuda::flash::hopper {
 // softmax under the other's GEMMs). It implies kOverlap; its K and Vᵀ slots are released
 // separately (K once S has landed, Vᵀ once P·V has), so kStages = 2 already keeps the next tiles
 // in flight.
+// kKAhead (with a producer): FlashAttention-3's copy order, K of the next tile ahead of Vᵀ of this
+// one (TmaRing::ProducerCopy), so that each copy pairs the two tiles one consumer step reads
+// together (S(j + 1) with P·V(j)) and K's refill never queues behind a Vᵀ slot's release.
 template <int kHeadDim_, int kWarpGroups_, int kBlockN_, bool kOverlap_, bool kProducer_ = false,
-          int kStages_ = (kOverlap_ && !kProducer_) ? 3 : 2>
+          int kStages_ = (kOverlap_ && !kProducer_) ? 3 : 2, bool kKAhead_ = false>
 struct Traits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kWarpGroups = kWarpGroups_;  // consumer warpgroups: 64 query rows each
@@ -52,6 +55,7 @@ struct Traits {
   // K/Vᵀ tiles in the ring: tile j + 1 loads while tile j computes (and, overlapped, tile j − 1's
   // P·V runs).
   static constexpr int kStages = kStages_;
+  static constexpr bool kKAhead = kKAhead_;
 
   static constexpr int kThreads = 128 * (kWarpGroups + (kProducer ? 1 : 0));
   static constexpr int kBlockM = 64 * kWarpGroups;  // queries per block
@@ -96,6 +100,7 @@ struct Traits {
   static_assert(kSmemAlloc <= 227 * 1024, "fits sm_90's opt-in shared memory");
   static_assert(!kProducer || (kWarpGroups == 2 && kStages >= 2),
                 "the consumers take turns in pairs (named barriers); a slot per tile in flight");
+  static_assert(kProducer || !kKAhead, "the copy order is the producer's");
   static_assert(kStages >= (kOverlap && !kProducer ? 3 : 2), "a block-barrier ring keeps V(j − 1), K(j), K/V(j + 1)");
   static_assert(kFragmentRegs + kRegHeadroom <= 255, "accumulators and P would spill");
 };
@@ -104,9 +109,10 @@ template <class T>
 std::string HopperConfigName() {
   char name[64];
   std::snprintf(name, sizeof name, "wgmma%d_k%d_s%d%s", T::kWarpGroups, T::kBlockN, T::kStages,
-                T::kProducer  ? "_tma"
-                : T::kOverlap ? "_ov"
-                              : "");
+                T::kKAhead     ? "_tma_ka"
+                : T::kProducer ? "_tma"
+                : T::kOverlap  ? "_ov"
+                               : "");
   return name;
 }
 
@@ -131,7 +137,9 @@ struct Candidates<128> {
       // FlashAttention-3's key tile for non-causal hd 128: 176 keys, so 27 % fewer steps (row
       // reductions, rescales, turn hand-overs) per key; S in 88 registers (m64n176k16; 192 keys
       // spill at the consumers' 240), 216 KB. Not yet measured.
-      Traits<128, 2, 176, true, true, 2>>;
+      Traits<128, 2, 176, true, true, 2>,
+      // Both with FlashAttention-3's producer order, K(j + 1) before Vᵀ(j). Not yet measured.
+      Traits<128, 2, 128, true, true, 2, true>, Traits<128, 2, 176, true, true, 2, true>>;
   // The default on sm_90 (flash::DefaultConfig), H100 2026-11-26 (bench/RESULTS.md), TFLOP/s at
   // N=32760 / N=4608 in one run: wgmma2_k128_s2 363.4 / 362.9, wgmma2_k128_s3_ov 369.9 / 390.8,
   // wgmma2_k128_s2_tma 538.9 / 543.8, wgmma2_k128_s3_tma 515.7 / 540.7; the best mma.sync tile
@@ -271,6 +279,20 @@ struct TmaRing {
   DS_HD static uint32_t EmptyParity(int tile) { return static_cast<uint32_t>(tile / T::kStages - 1) & 1u; }
 
   static constexpr int kConsumerWarps = 4 * T::kWarpGroups;  // arrivals that empty a slot
+
+  // The producer's i-th copy of a call's 2 · n_tiles (after Q): a K or a Vᵀ tile. In order, K(j)
+  // then Vᵀ(j); with kKAhead, K(0), then K(j + 1) before Vᵀ(j), then the last Vᵀ. Consumer step j
+  // reads K(j) and Vᵀ(j − 1), so the K-ahead order issues each such pair back to back.
+  struct Copy {
+    bool vt;
+    int tile;
+  };
+  DS_HD static Copy ProducerCopy(int i, int n_tiles) {
+    if (!T::kKAhead) return {(i & 1) != 0, i >> 1};
+    if (i == 0) return {false, 0};
+    if (i == 2 * n_tiles - 1) return {true, n_tiles - 1};
+    return (i & 1) != 0 ? Copy{false, (i + 1) >> 1} : Copy{true, (i >> 1) - 1};
+  }
 };
 
 // A tensor the TMA reads, as cuTensorMapEncodeTiled takes it (rank 3, bf16): dims[0] contiguous,
