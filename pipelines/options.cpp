@@ -13,8 +13,8 @@ constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a doubl
 // The table. min/max bound numeric options; the help text documents sentinels. Append new options at
 // the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
 constexpr std::array<ds_option_info, 14> kOptions = {{
-    {"model", DS_OPT_STRING, "demo", 0, 0,
-     "Model to load: a model folder path, or the name of a bundled model (demo)", 0},
+    {"model", DS_OPT_STRING, "demo", 0, 0, "Model to load: a model folder path, or the name of a bundled model (demo)",
+     0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
     {"negative-prompt", DS_OPT_STRING, "", 0, 0, "What the video should not show (the unconditional CFG pass)", 1},
     {"width", DS_OPT_INT, "0", 0, 4096, "Frame width in pixels (0 = the model's native width)", 0},
@@ -25,8 +25,12 @@ constexpr std::array<ds_option_info, 14> kOptions = {{
     {"guidance", DS_OPT_DOUBLE, "-1", -1, 100,
      "Classifier-free guidance scale; 1 disables the unconditional pass (-1 = the model's default)", 1},
     {"shift", DS_OPT_DOUBLE, "-1", -1, 100, "Timestep shift of the flow schedule (-1 = the model's default)", 1},
-    {"seed", DS_OPT_INT, "0", 0, kMaxSeed, "Seed of the initial noise: same seed, same build, same device → same video", 1},
-    {"device", DS_OPT_STRING, "auto", 0, 0, "Compute device: cpu, cuda, reference (the slow oracle) or auto (Wan2.1 on the GPU when there is one; the demo model on the CPU)", 0},
+    {"seed", DS_OPT_INT, "0", 0, kMaxSeed, "Seed of the initial noise: same seed, same build, same device → same video",
+     1},
+    {"device", DS_OPT_STRING, "auto", 0, 0,
+     "Compute device: cpu, cuda, reference (the slow oracle) or auto (Wan2.1 on the GPU when there is one; the demo "
+     "model on the CPU)",
+     0},
     {"threads", DS_OPT_INT, "0", 0, 1024, "CPU threads (0 = all cores)", 0},
     {"vae-tiling", DS_OPT_STRING, "auto", 0, 0,
      "Wan2.1 VAE decode: off streams every frame as it is decoded; on decodes 256-pixel tiles one after "
@@ -116,17 +120,29 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
     return Status::Ok();
   }
   DS_ASSIGN_OR_RETURN(double v, ParseNumber(*o, value));
-  if (n == "width") opts.width = static_cast<int>(v);
-  else if (n == "height") opts.height = static_cast<int>(v);
-  else if (n == "frames") opts.frames = static_cast<int>(v);
-  else if (n == "fps") opts.fps = v;
-  else if (n == "steps") opts.steps = static_cast<int>(v);
-  else if (n == "guidance") opts.guidance = v;
-  else if (n == "shift") {
-    if (v != -1 && v <= 0) return Error(Code::kInvalidArgument, "option 'shift': must be positive (or -1), got {}", value);
+  if (n == "width")
+    opts.width = static_cast<int>(v);
+  else if (n == "height")
+    opts.height = static_cast<int>(v);
+  else if (n == "frames")
+    opts.frames = static_cast<int>(v);
+  else if (n == "fps")
+    opts.fps = v;
+  else if (n == "steps")
+    opts.steps = static_cast<int>(v);
+  else if (n == "guidance") {
+    // Between the sentinel and 0 is no scale: refused rather than quietly taken as the default.
+    if (v != -1 && v < 0)
+      return Error(Code::kInvalidArgument, "option 'guidance': must be 0 or more (or -1), got {}", value);
+    opts.guidance = v;
+  } else if (n == "shift") {
+    if (v != -1 && v <= 0)
+      return Error(Code::kInvalidArgument, "option 'shift': must be positive (or -1), got {}", value);
     opts.shift = v;
-  } else if (n == "seed") opts.seed = static_cast<int64_t>(v);
-  else if (n == "threads") opts.threads = static_cast<int>(v);
+  } else if (n == "seed")
+    opts.seed = static_cast<int64_t>(v);
+  else if (n == "threads")
+    opts.threads = static_cast<int>(v);
   return Status::Ok();
 }
 

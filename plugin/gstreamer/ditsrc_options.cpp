@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 namespace ditsrc {
 namespace {
@@ -15,8 +16,23 @@ gint64 ToInt64(double v) {
   return static_cast<gint64>(std::llround(v));
 }
 
+// The options whose 0 means "the model's native value" in the engine: in ditsrc, caps negotiation
+// picks them (the model's native value only where downstream leaves them open).
+const char* NegotiatedBlurb(std::string_view name) {
+  if (name == "width")
+    return "Frame width in pixels (0 = negotiated: what downstream's caps allow, the model's native width if they "
+           "leave it open)";
+  if (name == "height")
+    return "Frame height in pixels (0 = negotiated: what downstream's caps allow, the model's native height if they "
+           "leave it open)";
+  if (name == "fps")
+    return "Frame rate (0 = negotiated: what downstream's caps allow, the model's native rate if they leave it open)";
+  return nullptr;
+}
+
 std::string Blurb(const ds_option_info& o) {
-  std::string blurb = o.help ? o.help : "";
+  const char* negotiated = NegotiatedBlurb(o.name);
+  std::string blurb = negotiated ? negotiated : o.help ? o.help : "";
   if (o.applies_between_clips) blurb += " (may change while playing; applies from the next clip)";
   return blurb;
 }

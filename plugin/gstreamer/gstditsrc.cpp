@@ -9,9 +9,11 @@
 #include <gst/base/gstpushsrc.h>
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -73,12 +75,12 @@ struct State {
   bool quit = false;      // the worker must return
   bool flushing = false;  // from unlock() to unlock_stop()
   std::deque<Item> queue;
-  int64_t total = kEndless;    // frames in the stream
-  int64_t want = kEndless;     // frames the current worker has to produce
-  int64_t generated = 0;       // frames the current worker produced
-  bool can_continue = false;   // a clip completed: the next one may continue its motion
-  bool ended = false;          // fill() reached the end item (or an error)
-  uint64_t pushed = 0;         // frames handed downstream: index of the next one
+  int64_t total = kEndless;                   // frames in the stream
+  int64_t want = kEndless;                    // frames the current worker has to produce
+  int64_t generated = 0;                      // frames the current worker produced
+  bool can_continue = false;                  // a clip completed: the next one may continue its motion
+  bool ended = false;                         // fill() reached the end item (or an error)
+  uint64_t pushed = 0;                        // frames handed downstream: index of the next one
   GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
@@ -179,7 +181,9 @@ void Stamp(GstDitSrc* self, GstBuffer* buf) {
   const GstClockTime start = FrameTime(s.info, n), duration = FrameTime(s.info, n + 1) - start;
   bool discont = false;
   GST_BUFFER_PTS(buf) = live ? LivePts(s, now, n, duration, &discont) : start;
-  GST_BUFFER_DTS(buf) = GST_CLOCK_TIME_NONE;
+  // Raw frames decode when they are presented; a DTS also keeps basesrc's do-timestamp from
+  // stamping arrival times over the frames' own.
+  GST_BUFFER_DTS(buf) = GST_BUFFER_PTS(buf);
   GST_BUFFER_DURATION(buf) = duration;
   GST_BUFFER_OFFSET(buf) = n;
   GST_BUFFER_OFFSET_END(buf) = n + 1;
@@ -216,18 +220,21 @@ int OnFrame(void* user, const ds_frame* f) {
 
 const char* StageName(ds_stage stage) {
   switch (stage) {
-    case DS_STAGE_TEXT: return "text";
-    case DS_STAGE_DENOISE: return "denoise";
-    case DS_STAGE_DECODE: return "decode";
+    case DS_STAGE_TEXT:
+      return "text";
+    case DS_STAGE_DENOISE:
+      return "denoise";
+    case DS_STAGE_DECODE:
+      return "decode";
   }
   return "unknown";
 }
 
 void OnProgress(void* user, const ds_progress* p) {
   auto* self = static_cast<GstDitSrc*>(user);
-  GstStructure* st = gst_structure_new("ditstream-progress", "stage", G_TYPE_STRING, StageName(p->stage), "step",
-                                       G_TYPE_INT, p->step, "total", G_TYPE_INT, p->total, "clip", G_TYPE_INT,
-                                       p->clip, nullptr);
+  GstStructure* st =
+      gst_structure_new("ditstream-progress", "stage", G_TYPE_STRING, StageName(p->stage), "step", G_TYPE_INT, p->step,
+                        "total", G_TYPE_INT, p->total, "clip", G_TYPE_INT, p->clip, nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
 }
 
@@ -330,17 +337,27 @@ void StopWorker(State& s) {
 
 // RGB and RGBA (sRGB), then I420 and NV12 (for hardware encoders), chroma sited at the centre of
 // each 2×2 block (its mean: "jpeg"); RGB first because it needs no conversion. `fields` fills in
-// the rest of both structures. YUV colorimetry is left open here: caps compare it as strings, and
-// downstream may spell one the engine makes in another way (V4L2 encoders list "2:4:5:4", BT.601
-// with BT.709's transfer), so GetCaps and Fixate judge each by what it means (EngineMakes).
+// the rest of both structures; every frame is progressive and one view. Colorimetry is left open
+// here: caps compare it as strings, and downstream may spell one the engine makes in another way
+// (V4L2 encoders list "2:4:5:4", BT.601 with BT.709's transfer), so GetCaps and Fixate judge each
+// by what it means (EngineMakes).
 GstCaps* FormatCaps(const char* fields) {
   gchar* text = g_strdup_printf(
-      "video/x-raw, format=(string){ RGB, RGBA }, %s; "
-      "video/x-raw, format=(string){ I420, NV12 }, chroma-site=(string)jpeg, %s",
+      "video/x-raw, format=(string){ RGB, RGBA }, interlace-mode=(string)progressive, "
+      "multiview-mode=(string)mono, %s; "
+      "video/x-raw, format=(string){ I420, NV12 }, chroma-site=(string)jpeg, interlace-mode=(string)progressive, "
+      "multiview-mode=(string)mono, %s",
       fields, fields);
   GstCaps* caps = gst_caps_from_string(text);
   g_free(text);
   return caps;
+}
+
+// The highest frame rate: the fps option's bound, so that a rate downstream picks is one the
+// property could have set.
+int MaxRate() {
+  const ds_option_info* fps = ds_option_find("fps");
+  return fps ? static_cast<int>(fps->max) : G_MAXINT;
 }
 
 GstCaps* TemplateCaps() {
@@ -350,7 +367,7 @@ GstCaps* TemplateCaps() {
   gchar* fields = g_strdup_printf(
       "width=(int)[ 1, %d ], height=(int)[ 1, %d ], framerate=(fraction)[ 1/%d, %d/1 ], "
       "pixel-aspect-ratio=(fraction)1/1",
-      max_w, max_h, G_MAXINT, G_MAXINT);
+      max_w, max_h, G_MAXINT, MaxRate());
   GstCaps* caps = FormatCaps(fields);
   g_free(fields);
   return caps;
@@ -388,7 +405,7 @@ GstCaps* ModelCaps(const State& s) {
     if (fixed_rate) {
       gst_structure_set(st, "framerate", GST_TYPE_FRACTION, num, den, nullptr);
     } else {
-      gst_structure_set(st, "framerate", GST_TYPE_FRACTION_RANGE, 1, G_MAXINT, G_MAXINT, 1, nullptr);
+      gst_structure_set(st, "framerate", GST_TYPE_FRACTION_RANGE, 1, G_MAXINT, MaxRate(), 1, nullptr);
     }
   }
   return caps;
@@ -401,6 +418,17 @@ bool EngineMakes(const GstVideoColorimetry& c) {
          (c.matrix == GST_VIDEO_COLOR_MATRIX_BT601 || c.matrix == GST_VIDEO_COLOR_MATRIX_BT709);
 }
 
+// Whether RGB of this colorimetry is what the engine makes: sRGB (full range, BT.709 primaries,
+// the sRGB transfer), each part either that or left unknown. RGB that claims BT.2020 primaries or
+// a YUV matrix would be mislabelled: a converter has to make it.
+bool EngineMakesRgb(const GstVideoColorimetry& c) {
+  auto either = [](auto value, auto unknown, auto want) { return value == unknown || value == want; };
+  return either(c.range, GST_VIDEO_COLOR_RANGE_UNKNOWN, GST_VIDEO_COLOR_RANGE_0_255) &&
+         either(c.matrix, GST_VIDEO_COLOR_MATRIX_UNKNOWN, GST_VIDEO_COLOR_MATRIX_RGB) &&
+         either(c.transfer, GST_VIDEO_TRANSFER_UNKNOWN, GST_VIDEO_TRANSFER_SRGB) &&
+         either(c.primaries, GST_VIDEO_COLOR_PRIMARIES_UNKNOWN, GST_VIDEO_COLOR_PRIMARIES_BT709);
+}
+
 // Whether a structure of ditsrc's caps (or an intersection with them) is its YUV one: the formats
 // of a structure are all YUV or all RGB (FormatCaps), so the first tells.
 bool IsYuvStructure(const GstStructure* st) {
@@ -411,29 +439,34 @@ bool IsYuvStructure(const GstStructure* st) {
   return g_str_equal(name, "I420") || g_str_equal(name, "NV12");
 }
 
-// Whether the engine makes the colorimetry a caps string names.
-bool EngineMakes(const GValue* v) {
+// Whether the engine makes the colorimetry a caps string names, in YUV or RGB.
+bool EngineMakes(const GValue* v, bool yuv) {
   GstVideoColorimetry c;
-  return G_VALUE_HOLDS_STRING(v) && gst_video_colorimetry_from_string(&c, g_value_get_string(v)) && EngineMakes(c);
+  return G_VALUE_HOLDS_STRING(v) && gst_video_colorimetry_from_string(&c, g_value_get_string(v)) &&
+         (yuv ? EngineMakes(c) : EngineMakesRgb(c));
 }
 
 // Drops from caps (after the intersection with downstream's) the colorimetries the engine does not
-// make, and the YUV structures left with none: a downstream that wants only BT.2020 or full range
-// then sees no YUV caps here, and a converter in between does the work.
+// make, and the structures left with none: a downstream that wants only BT.2020 or full-range YUV,
+// or RGB in anything but sRGB, then sees no such caps here, and a converter in between does the
+// work.
 GstCaps* KeepColorimetriesTheEngineMakes(GstCaps* caps) {
   caps = gst_caps_make_writable(caps);
   for (guint i = gst_caps_get_size(caps); i-- > 0;) {
     GstStructure* st = gst_caps_get_structure(caps, i);
     const GValue* v = gst_structure_get_value(st, "colorimetry");
-    if (v == nullptr || !IsYuvStructure(st)) continue;  // RGB's colorimetry (sRGB) is whatever it is
+    if (v == nullptr) continue;
+    const bool yuv = IsYuvStructure(st);
     if (!GST_VALUE_HOLDS_LIST(v)) {
-      if (!EngineMakes(v)) gst_caps_remove_structure(caps, i);
+      if (!EngineMakes(v, yuv)) gst_caps_remove_structure(caps, i);
       continue;
     }
     GValue kept = G_VALUE_INIT;
     g_value_init(&kept, GST_TYPE_LIST);
     for (guint k = 0; k < gst_value_list_get_size(v); ++k) {
-      if (EngineMakes(gst_value_list_get_value(v, k))) gst_value_list_append_value(&kept, gst_value_list_get_value(v, k));
+      if (EngineMakes(gst_value_list_get_value(v, k), yuv)) {
+        gst_value_list_append_value(&kept, gst_value_list_get_value(v, k));
+      }
     }
     if (gst_value_list_get_size(&kept) == 0) {
       gst_caps_remove_structure(caps, i);
@@ -486,6 +519,18 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
   if (gst_caps_is_empty(caps)) return caps;
   caps = gst_caps_truncate(caps);
   GstStructure* st = gst_caps_get_structure(caps, 0);
+  // What downstream asked for beyond these (HDR mastering metadata, …) the frames do not have: the
+  // caps leave it out, so that a downstream that requires it refuses them.
+  gst_structure_filter_and_map_in_place(
+      st,
+      [](GQuark field, GValue*, gpointer) -> gboolean {
+        static constexpr const char* kMade[] = {
+            "format",      "width",          "height",         "framerate",       "colorimetry",
+            "chroma-site", "interlace-mode", "multiview-mode", "multiview-flags", "pixel-aspect-ratio"};
+        const char* name = g_quark_to_string(field);
+        return std::any_of(std::begin(kMade), std::end(kMade), [&](const char* m) { return g_str_equal(m, name); });
+      },
+      nullptr);
   gst_structure_fixate_field_nearest_int(st, "width", w);
   gst_structure_fixate_field_nearest_int(st, "height", h);
   gst_structure_fixate_field_nearest_fraction(st, "framerate", num, den);
@@ -502,7 +547,7 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
       std::string pick;  // the preferred one when listed, else the first the engine makes
       for (guint k = 0; k < gst_value_list_get_size(v); ++k) {
         const GValue* c = gst_value_list_get_value(v, k);
-        if (!EngineMakes(c)) continue;
+        if (!EngineMakes(c, true)) continue;
         if (pick.empty() || g_str_equal(g_value_get_string(c), preferred)) pick = g_value_get_string(c);
       }
       if (!pick.empty()) gst_structure_set(st, "colorimetry", G_TYPE_STRING, pick.c_str(), nullptr);
@@ -518,10 +563,14 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
 // element copies them.
 ds_pixel_format EngineFormat(GstVideoFormat format) {
   switch (format) {
-    case GST_VIDEO_FORMAT_RGBA: return DS_PIXEL_RGBA;
-    case GST_VIDEO_FORMAT_I420: return DS_PIXEL_I420;
-    case GST_VIDEO_FORMAT_NV12: return DS_PIXEL_NV12;
-    default: return DS_PIXEL_RGB;  // the caps offer RGB, RGBA, I420 and NV12 only
+    case GST_VIDEO_FORMAT_RGBA:
+      return DS_PIXEL_RGBA;
+    case GST_VIDEO_FORMAT_I420:
+      return DS_PIXEL_I420;
+    case GST_VIDEO_FORMAT_NV12:
+      return DS_PIXEL_NV12;
+    default:
+      return DS_PIXEL_RGB;  // the caps offer RGB, RGBA, I420 and NV12 only
   }
 }
 
@@ -531,9 +580,14 @@ bool EngineMatrix(const GstVideoInfo& info, ds_yuv_matrix* matrix) {
   const GstVideoColorimetry& c = info.colorimetry;
   if (!EngineMakes(c)) return false;
   switch (c.matrix) {
-    case GST_VIDEO_COLOR_MATRIX_BT601: *matrix = DS_YUV_BT601; return true;
-    case GST_VIDEO_COLOR_MATRIX_BT709: *matrix = DS_YUV_BT709; return true;
-    default: return false;
+    case GST_VIDEO_COLOR_MATRIX_BT601:
+      *matrix = DS_YUV_BT601;
+      return true;
+    case GST_VIDEO_COLOR_MATRIX_BT709:
+      *matrix = DS_YUV_BT709;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -582,6 +636,16 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
     s.can_continue = false;
+  }
+  // The rate downstream negotiated is the one the frames are stamped with: the engine's record
+  // (provenance) says it too.
+  if (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d || !s.negotiated) {
+    char fps[G_ASCII_DTOSTR_BUF_SIZE];
+    g_ascii_dtostr(fps, sizeof fps, static_cast<double>(info.fps_n) / info.fps_d);
+    if (ds_set_option(s.gen, "fps", fps) != DS_OK) {
+      GST_WARNING_OBJECT(self, "frame rate %d/%d refused: %s", info.fps_n, info.fps_d, ds_error_message(s.gen));
+      return FALSE;
+    }
   }
   if (reformat && (ds_set_pixel_format(s.gen, EngineFormat(GST_VIDEO_INFO_FORMAT(&info))) != DS_OK ||
                    ds_set_yuv_matrix(s.gen, matrix) != DS_OK)) {
@@ -667,8 +731,12 @@ gboolean Start(GstBaseSrc* bsrc) {
   if (st == DS_OK) st = ds_get_output_shape(gen, nullptr, nullptr, &clip_frames);
   if (st != DS_OK) {
     const int mi = OptionIndex("model");
-    PostStartError(self, st, "Could not load model '" + (mi < 0 ? std::string() : values[mi]) + "': " +
-                                 ds_error_message(gen));
+    const std::string name = mi < 0 ? std::string() : values[mi], message = ds_error_message(gen);
+    // ds_load keeps a model whose settings it then refused (a size or clip length it does not make):
+    // say the settings are wrong, not the model.
+    const bool loaded = ds_get_model_info(gen, &model) == DS_OK;
+    PostStartError(self, st,
+                   (loaded ? "Settings not supported by model '" : "Could not load model '") + name + "': " + message);
     ds_destroy(gen);
     return FALSE;
   }
@@ -726,7 +794,8 @@ gboolean UnlockStop(GstBaseSrc* bsrc) {
 void CopyFrame(const Item& item, GstVideoFrame* f) {
   const uint8_t* src = item.bytes.data();
   for (int i = 0; i < item.planes; ++i) {
-    const ditsrc::Plane dst{static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(f, i)), GST_VIDEO_FRAME_PLANE_STRIDE(f, i)};
+    const ditsrc::Plane dst{static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(f, i)),
+                            GST_VIDEO_FRAME_PLANE_STRIDE(f, i)};
     ditsrc::CopyPlane(src, item.stride[i], item.stride[i], item.rows[i], dst);
     src += static_cast<size_t>(item.stride[i]) * item.rows[i];
   }
@@ -749,11 +818,11 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
   if (item.format != EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) ||
       item.planes != static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info)) ||
       (GST_VIDEO_INFO_IS_YUV(&info) && (!EngineMatrix(info, &matrix) || item.matrix != matrix))) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED,
-                      ("The engine produced frames in format %d (matrix %d) where %s was negotiated.",
-                       static_cast<int>(item.format), static_cast<int>(item.matrix),
-                       gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info))),
-                      (nullptr));
+    GST_ELEMENT_ERROR(
+        self, STREAM, FAILED,
+        ("The engine produced frames in format %d (matrix %d) where %s was negotiated.", static_cast<int>(item.format),
+         static_cast<int>(item.matrix), gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info))),
+        (nullptr));
     return GST_FLOW_ERROR;
   }
   GstVideoFrame frame;
@@ -877,7 +946,9 @@ gboolean IsSeekable(GstBaseSrc*) { return FALSE; }
 void SetTableProperty(GstDitSrc* self, int i, const GValue* value) {
   State& s = *self->s;
   const ds_option_info& o = *ds_option_at(i);
-  const std::string text = ditsrc::ValueToText(value);
+  // NULL for a string property is GLib's "back to the default".
+  const bool reset = G_VALUE_HOLDS_STRING(value) && g_value_get_string(value) == nullptr;
+  const std::string text = reset ? o.default_value : ditsrc::ValueToText(value);
   std::string refused;
   {
     std::lock_guard lk(s.mu);
@@ -935,13 +1006,17 @@ void GetProperty(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
       g_value_set_int64(value, s.num_frames);
       break;
     }
-    case kPropIsLive: g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self))); break;
+    case kPropIsLive:
+      g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self)));
+      break;
     case kPropProvenance: {
       std::lock_guard lk(s.mu);
       g_value_set_boolean(value, s.provenance);
       break;
     }
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      break;
   }
 }
 
@@ -959,13 +1034,12 @@ void InstallProperties(GObjectClass* gobject_class) {
                            "Act as a live source: frames follow the pipeline clock at the frame rate", FALSE, ready));
   g_object_class_install_property(
       gobject_class, kPropProvenance,
-      g_param_spec_boolean("provenance", "Provenance tags",
-                           "Tag each clip: title = the prompt, comment = a JSON record of how it was generated "
-                           "(AI-generated, engine, model, prompt, seed, sampling, size; no local paths), which "
-                           "muxers write into the file",
-                           TRUE,
-                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                                    GST_PARAM_MUTABLE_PLAYING)));
+      g_param_spec_boolean(
+          "provenance", "Provenance tags",
+          "Tag each clip: title = the prompt, comment = a JSON record of how it was generated "
+          "(AI-generated, engine, model, prompt, seed, sampling, size; no local paths), which "
+          "muxers write into the file",
+          TRUE, static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING)));
   for (int i = 0; i < ds_option_count(); ++i) {
     const ds_option_info& o = *ds_option_at(i);
     if (g_object_class_find_property(gobject_class, o.name) != nullptr) {

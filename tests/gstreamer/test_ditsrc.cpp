@@ -107,6 +107,7 @@ void ExpectTimeline(Harness& h, int n, int num, int den) {
     GstBuffer* b = h.Pull();
     ASSERT_NE(b, nullptr) << "buffer " << i;
     EXPECT_EQ(GST_BUFFER_PTS(b), FrameTime(i, num, den)) << "buffer " << i;
+    EXPECT_EQ(GST_BUFFER_DTS(b), GST_BUFFER_PTS(b)) << "buffer " << i;
     EXPECT_EQ(GST_BUFFER_DURATION(b), FrameTime(i + 1, num, den) - FrameTime(i, num, den)) << "buffer " << i;
     EXPECT_EQ(GST_BUFFER_OFFSET(b), static_cast<guint64>(i));
     EXPECT_EQ(GST_BUFFER_OFFSET_END(b), static_cast<guint64>(i + 1));
@@ -244,14 +245,22 @@ TEST(DitsrcCaps, OffersOnlyTheColorimetriesItMakes) {
       {"video/x-raw,format=I420,colorimetry=bt2020", false},
       {"video/x-raw,format=I420,colorimetry=1:4:0:0", false},  // full range
       {"video/x-raw,format=I420,colorimetry={bt2020,bt709}", true},
-      // RGB's colorimetry is not YUV's to judge: appsink caps built by gst_video_info_to_caps say sRGB
-      {"video/x-raw,format=RGBA,colorimetry=sRGB", true}};
+      // RGB is sRGB: appsink caps built by gst_video_info_to_caps say so; other RGB would be mislabelled
+      {"video/x-raw,format=RGBA,colorimetry=sRGB", true},
+      {"video/x-raw,format=RGB,colorimetry=bt2020", false},
+      {"video/x-raw,format=RGB,colorimetry=1:4:0:0", false},  // a YUV matrix on RGB
+      // progressive, one view: interlaced or stereo caps would mislabel the frames
+      {"video/x-raw,format=I420,interlace-mode=interleaved", false},
+      {"video/x-raw,format=RGB,multiview-mode=side-by-side", false},
+      {"video/x-raw,format=RGB,framerate=2147483647/1", false},  // above the fps property's bound
+      {"video/x-raw,format=RGB,framerate=240/1", true}};
   for (const auto& [wanted, offered] : cases) {
     GstCaps* filter = gst_caps_from_string(wanted);
     GstCaps* caps = gst_pad_query_caps(pad, filter);
     EXPECT_EQ(!gst_caps_is_empty(caps), offered) << wanted << " → " << gst_caps_to_string(caps);
     if (!gst_caps_is_empty(caps)) {
-      if (std::string(wanted).find("RGBA") != std::string::npos) {
+      if (std::string(wanted).find("RGB") != std::string::npos ||
+          std::string(wanted).find("colorimetry") == std::string::npos) {
         gst_caps_unref(caps);
         gst_caps_unref(filter);
         continue;
@@ -273,6 +282,14 @@ TEST(DitsrcCaps, DownstreamRateSetsTimestampSpacing) {
   gst_harness_play(h.get());
   ExpectTimeline(h, kClipFrames, 25, 1);  // generation is per frame, not resampled: still one clip
   EXPECT_TRUE(h.WaitEos());
+}
+
+// basesrc's do-timestamp stamps buffers without a DTS with their arrival time: the frames have one.
+TEST(DitsrcCaps, DoTimestampLeavesTheFramesTimes) {
+  Harness h;
+  g_object_set(h.element(), "do-timestamp", TRUE, nullptr);
+  gst_harness_play(h.get());
+  ExpectTimeline(h, 4, kFpsNum, kFpsDen);
 }
 
 TEST(DitsrcCaps, FpsPropertyFixesTheRate) {
@@ -426,6 +443,16 @@ TEST(DitsrcTags, EachClipCarriesItsPromptAndProvenance) {
       EXPECT_NE(comment.find("\"prompt\":\"a blue square moving up\""), std::string::npos) << comment;
     }
   }
+}
+
+// The record says the rate the frames are stamped with, also when downstream chose it.
+TEST(DitsrcTags, ProvenanceSaysTheNegotiatedRate) {
+  Harness h("video/x-raw,framerate=25/1");
+  gst_harness_play(h.get());
+  for (const Frame& f : h.PullFrames(kClipFrames)) EXPECT_FALSE(f.empty());
+  const auto tags = TagsUntilEos(h);
+  ASSERT_EQ(tags.size(), 1u);
+  EXPECT_NE(tags[0].second.find("\"fps\":25.0"), std::string::npos) << tags[0].second;
 }
 
 TEST(DitsrcStream, EndlessModeRunsAcrossClipBoundariesWithoutGaps) {
@@ -600,6 +627,19 @@ TEST(DitsrcProperties, OutOfRangeAndEngineRefusedValuesLeaveThePropertyUnchanged
   gst_object_unref(e);
 }
 
+TEST(DitsrcProperties, NullStringIsTheDefault) {
+  GstElement* e = NewDitsrc();
+  const ds_option_info* prompt = ds_option_find("prompt");
+  ASSERT_NE(prompt, nullptr);
+  g_object_set(e, "prompt", "a blue square moving up", nullptr);
+  g_object_set(e, "prompt", nullptr, nullptr);
+  gchar* value = nullptr;
+  g_object_get(e, "prompt", &value, nullptr);
+  EXPECT_STREQ(value, prompt->default_value);
+  g_free(value);
+  gst_object_unref(e);
+}
+
 TEST(DitsrcProperties, ReadyOnlyPropertiesAreRefusedWhileStreaming) {
   Harness h;
   gst_harness_play(h.get());
@@ -645,6 +685,28 @@ GError* StartError(PipelineRun& run) {
   return err;
 }
 
+// Fields downstream asks for that the frames do not have (HDR mastering metadata) are not claimed
+// in ditsrc's caps (a capsfilter may still add them: that is the pipeline's statement, not ours).
+TEST(DitsrcCaps, DoesNotClaimWhatTheFramesDoNotHave) {
+  PipelineRun run(
+      "capsfilter caps=\"video/x-raw,format=I420,mastering-display-info=(string)"
+      "35399:14599:8500:39850:6550:2300:15634:16450:10000000:1\" ! fakesink");
+  g_object_set(run.src, "steps", 1, "num-frames", G_GINT64_CONSTANT(1), nullptr);
+  gst_element_set_state(run.pipeline, GST_STATE_PLAYING);
+  GstMessage* m = PopMessage(run.bus, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR), 30000);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  GstPad* pad = gst_element_get_static_pad(run.src, "src");
+  GstCaps* caps = gst_pad_get_current_caps(pad);
+  ASSERT_NE(caps, nullptr);
+  const GstStructure* st = gst_caps_get_structure(caps, 0);
+  EXPECT_FALSE(gst_structure_has_field(st, "mastering-display-info")) << gst_caps_to_string(caps);
+  EXPECT_STREQ(gst_structure_get_string(st, "interlace-mode"), "progressive");
+  gst_caps_unref(caps);
+  gst_object_unref(pad);
+}
+
 TEST(DitsrcErrors, MissingModelFailsTheStateChangeWithNotFound) {
   PipelineRun run;
   g_object_set(run.src, "model", "/nonexistent/ditstream-model", nullptr);
@@ -677,7 +739,9 @@ TEST(DitsrcErrors, UnsupportedSizeFailsTheStateChangeWithSettings) {
   GError* err = StartError(run);
   ASSERT_NE(err, nullptr);
   EXPECT_TRUE(g_error_matches(err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS)) << err->message;
-  EXPECT_NE(std::string(err->message).find("100"), std::string::npos) << err->message;
+  EXPECT_NE(std::string(err->message).find("width 100"), std::string::npos) << err->message;
+  EXPECT_EQ(std::string(err->message).find("Could not load model"), std::string::npos)
+      << "the model loaded; its settings were refused: " << err->message;
   g_error_free(err);
 }
 

@@ -70,6 +70,11 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_FALSE(SetOption(o, "steps", "").ok());
   EXPECT_FALSE(SetOption(o, "guidance", "nan").ok());
   EXPECT_FALSE(SetOption(o, "shift", "0").ok());
+  s = SetOption(o, "guidance", "-0.5");  // not the sentinel, not a scale
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("guidance"), std::string::npos);
+  EXPECT_TRUE(SetOption(o, "guidance", "0").ok()) << "0: the unconditional pass alone";
+  EXPECT_TRUE(SetOption(o, "guidance", "-1").ok());
   EXPECT_FALSE(SetOption(o, "device", "tpu").ok());
   EXPECT_FALSE(SetOption(o, "vae-tiling", "true").ok());
   EXPECT_TRUE(SetOption(o, "vae_tiling", "on").ok());
