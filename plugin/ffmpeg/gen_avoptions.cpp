@@ -102,6 +102,10 @@ int main() {
       continue;  // part of size
     } else if (name == "fps") {
       PrintRate(o);
+    } else if (name == "threads") {
+      // libavfilter gives every filter a generic `threads` option and takes that key before the
+      // filter's own: the filter reads AVFilterContext::nb_threads instead.
+      continue;
     } else {
       PrintOption(o);
     }

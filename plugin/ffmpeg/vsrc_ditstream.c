@@ -39,7 +39,7 @@ typedef struct DitstreamContext {
     char *model, *prompt, *negative_prompt, *device, *vae_tiling;
     int w, h;
     AVRational rate;
-    int frames, steps, threads;
+    int frames, steps;
     double guidance, shift;
     int64_t seed;
     int clips;
@@ -133,6 +133,18 @@ static int apply_options(AVFilterContext *ctx, int between_clips)
     return 0;
 }
 
+/* The engine's threads are libavfilter's generic `threads` option of the filter (nb_threads; 0 =
+ * all cores), which shadows an option of that name in the filter's own class. */
+static int apply_threads(AVFilterContext *ctx)
+{
+    char text[32];
+
+    if (ctx->nb_threads <= 0)
+        return 0;
+    snprintf(text, sizeof(text), "%d", ctx->nb_threads);
+    return set_option(ctx, "threads", text);
+}
+
 static int apply_size_and_rate(AVFilterContext *ctx)
 {
     DitstreamContext *s = ctx->priv;
@@ -165,7 +177,8 @@ static av_cold int init(AVFilterContext *ctx)
     ds_set_log_sink(log_to_av, NULL);
     if (!(s->gen = ds_create()))
         return AVERROR(ENOMEM);
-    if ((ret = apply_options(ctx, 0)) < 0 || (ret = apply_size_and_rate(ctx)) < 0)
+    if ((ret = apply_options(ctx, 0)) < 0 || (ret = apply_size_and_rate(ctx)) < 0 ||
+        (ret = apply_threads(ctx)) < 0)
         return ret;
     if ((status = ds_load(s->gen)) != DS_OK)
         return fail(ctx, status, "Cannot load the model");
@@ -271,6 +284,38 @@ static int generate_clip(AVFilterContext *ctx)
     return 0;
 }
 
+/* A command (sendcmd) sets the option and hands it to the engine at once, so that a value the
+ * engine refuses is refused here, the option keeping its previous value, and the stream goes on;
+ * the engine applies it from the next clip. */
+static int process_command(AVFilterContext *ctx, const char *cmd, const char *args, char *res, int res_len,
+                           int flags)
+{
+    DitstreamContext *s = ctx->priv;
+    const ds_option_info *info = ds_option_find(cmd);
+    uint8_t *old = NULL, *value = NULL;
+    ds_status status;
+    int ret;
+
+    if (info && (ret = av_opt_get(s, cmd, 0, &old)) < 0)
+        return ret;
+    if ((ret = ff_filter_process_command(ctx, cmd, args, res, res_len, flags)) < 0 || !info) {
+        av_free(old);
+        return ret;
+    }
+    if ((ret = av_opt_get(s, cmd, 0, &value)) >= 0) {
+        status = ds_set_option(s->gen, info->name, (const char *)value);
+        if (status != DS_OK) {
+            av_log(ctx, AV_LOG_ERROR, "Command %s refused, keeping the previous value: %s\n", cmd,
+                   ds_error_message(s->gen));
+            av_opt_set(s, cmd, (const char *)old, 0);
+            ret = ds_to_averror(status);
+        }
+    }
+    av_free(value);
+    av_free(old);
+    return ret;
+}
+
 static int activate(AVFilterContext *ctx)
 {
     DitstreamContext *s = ctx->priv;
@@ -307,5 +352,5 @@ const AVFilter ff_vsrc_ditstream = {
     /* YUV420P first: what encoders take (RGB first made libx264 pick 4:4:4, which few players
      * decode); format=nv12 or format=rgb24 in the graph asks for the others */
     FILTER_PIXFMTS(AV_PIX_FMT_YUV420P, AV_PIX_FMT_NV12, AV_PIX_FMT_RGB24),
-    .process_command = ff_filter_process_command,
+    .process_command = process_command,
 };

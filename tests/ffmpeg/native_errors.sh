@@ -23,4 +23,6 @@ expect_failure model_missing "model=$TMP/no-such-model" "no-such-model"
 expect_failure prompt_empty "model=$model:prompt=" "The prompt is empty"
 expect_failure device_unknown "model=$model:device=tpu" "'tpu' is not one of"
 expect_failure steps_out_of_range "model=$model:steps=5000" "out of range"
+# libavfilter's generic `threads` of the filter is the engine's thread count, checked by the engine
+expect_failure threads_out_of_range "model=$model:threads=2000" "'threads': 2000 is outside"
 echo "native_errors: ok"

@@ -32,7 +32,8 @@ native clips.mp4 "model=$model:frames=16:clips=2"
 expect_eq "two clips" "$expected_codec,64,64,8/1,$((16 + 16 - prefix))" "$(probe "$TMP/clips.mp4")"
 
 "$ffmpeg_native" -hide_banner -h filter=ditstream > "$TMP/help" 2>&1 || fail "ffmpeg -h filter=ditstream"
-for option in model prompt negative_prompt size rate frames steps guidance shift seed device threads clips; do
+# threads: libavfilter's generic option of every filter, which the filter reads (native_errors)
+for option in model prompt negative_prompt size rate frames steps guidance shift seed device vae_tiling clips matrix; do
   grep -q "^   $option " "$TMP/help" || fail "option $option missing from: $(cat "$TMP/help")"
 done
 echo "native_ffmpeg: ok"

@@ -23,4 +23,12 @@ head -n 16 "$TMP/plain" > "$TMP/plain1"
 head -n 16 "$TMP/command" > "$TMP/command1"
 cmp -s "$TMP/plain1" "$TMP/command1" || fail "the first clip changed"
 cmp -s "$TMP/plain" "$TMP/command" && fail "the command did not change the second clip"
+
+# A command the engine refuses is refused when it arrives: the option keeps its value and the
+# stream goes on, every frame as without the command.
+echo "0.5 ditstream shift 0; 0.6 ditstream prompt '';" > "$TMP/bad.txt"
+hashes refused ",sendcmd=f=$TMP/bad.txt"
+cmp -s "$TMP/plain" "$TMP/refused" || fail "a refused command changed or cut the stream: $(cat "$TMP/refused.err")"
+grep -q "Command shift refused" "$TMP/refused.err" || fail "no refusal logged: $(cat "$TMP/refused.err")"
+grep -q "Command prompt refused" "$TMP/refused.err" || fail "no refusal logged: $(cat "$TMP/refused.err")"
 echo "native_sendcmd: ok"
