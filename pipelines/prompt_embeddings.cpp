@@ -1,7 +1,9 @@
 #include "pipelines/prompt_embeddings.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,10 +24,8 @@ Status WritePromptEmbeddings(const std::string& path, const PromptEmbeddings& e)
                  e.uncond.size());
   }
   nlohmann::json header = nlohmann::json::object();
-  header["__metadata__"] = {{"format", kFormat},
-                            {"family", e.family},
-                            {"prompt", e.prompt},
-                            {"negative_prompt", e.negative_prompt}};
+  header["__metadata__"] = {
+      {"format", kFormat}, {"family", e.family}, {"prompt", e.prompt}, {"negative_prompt", e.negative_prompt}};
   const size_t bytes = count * sizeof(float);
   header["prompt"] = {{"dtype", "F32"}, {"shape", {e.rows, e.cols}}, {"data_offsets", {0, bytes}}};
   header["negative_prompt"] = {{"dtype", "F32"}, {"shape", {e.rows, e.cols}}, {"data_offsets", {bytes, 2 * bytes}}};
@@ -35,7 +35,7 @@ Status WritePromptEmbeddings(const std::string& path, const PromptEmbeddings& e)
   const std::string tmp = path + ".part";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Error(Code::kIo, "cannot write prompt embeddings to {}", path);
+    if (!out) return Error(Code::kIo, "cannot write prompt embeddings to {}: {}", path, std::strerror(errno));
     const uint64_t len = text.size();
     out.write(reinterpret_cast<const char*>(&len), sizeof(len));
     out.write(text.data(), static_cast<std::streamsize>(text.size()));

@@ -3,16 +3,24 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <filesystem>
 #include <string_view>
 
 namespace ds {
 namespace {
 
-// "…/models/wan2.1-t2v-1.3b/" → "wan2.1-t2v-1.3b".
+// "…/models/wan2.1-t2v-1.3b/" → "wan2.1-t2v-1.3b"; "." or "../x/.." → the folder they name.
 std::string ModelName(std::string_view model) {
-  while (model.size() > 1 && model.back() == '/') model.remove_suffix(1);
-  const size_t slash = model.rfind('/');
-  return std::string(slash == std::string_view::npos ? model : model.substr(slash + 1));
+  namespace fs = std::filesystem;
+  fs::path path(model);
+  if (model.find('/') != std::string_view::npos || model.starts_with(".")) {
+    std::error_code ec;
+    const fs::path resolved = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    if (!ec) path = resolved;
+  }
+  path = path.lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();
+  return path.filename().string();
 }
 
 // A number GetOption wrote; from_chars, as options.cpp parses, so a host's locale cannot change it.

@@ -22,7 +22,10 @@ Result<std::string> ResolveModelFolder(const std::string& model) {
   std::error_code ec;
   const bool looks_like_path = model.find('/') != std::string::npos || model.starts_with(".");
   if (looks_like_path || fs::exists(model, ec)) {
-    if (!fs::is_directory(model, ec)) return Error(Code::kIo, "model folder '{}' does not exist", model);
+    if (!fs::is_directory(model, ec)) {
+      if (fs::exists(model, ec)) return Error(Code::kIo, "model '{}' is a file, not a model folder", model);
+      return Error(Code::kIo, "model folder '{}' does not exist", model);
+    }
     return model;
   }
   std::vector<std::string> roots;

@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <map>
+#include <vector>
 
 #include "ditstream.h"
 #include "writer.h"
@@ -47,6 +50,36 @@ std::string shown_default(const ds_option_info& info) {
   return value.find(' ') == std::string::npos ? value : '"' + value + '"';
 }
 
+bool ends_with_png(const std::string& path) {
+  if (path.size() < 4) return false;
+  std::string ext = path.substr(path.size() - 4);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".png";
+}
+
+// Two outputs on one path would overwrite each other (the last committed wins): a usage error.
+int check_distinct_outputs(const Args& args) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<const char*, const std::string*>> outputs;
+  if (!args.output.empty() && args.output != "-") outputs.emplace_back("-o", &args.output);
+  if (!args.frames_dir.empty()) outputs.emplace_back("--frames-dir", &args.frames_dir);
+  if (!args.strip.empty()) outputs.emplace_back("--strip", &args.strip);
+  if (!args.save_embeds.empty()) outputs.emplace_back("--save-embeds", &args.save_embeds);
+  auto resolved = [](const std::string& path) {
+    std::error_code ec;
+    fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    return ec ? fs::path(path).lexically_normal() : p;
+  };
+  for (size_t i = 0; i < outputs.size(); ++i)
+    for (size_t j = i + 1; j < outputs.size(); ++j)
+      if (resolved(*outputs[i].second) == resolved(*outputs[j].second)) {
+        print_error(fmt::format("{} {} and {} {} name the same file", outputs[i].first, *outputs[i].second,
+                                outputs[j].first, *outputs[j].second));
+        return 2;
+      }
+  return 0;
+}
+
 }  // namespace
 
 void print_error(const std::string& message) { fmt::print(stderr, "ditgen: error: {}\n", message); }
@@ -77,10 +110,13 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
       table_flags.emplace_back(info->name, flag);
     }
     app.add_option("-o,--output", args.output,
-                   fmt::format("Where the video goes: {}. Required unless --frames-dir is given.", kOutputExtensions))
+                   fmt::format("Where the video goes: {}. Required unless --frames-dir or --strip is given.",
+                               kOutputExtensions))
         ->type_name("PATH")
         ->group("Output");
-    app.add_option("--frames-dir", args.frames_dir, "Also (or only) write each frame as DIR/frame_00000.png, ...")
+    app.add_option("--frames-dir", args.frames_dir,
+                   "Also (or only) write each frame as DIR/frame_00000.png, ...; in an existing DIR, frame files "
+                   "of an earlier run are replaced")
         ->type_name("DIR")
         ->group("Output");
     app.add_option("--strip", args.strip, "Also write one PNG of up to 8 evenly spaced frames side by side")
@@ -126,7 +162,12 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
     if (flag->count() > 0) args.options.emplace_back(name, values[name]);
 
   if (args.output.empty() && args.frames_dir.empty() && args.strip.empty() && args.save_embeds.empty()) {
-    print_error("no output given: use -o PATH (or -o - for standard output) or --frames-dir DIR");
+    print_error("no output given: use -o PATH (or -o - for standard output), --frames-dir DIR or --strip FILE.png");
+    return 2;
+  }
+  if (int code = check_distinct_outputs(args)) return code;
+  if (!args.strip.empty() && !ends_with_png(args.strip)) {
+    print_error(fmt::format("--strip {}: the strip is a PNG image; name it .png", args.strip));
     return 2;
   }
   if (!args.output.empty()) {

@@ -20,6 +20,7 @@ class EncodedWriter final : public FrameWriter {
   Status begin(const VideoFormat& format) override;
   Status write(const uint8_t* rgb) override;
   Status finish() override;
+  Status commit() override { return file_->commit(); }
 
  private:
   Status open_encoder(const VideoFormat& format);
@@ -156,7 +157,7 @@ Status EncodedWriter::finish() {
   if (int err = av_write_trailer(muxer_); err < 0) return muxer_error("cannot finish", err);
   avio_flush(io_);
   if (io_->error < 0) return muxer_error("cannot write", io_->error);
-  return file_->commit();
+  return {};
 }
 
 Status EncodedWriter::muxer_error(const char* what, int err) {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -96,16 +97,26 @@ class EngineLog {
   EngineLog& operator=(const EngineLog&) = delete;
 };
 
-// The "fps" option when set (> 0), as an exact rational for the usual NTSC rates; otherwise the
-// model's native rate.
-void frame_rate(const ds_generator* gen, const ds_model_info& info, int& num, int& den) {
+// The "fps" option when set (> 0), as an exact rational for the usual NTSC rates, 1/n below one
+// frame per second; otherwise the model's native rate. False for a rate too low to write as a
+// fraction of ints (one frame in more than 68 years).
+bool frame_rate(const ds_generator* gen, const ds_model_info& info, int& num, int& den) {
   num = info.fps_num;
   den = info.fps_den > 0 ? info.fps_den : 1;
   char text[64] = {};
-  if (!ds_option_find("fps") || ds_get_option(gen, "fps", text, sizeof text) != DS_OK) return;
+  if (!ds_option_find("fps") || ds_get_option(gen, "fps", text, sizeof text) != DS_OK) return true;
   char* end = nullptr;
   double fps = std::strtod(text, &end);
-  if (end == text || !(fps > 0) || fps > 1e6) return;
+  if (end == text || !(fps > 0) || fps > 1e6) return true;
+  // Below one frame per second: 1/n when that is the rate (0.5 → 1/2), or when thousandths cannot
+  // hold it (0.0001 → 1/10000).
+  const double period = 1 / fps;
+  if (fps < 1 && (std::abs(period - std::round(period)) < 1e-6 * period || fps * 1000 < 0.5)) {
+    if (period > INT_MAX) return false;
+    num = 1;
+    den = static_cast<int>(std::round(period));
+    return true;
+  }
   if (std::abs(fps - std::round(fps)) < 1e-9) {
     num = static_cast<int>(std::round(fps));
     den = 1;
@@ -119,6 +130,7 @@ void frame_rate(const ds_generator* gen, const ds_model_info& info, int& num, in
   int g = std::gcd(num, den);
   num /= g;
   den /= g;
+  return true;
 }
 
 std::string engine_error(const ds_generator* gen, const char* fallback) {
@@ -177,7 +189,10 @@ int load_model(ds_generator* gen, Session& session) {
     print_error(engine_error(gen, "cannot query the model"));
     return kExitRuntime;
   }
-  frame_rate(gen, info, format.fps_num, format.fps_den);
+  if (!frame_rate(gen, info, format.fps_num, format.fps_den)) {
+    print_error("--fps: too low to stamp as a frame rate (the lowest is one frame in 2147483647 seconds)");
+    return kExitUsage;
+  }
   if (format.width <= 0 || format.height <= 0 || format.fps_num <= 0) {
     print_error(fmt::format("the model reports an unusable video format: {}x{} at {}/{} fps", format.width,
                             format.height, format.fps_num, format.fps_den));
@@ -235,11 +250,13 @@ int prompt_embeddings(ds_generator* gen, const Args& args) {
 }
 
 // Streams the clip into the writers and, when all went well, makes their outputs visible.
-int generate(ds_generator* gen, Session& session) {
+int generate(ds_generator* gen, Session& session, bool to_stdout) {
   ds_status status = ds_generate(gen, 0, on_frame, on_progress, &session);
   session.progress->clear();
   if (int signal_number = interrupt::received()) {
-    print_error("interrupted; no output written");
+    // Standard output cannot be taken back: what was streamed stays streamed.
+    print_error(to_stdout ? "interrupted; the Y4M stream on standard output is cut short, no other output written"
+                          : "interrupted; no output written");
     return 128 + signal_number;
   }
   if (!session.error.ok()) {
@@ -256,6 +273,12 @@ int generate(ds_generator* gen, Session& session) {
   }
   for (auto& writer : session.writers) {
     if (Status s = writer->finish(); !s.ok()) {
+      print_error(s.message());
+      return kExitRuntime;
+    }
+  }
+  for (auto& writer : session.writers) {
+    if (Status s = writer->commit(); !s.ok()) {
       print_error(s.message());
       return kExitRuntime;
     }
@@ -282,11 +305,14 @@ int run(const Args& args) {
   if (int code = prompt_embeddings(gen.get(), args)) return code;
   if (session.writers.empty()) return kExitOk;  // --save-embeds alone: nothing to generate
   if (int code = begin_writers(gen.get(), session, !args.no_provenance)) return code;
-  if (int code = generate(gen.get(), session)) return code;
+  if (int code = generate(gen.get(), session, args.output == "-")) return code;
 
   if (interactive) {
     const VideoFormat& f = session.format;
-    std::string where = args.output.empty() ? args.frames_dir : args.output == "-" ? "standard output" : args.output;
+    const std::string where = args.output == "-"         ? "standard output"
+                              : !args.output.empty()     ? args.output
+                              : !args.frames_dir.empty() ? args.frames_dir
+                                                         : args.strip;
     progress.print_line(fmt::format("ditgen: wrote {} frames, {}x{} at {}/{} fps, to {}", session.written, f.width,
                                     f.height, f.fps_num, f.fps_den, where));
   }

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -28,6 +31,20 @@ PendingOutputs& pending() {
 }
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+std::string frame_file_name(int64_t index) { return fmt::format("frame_{:05d}.png", index); }
+
+bool is_frame_file_name(std::string_view name) {
+  constexpr std::string_view kPrefix = "frame_", kSuffix = ".png";
+  if (name.size() < kPrefix.size() + 5 + kSuffix.size() || !name.starts_with(kPrefix) || !name.ends_with(kSuffix))
+    return false;
+  const std::string_view digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+namespace {
 
 void remove_dir_and_files(const std::string& dir) {
   if (DIR* d = opendir(dir.c_str())) {
@@ -230,6 +247,15 @@ Status OutputDir::move_files_into_existing_folder() {
       return fail("cannot write {}/{}: {}", path_, name, errno_text(errno));
   }
   rmdir(staging_.c_str());
+  // Frames of an earlier, longer run would otherwise follow this run's in frame_%05d.png order.
+  const std::set<std::string> written(names.begin(), names.end());
+  if (DIR* d = opendir(path_.c_str())) {
+    std::vector<std::string> stale;
+    while (const dirent* e = readdir(d))
+      if (is_frame_file_name(e->d_name) && !written.contains(e->d_name)) stale.emplace_back(e->d_name);
+    closedir(d);
+    for (const std::string& name : stale) unlink((path_ + "/" + name).c_str());
+  }
   return {};
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "status.h"
 
@@ -46,6 +47,10 @@ class OutputFile {
   bool committed_ = false;
 };
 
+// The frames' file names in a folder: frame_00000.png, frame_00001.png, …
+std::string frame_file_name(int64_t index);
+bool is_frame_file_name(std::string_view name);
+
 // A folder filled file by file (PNG frames), staged as a hidden sibling until commit().
 class OutputDir {
  public:
@@ -56,7 +61,8 @@ class OutputDir {
 
   Status write_file(const std::string& name, const void* data, size_t size);
   // Renames the staging folder to its final name or, when that folder already exists (it may be the
-  // user's working folder), moves the new files into it one by one, replacing same-named ones.
+  // user's working folder), moves the new files into it one by one, replacing same-named ones, and
+  // removes the frame files (is_frame_file_name) of an earlier run that this one did not write.
   Status commit();
   const std::string& path() const { return path_; }
 

@@ -67,13 +67,13 @@ class PngWriter final : public FrameWriter {
   Status begin(const VideoFormat& format) override { return png_.open(format.width, format.height); }
 
   Status write(const uint8_t* rgb) override {
-    std::string name = fmt::format("frame_{:05d}.png", index_++);
+    const std::string name = frame_file_name(index_++);
     const AVPacket* packet = nullptr;
     if (Status s = png_.encode(rgb, dir_->path() + "/" + name, packet); !s.ok()) return s;
     return dir_->write_file(name, packet->data, static_cast<size_t>(packet->size));
   }
 
-  Status finish() override { return dir_->commit(); }
+  Status commit() override { return dir_->commit(); }
 
  private:
   std::unique_ptr<OutputDir> dir_;
@@ -101,8 +101,8 @@ class StripWriter final : public FrameWriter {
       if (TileFrame(tile) != frame) continue;
       const size_t row = static_cast<size_t>(format_.width) * 3;
       for (int y = 0; y < format_.height; ++y) {
-        std::memcpy(&strip_[(static_cast<size_t>(y) * strip_width_ + tile * (format_.width + kGap)) * 3],
-                    rgb + y * row, row);
+        std::memcpy(&strip_[(static_cast<size_t>(y) * strip_width_ + tile * (format_.width + kGap)) * 3], rgb + y * row,
+                    row);
       }
     }
     return {};
@@ -111,9 +111,9 @@ class StripWriter final : public FrameWriter {
   Status finish() override {
     const AVPacket* packet = nullptr;
     if (Status s = png_.encode(strip_.data(), file_->path(), packet); !s.ok()) return s;
-    if (Status s = file_->write(packet->data, static_cast<size_t>(packet->size)); !s.ok()) return s;
-    return file_->commit();
+    return file_->write(packet->data, static_cast<size_t>(packet->size));
   }
+  Status commit() override { return file_->commit(); }
 
  private:
   int TileFrame(int tile) const {

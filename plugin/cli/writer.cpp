@@ -47,8 +47,6 @@ Status open_png_writer(const std::string& dir, std::unique_ptr<FrameWriter>& out
   return {};
 }
 
-
-
 Status open_strip_writer(const std::string& path, std::unique_ptr<FrameWriter>& out) {
   quiet_libav_logging();
   std::unique_ptr<OutputFile> file;

@@ -20,14 +20,17 @@ struct VideoFormat {
 };
 
 // Life cycle: created (its output file is reserved at once, so an unwritable path fails before the
-// model loads) → begin() → write() per frame → finish(), which makes the output visible. Destroying
-// a writer without finish() removes everything it wrote.
+// model loads) → begin() → write() per frame → finish(), which writes what is left (trailers, the
+// strip) → commit(), which makes the output visible. Every writer finishes before any commits, so
+// that one failing (a full disk) leaves no output of the run, nor replaces an earlier one.
+// Destroying a writer without commit() removes everything it wrote.
 class FrameWriter {
  public:
   virtual ~FrameWriter() = default;
   virtual Status begin(const VideoFormat& format) = 0;
   virtual Status write(const uint8_t* rgb) = 0;  // width·height·3 bytes, rows packed
-  virtual Status finish() = 0;
+  virtual Status finish() { return {}; }
+  virtual Status commit() = 0;
 };
 
 enum class OutputKind {

@@ -35,7 +35,7 @@ class Y4mWriter final : public FrameWriter {
     return file_->write(frame_.data(), frame_.size());
   }
 
-  Status finish() override { return file_->commit(); }
+  Status commit() override { return file_->commit(); }
 
  private:
   std::unique_ptr<OutputFile> file_;

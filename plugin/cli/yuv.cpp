@@ -42,7 +42,8 @@ void RgbToYuv420::convert(const uint8_t* rgb, uint8_t* const planes[3], const in
   sws_scale(sws_, src, src_stride, 0, height_, planes_, strides_);
   for (int p = 0; p < 3; ++p) {
     const int w = p == 0 ? width_ : (width_ + 1) / 2, h = p == 0 ? height_ : (height_ + 1) / 2;
-    for (int y = 0; y < h; ++y) std::copy_n(planes_[p] + size_t(y) * strides_[p], w, planes[p] + size_t(y) * strides[p]);
+    for (int y = 0; y < h; ++y)
+      std::copy_n(planes_[p] + size_t(y) * strides_[p], w, planes[p] + size_t(y) * strides[p]);
   }
 }
 

@@ -31,8 +31,8 @@ class RgbToYuv420 {
  private:
   SwsContext* sws_ = nullptr;
   int width_ = 0, height_ = 0;
-  std::vector<uint8_t> rgb_;        // width·height·3 + padding
-  uint8_t* planes_[4] = {};         // Y, U, V in one av_image_alloc allocation
+  std::vector<uint8_t> rgb_;  // width·height·3 + padding
+  uint8_t* planes_[4] = {};   // Y, U, V in one av_image_alloc allocation
   int strides_[4] = {};
 };
 

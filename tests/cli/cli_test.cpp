@@ -518,6 +518,55 @@ TEST_F(CliTest, VideoAndFramesTogether) {
   EXPECT_EQ(folder_entries(dir_), (std::vector<std::string>{"clip.y4m", "frames"}));
 }
 
+// A folder holding a longer earlier run's frames ends up with this run's frames only; other files
+// in it are the user's and stay.
+TEST_F(CliTest, FramesDirReplacesAnEarlierRunsFrames) {
+  fs::path frames = dir_ / "frames";
+  ASSERT_TRUE(fs::create_directory(frames));
+  for (int i = 0; i < expected_.frames + 5; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "frame_%05d.png", i);
+    std::ofstream(frames / name) << "an earlier run";
+  }
+  std::ofstream(frames / "notes.txt") << "mine";
+  RunResult r = ditgen({"--frames-dir", frames.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> names = folder_entries(frames);
+  ASSERT_EQ(names.size(), static_cast<size_t>(expected_.frames) + 1) << joined(names);
+  EXPECT_EQ(names.back(), "notes.txt");
+  for (int i = 0; i < expected_.frames; ++i)
+    EXPECT_TRUE(parse_png_header(read_file(frames / names[i])).valid) << names[i];
+}
+
+// Two outputs on one path, or a strip that is not named .png, are usage errors before anything runs.
+TEST_F(CliTest, OutputsThatWouldOverwriteEachOtherAreAUsageError) {
+  const std::string video = (dir_ / "same.mp4").string();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"-o", video, "--strip", (dir_ / "." / "same.mp4").string()},
+        std::vector<std::string>{"-o", (dir_ / "strip.y4m").string(), "--strip", (dir_ / "strip.jpg").string()}}) {
+    RunResult r = ditgen(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    expect_one_error_line(r);
+    EXPECT_NE(r.err.find("--strip"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(folder_entries(dir_).empty()) << joined(folder_entries(dir_));
+}
+
+// A rate below one frame per second in thousandths is 1/n; one too low for any int fraction is a
+// usage error naming --fps, not an unusable model.
+TEST_F(CliTest, VeryLowFrameRatesAreStampedOrNamed) {
+  RunResult r = ditgen({"--fps", "0.0001", "-o", "-"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Y4mVideo v = parse_y4m(r.out);
+  ASSERT_EQ(v.error, "");
+  EXPECT_EQ(v.rate, "1:10000");
+  r = ditgen({"--fps", "1e-300", "-o", (dir_ / "clip.mp4").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("--fps"), std::string::npos) << r.err;
+  EXPECT_TRUE(folder_entries(dir_).empty()) << joined(folder_entries(dir_));
+}
+
 TEST_F(CliTest, FramesFlagChangesTheClipLength) {
   std::optional<int> frames = other_frame_count();
   if (!frames) GTEST_SKIP() << "the model supports a single clip length";
@@ -622,6 +671,15 @@ TEST_F(CliTest, MissingModelNamesThePathAndLeavesNothing) {
   EXPECT_TRUE(folder_entries(dir_).empty()) << joined(folder_entries(dir_));
 }
 
+TEST_F(CliTest, ModelThatIsAFileIsNamedAsSuch) {
+  fs::path file = dir_ / "model.safetensors";
+  std::ofstream(file) << "not a folder";
+  RunResult r = ditgen({"--model", file.string(), "-o", (dir_ / "clip.mp4").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("is a file, not a model folder"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, FailureKeepsTheOldFileIntact) {
   fs::path out = dir_ / "clip.y4m";
   std::ofstream(out) << "previous take";
@@ -668,6 +726,19 @@ TEST_F(CliTest, FullDeviceIsARuntimeError) {
   expect_one_error_line(r);
   EXPECT_NE(r.err.find("/dev/full"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(std::strerror(ENOSPC)), std::string::npos) << r.err;
+}
+
+// One output failing at the end (the strip, last, onto a full device) leaves none of the run's
+// outputs: every writer finishes before any is committed.
+TEST_F(CliTest, AnOutputFailingLeavesTheOthersUnwritten) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  fs::path strip = dir_ / "strip.png";
+  fs::create_symlink("/dev/full", strip);
+  RunResult r = ditgen({"-o", (dir_ / "clip.mp4").string(), "--strip", strip.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find(std::strerror(ENOSPC)), std::string::npos) << r.err;
+  EXPECT_EQ(folder_entries(dir_), std::vector<std::string>{"strip.png"}) << "no clip.mp4, no temporaries";
 }
 
 TEST_F(CliTest, ClosedPipeIsARuntimeError) {

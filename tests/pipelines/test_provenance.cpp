@@ -1,0 +1,34 @@
+// The provenance record names the model by its folder's name, never by a path (pipelines/provenance).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "pipelines/provenance.h"
+
+namespace ds {
+namespace {
+
+std::string RecordedModelName(const std::string& model) {
+  Options opts;
+  opts.model = model;
+  ModelInfo info;
+  info.family = "demo";
+  const nlohmann::json j = nlohmann::json::parse(ProvenanceJson(opts, info, OutputShape{64, 64, 16}, "cpu"));
+  EXPECT_EQ(j["options"]["model"], j["model"]["name"]) << "the option table's copy says the same";
+  return j["model"]["name"].get<std::string>();
+}
+
+TEST(Provenance, NamesTheModelFolderNotItsPath) {
+  EXPECT_EQ(RecordedModelName("demo"), "demo");
+  EXPECT_EQ(RecordedModelName("/srv/models/wan2.1-t2v-1.3b/"), "wan2.1-t2v-1.3b");
+  const std::string cwd = std::filesystem::current_path().filename().string();
+  ASSERT_FALSE(cwd.empty());
+  EXPECT_EQ(RecordedModelName("."), cwd) << "'.' is the folder it names";
+  EXPECT_EQ(RecordedModelName("./"), cwd);
+  EXPECT_EQ(RecordedModelName("../" + cwd + "/."), cwd);
+}
+
+}  // namespace
+}  // namespace ds
