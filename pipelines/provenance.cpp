@@ -9,14 +9,15 @@
 namespace ds {
 namespace {
 
-// "…/models/wan2.1-t2v-1.3b/" → "wan2.1-t2v-1.3b"; "." or "../x/.." → the folder they name.
+// "…/models/wan2.1-t2v-1.3b/" → "wan2.1-t2v-1.3b"; "." or "../x/.." → the folder they name. The
+// name as given, not a symlink's target (a Hugging Face snapshot folder is a commit hash).
 std::string ModelName(std::string_view model) {
   namespace fs = std::filesystem;
   fs::path path(model);
   if (model.find('/') != std::string_view::npos || model.starts_with(".")) {
     std::error_code ec;
-    const fs::path resolved = fs::weakly_canonical(fs::absolute(path, ec), ec);
-    if (!ec) path = resolved;
+    const fs::path absolute = fs::absolute(path, ec);
+    if (!ec) path = absolute;
   }
   path = path.lexically_normal();
   if (!path.has_filename()) path = path.parent_path();

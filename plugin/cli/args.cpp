@@ -68,7 +68,9 @@ int check_distinct_outputs(const Args& args) {
   auto resolved = [](const std::string& path) {
     std::error_code ec;
     fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
-    return ec ? fs::path(path).lexically_normal() : p;
+    if (ec) p = fs::path(path).lexically_normal();
+    if (!p.has_filename()) p = p.parent_path();  // "x.png/" names what "x.png" does
+    return p;
   };
   for (size_t i = 0; i < outputs.size(); ++i)
     for (size_t j = i + 1; j < outputs.size(); ++j)

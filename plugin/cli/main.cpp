@@ -5,6 +5,7 @@
 // Whatever the outcome, an output either appears complete or not at all.
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -109,9 +110,9 @@ bool frame_rate(const ds_generator* gen, const ds_model_info& info, int& num, in
   double fps = std::strtod(text, &end);
   if (end == text || !(fps > 0) || fps > 1e6) return true;
   // Below one frame per second: 1/n when that is the rate (0.5 → 1/2), or when thousandths cannot
-  // hold it (0.0001 → 1/10000).
+  // hold it (0.0007 → 1/1429).
   const double period = 1 / fps;
-  if (fps < 1 && (std::abs(period - std::round(period)) < 1e-6 * period || fps * 1000 < 0.5)) {
+  if (fps < 1 && (std::abs(period - std::round(period)) < 1e-6 * period || fps * 1000 < 1)) {
     if (period > INT_MAX) return false;
     num = 1;
     den = static_cast<int>(std::round(period));
@@ -120,7 +121,7 @@ bool frame_rate(const ds_generator* gen, const ds_model_info& info, int& num, in
   if (std::abs(fps - std::round(fps)) < 1e-9) {
     num = static_cast<int>(std::round(fps));
     den = 1;
-  } else if (double ntsc = fps * 1.001; std::abs(ntsc - std::round(ntsc)) < 1e-3) {
+  } else if (double ntsc = fps * 1.001; std::round(ntsc) >= 1 && std::abs(ntsc - std::round(ntsc)) < 1e-3) {
     num = static_cast<int>(std::round(ntsc)) * 1000;
     den = 1001;
   } else {
@@ -250,13 +251,22 @@ int prompt_embeddings(ds_generator* gen, const Args& args) {
 }
 
 // Streams the clip into the writers and, when all went well, makes their outputs visible.
-int generate(ds_generator* gen, Session& session, bool to_stdout) {
+// What an interrupted run leaves: outputs written in place (standard output, a pipe or a device)
+// keep what was streamed; staged files are removed.
+std::string interrupted_message(const std::string& output) {
+  struct stat st;
+  const bool in_place = output == "-" || (!output.empty() && stat(output.c_str(), &st) == 0 && !S_ISREG(st.st_mode));
+  if (!in_place) return "interrupted; no output written";
+  return fmt::format("interrupted; {} holds the frames streamed so far, cut short; no other output written",
+                     output == "-" ? "standard output" : output);
+}
+
+int generate(ds_generator* gen, Session& session, const std::string& output) {
   ds_status status = ds_generate(gen, 0, on_frame, on_progress, &session);
   session.progress->clear();
   if (int signal_number = interrupt::received()) {
     // Standard output cannot be taken back: what was streamed stays streamed.
-    print_error(to_stdout ? "interrupted; the Y4M stream on standard output is cut short, no other output written"
-                          : "interrupted; no output written");
+    print_error(interrupted_message(output));
     return 128 + signal_number;
   }
   if (!session.error.ok()) {
@@ -305,7 +315,7 @@ int run(const Args& args) {
   if (int code = prompt_embeddings(gen.get(), args)) return code;
   if (session.writers.empty()) return kExitOk;  // --save-embeds alone: nothing to generate
   if (int code = begin_writers(gen.get(), session, !args.no_provenance)) return code;
-  if (int code = generate(gen.get(), session, args.output == "-")) return code;
+  if (int code = generate(gen.get(), session, args.output)) return code;
 
   if (interactive) {
     const VideoFormat& f = session.format;

@@ -638,14 +638,12 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     s.can_continue = false;
   }
   // The rate downstream negotiated is the one the frames are stamped with: the engine's record
-  // (provenance) says it too.
+  // (provenance) says it too. The worker may be generating (a rate change alone does not stop it),
+  // so the rate goes to the generator the way property changes do, before the next clip.
   if (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d || !s.negotiated) {
     char fps[G_ASCII_DTOSTR_BUF_SIZE];
     g_ascii_dtostr(fps, sizeof fps, static_cast<double>(info.fps_n) / info.fps_d);
-    if (ds_set_option(s.gen, "fps", fps) != DS_OK) {
-      GST_WARNING_OBJECT(self, "frame rate %d/%d refused: %s", info.fps_n, info.fps_d, ds_error_message(s.gen));
-      return FALSE;
-    }
+    if (const int i = OptionIndex("fps"); i >= 0) s.pending[i] = fps;
   }
   if (reformat && (ds_set_pixel_format(s.gen, EngineFormat(GST_VIDEO_INFO_FORMAT(&info))) != DS_OK ||
                    ds_set_yuv_matrix(s.gen, matrix) != DS_OK)) {

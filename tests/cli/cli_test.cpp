@@ -543,6 +543,7 @@ TEST_F(CliTest, OutputsThatWouldOverwriteEachOtherAreAUsageError) {
   const std::string video = (dir_ / "same.mp4").string();
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"-o", video, "--strip", (dir_ / "." / "same.mp4").string()},
+        std::vector<std::string>{"--frames-dir", (dir_ / "x.png").string() + "/", "--strip", (dir_ / "x.png").string()},
         std::vector<std::string>{"-o", (dir_ / "strip.y4m").string(), "--strip", (dir_ / "strip.jpg").string()}}) {
     RunResult r = ditgen(args);
     EXPECT_EQ(r.exit_code, 2) << r.err;
@@ -555,12 +556,14 @@ TEST_F(CliTest, OutputsThatWouldOverwriteEachOtherAreAUsageError) {
 // A rate below one frame per second in thousandths is 1/n; one too low for any int fraction is a
 // usage error naming --fps, not an unusable model.
 TEST_F(CliTest, VeryLowFrameRatesAreStampedOrNamed) {
-  RunResult r = ditgen({"--fps", "0.0001", "-o", "-"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  Y4mVideo v = parse_y4m(r.out);
-  ASSERT_EQ(v.error, "");
-  EXPECT_EQ(v.rate, "1:10000");
-  r = ditgen({"--fps", "1e-300", "-o", (dir_ / "clip.mp4").string()});
+  for (const auto& [fps, rate] : {std::pair{"0.0001", "1:10000"}, {"0.0007", "1:1429"}, {"0.5", "1:2"}}) {
+    RunResult r = ditgen({"--fps", fps, "-o", "-"});
+    ASSERT_EQ(r.exit_code, 0) << fps << ": " << r.err;
+    Y4mVideo v = parse_y4m(r.out);
+    ASSERT_EQ(v.error, "");
+    EXPECT_EQ(v.rate, rate) << fps;
+  }
+  RunResult r = ditgen({"--fps", "1e-300", "-o", (dir_ / "clip.mp4").string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   expect_one_error_line(r);
   EXPECT_NE(r.err.find("--fps"), std::string::npos) << r.err;

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <unistd.h>
+
 #include "pipelines/provenance.h"
 
 namespace ds {
@@ -28,6 +30,18 @@ TEST(Provenance, NamesTheModelFolderNotItsPath) {
   EXPECT_EQ(RecordedModelName("."), cwd) << "'.' is the folder it names";
   EXPECT_EQ(RecordedModelName("./"), cwd);
   EXPECT_EQ(RecordedModelName("../" + cwd + "/."), cwd);
+}
+
+// A model folder that is a symlink (a Hugging Face cache snapshot) is recorded by the name given.
+TEST(Provenance, NamesASymlinkedModelByItsLinkName) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ds-provenance-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "snapshots" / "abc123");
+  fs::create_directory_symlink(dir / "snapshots" / "abc123", dir / "wan2.1-t2v-1.3b");
+  EXPECT_EQ(RecordedModelName((dir / "wan2.1-t2v-1.3b").string()), "wan2.1-t2v-1.3b");
+  EXPECT_EQ(RecordedModelName((dir / "wan2.1-t2v-1.3b").string() + "/"), "wan2.1-t2v-1.3b");
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace
