@@ -6,8 +6,10 @@
 namespace ds {
 namespace {
 
-std::mutex& SinkMutex() {
-  static std::mutex m;
+// Recursive, so that a sink may log or replace itself (ds_set_log_sink from inside the sink); one
+// message at a time across threads.
+std::recursive_mutex& SinkMutex() {
+  static std::recursive_mutex m;
   return m;
 }
 
@@ -18,10 +20,14 @@ LogSink& Sink() {
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kError: return "error";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kDebug: return "debug";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
   }
   return "?";
 }
@@ -36,12 +42,12 @@ void SetLogSink(LogSink sink) {
 void LogMessage(LogLevel level, std::string_view message) {
   std::lock_guard lock(SinkMutex());
   if (Sink()) {
-    Sink()(level, message);
+    const LogSink sink = Sink();  // a copy: the sink may replace Sink() while it runs
+    sink(level, message);
     return;
   }
   if (level <= LogLevel::kWarning) {
-    std::fprintf(stderr, "ditstream %s: %.*s\n", LevelName(level), static_cast<int>(message.size()),
-                 message.data());
+    std::fprintf(stderr, "ditstream %s: %.*s\n", LevelName(level), static_cast<int>(message.size()), message.data());
   }
 }
 

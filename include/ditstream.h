@@ -3,7 +3,10 @@
  * Life cycle: ds_create() → ds_set_option()… → ds_load() → ds_generate()… → ds_destroy().
  * Every call returns a ds_status; on failure ds_error_message() holds one line naming what was wrong.
  * No C++ exception ever crosses this boundary. A generator is used by one thread at a time, except
- * ds_cancel(), which any thread may call at any time. */
+ * ds_cancel(), which any thread may call at any time. ds_generate's callbacks may read the
+ * generator (ds_get_*) and cancel it; a call that would change it (ds_set_*, ds_load, ds_generate,
+ * the embeddings calls) returns DS_ERR_STATE there, and ds_destroy must wait until ds_generate
+ * has returned. */
 #ifndef DITSTREAM_H
 #define DITSTREAM_H
 
@@ -60,7 +63,8 @@ DS_API const ds_option_info* ds_option_find(const char* name); /* accepts '-' or
 
 typedef enum ds_log_level { DS_LOG_ERROR = 0, DS_LOG_WARNING = 1, DS_LOG_INFO = 2, DS_LOG_DEBUG = 3 } ds_log_level;
 typedef void (*ds_log_fn)(void* user, ds_log_level level, const char* message);
-/* NULL restores the default sink (stderr, warnings and errors only). */
+/* NULL restores the default sink (stderr, warnings and errors only). The sink is called from any
+ * thread that logs, one message at a time; it may call ds_set_log_sink itself. */
 DS_API void ds_set_log_sink(ds_log_fn fn, void* user);
 
 /* ---- generator ---- */
@@ -81,7 +85,7 @@ DS_API ds_status ds_get_option(const ds_generator* gen, const char* name, char* 
 DS_API ds_status ds_load(ds_generator* gen);
 
 typedef struct ds_model_info {
-  const char* family; /* "demo", "wan2.1" */
+  const char* family; /* "demo", "wan2.1"; valid until the next ds_load or ds_destroy */
   int native_width, native_height, native_frames;
   int fps_num, fps_den;
   int min_width, max_width, width_step; /* supported sizes: min + k·step ≤ max */

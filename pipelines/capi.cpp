@@ -25,21 +25,31 @@ struct ds_generator {
   std::unique_ptr<ds::TextToVideo> engine;
   std::string error;
   std::atomic<bool> cancel{false};
+  std::atomic<bool> generating{false};  // inside ds_generate: its callbacks may not change the generator
 };
 
 namespace {
 
 ds_status ToC(ds::Code code) {
   switch (code) {
-    case ds::Code::kOk: return DS_OK;
-    case ds::Code::kInvalidArgument: return DS_ERR_INVALID_ARGUMENT;
-    case ds::Code::kIo: return DS_ERR_IO;
-    case ds::Code::kModel: return DS_ERR_MODEL;
-    case ds::Code::kUnsupported: return DS_ERR_UNSUPPORTED;
-    case ds::Code::kCancelled: return DS_ERR_CANCELLED;
-    case ds::Code::kOutOfMemory: return DS_ERR_OUT_OF_MEMORY;
-    case ds::Code::kInternal: return DS_ERR_INTERNAL;
-    case ds::Code::kState: return DS_ERR_STATE;
+    case ds::Code::kOk:
+      return DS_OK;
+    case ds::Code::kInvalidArgument:
+      return DS_ERR_INVALID_ARGUMENT;
+    case ds::Code::kIo:
+      return DS_ERR_IO;
+    case ds::Code::kModel:
+      return DS_ERR_MODEL;
+    case ds::Code::kUnsupported:
+      return DS_ERR_UNSUPPORTED;
+    case ds::Code::kCancelled:
+      return DS_ERR_CANCELLED;
+    case ds::Code::kOutOfMemory:
+      return DS_ERR_OUT_OF_MEMORY;
+    case ds::Code::kInternal:
+      return DS_ERR_INTERNAL;
+    case ds::Code::kState:
+      return DS_ERR_STATE;
   }
   return DS_ERR_INTERNAL;
 }
@@ -66,6 +76,15 @@ ds_status Guard(ds_generator* g, F&& body) {
 }
 
 ds_status NullGenerator() { return DS_ERR_INVALID_ARGUMENT; }
+
+// What a frame or progress callback may not do to the generator that calls it: load a model,
+// generate, or change what the running clip reads.
+ds::Status NotWhileGenerating(const ds_generator* g, const char* call) {
+  if (!g->generating.load()) return ds::Status::Ok();
+  return ds::Status(
+      ds::Code::kState,
+      std::string(call) + " while ds_generate runs (from one of its callbacks): call it after ds_generate returns");
+}
 
 }  // namespace
 
@@ -105,7 +124,9 @@ const char* ds_error_message(const ds_generator* gen) {
 ds_status ds_set_option(ds_generator* gen, const char* name, const char* value) {
   if (gen == nullptr) return NullGenerator();
   return Guard(gen, [&] {
-    if (name == nullptr || value == nullptr) return ds::Status(ds::Code::kInvalidArgument, "option name or value is NULL");
+    if (name == nullptr || value == nullptr)
+      return ds::Status(ds::Code::kInvalidArgument, "option name or value is NULL");
+    DS_TRY(NotWhileGenerating(gen, "ds_set_option"));
     return ds::SetOption(gen->opts, name, value);
   });
 }
@@ -127,6 +148,7 @@ ds_status ds_get_option(const ds_generator* gen, const char* name, char* buf, si
 ds_status ds_load(ds_generator* gen) {
   if (gen == nullptr) return NullGenerator();
   return Guard(gen, [&] {
+    DS_TRY(NotWhileGenerating(gen, "ds_load"));
     gen->engine.reset();
     DS_ASSIGN_OR_RETURN(gen->engine, ds::TextToVideo::Load(gen->opts));
     return gen->engine->Shape(gen->opts).status();
@@ -181,14 +203,12 @@ ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, siz
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
     if (buf == nullptr && size > 0) return ds::Status(ds::Code::kInvalidArgument, "NULL buffer of nonzero size");
     DS_ASSIGN_OR_RETURN(const ds::OutputShape shape, gen->engine->Shape(gen->opts));
-    const std::string json =
-        ds::ProvenanceJson(gen->opts, gen->engine->info(), shape, gen->engine->backend().name());
+    const std::string json = ds::ProvenanceJson(gen->opts, gen->engine->info(), shape, gen->engine->backend().name());
     if (length != nullptr) *length = json.size();
     if (size == 0) return ds::Status::Ok();
     if (json.size() >= size) {
-      return ds::Status(ds::Code::kInvalidArgument,
-                        "provenance needs " + std::to_string(json.size() + 1) + " bytes, the buffer has " +
-                            std::to_string(size));
+      return ds::Status(ds::Code::kInvalidArgument, "provenance needs " + std::to_string(json.size() + 1) +
+                                                        " bytes, the buffer has " + std::to_string(size));
     }
     std::memcpy(buf, json.data(), json.size() + 1);
     return ds::Status::Ok();
@@ -202,6 +222,7 @@ ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format) {
       return ds::Status(ds::Code::kInvalidArgument, "pixel format " + std::to_string(static_cast<int>(format)) +
                                                         " is none of RGB (0), RGBA (1), I420 (2), NV12 (3)");
     }
+    DS_TRY(NotWhileGenerating(gen, "ds_set_pixel_format"));
     gen->format.pixels = static_cast<ds::PixelFormat>(format);  // the same numbers (static_assert above)
     return ds::Status::Ok();
   });
@@ -214,6 +235,7 @@ ds_status ds_set_yuv_matrix(ds_generator* gen, ds_yuv_matrix matrix) {
       return ds::Status(ds::Code::kInvalidArgument, "YUV matrix " + std::to_string(static_cast<int>(matrix)) +
                                                         " is none of BT.601 (0), BT.709 (1)");
     }
+    DS_TRY(NotWhileGenerating(gen, "ds_set_yuv_matrix"));
     gen->format.matrix = static_cast<ds::YuvMatrix>(matrix);  // the same numbers (static_assert above)
     return ds::Status::Ok();
   });
@@ -224,7 +246,13 @@ ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_f
   if (gen == nullptr) return NullGenerator();
   return Guard(gen, [&] {
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    DS_TRY(NotWhileGenerating(gen, "ds_generate"));
     if (gen->cancel.load()) return ds::Status(ds::Code::kCancelled, "generation cancelled");
+    gen->generating = true;
+    struct Done {
+      std::atomic<bool>& flag;
+      ~Done() { flag = false; }
+    } done{gen->generating};
     ds::FrameFn frame_fn = [&](const ds::FrameView& f) {
       if (on_frame == nullptr) return true;
       const ds::FrameLayout l = ds::LayoutOf(f.format.pixels, f.width, f.height);
@@ -257,6 +285,7 @@ ds_status ds_save_embeddings(ds_generator* gen, const char* path) {
   return Guard(gen, [&] {
     if (path == nullptr || *path == '\0') return ds::Status(ds::Code::kInvalidArgument, "no path for the embeddings");
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    DS_TRY(NotWhileGenerating(gen, "ds_save_embeddings"));
     return gen->engine->SaveEmbeddings(gen->opts, path);
   });
 }
@@ -266,6 +295,7 @@ ds_status ds_load_embeddings(ds_generator* gen, const char* path) {
   return Guard(gen, [&] {
     if (path == nullptr || *path == '\0') return ds::Status(ds::Code::kInvalidArgument, "no path for the embeddings");
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    DS_TRY(NotWhileGenerating(gen, "ds_load_embeddings"));
     DS_ASSIGN_OR_RETURN(ds::PromptEmbeddings e, gen->engine->LoadEmbeddings(path));
     gen->opts.prompt = e.prompt;
     gen->opts.negative_prompt = e.negative_prompt;

@@ -12,7 +12,6 @@
 namespace ds {
 namespace {
 
-constexpr size_t kTextCacheSize = 8;
 constexpr int kMinSide = 32, kMaxSide = 256, kMaxFrames = 64;
 
 }  // namespace
@@ -99,9 +98,8 @@ Result<OutputShape> TextToVideo::Shape(const Options& opts) const {
   return s;
 }
 
-Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt) {
-  auto it = text_cache_.find(prompt);
-  if (it != text_cache_.end()) return &it->second;
+Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt, const std::string* keep) {
+  if (const TextEmbedding* cached = text_cache_.Find(prompt)) return cached;
   std::vector<std::string> unknown;
   const std::vector<int> ids = model_->tokenizer().Encode(prompt, config().text.max_tokens, &unknown);
   if (!unknown.empty()) {
@@ -110,8 +108,7 @@ Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt) {
     Log(LogLevel::kWarning, "prompt words not in the model's vocabulary were ignored: {}", words);
   }
   DS_ASSIGN_OR_RETURN(TextEmbedding e, model_->text_encoder().Encode(*backend_, ids));
-  if (text_cache_.size() >= kTextCacheSize) text_cache_.clear();
-  return &text_cache_.emplace(prompt, std::move(e)).first->second;
+  return text_cache_.Add(prompt, std::move(e), keep);
 }
 
 Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int prefix, const std::atomic<bool>& cancel,
@@ -126,8 +123,8 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
   const bool cfg = guidance != 1.0f;
 
   on_progress({DS_STAGE_TEXT, 0, 1, clip});
-  DS_ASSIGN_OR_RETURN(const TextEmbedding* cond, Embed(opts.prompt));
-  DS_ASSIGN_OR_RETURN(const TextEmbedding* uncond, Embed(opts.negative_prompt));
+  DS_ASSIGN_OR_RETURN(const TextEmbedding* cond, Embed(opts.prompt, nullptr));
+  DS_ASSIGN_OR_RETURN(const TextEmbedding* uncond, Embed(opts.negative_prompt, &opts.prompt));
   on_progress({DS_STAGE_TEXT, 1, 1, clip});
 
   // The clip's noise stream depends on the seed and the clip number, so that continued clips differ.

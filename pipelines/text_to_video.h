@@ -6,7 +6,6 @@
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "core/status.h"
 #include "pipelines/generation.h"
 #include "pipelines/options.h"
+#include "pipelines/prompt_cache.h"
 #include "pipelines/wan_pipeline.h"
 
 namespace ds {
@@ -47,7 +47,8 @@ class TextToVideo {
   TextToVideo(std::unique_ptr<WanPipeline> wan, std::unique_ptr<Backend> backend)
       : backend_(std::move(backend)), wan_(std::move(wan)), info_(wan_->Info()) {}
   const ModelConfig& config() const { return model_->config(); }
-  Result<const TextEmbedding*> Embed(const std::string& prompt);
+  // The prompt's embedding, cached; `keep`: a prompt whose cached embedding the caller holds.
+  Result<const TextEmbedding*> Embed(const std::string& prompt, const std::string* keep);
   Status Denoise(const Options& opts, const OutputShape& shape, int prefix, const std::atomic<bool>& cancel,
                  const ProgressFn& on_progress, int clip);
 
@@ -55,7 +56,7 @@ class TextToVideo {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<WanPipeline> wan_;  // set instead of model_ for a Wan2.1 folder
   ModelInfo info_;
-  std::map<std::string, TextEmbedding> text_cache_;
+  PromptCache<TextEmbedding> text_cache_{8};
   std::vector<float> latent_, velocity_, velocity_uncond_, dit_in_, dit_in_uncond_, frame_latent_, rgb_planar_;
   std::vector<uint8_t> pixels_;
   // The previous clip, kept for continuation.

@@ -15,7 +15,6 @@ namespace ds {
 namespace {
 
 constexpr const char* kFamily = "wan2.1";
-constexpr size_t kTextCacheSize = 8;
 
 // The vae-tiling option: off streams; on tiles whenever diffusers would (a side beyond one tile);
 // auto tiles where streaming's caches would not fit the backend's working-set budget (half the RAM
@@ -120,14 +119,13 @@ Result<OutputShape> WanPipeline::Shape(const Options& opts) const {
   return s;
 }
 
-Result<const std::vector<float>*> WanPipeline::Embed(const std::string& prompt, bool* encoded) {
-  auto it = text_cache_.find(prompt);
-  if (it != text_cache_.end()) return &it->second;
+Result<const std::vector<float>*> WanPipeline::Embed(const std::string& prompt, const std::string* keep,
+                                                     bool* encoded) {
+  if (const std::vector<float>* cached = text_cache_.Find(prompt)) return cached;
   std::vector<float> e;
   DS_TRY(model_->EncodePrompt(*backend_, prompt, text_len_, e));
   *encoded = true;
-  if (text_cache_.size() >= kTextCacheSize) text_cache_.clear();
-  return &text_cache_.emplace(prompt, std::move(e)).first->second;
+  return text_cache_.Add(prompt, std::move(e), keep);
 }
 
 Status WanPipeline::SaveEmbeddings(const Options& opts, const std::string& path) {
@@ -138,9 +136,9 @@ Status WanPipeline::SaveEmbeddings(const Options& opts, const std::string& path)
   e.negative_prompt = opts.negative_prompt;
   e.rows = text_len_;
   e.cols = model_->text_encoder().config().d_model;
-  DS_ASSIGN_OR_RETURN(const std::vector<float>* cond, Embed(opts.prompt, &encoded));
+  DS_ASSIGN_OR_RETURN(const std::vector<float>* cond, Embed(opts.prompt, nullptr, &encoded));
   e.cond = *cond;
-  DS_ASSIGN_OR_RETURN(const std::vector<float>* uncond, Embed(opts.negative_prompt, &encoded));
+  DS_ASSIGN_OR_RETURN(const std::vector<float>* uncond, Embed(opts.negative_prompt, &opts.prompt, &encoded));
   e.uncond = *uncond;
   if (encoded) model_->text_encoder().ReleaseMemory();
   return WritePromptEmbeddings(path, e);
@@ -149,9 +147,8 @@ Status WanPipeline::SaveEmbeddings(const Options& opts, const std::string& path)
 Result<PromptEmbeddings> WanPipeline::LoadEmbeddings(const std::string& path) {
   DS_ASSIGN_OR_RETURN(PromptEmbeddings e,
                       ReadPromptEmbeddings(path, kFamily, text_len_, model_->text_encoder().config().d_model));
-  if (text_cache_.size() + 2 > kTextCacheSize) text_cache_.clear();
-  text_cache_[e.prompt] = e.cond;
-  text_cache_[e.negative_prompt] = e.uncond;
+  text_cache_.Add(e.prompt, e.cond, nullptr);
+  text_cache_.Add(e.negative_prompt, e.uncond, &e.prompt);
   return e;
 }
 
@@ -170,10 +167,10 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
 
   on_progress({DS_STAGE_TEXT, 0, 1, clip});
   bool encoded = false;
-  DS_ASSIGN_OR_RETURN(const std::vector<float>* cond, Embed(opts.prompt, &encoded));
+  DS_ASSIGN_OR_RETURN(const std::vector<float>* cond, Embed(opts.prompt, nullptr, &encoded));
   const std::vector<float>* uncond = nullptr;
   if (cfg) {
-    DS_ASSIGN_OR_RETURN(uncond, Embed(opts.negative_prompt, &encoded));
+    DS_ASSIGN_OR_RETURN(uncond, Embed(opts.negative_prompt, &opts.prompt, &encoded));
   }
   // UMT5-XXL's mapped pages (11 GB in bf16) would stay resident beside the DiT; it needs only the embeddings.
   if (encoded) model_->text_encoder().ReleaseMemory();

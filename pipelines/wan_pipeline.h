@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "core/wan/wan_model.h"
 #include "pipelines/generation.h"
 #include "pipelines/options.h"
+#include "pipelines/prompt_cache.h"
 #include "pipelines/prompt_embeddings.h"
 
 namespace ds {
@@ -64,8 +64,9 @@ class WanPipeline {
  private:
   WanPipeline(std::unique_ptr<WanModel> model, Backend& backend, int text_len)
       : model_(std::move(model)), backend_(&backend), text_len_(text_len) {}
-  // Embeddings [text_len, d] of the prompt, from the cache or encoded; *encoded says which.
-  Result<const std::vector<float>*> Embed(const std::string& prompt, bool* encoded);
+  // Embeddings [text_len, d] of the prompt, from the cache or encoded; *encoded says which. `keep`:
+  // a prompt whose cached embeddings the caller holds.
+  Result<const std::vector<float>*> Embed(const std::string& prompt, const std::string* keep, bool* encoded);
   // Decode and DecodePixels: exactly one of planar and pixels is set.
   Status DecodeFrames(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
                       const PlanarFrameFn* planar, FrameFormat format, const PixelFrameFn* pixels,
@@ -74,7 +75,7 @@ class WanPipeline {
   std::unique_ptr<WanModel> model_;
   Backend* backend_;
   int text_len_;
-  std::map<std::string, std::vector<float>> text_cache_;
+  PromptCache<std::vector<float>> text_cache_{8};
   std::vector<float> latent_, velocity_, velocity_uncond_, frame_latent_;
   std::vector<uint8_t> pixels_;  // a tiled decode's frame, converted on the host
   int clip_ = 0;

@@ -101,6 +101,84 @@ TEST_F(CApi, ContinuationCountsOnWithoutRepeats) {
   EXPECT_EQ(next.indices.back(), 9);
 }
 
+// The prompt-embedding cache fills up over clips of ever new prompt pairs; a clip after that is
+// still the clip a fresh generator makes (the cache once freed the prompt's embedding while the
+// negative prompt was encoded, and the clip read freed memory).
+TEST_F(CApi, ManyPromptPairsLaterMakeTheSameClipAsAFreshGenerator) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  const char* colours[] = {"red", "green", "blue", "cyan", "magenta", "yellow"};
+  for (const char* colour : colours) {
+    ASSERT_EQ(ds_set_option(gen_, "prompt", (std::string("a ") + colour + " circle moving left").c_str()), DS_OK);
+    ASSERT_EQ(ds_set_option(gen_, "negative-prompt", (std::string("a ") + colour + " square").c_str()), DS_OK);
+    Generate();
+  }
+  const Collected reused = Generate();
+  ds_generator* fresh = ds_create();
+  ASSERT_NE(fresh, nullptr);
+  for (const char* name : {"model", "prompt", "negative-prompt", "threads"}) {
+    std::vector<char> value(4096);
+    ASSERT_EQ(ds_get_option(gen_, name, value.data(), value.size()), DS_OK);
+    ASSERT_EQ(ds_set_option(fresh, name, value.data()), DS_OK);
+  }
+  ASSERT_EQ(ds_load(fresh), DS_OK);
+  Collected c;
+  c.gen = fresh;
+  ASSERT_EQ(ds_generate(fresh, 0, OnFrame, OnProgress, &c), DS_OK);
+  ds_destroy(fresh);
+  EXPECT_EQ(reused.frames, c.frames);
+}
+
+// A frame callback that tries to reload, regenerate or reconfigure its own generator is refused
+// with DS_ERR_STATE (it once freed the running clip's model), and the clip goes on unchanged.
+struct Reentry {
+  ds_generator* gen = nullptr;
+  std::vector<ds_status> statuses;
+  std::vector<std::vector<uint8_t>> frames;
+};
+
+int OnFrameReenter(void* user, const ds_frame* f) {
+  auto* r = static_cast<Reentry*>(user);
+  r->frames.emplace_back(f->rgb, f->rgb + static_cast<size_t>(f->width) * f->height * 3);
+  if (r->frames.size() == 2) {
+    r->statuses.push_back(ds_load(r->gen));
+    r->statuses.push_back(ds_generate(r->gen, 0, nullptr, nullptr, nullptr));
+    r->statuses.push_back(ds_set_option(r->gen, "seed", "5"));
+    r->statuses.push_back(ds_set_pixel_format(r->gen, DS_PIXEL_I420));
+    ds_model_info info;
+    r->statuses.push_back(ds_get_model_info(r->gen, &info));  // reading is fine
+  }
+  return 0;
+}
+
+TEST_F(CApi, CallbacksCannotChangeTheirOwnGenerator) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  const Collected plain = Generate();
+  Reentry r;
+  r.gen = gen_;
+  ASSERT_EQ(ds_generate(gen_, 0, OnFrameReenter, nullptr, &r), DS_OK) << ds_error_message(gen_);
+  EXPECT_EQ(r.statuses, (std::vector<ds_status>{DS_ERR_STATE, DS_ERR_STATE, DS_ERR_STATE, DS_ERR_STATE, DS_OK}));
+  EXPECT_EQ(r.frames, plain.frames);
+  // After ds_generate returns, the same calls work again.
+  EXPECT_EQ(ds_set_option(gen_, "seed", "5"), DS_OK);
+  EXPECT_EQ(ds_load(gen_), DS_OK);
+}
+
+// A log sink may replace itself (it once deadlocked on the library's log lock).
+int sink_calls = 0;
+void SinkThatRemovesItself(void*, ds_log_level, const char*) {
+  ++sink_calls;
+  ds_set_log_sink(nullptr, nullptr);
+}
+
+TEST_F(CApi, LogSinkMayReplaceItself) {
+  ds_set_log_sink(SinkThatRemovesItself, nullptr);
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "prompt", "a xyzzy circle moving left"), DS_OK);  // an unknown word: a warning
+  Generate();
+  EXPECT_EQ(sink_calls, 1) << "the first message reached the sink, which then removed itself";
+  ds_set_log_sink(nullptr, nullptr);
+}
+
 TEST_F(CApi, OutputShapeFollowsOptions) {
   ASSERT_EQ(ds_set_option(gen_, "frames", "4"), DS_OK);
   ASSERT_EQ(ds_set_option(gen_, "width", "48"), DS_OK);
