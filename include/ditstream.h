@@ -178,7 +178,9 @@ typedef void (*ds_progress_fn)(void* user, const ds_progress* progress);
 
 /* Generates one clip, calling on_frame for each decoded frame in order, as soon as it exists.
  * continue_previous != 0 continues the previous clip's motion (prefix-frame conditioning on its last
- * frames): the new clip's frames follow the last frame delivered, with no repeats. A model without
+ * frames): the new clip's frames follow the last frame delivered, with no repeats. After a clip that
+ * stopped early (ds_cancel, or the frame callback), it makes that clip again and delivers from the
+ * first frame the callback did not take (a frame it refused comes again). A model without
  * prefix conditioning (continuation_prefix_frames 0) starts the clip from its own noise instead, and
  * its frames still number on. */
 /* Prompt embeddings for reuse (Wan2.1): ds_save_embeddings writes the text encoder's output for the

@@ -177,18 +177,22 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
     }
     prefix = std::min({c.sampling.continuation_prefix_frames, previous_shape_.frames, shape.frames - pt});
     prefix -= prefix % pt;
-  } else {
+  } else if (!continue_previous || unfinished_delivered_ == 0) {  // else: the stopped first clip again
     clip_ = 0;
     frames_emitted_ = 0;
+    unfinished_delivered_ = 0;
   }
   const int clip = clip_;
   DS_TRY(Denoise(opts, shape, prefix, cancel, on_progress, clip));
+  // Frames a stopped run of this clip already delivered are not decoded again.
+  const int first = std::min(prefix + unfinished_delivered_, shape.frames);
 
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W;
   frame_latent_.resize(frame * C);
   pixels_.resize(LayoutOf(format.pixels, shape.width, shape.height).bytes);
-  for (int t = prefix; t < T; ++t) {
+  for (int t = first; t < T; ++t) {
+    unfinished_delivered_ = t - prefix;
     if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
     for (int ch = 0; ch < C; ++ch)
       std::copy_n(latent_.begin() + (static_cast<size_t>(ch) * T + t) * frame, frame,
@@ -205,6 +209,7 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
   previous_ = latent_;
   previous_shape_ = shape;
   ++clip_;
+  unfinished_delivered_ = 0;
   return Status::Ok();
 }
 

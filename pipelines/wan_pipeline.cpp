@@ -275,10 +275,11 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, FrameF
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
-  if (!continue_previous || clip_ == 0) {
+  if (!continue_previous || (clip_ == 0 && unfinished_delivered_ == 0)) {
     clip_ = 0;
     frames_emitted_ = 0;
-  } else {
+    unfinished_delivered_ = 0;
+  } else if (clip_ > 0) {
     Log(LogLevel::kInfo, "{}: Wan2.1 has no prefix-frame conditioning: clip {} starts afresh (a cut)", model_->folder(),
         clip_);
   }
@@ -287,15 +288,22 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, FrameF
   NoiseGenerator(ClipNoiseSeed(opts.seed, clip)).FillNormal(latent_);
   DS_TRY(Denoise(opts, latent_, shape, clip, on_progress, cancel));
 
+  // Frames a stopped run of this clip already delivered are decoded (the VAE is causal) but not
+  // delivered again.
+  int decoded = 0;
+  const int already = unfinished_delivered_;
   auto deliver = [&](const uint8_t* pixels) {
+    if (decoded++ < already) return Status::Ok();
     if (!on_frame({format, pixels, shape.width, shape.height, frames_emitted_, clip})) {
       return Error(Code::kCancelled, "generation stopped by the frame consumer");
     }
     ++frames_emitted_;
+    unfinished_delivered_ = decoded;
     return Status::Ok();
   };
   DS_TRY(DecodePixels(latent_, shape, clip, opts.vae_tiling, format, deliver, on_progress, cancel));
   ++clip_;
+  unfinished_delivered_ = 0;
   return Status::Ok();
 }
 

@@ -179,6 +179,39 @@ TEST_F(CApi, LogSinkMayReplaceItself) {
   ds_set_log_sink(nullptr, nullptr);
 }
 
+// A continued clip that the consumer stopped is made again by the next continuation, which
+// delivers from the first frame the consumer did not take: the stream is the uninterrupted one.
+struct StopAfter {
+  Collected c;
+  size_t take = 0;
+};
+int OnFrameStopAfter(void* user, const ds_frame* f) {
+  auto* s = static_cast<StopAfter*>(user);
+  if (s->c.frames.size() == s->take) return 1;  // this one is refused
+  return OnFrame(&s->c, f);
+}
+
+TEST_F(CApi, ContinuingAfterAStoppedClipRepeatsNoFrame) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  Generate();
+  const Collected whole = Generate(1);  // 4 new frames, indices 6-9
+  ASSERT_EQ(whole.indices, (std::vector<int64_t>{6, 7, 8, 9}));
+
+  Generate();  // the same first clip again
+  StopAfter stopped;
+  stopped.take = 2;
+  stopped.c.gen = gen_;
+  EXPECT_EQ(ds_generate(gen_, 1, OnFrameStopAfter, nullptr, &stopped), DS_ERR_CANCELLED);
+  ASSERT_EQ(stopped.c.indices, (std::vector<int64_t>{6, 7}));
+  const Collected rest = Generate(1);
+  EXPECT_EQ(rest.indices, (std::vector<int64_t>{8, 9}));
+  ASSERT_EQ(rest.frames.size(), 2u);
+  EXPECT_EQ(rest.frames[0], whole.frames[2]);
+  EXPECT_EQ(rest.frames[1], whole.frames[3]);
+  const Collected next = Generate(1);  // and the stream goes on as the uninterrupted one would
+  EXPECT_EQ(next.indices.front(), 10);
+}
+
 TEST_F(CApi, OutputShapeFollowsOptions) {
   ASSERT_EQ(ds_set_option(gen_, "frames", "4"), DS_OK);
   ASSERT_EQ(ds_set_option(gen_, "width", "48"), DS_OK);

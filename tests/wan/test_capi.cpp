@@ -261,6 +261,24 @@ TEST_F(WanCApi, ContinuationStartsAFreshClipAndNumbersOn) {
   EXPECT_EQ(again.frames, first.frames);
 }
 
+// A continued clip the consumer stopped is made again by the next continuation, decoded whole (the
+// VAE is causal) and delivered from the first frame the consumer did not take.
+TEST_F(WanCApi, ContinuingAfterAStoppedClipRepeatsNoFrame) {
+  Load();
+  Generate();
+  const Collected whole = Generate(1);  // indices 9-17
+  Generate();
+  Collected stopped;
+  stopped.stop_after_frames = 3;  // takes 9 and 10, refuses the third
+  EXPECT_EQ(ds_generate(gen_, 1, OnFrame, OnProgress, &stopped), DS_ERR_CANCELLED);
+  const Collected rest = Generate(1);
+  ASSERT_EQ(rest.frames.size(), 7u);
+  EXPECT_EQ(rest.indices.front(), 11);
+  EXPECT_EQ(rest.indices.back(), 17);
+  EXPECT_EQ(rest.clips.front(), 1);
+  EXPECT_EQ(rest.frames, std::vector<std::vector<uint8_t>>(whole.frames.begin() + 2, whole.frames.end()));
+}
+
 TEST_F(WanCApi, CancelStopsPromptly) {
   Set("steps", "5");
   Load();
