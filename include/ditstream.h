@@ -6,7 +6,8 @@
  * ds_cancel(), which any thread may call at any time. ds_generate's callbacks may read the
  * generator (ds_get_*) and cancel it; a call that would change it (ds_set_*, ds_load, ds_generate,
  * the embeddings calls) returns DS_ERR_STATE there, and ds_destroy must wait until ds_generate
- * has returned. */
+ * has returned. The CPU backend's GEMMs run inside its own OpenMP team: it sets OpenBLAS's
+ * process-wide thread count to 1 while it works (a host that uses OpenBLAS sets its own again). */
 #ifndef DITSTREAM_H
 #define DITSTREAM_H
 
@@ -93,9 +94,11 @@ typedef struct ds_model_info {
   int min_frames, max_frames, frames_step; /* and frames ≡ min_frames (mod frames_step) */
   int default_steps;
   double default_guidance, default_shift;
-  int continuation_prefix_frames; /* a continued clip (continue_previous) re-uses this many frames of
-                                     the previous one and delivers frames − this many new frames;
-                                     0 (wan2.1): a continued clip starts afresh, a cut */
+  int continuation_prefix_frames; /* a continued clip (continue_previous) re-uses up to this many
+                                     frames of the previous one and delivers frames − that many new
+                                     frames; fewer for short clips: at most frames − frames_step
+                                     (whole steps), so at least one step is new; 0 (wan2.1): a
+                                     continued clip starts afresh, a cut */
 } ds_model_info;
 DS_API ds_status ds_get_model_info(const ds_generator* gen, ds_model_info* out);
 

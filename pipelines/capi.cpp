@@ -23,6 +23,7 @@ struct ds_generator {
   ds::Options opts = ds::DefaultOptions();
   ds::FrameFormat format;  // RGB until ds_set_pixel_format; YUV in BT.601 until ds_set_yuv_matrix
   std::unique_ptr<ds::TextToVideo> engine;
+  ds::Options loaded;  // the options ds_load loaded with: the model and device the engine runs
   std::string error;
   std::atomic<bool> cancel{false};
   std::atomic<bool> generating{false};  // inside ds_generate: its callbacks may not change the generator
@@ -151,6 +152,7 @@ ds_status ds_load(ds_generator* gen) {
     DS_TRY(NotWhileGenerating(gen, "ds_load"));
     gen->engine.reset();
     DS_ASSIGN_OR_RETURN(gen->engine, ds::TextToVideo::Load(gen->opts));
+    gen->loaded = gen->opts;
     return gen->engine->Shape(gen->opts).status();
   });
 }
@@ -203,7 +205,12 @@ ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, siz
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
     if (buf == nullptr && size > 0) return ds::Status(ds::Code::kInvalidArgument, "NULL buffer of nonzero size");
     DS_ASSIGN_OR_RETURN(const ds::OutputShape shape, gen->engine->Shape(gen->opts));
-    const std::string json = ds::ProvenanceJson(gen->opts, gen->engine->info(), shape, gen->engine->backend().name());
+    // The model, device and threads are the loaded ones, whatever the options say since ds_load.
+    ds::Options made_with = gen->opts;
+    made_with.model = gen->loaded.model;
+    made_with.device = gen->loaded.device;
+    made_with.threads = gen->loaded.threads;
+    const std::string json = ds::ProvenanceJson(made_with, gen->engine->info(), shape, gen->engine->backend().name());
     if (length != nullptr) *length = json.size();
     if (size == 0) return ds::Status::Ok();
     if (json.size() >= size) {

@@ -52,6 +52,12 @@ Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
     Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, wan->Info().family, backend->name());
     return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(wan), std::move(backend)));
   }
+  if (!fs::exists(fs::path(folder) / "config.json", ec)) {
+    return Error(Code::kIo,
+                 "'{}' holds no model: neither config.json (a ditstream model folder) nor model_index.json (a "
+                 "Wan2.1 folder in the diffusers layout)",
+                 folder);
+  }
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(folder));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));
   Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, model->config().family, backend->name());

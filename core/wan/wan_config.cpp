@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <string_view>
 
 #include "core/config.h"
@@ -258,6 +259,14 @@ Result<Umt5Config> ParseUmt5Config(const Config& c) {
   return u;
 }
 
+namespace {
+// A flow schedule's shift divides time: zero or below (or not finite) gives no schedule.
+Status PositiveShift(const Config& c, const char* key, double shift) {
+  if (std::isfinite(shift) && shift > 0) return Status::Ok();
+  return Error(Code::kModel, "{}: {} must be positive, got {}", c.name(), key, shift);
+}
+}  // namespace
+
 Result<WanSchedulerConfig> ParseWanSchedulerConfig(const Config& c) {
   WanSchedulerConfig s;
   DS_ASSIGN_OR_RETURN(std::string cls, c.Get<std::string>("_class_name"));
@@ -266,6 +275,7 @@ Result<WanSchedulerConfig> ParseWanSchedulerConfig(const Config& c) {
   if (cls == "FlowMatchEulerDiscreteScheduler") {
     s.kind = WanSchedulerConfig::Kind::kFlowEuler;
     DS_ASSIGN_OR_RETURN(s.shift, c.GetOr<double>("shift", 1.0));
+    DS_TRY(PositiveShift(c, "shift", s.shift));
     return s;
   }
   if (cls != "UniPCMultistepScheduler") {
@@ -275,6 +285,7 @@ Result<WanSchedulerConfig> ParseWanSchedulerConfig(const Config& c) {
   }
   s.kind = WanSchedulerConfig::Kind::kUniPc;
   DS_ASSIGN_OR_RETURN(s.shift, c.GetOr<double>("flow_shift", 1.0));
+  DS_TRY(PositiveShift(c, "flow_shift", s.shift));
   DS_ASSIGN_OR_RETURN(std::string prediction, c.GetOr<std::string>("prediction_type", "epsilon"));
   DS_ASSIGN_OR_RETURN(bool flow_sigmas, c.GetOr<bool>("use_flow_sigmas", false));
   DS_ASSIGN_OR_RETURN(int order, c.GetOr<int>("solver_order", 2));

@@ -168,6 +168,15 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
     return 2;
   }
   if (int code = check_distinct_outputs(args)) return code;
+  if (!args.embeds.empty()) {
+    for (const auto& [name, value] : args.options) {
+      if (name == "prompt" || name == "negative-prompt") {
+        print_error(
+            fmt::format("--embeds {} carries its own prompt and negative prompt: leave out --{}", args.embeds, name));
+        return 2;
+      }
+    }
+  }
   if (!args.strip.empty() && !ends_with_png(args.strip)) {
     print_error(fmt::format("--strip {}: the strip is a PNG image; name it .png", args.strip));
     return 2;

@@ -683,6 +683,21 @@ TEST_F(CliTest, ModelThatIsAFileIsNamedAsSuch) {
   EXPECT_NE(r.err.find("is a file, not a model folder"), std::string::npos) << r.err;
 }
 
+TEST_F(CliTest, FolderWithoutAModelIsNamedAsSuch) {
+  RunResult r = ditgen({"--model", dir_.string(), "-o", (dir_ / "clip.mp4").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("holds no model"), std::string::npos) << r.err;
+}
+
+// --embeds sets the prompt and negative prompt; a --prompt beside it would be silently replaced.
+TEST_F(CliTest, PromptBesideEmbedsIsAUsageError) {
+  RunResult r = ditgen({"--embeds", (dir_ / "e.safetensors").string(), "--prompt", "a cat", "-o", "-"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("--prompt"), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, FailureKeepsTheOldFileIntact) {
   fs::path out = dir_ / "clip.y4m";
   std::ofstream(out) << "previous take";

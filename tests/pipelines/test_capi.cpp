@@ -405,6 +405,17 @@ TEST_F(CApi, ProvenanceRecordsHowToMakeTheVideoAgain) {
   EXPECT_EQ(options.at("steps"), 3);
   EXPECT_EQ(options.at("guidance").get<double>(), -1.0);  // as set: the sentinel
   EXPECT_EQ(options.at("model"), dir_.filename().string());
+
+  // Options changed after ds_load that only a new ds_load would apply do not change the record:
+  // it describes what ds_generate would make now, with the loaded model and device.
+  ASSERT_EQ(ds_set_option(gen_, "model", "some-other-model"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "device", "reference"), DS_OK);
+  std::vector<char> after(length + 64);
+  ASSERT_EQ(ds_get_provenance(gen_, after.data(), after.size(), nullptr), DS_OK);
+  const nlohmann::json k = nlohmann::json::parse(after.data());
+  EXPECT_EQ(k.at("model").at("name"), dir_.filename().string());
+  EXPECT_EQ(k.at("options").at("model"), dir_.filename().string());
+  EXPECT_EQ(k.at("options").at("device"), j.at("options").at("device"));
 }
 
 TEST_F(CApi, OptionTableIsExposed) {

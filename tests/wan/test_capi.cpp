@@ -319,6 +319,23 @@ TEST_F(WanCApi, FlowEulerFromTheSchedulerFolder) {
   EXPECT_NE(euler.frames, unipc.frames);
 }
 
+// A scheduler whose shift is zero or negative is a broken model, not black frames.
+TEST_F(WanCApi, NonPositiveSchedulerShiftIsAModelError) {
+  const fs::path dir = fs::temp_directory_path() / ("ds_wan_shift_" + std::to_string(::getpid()));
+  for (const char* config :
+       {R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 0})",
+        R"({"_class_name": "UniPCMultistepScheduler", "num_train_timesteps": 1000, "flow_shift": -3.0,
+            "prediction_type": "flow_prediction", "use_flow_sigmas": true})"}) {
+    fs::remove_all(dir);
+    fs::copy(TinyDir(), dir, fs::copy_options::recursive);
+    std::ofstream(dir / "scheduler" / "scheduler_config.json", std::ios::trunc) << config;
+    Set("model", dir.string());
+    EXPECT_EQ(ds_load(gen_), DS_ERR_MODEL) << config;
+    EXPECT_TRUE(Mentions(gen_, "shift must be positive"));
+  }
+  fs::remove_all(dir);
+}
+
 TEST_F(WanCApi, FolderFoundByNameInTheModelsPath) {
   const std::string fixtures = fs::path(TinyDir()).parent_path().string();
   ASSERT_EQ(::setenv("DITSTREAM_MODELS", fixtures.c_str(), 1), 0);
