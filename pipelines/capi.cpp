@@ -210,7 +210,9 @@ ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, siz
     made_with.model = gen->loaded.model;
     made_with.device = gen->loaded.device;
     made_with.threads = gen->loaded.threads;
-    const std::string json = ds::ProvenanceJson(made_with, gen->engine->info(), shape, gen->engine->backend().name());
+    const ds::Backend& backend = gen->engine->backend();
+    const std::string json =
+        ds::ProvenanceJson(made_with, gen->engine->info(), shape, backend.name(), backend.threads());
     if (length != nullptr) *length = json.size();
     if (size == 0) return ds::Status::Ok();
     if (json.size() >= size) {

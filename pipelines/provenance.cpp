@@ -34,7 +34,8 @@ T Number(const std::string& text) {
 
 }  // namespace
 
-std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const OutputShape& shape, const char* device) {
+std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const OutputShape& shape, const char* device,
+                           int threads) {
   const Sampling s = ResolveSampling(opts, info);
   nlohmann::ordered_json j;
   j["generator"] = "ditstream " DS_VERSION;
@@ -51,6 +52,9 @@ std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const Out
   j["frames"] = shape.frames;
   j["fps"] = opts.fps > 0 ? opts.fps : static_cast<double>(info.fps);
   j["device"] = device;
+  // The threads the backend runs (the option's 0 means all cores, which differ between machines):
+  // on the CPU, how the work is split can change the last bit of a few pixels.
+  j["threads"] = threads;
   // The table as set (sentinels included), typed as the table types it; the model option keeps
   // only its name, like "model" above.
   nlohmann::ordered_json& table = j["options"];

@@ -12,8 +12,10 @@
 
 namespace ds {
 
-// device: the backend that runs the model ("cpu", "cuda", ...). The model is named by the last
-// component of its option (a folder's own name, never the rest of a local path).
-std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const OutputShape& shape, const char* device);
+// device: the backend that runs the model ("cpu", "cuda", ...), threads: the threads it runs. The
+// model is named by the last component of its option (a folder's own name, never the rest of a
+// local path).
+std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const OutputShape& shape, const char* device,
+                           int threads);
 
 }  // namespace ds

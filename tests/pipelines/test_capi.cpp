@@ -400,6 +400,7 @@ TEST_F(CApi, ProvenanceRecordsHowToMakeTheVideoAgain) {
   EXPECT_EQ(j.at("frames"), frames);
   EXPECT_EQ(j.at("fps").get<double>(), static_cast<double>(info.fps_num) / info.fps_den);
   EXPECT_EQ(j.at("device"), "cpu");
+  EXPECT_EQ(j.at("threads"), 2) << "the backend's resolved thread count";
   const nlohmann::json& options = j.at("options");
   EXPECT_EQ(options.size(), static_cast<size_t>(ds_option_count()));
   EXPECT_EQ(options.at("steps"), 3);

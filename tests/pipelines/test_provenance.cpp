@@ -17,7 +17,7 @@ std::string RecordedModelName(const std::string& model) {
   opts.model = model;
   ModelInfo info;
   info.family = "demo";
-  const nlohmann::json j = nlohmann::json::parse(ProvenanceJson(opts, info, OutputShape{64, 64, 16}, "cpu"));
+  const nlohmann::json j = nlohmann::json::parse(ProvenanceJson(opts, info, OutputShape{64, 64, 16}, "cpu", 2));
   EXPECT_EQ(j["options"]["model"], j["model"]["name"]) << "the option table's copy says the same";
   return j["model"]["name"].get<std::string>();
 }

@@ -33,8 +33,13 @@ TEST(FlowMatchEulerSigmas, MatchDiffusers) {
   ASSERT_EQ(s3.size(), want3.size());
   for (size_t i = 0; i < want3.size(); ++i) EXPECT_FLOAT_EQ(s3[i], want3[i]) << i;
   const std::vector<float> s1 = FlowMatchEulerSigmas(6, 1.0);
-  const std::vector<float> want1 = {1.0f, 0.8001999855041504f, 0.6003999710083008f, 0.40059998631477356f,
-                                    0.20080000162124634f, 0.0010000000474974513f, 0.0f};
+  const std::vector<float> want1 = {1.0f,
+                                    0.8001999855041504f,
+                                    0.6003999710083008f,
+                                    0.40059998631477356f,
+                                    0.20080000162124634f,
+                                    0.0010000000474974513f,
+                                    0.0f};
   ASSERT_EQ(s1.size(), want1.size());
   for (size_t i = 0; i < want1.size(); ++i) EXPECT_FLOAT_EQ(s1[i], want1[i]) << i;
   EXPECT_EQ(FlowMatchEulerSigmas(1, 5.0), (std::vector<float>{1.0f, 0.0f}));
