@@ -76,7 +76,8 @@ DS_API void ds_destroy(ds_generator* gen);
 DS_API const char* ds_error_message(const ds_generator* gen); /* message of the last failure */
 
 DS_API ds_status ds_set_option(ds_generator* gen, const char* name, const char* value);
-/* Writes the current value as text into buf (always NUL-terminated). */
+/* Writes the current value as text into buf (always NUL-terminated), cut to size − 1 bytes: a
+ * value that fills buf (strlen == size − 1) may have been cut, so ask again with a larger buf. */
 DS_API ds_status ds_get_option(const ds_generator* gen, const char* name, char* buf, size_t size);
 
 /* Loads the model named by the "model" option: a folder path (a ditstream model folder, or a Wan2.1

@@ -136,7 +136,9 @@ ds_status ds_get_option(const ds_generator* gen, const char* name, char* buf, si
   if (gen == nullptr) return NullGenerator();
   auto* g = const_cast<ds_generator*>(gen);
   return Guard(g, [&] {
-    if (name == nullptr || buf == nullptr || size == 0) return ds::Status(ds::Code::kInvalidArgument, "NULL argument");
+    if (name == nullptr || buf == nullptr)
+      return ds::Status(ds::Code::kInvalidArgument, "option name or buffer is NULL");
+    if (size == 0) return ds::Status(ds::Code::kInvalidArgument, "a buffer of size 0 holds no value");
     ds::Result<std::string> v = ds::GetOption(gen->opts, name);
     if (!v.ok()) return v.status();
     const size_t n = std::min(size - 1, v->size());

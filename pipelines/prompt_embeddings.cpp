@@ -35,7 +35,9 @@ Status WritePromptEmbeddings(const std::string& path, const PromptEmbeddings& e)
   const std::string tmp = path + ".part";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Error(Code::kIo, "cannot write prompt embeddings to {}: {}", path, std::strerror(errno));
+    if (!out) {
+      return Error(Code::kIo, "cannot write prompt embeddings to {} (through {}): {}", path, tmp, std::strerror(errno));
+    }
     const uint64_t len = text.size();
     out.write(reinterpret_cast<const char*>(&len), sizeof(len));
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
