@@ -29,8 +29,11 @@ using FrameFn = std::function<bool(const FrameView&)>;
 using ProgressFn = std::function<void(const Progress&)>;
 
 struct OutputShape {
-  int width, height, frames;
+  int width = 0, height = 0, frames = 0;
 };
+inline bool SameShape(const OutputShape& a, const OutputShape& b) {
+  return a.width == b.width && a.height == b.height && a.frames == b.frames;
+}
 
 // A loaded model as the front ends see it (ds_model_info): sizes are min + k·step ≤ max.
 struct ModelInfo {

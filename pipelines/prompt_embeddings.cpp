@@ -89,7 +89,14 @@ Result<PromptEmbeddings> ReadPromptEmbeddings(const std::string& path, const std
     out->resize(static_cast<size_t>(rows) * cols);
     DS_TRY(ConvertToF32(*t, out->data()));
   }
-  if (e.prompt.empty()) return Error(Code::kInvalidArgument, "{}: the metadata has no prompt", path);
+  if (e.prompt.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Error(Code::kInvalidArgument, "{}: the metadata has no prompt", path);
+  }
+  // One text has one embedding: a file that gives the same text two would make the cache keep one.
+  if (e.prompt == e.negative_prompt && e.cond != e.uncond) {
+    return Error(Code::kInvalidArgument, "{}: the prompt and the negative prompt are one text with two embeddings",
+                 path);
+  }
   return e;
 }
 

@@ -175,23 +175,28 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
   const ModelConfig& c = config();
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   const int pt = c.dit.patch[0];
+  if (!continue_previous) {  // a new stream: nothing of the last one carries over
+    clip_ = 0;
+    frames_emitted_ = 0;
+    unfinished_delivered_ = 0;
+    previous_.clear();
+  }
+  // A stopped clip is made again only at its shape; at another it is another clip.
+  if (unfinished_delivered_ > 0 && !SameShape(unfinished_shape_, shape)) unfinished_delivered_ = 0;
   int prefix = 0;
-  if (continue_previous && !previous_.empty()) {
+  if (!previous_.empty()) {
     if (previous_shape_.width != shape.width || previous_shape_.height != shape.height) {
       return Error(Code::kInvalidArgument, "cannot continue a {}x{} clip at {}x{}", previous_shape_.width,
                    previous_shape_.height, shape.width, shape.height);
     }
     prefix = std::min({c.sampling.continuation_prefix_frames, previous_shape_.frames, shape.frames - pt});
     prefix -= prefix % pt;
-  } else if (!continue_previous || unfinished_delivered_ == 0) {  // else: the stopped first clip again
-    clip_ = 0;
-    frames_emitted_ = 0;
-    unfinished_delivered_ = 0;
   }
   const int clip = clip_;
   DS_TRY(Denoise(opts, shape, prefix, cancel, on_progress, clip));
   // Frames a stopped run of this clip already delivered are not decoded again.
   const int first = std::min(prefix + unfinished_delivered_, shape.frames);
+  unfinished_shape_ = shape;
 
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W;

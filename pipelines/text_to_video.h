@@ -67,6 +67,7 @@ class TextToVideo {
   // Frames of clip clip_ delivered before it stopped (a cancel, or the consumer): a continuation
   // makes that clip again and delivers from the next frame on, so that frames never repeat.
   int unfinished_delivered_ = 0;
+  OutputShape unfinished_shape_;
 };
 
 }  // namespace ds

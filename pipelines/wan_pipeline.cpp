@@ -275,11 +275,15 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, FrameF
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
-  if (!continue_previous || (clip_ == 0 && unfinished_delivered_ == 0)) {
+  if (!continue_previous) {
     clip_ = 0;
     frames_emitted_ = 0;
     unfinished_delivered_ = 0;
-  } else if (clip_ > 0) {
+  }
+  // A stopped clip is made again only at its shape; at another it is another clip.
+  if (unfinished_delivered_ > 0 && !SameShape(unfinished_shape_, shape)) unfinished_delivered_ = 0;
+  unfinished_shape_ = shape;
+  if (clip_ > 0 && unfinished_delivered_ == 0) {
     Log(LogLevel::kInfo, "{}: Wan2.1 has no prefix-frame conditioning: clip {} starts afresh (a cut)", model_->folder(),
         clip_);
   }

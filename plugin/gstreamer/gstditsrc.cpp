@@ -78,7 +78,7 @@ struct State {
   int64_t total = kEndless;                   // frames in the stream
   int64_t want = kEndless;                    // frames the current worker has to produce
   int64_t generated = 0;                      // frames the current worker produced
-  bool can_continue = false;                  // a clip completed: the next one may continue its motion
+  bool can_continue = false;                  // a clip ran at this size: the next one continues it
   bool ended = false;                         // fill() reached the end item (or an error)
   uint64_t pushed = 0;                        // frames handed downstream: index of the next one
   GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
@@ -288,8 +288,10 @@ void RunWorker(GstDitSrc* self) {
     if (tags) CaptureClipTags(self);
     const ds_status st = ds_generate(s.gen, cont, OnFrame, OnProgress, self);
     std::lock_guard lk(s.mu);
+    // Even a clip stopped by a flush continues: the engine makes it again and goes on after the
+    // frames it had handed over. Only a new size (SetCaps) or a restart (Start) starts afresh.
+    s.can_continue = true;
     if (s.quit) return;
-    if (st == DS_OK) s.can_continue = true;
     const bool done = s.want != kEndless && s.generated >= s.want;
     if (st == DS_OK && !done) continue;
     Item end;

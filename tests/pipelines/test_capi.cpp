@@ -212,6 +212,20 @@ TEST_F(CApi, ContinuingAfterAStoppedClipRepeatsNoFrame) {
   EXPECT_EQ(next.indices.front(), 10);
 }
 
+// A new stream (continue_previous 0) owes nothing to the last one: its first clip, stopped and
+// continued, is the new stream's first clip, not one conditioned on the old stream's last.
+TEST_F(CApi, ANewStreamsStoppedFirstClipIgnoresTheOldStream) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  const Collected first = Generate();
+  Generate(1);
+  StopAfter stopped;
+  stopped.take = 2;
+  EXPECT_EQ(ds_generate(gen_, 0, OnFrameStopAfter, nullptr, &stopped), DS_ERR_CANCELLED);
+  const Collected rest = Generate(1);
+  EXPECT_EQ(rest.indices, (std::vector<int64_t>{2, 3, 4, 5}));
+  EXPECT_EQ(rest.frames, std::vector<std::vector<uint8_t>>(first.frames.begin() + 2, first.frames.end()));
+}
+
 TEST_F(CApi, OutputShapeFollowsOptions) {
   ASSERT_EQ(ds_set_option(gen_, "frames", "4"), DS_OK);
   ASSERT_EQ(ds_set_option(gen_, "width", "48"), DS_OK);
