@@ -6,7 +6,7 @@
 // flat = 0x80] then pixel bytes, repeated to fill each frame (flat: one RGB colour per frame).
 // Checks: the header states the size and rate given; the file holds exactly the frames written, each
 // "FRAME\n" + Y + U + V with ceil(w/2)·ceil(h/2) chroma; luma is BT.601 limited range within 1; flat
-// frames have the right chroma; a writer destroyed before finish() (or that fails) leaves no file
+// frames have the right chroma; a writer destroyed before commit() (or that fails) leaves no file
 // and no temporary behind.
 #include <cmath>
 #include <filesystem>
@@ -108,6 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     FUZZ_CHECK(writer->finish().ok(), "finish failed");
+    FUZZ_CHECK(writer->commit().ok(), "commit failed");
   }
   std::ifstream in(path, std::ios::binary);
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
