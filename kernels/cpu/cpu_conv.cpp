@@ -13,6 +13,8 @@ namespace {
 // im2col works on bands of output rows so that its buffer stays cache-sized (and small next to a
 // decoder's activations) instead of 9× the input; bands are also the unit of parallelism.
 constexpr int64_t kIm2colFloats = int64_t{1} << 18;
+// Bands per image when the im2col buffer allows: work for up to this many threads.
+constexpr int64_t kBands = 8;
 
 // One im2col row: tap (di, dj) of channel c for output rows [i0, i0 + rows), zero outside the
 // image.
@@ -37,8 +39,11 @@ void Im2colRow(const Rows& x, int64_t c, int64_t height, int64_t width, int di, 
 void CpuBackend::conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
   const int64_t c_in = x.shape[0], height = x.shape[1], width = x.shape[2], c_out = w.shape[0];
   const int64_t k = c_in * 9, ldy = FloatStride(y, 0);
+  // Bands of rows, each one sgemm: their height depends on the image only, never on the thread
+  // count, since OpenBLAS's result for an output element can depend on the GEMM's width (with bands
+  // per thread, a Wan clip differed in the last bit of a few pixels between 1 and 2 threads).
   const int64_t band =
-      std::clamp(std::min(kIm2colFloats / (k * width), (height + threads_ - 1) / threads_), int64_t{1}, height);
+      std::clamp(std::min(kIm2colFloats / (k * width), (height + kBands - 1) / kBands), int64_t{1}, height);
   const int64_t bands = (height + band - 1) / band;
   const int team = static_cast<int>(std::min<int64_t>(threads_, bands));
   float* cols_all = scratch(team * k * band * width);

@@ -212,6 +212,23 @@ TEST_F(WanCApi, SameSeedSameFramesOtherSeedOtherFrames) {
   EXPECT_NE(a.frames, c.frames);
 }
 
+// The CPU backend splits work by the thread count, never the arithmetic: 1 and 2 threads make the
+// same bytes (the VAE's convolutions once banded rows per thread, and OpenBLAS rounded a few
+// output pixels differently for another band width).
+TEST_F(WanCApi, OneAndTwoThreadsMakeTheSameBytes) {
+  Set("width", "64");
+  Set("height", "48");
+  Set("vae-tiling", "off");
+  std::vector<std::vector<std::vector<uint8_t>>> runs;
+  for (const char* threads : {"1", "2"}) {
+    Set("threads", threads);
+    Load();
+    runs.push_back(Generate().frames);
+  }
+  ASSERT_EQ(runs[0].size(), 9u);
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
 TEST_F(WanCApi, NegativePromptIsTheUnconditionalPass) {
   Load();
   const Collected plain = Generate();
