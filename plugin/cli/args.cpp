@@ -125,8 +125,8 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
         ->type_name("FILE.png")
         ->group("Output");
     app.add_option("--embeds", args.embeds,
-                   "Use prompt embeddings saved by --save-embeds (their prompt and negative prompt) instead of "
-                   "running the text encoder (Wan2.1 models)")
+                   "Use prompt embeddings saved by --save-embeds (their prompt and negative prompt, so not with "
+                   "--prompt or --negative-prompt) instead of running the text encoder (Wan2.1 models)")
         ->type_name("FILE")
         ->group("Generation");
     app.add_option("--save-embeds", args.save_embeds,
