@@ -226,6 +226,23 @@ TEST_F(CApi, ANewStreamsStoppedFirstClipIgnoresTheOldStream) {
   EXPECT_EQ(rest.frames, std::vector<std::vector<uint8_t>>(first.frames.begin() + 2, first.frames.end()));
 }
 
+// The CPU backend splits work by the thread count, never the arithmetic: 1 and 2 threads make the
+// same bytes (the provenance records the thread count all the same). The bundled model, whose ops
+// are large enough to run on both threads (the test model's are not).
+TEST_F(CApi, OneAndTwoThreadsMakeTheSameBytes) {
+  ASSERT_EQ(ds_set_option(gen_, "model", "demo"), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "steps", "4"), DS_OK);
+  std::vector<std::vector<std::vector<uint8_t>>> runs;
+  for (const char* threads : {"1", "2"}) {
+    ASSERT_EQ(ds_set_option(gen_, "threads", threads), DS_OK);
+    ASSERT_EQ(ds_load(gen_), DS_OK);
+    runs.push_back(Generate().frames);
+    const Collected next = Generate(1);  // a continuation too: prefix conditioning is in the path
+    runs.back().insert(runs.back().end(), next.frames.begin(), next.frames.end());
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
 TEST_F(CApi, OutputShapeFollowsOptions) {
   ASSERT_EQ(ds_set_option(gen_, "frames", "4"), DS_OK);
   ASSERT_EQ(ds_set_option(gen_, "width", "48"), DS_OK);
