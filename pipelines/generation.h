@@ -31,9 +31,41 @@ using ProgressFn = std::function<void(const Progress&)>;
 struct OutputShape {
   int width = 0, height = 0, frames = 0;
 };
-inline bool SameShape(const OutputShape& a, const OutputShape& b) {
-  return a.width == b.width && a.height == b.height && a.frames == b.frames;
-}
+
+// Where a stream of clips stands, for both pipelines: the clip being made, the frames handed out,
+// and how many of this clip's frames a stopped run (a cancel, or the consumer) already handed out.
+// A continuation makes that clip again and hands out only the frames after those, so the stream is
+// the uninterrupted one and no frame comes twice.
+class StreamPosition {
+ public:
+  // At the start of a clip. A new stream (continue_previous false) starts over; a stopped clip made
+  // again at another shape is another clip, all of whose frames are new.
+  void Begin(bool continue_previous, const OutputShape& shape) {
+    if (!continue_previous) *this = StreamPosition();
+    if (shape.width != shape_.width || shape.height != shape_.height || shape.frames != shape_.frames) delivered_ = 0;
+    shape_ = shape;
+  }
+  int clip() const { return clip_; }
+  // This clip's frames a stopped run already handed out: made again, not handed out.
+  int delivered() const { return delivered_; }
+  // Hands the consumer the next frame; false when it refused it (then it is not counted).
+  bool Deliver(const FrameFn& on_frame, FrameFormat format, const uint8_t* pixels) {
+    if (!on_frame({format, pixels, shape_.width, shape_.height, emitted_, clip_})) return false;
+    ++emitted_;
+    ++delivered_;
+    return true;
+  }
+  void EndClip() {
+    ++clip_;
+    delivered_ = 0;
+  }
+
+ private:
+  int clip_ = 0;
+  int64_t emitted_ = 0;
+  int delivered_ = 0;
+  OutputShape shape_;
+};
 
 // A loaded model as the front ends see it (ds_model_info): sizes are min + k·step ≤ max.
 struct ModelInfo {

@@ -175,14 +175,8 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
   const ModelConfig& c = config();
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   const int pt = c.dit.patch[0];
-  if (!continue_previous) {  // a new stream: nothing of the last one carries over
-    clip_ = 0;
-    frames_emitted_ = 0;
-    unfinished_delivered_ = 0;
-    previous_.clear();
-  }
-  // A stopped clip is made again only at its shape; at another it is another clip.
-  if (unfinished_delivered_ > 0 && !SameShape(unfinished_shape_, shape)) unfinished_delivered_ = 0;
+  position_.Begin(continue_previous, shape);
+  if (!continue_previous) previous_.clear();  // a new stream: nothing of the last one carries over
   int prefix = 0;
   if (!previous_.empty()) {
     if (previous_shape_.width != shape.width || previous_shape_.height != shape.height) {
@@ -192,18 +186,16 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
     prefix = std::min({c.sampling.continuation_prefix_frames, previous_shape_.frames, shape.frames - pt});
     prefix -= prefix % pt;
   }
-  const int clip = clip_;
+  const int clip = position_.clip();
   DS_TRY(Denoise(opts, shape, prefix, cancel, on_progress, clip));
   // Frames a stopped run of this clip already delivered are not decoded again.
-  const int first = std::min(prefix + unfinished_delivered_, shape.frames);
-  unfinished_shape_ = shape;
+  const int first = std::min(prefix + position_.delivered(), shape.frames);
 
   const int C = c.latent_channels, T = shape.frames, H = shape.height / c.downsample, W = shape.width / c.downsample;
   const size_t frame = static_cast<size_t>(H) * W;
   frame_latent_.resize(frame * C);
   pixels_.resize(LayoutOf(format.pixels, shape.width, shape.height).bytes);
   for (int t = first; t < T; ++t) {
-    unfinished_delivered_ = t - prefix;
     if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
     for (int ch = 0; ch < C; ++ch)
       std::copy_n(latent_.begin() + (static_cast<size_t>(ch) * T + t) * frame, frame,
@@ -212,15 +204,13 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
     // The demo decoder leaves its frame on the host: converted there.
     PlanarToPixels(rgb_planar_.data(), shape.width, shape.height, format, pixels_.data());
     on_progress({DS_STAGE_DECODE, t - prefix + 1, T - prefix, clip});
-    if (!on_frame({format, pixels_.data(), shape.width, shape.height, frames_emitted_, clip})) {
+    if (!position_.Deliver(on_frame, format, pixels_.data())) {
       return Error(Code::kCancelled, "generation stopped by the frame consumer");
     }
-    ++frames_emitted_;
   }
   previous_ = latent_;
   previous_shape_ = shape;
-  ++clip_;
-  unfinished_delivered_ = 0;
+  position_.EndClip();
   return Status::Ok();
 }
 

@@ -62,12 +62,7 @@ class TextToVideo {
   // The previous clip, kept for continuation.
   std::vector<float> previous_;
   OutputShape previous_shape_ = {0, 0, 0};
-  int clip_ = 0;
-  int64_t frames_emitted_ = 0;
-  // Frames of clip clip_ delivered before it stopped (a cancel, or the consumer): a continuation
-  // makes that clip again and delivers from the next frame on, so that frames never repeat.
-  int unfinished_delivered_ = 0;
-  OutputShape unfinished_shape_;
+  StreamPosition position_;
 };
 
 }  // namespace ds

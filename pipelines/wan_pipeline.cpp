@@ -275,39 +275,31 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, FrameF
                              const ProgressFn& on_progress, const std::atomic<bool>& cancel) {
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
-  if (!continue_previous) {
-    clip_ = 0;
-    frames_emitted_ = 0;
-    unfinished_delivered_ = 0;
-  }
-  // A stopped clip is made again only at its shape; at another it is another clip.
-  if (unfinished_delivered_ > 0 && !SameShape(unfinished_shape_, shape)) unfinished_delivered_ = 0;
-  unfinished_shape_ = shape;
-  if (clip_ > 0 && unfinished_delivered_ == 0) {
+  position_.Begin(continue_previous, shape);
+  const int clip = position_.clip();
+  if (clip > 0 && position_.delivered() == 0) {
     Log(LogLevel::kInfo, "{}: Wan2.1 has no prefix-frame conditioning: clip {} starts afresh (a cut)", model_->folder(),
-        clip_);
+        clip);
   }
-  const int clip = clip_;
   latent_.resize(static_cast<size_t>(dims[0]) * dims[1] * dims[2] * dims[3]);
   NoiseGenerator(ClipNoiseSeed(opts.seed, clip)).FillNormal(latent_);
   DS_TRY(Denoise(opts, latent_, shape, clip, on_progress, cancel));
 
   // Frames a stopped run of this clip already delivered are decoded (the VAE is causal) but not
   // delivered again.
-  int decoded = 0;
-  const int already = unfinished_delivered_;
+  int skip = position_.delivered();
   auto deliver = [&](const uint8_t* pixels) {
-    if (decoded++ < already) return Status::Ok();
-    if (!on_frame({format, pixels, shape.width, shape.height, frames_emitted_, clip})) {
+    if (skip > 0) {
+      --skip;
+      return Status::Ok();
+    }
+    if (!position_.Deliver(on_frame, format, pixels)) {
       return Error(Code::kCancelled, "generation stopped by the frame consumer");
     }
-    ++frames_emitted_;
-    unfinished_delivered_ = decoded;
     return Status::Ok();
   };
   DS_TRY(DecodePixels(latent_, shape, clip, opts.vae_tiling, format, deliver, on_progress, cancel));
-  ++clip_;
-  unfinished_delivered_ = 0;
+  position_.EndClip();
   return Status::Ok();
 }
 

@@ -78,12 +78,7 @@ class WanPipeline {
   PromptCache<std::vector<float>> text_cache_{8};
   std::vector<float> latent_, velocity_, velocity_uncond_, frame_latent_;
   std::vector<uint8_t> pixels_;  // a tiled decode's frame, converted on the host
-  int clip_ = 0;
-  int64_t frames_emitted_ = 0;
-  // Frames of clip clip_ delivered before it stopped (a cancel, or the consumer): a continuation
-  // makes that clip again and delivers from the next frame on, so that frames never repeat.
-  int unfinished_delivered_ = 0;
-  OutputShape unfinished_shape_;
+  StreamPosition position_;
 };
 
 }  // namespace ds

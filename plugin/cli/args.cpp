@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -48,13 +47,6 @@ std::string describe(const ds_option_info& info) {
 std::string shown_default(const ds_option_info& info) {
   std::string value = info.default_value;
   return value.find(' ') == std::string::npos ? value : '"' + value + '"';
-}
-
-bool ends_with_png(const std::string& path) {
-  if (path.size() < 4) return false;
-  std::string ext = path.substr(path.size() - 4);
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".png";
 }
 
 // Two outputs on one path would overwrite each other (the last committed wins): a usage error.
@@ -177,7 +169,7 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
       }
     }
   }
-  if (!args.strip.empty() && !ends_with_png(args.strip)) {
+  if (!args.strip.empty() && lowercase_extension(args.strip) != "png") {
     print_error(fmt::format("--strip {}: the strip is a PNG image; name it .png", args.strip));
     return 2;
   }

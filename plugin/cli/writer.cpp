@@ -10,13 +10,17 @@
 
 namespace ditgen {
 
-std::optional<OutputKind> output_kind(const std::string& path) {
-  if (path == "-") return OutputKind::y4m_stdout;
-  size_t dot = path.find_last_of('.');
-  size_t slash = path.find_last_of('/');
+std::string lowercase_extension(const std::string& path) {
+  const size_t dot = path.find_last_of('.'), slash = path.find_last_of('/');
   std::string ext;
   if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) ext = path.substr(dot + 1);
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+std::optional<OutputKind> output_kind(const std::string& path) {
+  if (path == "-") return OutputKind::y4m_stdout;
+  const std::string ext = lowercase_extension(path);
   if (ext == "y4m") return OutputKind::y4m;
   if (ext == "mp4" || ext == "mkv" || ext == "mov") return OutputKind::encoded;
   // A pipe or a device (/dev/null, a FIFO, >(ffmpeg -i - …)) gets the stream format.

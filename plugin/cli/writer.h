@@ -39,6 +39,8 @@ enum class OutputKind {
   encoded,     // .mp4 .mkv .mov: H.264 through libavcodec/libavformat
 };
 
+// "clip.MP4" → "mp4"; empty without one.
+std::string lowercase_extension(const std::string& path);
 // nullopt when the path's extension names no format ditgen writes.
 std::optional<OutputKind> output_kind(const std::string& path);
 inline constexpr const char* kOutputExtensions =
