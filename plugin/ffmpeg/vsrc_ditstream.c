@@ -105,9 +105,9 @@ static int set_option(AVFilterContext *ctx, const char *name, const char *value)
     return status == DS_OK ? 0 : fail(ctx, status, "Invalid option");
 }
 
-/* Hands every AVOption that is also an engine option to the engine as text; between_clips selects
- * the ones that may change while streaming. */
-static int apply_options(AVFilterContext *ctx, int between_clips)
+/* Hands every AVOption that is also an engine option to the engine as text (at init; commands hand
+ * theirs over as they arrive, process_command). */
+static int apply_options(AVFilterContext *ctx)
 {
     DitstreamContext *s = ctx->priv;
     const AVOption *o = NULL;
@@ -121,7 +121,7 @@ static int apply_options(AVFilterContext *ctx, int between_clips)
         uint8_t *value;
         int ret;
 
-        if (!info || (between_clips && !info->applies_between_clips))
+        if (!info)
             continue;
         if ((ret = av_opt_get(s, o->name, 0, &value)) < 0)
             return ret;
@@ -177,7 +177,7 @@ static av_cold int init(AVFilterContext *ctx)
     ds_set_log_sink(log_to_av, NULL);
     if (!(s->gen = ds_create()))
         return AVERROR(ENOMEM);
-    if ((ret = apply_options(ctx, 0)) < 0 || (ret = apply_size_and_rate(ctx)) < 0 ||
+    if ((ret = apply_options(ctx)) < 0 || (ret = apply_size_and_rate(ctx)) < 0 ||
         (ret = apply_threads(ctx)) < 0)
         return ret;
     if ((status = ds_load(s->gen)) != DS_OK)
@@ -269,11 +269,7 @@ static int generate_clip(AVFilterContext *ctx)
 {
     DitstreamContext *s = ctx->priv;
     ds_status status;
-    int ret;
 
-    /* commands (sendcmd) may have changed options since the previous clip */
-    if (s->clip > 0 && (ret = apply_options(ctx, 1)) < 0)
-        return ret;
     s->frame_error = 0;
     status = ds_generate(s->gen, s->clip > 0, push_frame, NULL, ctx);
     if (s->frame_error < 0)
