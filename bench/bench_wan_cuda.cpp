@@ -15,7 +15,10 @@
 //   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
 //      512 text rows): a first forward (uploads the weights), then timed forwards, replaying
 //      the forward's CUDA graph, then issuing its ops one by one:
-//      "RESULT engine_wan13b_forward …", "RESULT engine_wan13b_forward_without_graph …".
+//      "RESULT engine_wan13b_forward …", "RESULT engine_wan13b_forward_without_graph …"; then,
+//      with --flash-configs a,b,…, the same graph-replayed forward with each of those attention
+//      kernels (CudaBackend::set_flash_config; gpu_check names the fastest of bench_cuda's
+//      table), "RESULT engine_wan13b_forward_flash config=… ms=…".
 //   3. the VAE decoder, device-resident too: the tiny fixture VAE on both backends
 //      ("CHECK wan_vae_tiny_cuda_vs_reference …", every decoded frame), then a random VAE of the
 //      published widths streaming 3 latent frames (9 video frames) at 480x832:
@@ -25,7 +28,7 @@
 //   5. the UMT5 text encoder (matrices widened per layer on the device, activations staged): the
 //      tiny fixture encoder on both backends, "CHECK wan_umt5_tiny_cuda_vs_reference …".
 //
-//   bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]
+//   bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR] [--flash-configs a,b,…]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -128,7 +131,20 @@ int Parity(const std::string& root, ds::CudaBackend& gpu) {
   return finite && replayed && graph_rel <= 2e-2 && graph_vs_ops <= 1e-6 ? 0 : 1;
 }
 
-int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps, double* forward_ms) {
+// "a,b" → {"a", "b"}; empty names dropped.
+std::vector<std::string> SplitNames(const std::string& list) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    if (comma > start) names.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return names;
+}
+
+int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
+          const std::vector<std::string>& flash_configs, double* forward_ms) {
   auto t0 = std::chrono::steady_clock::now();
   if (ds::Status s = ds::bench::WriteRandomWan13B(work, layers); !s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: %s\n", s.message().c_str());
@@ -178,6 +194,29 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps, d
   std::printf("RESULT engine_wan13b_forward_without_graph tokens=%d layers=%d ms=%.1f graph_speedup=%.3f\n",
               T * (H / 2) * (W / 2), layers, ops_ms, ops_ms / ms);
   *forward_ms = ms;
+  // Each further attention kernel: its first forward issues the ops, the second captures them
+  // (the graph of the previous kernel is not what replays), then the timed replays.
+  for (const std::string& config : flash_configs) {
+    if (ds::Status set = gpu.set_flash_config(config); !set.ok()) {
+      std::fprintf(stderr, "bench_wan_cuda: flash config %s: %s\n", config.c_str(), set.message().c_str());
+      return 1;
+    }
+    timed(2, 999.0f);
+    const double config_ms = timed(reps, 500.0f) * 1e3;
+    if (!s.ok()) {
+      std::fprintf(stderr, "bench_wan_cuda: forward with flash config %s: %s\n", config.c_str(), s.message().c_str());
+      return 1;
+    }
+    std::printf("RESULT engine_wan13b_forward_flash config=%s tokens=%d layers=%d ms=%.1f tflops=%.1f replays=%s\n",
+                config.c_str(), T * (H / 2) * (W / 2), layers, config_ms, flops / config_ms / 1e9,
+                model->ForwardReplays() ? "yes" : "NO");
+  }
+  if (!flash_configs.empty()) {
+    if (ds::Status set = gpu.set_flash_config(""); !set.ok()) {  // the defaults again, for the stages after
+      std::fprintf(stderr, "bench_wan_cuda: %s\n", set.message().c_str());
+      return 1;
+    }
+  }
   return std::isfinite(sum) ? 0 : 1;
 }
 
@@ -282,12 +321,14 @@ int VaeSpeed(ds::CudaBackend& gpu, const std::string& work, double* clip_s) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR]\n");
+    std::fprintf(stderr,
+                 "usage: bench_wan_cuda <repo root> [--layers N] [--reps N] [--work DIR] [--flash-configs a,b,...]\n");
     return 2;
   }
   const std::string root = argv[1];
   int layers = 30, reps = 3;
   std::string work = "/tmp/ditstream_wan13b_random";
+  std::vector<std::string> flash_configs;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--layers") == 0)
       layers = std::atoi(argv[i + 1]);
@@ -295,6 +336,8 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--work") == 0)
       work = argv[i + 1];
+    else if (std::strcmp(argv[i], "--flash-configs") == 0)
+      flash_configs = SplitNames(argv[i + 1]);
   }
   ds::CudaOptions options;
   options.arena_bytes = size_t{2} << 30;  // op scratch only: the model's memory comes from NewBuffer
@@ -306,7 +349,7 @@ int main(int argc, char** argv) {
   std::printf("device: %s\n", (*gpu)->description().c_str());
   const int parity = Parity(root, **gpu);
   double forward_ms = 0, vae_clip_s = 0;
-  const int speed = Speed(**gpu, work, layers, reps, &forward_ms);
+  const int speed = Speed(**gpu, work, layers, reps, flash_configs, &forward_ms);
   const int vae_parity = VaeParity(root, **gpu);
   const int vae_speed = VaeSpeed(**gpu, work, &vae_clip_s);
   // A 50-step CFG generation at 480x832x81 from the measured stages: 100 forwards of all 30 blocks

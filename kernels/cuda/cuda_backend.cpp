@@ -124,6 +124,9 @@ struct CudaBackend::Impl {
   cuda::GemmPlans plans;
   cuda::Context ctx;
   cuda::flash::Choice flash;
+  // Bumped when a setting a recorded graph has baked in changes (set_flash_config): recordings
+  // of an older generation are made again.
+  uint64_t recording_generation = 0;
   Status error;            // the first failure since the last Synchronize()
   bool capturing = false;  // inside a CUDA graph capture: a failure is the capture's, not logged
   std::string description;
@@ -138,6 +141,15 @@ struct CudaBackend::Impl {
     if (ctx.lt) cublasLtDestroy(ctx.lt);
     if (ctx.stream) cudaStreamDestroy(ctx.stream);
     if (arena_base) cudaFree(arena_base);
+  }
+
+  // The choice, when every head dim this build has can run its configuration on this device.
+  static Result<cuda::flash::Choice> RunnableChoice(Result<cuda::flash::Choice> choice) {
+    DS_TRY(choice.status());
+    for (int head_dim : {32, 64, 128}) {
+      if (cuda::flash::SupportsHeadDim(head_dim)) DS_TRY(cuda::flash::Runnable(head_dim, choice->index(head_dim)));
+    }
+    return choice;
   }
 
   Status Init(const CudaOptions& opts) {
@@ -158,10 +170,7 @@ struct CudaBackend::Impl {
                    options.device, prop.name, prop.major, prop.minor);
     }
     DS_TRY(cuda::flash::CheckKernelImage());
-    DS_ASSIGN_OR_RETURN(flash, cuda::flash::Choice::FromOption(options.flash_config));
-    for (int head_dim : {32, 64, 128}) {
-      if (cuda::flash::SupportsHeadDim(head_dim)) DS_TRY(cuda::flash::Runnable(head_dim, flash.index(head_dim)));
-    }
+    DS_ASSIGN_OR_RETURN(flash, RunnableChoice(cuda::flash::Choice::FromOption(options.flash_config)));
 
     DS_ASSIGN_OR_RETURN(const size_t bytes, ArenaBytes(options));
     if (bytes < 2 * kLtWorkspaceBytes) {
@@ -499,7 +508,8 @@ void CudaBackend::widen(const Tensor& src, Tensor& dst, float scale) {
 namespace {
 
 struct CudaGraphRecording final : OpRecording {
-  uint64_t backend = 0;  // Backend::id() of the backend that recorded it
+  uint64_t backend = 0;     // Backend::id() of the backend that recorded it
+  uint64_t generation = 0;  // its recording_generation then
   int runs = 0;
   bool uncapturable = false;  // a capture failed: the ops are issued every time
   // The arena in use when the graph was captured: the ops' scratch, whose addresses the graph
@@ -549,10 +559,11 @@ class Capture {
 Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops) {
   if (!impl_->options.graphs) return ops();
   auto* rec = dynamic_cast<CudaGraphRecording*>(recording.get());
-  if (rec == nullptr || rec->backend != id()) {
+  if (rec == nullptr || rec->backend != id() || rec->generation != impl_->recording_generation) {
     recording = std::make_unique<CudaGraphRecording>();
     rec = static_cast<CudaGraphRecording*>(recording.get());
     rec->backend = id();
+    rec->generation = impl_->recording_generation;
   }
   // After a failure, ops are skipped until Synchronize() reports it: nothing to capture or launch.
   if (rec->uncapturable || rec->runs++ == 0 || !impl_->error.ok()) return ops();
@@ -600,6 +611,14 @@ Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const s
 }
 
 void CudaBackend::set_graphs(bool on) { impl_->options.graphs = on; }
+
+Status CudaBackend::set_flash_config(const std::string& name) {
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  DS_ASSIGN_OR_RETURN(impl_->flash, Impl::RunnableChoice(cuda::flash::Choice::Named(name)));
+  impl_->options.flash_config = name;
+  ++impl_->recording_generation;  // a captured graph launches the kernels it was captured with
+  return Status::Ok();
+}
 
 Result<BackendBuffer> CudaBackend::NewBuffer(DType dtype, std::initializer_list<int64_t> shape) {
   Tensor t = Tensor::View(nullptr, dtype, shape, Device::kCuda);

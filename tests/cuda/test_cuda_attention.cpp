@@ -374,6 +374,55 @@ TEST_F(CudaAttention, FlashConfigIsChosenByName) {
   EXPECT_EQ(cuda::flash::Choice().index(64), cuda::flash::DefaultConfig(64));
 }
 
+// set_flash_config on a live backend (bench_wan_cuda times one forward per configuration): every
+// configuration this GPU runs, switched to in turn on one backend, gives inside a recorded op
+// sequence (issued, then captured as a graph and replayed) exactly the bytes of a backend created
+// with that configuration, so the graph captured under the previous one is not what replays. A
+// name no head dim has is refused and changes nothing: the graph keeps replaying.
+TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
+  const Shape s{300, 300, 2, 128, true};
+  const Inputs in = MakeInputs(rng_, s);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.dh));
+  const int64_t n = s.nq * s.heads * s.dh;
+  const HostBuffer out_b = Poisoned(static_cast<size_t>(n)), poison = Poisoned(static_cast<size_t>(n));
+  DS_MIRROR(dqkv, *cuda_, in.qb);
+  DS_MIRROR(dout, *cuda_, out_b);
+  Tensor out = out_b.view({s.nq, s.heads, s.dh});
+  const Tensor out_all = dout(out_b.view({n}));
+  const Tensor q = dqkv(in.q), k = dqkv(in.k), v = dqkv(in.v);
+  Tensor o = dout(out);
+  auto ops = [&]() -> Status {
+    cuda_->attention(q, k, v, scale, o);
+    return Status::Ok();
+  };
+  std::unique_ptr<OpRecording> recording;
+  std::vector<std::unique_ptr<CudaBackend>> owned;
+  for (const Flash& f : EveryConfig(128, owned)) {
+    SCOPED_TRACE("flash config " + f.config);
+    const HostBuffer want_b = Poisoned(out_b.size());
+    Tensor want = want_b.view({s.nq, s.heads, s.dh});
+    Run(*f.be, in, s, scale, want_b, want);
+    const Status set = cuda_->set_flash_config(f.config);
+    ASSERT_TRUE(set.ok()) << set.message();
+    for (int run = 0; run < 3; ++run) {
+      SCOPED_TRACE("run " + std::to_string(run));
+      ASSERT_TRUE(cuda_->Upload(poison.view({n}), out_all).ok());
+      const Status ran = cuda_->RunRecorded(recording, ops);
+      ASSERT_TRUE(ran.ok()) << ran.message();
+      const Status fetched = dout.Fetch();
+      ASSERT_TRUE(fetched.ok()) << fetched.message();
+      EXPECT_EQ(std::memcmp(out_b.data(), want_b.data(), out_b.size() * sizeof(float)), 0)
+          << "not the bytes of a backend created with this configuration";
+      EXPECT_EQ(recording->replays(), run >= 1) << "a new configuration's first run issues the ops";
+    }
+  }
+  if (!recording) return;  // no configuration runs here (EveryConfig recorded why)
+  const Status bad = cuda_->set_flash_config("no_such_config");
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument) << bad.message();
+  ASSERT_TRUE(cuda_->RunRecorded(recording, ops).ok());
+  EXPECT_TRUE(recording->replays()) << "a refused name must not discard the graph";
+}
+
 // The default follows the device: a wgmma configuration exactly where one can run (sm_90, not
 // switched off), the mma.sync default elsewhere; every head dim's default is runnable.
 TEST_F(CudaAttention, DefaultConfigRunsOnThisDevice) {
