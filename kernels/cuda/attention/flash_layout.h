@@ -12,6 +12,7 @@
 // accumulators. Shapes in comments are [rows, cols].
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -22,8 +23,6 @@
 
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
-#else
-#include <cmath>
 #endif
 
 namespace ds::cuda::flash {
@@ -392,7 +391,23 @@ DS_HD float Exp2(float x) {
 #endif
 }
 
-DS_HD float Max(float a, float b) { return a > b ? a : b; }
+// One FMNMX on the device (a > b ? a : b compiles to a compare and a select, two dependent
+// instructions); the same value on the host for everything but NaN, which no max here sees
+// unless the inputs held one (and then the output is NaN either way, through the sums).
+DS_HD float Max(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return fmaxf(a, b);
+#else
+  return std::fmax(a, b);
+#endif
+}
+
+// Independent accumulators of the per-lane row reductions (RowMax, ExpScores' sums): a lane's
+// n8 tiles round-robin over them, so that consecutive max / add instructions do not wait for each
+// other's results; a single chain of 32 dependent ones per row half (128 keys) was the longest
+// path of the softmax, which must fit under the other warpgroup's GEMMs.
+constexpr int kReduceChains = 4;
+static_assert(kReduceChains == 4, "RowMax and ExpScores fold four chains");
 
 struct SoftmaxState {
   float max[2] = {kNegInf, kNegInf};
@@ -414,11 +429,17 @@ DS_HD void MaskKeys(float (&s)[T::kSTiles][4], int lane, int key_begin, int nk) 
 // This lane's max of the raw scores of each row half; the caller reduces it over the quad.
 template <class T>
 DS_HD void RowMax(const float (&s)[T::kSTiles][4], float (&out)[2]) {
-  out[0] = out[1] = kNegInf;
+  float chain[kReduceChains][2];
+  DS_UNROLL
+  for (int c = 0; c < kReduceChains; ++c) chain[c][0] = chain[c][1] = kNegInf;
   DS_UNROLL
   for (int nt = 0; nt < T::kSTiles; ++nt) {
     DS_UNROLL
-    for (int i = 0; i < 4; ++i) out[i >> 1] = Max(out[i >> 1], s[nt][i]);
+    for (int i = 0; i < 4; ++i) chain[nt % kReduceChains][i >> 1] = Max(chain[nt % kReduceChains][i >> 1], s[nt][i]);
+  }
+  DS_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    out[h] = Max(Max(chain[0][h], chain[1][h]), Max(chain[2][h], chain[3][h]));
   }
 }
 
@@ -470,18 +491,22 @@ DS_HD void RescaleO(float (&o)[T::kOTiles][4], const float (&alpha)[2]) {
 }
 
 // The scores become p = exp2(score·scale_log2 − ref) in place, summed into the partial sums.
+// The tile's sum is taken in kReduceChains partial sums (the n8 tiles round-robin), added to the
+// running sum at the end.
 template <class T>
 DS_HD void ExpScores(float (&s)[T::kSTiles][4], SoftmaxState& st, const float (&ref)[2], float scale_log2) {
   DS_UNROLL
   for (int h = 0; h < 2; ++h) {
+    float chain[kReduceChains] = {};
     DS_UNROLL
     for (int nt = 0; nt < T::kSTiles; ++nt) {
       DS_UNROLL
       for (int i = 2 * h; i < 2 * h + 2; ++i) {
         s[nt][i] = Exp2(s[nt][i] * scale_log2 - ref[h]);
-        st.sum[h] += s[nt][i];
+        chain[nt % kReduceChains] += s[nt][i];
       }
     }
+    st.sum[h] += (chain[0] + chain[1]) + (chain[2] + chain[3]);
   }
 }
 
