@@ -292,7 +292,7 @@ ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layer
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
 HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_hopper_layout.cpp tests/cuda/test_arena_rows.cpp
-                   tests/cuda/test_tma_ring.cpp tests/cuda/test_patch_index.cpp)
+                   tests/cuda/test_tma_ring.cpp tests/cuda/test_patch_index.cpp tests/cuda/test_frame_math.cpp)
 GTEST_SOURCES=()
 case $GTEST_KIND in
   source) GTEST_SOURCES=("$GTEST_ROOT/src/gtest-all.cc" "$GTEST_ROOT/src/gtest_main.cc") ;;

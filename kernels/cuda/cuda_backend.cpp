@@ -577,7 +577,13 @@ Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const s
     Status captured = Status::Ok();
     {
       Capture capture(impl_->ctx.stream, impl_->capturing);
-      DS_CUDA_TRY(capture.Begin());
+      if (const cudaError_t began = capture.Begin(); began != cudaSuccess) {
+        cudaGetLastError();
+        rec->uncapturable = true;  // as when a capture fails: the ops still run, one by one
+        Log(LogLevel::kWarning, "cuda: a CUDA graph capture could not begin ({}); issuing the ops one by one",
+            cudaGetErrorString(began));
+        return ops();
+      }
       const Status issued = ops();
       cudaGraph_t graph = nullptr;
       const cudaError_t ended = capture.End(&graph);

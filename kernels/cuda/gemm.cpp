@@ -90,6 +90,23 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
                  g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, g.lda, g.ldb, g.ldd, g.bias ? ", bias" : "",
                  g.beta != 0.0f ? ", accumulating" : "", g.alpha_vector ? ", alpha vector" : "");
   }
+  if (result.state != CUBLAS_STATUS_SUCCESS) {
+    return Error(Code::kUnsupported, "cuBLASLt's algorithm for m {} n {} k {} is not usable (status {})", g.m, g.n, g.k,
+                 static_cast<int>(result.state));
+  }
+  if (g.alpha_vector) {
+    // cuBLASLt documents the per-row alpha vector for few kernels: an algorithm that does not list
+    // the pointer mode would fail at launch, or worse, read the vector as a scalar.
+    uint32_t modes = 0;
+    size_t written = 0;
+    const cublasStatus_t cap = cublasLtMatmulAlgoCapGetAttribute(&result.algo, CUBLASLT_ALGO_CAP_POINTER_MODE_MASK,
+                                                                 &modes, sizeof(modes), &written);
+    if (cap != CUBLAS_STATUS_SUCCESS || (modes & CUBLASLT_POINTER_MODE_MASK_ALPHA_DEVICE_VECTOR_BETA_HOST) == 0) {
+      return Error(Code::kUnsupported,
+                   "cuBLASLt's {} algorithm for m {} n {} k {} takes no per-row alpha vector (pointer modes {:#x})",
+                   g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, modes);
+    }
+  }
   plan.algo = result.algo;
   return Status::Ok();
 }
@@ -141,8 +158,20 @@ Status Gemm(const Context& ctx, const GemmArgs& g) {
   }
   const float one = 1.0f;
   const void* alpha = g.alpha_vector ? static_cast<const void*>(g.alpha_vector) : &one;
-  DS_CUBLAS_TRY(cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, g.d, plan.d, g.d, plan.d,
-                               &plan.algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream));
+  const cublasStatus_t ran = cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, g.d, plan.d, g.d,
+                                            plan.d, &plan.algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream);
+  // A refusal at launch (nothing was queued) of a plan the heuristic offered: for the accumulating
+  // and alpha-vector plans, which few kernels implement, the caller has a fallback, so it is kept
+  // as the plan's answer (asked once) instead of failing every later use.
+  const bool fused = g.alpha_vector != nullptr || g.beta != 0.0f;
+  if (fused && (ran == CUBLAS_STATUS_NOT_SUPPORTED || ran == CUBLAS_STATUS_INVALID_VALUE)) {
+    plan.unsupported =
+        Error(Code::kUnsupported, "cuBLASLt refused its {} algorithm for m {} n {} k {} at launch ({})",
+              g.alpha_vector ? "alpha-vector" : "accumulating", g.m, g.n, g.k, cublasLtGetStatusString(ran));
+    Log(LogLevel::kInfo, "{}", plan.unsupported.message());
+    return plan.unsupported;
+  }
+  DS_TRY(CheckCublas(ran, "cublasLtMatmul", __FILE__, __LINE__));
   return Status::Ok();
 }
 
@@ -258,7 +287,12 @@ Status LinearWith(const Context& ctx, const Tensor& x, const Tensor& w, const Te
                              {b.n, xl.width}, x.device);
     xr.strides[0] = ldx * 4;
     DS_TRY(NarrowToBf16(ctx, xr, x16));
-    DS_TRY(Gemm(ctx, b));
+    const Status ran = Gemm(ctx, b);
+    if (!ran.ok() && r0 > 0 && ran.code() == Code::kUnsupported) {
+      // Refused at launch after earlier blocks were accumulated: a fallback would add them twice.
+      return Error(Code::kInternal, "CUDA linear: rows from {} on: {}", r0, ran.message());
+    }
+    DS_TRY(ran);
   }
   return Status::Ok();
 }
