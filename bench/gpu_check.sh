@@ -4,7 +4,8 @@
 #   1. builds the backend, its tests and bench_cuda with plain nvcc / g++ command lines
 #   2. runs the CPU-emulation tests (cuda-host), short smoke tests of the wgmma (Hopper) flash
 #      kernels, cp.async-fed then TMA-fed (on failure or timeout the rest runs without the failing
-#      kind: DS_FLASH_NO_WGMMA=1 or =tma), the GPU tests (cuda-gpu)
+#      kind: DS_FLASH_NO_WGMMA=1, or the TMA-fed configurations that fail alone: DS_FLASH_SKIP),
+#      the GPU tests (cuda-gpu)
 #   3. benchmarks attention (B=1, H=12, N=32760, d=128 and B=1, H=24, N=4608, d=128) and the
 #      Wan-1.3B GEMMs, then PyTorch SDPA (flash and cuDNN backends, bf16) and torch bf16 matmul
 #   4. profiles the default attention kernel with Nsight Compute (DS_GPU_CHECK_NCU=0 skips it), then
@@ -373,9 +374,25 @@ if [ $rc = 0 ]; then
   if [ $rc = 0 ]; then
     stage "wgmma TMA kernels (smoke)" "ok" "$(summarize_gtest "$LOGS/wgmma_tma_smoke.log")"
   else
-    export DS_FLASH_NO_WGMMA=tma
-    stage "wgmma TMA kernels (smoke)" "FAIL" "rc $rc; $(summarize_gtest "$LOGS/wgmma_tma_smoke.log"); later stages without them"
     grep -E -A6 ': Failure$' "$LOGS/wgmma_tma_smoke.log" | head -30
+    # One configuration at a time (DS_FLASH_SKIP the others), so that a new kernel's fault does
+    # not take the measured ones with it: only the failing ones are left out from here on.
+    tma_configs=$("$BUILD/bench_cuda" --list-configs | awk '$1 == "config" && / tma=1$/ { print $2 }' | sort -u)
+    failed_tma=()
+    passed_tma=()
+    for config in $tma_configs; do
+      others=$(echo "$tma_configs" | grep -vx "$config" | paste -sd, -)
+      DS_FLASH_SKIP=$others run_limited 30 "$RESERVE_LATER" "$LOGS/wgmma_tma_smoke_$config.log" "$BUILD/test_cuda_gpu" --gtest_filter="$SMOKE_FILTER"
+      if [ $? = 0 ]; then passed_tma+=("$config"); else failed_tma+=("$config"); fi
+    done
+    if ((${#passed_tma[@]} == 0)); then
+      export DS_FLASH_NO_WGMMA=tma
+      stage "wgmma TMA kernels (smoke)" "FAIL" "rc $rc; $(summarize_gtest "$LOGS/wgmma_tma_smoke.log"); later stages without them"
+    else
+      DS_FLASH_SKIP=$(IFS=,; echo "${failed_tma[*]}")
+      export DS_FLASH_SKIP
+      stage "wgmma TMA kernels (smoke)" "FAIL" "rc $rc; one by one: ${failed_tma[*]:-none} failed (left out from here on), ${passed_tma[*]} passed"
+    fi
   fi
 else
   export DS_FLASH_NO_WGMMA=1

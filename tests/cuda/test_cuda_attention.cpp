@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -421,6 +422,27 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
   EXPECT_EQ(bad.code(), Code::kInvalidArgument) << bad.message();
   ASSERT_TRUE(cuda_->RunRecorded(recording, ops).ok());
   EXPECT_TRUE(recording->replays()) << "a refused name must not discard the graph";
+}
+
+// DS_FLASH_SKIP (gpu_check leaves out a kernel whose smoke test fails alone) names whole
+// configurations: a listed one is not runnable, one whose name merely starts like a listed one is
+// not affected. Decided before any device query, so this runs without a GPU too.
+TEST(CudaFlashSkip, ListedConfigurationsAreNotRunnable) {
+  const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(128);
+  int wgmma = -1, tma = -1;
+  for (int i = 0; i < static_cast<int>(configs.size()); ++i) {
+    if (configs[static_cast<size_t>(i)].name == "wgmma2_k128_s2") wgmma = i;
+    if (configs[static_cast<size_t>(i)].name == "wgmma2_k128_s2_tma") tma = i;
+  }
+  ASSERT_GE(wgmma, 0);
+  ASSERT_GE(tma, 0);
+  ASSERT_EQ(setenv("DS_FLASH_SKIP", "no_such,wgmma2_k128_s2", 1), 0);
+  const Status skipped = cuda::flash::Runnable(128, wgmma);
+  const Status other = cuda::flash::Runnable(128, tma);
+  unsetenv("DS_FLASH_SKIP");
+  EXPECT_EQ(skipped.code(), Code::kUnsupported);
+  EXPECT_NE(skipped.message().find("DS_FLASH_SKIP"), std::string::npos) << skipped.message();
+  EXPECT_EQ(other.message().find("DS_FLASH_SKIP"), std::string::npos) << other.message();
 }
 
 // The default follows the device: a wgmma configuration exactly where one can run (sm_90, not

@@ -17,6 +17,8 @@
 //                          FFN-down shapes (BF16 a and w, f32 x): Backend::linear_residual (the
 //                          GEMM accumulates into x), and linear into f32 scratch then gate_residual
 //
+//   bench_cuda [--quick | --list-configs]
+//
 // Attention FLOPs follow FlashAttention: 4·B·H·N²·d; GEMM FLOPs 2·M·N·K. Times are means over
 // back-to-back launches after warm-up (cudaEvents on the default stream for the raw kernels,
 // host time around Synchronize() for Backend ops).
@@ -343,6 +345,16 @@ void BenchLinearResidual(CudaBackend& be, int m, int n, int k, int iters) {
 
 int main(int argc, char** argv) {
   using namespace ds;
+  if (argc > 1 && std::strcmp(argv[1], "--list-configs") == 0) {
+    // The flash configurations built, one "config <name> hd=<d> wgmma=<0|1> tma=<0|1>" line each
+    // (no GPU needed): gpu_check smoke-tests the TMA-fed ones one by one.
+    for (int d : {32, 64, 128}) {
+      for (const cuda::flash::ConfigInfo& info : cuda::flash::Configs(d)) {
+        std::printf("config %s hd=%d wgmma=%d tma=%d\n", info.name.c_str(), d, info.wgmma ? 1 : 0, info.tma ? 1 : 0);
+      }
+    }
+    return 0;
+  }
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   CudaOptions options;
   options.arena_bytes = size_t{8} << 30;
