@@ -413,6 +413,17 @@ grep -E -A1 ': Skipped$' "$LOGS/cuda_gpu.log" | head -2
 
 # ---- benchmarks -------------------------------------------------------------------------------------------
 
+# The card's clocks, temperature and power around the benchmarks: two machines of one kind have
+# differed by 15 % in the same kernels (bench/RESULTS.md), so a throttled card shows here.
+gpu_state() {
+  local q='clocks.sm,clocks.max.sm,temperature.gpu,power.draw,power.limit'
+  local s
+  s=$(nvidia-smi --query-gpu="$q,clocks_event_reasons.active" --format=csv,noheader 2>/dev/null | head -1) ||
+    s=$(nvidia-smi --query-gpu="$q" --format=csv,noheader 2>/dev/null | head -1)
+  echo "${s:-nvidia-smi gave no reading} (sm clock, max sm clock, temperature, power, power limit[, clock event reasons])"
+}
+stage "GPU state before benches" "info" "$(gpu_state)"
+
 run_limited 150 150 "$LOGS/bench_cuda.log" "$BUILD/bench_cuda"
 rc=$?
 stage "bench_cuda" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc ($(grep -c '^RESULT' "$LOGS/bench_cuda.log") results)"
@@ -438,6 +449,7 @@ stage "bench_wan_cuda (engine)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc
 run_limited 90 120 "$LOGS/bench_cuda_dit.log" "$BUILD/bench_cuda_dit"
 rc=$?
 stage "bench_cuda_dit" "$([ $rc = 0 ] && echo ok || echo FAIL)" "rc $rc ($(grep -c '^RESULT' "$LOGS/bench_cuda_dit.log") results)"
+stage "GPU state after benches" "info" "$(gpu_state)"
 
 cat > "$BUILD/sdpa_bench.py" <<'PY'
 # PyTorch SDPA (flash and cuDNN backends) and bf16 matmul at the shapes bench_cuda measures.
