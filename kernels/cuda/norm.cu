@@ -125,6 +125,66 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLay
   }
 }
 
+// LayerNormKernel4 for rows of at most 32·kVec float4 vectors (the 1.3B's 1536 floats: kVec 12):
+// each lane loads its vectors once, all loads in flight together, and keeps them in registers
+// for the mean, the variance and the output, where the streaming kernel re-reads the row twice
+// (from L1 when it still holds it) and has one load in flight per loop turn. The same sums in the
+// same order: the same bits.
+template <int kVec, class Out>
+__global__ void __launch_bounds__(kThreads)
+    LayerNormRegsKernel(RowLayout x, RowLayout y, LayerNormVectors v, float eps) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (row >= x.count) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const int vectors = static_cast<int>(x.width / 4);
+  const float* xr = x.Row(row);
+  Out* yr = reinterpret_cast<Out*>(y.Row(row));
+
+  float4 a[kVec];
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const int i = lane + j * kWarpSize;
+    a[j] = i < vectors ? Load4(xr, i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    if (lane + j * kWarpSize < vectors) sum += (a[j].x + a[j].y) + (a[j].z + a[j].w);
+  }
+  const float mean = WarpSum(sum) / static_cast<float>(x.width);
+  float sq = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    if (lane + j * kWarpSize < vectors) {
+      sq += (a[j].x - mean) * (a[j].x - mean) + (a[j].y - mean) * (a[j].y - mean) + (a[j].z - mean) * (a[j].z - mean) +
+            (a[j].w - mean) * (a[j].w - mean);
+    }
+  }
+  const float rstd = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const int i = lane + j * kWarpSize;
+    if (i >= vectors) break;
+    float out[4] = {(a[j].x - mean) * rstd, (a[j].y - mean) * rstd, (a[j].z - mean) * rstd, (a[j].w - mean) * rstd};
+    auto apply = [&](const float* vec, auto op) {
+      if (!vec) return;
+      const float4 b = Load4(vec, i);
+      out[0] = op(out[0], b.x);
+      out[1] = op(out[1], b.y);
+      out[2] = op(out[2], b.z);
+      out[3] = op(out[3], b.w);
+    };
+    apply(v.weight, [](float o, float w) { return o * w; });
+    apply(v.bias, [](float o, float b) { return o + b; });
+    apply(v.scale, [](float o, float c) { return o * (1.0f + c); });
+    apply(v.shift, [](float o, float h) { return o + h; });
+    Store4(yr, i, out);
+  }
+}
+
+// Register-resident row kernels exist for rows of up to this many float4 vectors per lane.
+constexpr int kMaxRegVectors = 12;
+
 // In place over rows of f32 or bf16 (computed in f32, rounded once).
 
 template <class Elem>
@@ -137,6 +197,50 @@ __global__ void __launch_bounds__(kThreads) RmsNormKernel(RowLayout x, const flo
   for (int64_t i = lane; i < x.width; i += kWarpSize) sq += ToFloat(xr[i]) * ToFloat(xr[i]);
   const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
   for (int64_t i = lane; i < x.width; i += kWarpSize) xr[i] = FromFloat<Elem>(ToFloat(xr[i]) * inv * weight[i]);
+}
+
+// RmsNormKernel on 4-element vectors kept in registers (rows of at most 32·kVec vectors, aligned:
+// the Wan block's cross-attention q and k, 1536 bf16 or f32): one load and one store per element
+// instead of 2-byte scalar accesses read twice. The sum of squares goes per vector, then over the
+// lane's vectors in order: other bits than RmsNormKernel's element order, the same value to f32
+// rounding.
+template <int kVec, class Elem>
+__global__ void __launch_bounds__(kThreads) RmsNormRegsKernel(RowLayout x, const float* weight, float eps) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (row >= x.count) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const int vectors = static_cast<int>(x.width / 4);
+  Elem* xr = reinterpret_cast<Elem*>(x.Row(row));
+  float4 a[kVec];
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const int i = lane + j * kWarpSize;
+    a[j] = i < vectors ? Load4(xr, i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  float sq = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) sq += (a[j].x * a[j].x + a[j].y * a[j].y) + (a[j].z * a[j].z + a[j].w * a[j].w);
+  const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
+  const float4* w = reinterpret_cast<const float4*>(weight);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const int i = lane + j * kWarpSize;
+    if (i >= vectors) break;
+    const float4 wi = w[i];
+    const float out[4] = {a[j].x * inv * wi.x, a[j].y * inv * wi.y, a[j].z * inv * wi.z, a[j].w * inv * wi.w};
+    Store4(xr, i, out);
+  }
+}
+
+// The register-resident kernel with the fewest vectors per lane that holds a row of `vectors`
+// (a multiple of 4 up to kMaxRegVectors), launched by `launch`; false when the row is wider.
+template <class Launch>
+bool WithRegVectors(int64_t vectors, Launch&& launch) {
+  const int64_t per_lane = CeilDiv64(vectors, kWarpSize);
+  if (per_lane <= 4) return launch(std::integral_constant<int, 4>{}), true;
+  if (per_lane <= 8) return launch(std::integral_constant<int, 8>{}), true;
+  if (per_lane <= kMaxRegVectors) return launch(std::integral_constant<int, kMaxRegVectors>{}), true;
+  return false;
 }
 
 // One warp per token row of q or k: the sum of squares over 4-element vectors, then a second pass
@@ -186,7 +290,18 @@ Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& ve
                           Aligned(vectors.weight, 16) && Aligned(vectors.bias, 16) && Aligned(vectors.scale, 16) &&
                           Aligned(vectors.shift, 16);
   const dim3 grid = RowBlocks(xl.count);
-  if (vectorised && bf16) {
+  const bool in_registers =
+      vectorised && WithRegVectors(xl.width / 4, [&](auto vec) {
+        if (bf16) {
+          LayerNormRegsKernel<decltype(vec)::value, __nv_bfloat16>
+              <<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+        } else {
+          LayerNormRegsKernel<decltype(vec)::value, float><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
+        }
+      });
+  if (in_registers) {
+    // launched
+  } else if (vectorised && bf16) {
     LayerNormKernel4<__nv_bfloat16><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
   } else if (vectorised) {
     LayerNormKernel4<float><<<grid, kThreads, 0, ctx.stream>>>(xl, yl, vectors, eps);
@@ -202,7 +317,19 @@ Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& ve
 Status RmsNorm(const Context& ctx, const Tensor& x, const float* weight, float eps) {
   const RowLayout xl = RowsOf(x);
   if (xl.count == 0) return Status::Ok();
-  if (x.dtype == DType::kBF16) {
+  const bool bf16 = x.dtype == DType::kBF16;
+  if ((bf16 || x.dtype == DType::kF32) && xl.width % 4 == 0 && RowsAligned(xl, bf16 ? 8 : 16) && Aligned(weight, 16) &&
+      WithRegVectors(xl.width / 4, [&](auto vec) {
+        if (bf16) {
+          RmsNormRegsKernel<decltype(vec)::value, __nv_bfloat16>
+              <<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+        } else {
+          RmsNormRegsKernel<decltype(vec)::value, float>
+              <<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+        }
+      })) {
+    // launched
+  } else if (bf16) {
     RmsNormKernel<__nv_bfloat16><<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
   } else if (x.dtype == DType::kF32) {
     RmsNormKernel<float><<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);

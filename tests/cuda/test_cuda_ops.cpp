@@ -322,8 +322,8 @@ RopeTables RandomRopeTables(std::mt19937& rng, int64_t n, int64_t half) {
 struct RowsCase {
   int64_t rows, d, x_pad, y_pad;
 };
-constexpr RowsCase kRowsCases[] = {{1, 7, 0, 0},    {64, 1536, 3, 5}, {64, 1536, 4, 8},
-                                   {5, 5120, 0, 0}, {300, 64, 64, 0}, {2, 33, 1, 1}};
+constexpr RowsCase kRowsCases[] = {{1, 7, 0, 0},     {64, 1536, 3, 5}, {64, 1536, 4, 8}, {5, 5120, 0, 0},
+                                   {300, 64, 64, 0}, {9, 1000, 0, 4},  {2, 33, 1, 1}};
 
 TEST_F(CudaOps, LayerNormMatchesReference) {
   for (const RowsCase& c : kRowsCases) {
