@@ -6,7 +6,9 @@
  * ds_cancel(), which any thread may call at any time. ds_generate's callbacks may read the
  * generator (ds_get_*) and cancel it; a call that would change it (ds_set_*, ds_load, ds_generate,
  * the embeddings calls) returns DS_ERR_STATE there, and ds_destroy must wait until ds_generate
- * has returned. The CPU backend's GEMMs run inside its own OpenMP team: it sets OpenBLAS's
+ * has returned. That refusal guards re-entry from the callbacks only, not other threads: a host
+ * that changes options from another thread serialises its calls with ds_generate itself (as
+ * ditsrc does, applying changes between clips). The CPU backend's GEMMs run inside its own OpenMP team: it sets OpenBLAS's
  * process-wide thread count to 1 while it works (a host that uses OpenBLAS sets its own again). */
 #ifndef DITSTREAM_H
 #define DITSTREAM_H

@@ -67,6 +67,10 @@ struct State {
   ds_generator* gen = nullptr;
   ds_model_info model{};
   bool started = false;
+  // start() has taken its copy of the properties and is loading the model (without the lock):
+  // a property set now must queue in `pending` as if started, or it would be lost for the run.
+  bool starting = false;
+  bool running() const { return started || starting; }
   GstVideoInfo info{};
   bool negotiated = false;
 
@@ -717,9 +721,15 @@ gboolean Start(GstBaseSrc* bsrc) {
     values = s.values;
     num_frames = s.num_frames;
     s.pending.clear();
+    s.starting = true;
   }
+  auto not_starting = [&s] {
+    std::lock_guard lk(s.mu);
+    s.starting = false;
+  };
   ds_generator* gen = ds_create();
   if (gen == nullptr) {
+    not_starting();
     PostStartError(self, DS_ERR_OUT_OF_MEMORY, "Out of memory creating the generator.");
     return FALSE;
   }
@@ -738,12 +748,14 @@ gboolean Start(GstBaseSrc* bsrc) {
     PostStartError(self, st,
                    (loaded ? "Settings not supported by model '" : "Could not load model '") + name + "': " + message);
     ds_destroy(gen);
+    not_starting();
     return FALSE;
   }
   std::lock_guard lk(s.mu);
   s.gen = gen;
   s.model = model;
   s.total = num_frames == 0 ? clip_frames : num_frames;
+  s.starting = false;
   s.started = true;
   s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
   s.pushed = 0;
@@ -952,13 +964,13 @@ void SetTableProperty(GstDitSrc* self, int i, const GValue* value) {
   std::string refused;
   {
     std::lock_guard lk(s.mu);
-    if (s.started && !o.applies_between_clips) {
+    if (s.running() && !o.applies_between_clips) {
       refused = "it can only change in the NULL or READY state";
     } else if (ds_set_option(s.check, o.name, text.c_str()) != DS_OK) {
       refused = ds_error_message(s.check);
     } else {
       s.values[i] = text;
-      if (s.started) s.pending[i] = text;
+      if (s.running()) s.pending[i] = text;  // ApplyPending: before the next clip
     }
   }
   if (!refused.empty()) g_warning("ditsrc: %s=\"%s\" refused: %s", o.name, text.c_str(), refused.c_str());
@@ -974,7 +986,7 @@ void SetProperty(GObject* object, guint id, const GValue* value, GParamSpec* psp
   bool started;
   {
     std::lock_guard lk(s.mu);
-    started = s.started;
+    started = s.running();
     if (!started && id == kPropNumFrames) s.num_frames = g_value_get_int64(value);
     if (id == kPropProvenance) s.provenance = g_value_get_boolean(value);  // read at each clip
   }

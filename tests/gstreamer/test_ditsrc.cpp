@@ -888,6 +888,49 @@ TEST(DitsrcPlaying, PromptChangeTakesEffectAtTheNextClip) {
   for (int i = kClipFrames; i < kSeededFrames; ++i) EXPECT_NE(steady[i], changed[i]) << "frame " << i << " of clip 1";
 }
 
+// A property set while start() loads the model (after it copied the properties, before the
+// element counts as started) reaches the stream before its first clip; a READY-only one is
+// refused like any set while streaming. The set happens inside start(), from the engine's
+// "loaded model" log line (a GStreamer log function on the state-change thread), so the
+// window is hit every run rather than by timing.
+struct SetDuringStart {
+  GstElement* element;
+  bool done = false;
+};
+
+void SetPropertiesOnLoadLog(GstDebugCategory* category, GstDebugLevel, const gchar*, const gchar*, gint, GObject*,
+                            GstDebugMessage* message, gpointer user) {
+  auto* set = static_cast<SetDuringStart*>(user);
+  if (set->done || std::string(gst_debug_category_get_name(category)) != "ditsrc") return;
+  const gchar* text = gst_debug_message_get(message);
+  if (text == nullptr || std::string(text).find("loaded model") == std::string::npos) return;
+  set->done = true;
+  g_object_set(set->element, "prompt", "a blue square moving up", "width", 128, nullptr);  // width: refused
+}
+
+TEST(DitsrcProperties, SetWhileStartingReachesTheFirstClip) {
+  Harness h;
+  g_object_set(h.element(), "prompt", "a red circle moving right", nullptr);
+  SetDuringStart set{h.element()};
+  GstDebugCategory* category = nullptr;
+  GST_DEBUG_CATEGORY_GET(category, "ditsrc");  // registered by the plugin, loaded for the harness
+  ASSERT_NE(category, nullptr);
+  const GstDebugLevel threshold = gst_debug_category_get_threshold(category);
+  gst_debug_category_set_threshold(category, GST_LEVEL_INFO);
+  gst_debug_add_log_function(SetPropertiesOnLoadLog, &set, nullptr);
+  gst_harness_play(h.get());
+  gst_debug_remove_log_function(SetPropertiesOnLoadLog);
+  gst_debug_category_set_threshold(category, threshold);
+  ASSERT_TRUE(set.done) << "the engine's load message did not come through the log";
+  for (const Frame& f : h.PullFrames(kClipFrames)) EXPECT_FALSE(f.empty());
+  const auto tags = TagsUntilEos(h);
+  ASSERT_EQ(tags.size(), 1u);
+  EXPECT_EQ(tags[0].first, "a blue square moving up") << "the prompt set during start() was lost";
+  gint width = -1;
+  g_object_get(h.element(), "width", &width, nullptr);
+  EXPECT_EQ(width, 0) << "a READY-only property must be refused once start() began";
+}
+
 // ---- the bundled model, once it exists ----
 
 TEST(DitsrcBundled, DemoModelStreamsOneClip) {
