@@ -195,7 +195,9 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
               T * (H / 2) * (W / 2), layers, ops_ms, ops_ms / ms);
   *forward_ms = ms;
   // Each further attention kernel: its first forward issues the ops, the second captures them
-  // (the graph of the previous kernel is not what replays), then the timed replays.
+  // (the graph of the previous kernel is not what replays), then the timed replays; its velocity
+  // is held to the default kernel's on the same inputs (a fast kernel must also be right).
+  const std::vector<float> default_velocity = velocity;
   for (const std::string& config : flash_configs) {
     if (ds::Status set = gpu.set_flash_config(config); !set.ok()) {
       std::fprintf(stderr, "bench_wan_cuda: flash config %s: %s\n", config.c_str(), set.message().c_str());
@@ -207,12 +209,21 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
       std::fprintf(stderr, "bench_wan_cuda: forward with flash config %s: %s\n", config.c_str(), s.message().c_str());
       return 1;
     }
-    std::printf("RESULT engine_wan13b_forward_flash config=%s tokens=%d layers=%d ms=%.1f tflops=%.1f replays=%s\n",
-                config.c_str(), T * (H / 2) * (W / 2), layers, config_ms, flops / config_ms / 1e9,
-                model->ForwardReplays() ? "yes" : "NO");
+    bool finite = false;
+    const double rel = RelRms(velocity, default_velocity, &finite);
+    std::printf(
+        "RESULT engine_wan13b_forward_flash config=%s tokens=%d layers=%d ms=%.1f tflops=%.1f replays=%s "
+        "rel_rms_vs_default=%.2e\n",
+        config.c_str(), T * (H / 2) * (W / 2), layers, config_ms, flops / config_ms / 1e9,
+        model->ForwardReplays() ? "yes" : "NO", rel);
+    if (!finite || rel > 2e-2) {
+      std::fprintf(stderr, "bench_wan_cuda: flash config %s: velocity %s the default kernel's (rel rms %.2e)\n",
+                   config.c_str(), finite ? "differs from" : "is not finite, unlike", rel);
+      return 1;
+    }
   }
   if (!flash_configs.empty()) {
-    if (ds::Status set = gpu.set_flash_config(""); !set.ok()) {  // the defaults again, for the stages after
+    if (ds::Status set = gpu.set_flash_config(""); !set.ok()) {  // the starting choice again, for the stages after
       std::fprintf(stderr, "bench_wan_cuda: %s\n", set.message().c_str());
       return 1;
     }

@@ -620,7 +620,7 @@ void CudaBackend::set_graphs(bool on) { impl_->options.graphs = on; }
 
 Status CudaBackend::set_flash_config(const std::string& name) {
   DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
-  DS_ASSIGN_OR_RETURN(impl_->flash, Impl::RunnableChoice(cuda::flash::Choice::Named(name)));
+  DS_ASSIGN_OR_RETURN(impl_->flash, Impl::RunnableChoice(cuda::flash::Choice::FromOption(name)));
   impl_->options.flash_config = name;
   ++impl_->recording_generation;  // a captured graph launches the kernels it was captured with
   return Status::Ok();

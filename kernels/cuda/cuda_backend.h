@@ -110,9 +110,9 @@ class CudaBackend final : public Backend {
   // make it fall back, with a warning, to issuing them each time.
   Status RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops) override;
   void set_graphs(bool on);  // CudaOptions::graphs; off: RunRecorded issues the ops each time
-  // CudaOptions::flash_config from now on ("" = the defaults), so that one process can time a
-  // model's forward with several kernels: recordings made before are captured again. The error
-  // of Create for a name no head dim has, or one the device cannot run; the choice is unchanged.
+  // CudaOptions::flash_config from now on ("" = as Create: DS_FLASH_CONFIG, else the defaults), so that one process can
+  // time a model's forward with several kernels: recordings made before are captured again. The error of Create for a
+  // name no head dim has, or one the device cannot run; the choice is unchanged.
   Status set_flash_config(const std::string& name);
 
   // A contiguous device tensor from the arena; lives until ResetArena().

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -424,6 +425,22 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
   EXPECT_TRUE(recording->replays()) << "a refused name must not discard the graph";
 }
 
+// Sets (or, with nullptr, unsets) an environment variable for its lifetime, then restores it.
+class EnvOverride {
+ public:
+  EnvOverride(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~EnvOverride() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
+  EnvOverride(const EnvOverride&) = delete;
+  EnvOverride& operator=(const EnvOverride&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 // DS_FLASH_SKIP (gpu_check leaves out a kernel whose smoke test fails alone) names whole
 // configurations: a listed one is not runnable, one whose name merely starts like a listed one is
 // not affected. Decided before any device query, so this runs without a GPU too.
@@ -436,10 +453,11 @@ TEST(CudaFlashSkip, ListedConfigurationsAreNotRunnable) {
   }
   ASSERT_GE(wgmma, 0);
   ASSERT_GE(tma, 0);
-  ASSERT_EQ(setenv("DS_FLASH_SKIP", "no_such,wgmma2_k128_s2", 1), 0);
+  // gpu_check runs this binary with its own DS_FLASH_SKIP / DS_FLASH_NO_WGMMA, which the tests
+  // after this one must still see.
+  const EnvOverride skip("DS_FLASH_SKIP", "no_such,wgmma2_k128_s2"), no_wgmma("DS_FLASH_NO_WGMMA", nullptr);
   const Status skipped = cuda::flash::Runnable(128, wgmma);
   const Status other = cuda::flash::Runnable(128, tma);
-  unsetenv("DS_FLASH_SKIP");
   EXPECT_EQ(skipped.code(), Code::kUnsupported);
   EXPECT_NE(skipped.message().find("DS_FLASH_SKIP"), std::string::npos) << skipped.message();
   EXPECT_EQ(other.message().find("DS_FLASH_SKIP"), std::string::npos) << other.message();

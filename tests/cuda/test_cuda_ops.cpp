@@ -34,6 +34,9 @@ constexpr double kTf32Rtol = 5e-3;
 
 class CudaOps : public test::CudaTest {
  protected:
+  // rms_norm and rms_norm_rope on the q columns of a BF16 [n, 3·heads·dh] buffer.
+  void CheckRmsNormsOnBf16Rows(int64_t heads, int64_t dh);
+
   ReferenceBackend ref_;
   std::mt19937 rng_ = test::TestRng();
 };
@@ -322,8 +325,11 @@ RopeTables RandomRopeTables(std::mt19937& rng, int64_t n, int64_t half) {
 struct RowsCase {
   int64_t rows, d, x_pad, y_pad;
 };
+// Widths around the register-resident kernels' sizes (4, 8, 12 vectors a lane: 512, 1024, 1536
+// elements), partial last groups (1000, 516, 1028), and past them (5120).
 constexpr RowsCase kRowsCases[] = {{1, 7, 0, 0},     {64, 1536, 3, 5}, {64, 1536, 4, 8}, {5, 5120, 0, 0},
-                                   {300, 64, 64, 0}, {9, 1000, 0, 4},  {2, 33, 1, 1}};
+                                   {300, 64, 64, 0}, {9, 1000, 0, 4},  {3, 512, 0, 0},   {4, 516, 0, 4},
+                                   {2, 1028, 4, 0},  {2, 33, 1, 1}};
 
 TEST_F(CudaOps, LayerNormMatchesReference) {
   for (const RowsCase& c : kRowsCases) {
@@ -382,7 +388,7 @@ TEST_F(CudaOps, LayerNormModulateMatchesReference) {
 // once, so within bf16's half-ulp of the reference (2⁻⁹ relative, under the 4e-3 allowed), on the
 // float4 kernel (contiguous, aligned) and the scalar one (odd width).
 TEST_F(CudaOps, LayerNormsWriteBf16Rows) {
-  for (auto [rows, d] : {std::pair<int64_t, int64_t>{64, 1536}, {5, 5120}, {7, 33}}) {
+  for (auto [rows, d] : {std::pair<int64_t, int64_t>{64, 1536}, {9, 1000}, {300, 64}, {5, 5120}, {7, 33}}) {
     for (bool modulate : {false, true}) {
       SCOPED_TRACE("rows " + std::to_string(rows) + " d " + std::to_string(d) + (modulate ? " modulate" : " affine"));
       const HostBuffer xb = Random(rng_, static_cast<size_t>(rows * d), -2.0f, 3.0f);
@@ -417,8 +423,15 @@ TEST_F(CudaOps, LayerNormsWriteBf16Rows) {
 
 // Per-head q/k norm: rows are the heads of [N, H, dh] views whose token stride exceeds H·dh.
 TEST_F(CudaOps, RmsNormPerHeadMatchesReference) {
-  for (auto [n, heads, dh, pad] :
-       {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 8, 0}, {77, 12, 128, 2 * 12 * 128}, {300, 3, 64, 5}}) {
+  for (auto [n, heads, dh, pad] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 8, 0},
+                                   {77, 12, 128, 2 * 12 * 128},
+                                   {300, 3, 64, 5},
+                                   // whole rows: 8 vectors a lane with a partial last group, 12, past the register
+                                   // kernels (f32, streamed), and unaligned (scalar)
+                                   {9, 1, 1000, 4},
+                                   {4, 1, 1536, 0},
+                                   {3, 1, 5120, 0},
+                                   {5, 2, 1000, 2}}) {
     SCOPED_TRACE("n " + std::to_string(n) + " heads " + std::to_string(heads) + " dh " + std::to_string(dh));
     const int64_t row = heads * dh + pad;
     const HostBuffer want_b = Random(rng_, static_cast<size_t>(n * row), -2.0f, 2.0f);
@@ -574,8 +587,17 @@ TEST_F(CudaOps, RmsNormRopeMatchesReference) {
 // The q/k norms on the BF16 rows the engine keeps on a GPU: q as the first columns of a BF16
 // [n, 3·d] buffer, normalised over its full width (the cross-attention's q) or normalised and
 // rotated (self-attention); f32 inside, rounded once, so within bf16's rounding of the reference.
+// Widths that take each register-resident kernel (64: 4 vectors a lane, 1000: 8 with a partial
+// last group, 1536: 12) and one past them (2048: the streaming kernel).
 TEST_F(CudaOps, RmsNormsOnBf16Rows) {
-  constexpr int64_t n = 40, heads = 12, dh = 128, d = heads * dh;
+  for (auto [heads, dh] : {std::pair<int64_t, int64_t>{12, 128}, {2, 500}, {1, 64}, {16, 128}}) {
+    SCOPED_TRACE("heads " + std::to_string(heads) + " dh " + std::to_string(dh));
+    CheckRmsNormsOnBf16Rows(heads, dh);
+  }
+}
+
+void CudaOps::CheckRmsNormsOnBf16Rows(int64_t heads, int64_t dh) {
+  const int64_t n = 40, d = heads * dh;
   const HostBuffer xf = test::Bf16Rounded(Random(rng_, static_cast<size_t>(n * 3 * d), -2.0f, 2.0f));
   std::vector<uint16_t> bits(xf.size());
   for (size_t i = 0; i < bits.size(); ++i) bits[i] = FloatToBFloat16(xf.data()[i]);

@@ -357,6 +357,46 @@ TEST(FlashLayout, TilesCoverEveryRowOnce) {
   ForEveryConfig([]<class T>() { CheckTilesCoverEveryRowOnce<T>(); });
 }
 
+// RowMax on its own: the softmax's output hardly depends on the max it is taken against (only
+// exp2's range does), so the emulations cannot see a wrong one. Each element of a lane's S in
+// turn holds the largest value (every S width the kernels use: 4, 8, 16, 22 n8 tiles), and a
+// row half may be all −inf (masked): the result is the plain max of each half.
+template <int kTiles>
+struct STiles {
+  static constexpr int kSTiles = kTiles;
+};
+
+template <int kTiles>
+void CheckRowMax(std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-5.0f, 5.0f);
+  for (int planted = 0; planted < kTiles * 4; ++planted) {
+    for (bool masked_half : {false, true}) {
+      float s[kTiles][4];
+      float want[2] = {kNegInf, kNegInf};
+      for (int nt = 0; nt < kTiles; ++nt) {
+        for (int i = 0; i < 4; ++i) {
+          float v = nt * 4 + i == planted ? 100.0f + static_cast<float>(planted) : dist(rng);
+          if (masked_half && (i >> 1) != ((planted % 4) >> 1)) v = kNegInf;
+          s[nt][i] = v;
+          want[i >> 1] = std::max(want[i >> 1], v);
+        }
+      }
+      float got[2];
+      RowMax<STiles<kTiles>>(s, got);
+      EXPECT_EQ(got[0], want[0]) << kTiles << " tiles, planted " << planted << (masked_half ? ", masked" : "");
+      EXPECT_EQ(got[1], want[1]) << kTiles << " tiles, planted " << planted << (masked_half ? ", masked" : "");
+    }
+  }
+}
+
+TEST(FlashLayout, RowMaxIsTheMaxOfEachRowHalf) {
+  std::mt19937 rng(7);
+  CheckRowMax<4>(rng);
+  CheckRowMax<8>(rng);
+  CheckRowMax<16>(rng);
+  CheckRowMax<22>(rng);
+}
+
 TEST(FlashLayout, Bf16RoundsToNearestEven) {
   EXPECT_EQ(Bf16Bits(1.0f), 0x3f80);
   EXPECT_EQ(Bf16Bits(-2.0f), 0xc000);
