@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <limits>
 #include <string_view>
 
 #include "core/config.h"
@@ -113,20 +116,37 @@ Result<WanTransformerConfig> ParseWanTransformerConfig(const Config& c) {
   return w;
 }
 
+namespace {
+
+// Size `i` of tensor `name`'s shape as a model size: it must exist and lie in [1, 2³¹): a file whose
+// shapes say otherwise (a zero-size or scalar tensor) is malformed, not a model to build.
+Result<int> ShapeDim(const std::string& file, const std::vector<int64_t>& shape, size_t i, const std::string& name) {
+  if (i >= shape.size() || shape[i] <= 0 || shape[i] > std::numeric_limits<int>::max()) {
+    return Error(Code::kModel, "{}: '{}' has shape [{}]: size {} must be a positive int", file, name,
+                 fmt::join(shape, ", "), i);
+  }
+  return static_cast<int>(shape[i]);
+}
+
+}  // namespace
+
 Result<WanTransformerConfig> WanTransformerConfigFromShapes(const Weights& weights, const std::string& p,
                                                             const Config* original_config) {
   WanTransformerConfig w;
   const std::string file = weights.checkpoint().path();
-  DS_ASSIGN_OR_RETURN(std::vector<int64_t> pe, weights.Shape(p + "patch_embedding.weight"));
+  const std::string pe_name = p + "patch_embedding.weight";
+  DS_ASSIGN_OR_RETURN(std::vector<int64_t> pe, weights.Shape(pe_name));
   if (pe.size() != 5) {
     return Error(Code::kModel, "{}: 'patch_embedding.weight' must have 5 dims, has {}", file, pe.size());
   }
   if (weights.Has(p + "img_emb.proj.0.weight") || weights.Has(p + "blocks.0.cross_attn.k_img.weight")) {
     return Error(Code::kUnsupported, "{}: an image-to-video Wan checkpoint; only text-to-video is supported", file);
   }
-  const int dim = static_cast<int>(pe[0]);
-  w.in_channels = static_cast<int>(pe[1]);
-  w.patch = {static_cast<int>(pe[2]), static_cast<int>(pe[3]), static_cast<int>(pe[4])};
+  DS_ASSIGN_OR_RETURN(const int dim, ShapeDim(file, pe, 0, pe_name));
+  DS_ASSIGN_OR_RETURN(w.in_channels, ShapeDim(file, pe, 1, pe_name));
+  for (int i = 0; i < 3; ++i) {
+    DS_ASSIGN_OR_RETURN(w.patch[i], ShapeDim(file, pe, 2 + static_cast<size_t>(i), pe_name));
+  }
   // Every published Wan2.1 model uses 128-wide heads; the original config stores only the count.
   w.heads = dim / 128;
   if (original_config != nullptr && original_config->Has("num_heads")) {
@@ -141,13 +161,23 @@ Result<WanTransformerConfig> WanTransformerConfigFromShapes(const Weights& weigh
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> text, weights.Shape(p + "text_embedding.0.weight"));
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> time, weights.Shape(p + "time_embedding.0.weight"));
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> head, weights.Shape(p + "head.head.weight"));
-  if (ffn.size() != 2 || text.size() != 2 || time.size() != 2 || head.size() != 2 || head[0] % w.patch_volume()) {
+  if (ffn.size() != 2 || text.size() != 2 || time.size() != 2 || head.size() != 2) {
     return Error(Code::kModel, "{}: unexpected shapes of ffn/text_embedding/time_embedding/head tensors", file);
   }
-  w.ffn = static_cast<int>(ffn[0]);
-  w.text_dim = static_cast<int>(text[1]);
-  w.freq_dim = static_cast<int>(time[1]);
-  w.out_channels = static_cast<int>(head[0] / w.patch_volume());
+  DS_ASSIGN_OR_RETURN(w.ffn, ShapeDim(file, ffn, 0, p + "blocks.0.ffn.0.weight"));
+  DS_ASSIGN_OR_RETURN(w.text_dim, ShapeDim(file, text, 1, p + "text_embedding.0.weight"));
+  DS_ASSIGN_OR_RETURN(w.freq_dim, ShapeDim(file, time, 1, p + "time_embedding.0.weight"));
+  DS_ASSIGN_OR_RETURN(const int head_rows, ShapeDim(file, head, 0, p + "head.head.weight"));
+  const int64_t patch_volume = static_cast<int64_t>(w.patch[0]) * w.patch[1] * w.patch[2];
+  if (patch_volume > std::numeric_limits<int>::max() || head_rows % patch_volume != 0) {
+    return Error(Code::kModel, "{}: 'head.head.weight' has {} rows, not a whole number of {}x{}x{} patches", file,
+                 head_rows, w.patch[0], w.patch[1], w.patch[2]);
+  }
+  if (w.freq_dim % 2 != 0) {
+    return Error(Code::kModel, "{}: the time embedding's input width {} (time_embedding.0.weight) must be even", file,
+                 w.freq_dim);
+  }
+  w.out_channels = static_cast<int>(head_rows / patch_volume);
   w.layers = 0;
   while (weights.Has(p + "blocks." + std::to_string(w.layers) + ".modulation")) ++w.layers;
   if (w.layers == 0) return Error(Code::kModel, "{}: no 'blocks.0.modulation' tensor", file);
@@ -212,10 +242,11 @@ Result<WanVaeConfig> ParseWanVaeConfig(const Config& c) {
 
 Result<WanVaeConfig> WanVaeConfigFromShapes(const Weights& w) {
   WanVaeConfig v;
+  const std::string file = w.checkpoint().path();
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> head, w.Shape("decoder.head.0.gamma"));
   DS_ASSIGN_OR_RETURN(std::vector<int64_t> pq, w.Shape("conv2.weight"));
-  v.base_dim = static_cast<int>(head[0]);
-  v.z_dim = static_cast<int>(pq[0]);
+  DS_ASSIGN_OR_RETURN(v.base_dim, ShapeDim(file, head, 0, "decoder.head.0.gamma"));
+  DS_ASSIGN_OR_RETURN(v.z_dim, ShapeDim(file, pq, 0, "conv2.weight"));
   v.latents_mean = Wan21LatentsMean();
   v.latents_std = Wan21LatentsStd();
   if (v.z_dim != static_cast<int>(v.latents_mean.size())) {

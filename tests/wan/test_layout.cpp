@@ -155,6 +155,52 @@ TEST_F(WanLayout, OriginalNamesWithoutConfigNeed128WideHeads) {
   EXPECT_TRUE(Contains(r.status().message(), "model width 64 (patch_embedding.weight) does not split into 0 heads"));
 }
 
+size_t ElementBytes(const std::string& dtype) { return dtype == "F32" ? 4 : dtype.rfind("F8", 0) == 0 ? 1 : 2; }
+
+// Shapes that would build no model (found by the wan_shapes fuzz target: a zero-size patch
+// divided by zero, a scalar VAE tensor was indexed past its end, an odd time-embedding width was
+// accepted) are model errors naming the file and the tensor.
+TEST_F(WanLayout, OriginalNamesWithImpossibleShapesAreRefusedByName) {
+  struct Case {
+    const char* tensor;
+    std::vector<int64_t> shape;
+    const char* message;
+  };
+  const std::string transformer = FixtureDir() + "/original/transformer";
+  for (const Case& c : {Case{"patch_embedding.weight", {64, 16, 0, 2, 2}, "'patch_embedding.weight' has shape"},
+                        Case{"time_embedding.0.weight", {64, 255}, "must be even"}}) {
+    SCOPED_TRACE(c.tensor);
+    const std::string t = Path(std::string("t_") + c.message[1]);
+    fs::create_directory(t);
+    fs::copy_file(transformer + "/config.json", t + "/config.json");
+    Rewrite(transformer, t + "/wan.safetensors", [&](TensorSpec s) {
+      if (s.name == c.tensor) {
+        s.shape = c.shape;
+        int64_t n = 1;
+        for (int64_t d : c.shape) n *= d;
+        s.bytes.resize(static_cast<size_t>(n) * ElementBytes(s.dtype));
+      }
+      return std::optional<TensorSpec>(std::move(s));
+    });
+    auto r = WanTransformer::Load(t);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kModel) << r.status().message();
+    EXPECT_TRUE(Contains(r.status().message(), c.message)) << r.status().message();
+    EXPECT_TRUE(Contains(r.status().message(), "wan.safetensors")) << r.status().message();
+  }
+  const std::string f = Path("scalar_vae.safetensors");
+  Rewrite(FixtureDir() + "/original/wan_2.1_vae_tiny.safetensors", f, [](TensorSpec s) {
+    if (s.name == "decoder.head.0.gamma") {
+      s.shape = {};
+      s.bytes.resize(ElementBytes(s.dtype));
+    }
+    return std::optional<TensorSpec>(std::move(s));
+  });
+  auto v = WanVaeDecoder::Load(f);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(Contains(v.status().message(), "'decoder.head.0.gamma' has shape []")) << v.status().message();
+}
+
 TEST_F(WanLayout, VaeErrorsNameTheStoredOriginalName) {
   const std::string f = Path("vae.safetensors");
   Rewrite(FixtureDir() + "/original/wan_2.1_vae_tiny.safetensors", f, [](TensorSpec s) {
