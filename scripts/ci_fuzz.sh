@@ -15,7 +15,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 JOBS=${JOBS:-2}
 CXX=${CXX:-clang++}
-ALL_TARGETS=(safetensors checkpoint_index config tokenizer options y4m wan_shapes)
+ALL_TARGETS=(safetensors checkpoint_index config tokenizer options y4m wan_shapes wan_config)
 TARGETS=("${ALL_TARGETS[@]}")
 (($#)) && TARGETS=("$@")
 if ! command -v "$CXX" >/dev/null; then
@@ -78,6 +78,7 @@ av_pkgs="libavcodec libavformat libavutil libswscale"
     "-fopenmp $(pkg-config --libs openblas 2>/dev/null || echo -lopenblas) $(pkg-config --libs sentencepiece 2>/dev/null || echo -lsentencepiece)"
   target y4m "libsupport.a libcli.a" "$(pkg-config --libs libswscale libavutil)"
   target wan_shapes "libsupport.a libwan.a libcore.a" ""
+  target wan_config "libsupport.a libwan.a libcore.a" ""
 } >"$B/build.ninja.new"
 cmp -s "$B/build.ninja.new" "$B/build.ninja" || mv "$B/build.ninja.new" "$B/build.ninja"
 rm -f "$B/build.ninja.new"

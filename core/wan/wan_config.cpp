@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string_view>
@@ -27,6 +28,18 @@ Status RequireNull(const Config& c, std::string_view key, std::string_view what)
 Status Positive(const Config& c, std::string_view key, int64_t v) {
   if (v > 0) return Status::Ok();
   return Error(Code::kModel, "{}: '{}' must be positive, got {}", c.name(), key, v);
+}
+
+// A width the model code multiplies out (heads × head size, …) must fit int.
+Status ProductFitsInt(const Config& c, std::string_view what, int64_t product) {
+  if (product <= std::numeric_limits<int>::max()) return Status::Ok();
+  return Error(Code::kModel, "{}: {} is {}, beyond any model this engine can hold", c.name(), what, product);
+}
+
+// A norm's epsilon: finite and not negative (a negative one takes the square root of less than 0).
+Status Epsilon(const Config& c, std::string_view key, float eps) {
+  if (std::isfinite(eps) && eps >= 0.0f) return Status::Ok();
+  return Error(Code::kModel, "{}: '{}' must be a finite epsilon ≥ 0, got {}", c.name(), key, eps);
 }
 
 }  // namespace
@@ -101,6 +114,10 @@ Result<WanTransformerConfig> ParseWanTransformerConfig(const Config& c) {
                         {"rope_max_seq_len", w.rope_max_seq_len}}) {
     DS_TRY(Positive(c, key, v));
   }
+  DS_TRY(ProductFitsInt(c, "the width (num_attention_heads x attention_head_dim)", int64_t{w.heads} * w.head_dim));
+  DS_TRY(ProductFitsInt(c, "a patch's values (patch_size volume x channels)",
+                        int64_t{w.patch[0]} * w.patch[1] * w.patch[2] * std::max(w.in_channels, w.out_channels)));
+  DS_TRY(Epsilon(c, "eps", w.eps));
   if (w.head_dim % 2 != 0 || w.freq_dim % 2 != 0 || w.head_dim < 6) {
     return Error(Code::kModel, "{}: attention_head_dim ({}) and freq_dim ({}) must be even, head_dim at least 6",
                  c.name(), w.head_dim, w.freq_dim);
@@ -184,6 +201,7 @@ Result<WanTransformerConfig> WanTransformerConfigFromShapes(const Weights& weigh
   w.cross_attn_norm = weights.Has(p + "blocks.0.norm3.weight");
   if (original_config != nullptr && original_config->Has("eps")) {
     DS_ASSIGN_OR_RETURN(w.eps, original_config->Get<float>("eps"));
+    DS_TRY(Epsilon(*original_config, "eps", w.eps));
   }
   return w;
 }
@@ -222,7 +240,10 @@ Result<WanVaeConfig> ParseWanVaeConfig(const Config& c) {
   if (v.dim_mult.size() < 2 || v.temporal_downsample.size() != v.dim_mult.size() - 1) {
     return Error(Code::kModel, "{}: 'dim_mult' needs at least 2 entries and 'temperal_downsample' one fewer", c.name());
   }
-  for (int m : v.dim_mult) DS_TRY(Positive(c, "dim_mult", m));
+  for (int m : v.dim_mult) {
+    DS_TRY(Positive(c, "dim_mult", m));
+    DS_TRY(ProductFitsInt(c, "a decoder width (base_dim x dim_mult)", int64_t{v.base_dim} * m));
+  }
   DS_ASSIGN_OR_RETURN(bool residual, c.GetOr<bool>("is_residual", false));
   if (residual) return Error(Code::kUnsupported, "{}: 'is_residual' VAE (Wan2.2) is not supported", c.name());
   DS_TRY(RequireNull(c, "patch_size", "a Wan2.2 VAE"));
@@ -232,6 +253,14 @@ Result<WanVaeConfig> ParseWanVaeConfig(const Config& c) {
                           {"latents_std", &v.latents_std}}) {
     if (!c.Has(key)) continue;
     DS_ASSIGN_OR_RETURN(std::vector<double> x, c.GetDoubleArray(key, static_cast<size_t>(v.z_dim)));
+    // Floats the decoder divides by (std) and subtracts: finite as floats, the std's not zero.
+    const bool is_std = key == "latents_std";
+    for (double e : x) {
+      if (!(std::fabs(e) <= std::numeric_limits<float>::max()) || (is_std && e == 0.0)) {
+        return Error(Code::kModel, "{}: '{}' holds {}; each entry must be a finite float{}", c.name(), key, e,
+                     is_std ? ", not zero" : "");
+      }
+    }
     dst->assign(x.begin(), x.end());
   }
   if (static_cast<int>(v.latents_mean.size()) != v.z_dim) {
@@ -276,6 +305,8 @@ Result<Umt5Config> ParseUmt5Config(const Config& c) {
                         {"relative_attention_max_distance", u.max_distance}}) {
     DS_TRY(Positive(c, key, v));
   }
+  DS_TRY(ProductFitsInt(c, "the attention width (num_heads x d_kv)", int64_t{u.heads} * u.d_kv));
+  DS_TRY(Epsilon(c, "layer_norm_epsilon", u.eps));
   if (u.buckets < 4 || u.buckets % 4 != 0) {
     return Error(Code::kModel, "{}: relative_attention_num_buckets must be a positive multiple of 4, got {}", c.name(),
                  u.buckets);

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
 #include "core/wan/umt5.h"
@@ -153,6 +156,46 @@ TEST_F(WanLayout, OriginalNamesWithoutConfigNeed128WideHeads) {
   auto r = WanTransformer::Load(f);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(Contains(r.status().message(), "model width 64 (patch_embedding.weight) does not split into 0 heads"));
+}
+
+// config.json values no model can be built from (found by the wan_config fuzz target's properties,
+// from inputs written after reading the code): widths past int, a negative epsilon, a latent std
+// of zero or beyond float. Each is a model error naming the file, not an overflow or NaNs later.
+TEST_F(WanLayout, ConfigValuesNoModelCanHaveAreRefused) {
+  struct Case {
+    const char* component;
+    const char* key;
+    nlohmann::json value;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"transformer", "num_attention_heads", 65536, "the width (num_attention_heads x attention_head_dim)"},
+      {"transformer", "patch_size", {2000, 2000, 2000}, "a patch's values"},
+      {"transformer", "eps", -1.0, "'eps' must be a finite epsilon"},
+      {"vae", "base_dim", 1 << 30, "a decoder width (base_dim x dim_mult)"},
+      {"vae", "latents_std", std::vector<double>(16, 0.0), "'latents_std' holds 0"},
+      {"vae", "latents_mean", std::vector<double>(16, 1e300), "must be a finite float"},
+      {"text_encoder", "d_kv", 1 << 30, "the attention width (num_heads x d_kv)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.component) + " " + c.key);
+    const std::string m = CopyTiny();
+    const std::string file = m + "/" + c.component + "/config.json";
+    nlohmann::json doc;
+    {
+      std::ifstream in(file);
+      doc = nlohmann::json::parse(in);
+    }
+    doc[c.key] = c.value;
+    if (std::string(c.key) == "num_attention_heads") doc["attention_head_dim"] = 65536;
+    test::WriteFile(file, doc.dump());
+    auto r = WanModel::Load(m);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kModel) << r.status().message();
+    EXPECT_TRUE(Contains(r.status().message(), c.message)) << r.status().message();
+    EXPECT_TRUE(Contains(r.status().message(), "config.json")) << r.status().message();
+    fs::remove_all(m);
+  }
 }
 
 size_t ElementBytes(const std::string& dtype) { return dtype == "F32" ? 4 : dtype.rfind("F8", 0) == 0 ? 1 : 2; }
