@@ -83,6 +83,33 @@ __device__ __forceinline__ void Store4(__nv_bfloat16* y, int64_t i, const float 
   pairs[1] = __floats2bfloat162_rn(v[2], v[3]);
 }
 
+// The float4 LayerNorm kernels' per-vector pieces, shared so both compute the same bits: a
+// vector's sum and squared deviation in one fixed order, and its output (normalised, then the
+// affine and modulation vectors that are present) stored at vector i of y's row.
+__device__ __forceinline__ float VectorSum(float4 a) { return (a.x + a.y) + (a.z + a.w); }
+__device__ __forceinline__ float VectorSquaredDeviation(float4 a, float mean) {
+  return (a.x - mean) * (a.x - mean) + (a.y - mean) * (a.y - mean) + (a.z - mean) * (a.z - mean) +
+         (a.w - mean) * (a.w - mean);
+}
+template <class Out>
+__device__ __forceinline__ void StoreNormalized(Out* yr, int64_t i, float4 a, float mean, float rstd,
+                                                const LayerNormVectors& v) {
+  float out[4] = {(a.x - mean) * rstd, (a.y - mean) * rstd, (a.z - mean) * rstd, (a.w - mean) * rstd};
+  auto apply = [&](const float* vec, auto op) {
+    if (!vec) return;
+    const float4 b = Load4(vec, i);
+    out[0] = op(out[0], b.x);
+    out[1] = op(out[1], b.y);
+    out[2] = op(out[2], b.z);
+    out[3] = op(out[3], b.w);
+  };
+  apply(v.weight, [](float o, float w) { return o * w; });
+  apply(v.bias, [](float o, float b) { return o + b; });
+  apply(v.scale, [](float o, float c) { return o * (1.0f + c); });
+  apply(v.shift, [](float o, float h) { return o + h; });
+  Store4(yr, i, out);
+}
+
 template <class Out>
 __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLayout y, LayerNormVectors v, float eps) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
@@ -93,35 +120,22 @@ __global__ void __launch_bounds__(kThreads) LayerNormKernel4(RowLayout x, RowLay
   Out* yr = reinterpret_cast<Out*>(y.Row(row));
 
   float sum = 0.0f;
-  for (int64_t i = lane; i < vectors; i += kWarpSize) {
-    const float4 a = Load4(xr, i);
-    sum += (a.x + a.y) + (a.z + a.w);
-  }
+  for (int64_t i = lane; i < vectors; i += kWarpSize) sum += VectorSum(Load4(xr, i));
   const float mean = WarpSum(sum) / static_cast<float>(x.width);
   float sq = 0.0f;
-  for (int64_t i = lane; i < vectors; i += kWarpSize) {
-    const float4 a = Load4(xr, i);
-    sq += (a.x - mean) * (a.x - mean) + (a.y - mean) * (a.y - mean) + (a.z - mean) * (a.z - mean) +
-          (a.w - mean) * (a.w - mean);
-  }
+  for (int64_t i = lane; i < vectors; i += kWarpSize) sq += VectorSquaredDeviation(Load4(xr, i), mean);
   const float rstd = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
+  for (int64_t i = lane; i < vectors; i += kWarpSize) StoreNormalized(yr, i, Load4(xr, i), mean, rstd, v);
+}
 
-  for (int64_t i = lane; i < vectors; i += kWarpSize) {
-    const float4 a = Load4(xr, i);
-    float out[4] = {(a.x - mean) * rstd, (a.y - mean) * rstd, (a.z - mean) * rstd, (a.w - mean) * rstd};
-    auto apply = [&](const float* vec, auto op) {
-      if (!vec) return;
-      const float4 b = Load4(vec, i);
-      out[0] = op(out[0], b.x);
-      out[1] = op(out[1], b.y);
-      out[2] = op(out[2], b.z);
-      out[3] = op(out[3], b.w);
-    };
-    apply(v.weight, [](float o, float w) { return o * w; });
-    apply(v.bias, [](float o, float b) { return o + b; });
-    apply(v.scale, [](float o, float c) { return o * (1.0f + c); });
-    apply(v.shift, [](float o, float h) { return o + h; });
-    Store4(yr, i, out);
+// Lane `lane`'s vectors of a row of `vectors` 4-element vectors (lane, lane + 32, …), every load
+// issued before any is used; zeros past the row's end.
+template <int kVec, class Elem>
+__device__ __forceinline__ void LoadRowVectors(const Elem* row, int vectors, int lane, float4 (&a)[kVec]) {
+#pragma unroll
+  for (int j = 0; j < kVec; ++j) {
+    const int i = lane + j * kWarpSize;
+    a[j] = i < vectors ? Load4(row, i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
 }
 
@@ -141,44 +155,24 @@ __global__ void __launch_bounds__(kThreads)
   Out* yr = reinterpret_cast<Out*>(y.Row(row));
 
   float4 a[kVec];
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) {
-    const int i = lane + j * kWarpSize;
-    a[j] = i < vectors ? Load4(xr, i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  }
+  LoadRowVectors(xr, vectors, lane, a);
   float sum = 0.0f;
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
-    if (lane + j * kWarpSize < vectors) sum += (a[j].x + a[j].y) + (a[j].z + a[j].w);
+    if (lane + j * kWarpSize < vectors) sum += VectorSum(a[j]);
   }
   const float mean = WarpSum(sum) / static_cast<float>(x.width);
   float sq = 0.0f;
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
-    if (lane + j * kWarpSize < vectors) {
-      sq += (a[j].x - mean) * (a[j].x - mean) + (a[j].y - mean) * (a[j].y - mean) + (a[j].z - mean) * (a[j].z - mean) +
-            (a[j].w - mean) * (a[j].w - mean);
-    }
+    if (lane + j * kWarpSize < vectors) sq += VectorSquaredDeviation(a[j], mean);
   }
   const float rstd = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
 #pragma unroll
   for (int j = 0; j < kVec; ++j) {
     const int i = lane + j * kWarpSize;
     if (i >= vectors) break;
-    float out[4] = {(a[j].x - mean) * rstd, (a[j].y - mean) * rstd, (a[j].z - mean) * rstd, (a[j].w - mean) * rstd};
-    auto apply = [&](const float* vec, auto op) {
-      if (!vec) return;
-      const float4 b = Load4(vec, i);
-      out[0] = op(out[0], b.x);
-      out[1] = op(out[1], b.y);
-      out[2] = op(out[2], b.z);
-      out[3] = op(out[3], b.w);
-    };
-    apply(v.weight, [](float o, float w) { return o * w; });
-    apply(v.bias, [](float o, float b) { return o + b; });
-    apply(v.scale, [](float o, float c) { return o * (1.0f + c); });
-    apply(v.shift, [](float o, float h) { return o + h; });
-    Store4(yr, i, out);
+    StoreNormalized(yr, i, a[j], mean, rstd, v);
   }
 }
 
@@ -212,11 +206,7 @@ __global__ void __launch_bounds__(kThreads) RmsNormRegsKernel(RowLayout x, const
   const int vectors = static_cast<int>(x.width / 4);
   Elem* xr = reinterpret_cast<Elem*>(x.Row(row));
   float4 a[kVec];
-#pragma unroll
-  for (int j = 0; j < kVec; ++j) {
-    const int i = lane + j * kWarpSize;
-    a[j] = i < vectors ? Load4(xr, i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  }
+  LoadRowVectors(xr, vectors, lane, a);
   float sq = 0.0f;
 #pragma unroll
   for (int j = 0; j < kVec; ++j) sq += (a[j].x * a[j].x + a[j].y * a[j].y) + (a[j].z * a[j].z + a[j].w * a[j].w);
