@@ -917,9 +917,10 @@ TEST(DitsrcProperties, SetWhileStartingReachesTheFirstClip) {
   ASSERT_NE(category, nullptr);
   const GstDebugLevel threshold = gst_debug_category_get_threshold(category);
   gst_debug_category_set_threshold(category, GST_LEVEL_INFO);
-  gst_debug_add_log_function(SetPropertiesOnLoadLog, &set, nullptr);
+  // The functions, not their macros (which compare a function pointer with void*: -Wpedantic).
+  (gst_debug_add_log_function)(SetPropertiesOnLoadLog, &set, nullptr);
   gst_harness_play(h.get());
-  gst_debug_remove_log_function(SetPropertiesOnLoadLog);
+  (gst_debug_remove_log_function)(SetPropertiesOnLoadLog);
   gst_debug_category_set_threshold(category, threshold);
   ASSERT_TRUE(set.done) << "the engine's load message did not come through the log";
   for (const Frame& f : h.PullFrames(kClipFrames)) EXPECT_FALSE(f.empty());
