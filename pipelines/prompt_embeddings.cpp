@@ -1,6 +1,8 @@
 #include "pipelines/prompt_embeddings.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -88,6 +90,13 @@ Result<PromptEmbeddings> ReadPromptEmbeddings(const std::string& path, const std
     }
     out->resize(static_cast<size_t>(rows) * cols);
     DS_TRY(ConvertToF32(*t, out->data()));
+    // A NaN or infinity would reach every frame of every clip as black or noise: a corrupt file.
+    if (auto bad = std::find_if(out->begin(), out->end(), [](float v) { return !std::isfinite(v); });
+        bad != out->end()) {
+      const size_t at = static_cast<size_t>(bad - out->begin());
+      return Error(Code::kInvalidArgument, "{}: \"{}\" holds {} at row {}, column {}: embeddings must be finite", path,
+                   name, *bad, at / static_cast<size_t>(cols), at % static_cast<size_t>(cols));
+    }
   }
   if (e.prompt.find_first_not_of(" \t\r\n") == std::string::npos) {
     return Error(Code::kInvalidArgument, "{}: the metadata has no prompt", path);
