@@ -30,16 +30,30 @@ Status Positive(const Config& c, std::string_view key, int64_t v) {
   return Error(Code::kModel, "{}: '{}' must be positive, got {}", c.name(), key, v);
 }
 
-// A width the model code multiplies out (heads × head size, …) must fit int.
-Status ProductFitsInt(const Config& c, std::string_view what, int64_t product) {
+// A width the model code multiplies out (heads × head size, …) must fit int. `where`: the file.
+Status ProductFitsInt(const std::string& where, std::string_view what, int64_t product) {
   if (product <= std::numeric_limits<int>::max()) return Status::Ok();
-  return Error(Code::kModel, "{}: {} is {}, beyond any model this engine can hold", c.name(), what, product);
+  return Error(Code::kModel, "{}: {} is {}, beyond any model this engine can hold", where, what, product);
 }
 
 // A norm's epsilon: finite and not negative (a negative one takes the square root of less than 0).
-Status Epsilon(const Config& c, std::string_view key, float eps) {
+Status Epsilon(const std::string& where, std::string_view key, float eps) {
   if (std::isfinite(eps) && eps >= 0.0f) return Status::Ok();
-  return Error(Code::kModel, "{}: '{}' must be a finite epsilon ≥ 0, got {}", c.name(), key, eps);
+  return Error(Code::kModel, "{}: '{}' must be a finite epsilon ≥ 0, got {}", where, key, eps);
+}
+
+// What the transformer code relies on beyond positive sizes, whether the config was read from
+// config.json or from a checkpoint's tensor shapes (`where` names that file).
+Status CheckTransformerConfig(const WanTransformerConfig& w, const std::string& where) {
+  DS_TRY(ProductFitsInt(where, "the width (num_attention_heads x attention_head_dim)", int64_t{w.heads} * w.head_dim));
+  DS_TRY(ProductFitsInt(where, "a patch's values (patch_size volume x channels)",
+                        int64_t{w.patch[0]} * w.patch[1] * w.patch[2] * std::max(w.in_channels, w.out_channels)));
+  DS_TRY(Epsilon(where, "eps", w.eps));
+  if (w.head_dim % 2 != 0 || w.freq_dim % 2 != 0 || w.head_dim < 6) {
+    return Error(Code::kModel, "{}: attention_head_dim ({}) and freq_dim ({}) must be even, head_dim at least 6", where,
+                 w.head_dim, w.freq_dim);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -114,14 +128,7 @@ Result<WanTransformerConfig> ParseWanTransformerConfig(const Config& c) {
                         {"rope_max_seq_len", w.rope_max_seq_len}}) {
     DS_TRY(Positive(c, key, v));
   }
-  DS_TRY(ProductFitsInt(c, "the width (num_attention_heads x attention_head_dim)", int64_t{w.heads} * w.head_dim));
-  DS_TRY(ProductFitsInt(c, "a patch's values (patch_size volume x channels)",
-                        int64_t{w.patch[0]} * w.patch[1] * w.patch[2] * std::max(w.in_channels, w.out_channels)));
-  DS_TRY(Epsilon(c, "eps", w.eps));
-  if (w.head_dim % 2 != 0 || w.freq_dim % 2 != 0 || w.head_dim < 6) {
-    return Error(Code::kModel, "{}: attention_head_dim ({}) and freq_dim ({}) must be even, head_dim at least 6",
-                 c.name(), w.head_dim, w.freq_dim);
-  }
+  DS_TRY(CheckTransformerConfig(w, c.name()));
   DS_ASSIGN_OR_RETURN(std::string qk_norm, c.GetOr<std::string>("qk_norm", "rms_norm_across_heads"));
   if (qk_norm != "rms_norm_across_heads") {
     return Error(Code::kUnsupported, "{}: qk_norm '{}' is not supported (Wan2.1 uses 'rms_norm_across_heads')",
@@ -190,10 +197,6 @@ Result<WanTransformerConfig> WanTransformerConfigFromShapes(const Weights& weigh
     return Error(Code::kModel, "{}: 'head.head.weight' has {} rows, not a whole number of {}x{}x{} patches", file,
                  head_rows, w.patch[0], w.patch[1], w.patch[2]);
   }
-  if (w.freq_dim % 2 != 0) {
-    return Error(Code::kModel, "{}: the time embedding's input width {} (time_embedding.0.weight) must be even", file,
-                 w.freq_dim);
-  }
   w.out_channels = static_cast<int>(head_rows / patch_volume);
   w.layers = 0;
   while (weights.Has(p + "blocks." + std::to_string(w.layers) + ".modulation")) ++w.layers;
@@ -201,8 +204,8 @@ Result<WanTransformerConfig> WanTransformerConfigFromShapes(const Weights& weigh
   w.cross_attn_norm = weights.Has(p + "blocks.0.norm3.weight");
   if (original_config != nullptr && original_config->Has("eps")) {
     DS_ASSIGN_OR_RETURN(w.eps, original_config->Get<float>("eps"));
-    DS_TRY(Epsilon(*original_config, "eps", w.eps));
   }
+  DS_TRY(CheckTransformerConfig(w, file));
   return w;
 }
 
@@ -242,7 +245,7 @@ Result<WanVaeConfig> ParseWanVaeConfig(const Config& c) {
   }
   for (int m : v.dim_mult) {
     DS_TRY(Positive(c, "dim_mult", m));
-    DS_TRY(ProductFitsInt(c, "a decoder width (base_dim x dim_mult)", int64_t{v.base_dim} * m));
+    DS_TRY(ProductFitsInt(c.name(), "a decoder width (base_dim x dim_mult)", int64_t{v.base_dim} * m));
   }
   DS_ASSIGN_OR_RETURN(bool residual, c.GetOr<bool>("is_residual", false));
   if (residual) return Error(Code::kUnsupported, "{}: 'is_residual' VAE (Wan2.2) is not supported", c.name());
@@ -305,8 +308,8 @@ Result<Umt5Config> ParseUmt5Config(const Config& c) {
                         {"relative_attention_max_distance", u.max_distance}}) {
     DS_TRY(Positive(c, key, v));
   }
-  DS_TRY(ProductFitsInt(c, "the attention width (num_heads x d_kv)", int64_t{u.heads} * u.d_kv));
-  DS_TRY(Epsilon(c, "layer_norm_epsilon", u.eps));
+  DS_TRY(ProductFitsInt(c.name(), "the attention width (num_heads x d_kv)", int64_t{u.heads} * u.d_kv));
+  DS_TRY(Epsilon(c.name(), "layer_norm_epsilon", u.eps));
   if (u.buckets < 4 || u.buckets % 4 != 0) {
     return Error(Code::kModel, "{}: relative_attention_num_buckets must be a positive multiple of 4, got {}", c.name(),
                  u.buckets);
