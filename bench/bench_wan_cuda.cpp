@@ -15,7 +15,9 @@
 //   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
 //      512 text rows): a first forward (uploads the weights), then timed forwards, replaying
 //      the forward's CUDA graph, then issuing its ops one by one:
-//      "RESULT engine_wan13b_forward …", "RESULT engine_wan13b_forward_without_graph …"; then,
+//      "RESULT engine_wan13b_forward …", "RESULT engine_wan13b_forward_without_graph …", and
+//      with cuBLASLt's first algorithm for every GEMM instead of the fastest of those the first
+//      forward timed, "RESULT engine_wan13b_forward_heuristic_gemms …"; then,
 //      with --flash-configs a,b,…, the same graph-replayed forward with each of those attention
 //      kernels (CudaBackend::set_flash_config; gpu_check names the fastest of bench_cuda's
 //      table), "RESULT engine_wan13b_forward_flash config=… ms=…".
@@ -173,7 +175,7 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
     return Seconds(start) / n;
   };
   const double first_s = timed(1, 999.0f);
-  std::printf("first forward (incl. weight upload, workspace allocation): %.2f s\n", first_s);
+  std::printf("first forward (incl. weight upload, workspace allocation, GEMM algorithm timing): %.2f s\n", first_s);
   const double second_s = timed(1, 999.0f);
   std::printf("second forward (captures the CUDA graph, then launches it): %.2f s; replays: %s\n", second_s,
               model->ForwardReplays() ? "yes" : "NO");
@@ -182,6 +184,20 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   gpu.set_graphs(false);
   const double ops_ms = timed(reps, 500.0f) * 1e3;
   gpu.set_graphs(true);
+  // The same forwards with cuBLASLt's first algorithm for every GEMM instead of the fastest of the
+  // candidates the first forward timed: the plans are made again (the first forward issues the
+  // ops, the second captures them), then put back as they were for the stages after.
+  const std::vector<float> tuned_velocity = velocity;
+  double heuristic_ms = 0, heuristic_rel = 0;
+  bool heuristic_finite = false;
+  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::GemmAutotune::kOff);
+  if (s.ok()) {
+    timed(2, 999.0f);
+    heuristic_ms = timed(reps, 500.0f) * 1e3;
+    heuristic_rel = RelRms(velocity, tuned_velocity, &heuristic_finite);
+  }
+  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::GemmAutotune::kRecorded);
+  if (s.ok()) timed(2, 500.0f);
   if (!s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
     return 1;
@@ -193,6 +209,15 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
               T * (H / 2) * (W / 2), layers, L, ms, flops / ms / 1e9, sum / static_cast<double>(velocity.size()));
   std::printf("RESULT engine_wan13b_forward_without_graph tokens=%d layers=%d ms=%.1f graph_speedup=%.3f\n",
               T * (H / 2) * (W / 2), layers, ops_ms, ops_ms / ms);
+  std::printf(
+      "RESULT engine_wan13b_forward_heuristic_gemms tokens=%d layers=%d ms=%.1f gemm_tuning_speedup=%.3f "
+      "rel_rms_vs_tuned=%.2e\n",
+      T * (H / 2) * (W / 2), layers, heuristic_ms, heuristic_ms / ms, heuristic_rel);
+  if (!heuristic_finite || heuristic_rel > 2e-2) {
+    std::fprintf(stderr, "bench_wan_cuda: the forward with the heuristic's GEMM algorithms %s (rel rms %.2e)\n",
+                 heuristic_finite ? "differs from the tuned one" : "is not finite", heuristic_rel);
+    return 1;
+  }
   *forward_ms = ms;
   // Each further attention kernel: its first forward issues the ops, the second captures them
   // (the graph of the previous kernel is not what replays), then the timed replays; its velocity

@@ -134,8 +134,8 @@ print_table() {
       cell[shape, $2] = (val("tflops") == "" ? "n/a" : val("tflops"))
     }
     END {
-      n = split("gemm_bf16_cublaslt torch_gemm_bf16 linear_backend_bf16xy linear_backend_bf16x_f32y linear_backend_bf16w linear_backend_tf32 linear_residual_fused linear_residual_unfused", cols, " ")
-      printf "%-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s\n", "MxNxK", "cuBLASLt bf16 (ours)", "torch bf16 matmul", "linear bf16 x,y,w", "linear bf16 x,w f32 y", "linear f32 x,y bf16 w", "Backend::linear TF32", "x+=g(a·wᵀ+b) fused", "linear, gate_residual"
+      n = split("gemm_bf16_cublaslt torch_gemm_bf16 linear_backend_bf16xy linear_gelu_bf16xy linear_backend_bf16x_f32y linear_backend_bf16w linear_backend_tf32 linear_residual_fused linear_residual_unfused", cols, " ")
+      printf "%-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s\n", "MxNxK", "cuBLASLt bf16 (ours)", "torch bf16 matmul", "linear bf16 x,y,w", "linear+GELU bf16 x,y,w", "linear bf16 x,w f32 y", "linear f32 x,y bf16 w", "Backend::linear TF32", "x+=g(a·wᵀ+b) fused", "linear, gate_residual"
       for (r = 1; r <= count; ++r) {
         printf "%-22s", order[r]
         base = ((order[r], cols[1]) in cell) ? cell[order[r], cols[1]] + 0 : 0
@@ -147,6 +147,23 @@ print_table() {
           printf " %-22s", c
         }
         printf "\n"
+      }
+    }' "$results"
+  echo
+  echo "the same GEMMs with the plans' algorithms timed (default) / cuBLASLt's heuristic first (TFLOP/s)"
+  awk '
+    function val(key,   i, kv) { for (i = 3; i <= NF; ++i) { split($i, kv, "="); if (kv[1] == key) return kv[2] } return "" }
+    $1 == "RESULT" && $2 ~ /_heuristic$/ {
+      name = substr($2, 1, length($2) - length("_heuristic")); shape = val("M") "x" val("N") "x" val("K")
+      heur[name, shape] = val("tflops"); if (!((name, shape) in seen)) { seen[name, shape] = 1; order[++count] = name " " shape }
+    }
+    $1 == "RESULT" && $2 !~ /_heuristic$/ { tuned[$2, val("M") "x" val("N") "x" val("K")] = val("tflops") }
+    END {
+      if (count > 0) printf "%-28s %-20s %-10s %-10s %s\n", "op", "MxNxK", "timed", "heuristic", "ratio"
+      for (r = 1; r <= count; ++r) {
+        split(order[r], f, " "); t = ((f[1], f[2]) in tuned) ? tuned[f[1], f[2]] : "-"; h = heur[f[1], f[2]]
+        ratio = (t != "-" && h + 0 > 0) ? sprintf("x%.3f", t / h) : "-"
+        printf "%-28s %-20s %-10s %-10s %s\n", f[1], f[2], t, h, ratio
       }
     }' "$results"
   echo
@@ -293,7 +310,8 @@ ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layer
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
 HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_hopper_layout.cpp tests/cuda/test_arena_rows.cpp
-                   tests/cuda/test_tma_ring.cpp tests/cuda/test_patch_index.cpp tests/cuda/test_frame_math.cpp)
+                   tests/cuda/test_tma_ring.cpp tests/cuda/test_patch_index.cpp tests/cuda/test_frame_math.cpp
+                   tests/cuda/test_gemm_tuning.cpp)
 GTEST_SOURCES=()
 case $GTEST_KIND in
   source) GTEST_SOURCES=("$GTEST_ROOT/src/gtest-all.cc" "$GTEST_ROOT/src/gtest_main.cc") ;;

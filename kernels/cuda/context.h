@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/cuda/arena.h"
+#include "kernels/cuda/gemm_tuning.h"
 
 namespace ds::cuda {
 
@@ -19,6 +20,8 @@ struct Context {
   void* lt_workspace = nullptr;  // cuBLASLt split-K / stream-K workspace, from the arena
   size_t lt_workspace_bytes = 0;
   bool tf32 = true;  // f32 GEMMs on tensor cores with TF32 inputs (10-bit mantissa), f32 accumulate
+  GemmAutotune gemm_autotune = GemmAutotune::kRecorded;  // which new GEMM plans time candidates
+  bool issuing_recording = false;                        // inside Backend::RunRecorded's ops (the repeated ones)
   int sm_count = 0;
   int cc = 0;  // compute capability, 10·major + minor
 };

@@ -191,6 +191,19 @@ struct CudaBackend::Impl {
     ctx.arena = &arena;
     ctx.plans = &plans;
     if (const char* env = std::getenv("DS_CUDA_GRAPHS"); env && std::string_view(env) == "0") options.graphs = false;
+    if (const char* env = std::getenv("DS_GEMM_AUTOTUNE"); env && *env) {
+      const std::string_view mode(env);
+      if (mode == "0" || mode == "off") {
+        options.gemm_autotune = cuda::GemmAutotune::kOff;
+      } else if (mode == "recorded") {
+        options.gemm_autotune = cuda::GemmAutotune::kRecorded;
+      } else if (mode == "all") {
+        options.gemm_autotune = cuda::GemmAutotune::kAll;
+      } else {
+        return Error(Code::kInvalidArgument, "DS_GEMM_AUTOTUNE is '{}': 0, recorded or all", mode);
+      }
+    }
+    ctx.gemm_autotune = options.gemm_autotune;
     return Status::Ok();
   }
 
@@ -556,7 +569,17 @@ class Capture {
 
 }  // namespace
 
-Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops) {
+Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& recorded) {
+  // The ops, marked as the repeated ones while they are issued (GemmAutotune::kRecorded).
+  auto ops = [&] {
+    struct Marked {
+      bool& flag;
+      const bool outer = flag;
+      explicit Marked(bool& f) : flag(f) { flag = true; }
+      ~Marked() { flag = outer; }
+    } marked(impl_->ctx.issuing_recording);
+    return recorded();
+  };
   if (!impl_->options.graphs) return ops();
   auto* rec = dynamic_cast<CudaGraphRecording*>(recording.get());
   if (rec == nullptr || rec->backend != id() || rec->generation != impl_->recording_generation) {
@@ -617,6 +640,20 @@ Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const s
 }
 
 void CudaBackend::set_graphs(bool on) { impl_->options.graphs = on; }
+
+Status CudaBackend::set_gemm_autotune(cuda::GemmAutotune mode) {
+  DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
+  // Plans may still be in use by queued GEMMs' launches: cuBLASLt reads a descriptor when the call
+  // is made, so once the stream has drained they can go.
+  DS_CUDA_TRY(cudaStreamSynchronize(impl_->ctx.stream));
+  impl_->options.gemm_autotune = mode;
+  impl_->ctx.gemm_autotune = mode;
+  impl_->plans.Clear();
+  ++impl_->recording_generation;  // a captured graph launches the algorithms it was captured with
+  return Status::Ok();
+}
+
+size_t CudaBackend::gemm_plans_timed() const { return impl_->plans.Timed(); }
 
 Status CudaBackend::set_flash_config(const std::string& name) {
   DS_CUDA_TRY(cudaSetDevice(impl_->options.device));

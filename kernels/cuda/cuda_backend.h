@@ -28,6 +28,7 @@
 #include "core/backend.h"
 #include "core/status.h"
 #include "core/tensor.h"
+#include "kernels/cuda/gemm_tuning.h"
 
 namespace ds {
 
@@ -49,6 +50,11 @@ struct CudaOptions {
   // Record a model's repeated ops as a CUDA graph and replay it (RunRecorded). Also off when the
   // environment variable DS_CUDA_GRAPHS is 0.
   bool graphs = true;
+  // Which new GEMM plans time cuBLASLt's first candidate algorithms once and keep the fastest
+  // (kernels/cuda/gemm_tuning.h): by default those a model's recorded forward makes, which replay
+  // every step; the others take the heuristic's first. The environment variable
+  // DS_GEMM_AUTOTUNE overrides it: 0 (none), recorded, all.
+  cuda::GemmAutotune gemm_autotune = cuda::GemmAutotune::kRecorded;
 };
 
 // Devices the driver reports, or why there are none ("no CUDA device: …", kUnsupported).
@@ -110,6 +116,11 @@ class CudaBackend final : public Backend {
   // make it fall back, with a warning, to issuing them each time.
   Status RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& ops) override;
   void set_graphs(bool on);  // CudaOptions::graphs; off: RunRecorded issues the ops each time
+  // CudaOptions::gemm_autotune from now on: the GEMM plans made so far are dropped (after the stream
+  // drains) and made again on next use, and recordings are captured again, so that one process can
+  // time the same GEMMs with and without tuning.
+  Status set_gemm_autotune(cuda::GemmAutotune mode);
+  size_t gemm_plans_timed() const;  // GEMM plans whose algorithm was chosen by timing
   // CudaOptions::flash_config from now on ("" = as Create: DS_FLASH_CONFIG, else the defaults), so that one process can
   // time a model's forward with several kernels: recordings made before are captured again. The error of Create for a
   // name no head dim has, or one the device cannot run; the choice is unchanged.

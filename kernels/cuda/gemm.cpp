@@ -1,10 +1,13 @@
 #include "kernels/cuda/gemm.h"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 #include "core/log.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/gemm_tuning.h"
 #include "kernels/cuda/row_layout.h"
 
 namespace ds::cuda {
@@ -18,6 +21,9 @@ GemmPlans::Plan::~Plan() {
 
 GemmPlans::~GemmPlans() = default;
 void GemmPlans::Clear() { plans.clear(); }
+size_t GemmPlans::Timed() const {
+  return static_cast<size_t>(std::count_if(plans.begin(), plans.end(), [](const auto& p) { return p.second->timed; }));
+}
 
 namespace {
 
@@ -27,6 +33,102 @@ namespace {
 uint32_t Alignment(const void* p, int64_t ld, size_t element) {
   const uintptr_t v = reinterpret_cast<uintptr_t>(p) | static_cast<uintptr_t>(ld * element) | 256u;
   return static_cast<uint32_t>(v & (~v + 1));
+}
+
+// Why the heuristic's candidate `r` cannot serve g (kUnsupported), or Ok.
+Status Usable(const GemmArgs& g, const cublasLtMatmulHeuristicResult_t& r) {
+  if (r.state != CUBLAS_STATUS_SUCCESS) {
+    return Error(Code::kUnsupported, "cuBLASLt's algorithm for m {} n {} k {} is not usable (status {})", g.m, g.n, g.k,
+                 static_cast<int>(r.state));
+  }
+  if (g.alpha_vector) {
+    // cuBLASLt documents the per-row alpha vector for few kernels: an algorithm that does not list
+    // the pointer mode would fail at launch, or worse, read the vector as a scalar.
+    uint32_t modes = 0;
+    size_t written = 0;
+    const cublasStatus_t cap = cublasLtMatmulAlgoCapGetAttribute(&r.algo, CUBLASLT_ALGO_CAP_POINTER_MODE_MASK, &modes,
+                                                                 sizeof(modes), &written);
+    if (cap != CUBLAS_STATUS_SUCCESS || (modes & CUBLASLT_POINTER_MODE_MASK_ALPHA_DEVICE_VECTOR_BETA_HOST) == 0) {
+      return Error(Code::kUnsupported,
+                   "cuBLASLt's {} algorithm for m {} n {} k {} takes no per-row alpha vector (pointer modes {:#x})",
+                   g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, modes);
+    }
+  }
+  return Status::Ok();
+}
+
+// Events that destroy themselves.
+struct EventPair {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  EventPair() {
+    if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) cudaGetLastError();
+  }
+  ~EventPair() {
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+};
+
+// Mean milliseconds of GemmTuning::kRuns launches of `algo` after one warm-up, with D (and C) in
+// `d_scratch`; -1 when a launch or an event failed.
+double TimeAlgorithm(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
+                     const cublasLtMatmulAlgo_t& algo, void* d_scratch, const EventPair& events) {
+  const float one = 1.0f;
+  const void* alpha = g.alpha_vector ? static_cast<const void*>(g.alpha_vector) : &one;
+  auto launch = [&] {
+    return cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, d_scratch, plan.d, d_scratch,
+                          plan.d, &algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream) == CUBLAS_STATUS_SUCCESS;
+  };
+  if (!launch() || cudaEventRecord(events.start, ctx.stream) != cudaSuccess) return -1.0;
+  for (int i = 0; i < GemmTuning::kRuns; ++i) {
+    if (!launch()) return -1.0;
+  }
+  float ms = 0.0f;
+  if (cudaEventRecord(events.stop, ctx.stream) != cudaSuccess || cudaEventSynchronize(events.stop) != cudaSuccess ||
+      cudaEventElapsedTime(&ms, events.start, events.stop) != cudaSuccess) {
+    cudaGetLastError();
+    return -1.0;
+  }
+  return static_cast<double>(ms) / GemmTuning::kRuns;
+}
+
+// The fastest of the usable candidates on this card (gemm_tuning.h), timed into arena scratch so
+// that g's own output (which an accumulating plan adds to) is untouched. Not during a CUDA graph
+// capture (nothing runs then; a captured graph's plans were made by its first, eager run) and not
+// when the arena has no room for a scratch D, nor when no candidate ran: then nothing (the caller
+// keeps the heuristic's first).
+std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
+                                            const std::vector<cublasLtMatmulAlgo_t>& usable) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(ctx.stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
+    cudaGetLastError();
+    return std::nullopt;
+  }
+  Scratch scratch(ctx);
+  const size_t d_size = g.d_type == CUDA_R_32F ? 4 : 2;
+  const size_t d_elements = static_cast<size_t>((g.n - 1) * g.ldd + g.m);
+  const Result<void*> d = scratch.Allocate(d_elements * d_size, "GEMM tuning output");
+  EventPair events;
+  if (!d.ok() || events.start == nullptr || events.stop == nullptr) return std::nullopt;
+  if (g.bias) {
+    if (cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)) !=
+        CUBLAS_STATUS_SUCCESS) {
+      return std::nullopt;
+    }
+  }
+  std::vector<double> ms;
+  for (const cublasLtMatmulAlgo_t& candidate : usable) {
+    ms.push_back(TimeAlgorithm(ctx, g, plan, candidate, *d, events));
+  }
+  const int chosen = ChooseAlgorithm(ms);
+  if (chosen < 0) return std::nullopt;
+  if (chosen > 0) {
+    Log(LogLevel::kDebug, "cuBLASLt m {} n {} k {}: candidate {} of {} runs {:.3f} ms, the heuristic's first {:.3f} ms",
+        g.m, g.n, g.k, chosen + 1, ms.size(), ms[static_cast<size_t>(chosen)], ms[0]);
+  }
+  return usable[static_cast<size_t>(chosen)];
 }
 
 Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_t align_b, uint32_t align_d,
@@ -76,12 +178,12 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
                            "cublasLtMatmulPreferenceSetAttribute", __FILE__, __LINE__);
     }
   }
-  cublasLtMatmulHeuristicResult_t result = {};
+  cublasLtMatmulHeuristicResult_t results[GemmTuning::kCandidates] = {};
   int found = 0;
   if (status.ok()) {
-    status = CheckCublas(
-        cublasLtMatmulAlgoGetHeuristic(ctx.lt, plan.op, plan.a, plan.b, plan.d, plan.d, pref, 1, &result, &found),
-        "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+    status = CheckCublas(cublasLtMatmulAlgoGetHeuristic(ctx.lt, plan.op, plan.a, plan.b, plan.d, plan.d, pref,
+                                                        GemmTuning::kCandidates, results, &found),
+                         "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
   }
   cublasLtMatmulPreferenceDestroy(pref);
   DS_TRY(status);
@@ -90,24 +192,27 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
                  g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, g.lda, g.ldb, g.ldd, g.bias ? ", bias" : "",
                  g.beta != 0.0f ? ", accumulating" : "", g.alpha_vector ? ", alpha vector" : "");
   }
-  if (result.state != CUBLAS_STATUS_SUCCESS) {
-    return Error(Code::kUnsupported, "cuBLASLt's algorithm for m {} n {} k {} is not usable (status {})", g.m, g.n, g.k,
-                 static_cast<int>(result.state));
-  }
-  if (g.alpha_vector) {
-    // cuBLASLt documents the per-row alpha vector for few kernels: an algorithm that does not list
-    // the pointer mode would fail at launch, or worse, read the vector as a scalar.
-    uint32_t modes = 0;
-    size_t written = 0;
-    const cublasStatus_t cap = cublasLtMatmulAlgoCapGetAttribute(&result.algo, CUBLASLT_ALGO_CAP_POINTER_MODE_MASK,
-                                                                 &modes, sizeof(modes), &written);
-    if (cap != CUBLAS_STATUS_SUCCESS || (modes & CUBLASLT_POINTER_MODE_MASK_ALPHA_DEVICE_VECTOR_BETA_HOST) == 0) {
-      return Error(Code::kUnsupported,
-                   "cuBLASLt's {} algorithm for m {} n {} k {} takes no per-row alpha vector (pointer modes {:#x})",
-                   g.ab_type == CUDA_R_32F ? "f32" : "bf16", g.m, g.n, g.k, modes);
+  // The candidates this plan can launch, in the heuristic's order.
+  std::vector<cublasLtMatmulAlgo_t> usable;
+  Status refused = Status::Ok();
+  for (int i = 0; i < found; ++i) {
+    const Status why = Usable(g, results[i]);
+    if (why.ok()) {
+      usable.push_back(results[i].algo);
+    } else if (refused.ok()) {
+      refused = why;
     }
   }
-  plan.algo = result.algo;
+  if (usable.empty()) return refused;
+  const bool tune = ctx.gemm_autotune == GemmAutotune::kAll ||
+                    (ctx.gemm_autotune == GemmAutotune::kRecorded && ctx.issuing_recording);
+  plan.algo = usable.front();
+  if (tune && usable.size() > 1) {
+    if (const std::optional<cublasLtMatmulAlgo_t> fastest = Fastest(ctx, g, plan, usable)) {
+      plan.algo = *fastest;
+      plan.timed = true;
+    }
+  }
   return Status::Ok();
 }
 

@@ -48,13 +48,15 @@ class GemmPlans {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo = {};
     Status unsupported;  // not ok: cuBLASLt has no algorithm for this plan (kUnsupported)
+    bool timed = false;  // its algorithm is the fastest of the candidates timed (gemm_tuning.h)
 
     Plan() = default;
     Plan(const Plan&) = delete;
     Plan& operator=(const Plan&) = delete;
     ~Plan();
   };
-  void Clear();  // destroys the descriptors (before the cuBLASLt handle goes)
+  void Clear();          // destroys the descriptors (before the cuBLASLt handle goes)
+  size_t Timed() const;  // plans whose algorithm was chosen by timing
   // Key: transposes, sizes, leading dims, bias or not, beta ≠ 0, operand alignments, and the
   // variant (TF32, A/B type, D type, GELU, alpha vector).
   using Key =

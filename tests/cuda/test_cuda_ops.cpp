@@ -82,6 +82,16 @@ TEST_F(CudaOps, LinearTf32MatchesReference) {
   for (const LinearCase& c : kLinearCases) CheckLinear(*cuda_, ref_, rng_, c, kTf32Rtol);
 }
 
+// The same with cuBLASLt's first algorithm (no timing) and, switched back on the live backend, with
+// the timed choice: plans made under each setting must give the reference's results.
+TEST_F(CudaOps, LinearMatchesReferenceWithAndWithoutGemmTuning) {
+  for (const bool tuned : {false, true}) {
+    SCOPED_TRACE(tuned ? "timed algorithms" : "heuristic's first");
+    ASSERT_TRUE(cuda_->set_gemm_autotune(tuned ? cuda::GemmAutotune::kAll : cuda::GemmAutotune::kOff).ok());
+    for (const LinearCase& c : kLinearCases) CheckLinear(*cuda_, ref_, rng_, c, kTf32Rtol);
+  }
+}
+
 TEST_F(CudaOps, LinearF32MatchesReference) {
   CudaOptions o = DefaultOptions();
   o.tf32 = false;
@@ -983,51 +993,57 @@ TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
 
 // x += gate · (a·wᵀ + bias) accumulated by the GEMM (cuBLASLt's alpha vector, beta 1): every mix of
 // gate and bias, BF16 weights with a BF16 or an F32 a, F32 weights (TF32), and x a strided row
-// slice of a wider buffer (the FFN's row chunks write into such rows of the residual).
+// slice of a wider buffer (the FFN's row chunks write into such rows of the residual); with the
+// plans' algorithms timed (the default) and not: the timing runs into scratch, so x must be
+// accumulated exactly once either way.
 TEST_F(CudaOps, LinearResidualMatchesLinearThenResidual) {
   const int64_t m = 150, k = 192, n = 96, x_pad = 8;
-  for (const bool bf16_w : {true, false}) {
-    for (const bool bf16_a : {true, false}) {
-      if (bf16_a && !bf16_w) continue;  // BF16 activations go with BF16 weights only
-      for (const bool has_gate : {true, false}) {
-        for (const bool has_bias : {true, false}) {
-          SCOPED_TRACE(std::string(bf16_w ? "bf16 w" : "f32 w") + (bf16_a ? ", bf16 a" : ", f32 a") +
-                       (has_gate ? ", gate" : "") + (has_bias ? ", bias" : ""));
-          const HostBuffer ab = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
-          const HostBuffer bb = Random(rng_, static_cast<size_t>(n)), gb = Random(rng_, static_cast<size_t>(n));
-          // x's rows are random, the padding between them NaN (it must stay so).
-          const HostBuffer xb = Poisoned(static_cast<size_t>(m * (n + x_pad))),
-                           x_rows = Random(rng_, static_cast<size_t>(m * n));
-          for (int64_t i = 0; i < m; ++i) std::copy_n(x_rows.data() + i * n, n, xb.data() + i * (n + x_pad));
-          const HostBuffer a_rounded = test::Bf16Rounded(ab);
-          const HostBuffer& a_used = bf16_w ? a_rounded : ab;
-          const test::Bf16Matrix w16 = RoundedToBf16(*cuda_, wb, n, k);
-          const test::Bf16Matrix a16 = RoundedToBf16(*cuda_, ab, m, k);
-          const HostBuffer want_b(xb.size()), scratch_want(static_cast<size_t>(m * n));
-          std::copy(xb.data(), xb.data() + xb.size(), want_b.data());
-          const Tensor b = bb.view({n}), g = gb.view({n});
-          Tensor want = Strided(want_b.data(), {m, n}, n + x_pad), sw = scratch_want.view({m, n});
-          ref_.linear_residual(a_used.view({m, k}), bf16_w ? w16.widened.view({n, k}) : wb.view({n, k}),
-                               has_bias ? &b : nullptr, has_gate ? &g : nullptr, want, sw);
+  for (const bool tuned : {true, false}) {
+    ASSERT_TRUE(cuda_->set_gemm_autotune(tuned ? cuda::GemmAutotune::kAll : cuda::GemmAutotune::kOff).ok());
+    for (const bool bf16_w : {true, false}) {
+      for (const bool bf16_a : {true, false}) {
+        if (bf16_a && !bf16_w) continue;  // BF16 activations go with BF16 weights only
+        for (const bool has_gate : {true, false}) {
+          for (const bool has_bias : {true, false}) {
+            SCOPED_TRACE(std::string(tuned ? "timed, " : "heuristic, ") + (bf16_w ? "bf16 w" : "f32 w") +
+                         (bf16_a ? ", bf16 a" : ", f32 a") + (has_gate ? ", gate" : "") + (has_bias ? ", bias" : ""));
+            const HostBuffer ab = Random(rng_, static_cast<size_t>(m * k)),
+                             wb = Random(rng_, static_cast<size_t>(n * k));
+            const HostBuffer bb = Random(rng_, static_cast<size_t>(n)), gb = Random(rng_, static_cast<size_t>(n));
+            // x's rows are random, the padding between them NaN (it must stay so).
+            const HostBuffer xb = Poisoned(static_cast<size_t>(m * (n + x_pad))),
+                             x_rows = Random(rng_, static_cast<size_t>(m * n));
+            for (int64_t i = 0; i < m; ++i) std::copy_n(x_rows.data() + i * n, n, xb.data() + i * (n + x_pad));
+            const HostBuffer a_rounded = test::Bf16Rounded(ab);
+            const HostBuffer& a_used = bf16_w ? a_rounded : ab;
+            const test::Bf16Matrix w16 = RoundedToBf16(*cuda_, wb, n, k);
+            const test::Bf16Matrix a16 = RoundedToBf16(*cuda_, ab, m, k);
+            const HostBuffer want_b(xb.size()), scratch_want(static_cast<size_t>(m * n));
+            std::copy(xb.data(), xb.data() + xb.size(), want_b.data());
+            const Tensor b = bb.view({n}), g = gb.view({n});
+            Tensor want = Strided(want_b.data(), {m, n}, n + x_pad), sw = scratch_want.view({m, n});
+            ref_.linear_residual(a_used.view({m, k}), bf16_w ? w16.widened.view({n, k}) : wb.view({n, k}),
+                                 has_bias ? &b : nullptr, has_gate ? &g : nullptr, want, sw);
 
-          const HostBuffer scratch_b = Poisoned(static_cast<size_t>(m * n));
-          DS_MIRROR(da, *cuda_, ab);
-          DS_MIRROR(dw, *cuda_, wb);
-          DS_MIRROR(db, *cuda_, bb);
-          DS_MIRROR(dg, *cuda_, gb);
-          DS_MIRROR(dx, *cuda_, xb);
-          DS_MIRROR(dscratch, *cuda_, scratch_b);
-          const Tensor db_view = db(b), dg_view = dg(g);
-          const Tensor a_dev = bf16_a ? a16.device.tensor : da(ab.view({m, k}));
-          const Tensor w_dev = bf16_w ? w16.device.tensor : dw(wb.view({n, k}));
-          Tensor got = Strided(xb.data(), {m, n}, n + x_pad);
-          Tensor dx_view = dx(got), dscratch_view = dscratch(scratch_b.view({m, n}));
-          cuda_->linear_residual(a_dev, w_dev, has_bias ? &db_view : nullptr, has_gate ? &dg_view : nullptr, dx_view,
-                                 dscratch_view);
-          const Status s = dx.Fetch();
-          ASSERT_TRUE(s.ok()) << s.message();
-          EXPECT_TRUE(AllClose(got, want, bf16_w ? kBf16OperandsRtol : kTf32Rtol));
-          EXPECT_TRUE(UntouchedOutside(xb, got));
+            const HostBuffer scratch_b = Poisoned(static_cast<size_t>(m * n));
+            DS_MIRROR(da, *cuda_, ab);
+            DS_MIRROR(dw, *cuda_, wb);
+            DS_MIRROR(db, *cuda_, bb);
+            DS_MIRROR(dg, *cuda_, gb);
+            DS_MIRROR(dx, *cuda_, xb);
+            DS_MIRROR(dscratch, *cuda_, scratch_b);
+            const Tensor db_view = db(b), dg_view = dg(g);
+            const Tensor a_dev = bf16_a ? a16.device.tensor : da(ab.view({m, k}));
+            const Tensor w_dev = bf16_w ? w16.device.tensor : dw(wb.view({n, k}));
+            Tensor got = Strided(xb.data(), {m, n}, n + x_pad);
+            Tensor dx_view = dx(got), dscratch_view = dscratch(scratch_b.view({m, n}));
+            cuda_->linear_residual(a_dev, w_dev, has_bias ? &db_view : nullptr, has_gate ? &dg_view : nullptr, dx_view,
+                                   dscratch_view);
+            const Status s = dx.Fetch();
+            ASSERT_TRUE(s.ok()) << s.message();
+            EXPECT_TRUE(AllClose(got, want, bf16_w ? kBf16OperandsRtol : kTf32Rtol));
+            EXPECT_TRUE(UntouchedOutside(xb, got));
+          }
         }
       }
     }
@@ -1095,6 +1111,48 @@ TEST_F(CudaOps, RecordedOpsReplayOnNewInputs) {
           << "the graph wrote its scratch over arena memory allocated after the capture";
     }
   }
+}
+
+// GemmAutotune: by default only the plans a recording's ops make time their candidates (they
+// replay every step); kOff times none, kAll every one. The results of timed plans are checked by
+// the tests above (this one counts).
+TEST_F(CudaOps, GemmPlansAreTimedAsTheAutotuneModeSays) {
+  const int64_t k = 256, n = 256;
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(n * k)), xb = Random(rng_, static_cast<size_t>(512 * k));
+  HostBuffer yb(static_cast<size_t>(512 * n));
+  DS_MIRROR(dw, *cuda_, wb);
+  DS_MIRROR(dx, *cuda_, xb);
+  DS_MIRROR(dy, *cuda_, yb);
+  const Tensor w = dw(wb.view({n, k}));
+  // A linear of m rows (each m its own plan).
+  auto linear = [&](int64_t m) {
+    Tensor y = dy(yb.view({m, n}));
+    cuda_->linear(dx(xb.view({m, k})), w, nullptr, y);
+    return Status::Ok();
+  };
+  auto synced = [&] {
+    const Status s = cuda_->Synchronize();
+    EXPECT_TRUE(s.ok()) << s.message();
+  };
+  ASSERT_TRUE(linear(256).ok());
+  synced();
+  EXPECT_EQ(cuda_->gemm_plans_timed(), 0u) << "a plan made outside a recording was timed";
+  std::unique_ptr<OpRecording> recording;
+  ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(384); }).ok());
+  synced();
+  EXPECT_EQ(cuda_->gemm_plans_timed(), 1u) << "the recording's plan was not timed (cuBLASLt offered one algorithm?)";
+
+  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kOff).ok());
+  recording.reset();
+  ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(384); }).ok());
+  synced();
+  EXPECT_EQ(cuda_->gemm_plans_timed(), 0u);
+
+  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kAll).ok());
+  ASSERT_TRUE(linear(256).ok());
+  ASSERT_TRUE(linear(512).ok());
+  synced();
+  EXPECT_EQ(cuda_->gemm_plans_timed(), 2u);
 }
 
 // An op with a host output waits for the stream, which a capture cannot hold: the recording falls

@@ -13,9 +13,13 @@
 //   linear_backend_bf16w   Backend::linear, f32 x and y, BF16 w as stored (bf16 checkpoints)
 //   linear_backend_bf16xy, linear_backend_bf16x_f32y   the same with BF16 x (as the Wan block on a
 //                          GPU feeds it) and a BF16 or f32 y
+//   linear_gelu_bf16xy     Backend::linear_gelu_tanh, BF16 x and y (the FFN's first GEMM)
 //   linear_residual_fused, linear_residual_unfused   x += gate·(a·wᵀ + b) at the Wan block's o and
 //                          FFN-down shapes (BF16 a and w, f32 x): Backend::linear_residual (the
 //                          GEMM accumulates into x), and linear into f32 scratch then gate_residual
+//   <name>_heuristic       the BF16-x families again with cuBLASLt's first algorithm instead of
+//                          the fastest of its candidates (the rows without the suffix: every plan
+//                          timed, GemmAutotune::kAll; a model times its recorded forward's)
 //
 //   bench_cuda [--quick | --list-configs]
 //
@@ -188,7 +192,9 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
     runs.push_back({"attention_flash_bf16_" + configs[c].name, static_cast<int>(c)});
   }
   std::vector<float> out(count);
-  for (const auto& [name, config] : runs) {
+  for (const auto& run : runs) {
+    const std::string& name = run.first;
+    const int config = run.second;
     const cuda::flash::ConfigInfo& info = configs[static_cast<size_t>(config)];
     if (const Status runnable = cuda::flash::Runnable(d, config); !runnable.ok()) {
       std::printf("SKIP %s config=%s: %s\n", name.c_str(), info.name.c_str(), runnable.message().c_str());
@@ -296,8 +302,11 @@ void BenchGemmBf16(CudaBackend& be, int m, int n, int k, int iters) {
 
 // Backend::linear: w float32 (TF32 tensor cores) or BF16 as stored; x and y f32 (linear rounds x
 // to bf16 for a BF16 w) or, as the Wan block feeds it on a GPU, BF16 x with a BF16 y (q/k/v,
-// cross-q) or an f32 y (the o and FFN-down projections, into the f32 residual stream).
-void BenchLinear(CudaBackend& be, DType w_dtype, DType x_dtype, DType y_dtype, int m, int n, int k, int iters) {
+// cross-q) or an f32 y (the o and FFN-down projections, into the f32 residual stream); with `gelu`,
+// Backend::linear_gelu_tanh (the FFN's first GEMM, GELU in cuBLASLt's epilogue). `suffix` names
+// the GEMM plans' algorithm choice ("" tuned, "_heuristic" cuBLASLt's first).
+void BenchLinear(CudaBackend& be, DType w_dtype, DType x_dtype, DType y_dtype, int m, int n, int k, int iters,
+                 bool gelu = false, const char* suffix = "") {
   auto x = be.Alloc(x_dtype, {m, k}), w = be.Alloc(w_dtype, {n, k}), b = be.Alloc(DType::kF32, {n});
   auto y = be.Alloc(y_dtype, {m, n});
   BENCH_CHECK(x.ok() && w.ok() && b.ok() && y.ok());
@@ -305,19 +314,29 @@ void BenchLinear(CudaBackend& be, DType w_dtype, DType x_dtype, DType y_dtype, i
   for (const Tensor* t : {&*x, &*w, &*b}) FillRandom(*t, rng);
   Tensor out = *y;
   const double ms = HostMs(
-      be, [&] { be.linear(*x, *w, &*b, out); }, iters);
-  const char* name = w_dtype != DType::kBF16   ? "linear_backend_tf32"
+      be,
+      [&] {
+        if (gelu) {
+          be.linear_gelu_tanh(*x, *w, &*b, out);
+        } else {
+          be.linear(*x, *w, &*b, out);
+        }
+      },
+      iters);
+  const char* name = gelu                      ? "linear_gelu_bf16xy"
+                     : w_dtype != DType::kBF16 ? "linear_backend_tf32"
                      : x_dtype != DType::kBF16 ? "linear_backend_bf16w"
                      : y_dtype == DType::kBF16 ? "linear_backend_bf16xy"
                                                : "linear_backend_bf16x_f32y";
-  std::printf("RESULT %s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", name, m, n, k, ms, 2.0 * m * double(n) * k / ms / 1e9);
+  std::printf("RESULT %s%s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", name, suffix, m, n, k, ms,
+              2.0 * m * double(n) * k / ms / 1e9);
   be.ResetArena();
 }
 
 // The Wan block's gated residual after its o and FFN-down projections: x[M, N] += gate ⊙ (a·wᵀ + b)
 // with BF16 a and w and the f32 residual x, as one op (cuBLASLt accumulating into x) and as the two
 // it replaces; the same random inputs, one run.
-void BenchLinearResidual(CudaBackend& be, int m, int n, int k, int iters) {
+void BenchLinearResidual(CudaBackend& be, int m, int n, int k, int iters, const char* suffix = "") {
   auto a = be.Alloc(DType::kBF16, {m, k}), w = be.Alloc(DType::kBF16, {n, k}), b = be.Alloc(DType::kF32, {n});
   auto gate = be.Alloc(DType::kF32, {n}), x = be.Alloc(DType::kF32, {m, n}), f = be.Alloc(DType::kF32, {m, n});
   BENCH_CHECK(a.ok() && w.ok() && b.ok() && gate.ok() && x.ok() && f.ok());
@@ -334,8 +353,9 @@ void BenchLinearResidual(CudaBackend& be, int m, int n, int k, int iters) {
       },
       iters);
   const double flops = 2.0 * m * double(n) * k;
-  std::printf("RESULT linear_residual_fused M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, fused, flops / fused / 1e9);
-  std::printf("RESULT linear_residual_unfused M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", m, n, k, unfused,
+  std::printf("RESULT linear_residual_fused%s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", suffix, m, n, k, fused,
+              flops / fused / 1e9);
+  std::printf("RESULT linear_residual_unfused%s M=%d N=%d K=%d ms=%.3f tflops=%.1f\n", suffix, m, n, k, unfused,
               flops / unfused / 1e9);
   be.ResetArena();
 }
@@ -379,9 +399,20 @@ int main(int argc, char** argv) {
   for (const auto& s : shapes) BenchGemmBf16(be, s[0], s[1], s[2], iters * 2);
   for (const auto& s : shapes) BenchLinear(be, DType::kF32, DType::kF32, DType::kF32, s[0], s[1], s[2], iters);
   for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kF32, DType::kF32, s[0], s[1], s[2], iters);
-  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kBF16, DType::kBF16, s[0], s[1], s[2], iters);
-  for (const auto& s : shapes) BenchLinear(be, DType::kBF16, DType::kBF16, DType::kF32, s[0], s[1], s[2], iters);
-  BenchLinearResidual(be, tokens, dim, dim, iters);
-  BenchLinearResidual(be, tokens, dim, ffn, iters);
+  // The Wan block's GEMMs as it issues them on a GPU, with the plans' algorithms timed (the
+  // default) and as cuBLASLt's heuristic ranks them first, in one run: the tuning's gain.
+  for (const bool tuned : {true, false}) {
+    Require(be.set_gemm_autotune(tuned ? cuda::GemmAutotune::kAll : cuda::GemmAutotune::kOff), "set_gemm_autotune");
+    const char* suffix = tuned ? "" : "_heuristic";
+    for (const auto& s : shapes) {
+      BenchLinear(be, DType::kBF16, DType::kBF16, DType::kBF16, s[0], s[1], s[2], iters, false, suffix);
+    }
+    for (const auto& s : shapes) {
+      BenchLinear(be, DType::kBF16, DType::kBF16, DType::kF32, s[0], s[1], s[2], iters, false, suffix);
+    }
+    BenchLinear(be, DType::kBF16, DType::kBF16, DType::kBF16, tokens, ffn, dim, iters, true, suffix);
+    BenchLinearResidual(be, tokens, dim, dim, iters, suffix);
+    BenchLinearResidual(be, tokens, dim, ffn, iters, suffix);
+  }
   return 0;
 }
