@@ -5,6 +5,8 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include <string>
+
 #include "kernels/cuda/arena.h"
 #include "kernels/cuda/gemm_tuning.h"
 
@@ -22,6 +24,8 @@ struct Context {
   bool tf32 = true;  // f32 GEMMs on tensor cores with TF32 inputs (10-bit mantissa), f32 accumulate
   GemmAutotune gemm_autotune = GemmAutotune::kRecorded;  // which new GEMM plans time candidates
   bool issuing_recording = false;                        // inside Backend::RunRecorded's ops (the repeated ones)
+  GemmTuningCache* tuning_cache = nullptr;               // timed choices kept on disk; null: none
+  std::string device_key;                                // the device and cuBLASLt version, for the cache's keys
   int sm_count = 0;
   int cc = 0;  // compute capability, 10·major + minor
 };

@@ -122,6 +122,7 @@ struct CudaBackend::Impl {
   cuda::Arena arena;
   size_t arena_floor = 0;  // below: the cuBLASLt workspace, kept across ResetArena()
   cuda::GemmPlans plans;
+  cuda::GemmTuningCache tuning_cache;  // ctx.tuning_cache points here when it has a file
   cuda::Context ctx;
   cuda::flash::Choice flash;
   // Bumped when a setting a recorded graph has baked in changes (set_flash_config): recordings
@@ -204,6 +205,14 @@ struct CudaBackend::Impl {
       }
     }
     ctx.gemm_autotune = options.gemm_autotune;
+    // The timed GEMM choices of earlier processes on this machine (gemm_tuning.h).
+    const std::string cache_path = options.gemm_tuning_cache.value_or(cuda::GemmTuningCache::DefaultPath());
+    if (!cache_path.empty()) {
+      tuning_cache = cuda::GemmTuningCache(cache_path);
+      ctx.tuning_cache = &tuning_cache;
+    }
+    ctx.device_key = cuda::GemmTuningCache::MakeKey(
+        {prop.name, "sm" + std::to_string(ctx.cc), "cublasLt" + std::to_string(cublasLtGetVersion())});
     return Status::Ok();
   }
 
@@ -653,7 +662,8 @@ Status CudaBackend::set_gemm_autotune(cuda::GemmAutotune mode) {
   return Status::Ok();
 }
 
-size_t CudaBackend::gemm_plans_timed() const { return impl_->plans.Timed(); }
+size_t CudaBackend::gemm_plans_timed() const { return impl_->plans.Count(cuda::GemmPlans::Choice::kTimed); }
+size_t CudaBackend::gemm_plans_cached() const { return impl_->plans.Count(cuda::GemmPlans::Choice::kCached); }
 
 Status CudaBackend::set_flash_config(const std::string& name) {
   DS_CUDA_TRY(cudaSetDevice(impl_->options.device));

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/backend.h"
@@ -52,9 +53,14 @@ struct CudaOptions {
   bool graphs = true;
   // Which new GEMM plans time cuBLASLt's first candidate algorithms once and keep the fastest
   // (kernels/cuda/gemm_tuning.h): by default those a model's recorded forward makes, which replay
-  // every step; the others take the heuristic's first. The environment variable
+  // every step; the others take the heuristic's first usable one. The environment variable
   // DS_GEMM_AUTOTUNE overrides it: 0 (none), recorded, all.
   cuda::GemmAutotune gemm_autotune = cuda::GemmAutotune::kRecorded;
+  // Where timed choices are kept between processes, so that every run on this machine takes the
+  // same algorithms (the same output bits for the same inputs) and times them once: unset, the
+  // environment variable DS_GEMM_TUNING_CACHE if set, else
+  // $XDG_CACHE_HOME/ditstream/cublaslt-tuning.txt (~/.cache/… without it); "" keeps none.
+  std::optional<std::string> gemm_tuning_cache;
 };
 
 // Devices the driver reports, or why there are none ("no CUDA device: …", kUnsupported).
@@ -120,7 +126,9 @@ class CudaBackend final : public Backend {
   // drains) and made again on next use, and recordings are captured again, so that one process can
   // time the same GEMMs with and without tuning.
   Status set_gemm_autotune(cuda::GemmAutotune mode);
-  size_t gemm_plans_timed() const;  // GEMM plans whose algorithm was chosen by timing
+  // GEMM plans whose algorithm was chosen by timing now, or read from the tuning cache.
+  size_t gemm_plans_timed() const;
+  size_t gemm_plans_cached() const;
   // CudaOptions::flash_config from now on ("" = as Create: DS_FLASH_CONFIG, else the defaults), so that one process can
   // time a model's forward with several kernels: recordings made before are captured again. The error of Create for a
   // name no head dim has, or one the device cannot run; the choice is unchanged.

@@ -1,7 +1,10 @@
 #include "kernels/cuda/gemm.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/log.h"
@@ -21,8 +24,9 @@ GemmPlans::Plan::~Plan() {
 
 GemmPlans::~GemmPlans() = default;
 void GemmPlans::Clear() { plans.clear(); }
-size_t GemmPlans::Timed() const {
-  return static_cast<size_t>(std::count_if(plans.begin(), plans.end(), [](const auto& p) { return p.second->timed; }));
+size_t GemmPlans::Count(Choice choice) const {
+  return static_cast<size_t>(
+      std::count_if(plans.begin(), plans.end(), [&](const auto& p) { return p.second->choice == choice; }));
 }
 
 namespace {
@@ -78,8 +82,12 @@ double TimeAlgorithm(const Context& ctx, const GemmArgs& g, const GemmPlans::Pla
   const float one = 1.0f;
   const void* alpha = g.alpha_vector ? static_cast<const void*>(g.alpha_vector) : &one;
   auto launch = [&] {
-    return cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, d_scratch, plan.d, d_scratch,
-                          plan.d, &algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream) == CUBLAS_STATUS_SUCCESS;
+    if (cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, d_scratch, plan.d, d_scratch, plan.d,
+                       &algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream) == CUBLAS_STATUS_SUCCESS) {
+      return true;
+    }
+    cudaGetLastError();  // a refused candidate's launch error is not the next kernel's
+    return false;
   };
   if (!launch() || cudaEventRecord(events.start, ctx.stream) != cudaSuccess) return -1.0;
   for (int i = 0; i < GemmTuning::kRuns; ++i) {
@@ -101,6 +109,8 @@ double TimeAlgorithm(const Context& ctx, const GemmArgs& g, const GemmPlans::Pla
 // keeps the heuristic's first).
 std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
                                             const std::vector<cublasLtMatmulAlgo_t>& usable) {
+  // An error still pending from earlier work belongs to that work's check, not to this timing.
+  if (cudaPeekAtLastError() != cudaSuccess) return std::nullopt;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(ctx.stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
     cudaGetLastError();
@@ -111,7 +121,11 @@ std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& 
   const size_t d_elements = static_cast<size_t>((g.n - 1) * g.ldd + g.m);
   const Result<void*> d = scratch.Allocate(d_elements * d_size, "GEMM tuning output");
   EventPair events;
-  if (!d.ok() || events.start == nullptr || events.stop == nullptr) return std::nullopt;
+  if (!d.ok() || events.start == nullptr || events.stop == nullptr) {
+    Log(LogLevel::kDebug, "cuBLASLt m {} n {} k {}: not timed ({})", g.m, g.n, g.k,
+        d.ok() ? "no CUDA events" : d.status().message());
+    return std::nullopt;
+  }
   if (g.bias) {
     if (cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)) !=
         CUBLAS_STATUS_SUCCESS) {
@@ -121,6 +135,9 @@ std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& 
   std::vector<double> ms;
   for (const cublasLtMatmulAlgo_t& candidate : usable) {
     ms.push_back(TimeAlgorithm(ctx, g, plan, candidate, *d, events));
+    // A GEMM of microseconds: the launch is most of what the events see, and the choice would
+    // follow noise; the heuristic's first is kept.
+    if (ms.size() == 1 && ms[0] > 0.0 && ms[0] < GemmTuning::kMinMs) return std::nullopt;
   }
   const int chosen = ChooseAlgorithm(ms);
   if (chosen < 0) return std::nullopt;
@@ -131,8 +148,26 @@ std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& 
   return usable[static_cast<size_t>(chosen)];
 }
 
-Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_t align_b, uint32_t align_d,
-                GemmPlans::Plan& plan) {
+// The algorithm the tuning cache holds for `key`, if cuBLASLt still accepts it for this plan
+// (cublasLtMatmulAlgoCheck: same library version, and the workspace and pointer mode fit).
+std::optional<cublasLtMatmulAlgo_t> Cached(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
+                                           const std::string& key) {
+  const std::optional<std::vector<uint8_t>> bytes = ctx.tuning_cache->Find(key);
+  if (!bytes || bytes->size() != sizeof(cublasLtMatmulAlgo_t)) return std::nullopt;
+  cublasLtMatmulAlgo_t algo;
+  std::memcpy(&algo, bytes->data(), sizeof algo);
+  cublasLtMatmulHeuristicResult_t checked = {};
+  if (cublasLtMatmulAlgoCheck(ctx.lt, plan.op, plan.a, plan.b, plan.d, plan.d, &algo, &checked) !=
+          CUBLAS_STATUS_SUCCESS ||
+      checked.workspaceSize > ctx.lt_workspace_bytes || !Usable(g, checked).ok()) {
+    Log(LogLevel::kDebug, "GEMM tuning cache: the entry for {} is not usable; timing again", key);
+    return std::nullopt;
+  }
+  return algo;
+}
+
+Status MakePlan(const Context& ctx, const GemmArgs& g, const std::string& key, uint32_t align_a, uint32_t align_b,
+                uint32_t align_d, GemmPlans::Plan& plan) {
   const bool tf32 = g.ab_type == CUDA_R_32F && ctx.tf32;
   const cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   DS_CUBLAS_TRY(cublasLtMatmulDescCreate(&plan.op, compute, CUDA_R_32F));
@@ -207,10 +242,24 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
   const bool tune = ctx.gemm_autotune == GemmAutotune::kAll ||
                     (ctx.gemm_autotune == GemmAutotune::kRecorded && ctx.issuing_recording);
   plan.algo = usable.front();
-  if (tune && usable.size() > 1) {
-    if (const std::optional<cublasLtMatmulAlgo_t> fastest = Fastest(ctx, g, plan, usable)) {
-      plan.algo = *fastest;
-      plan.timed = true;
+  if (!tune || usable.size() < 2) return Status::Ok();
+  // A choice this machine timed before (the cache), else timed now and recorded.
+  const std::string cache_key = GemmTuningCache::MakeKey({ctx.device_key, key});
+  if (ctx.tuning_cache != nullptr) {
+    if (const std::optional<cublasLtMatmulAlgo_t> cached = Cached(ctx, g, plan, cache_key)) {
+      plan.algo = *cached;
+      plan.choice = GemmPlans::Choice::kCached;
+      return Status::Ok();
+    }
+  }
+  if (const std::optional<cublasLtMatmulAlgo_t> fastest = Fastest(ctx, g, plan, usable)) {
+    plan.algo = *fastest;
+    plan.choice = GemmPlans::Choice::kTimed;
+    if (ctx.tuning_cache != nullptr) {
+      const auto* raw = reinterpret_cast<const uint8_t*>(&plan.algo);
+      if (const Status kept = ctx.tuning_cache->Insert(cache_key, {raw, sizeof plan.algo}); !kept.ok()) {
+        Log(LogLevel::kDebug, "{}", kept.message());
+      }
     }
   }
   return Status::Ok();
@@ -219,6 +268,14 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, uint32_t align_a, uint32_
 }  // namespace
 
 namespace {
+
+// A plan key as text (the tuning cache's key, after the device's part).
+std::string KeyString(const GemmPlans::Key& key) {
+  std::string text;
+  std::apply([&](const auto&... field) { ((text += std::to_string(field), text += ','), ...); }, key);
+  text.pop_back();
+  return text;
+}
 
 // The cached plan for g, made on first use; the error (kUnsupported) when cuBLASLt has none.
 Result<GemmPlans::Plan*> PlanFor(const Context& ctx, const GemmArgs& g) {
@@ -242,7 +299,7 @@ Result<GemmPlans::Plan*> PlanFor(const Context& ctx, const GemmArgs& g) {
   auto& slot = ctx.plans->plans[key];
   if (!slot) {
     auto plan = std::make_unique<GemmPlans::Plan>();
-    const Status made = MakePlan(ctx, g, align_a, align_b, align_d, *plan);
+    const Status made = MakePlan(ctx, g, KeyString(key), align_a, align_b, align_d, *plan);
     if (!made.ok() && made.code() != Code::kUnsupported) return made;
     if (!made.ok()) Log(LogLevel::kInfo, "{}", made.message());  // once per shape: a fallback may follow
     plan->unsupported = made;                                    // asked once: the heuristic's answer does not change

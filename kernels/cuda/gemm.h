@@ -43,20 +43,23 @@ class GemmPlans {
   GemmPlans(const GemmPlans&) = delete;
   GemmPlans& operator=(const GemmPlans&) = delete;
 
+  // How a plan's algorithm was chosen (gemm_tuning.h): cuBLASLt's first usable candidate, the
+  // fastest of the candidates timed now, or the one the tuning cache holds from an earlier timing.
+  enum class Choice { kHeuristic, kTimed, kCached };
   struct Plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo = {};
     Status unsupported;  // not ok: cuBLASLt has no algorithm for this plan (kUnsupported)
-    bool timed = false;  // its algorithm is the fastest of the candidates timed (gemm_tuning.h)
+    Choice choice = Choice::kHeuristic;
 
     Plan() = default;
     Plan(const Plan&) = delete;
     Plan& operator=(const Plan&) = delete;
     ~Plan();
   };
-  void Clear();          // destroys the descriptors (before the cuBLASLt handle goes)
-  size_t Timed() const;  // plans whose algorithm was chosen by timing
+  void Clear();                       // destroys the descriptors (before the cuBLASLt handle goes)
+  size_t Count(Choice choice) const;  // plans whose algorithm was chosen so
   // Key: transposes, sizes, leading dims, bias or not, beta ≠ 0, operand alignments, and the
   // variant (TF32, A/B type, D type, GELU, alpha vector).
   using Key =

@@ -2,11 +2,16 @@
 // tensors, with fresh random inputs, outputs poisoned with NaN, and strided views. Skipped without
 // a usable GPU.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -80,16 +85,6 @@ constexpr LinearCase kLinearCases[] = {
 
 TEST_F(CudaOps, LinearTf32MatchesReference) {
   for (const LinearCase& c : kLinearCases) CheckLinear(*cuda_, ref_, rng_, c, kTf32Rtol);
-}
-
-// The same with cuBLASLt's first algorithm (no timing) and, switched back on the live backend, with
-// the timed choice: plans made under each setting must give the reference's results.
-TEST_F(CudaOps, LinearMatchesReferenceWithAndWithoutGemmTuning) {
-  for (const bool tuned : {false, true}) {
-    SCOPED_TRACE(tuned ? "timed algorithms" : "heuristic's first");
-    ASSERT_TRUE(cuda_->set_gemm_autotune(tuned ? cuda::GemmAutotune::kAll : cuda::GemmAutotune::kOff).ok());
-    for (const LinearCase& c : kLinearCases) CheckLinear(*cuda_, ref_, rng_, c, kTf32Rtol);
-  }
 }
 
 TEST_F(CudaOps, LinearF32MatchesReference) {
@@ -993,61 +988,97 @@ TEST_F(CudaOps, PlanarToPixelsMatchesTheHostBytes) {
 
 // x += gate · (a·wᵀ + bias) accumulated by the GEMM (cuBLASLt's alpha vector, beta 1): every mix of
 // gate and bias, BF16 weights with a BF16 or an F32 a, F32 weights (TF32), and x a strided row
-// slice of a wider buffer (the FFN's row chunks write into such rows of the residual); with the
-// plans' algorithms timed (the default) and not: the timing runs into scratch, so x must be
-// accumulated exactly once either way.
+// slice of a wider buffer (the FFN's row chunks write into such rows of the residual).
 TEST_F(CudaOps, LinearResidualMatchesLinearThenResidual) {
   const int64_t m = 150, k = 192, n = 96, x_pad = 8;
-  for (const bool tuned : {true, false}) {
-    ASSERT_TRUE(cuda_->set_gemm_autotune(tuned ? cuda::GemmAutotune::kAll : cuda::GemmAutotune::kOff).ok());
-    for (const bool bf16_w : {true, false}) {
-      for (const bool bf16_a : {true, false}) {
-        if (bf16_a && !bf16_w) continue;  // BF16 activations go with BF16 weights only
-        for (const bool has_gate : {true, false}) {
-          for (const bool has_bias : {true, false}) {
-            SCOPED_TRACE(std::string(tuned ? "timed, " : "heuristic, ") + (bf16_w ? "bf16 w" : "f32 w") +
-                         (bf16_a ? ", bf16 a" : ", f32 a") + (has_gate ? ", gate" : "") + (has_bias ? ", bias" : ""));
-            const HostBuffer ab = Random(rng_, static_cast<size_t>(m * k)),
-                             wb = Random(rng_, static_cast<size_t>(n * k));
-            const HostBuffer bb = Random(rng_, static_cast<size_t>(n)), gb = Random(rng_, static_cast<size_t>(n));
-            // x's rows are random, the padding between them NaN (it must stay so).
-            const HostBuffer xb = Poisoned(static_cast<size_t>(m * (n + x_pad))),
-                             x_rows = Random(rng_, static_cast<size_t>(m * n));
-            for (int64_t i = 0; i < m; ++i) std::copy_n(x_rows.data() + i * n, n, xb.data() + i * (n + x_pad));
-            const HostBuffer a_rounded = test::Bf16Rounded(ab);
-            const HostBuffer& a_used = bf16_w ? a_rounded : ab;
-            const test::Bf16Matrix w16 = RoundedToBf16(*cuda_, wb, n, k);
-            const test::Bf16Matrix a16 = RoundedToBf16(*cuda_, ab, m, k);
-            const HostBuffer want_b(xb.size()), scratch_want(static_cast<size_t>(m * n));
-            std::copy(xb.data(), xb.data() + xb.size(), want_b.data());
-            const Tensor b = bb.view({n}), g = gb.view({n});
-            Tensor want = Strided(want_b.data(), {m, n}, n + x_pad), sw = scratch_want.view({m, n});
-            ref_.linear_residual(a_used.view({m, k}), bf16_w ? w16.widened.view({n, k}) : wb.view({n, k}),
-                                 has_bias ? &b : nullptr, has_gate ? &g : nullptr, want, sw);
+  for (const bool bf16_w : {true, false}) {
+    for (const bool bf16_a : {true, false}) {
+      if (bf16_a && !bf16_w) continue;  // BF16 activations go with BF16 weights only
+      for (const bool has_gate : {true, false}) {
+        for (const bool has_bias : {true, false}) {
+          SCOPED_TRACE(std::string(bf16_w ? "bf16 w" : "f32 w") + (bf16_a ? ", bf16 a" : ", f32 a") +
+                       (has_gate ? ", gate" : "") + (has_bias ? ", bias" : ""));
+          const HostBuffer ab = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
+          const HostBuffer bb = Random(rng_, static_cast<size_t>(n)), gb = Random(rng_, static_cast<size_t>(n));
+          // x's rows are random, the padding between them NaN (it must stay so).
+          const HostBuffer xb = Poisoned(static_cast<size_t>(m * (n + x_pad))),
+                           x_rows = Random(rng_, static_cast<size_t>(m * n));
+          for (int64_t i = 0; i < m; ++i) std::copy_n(x_rows.data() + i * n, n, xb.data() + i * (n + x_pad));
+          const HostBuffer a_rounded = test::Bf16Rounded(ab);
+          const HostBuffer& a_used = bf16_w ? a_rounded : ab;
+          const test::Bf16Matrix w16 = RoundedToBf16(*cuda_, wb, n, k);
+          const test::Bf16Matrix a16 = RoundedToBf16(*cuda_, ab, m, k);
+          const HostBuffer want_b(xb.size()), scratch_want(static_cast<size_t>(m * n));
+          std::copy(xb.data(), xb.data() + xb.size(), want_b.data());
+          const Tensor b = bb.view({n}), g = gb.view({n});
+          Tensor want = Strided(want_b.data(), {m, n}, n + x_pad), sw = scratch_want.view({m, n});
+          ref_.linear_residual(a_used.view({m, k}), bf16_w ? w16.widened.view({n, k}) : wb.view({n, k}),
+                               has_bias ? &b : nullptr, has_gate ? &g : nullptr, want, sw);
 
-            const HostBuffer scratch_b = Poisoned(static_cast<size_t>(m * n));
-            DS_MIRROR(da, *cuda_, ab);
-            DS_MIRROR(dw, *cuda_, wb);
-            DS_MIRROR(db, *cuda_, bb);
-            DS_MIRROR(dg, *cuda_, gb);
-            DS_MIRROR(dx, *cuda_, xb);
-            DS_MIRROR(dscratch, *cuda_, scratch_b);
-            const Tensor db_view = db(b), dg_view = dg(g);
-            const Tensor a_dev = bf16_a ? a16.device.tensor : da(ab.view({m, k}));
-            const Tensor w_dev = bf16_w ? w16.device.tensor : dw(wb.view({n, k}));
-            Tensor got = Strided(xb.data(), {m, n}, n + x_pad);
-            Tensor dx_view = dx(got), dscratch_view = dscratch(scratch_b.view({m, n}));
-            cuda_->linear_residual(a_dev, w_dev, has_bias ? &db_view : nullptr, has_gate ? &dg_view : nullptr, dx_view,
-                                   dscratch_view);
-            const Status s = dx.Fetch();
-            ASSERT_TRUE(s.ok()) << s.message();
-            EXPECT_TRUE(AllClose(got, want, bf16_w ? kBf16OperandsRtol : kTf32Rtol));
-            EXPECT_TRUE(UntouchedOutside(xb, got));
-          }
+          const HostBuffer scratch_b = Poisoned(static_cast<size_t>(m * n));
+          DS_MIRROR(da, *cuda_, ab);
+          DS_MIRROR(dw, *cuda_, wb);
+          DS_MIRROR(db, *cuda_, bb);
+          DS_MIRROR(dg, *cuda_, gb);
+          DS_MIRROR(dx, *cuda_, xb);
+          DS_MIRROR(dscratch, *cuda_, scratch_b);
+          const Tensor db_view = db(b), dg_view = dg(g);
+          const Tensor a_dev = bf16_a ? a16.device.tensor : da(ab.view({m, k}));
+          const Tensor w_dev = bf16_w ? w16.device.tensor : dw(wb.view({n, k}));
+          Tensor got = Strided(xb.data(), {m, n}, n + x_pad);
+          Tensor dx_view = dx(got), dscratch_view = dscratch(scratch_b.view({m, n}));
+          cuda_->linear_residual(a_dev, w_dev, has_bias ? &db_view : nullptr, has_gate ? &dg_view : nullptr, dx_view,
+                                 dscratch_view);
+          const Status s = dx.Fetch();
+          ASSERT_TRUE(s.ok()) << s.message();
+          EXPECT_TRUE(AllClose(got, want, bf16_w ? kBf16OperandsRtol : kTf32Rtol));
+          EXPECT_TRUE(UntouchedOutside(xb, got));
         }
       }
     }
   }
+}
+
+// Timed plans (GemmAutotune::kAll) against the heuristic's first (kOff), on GEMMs big enough to be
+// timed, as the Wan block issues them (BF16 w, f32 x, bias): the same values up to the order of
+// the f32 sums, and an accumulating GEMM adds its product once (its timing runs into scratch).
+TEST_F(CudaOps, TimedGemmsComputeWhatTheHeuristicsFirstComputes) {
+  const int64_t m = 4096, k = 2048, n = 2048;
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(m * k)), wb = Random(rng_, static_cast<size_t>(n * k));
+  const HostBuffer bb = Random(rng_, static_cast<size_t>(n)), gb = Random(rng_, static_cast<size_t>(n));
+  const HostBuffer r0 = Random(rng_, static_cast<size_t>(m * n));
+  std::vector<uint16_t> w16(wb.size());
+  for (size_t i = 0; i < wb.size(); ++i) w16[i] = FloatToBFloat16(wb.data()[i]);
+  const Tensor x = xb.view({m, k}), w = Tensor::View(w16.data(), DType::kBF16, {n, k}), b = bb.view({n}),
+               gate = gb.view({n});
+  struct Outputs {
+    HostBuffer y, gelu, residual, scratch;
+    size_t timed = 0;
+  };
+  auto run = [&](cuda::GemmAutotune mode, Outputs& out) {
+    auto be = Make(DefaultOptions());
+    ASSERT_TRUE(be);
+    ASSERT_TRUE(be->set_gemm_autotune(mode).ok());
+    for (HostBuffer* h : {&out.y, &out.gelu, &out.scratch}) *h = HostBuffer(static_cast<size_t>(m * n));
+    out.residual = HostBuffer(r0.size());
+    std::copy_n(r0.data(), r0.size(), out.residual.data());
+    Tensor y = out.y.view({m, n}), gelu = out.gelu.view({m, n}), residual = out.residual.view({m, n}),
+           scratch = out.scratch.view({m, n});
+    be->linear(x, w, &b, y);  // host tensors: staged through the arena
+    be->linear_gelu_tanh(x, w, &b, gelu);
+    be->linear_residual(x, w, &b, &gate, residual, scratch);
+    const Status s = be->Synchronize();
+    ASSERT_TRUE(s.ok()) << s.message();
+    out.timed = be->gemm_plans_timed();
+  };
+  Outputs timed, first;
+  run(cuda::GemmAutotune::kAll, timed);
+  run(cuda::GemmAutotune::kOff, first);
+  EXPECT_GE(timed.timed, 1u) << "no plan was timed: cuBLASLt offered one algorithm each?";
+  EXPECT_EQ(first.timed, 0u);
+  EXPECT_TRUE(AllClose(timed.y.view({m, n}), first.y.view({m, n}), kBf16OperandsRtol));
+  EXPECT_TRUE(AllClose(timed.gelu.view({m, n}), first.gelu.view({m, n}), kBf16OperandsRtol));
+  EXPECT_TRUE(AllClose(timed.residual.view({m, n}), first.residual.view({m, n}), kBf16OperandsRtol));
 }
 
 // ---- recorded ops (CUDA graphs) ----------------------------------------------------------------
@@ -1117,9 +1148,9 @@ TEST_F(CudaOps, RecordedOpsReplayOnNewInputs) {
 // replay every step); kOff times none, kAll every one. The results of timed plans are checked by
 // the tests above (this one counts).
 TEST_F(CudaOps, GemmPlansAreTimedAsTheAutotuneModeSays) {
-  const int64_t k = 256, n = 256;
-  const HostBuffer wb = Random(rng_, static_cast<size_t>(n * k)), xb = Random(rng_, static_cast<size_t>(512 * k));
-  HostBuffer yb(static_cast<size_t>(512 * n));
+  const int64_t k = 2048, n = 2048;  // GEMMs big enough to be timed (over GemmTuning::kMinMs)
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(n * k)), xb = Random(rng_, static_cast<size_t>(4096 * k));
+  HostBuffer yb(static_cast<size_t>(4096 * n));
   DS_MIRROR(dw, *cuda_, wb);
   DS_MIRROR(dx, *cuda_, xb);
   DS_MIRROR(dy, *cuda_, yb);
@@ -1134,25 +1165,81 @@ TEST_F(CudaOps, GemmPlansAreTimedAsTheAutotuneModeSays) {
     const Status s = cuda_->Synchronize();
     EXPECT_TRUE(s.ok()) << s.message();
   };
-  ASSERT_TRUE(linear(256).ok());
+  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kRecorded).ok());  // the default, whatever the environment
+  ASSERT_TRUE(linear(2048).ok());
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 0u) << "a plan made outside a recording was timed";
   std::unique_ptr<OpRecording> recording;
-  ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(384); }).ok());
+  ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(3072); }).ok());
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 1u) << "the recording's plan was not timed (cuBLASLt offered one algorithm?)";
 
   ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kOff).ok());
   recording.reset();
-  ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(384); }).ok());
+  ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(3072); }).ok());
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 0u);
 
   ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kAll).ok());
-  ASSERT_TRUE(linear(256).ok());
-  ASSERT_TRUE(linear(512).ok());
+  ASSERT_TRUE(linear(2048).ok());
+  ASSERT_TRUE(linear(4096).ok());
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 2u);
+}
+
+// A timed choice is written to the tuning cache and read back by the next backend on this machine
+// (same key: device, cuBLASLt version, plan), which then times nothing and computes the same
+// bytes; an entry that is not a whole algorithm is timed again.
+TEST_F(CudaOps, TimedGemmChoicesAreReadBackFromTheCache) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("ds_gemm_tuning_" + std::to_string(getpid()) + ".txt")).string();
+  std::remove(path.c_str());
+  // Big enough to be timed (over GemmTuning::kMinMs on any GPU this runs on).
+  const int64_t m = 4096, k = 2048, n = 2048;
+  const HostBuffer wb = Random(rng_, static_cast<size_t>(n * k)), xb = Random(rng_, static_cast<size_t>(m * k));
+  // One backend's linear into yb, and how its plan was chosen.
+  auto run = [&](const HostBuffer& yb, size_t* timed, size_t* cached) {
+    CudaOptions o = DefaultOptions();
+    o.gemm_tuning_cache = path;
+    auto be = Make(o);
+    ASSERT_TRUE(be);
+    EXPECT_TRUE(be->set_gemm_autotune(cuda::GemmAutotune::kAll).ok());
+    DS_MIRROR(dw, *be, wb);
+    DS_MIRROR(dx, *be, xb);
+    DS_MIRROR(dy, *be, yb);
+    Tensor y = dy(yb.view({m, n}));
+    be->linear(dx(xb.view({m, k})), dw(wb.view({n, k})), nullptr, y);
+    const Status s = dy.Fetch();
+    EXPECT_TRUE(s.ok()) << s.message();
+    *timed = be->gemm_plans_timed();
+    *cached = be->gemm_plans_cached();
+  };
+  size_t timed = 0, cached = 0;
+  const HostBuffer first(static_cast<size_t>(m * n)), second(first.size()), third(first.size());
+  run(first, &timed, &cached);
+  EXPECT_EQ(timed, 1u) << "cuBLASLt offered one algorithm, or the GEMM took under GemmTuning::kMinMs?";
+  EXPECT_EQ(cached, 0u);
+  run(second, &timed, &cached);
+  EXPECT_EQ(timed, 0u);
+  EXPECT_EQ(cached, 1u);
+  EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0)
+      << "the cached algorithm computed other bytes than the timed one";
+  // The entry cut short (the key kept): not an algorithm of this library, and the plan is timed.
+  std::string text;
+  {
+    std::ifstream in(path);
+    std::stringstream all;
+    all << in.rdbuf();
+    text = all.str();
+  }
+  const size_t line = text.find('\n') + 1, gap = text.find(' ', line);
+  ASSERT_NE(gap, std::string::npos) << text;
+  text.erase(gap + 1, 16);  // 8 of the bytes
+  std::ofstream(path, std::ios::trunc) << text;
+  run(third, &timed, &cached);
+  EXPECT_EQ(timed, 1u);
+  EXPECT_EQ(cached, 0u);
+  std::remove(path.c_str());
 }
 
 // An op with a host output waits for the stream, which a capture cannot hold: the recording falls

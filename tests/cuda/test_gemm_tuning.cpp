@@ -1,8 +1,16 @@
 // The choice among timed cuBLASLt candidates (kernels/cuda/gemm_tuning.h): the heuristic's first
-// stays unless another is clearly faster; candidates that could not run are never chosen.
+// stays unless another is clearly faster; candidates that could not run are never chosen. And the
+// cache of choices on disk: what is written reads back, a damaged file costs only its damaged
+// lines, a file that cannot be written is an error that leaves the entry in memory.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/gemm_tuning.h"
@@ -41,6 +49,85 @@ TEST(GemmTuning, CandidatesThatDidNotRunAreNeverChosen) {
   EXPECT_EQ(Choose({kNaN, 3.0}), 1);
   EXPECT_EQ(Choose({-1.0, kNaN, 0.0}), -1);
   EXPECT_EQ(Choose({}), -1);
+}
+
+using Entries = std::map<std::string, std::vector<uint8_t>>;
+
+TEST(GemmTuningCache, FormatParsesBack) {
+  const Entries entries = {{"NVIDIA_H100/sm90/lt130000/1/0/4608/32760/1536", {0x00, 0x01, 0xab, 0xff, 0x10, 0x7f}},
+                           {"other/key", std::vector<uint8_t>(64, 0x5a)}};
+  EXPECT_EQ(GemmTuningCache::Parse(GemmTuningCache::Format(entries)), entries);
+  EXPECT_TRUE(GemmTuningCache::Parse("").empty());
+}
+
+TEST(GemmTuningCache, DamagedLinesAreSkipped) {
+  const Entries parsed = GemmTuningCache::Parse(
+      "# a comment\n"
+      "good 0aff\n"
+      "odd-length 0af\n"
+      "not-hex 0g\n"
+      "upper-case 0AFF\n"
+      "no-bytes\n"
+      " leading-space 00\n"
+      "\n"
+      "crlf 01\r\n"
+      "twice 01\n"
+      "twice 02\n"
+      "last 7f");
+  const Entries want = {{"good", {0x0a, 0xff}}, {"crlf", {0x01}}, {"twice", {0x02}}, {"last", {0x7f}}};
+  EXPECT_EQ(parsed, want);
+}
+
+TEST(GemmTuningCache, KeysHoldNoWhitespace) {
+  EXPECT_EQ(GemmTuningCache::MakeKey({"NVIDIA H100 80GB HBM3", "sm90", "a\tb\nc"}), "NVIDIA_H100_80GB_HBM3/sm90/a_b_c");
+}
+
+TEST(GemmTuningCache, EntriesOutliveTheProcessThatWroteThem) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string path = (dir / "sub" / "cache.txt").string();
+  {
+    GemmTuningCache cache(path);
+    EXPECT_FALSE(cache.Find("k1"));
+    const uint8_t a[] = {1, 2, 3}, b[] = {9};
+    ASSERT_TRUE(cache.Insert("k1", a).ok());
+    ASSERT_TRUE(cache.Insert("k2", b).ok());
+    ASSERT_TRUE(cache.Insert("k1", b).ok());  // replaced
+  }
+  const GemmTuningCache again(path);
+  ASSERT_TRUE(again.Find("k1"));
+  EXPECT_EQ(*again.Find("k1"), std::vector<uint8_t>{9});
+  EXPECT_EQ(*again.Find("k2"), std::vector<uint8_t>{9});
+  EXPECT_FALSE(again.Find("k3"));
+  for (const auto& entry : fs::directory_iterator(dir / "sub")) {
+    EXPECT_EQ(entry.path().filename(), "cache.txt") << "a temporary file was left behind";
+  }
+  fs::remove_all(dir);
+}
+
+TEST(GemmTuningCache, AnUnwritableFileIsAnErrorNotALoss) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_ro_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "file") << "x";  // a file where the cache's directory should be
+  GemmTuningCache cache((dir / "file" / "cache.txt").string());
+  const uint8_t a[] = {4};
+  const Status s = cache.Insert("k", a);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("GEMM tuning cache"), std::string::npos) << s.message();
+  ASSERT_TRUE(cache.Find("k"));
+  EXPECT_EQ(*cache.Find("k"), std::vector<uint8_t>{4});
+  fs::remove_all(dir);
+}
+
+TEST(GemmTuningCache, NoPathReadsAndWritesNothing) {
+  GemmTuningCache cache;
+  const uint8_t a[] = {4};
+  EXPECT_TRUE(cache.Insert("k", a).ok());
+  EXPECT_TRUE(cache.Find("k"));
+  EXPECT_TRUE(cache.path().empty());
 }
 
 }  // namespace

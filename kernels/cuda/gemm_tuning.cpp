@@ -1,0 +1,130 @@
+#include "kernels/cuda/gemm_tuning.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <unistd.h>
+
+namespace ds::cuda {
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// Lower-case hex of an even length, or nothing.
+std::optional<std::vector<uint8_t>> FromHex(std::string_view hex) {
+  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
+  std::vector<uint8_t> bytes(hex.size() / 2);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const int hi = HexDigit(hex[2 * i]), lo = HexDigit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    bytes[i] = static_cast<uint8_t>(hi * 16 + lo);
+  }
+  return bytes;
+}
+
+std::string ToHex(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * bytes.size());
+  for (uint8_t b : bytes) {
+    hex.push_back(kDigits[b >> 4]);
+    hex.push_back(kDigits[b & 15]);
+  }
+  return hex;
+}
+
+bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+}  // namespace
+
+GemmTuningCache::GemmTuningCache(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) return;
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) return;
+  std::ostringstream text;
+  text << in.rdbuf();
+  entries_ = Parse(text.str());
+}
+
+std::string GemmTuningCache::DefaultPath() {
+  if (const char* env = std::getenv("DS_GEMM_TUNING_CACHE")) return env;
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg != nullptr && *xdg == '/') return std::string(xdg) + "/ditstream/cublaslt-tuning.txt";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home == '/') return std::string(home) + "/.cache/ditstream/cublaslt-tuning.txt";
+  return "";
+}
+
+std::optional<std::vector<uint8_t>> GemmTuningCache::Find(const std::string& key) const {
+  const auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second;
+}
+
+Status GemmTuningCache::Insert(const std::string& key, std::span<const uint8_t> bytes) {
+  entries_[key].assign(bytes.begin(), bytes.end());
+  if (path_.empty()) return Status::Ok();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target(path_);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  if (ec)
+    return Status(Code::kIo, "GEMM tuning cache: cannot create " + target.parent_path().string() + ": " + ec.message());
+  const std::string temp = path_ + ".tmp." + std::to_string(static_cast<long>(getpid()));
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << Format(entries_);
+    out.close();
+    if (!out) {
+      fs::remove(temp, ec);
+      return Status(Code::kIo, "GEMM tuning cache: cannot write " + temp);
+    }
+  }
+  fs::rename(temp, target, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    return Status(Code::kIo, "GEMM tuning cache: cannot replace " + path_ + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+std::map<std::string, std::vector<uint8_t>> GemmTuningCache::Parse(std::string_view text) {
+  std::map<std::string, std::vector<uint8_t>> entries;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    while (!line.empty() && IsSpace(line.back())) line.remove_suffix(1);
+    const size_t gap = line.find(' ');
+    if (line.empty() || line.front() == '#' || gap == 0 || gap == std::string_view::npos) continue;
+    const std::string_view key = line.substr(0, gap), hex = line.substr(gap + 1);
+    if (std::optional<std::vector<uint8_t>> bytes = FromHex(hex)) entries[std::string(key)] = std::move(*bytes);
+  }
+  return entries;
+}
+
+std::string GemmTuningCache::Format(const std::map<std::string, std::vector<uint8_t>>& entries) {
+  std::string text = "# ditstream: cuBLASLt algorithms chosen by timing (kernels/cuda/gemm_tuning.h); safe to delete\n";
+  for (const auto& [key, bytes] : entries) text += key + " " + ToHex(bytes) + "\n";
+  return text;
+}
+
+std::string GemmTuningCache::MakeKey(std::initializer_list<std::string_view> parts) {
+  std::string key;
+  for (std::string_view part : parts) {
+    if (!key.empty()) key.push_back('/');
+    for (char c : part) key.push_back(IsSpace(c) ? '_' : c);
+  }
+  return key;
+}
+
+}  // namespace ds::cuda
