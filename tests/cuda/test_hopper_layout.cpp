@@ -46,6 +46,18 @@ uint32_t OperandAddress(const DecodedDescriptor& d, int row, int k) {
   return linear ^ (((linear >> 7) & 7u) << 4);
 }
 
+// Byte address of element (n, k), k < 16, of an MN-major operand with 128-byte swizzling (B with
+// imm-trans-b; "Shared Memory Matrix Layout", the canonical MN-major layout as CUTLASS spells it:
+// ((64, n), (8, k)) elements at ((2 bytes, leading), (128 bytes, stride))): 128-byte rows of 64
+// elements along N, one row per k, 8-row groups `stride` bytes apart, the next 64 N elements
+// `leading` bytes on; the same swizzle.
+uint32_t MnMajorOperandAddress(const DecodedDescriptor& d, int n, int k) {
+  const uint32_t linear = d.start + static_cast<uint32_t>(n / 64) * d.leading +
+                          static_cast<uint32_t>(k / 8) * d.stride + static_cast<uint32_t>(k % 8) * 128u +
+                          static_cast<uint32_t>(n % 64) * 2u;
+  return linear ^ (((linear >> 7) & 7u) << 4);
+}
+
 // "Register Fragments" of wgmma .m64nNk16, f32 accumulator D: thread t of the warpgroup holds
 // N/2 values; value i is at row 16·(t / 32) + (t % 32) / 4 + 8·((i / 2) % 2), column
 // 8·(i / 4) + 2·(t % 4) + i % 2.
@@ -79,10 +91,11 @@ struct ARegs {
 };
 
 // wgmma.mma_async m64nNk16 .f32.bf16.bf16 with B (and A when `a_regs` is null) from shared memory:
-// D = A·Bᵀ (+ D when scale_d), A [64, 16], B [N, 16] both K-major.
+// D = A·Bᵀ (+ D when scale_d), A [64, 16] K-major, B [N, 16] K-major, or MN-major when
+// `b_transposed` (imm-trans-b).
 template <int kTiles>
 void Wgmma(const Smem& smem, const ARegs* a_regs, uint64_t a_desc, uint64_t b_desc, bool scale_d,
-           Accumulators<kTiles>& d) {
+           Accumulators<kTiles>& d, bool b_transposed = false) {
   constexpr int n = 8 * kTiles;
   double A[64][16], B[n][16];
   if (a_regs) {
@@ -102,7 +115,10 @@ void Wgmma(const Smem& smem, const ARegs* a_regs, uint64_t a_desc, uint64_t b_de
   EXPECT_EQ(db.swizzle, 1u);
   EXPECT_EQ(db.base_offset, 0u);
   for (int r = 0; r < n; ++r)
-    for (int k = 0; k < 16; ++k) B[r][k] = Bf16ToFloat(LoadBf16(smem, OperandAddress(db, r, k)));
+    for (int k = 0; k < 16; ++k) {
+      const uint32_t at = b_transposed ? MnMajorOperandAddress(db, r, k) : OperandAddress(db, r, k);
+      B[r][k] = Bf16ToFloat(LoadBf16(smem, at));
+    }
   for (int t = 0; t < 128; ++t) {
     for (int i = 0; i < n / 2; ++i) {
       const RowCol rc = PtxAccumulator(t, i);
@@ -129,7 +145,15 @@ TEST(HopperLayout, DescriptorFieldsMatchThePtxIsa) {
     ASSERT_EQ(d.start, start);
     EXPECT_EQ(d.stride, 1024u);
     EXPECT_EQ(d.base_offset, 0u);
-    EXPECT_EQ(d.swizzle, 1u);  // 128-byte
+    EXPECT_EQ(d.swizzle, 1u);                           // 128-byte
+    for (uint32_t atom : {128u * 128u, 176u * 128u}) {  // V tiles of 128 and 176 keys
+      const DecodedDescriptor mn = Decode(MnMajorDescriptor(start, atom));
+      ASSERT_EQ(mn.start, start);
+      EXPECT_EQ(mn.leading, atom);
+      EXPECT_EQ(mn.stride, 1024u);
+      EXPECT_EQ(mn.base_offset, 0u);
+      EXPECT_EQ(mn.swizzle, 1u);
+    }
   }
 }
 
@@ -169,7 +193,11 @@ TEST(HopperLayout, TilesAreBijectiveAndDisjoint) {
   ForEveryConfig([]<class T>() {
     CheckSwizzledTileIsABijection<T>(T::kBlockM, T::kHeadDim);
     CheckSwizzledTileIsABijection<T>(T::kBlockN, T::kHeadDim);
-    CheckSwizzledTileIsABijection<T>(T::kHeadDim, T::kVtCols);
+    if constexpr (T::kVMnMajor) {
+      CheckSwizzledTileIsABijection<T>(T::kBlockN, T::kHeadDim);
+    } else {
+      CheckSwizzledTileIsABijection<T>(T::kHeadDim, T::kVtCols);
+    }
     EXPECT_EQ(KSlot<T>(0), static_cast<uint32_t>(T::kQBytes));
     for (int slot = 0; slot < T::kStages; ++slot) {
       EXPECT_EQ(KSlot<T>(slot) % 1024, 0u);
@@ -198,7 +226,8 @@ TEST(HopperLayout, TilesAreBijectiveAndDisjoint) {
 }
 
 // Every element every wgmma of the kernel reads, through its decoded descriptor, is the element the
-// copies stored there: (query 64·wg + m, dim 16·step + k) of Q, (key n, dim …) of K, (dim n, key …) of Vᵀ.
+// copies stored there: (query 64·wg + m, dim 16·step + k) of Q, (key n, dim …) of K, (dim n, key …) of Vᵀ,
+// or, MN-major, (key 16·step + k, dim n) of V.
 template <class T>
 void CheckOperandsAddressTheirElements() {
   for (int wg = 0; wg < T::kWarpGroups; ++wg) {
@@ -217,10 +246,15 @@ void CheckOperandsAddressTheirElements() {
           ASSERT_EQ(OperandAddress(d, n, k), KSlot<T>(tile) + Sw128Offset(T::kBlockN, n, 16 * step + k));
     }
     for (int step = 0; step < T::kPvSteps; ++step) {
-      const DecodedDescriptor d = Decode(Descriptor(VtOperand<T>(tile, step)));
+      const DecodedDescriptor d = Decode(VtDescriptorAt<T>(Descriptor(0), VtOperand<T>(tile, step)));
       for (int n = 0; n < T::kHeadDim; ++n)
-        for (int k = 0; k < 16; ++k)
-          ASSERT_EQ(OperandAddress(d, n, k), VtSlot<T>(tile) + Sw128Offset(T::kHeadDim, n, 16 * step + k));
+        for (int k = 0; k < 16; ++k) {
+          if constexpr (T::kVMnMajor) {
+            ASSERT_EQ(MnMajorOperandAddress(d, n, k), VtSlot<T>(tile) + Sw128Offset(T::kBlockN, 16 * step + k, n));
+          } else {
+            ASSERT_EQ(OperandAddress(d, n, k), VtSlot<T>(tile) + Sw128Offset(T::kHeadDim, n, 16 * step + k));
+          }
+        }
     }
   }
 }
@@ -245,8 +279,9 @@ TEST(HopperLayout, DescriptorOffsetsAreDescriptorsOfTheOffsetAddress) {
                     Descriptor(base + KOperand<T>(tile, step)));
         }
         for (int step = 0; step < T::kPvSteps; ++step) {
-          EXPECT_EQ(DescriptorAt(Descriptor(base), VtOperand<T>(tile, step)),
-                    Descriptor(base + VtOperand<T>(tile, step)));
+          const uint32_t at = base + VtOperand<T>(tile, step);
+          EXPECT_EQ(VtDescriptorAt<T>(Descriptor(base), VtOperand<T>(tile, step)),
+                    T::kVMnMajor ? MnMajorDescriptor(at, T::kBlockN * 128) : Descriptor(at));
         }
       }
     }
@@ -418,16 +453,25 @@ void TmaLoads(const Problem& pr, const std::vector<uint16_t>& vt, int m_block, i
     }
   }
   const TmaTensor k = TokenTensor(pr.nk, pr.heads, T::kHeadDim, row, pr.dh, T::kBlockN);
-  const TmaTensor v = VtTensor(VtRow(pr.nk), pr.heads, T::kHeadDim);
   ASSERT_TRUE(TmaEncodable(k));
-  ASSERT_TRUE(TmaEncodable(v));
   for (int a = 0; a < T::kHeadDim / 64; ++a) {
     TmaBox(smem, KSlot<T>(tile) + static_cast<uint32_t>(a * T::kBlockN * 128), pr.k(), k,
            TokenCoords(k.heads_inner, 64 * a, tile * T::kBlockN, head));
   }
-  for (int a = 0; a < T::kVtCols / 64; ++a) {
-    TmaBox(smem, VtSlot<T>(tile) + static_cast<uint32_t>(a * T::kHeadDim * 128), vt.data(), v,
-           TmaCoords{tile * T::kBlockN + 64 * a, 0, head});
+  if constexpr (T::kVMnMajor) {  // V as stored, boxed as K
+    const TmaTensor v = TokenTensor(pr.nk, pr.heads, T::kHeadDim, row, pr.dh, T::kBlockN);
+    ASSERT_TRUE(TmaEncodable(v));
+    for (int a = 0; a < T::kHeadDim / 64; ++a) {
+      TmaBox(smem, VtSlot<T>(tile) + static_cast<uint32_t>(a * T::kBlockN * 128), pr.v(), v,
+             TokenCoords(v.heads_inner, 64 * a, tile * T::kBlockN, head));
+    }
+  } else {
+    const TmaTensor v = VtTensor(VtRow(pr.nk), pr.heads, T::kHeadDim);
+    ASSERT_TRUE(TmaEncodable(v));
+    for (int a = 0; a < T::kVtCols / 64; ++a) {
+      TmaBox(smem, VtSlot<T>(tile) + static_cast<uint32_t>(a * T::kHeadDim * 128), vt.data(), v,
+             TmaCoords{tile * T::kBlockN + 64 * a, 0, head});
+    }
   }
 }
 
@@ -523,7 +567,8 @@ void EmulateBlock(const Problem& pr, const std::vector<uint16_t>& vt, int m_bloc
   };
   auto pv = [&](int wg, int tile) {
     for (int kk = 0; kk < T::kPvSteps; ++kk) {
-      Wgmma<T::kOTiles>(smem, pending[wg][kk].data(), 0, Descriptor(VtOperand<T>(tile, kk)), true, o[wg]);
+      Wgmma<T::kOTiles>(smem, pending[wg][kk].data(), 0, VtDescriptorAt<T>(Descriptor(0), VtOperand<T>(tile, kk)), true,
+                        o[wg], T::kVMnMajor);
     }
   };
 

@@ -106,7 +106,9 @@ __device__ __forceinline__ void WgmmaSS(float (&d)[kTiles][4], uint64_t a, uint6
   }
 }
 
-// d += A·B, m64n128k16, A from registers (the m16n8k16 A fragment per warp), B from shared memory.
+// d += A·B, m64n128k16, A from registers (the m16n8k16 A fragment per warp), B from shared memory:
+// K-major (Vᵀ), or MN-major with kTransB (V as stored; the instruction's imm-trans-b).
+template <bool kTransB>
 __device__ __forceinline__ void WgmmaRS(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
@@ -115,9 +117,9 @@ __device__ __forceinline__ void WgmmaRS(float (&d)[16][4], const uint32_t (&a)[4
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-      ", {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
+      ", {%64, %65, %66, %67}, %68, 1, 1, 1, %69;\n"
       : DS_ACC64
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(kTransB ? 1 : 0));
 }
 
 #undef DS_ACC88
@@ -238,7 +240,9 @@ struct Warpgroup {
   __device__ __forceinline__ void IssuePv(uint64_t desc, int tile) {
     const uint32_t vt_slot = VtSlot<T>(tile) - VtSlot<T>(0);
 #pragma unroll
-    for (int kk = 0; kk < T::kPvSteps; ++kk) WgmmaRS(r_o, r_p[kk], DescriptorAt(desc, vt_slot + VtOperand<T>(0, kk)));
+    for (int kk = 0; kk < T::kPvSteps; ++kk) {
+      WgmmaRS<T::kVMnMajor>(r_o, r_p[kk], VtDescriptorAt<T>(desc, vt_slot + VtOperand<T>(0, kk)));
+    }
     WgmmaCommit();
   }
   // The issues with the register pins and the fence that order the accumulators and P before
@@ -417,8 +421,8 @@ constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
 // The tensor maps of the TMA kernel, passed by value as a __grid_constant__ parameter (the TMA
 // reads them from the parameter space).
 struct TmaMaps {
-  CUtensorMap q, k, vt;
-  bool q_heads_inner, k_heads_inner;  // TokenTensor's order of q's and k's dimensions
+  CUtensorMap q, k, vt;  // vt: Vᵀ, or with Traits::kVMnMajor V as stored (a token tensor like k)
+  bool q_heads_inner, k_heads_inner, v_heads_inner;  // TokenTensor's order of the token tensors' dimensions
 };
 
 // The warp-specialised kernel (Traits::kProducer): warpgroup 0 is the producer, of which one thread
@@ -463,8 +467,8 @@ __global__ void __launch_bounds__(T::kThreads, 1)
   __syncthreads();
 
   if (tid < 128) {
-    // The producer. Boxes are 64 columns wide: a tile is kHeadDim / 64 (Q, K) or kBlockN / 64 (Vᵀ)
-    // of them, one swizzle atom each.
+    // The producer. Boxes are 64 columns wide: a tile is kHeadDim / 64 (Q, K, and V with
+    // kVMnMajor) or kVtCols / 64 (Vᵀ) of them, one swizzle atom each.
     SetMaxRegisters<false, kProducerRegisters>();
     if (tid == 0) {
       constexpr int kQAtoms = T::kHeadDim / 64, kVtAtoms = T::kVtCols / 64;
@@ -487,9 +491,17 @@ __global__ void __launch_bounds__(T::kThreads, 1)
         } else {
           if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyVt(slot)), Ring::EmptyParity(kt));
           MbarArriveExpectTx(barrier(Ring::FullVt(slot)), T::kVtBytes);
-          for (int a = 0; a < kVtAtoms; ++a) {
-            TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kHeadDim * 128), &maps.vt,
-                     TmaCoords{key0 + 64 * a, 0, head}, barrier(Ring::FullVt(slot)));
+          if constexpr (T::kVMnMajor) {  // V's rows, boxed as K's
+            for (int a = 0; a < kQAtoms; ++a) {
+              const TmaCoords c = TokenCoords(maps.v_heads_inner, 64 * a, key0, head);
+              TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kBlockN * 128), &maps.vt, c,
+                       barrier(Ring::FullVt(slot)));
+            }
+          } else {
+            for (int a = 0; a < kVtAtoms; ++a) {
+              TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kHeadDim * 128), &maps.vt,
+                       TmaCoords{key0 + 64 * a, 0, head}, barrier(Ring::FullVt(slot)));
+            }
           }
         }
       }
@@ -633,31 +645,39 @@ Status EncodeTensorMap(CUtensorMap* map, const void* data, const TmaTensor& t, c
 
 template <class T>
 Status Launch(const Params& p, cudaStream_t stream) {
-  DS_TRY(TransposeV(p, T::kHeadDim, stream));
   if constexpr (!T::kProducer) {
+    DS_TRY(TransposeV(p, T::kHeadDim, stream));
     return p.o_bf16
                ? LaunchFlashKernel(HopperForwardKernel<T, true>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream)
                : LaunchFlashKernel(HopperForwardKernel<T, false>, T::kBlockM, T::kThreads, T::kSmemAlloc, p, stream);
   } else {
     const TmaTensor q = TokenTensor(p.nq, p.heads, T::kHeadDim, p.q_row, p.q_head, T::kBlockM);
     const TmaTensor k = TokenTensor(p.nk, p.heads, T::kHeadDim, p.k_row, p.k_head, T::kBlockN);
-    const TmaTensor vt = VtTensor(VtRow(p.nk), p.heads, T::kHeadDim);
-    if (!TmaEncodable(q) || !TmaEncodable(k)) {
+    const TmaTensor vt = T::kVMnMajor ? TokenTensor(p.nk, p.heads, T::kHeadDim, p.v_row, p.v_head, T::kBlockN)
+                                      : VtTensor(VtRow(p.nk), p.heads, T::kHeadDim);
+    if (!TmaEncodable(q) || !TmaEncodable(k) || !TmaEncodable(vt)) {
       // Strides the TMA cannot walk (heads overlapping inside a row): the pipelined cp.async
-      // kernel reads any 16-byte rows (and the Vᵀ just written: the scratch is the same for every
-      // wgmma configuration).
+      // kernel reads any 16-byte rows, and Vᵀ (the scratch is the same for every wgmma
+      // configuration, kVMnMajor ones included).
+      DS_TRY(TransposeV(p, T::kHeadDim, stream));
       using CpAsync = Traits<T::kHeadDim, T::kWarpGroups, 128, true>;
       return p.o_bf16 ? LaunchFlashKernel(HopperForwardKernel<CpAsync, true>, CpAsync::kBlockM, CpAsync::kThreads,
                                           CpAsync::kSmemAlloc, p, stream)
                       : LaunchFlashKernel(HopperForwardKernel<CpAsync, false>, CpAsync::kBlockM, CpAsync::kThreads,
                                           CpAsync::kSmemAlloc, p, stream);
     }
+    if constexpr (!T::kVMnMajor) DS_TRY(TransposeV(p, T::kHeadDim, stream));
     TmaMaps maps{};
     maps.q_heads_inner = q.heads_inner;
     maps.k_heads_inner = k.heads_inner;
+    maps.v_heads_inner = vt.heads_inner;
     DS_TRY(EncodeTensorMap(&maps.q, p.q, q, "q"));
     DS_TRY(EncodeTensorMap(&maps.k, p.k, k, "k"));
-    DS_TRY(EncodeTensorMap(&maps.vt, p.v_t, vt, "Vt"));
+    if constexpr (T::kVMnMajor) {
+      DS_TRY(EncodeTensorMap(&maps.vt, p.v, vt, "v"));
+    } else {
+      DS_TRY(EncodeTensorMap(&maps.vt, p.v_t, vt, "Vt"));
+    }
     auto kernel = p.o_bf16 ? HopperTmaKernel<T, true> : HopperTmaKernel<T, false>;
     DS_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemAlloc));
     const dim3 grid(static_cast<unsigned>(CeilDiv(p.nq, T::kBlockM)), static_cast<unsigned>(p.heads));

@@ -10,9 +10,10 @@
 // [64w, 64w + 64) of the block's tile and runs, per key tile of kBlockN keys,
 //   S = Q·Kᵀ   as kHeadDim/16 wgmma.m64n<kBlockN>k16, A (Q) and B (K) from shared memory,
 //   O += P·V   as kBlockN/16 wgmma.m64n<kHeadDim>k16, A (P) from registers, B (Vᵀ) from shared memory.
-// Every operand in shared memory is "K-major" (its reduction dimension contiguous): Q and K as
-// stored, [token, dim]; V is transposed beforehand into Vᵀ [dim, key] (TransposeV in
-// flash_hopper.cu), so one layout, the 128-byte swizzle below, serves all three.
+// Q and K are "K-major" operands (their reduction dimension contiguous) as stored, [token, dim].
+// V is either transposed beforehand into Vᵀ [dim, key] (TransposeV in flash_hopper.cu), so that
+// one layout, the 128-byte swizzle below, serves all three, or (Traits::kVMnMajor) read as
+// stored, [key, dim], laid out as K, through an MN-major descriptor (MnMajorDescriptor).
 //
 // The accumulator of a warpgroup's m64nN is, warp by warp, the mma.m16n8k16 C fragment repeated
 // over n8 tiles (warp w of the group holds rows 16w …), and its A fragment from registers is the
@@ -44,8 +45,12 @@ namespace ds::cuda::flash::hopper {
 // kKAhead (with a producer): FlashAttention-3's copy order, K of the next tile ahead of Vᵀ of this
 // one (TmaRing::ProducerCopy), so that each copy pairs the two tiles one consumer step reads
 // together (S(j + 1) with P·V(j)) and K's refill never queues behind a Vᵀ slot's release.
+// kVMnMajor (with a producer): V is read as stored, no transposing pass: the TMA lands V tiles
+// [kBlockN keys, hd] exactly as K tiles, and P·V's wgmmas read them as an MN-major B operand
+// (imm-trans-b, which 16-bit types allow; MnMajorDescriptor), as FlashAttention-3 does for bf16.
+// The ring's "Vt" slots then hold V. Saves the pass over V (a read and a write of it) per call.
 template <int kHeadDim_, int kWarpGroups_, int kBlockN_, bool kOverlap_, bool kProducer_ = false,
-          int kStages_ = (kOverlap_ && !kProducer_) ? 3 : 2, bool kKAhead_ = false>
+          int kStages_ = (kOverlap_ && !kProducer_) ? 3 : 2, bool kKAhead_ = false, bool kVMnMajor_ = false>
 struct Traits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kWarpGroups = kWarpGroups_;  // consumer warpgroups: 64 query rows each
@@ -56,6 +61,7 @@ struct Traits {
   // P·V runs).
   static constexpr int kStages = kStages_;
   static constexpr bool kKAhead = kKAhead_;
+  static constexpr bool kVMnMajor = kVMnMajor_;
 
   static constexpr int kThreads = 128 * (kWarpGroups + (kProducer ? 1 : 0));
   static constexpr int kBlockM = 64 * kWarpGroups;  // queries per block
@@ -68,14 +74,15 @@ struct Traits {
   static constexpr int kPvSteps = kBlockN / 16;   // k16 steps of O += P·V
 
   // Shared memory: Q [kBlockM, hd], then K [kStages][kBlockN, hd], then Vᵀ [kStages][hd, kVtCols],
-  // each a swizzled K-major tile (Sw128Offset). A Vᵀ tile is whole 64-key swizzle atoms: with a
-  // key tile of 176 the last 16 columns are padding (the TMA fills them with the next keys; no
-  // P·V step reads them). kSmemAlloc adds room to align the base to the swizzle's 1024-byte
-  // period, which the descriptors' base offset of 0 assumes.
+  // each a swizzled K-major tile (Sw128Offset); with kVMnMajor, V [kStages][kBlockN, hd] laid out
+  // as K. A Vᵀ tile is whole 64-key swizzle atoms: with a key tile of 176 the last 16 columns are
+  // padding (the TMA fills them with the next keys; no P·V step reads them). kSmemAlloc adds room
+  // to align the base to the swizzle's 1024-byte period, which the descriptors' base offset of 0
+  // assumes.
   static constexpr int kVtCols = (kBlockN + 63) / 64 * 64;
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
   static constexpr int kKBytes = kBlockN * kHeadDim * 2;
-  static constexpr int kVtBytes = kHeadDim * kVtCols * 2;
+  static constexpr int kVtBytes = kVMnMajor ? kKBytes : kHeadDim * kVtCols * 2;
   static constexpr int kKOffset = kQBytes;
   static constexpr int kVtOffset = kKOffset + kStages * kKBytes;
   // Then, with a producer, the mbarriers (TmaRing): 8 bytes each.
@@ -101,6 +108,7 @@ struct Traits {
   static_assert(!kProducer || (kWarpGroups == 2 && kStages >= 2),
                 "the consumers take turns in pairs (named barriers); a slot per tile in flight");
   static_assert(kProducer || !kKAhead, "the copy order is the producer's");
+  static_assert(kProducer || !kVMnMajor, "the cp.async copies (TileCopy) fill Vᵀ tiles");
   static_assert(kStages >= (kOverlap && !kProducer ? 3 : 2), "a block-barrier ring keeps V(j − 1), K(j), K/V(j + 1)");
   static_assert(kFragmentRegs + kRegHeadroom <= 255, "accumulators and P would spill");
 };
@@ -108,11 +116,12 @@ struct Traits {
 template <class T>
 std::string HopperConfigName() {
   char name[64];
-  std::snprintf(name, sizeof name, "wgmma%d_k%d_s%d%s", T::kWarpGroups, T::kBlockN, T::kStages,
+  std::snprintf(name, sizeof name, "wgmma%d_k%d_s%d%s%s", T::kWarpGroups, T::kBlockN, T::kStages,
                 T::kKAhead     ? "_tma_ka"
                 : T::kProducer ? "_tma"
                 : T::kOverlap  ? "_ov"
-                               : "");
+                               : "",
+                T::kVMnMajor ? "_vmn" : "");
   return name;
 }
 
@@ -139,7 +148,10 @@ struct Candidates<128> {
       // spill at the consumers' 240), 216 KB. Not yet measured.
       Traits<128, 2, 176, true, true, 2>,
       // Both with FlashAttention-3's producer order, K(j + 1) before Vᵀ(j). Not yet measured.
-      Traits<128, 2, 128, true, true, 2, true>, Traits<128, 2, 176, true, true, 2, true>>;
+      Traits<128, 2, 128, true, true, 2, true>, Traits<128, 2, 176, true, true, 2, true>,
+      // The 128- and 176-key TMA kernels reading V as stored (MN-major B), without the transposing
+      // pass; 176 keys then take 208 KB. Not yet measured.
+      Traits<128, 2, 128, true, true, 2, false, true>, Traits<128, 2, 176, true, true, 2, false, true>>;
   // The default on sm_90 (flash::DefaultConfig), H100 2026-11-26 (bench/RESULTS.md), TFLOP/s at
   // N=32760 / N=4608 in one run: wgmma2_k128_s2 363.4 / 362.9, wgmma2_k128_s3_ov 369.9 / 390.8,
   // wgmma2_k128_s2_tma 538.9 / 543.8, wgmma2_k128_s3_tma 515.7 / 540.7; the best mma.sync tile
@@ -189,6 +201,18 @@ DS_HD uint32_t OperandStart(uint32_t tile, int rows, int row0, int step) {
 DS_HD uint64_t Descriptor(uint32_t start) {
   return static_cast<uint64_t>((start >> 4) & 0x3fffu) | (uint64_t{1} << 16) | (uint64_t{kGroupBytes >> 4} << 32) |
          (uint64_t{1} << 62);
+}
+
+// The descriptor of an MN-major operand with 128-byte swizzling (B of P·V read from V as stored,
+// with the instruction's imm-trans-b; PTX ISA "Shared Memory Matrix Layout", and CUTLASS's
+// canonical GMMA MN-major layout ((64 elements, n), (8, k)) : ((1, LBO), (128 bytes, SBO))): each
+// 128-byte row holds 64 consecutive N elements of one k, rows for consecutive k follow in 8-row
+// groups `kGroupBytes` apart (stride byte offset), and the next 64 N elements start `atom_bytes`
+// further on (leading byte offset). V's tile [keys, hd] as the TMA lands it (Sw128Offset with
+// rows = keys) is that layout with atom_bytes = keys · 128.
+DS_HD uint64_t MnMajorDescriptor(uint32_t start, uint32_t atom_bytes) {
+  return static_cast<uint64_t>((start >> 4) & 0x3fffu) | (static_cast<uint64_t>((atom_bytes >> 4) & 0x3fffu) << 16) |
+         (uint64_t{kGroupBytes >> 4} << 32) | (uint64_t{1} << 62);
 }
 
 // The descriptor of base + offset from the descriptor of a base on the 1024-byte period: the start
@@ -251,9 +275,29 @@ template <class T>
 DS_HD uint32_t KOperand(int tile, int step) {
   return OperandStart(KSlot<T>(tile), T::kBlockN, 0, step);
 }
+// P·V's B of k16 step `step` (keys 16·step …): Vᵀ's rows from column 16·step, or, with
+// kVMnMajor, V's rows 16·step … (whole 8-row groups: the swizzle key stays the row's).
 template <class T>
 DS_HD uint32_t VtOperand(int tile, int step) {
-  return OperandStart(VtSlot<T>(tile), T::kHeadDim, 0, step);
+  if constexpr (T::kVMnMajor) {
+    return VtSlot<T>(tile) + static_cast<uint32_t>(16 * step) * kSwizzleRowBytes;
+  } else {
+    return OperandStart(VtSlot<T>(tile), T::kHeadDim, 0, step);
+  }
+}
+// Its descriptor, from the K-major descriptor of the aligned base: DescriptorAt, and with
+// kVMnMajor the leading byte offset field moved from 1 to V's atom stride (kBlockN rows of 128
+// bytes), one more add of an immediate.
+template <class T>
+DS_HD uint64_t VtDescriptorAt(uint64_t base_descriptor, uint32_t offset) {
+  const uint64_t d = DescriptorAt(base_descriptor, offset);
+  if constexpr (T::kVMnMajor) {
+    constexpr uint64_t kAtomField = static_cast<uint64_t>(T::kBlockN) * kSwizzleRowBytes >> 4;
+    static_assert(kAtomField < (1u << 14), "the leading byte offset field holds V's atom stride");
+    return d + ((kAtomField - 1) << 16);
+  } else {
+    return d;
+  }
 }
 
 // ---- the TMA ring of the warp-specialised kernel (Traits::kProducer) ----------------------------
