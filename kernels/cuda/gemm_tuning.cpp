@@ -78,10 +78,19 @@ Status GemmTuningCache::Insert(const std::string& key, std::span<const uint8_t> 
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   if (ec)
     return Status(Code::kIo, "GEMM tuning cache: cannot create " + target.parent_path().string() + ": " + ec.message());
+  // Entries another process (or backend) wrote since this one read the file are kept: merged
+  // under this one's.
+  std::map<std::string, std::vector<uint8_t>> merged;
+  if (std::ifstream in(path_, std::ios::binary); in) {
+    std::ostringstream text;
+    text << in.rdbuf();
+    merged = Parse(text.str());
+  }
+  for (const auto& [k, v] : entries_) merged[k] = v;
   const std::string temp = path_ + ".tmp." + std::to_string(static_cast<long>(getpid()));
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << Format(entries_);
+    out << Format(merged);
     out.close();
     if (!out) {
       fs::remove(temp, ec);

@@ -106,6 +106,21 @@ TEST(GemmTuningCache, EntriesOutliveTheProcessThatWroteThem) {
   fs::remove_all(dir);
 }
 
+TEST(GemmTuningCache, TwoWritersKeepEachOthersEntries) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_two_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string path = (dir / "cache.txt").string();
+  GemmTuningCache a(path), b(path);  // both read the file before either wrote
+  const uint8_t x[] = {1}, y[] = {2};
+  ASSERT_TRUE(a.Insert("from-a", x).ok());
+  ASSERT_TRUE(b.Insert("from-b", y).ok());
+  const GemmTuningCache read(path);
+  EXPECT_TRUE(read.Find("from-a")) << "the second writer dropped the first one's entry";
+  EXPECT_TRUE(read.Find("from-b"));
+  fs::remove_all(dir);
+}
+
 TEST(GemmTuningCache, AnUnwritableFileIsAnErrorNotALoss) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_ro_" + std::to_string(getpid()));
