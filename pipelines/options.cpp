@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/registry.h"
+
 namespace ds {
 namespace {
 
@@ -29,8 +31,8 @@ constexpr std::array<ds_option_info, 14> kOptions = {{
     {"seed", DS_OPT_INT, "0", 0, kMaxSeed,
      "Seed of the initial noise: same seed, same build, same device and thread count → same video", 1},
     {"device", DS_OPT_STRING, "auto", 0, 0,
-     "Compute device: cpu, cuda, reference (the slow oracle) or auto (Wan2.1 on the GPU when there is one; the demo "
-     "model on the CPU)",
+     "Compute device: cpu, cuda (the first GPU), cuda:N (the GPU of that index), reference (the slow oracle) or auto "
+     "(Wan2.1 on the first GPU when there is one; the demo model on the CPU)",
      0},
     {"threads", DS_OPT_INT, "0", 0, 1024, "CPU threads (0 = all cores)", 0},
     {"vae-tiling", DS_OPT_STRING, "auto", 0, 0,
@@ -108,8 +110,8 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
     } else if (n == "negative-prompt") {
       opts.negative_prompt = value;
     } else if (n == "device") {
-      if (value != "auto" && value != "cpu" && value != "cuda" && value != "reference") {
-        return Error(Code::kInvalidArgument, "option 'device': '{}' is not one of auto, cpu, cuda, reference", value);
+      if (const Result<DeviceChoice> device = ParseDevice(value); !device.ok()) {
+        return Error(Code::kInvalidArgument, "option 'device': {}", device.status().message());
       }
       opts.device = value;
     } else if (n == "vae-tiling") {

@@ -41,6 +41,22 @@ TEST(CudaRegistry, AutoPutsDeviceResidentModelsOnTheGpuWhenThereIsOne) {
   }
 }
 
+// "cuda:N" picks the N-th GPU; one past the driver's last is a clear error, not another GPU.
+TEST(CudaRegistry, GpuIndicesPickTheirDeviceOrAreAClearError) {
+  const auto count = CudaDeviceCount();
+  const int past = count.ok() ? *count : 1;
+  const std::string name = "cuda:" + std::to_string(past);
+  auto backend = CreateBackend(name, 0);
+  ASSERT_FALSE(backend.ok());
+  EXPECT_NE(backend.status().message().find(name), std::string::npos) << backend.status().message();
+  if (!count.ok()) return;
+  EXPECT_EQ(backend.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(backend.status().message().find("requested"), std::string::npos) << backend.status().message();
+  auto last = CreateBackend("cuda:" + std::to_string(*count - 1), 0);
+  ASSERT_TRUE(last.ok()) << last.status().message();
+  EXPECT_STREQ((*last)->name(), "cuda");
+}
+
 TEST(CudaRegistry, NoDeviceIsUnsupportedNotACrash) {
   const auto count = CudaDeviceCount();
   if (count.ok()) GTEST_SKIP() << *count << " CUDA device(s) present";

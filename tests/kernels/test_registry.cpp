@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "kernels/registry.h"
 
@@ -42,6 +43,38 @@ TEST(Registry, UnknownNameListsAcceptedOnes) {
   for (const char* word : {"tpu", "cpu", "cuda", "reference", "auto"}) {
     EXPECT_NE(message.find(word), std::string::npos) << word << " missing from: " << message;
   }
+}
+
+TEST(Registry, DeviceNamesParse) {
+  using Kind = DeviceChoice::Kind;
+  const std::pair<const char*, DeviceChoice> good[] = {
+      {"auto", {Kind::kAuto, 0}},    {"cpu", {Kind::kCpu, 0}},           {"reference", {Kind::kReference, 0}},
+      {"cuda", {Kind::kCuda, 0}},    {"cuda:0", {Kind::kCuda, 0}},       {"cuda:1", {Kind::kCuda, 1}},
+      {"cuda:07", {Kind::kCuda, 7}}, {"cuda:1023", {Kind::kCuda, 1023}},
+  };
+  for (const auto& [name, want] : good) {
+    const Result<DeviceChoice> got = ParseDevice(name);
+    ASSERT_TRUE(got.ok()) << name << ": " << got.status().message();
+    EXPECT_EQ(got->kind, want.kind) << name;
+    EXPECT_EQ(got->cuda_index, want.cuda_index) << name;
+  }
+  for (const char* bad : {"cuda:", "cuda:-1", "cuda:+1", "cuda:1.5", "cuda:x", "cuda:1024", "cuda:99999999999",
+                          "cuda: 1", "cuda:1 ", "CUDA", "cuda0", "cuda:0:1", "", "gpu", "cpu:0"}) {
+    const Result<DeviceChoice> got = ParseDevice(bad);
+    EXPECT_FALSE(got.ok()) << "\"" << bad << "\" accepted";
+    if (!got.ok()) {
+      EXPECT_EQ(got.status().code(), Code::kInvalidArgument);
+      EXPECT_NE(got.status().message().find("cuda"), std::string::npos) << got.status().message();
+    }
+  }
+}
+
+// A GPU index is a CUDA device here or a clear error: never the CPU, never another GPU.
+TEST(Registry, CudaIndexWithoutThatDeviceIsAnError) {
+  auto backend = CreateBackend("cuda:1023", 0);
+  ASSERT_FALSE(backend.ok()) << "a machine with 1024 GPUs?";
+  EXPECT_NE(backend.status().message().find("cuda:1023"), std::string::npos) << backend.status().message();
+  EXPECT_FALSE(CreateBackend("cuda:x", 0).ok());
 }
 
 }  // namespace

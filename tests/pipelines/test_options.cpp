@@ -76,6 +76,11 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_TRUE(SetOption(o, "guidance", "0").ok()) << "0: the unconditional pass alone";
   EXPECT_TRUE(SetOption(o, "guidance", "-1").ok());
   EXPECT_FALSE(SetOption(o, "device", "tpu").ok());
+  EXPECT_FALSE(SetOption(o, "device", "cuda:").ok());
+  EXPECT_FALSE(SetOption(o, "device", "cuda:-1").ok());
+  EXPECT_TRUE(SetOption(o, "device", "cuda:1").ok()) << "PyTorch's spelling of the second GPU";
+  EXPECT_EQ(o.device, "cuda:1");
+  EXPECT_TRUE(SetOption(o, "device", "auto").ok());
   EXPECT_FALSE(SetOption(o, "vae-tiling", "true").ok());
   EXPECT_TRUE(SetOption(o, "vae_tiling", "on").ok());
   EXPECT_EQ(o.vae_tiling, "on");
