@@ -128,14 +128,18 @@ struct CudaBackend::Impl {
   // Bumped when a setting a recorded graph has baked in changes (set_flash_config): recordings
   // of an older generation are made again.
   uint64_t recording_generation = 0;
-  Status error;            // the first failure since the last Synchronize()
-  bool capturing = false;  // inside a CUDA graph capture: a failure is the capture's, not logged
+  Status error;                  // the first failure since the last Synchronize()
+  bool capturing = false;        // inside a CUDA graph capture: a failure is the capture's, not logged
+  bool device_selected = false;  // Init's cudaSetDevice succeeded
   std::string description;
 
   Impl() = default;
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
   ~Impl() {
+    // Init stopped before it selected a device (none, or an index past the driver's): nothing was
+    // made, and cudaSetDevice with that index would leave its error to the thread's next CUDA call.
+    if (!device_selected) return;
     cudaSetDevice(options.device);
     if (ctx.stream) cudaStreamSynchronize(ctx.stream);
     plans.Clear();
@@ -160,6 +164,7 @@ struct CudaBackend::Impl {
       return Error(Code::kInvalidArgument, "CUDA device {} requested, the driver reports {}", options.device, count);
     }
     DS_CUDA_TRY(cudaSetDevice(options.device));
+    device_selected = true;
     cudaDeviceProp prop;
     DS_CUDA_TRY(cudaGetDeviceProperties(&prop, options.device));
     ctx.cc = 10 * prop.major + prop.minor;

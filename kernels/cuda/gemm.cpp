@@ -157,9 +157,10 @@ std::optional<cublasLtMatmulAlgo_t> Cached(const Context& ctx, const GemmArgs& g
   cublasLtMatmulAlgo_t algo;
   std::memcpy(&algo, bytes->data(), sizeof algo);
   cublasLtMatmulHeuristicResult_t checked = {};
-  if (cublasLtMatmulAlgoCheck(ctx.lt, plan.op, plan.a, plan.b, plan.d, plan.d, &algo, &checked) !=
-          CUBLAS_STATUS_SUCCESS ||
-      checked.workspaceSize > ctx.lt_workspace_bytes || !Usable(g, checked).ok()) {
+  const cublasStatus_t check =
+      cublasLtMatmulAlgoCheck(ctx.lt, plan.op, plan.a, plan.b, plan.d, plan.d, &algo, &checked);
+  checked.algo = algo;  // AlgoCheck fills the rest of the result, never its algo: Usable reads it
+  if (check != CUBLAS_STATUS_SUCCESS || checked.workspaceSize > ctx.lt_workspace_bytes || !Usable(g, checked).ok()) {
     Log(LogLevel::kDebug, "GEMM tuning cache: the entry for {} is not usable; timing again", key);
     return std::nullopt;
   }

@@ -1,5 +1,6 @@
 #include "kernels/cuda/gemm_tuning.h"
 
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -87,7 +88,11 @@ Status GemmTuningCache::Insert(const std::string& key, std::span<const uint8_t> 
     merged = Parse(text.str());
   }
   for (const auto& [k, v] : entries_) merged[k] = v;
-  const std::string temp = path_ + ".tmp." + std::to_string(static_cast<long>(getpid()));
+  // A name of this writer's own (process, and a count across the process's backends and threads),
+  // so that no two writers ever rename each other's half-written file.
+  static std::atomic<uint64_t> writes{0};
+  const std::string temp =
+      path_ + ".tmp." + std::to_string(static_cast<long>(getpid())) + "." + std::to_string(writes.fetch_add(1));
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     out << Format(merged);

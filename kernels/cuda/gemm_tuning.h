@@ -74,8 +74,9 @@ class GemmTuningCache {
   const std::string& path() const { return path_; }
   std::optional<std::vector<uint8_t>> Find(const std::string& key) const;
   // Records key → bytes and rewrites the file (a new file renamed over the old one, so a reader
-  // never sees half of it), keeping the entries others wrote to it meanwhile. The error says why
-  // the file could not be written; the entry is kept in memory either way.
+  // never sees half of it), keeping the entries others wrote to it since (best effort: two
+  // writers at the same moment can still drop one entry, which is then timed again). The error
+  // says why the file could not be written; the entry is kept in memory either way.
   Status Insert(const std::string& key, std::span<const uint8_t> bytes);
 
   // The file's text format, one "<key> <hex bytes>" line per entry; a later line for a key wins.

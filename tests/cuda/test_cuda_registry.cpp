@@ -55,11 +55,24 @@ TEST(CudaRegistry, GpuIndicesPickTheirDeviceOrAreAClearError) {
   auto last = CreateBackend("cuda:" + std::to_string(*count - 1), 0);
   ASSERT_TRUE(last.ok()) << last.status().message();
   EXPECT_STREQ((*last)->name(), "cuda");
+  // The refusal left no CUDA error behind for this thread: a kernel launch on the next backend
+  // (whose check reads the thread's last error) succeeds.
+  auto* gpu = dynamic_cast<CudaBackend*>(last->get());
+  ASSERT_NE(gpu, nullptr);
+  auto buffer = gpu->NewBuffer(DType::kF32, {256});
+  ASSERT_TRUE(buffer.ok()) << buffer.status().message();
+  Tensor t = buffer->tensor;
+  ASSERT_TRUE(gpu->Zero(t).ok());
+  gpu->silu(t);
+  const Status ran = gpu->Synchronize();
+  EXPECT_TRUE(ran.ok()) << ran.message();
 }
 
 TEST(CudaRegistry, NoDeviceIsUnsupportedNotACrash) {
   const auto count = CudaDeviceCount();
-  if (count.ok()) GTEST_SKIP() << *count << " CUDA device(s) present";
+  if (count.ok()) {
+    GTEST_SKIP() << *count << " CUDA device(s) present";
+  }
   EXPECT_EQ(count.status().code(), Code::kUnsupported);
   auto backend = CudaBackend::Create();
   ASSERT_FALSE(backend.ok());

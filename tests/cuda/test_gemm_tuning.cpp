@@ -10,7 +10,9 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/cuda/gemm_tuning.h"
@@ -118,6 +120,40 @@ TEST(GemmTuningCache, TwoWritersKeepEachOthersEntries) {
   const GemmTuningCache read(path);
   EXPECT_TRUE(read.Find("from-a")) << "the second writer dropped the first one's entry";
   EXPECT_TRUE(read.Find("from-b"));
+  fs::remove_all(dir);
+}
+
+// Two backends of one process (cuda:0 and cuda:1, say) writing at once: each write goes through a
+// file of its own, so none fails on the other's rename (with one temporary name per process,
+// dozens of 600 did).
+TEST(GemmTuningCache, WritersInOneProcessNeverShareATemporaryFile) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_threads_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string path = (dir / "cache.txt").string();
+  int failed[2] = {0, 0};
+  auto writer = [&](int w) {
+    GemmTuningCache cache(path);
+    for (int i = 0; i < 150; ++i) {
+      const uint8_t bytes[] = {static_cast<uint8_t>(w), static_cast<uint8_t>(i)};
+      std::string key = std::to_string(w);  // (not "w" + …: GCC 12's -Wrestrict misfires on it)
+      key += '/';
+      key += std::to_string(i);
+      if (!cache.Insert(key, bytes).ok()) ++failed[w];
+    }
+  };
+  std::thread a(writer, 0), b(writer, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(failed[0] + failed[1], 0);
+  // Whoever renamed last wrote all of its own 150 entries at least (the other's are best effort).
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_GE(GemmTuningCache::Parse(text.str()).size(), 150u);
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    EXPECT_EQ(entry.path().filename(), "cache.txt") << "a temporary file was left behind";
+  }
   fs::remove_all(dir);
 }
 
