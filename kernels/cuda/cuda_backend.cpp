@@ -210,14 +210,17 @@ struct CudaBackend::Impl {
       }
     }
     ctx.gemm_autotune = options.gemm_autotune;
-    // The timed GEMM choices of earlier processes on this machine (gemm_tuning.h).
+    // The timed GEMM choices of earlier processes on this machine (gemm_tuning.h), by device (its
+    // SM count too: cuBLAS promises the same bits for the same architecture and SM count) and
+    // cuBLASLt version.
     const std::string cache_path = options.gemm_tuning_cache.value_or(cuda::GemmTuningCache::DefaultPath());
     if (!cache_path.empty()) {
       tuning_cache = cuda::GemmTuningCache(cache_path);
       ctx.tuning_cache = &tuning_cache;
     }
-    ctx.device_key = cuda::GemmTuningCache::MakeKey(
-        {prop.name, "sm" + std::to_string(ctx.cc), "cublasLt" + std::to_string(cublasLtGetVersion())});
+    ctx.device_key =
+        cuda::GemmTuningCache::MakeKey({prop.name, "sm" + std::to_string(ctx.cc), std::to_string(ctx.sm_count) + "SMs",
+                                        "cublasLt" + std::to_string(cublasLtGetVersion())});
     return Status::Ok();
   }
 
