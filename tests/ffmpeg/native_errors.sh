@@ -21,7 +21,12 @@ expect_failure() {
 expect_failure size_unsupported "model=$model:size=40x40" "width 40 is not supported"
 expect_failure model_missing "model=$TMP/no-such-model" "no-such-model"
 expect_failure prompt_empty "model=$model:prompt=" "The prompt is empty"
-expect_failure device_unknown "model=$model:device=tpu" "'tpu' is not one of"
+expect_failure device_unknown "model=$model:device=tpu" 'unknown device "tpu"'
+# A GPU index inside a filtergraph, where ':' separates options: quoted and escaped, device='cuda\:1'
+# (the README's spelling).
+expect_failure device_bad_gpu_index "model=$model:device='cuda\\:x'" 'the GPU index after "cuda:"'
+# cuda:0 reaches the engine whole: refused for want of a GPU (or a CUDA build), not as a name.
+expect_failure device_gpu_index_reaches_engine "model=$model:device='cuda\\:0'" 'device "cuda:0"'
 expect_failure steps_out_of_range "model=$model:steps=5000" "out of range"
 # libavfilter's generic `threads` of the filter is the engine's thread count, checked by the engine
 expect_failure threads_out_of_range "model=$model:threads=2000" "'threads': 2000 is outside"
