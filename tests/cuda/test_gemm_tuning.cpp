@@ -54,6 +54,23 @@ TEST(GemmTuning, CandidatesThatDidNotRunAreNeverChosen) {
 }
 
 using Entries = std::map<std::string, std::vector<uint8_t>>;
+namespace fs = std::filesystem;
+
+// An empty directory of this test's own under the system's temporary one, removed at scope exit.
+struct ScratchDir {
+  fs::path path;
+  explicit ScratchDir(const std::string& name)
+      : path(fs::temp_directory_path() / ("ds_gemm_tuning_" + name + "_" + std::to_string(getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+};
 
 TEST(GemmTuningCache, FormatParsesBack) {
   const Entries entries = {{"NVIDIA_H100/sm90/lt130000/1/0/4608/32760/1536", {0x00, 0x01, 0xab, 0xff, 0x10, 0x7f}},
@@ -85,9 +102,8 @@ TEST(GemmTuningCache, KeysHoldNoWhitespace) {
 }
 
 TEST(GemmTuningCache, EntriesOutliveTheProcessThatWroteThem) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_" + std::to_string(getpid()));
-  fs::remove_all(dir);
+  const ScratchDir scratch("outlive");
+  const fs::path& dir = scratch.path;
   const std::string path = (dir / "sub" / "cache.txt").string();
   {
     GemmTuningCache cache(path);
@@ -105,13 +121,11 @@ TEST(GemmTuningCache, EntriesOutliveTheProcessThatWroteThem) {
   for (const auto& entry : fs::directory_iterator(dir / "sub")) {
     EXPECT_EQ(entry.path().filename(), "cache.txt") << "a temporary file was left behind";
   }
-  fs::remove_all(dir);
 }
 
 TEST(GemmTuningCache, TwoWritersKeepEachOthersEntries) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_two_" + std::to_string(getpid()));
-  fs::remove_all(dir);
+  const ScratchDir scratch("two");
+  const fs::path& dir = scratch.path;
   const std::string path = (dir / "cache.txt").string();
   GemmTuningCache a(path), b(path);  // both read the file before either wrote
   const uint8_t x[] = {1}, y[] = {2};
@@ -120,16 +134,14 @@ TEST(GemmTuningCache, TwoWritersKeepEachOthersEntries) {
   const GemmTuningCache read(path);
   EXPECT_TRUE(read.Find("from-a")) << "the second writer dropped the first one's entry";
   EXPECT_TRUE(read.Find("from-b"));
-  fs::remove_all(dir);
 }
 
 // Two backends of one process (cuda:0 and cuda:1, say) writing at once: each write goes through a
 // file of its own, so none fails on the other's rename (with one temporary name per process,
 // dozens of 600 did).
 TEST(GemmTuningCache, WritersInOneProcessNeverShareATemporaryFile) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_threads_" + std::to_string(getpid()));
-  fs::remove_all(dir);
+  const ScratchDir scratch("threads");
+  const fs::path& dir = scratch.path;
   const std::string path = (dir / "cache.txt").string();
   int failed[2] = {0, 0};
   auto writer = [&](int w) {
@@ -154,14 +166,11 @@ TEST(GemmTuningCache, WritersInOneProcessNeverShareATemporaryFile) {
   for (const auto& entry : fs::directory_iterator(dir)) {
     EXPECT_EQ(entry.path().filename(), "cache.txt") << "a temporary file was left behind";
   }
-  fs::remove_all(dir);
 }
 
 TEST(GemmTuningCache, AnUnwritableFileIsAnErrorNotALoss) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("ds_gemm_tuning_ro_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const ScratchDir scratch("ro");
+  const fs::path& dir = scratch.path;
   std::ofstream(dir / "file") << "x";  // a file where the cache's directory should be
   GemmTuningCache cache((dir / "file" / "cache.txt").string());
   const uint8_t a[] = {4};
@@ -170,7 +179,6 @@ TEST(GemmTuningCache, AnUnwritableFileIsAnErrorNotALoss) {
   EXPECT_NE(s.message().find("GEMM tuning cache"), std::string::npos) << s.message();
   ASSERT_TRUE(cache.Find("k"));
   EXPECT_EQ(*cache.Find("k"), std::vector<uint8_t>{4});
-  fs::remove_all(dir);
 }
 
 TEST(GemmTuningCache, NoPathReadsAndWritesNothing) {
