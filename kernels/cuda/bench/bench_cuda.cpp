@@ -6,7 +6,8 @@
 //   attention_flash_bf16   the flash kernel alone, bf16 q/k/v in device memory (what SDPA is fed),
 //                          in the configuration the backend runs (default, or DS_FLASH_CONFIG)
 //   attention_flash_bf16_<config>  the same for every configuration built (flash::Candidates),
-//                          with its registers, shared memory and resident blocks per SM
+//                          with its registers, shared memory and resident blocks per SM; also
+//                          at the cross-attention's shape (N=32760x512: 512 keys)
 //   attention_backend_f32  Backend::attention on f32 tensors: f32→bf16 conversion + flash kernel
 //   gemm_bf16_cublaslt     cuBLASLt bf16×bf16→bf16, f32 accumulate (the bf16 plan's GEMM), its
 //                          heuristic's first algorithm: "cuBLAS" of the "≥ 90 % of cuBLAS" target
@@ -124,25 +125,25 @@ double HostMs(CudaBackend& be, Fn op, int iters) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
 }
 
-// Worst |got − want| / (|want| + rms) over rows 0, n/2, n−1 of the first and last head, against
-// float64 softmax on the same bf16 inputs.
+// Worst |got − want| / (|want| + rms) over query rows 0, n/2, n−1 of the first and last head (nk
+// keys), against float64 softmax on the same bf16 inputs.
 double SampledError(const std::vector<uint16_t>& q, const std::vector<uint16_t>& k, const std::vector<uint16_t>& v,
-                    const std::vector<float>& out, int heads, int n, int d, double scale) {
+                    const std::vector<float>& out, int heads, int n, int nk, int d, double scale) {
   double worst = 0;
   for (int h : {0, heads - 1}) {
     for (int i : {0, n / 2, n - 1}) {
-      std::vector<double> s(static_cast<size_t>(n)), acc(static_cast<size_t>(d), 0.0);
+      std::vector<double> s(static_cast<size_t>(nk)), acc(static_cast<size_t>(d), 0.0);
       auto at = [&](const std::vector<uint16_t>& t, int row, int e) {
         return double{cuda::flash::Bf16ToFloat(t[(static_cast<size_t>(row) * heads + h) * d + e])};
       };
       double max = -1e300, sum = 0;
-      for (int j = 0; j < n; ++j) {
+      for (int j = 0; j < nk; ++j) {
         double dot = 0;
         for (int e = 0; e < d; ++e) dot += at(q, i, e) * at(k, j, e);
         s[j] = dot * scale;
         max = std::max(max, s[j]);
       }
-      for (int j = 0; j < n; ++j) {
+      for (int j = 0; j < nk; ++j) {
         const double w = std::exp(s[j] - max);
         sum += w;
         for (int e = 0; e < d; ++e) acc[e] += w * at(v, j, e);
@@ -159,18 +160,22 @@ double SampledError(const std::vector<uint16_t>& q, const std::vector<uint16_t>&
   return worst;
 }
 
-// Flash kernel on bf16 [N, H, d] tensors: the backend's configuration as attention_flash_bf16, then
-// (with `candidates`) every configuration of head dim d; each timed, then spot-checked in float64.
-void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool candidates) {
+// Flash kernel on bf16 [N, H, d] q and [NK, H, d] k/v (NK = N: self-attention; the Wan block's
+// cross-attention has NK = 512 text rows): the backend's configuration as attention_flash_bf16,
+// then (with `candidates`) every configuration of head dim d; each timed, then spot-checked in
+// float64. A cross shape prints as N=<N>x<NK>.
+void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool candidates, int nk = 0) {
+  nk = nk > 0 ? nk : n;
   std::mt19937 rng(1234);
-  const size_t count = static_cast<size_t>(n) * heads * d;
-  const std::vector<uint16_t> q = RandomBf16(rng, count), k = RandomBf16(rng, count), v = RandomBf16(rng, count);
-  auto dq = be.Alloc(DType::kBF16, {n, heads, d}), dk = be.Alloc(DType::kBF16, {n, heads, d});
-  auto dv = be.Alloc(DType::kBF16, {n, heads, d}), dout = be.Alloc(DType::kF32, {n, heads, d});
+  const size_t count = static_cast<size_t>(n) * heads * d, kv_count = static_cast<size_t>(nk) * heads * d;
+  const std::vector<uint16_t> q = RandomBf16(rng, count), k = RandomBf16(rng, kv_count), v = RandomBf16(rng, kv_count);
+  auto dq = be.Alloc(DType::kBF16, {n, heads, d}), dk = be.Alloc(DType::kBF16, {nk, heads, d});
+  auto dv = be.Alloc(DType::kBF16, {nk, heads, d}), dout = be.Alloc(DType::kF32, {n, heads, d});
   BENCH_CHECK(dq.ok() && dk.ok() && dv.ok() && dout.ok());
   BENCH_CHECK(cudaMemcpy(dq->data, q.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
-  BENCH_CHECK(cudaMemcpy(dk->data, k.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
-  BENCH_CHECK(cudaMemcpy(dv->data, v.data(), count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(dk->data, k.data(), kv_count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  BENCH_CHECK(cudaMemcpy(dv->data, v.data(), kv_count * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  const std::string shape = nk == n ? std::to_string(n) : std::to_string(n) + "x" + std::to_string(nk);
 
   cuda::flash::Params p;
   p.q = dq->data;
@@ -179,11 +184,12 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
   p.o = dout->data;
   p.q_row = p.k_row = p.v_row = p.o_row = static_cast<int64_t>(heads) * d;
   p.q_head = p.k_head = p.v_head = p.o_head = d;
-  p.nq = p.nk = n;
+  p.nq = n;
+  p.nk = nk;
   p.heads = heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   p.scale_log2 = static_cast<float>(scale) * cuda::flash::kLog2e;
-  const double flops = 4.0 * heads * double(n) * n * d;
+  const double flops = 4.0 * heads * double(n) * nk * d;
 
   auto choice = cuda::flash::Choice::FromOption("");
   Require(choice.status(), "DS_FLASH_CONFIG");
@@ -204,7 +210,7 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
     }
     // The wgmma configurations' Vᵀ scratch (ScratchBytes; 0 for the others).
     p.v_t = nullptr;
-    if (const size_t vt_bytes = cuda::flash::ScratchBytes(d, config, heads, n); vt_bytes > 0) {
+    if (const size_t vt_bytes = cuda::flash::ScratchBytes(d, config, heads, nk); vt_bytes > 0) {
       auto vt = be.Alloc(DType::kBF16, {static_cast<int64_t>(vt_bytes / 2)});  // arena: freed by ResetArena
       Require(vt.status(), "Vt scratch");
       p.v_t = vt->data;
@@ -214,14 +220,14 @@ void BenchAttention(CudaBackend& be, int heads, int n, int d, int iters, bool ca
     BENCH_CHECK(cudaMemset(p.o, 0xff, count * 4) == cudaSuccess);  // NaN: unwritten outputs show
     const double ms = EventMs([&] { Require(cuda::flash::Forward(p, d, nullptr, config), "flash attention"); }, iters);
     std::printf(
-        "RESULT %s B=1 H=%d N=%d d=%d ms=%.3f tflops=%.1f config=%s warps=%d rows_per_warp=%d block_m=%d block_n=%d "
+        "RESULT %s B=1 H=%d N=%s d=%d ms=%.3f tflops=%.1f config=%s warps=%d rows_per_warp=%d block_m=%d block_n=%d "
         "stages=%d q=%s smem_kb=%d regs=%d local_bytes=%d blocks_per_sm=%d\n",
-        name.c_str(), heads, n, d, ms, flops / ms / 1e9, info.name.c_str(), info.warps, 16 * info.m_tiles, info.block_m,
-        info.block_n, info.stages, info.q_in_regs ? "regs" : "smem", info.smem_bytes / 1024, res->registers,
-        res->local_bytes, res->blocks_per_sm);
+        name.c_str(), heads, shape.c_str(), d, ms, flops / ms / 1e9, info.name.c_str(), info.warps, 16 * info.m_tiles,
+        info.block_m, info.block_n, info.stages, info.q_in_regs ? "regs" : "smem", info.smem_bytes / 1024,
+        res->registers, res->local_bytes, res->blocks_per_sm);
     BENCH_CHECK(cudaMemcpy(out.data(), p.o, count * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
-    std::printf("CHECK %s H=%d N=%d d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n", name.c_str(), heads,
-                n, d, SampledError(q, k, v, out, heads, n, d, scale));
+    std::printf("CHECK %s H=%d N=%s d=%d sampled rows worst error %.2e (|err| / (|want| + rms))\n", name.c_str(), heads,
+                shape.c_str(), d, SampledError(q, k, v, out, heads, n, nk, d, scale));
     std::fflush(stdout);
   }
   be.ResetArena();
@@ -398,6 +404,9 @@ int main(int argc, char** argv) {
   BenchAttention(be, 12, 32760, 128, iters, true);
   BenchAttention(be, 24, 4608, 128, iters, true);
   BenchAttention(be, 24, 4608, 64, iters, true);
+  // The Wan block's cross-attention: 32 760 video queries over 512 text rows (a few key tiles per
+  // query tile: the blocks' prologue and epilogue weigh, unlike above).
+  BenchAttention(be, 12, 32760, 128, iters, true, 512);
   BenchBackendAttention(be, 12, 32760, 128, iters);
 
   const int tokens = 32760, dim = 1536, ffn = 8960;
