@@ -309,7 +309,7 @@ compile() {  # source → object, logging to <object>.log
   esac || { echo "FAILED: $src (see $obj.log)"; tail -20 "$obj.log"; rm -f "$obj"; return 1; }
 }
 
-LIB_SOURCES=(core/tensor.cpp core/log.cpp core/backend.cpp core/frame.cpp core/patchify.cpp
+LIB_SOURCES=(core/tensor.cpp core/text_file.cpp core/log.cpp core/backend.cpp core/frame.cpp core/patchify.cpp
              kernels/cpu/reference_backend.cpp)
 # The engine's Wan transformer, VAE and text encoder and what they need from core/ (no BLAS, no sentencepiece), for bench_wan_cuda.
 ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layers.cpp core/rope.cpp

@@ -3,25 +3,20 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <type_traits>
+
+#include "core/text_file.h"
 
 namespace ds {
 namespace {
 
 using json = nlohmann::json;
 
-Status TypeError(std::string_view file, std::string_view path, std::string_view expected,
-                 const json& got) {
-  return Error(Code::kModel, "{}: '{}' must be {}, got {}", file, path, expected,
-               DescribeJson(got));
+Status TypeError(std::string_view file, std::string_view path, std::string_view expected, const json& got) {
+  return Error(Code::kModel, "{}: '{}' must be {}, got {}", file, path, expected, DescribeJson(got));
 }
 
 template <typename T>
@@ -41,8 +36,7 @@ std::optional<T> AsInteger(const json& v) {
 template <typename T>
 std::string IntegerExpectation(const json& v) {
   if (!v.is_number_integer()) return "an integer";
-  return fmt::format("an integer in [{}, {}]", std::numeric_limits<T>::min(),
-                     std::numeric_limits<T>::max());
+  return fmt::format("an integer in [{}, {}]", std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
 }
 
 template <ConfigValue T>
@@ -63,8 +57,8 @@ Result<T> Convert(const json& v, std::string_view file, std::string_view path) {
 }
 
 template <typename T>
-Result<std::vector<T>> ConvertArray(const json& v, std::string_view file, std::string_view path,
-                                    size_t expected_size, std::string_view element) {
+Result<std::vector<T>> ConvertArray(const json& v, std::string_view file, std::string_view path, size_t expected_size,
+                                    std::string_view element) {
   bool ok = v.is_array() && (expected_size == 0 || v.size() == expected_size);
   std::vector<T> out;
   for (size_t i = 0; ok && i < v.size(); ++i) {
@@ -85,22 +79,19 @@ std::string_view StripJsonExceptionId(std::string_view s) {
 
 }  // namespace
 
-Result<nlohmann::json> ParseJsonText(std::string_view text, std::string_view file,
-                                     std::string_view what) {
+Result<nlohmann::json> ParseJsonText(std::string_view text, std::string_view file, std::string_view what) {
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
     return Error(Code::kModel, "{}: {}not valid JSON: {}", file,
-                 what.empty() ? std::string() : fmt::format("{} is ", what),
-                 StripJsonExceptionId(e.what()));
+                 what.empty() ? std::string() : fmt::format("{} is ", what), StripJsonExceptionId(e.what()));
   }
 }
 
 // Dumping is recursive, so nested containers (which a hostile file may nest arbitrarily deep) are
 // only named; long renderings are cut.
 std::string DescribeJson(const nlohmann::json& v) {
-  bool flat = !v.is_structured() ||
-              std::none_of(v.begin(), v.end(), [](const json& e) { return e.is_structured(); });
+  bool flat = !v.is_structured() || std::none_of(v.begin(), v.end(), [](const json& e) { return e.is_structured(); });
   if (!flat) return fmt::format("{} of {} elements", v.type_name(), v.size());
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   constexpr size_t kMax = 80;
@@ -111,15 +102,9 @@ Config::Config(std::shared_ptr<const nlohmann::json> root, std::string name)
     : root_(std::move(root)), name_(std::move(name)) {}
 
 Result<Config> Config::Load(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
-    return Error(Code::kIo, "{}: not a regular file", path);  // a FIFO would block the open for ever
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(Code::kIo, "{}: cannot open: {}", path, std::strerror(errno));
-  // Not `stream << in.rdbuf()`: that swallows std::bad_alloc and yields a truncated text, which a
-  // failed allocation would turn into a bogus "not valid JSON" error.
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // ReadTextFile: a FIFO is refused, not opened, and a failed allocation is an error, not a
+  // truncated text that would read as bogus "not valid JSON".
+  DS_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(path));
   return Parse(text, path);
 }
 
@@ -138,8 +123,8 @@ Result<const nlohmann::json*> Config::Find(std::string_view path) const {
     size_t dot = path.find('.', start);
     std::string_view key = path.substr(start, dot == std::string_view::npos ? dot : dot - start);
     if (!node->is_object()) {
-      return Error(Code::kModel, "{}: '{}' must be an object holding '{}', got {}", name_,
-                   path.substr(0, start - 1), key, DescribeJson(*node));
+      return Error(Code::kModel, "{}: '{}' must be an object holding '{}', got {}", name_, path.substr(0, start - 1),
+                   key, DescribeJson(*node));
     }
     auto it = node->find(key);
     if (it == node->end()) return static_cast<const json*>(nullptr);
@@ -173,14 +158,12 @@ Result<T> Config::GetOr(std::string_view path, T fallback) const {
   return Convert<T>(*node, name_, path);
 }
 
-Result<std::vector<int64_t>> Config::GetIntArray(std::string_view path,
-                                                 size_t expected_size) const {
+Result<std::vector<int64_t>> Config::GetIntArray(std::string_view path, size_t expected_size) const {
   DS_ASSIGN_OR_RETURN(const json* node, FindRequired(path));
   return ConvertArray<int64_t>(*node, name_, path, expected_size, "integers");
 }
 
-Result<std::vector<double>> Config::GetDoubleArray(std::string_view path,
-                                                   size_t expected_size) const {
+Result<std::vector<double>> Config::GetDoubleArray(std::string_view path, size_t expected_size) const {
   DS_ASSIGN_OR_RETURN(const json* node, FindRequired(path));
   return ConvertArray<double>(*node, name_, path, expected_size, "numbers");
 }

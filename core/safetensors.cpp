@@ -11,13 +11,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/config.h"
 #include "core/tensor.h"
+#include "core/text_file.h"
 
 namespace ds {
 namespace {
@@ -270,17 +269,6 @@ uint64_t ReadLittleEndian64(const uint8_t* p) {
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-Result<std::string> ReadTextFile(const std::string& path) {
-  std::error_code ec;
-  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {  // a FIFO would block the open
-    return Error(Code::kIo, "{}: not a regular file", path);
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(Code::kIo, "{}: cannot read: {}", path, std::strerror(errno));
-  // Not `stream << in.rdbuf()`, which swallows std::bad_alloc and yields a truncated text.
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 constexpr std::string_view kIndexSuffix = ".safetensors.index.json";

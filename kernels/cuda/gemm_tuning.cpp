@@ -5,10 +5,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include <unistd.h>
+
+#include "core/text_file.h"
 
 namespace ds::cuda {
 namespace {
@@ -46,14 +47,15 @@ bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; 
 
 }  // namespace
 
-GemmTuningCache::GemmTuningCache(std::string path) : path_(std::move(path)) {
-  if (path_.empty()) return;
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) return;
-  std::ostringstream text;
-  text << in.rdbuf();
-  entries_ = Parse(text.str());
+// The file's entries; none when there is no file (or it cannot be read: the choices are then
+// timed again).
+std::map<std::string, std::vector<uint8_t>> GemmTuningCache::Read() const {
+  if (path_.empty()) return {};
+  const Result<std::string> text = ReadTextFile(path_);
+  return text.ok() ? Parse(*text) : std::map<std::string, std::vector<uint8_t>>{};
 }
+
+GemmTuningCache::GemmTuningCache(std::string path) : path_(std::move(path)), entries_(Read()) {}
 
 std::string GemmTuningCache::DefaultPath() {
   if (const char* env = std::getenv("DS_GEMM_TUNING_CACHE")) return env;
@@ -81,12 +83,7 @@ Status GemmTuningCache::Insert(const std::string& key, std::span<const uint8_t> 
     return Status(Code::kIo, "GEMM tuning cache: cannot create " + target.parent_path().string() + ": " + ec.message());
   // Entries another process (or backend) wrote since this one read the file are kept: merged
   // under this one's.
-  std::map<std::string, std::vector<uint8_t>> merged;
-  if (std::ifstream in(path_, std::ios::binary); in) {
-    std::ostringstream text;
-    text << in.rdbuf();
-    merged = Parse(text.str());
-  }
+  std::map<std::string, std::vector<uint8_t>> merged = Read();
   for (const auto& [k, v] : entries_) merged[k] = v;
   // A name of this writer's own (process, and a count across the process's backends and threads),
   // so that no two writers ever rename each other's half-written file.

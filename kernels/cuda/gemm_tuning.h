@@ -87,6 +87,8 @@ class GemmTuningCache {
   static std::string MakeKey(std::initializer_list<std::string_view> parts);
 
  private:
+  std::map<std::string, std::vector<uint8_t>> Read() const;
+
   std::string path_;
   std::map<std::string, std::vector<uint8_t>> entries_;
 };
