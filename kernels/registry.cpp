@@ -1,5 +1,8 @@
 #include "kernels/registry.h"
 
+#include <charconv>
+#include <system_error>
+
 #include "core/log.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/reference_backend.h"
@@ -17,14 +20,14 @@ Result<DeviceChoice> ParseDevice(std::string_view device) {
   if (device == "cuda") return DeviceChoice{Kind::kCuda, 0};
   constexpr std::string_view kCudaPrefix = "cuda:";
   if (device.substr(0, kCudaPrefix.size()) == kCudaPrefix) {
+    // Decimal digits only: from_chars into an unsigned takes no sign, space or fraction.
     const std::string_view digits = device.substr(kCudaPrefix.size());
-    int index = 0;
-    bool valid = !digits.empty() && digits.size() <= 4;
-    for (char c : digits) {
-      valid = valid && c >= '0' && c <= '9';
-      if (valid) index = 10 * index + (c - '0');
+    unsigned index = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (!digits.empty() && error == std::errc() && end == digits.data() + digits.size() &&
+        index <= static_cast<unsigned>(kMaxCudaIndex)) {
+      return DeviceChoice{Kind::kCuda, static_cast<int>(index)};
     }
-    if (valid && index <= kMaxCudaIndex) return DeviceChoice{Kind::kCuda, index};
     return Error(Code::kInvalidArgument, "device \"{}\": the GPU index after \"cuda:\" must be a number from 0 to {}",
                  device, kMaxCudaIndex);
   }
