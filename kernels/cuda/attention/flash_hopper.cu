@@ -471,32 +471,31 @@ __global__ void __launch_bounds__(T::kThreads, 1)
     // kVMnMajor) or kVtCols / 64 (Vᵀ) of them, one swizzle atom each.
     SetMaxRegisters<false, kProducerRegisters>();
     if (tid == 0) {
-      constexpr int kQAtoms = T::kHeadDim / 64, kVtAtoms = T::kVtCols / 64;
+      constexpr int kDimAtoms = T::kHeadDim / 64, kVtAtoms = T::kVtCols / 64;
+      // Rows [row0, row0 + rows) of a token tensor (Q, K, or V with kVMnMajor) into the tile at
+      // `dst`: one box per 64 dims.
+      auto load_token_tile = [&](uint32_t dst, int rows, const CUtensorMap* map, bool heads_inner, int row0,
+                                 uint32_t bar) {
+        for (int a = 0; a < kDimAtoms; ++a) {
+          TmaLoad3(dst + static_cast<uint32_t>(a * rows * 128), map, TokenCoords(heads_inner, 64 * a, row0, head), bar);
+        }
+      };
       MbarArriveExpectTx(barrier(Ring::kQFull), T::kQBytes);
-      for (int a = 0; a < kQAtoms; ++a) {
-        const TmaCoords c = TokenCoords(maps.q_heads_inner, 64 * a, qt.begin, head);
-        TmaLoad3(base + static_cast<uint32_t>(a * T::kBlockM * 128), &maps.q, c, barrier(Ring::kQFull));
-      }
+      load_token_tile(base, T::kBlockM, &maps.q, maps.q_heads_inner, qt.begin, barrier(Ring::kQFull));
       for (int i = 0; i < 2 * n_tiles; ++i) {
         const typename Ring::Copy copy = Ring::ProducerCopy(i, n_tiles);
         const int kt = copy.tile, slot = Ring::Slot(kt), key0 = kt * T::kBlockN;
         if (!copy.vt) {
           if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyK(slot)), Ring::EmptyParity(kt));
           MbarArriveExpectTx(barrier(Ring::FullK(slot)), T::kKBytes);
-          for (int a = 0; a < kQAtoms; ++a) {
-            const TmaCoords c = TokenCoords(maps.k_heads_inner, 64 * a, key0, head);
-            TmaLoad3(base + KSlot<T>(kt) + static_cast<uint32_t>(a * T::kBlockN * 128), &maps.k, c,
-                     barrier(Ring::FullK(slot)));
-          }
+          load_token_tile(base + KSlot<T>(kt), T::kBlockN, &maps.k, maps.k_heads_inner, key0,
+                          barrier(Ring::FullK(slot)));
         } else {
           if (Ring::RefillWaits(kt)) MbarWait(barrier(Ring::EmptyVt(slot)), Ring::EmptyParity(kt));
           MbarArriveExpectTx(barrier(Ring::FullVt(slot)), T::kVtBytes);
           if constexpr (T::kVMnMajor) {  // V's rows, boxed as K's
-            for (int a = 0; a < kQAtoms; ++a) {
-              const TmaCoords c = TokenCoords(maps.v_heads_inner, 64 * a, key0, head);
-              TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kBlockN * 128), &maps.vt, c,
-                       barrier(Ring::FullVt(slot)));
-            }
+            load_token_tile(base + VtSlot<T>(kt), T::kBlockN, &maps.vt, maps.v_heads_inner, key0,
+                            barrier(Ring::FullVt(slot)));
           } else {
             for (int a = 0; a < kVtAtoms; ++a) {
               TmaLoad3(base + VtSlot<T>(kt) + static_cast<uint32_t>(a * T::kHeadDim * 128), &maps.vt,
