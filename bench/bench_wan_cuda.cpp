@@ -17,7 +17,10 @@
 //      the forward's CUDA graph, then issuing its ops one by one:
 //      "RESULT engine_wan13b_forward …", "RESULT engine_wan13b_forward_without_graph …", and
 //      with cuBLASLt's first algorithm for every GEMM instead of the fastest of those the first
-//      forward timed, "RESULT engine_wan13b_forward_heuristic_gemms …"; then,
+//      forward timed, "RESULT engine_wan13b_forward_heuristic_gemms …"; the attention kernel the
+//      first forward chose for each shape, "RESULT engine_wan13b_attention_choice …", and the
+//      forward with each head dim's default kernel instead, "RESULT
+//      engine_wan13b_forward_default_attention … attention_tuning_speedup=…"; then,
 //      with --flash-configs a,b,…, the same graph-replayed forward with each of those attention
 //      kernels (CudaBackend::set_flash_config; gpu_check names the fastest of bench_cuda's
 //      table), "RESULT engine_wan13b_forward_flash config=… ms=…".
@@ -37,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -175,7 +179,9 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
     return Seconds(start) / n;
   };
   const double first_s = timed(1, 999.0f);
-  std::printf("first forward (incl. weight upload, workspace allocation, GEMM algorithm timing): %.2f s\n", first_s);
+  std::printf(
+      "first forward (incl. weight upload, workspace allocation, GEMM algorithm and attention kernel timing): %.2f s\n",
+      first_s);
   const double second_s = timed(1, 999.0f);
   std::printf("second forward (captures the CUDA graph, then launches it): %.2f s; replays: %s\n", second_s,
               model->ForwardReplays() ? "yes" : "NO");
@@ -190,13 +196,26 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   const std::vector<float> tuned_velocity = velocity;
   double heuristic_ms = 0, heuristic_rel = 0;
   bool heuristic_finite = false;
-  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::GemmAutotune::kOff);
+  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::Autotune::kOff);
   if (s.ok()) {
     timed(2, 999.0f);
     heuristic_ms = timed(reps, 500.0f) * 1e3;
     heuristic_rel = RelRms(velocity, tuned_velocity, &heuristic_finite);
   }
-  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::GemmAutotune::kRecorded);
+  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::Autotune::kRecorded);
+  if (s.ok()) timed(2, 500.0f);
+  // Which attention kernel each shape ran (timed by the first forward), then the same forwards with
+  // each head dim's default kernel at every shape, then the choices made again for the stages after.
+  const std::map<std::string, ds::cuda::AttentionChoice> attention_choices = gpu.attention_choices();
+  double default_attention_ms = 0, default_attention_rel = 0;
+  bool default_attention_finite = false;
+  if (s.ok()) s = gpu.set_attention_autotune(ds::cuda::Autotune::kOff);
+  if (s.ok()) {
+    timed(2, 999.0f);
+    default_attention_ms = timed(reps, 500.0f) * 1e3;
+    default_attention_rel = RelRms(velocity, tuned_velocity, &default_attention_finite);
+  }
+  if (s.ok()) s = gpu.set_attention_autotune(ds::cuda::Autotune::kRecorded);
   if (s.ok()) timed(2, 500.0f);
   if (!s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
@@ -213,6 +232,22 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
       "RESULT engine_wan13b_forward_heuristic_gemms tokens=%d layers=%d ms=%.1f gemm_tuning_speedup=%.3f "
       "rel_rms_vs_tuned=%.2e\n",
       T * (H / 2) * (W / 2), layers, heuristic_ms, heuristic_ms / ms, heuristic_rel);
+  for (const auto& [shape, choice] : attention_choices) {
+    const char* how = choice.how == ds::cuda::AttentionChoice::How::kTimed    ? "timed"
+                      : choice.how == ds::cuda::AttentionChoice::How::kCached ? "cached"
+                                                                              : "untimed";
+    std::printf("RESULT engine_wan13b_attention_choice shape=%s config=%s how=%s ms=%.3f default_ms=%.3f\n",
+                shape.c_str(), choice.name.c_str(), how, choice.chosen_ms, choice.default_ms);
+  }
+  std::printf(
+      "RESULT engine_wan13b_forward_default_attention tokens=%d layers=%d ms=%.1f attention_tuning_speedup=%.3f "
+      "rel_rms_vs_tuned=%.2e\n",
+      T * (H / 2) * (W / 2), layers, default_attention_ms, default_attention_ms / ms, default_attention_rel);
+  if (!default_attention_finite || default_attention_rel > 2e-2) {
+    std::fprintf(stderr, "bench_wan_cuda: the forward with the default attention kernels %s (rel rms %.2e)\n",
+                 default_attention_finite ? "differs from the tuned one" : "is not finite", default_attention_rel);
+    return 1;
+  }
   if (!heuristic_finite || heuristic_rel > 2e-2) {
     std::fprintf(stderr, "bench_wan_cuda: the forward with the heuristic's GEMM algorithms %s (rel rms %.2e)\n",
                  heuristic_finite ? "differs from the tuned one" : "is not finite", heuristic_rel);

@@ -43,9 +43,9 @@ ALL_ARCHS=0
 [ "${1:-}" = "--all-archs" ] && ALL_ARCHS=1
 mkdir -p "$BUILD/obj" "$LOGS"
 START=$(date +%s)
-# Each program times its GEMM algorithms afresh (bench_cuda and bench_wan_cuda report what the
-# timing gains); nothing is read from or written to a tuning cache under $HOME.
-export DS_GEMM_TUNING_CACHE=""
+# Each program times its GEMM algorithms and attention kernels afresh (bench_cuda and bench_wan_cuda
+# report what the timing gains); nothing is read from or written to a tuning cache under $HOME.
+export DS_TUNING_CACHE=""
 
 STAGES=()   # "name|status|detail"
 stage() { STAGES+=("$1|$2|$3"); printf '== %-28s %-8s %s\n' "$1" "$2" "$3"; }
@@ -319,7 +319,7 @@ while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kern
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)
 HOST_TEST_SOURCES=(tests/cuda/test_flash_layout.cpp tests/cuda/test_hopper_layout.cpp tests/cuda/test_arena_rows.cpp
                    tests/cuda/test_tma_ring.cpp tests/cuda/test_patch_index.cpp tests/cuda/test_frame_math.cpp
-                   tests/cuda/test_gemm_tuning.cpp)
+                   tests/cuda/test_tuning.cpp)
 GTEST_SOURCES=()
 case $GTEST_KIND in
   source) GTEST_SOURCES=("$GTEST_ROOT/src/gtest-all.cc" "$GTEST_ROOT/src/gtest_main.cc") ;;

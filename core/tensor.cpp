@@ -45,6 +45,13 @@ const char* DTypeName(DType t) {
   return "?";
 }
 
+size_t SpanBytes(const Tensor& t) {
+  if (t.numel() == 0) return 0;
+  int64_t last = 0;
+  for (int i = 0; i < t.ndim; ++i) last += (t.shape[i] - 1) * t.strides[i];
+  return static_cast<size_t>(last) + DTypeSize(t.dtype);
+}
+
 int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int i = 0; i < ndim; ++i) n *= shape[i];

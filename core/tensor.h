@@ -40,6 +40,10 @@ struct Tensor {
   static Tensor View(void* data, DType dtype, std::initializer_list<int64_t> shape, Device device = Device::kCpu);
 };
 
+// Bytes from the first to one past the last element of a view (strides ≥ 0, as all views here):
+// the memory it touches.
+size_t SpanBytes(const Tensor& t);
+
 // Rows [N, H·dh] (rows possibly strided, elements contiguous) as heads [N, H, dh]: the view q/k/v
 // take for rope and attention. `heads` must divide the width.
 Tensor SplitHeads(const Tensor& rows, int64_t heads);

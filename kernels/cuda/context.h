@@ -8,7 +8,8 @@
 #include <string>
 
 #include "kernels/cuda/arena.h"
-#include "kernels/cuda/gemm_tuning.h"
+#include "kernels/cuda/autotune.h"
+#include "kernels/cuda/tuning_cache.h"
 
 namespace ds::cuda {
 
@@ -22,10 +23,11 @@ struct Context {
   void* lt_workspace = nullptr;  // cuBLASLt split-K / stream-K workspace, from the arena
   size_t lt_workspace_bytes = 0;
   bool tf32 = true;  // f32 GEMMs on tensor cores with TF32 inputs (10-bit mantissa), f32 accumulate
-  GemmAutotune gemm_autotune = GemmAutotune::kRecorded;  // which new GEMM plans time candidates
-  bool issuing_recording = false;                        // inside Backend::RunRecorded's ops (the repeated ones)
-  GemmTuningCache* tuning_cache = nullptr;               // timed choices kept on disk; null: none
-  std::string device_key;                                // the device and cuBLASLt version, for the cache's keys
+  Autotune gemm_autotune = Autotune::kRecorded;       // which new GEMM plans time candidates
+  Autotune attention_autotune = Autotune::kRecorded;  // which new attention shapes time kernels
+  bool issuing_recording = false;                     // inside Backend::RunRecorded's ops (the repeated ones)
+  TuningCache* tuning_cache = nullptr;                // timed choices kept on disk; null: none
+  std::string device_key;                             // the device and the libraries' versions, for the cache's keys
   int sm_count = 0;
   int cc = 0;  // compute capability, 10·major + minor
 };

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "kernels/cuda/arena.h"
 #include "kernels/cuda/attention/attention.h"
+#include "kernels/cuda/attention/attention_tuning.h"
 #include "kernels/cuda/attention/flash_attention.cuh"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/conv.cuh"
@@ -30,14 +31,6 @@ namespace {
 
 constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;  // NVIDIA's recommendation for Hopper
 constexpr size_t kMiB = size_t{1} << 20;
-
-// Bytes from the first to one past the last element of a view (strides ≥ 0, as all views here).
-size_t SpanBytes(const Tensor& t) {
-  if (t.numel() == 0) return 0;
-  int64_t last = 0;
-  for (int i = 0; i < t.ndim; ++i) last += (t.shape[i] - 1) * t.strides[i];
-  return static_cast<size_t>(last) + DTypeSize(t.dtype);
-}
 
 Result<size_t> ArenaBytes(const CudaOptions& options) {
   if (options.arena_bytes) return options.arena_bytes;
@@ -122,7 +115,8 @@ struct CudaBackend::Impl {
   cuda::Arena arena;
   size_t arena_floor = 0;  // below: the cuBLASLt workspace, kept across ResetArena()
   cuda::GemmPlans plans;
-  cuda::GemmTuningCache tuning_cache;  // ctx.tuning_cache points here when it has a file
+  cuda::TuningCache tuning_cache;  // ctx.tuning_cache points here when it has a file
+  cuda::AttentionTuner attention_tuner;
   cuda::Context ctx;
   cuda::flash::Choice flash;
   // Bumped when a setting a recorded graph has baked in changes (set_flash_config): recordings
@@ -197,30 +191,27 @@ struct CudaBackend::Impl {
     ctx.arena = &arena;
     ctx.plans = &plans;
     if (const char* env = std::getenv("DS_CUDA_GRAPHS"); env && std::string_view(env) == "0") options.graphs = false;
-    if (const char* env = std::getenv("DS_GEMM_AUTOTUNE"); env && *env) {
-      const std::string_view mode(env);
-      if (mode == "0" || mode == "off") {
-        options.gemm_autotune = cuda::GemmAutotune::kOff;
-      } else if (mode == "recorded") {
-        options.gemm_autotune = cuda::GemmAutotune::kRecorded;
-      } else if (mode == "all") {
-        options.gemm_autotune = cuda::GemmAutotune::kAll;
-      } else {
-        return Error(Code::kInvalidArgument, "DS_GEMM_AUTOTUNE is '{}': 0, recorded or all", mode);
-      }
+    for (const auto& [variable, mode] : {std::pair{"DS_GEMM_AUTOTUNE", &options.gemm_autotune},
+                                         std::pair{"DS_ATTENTION_AUTOTUNE", &options.attention_autotune}}) {
+      const char* env = std::getenv(variable);
+      if (env == nullptr || *env == '\0') continue;
+      const std::optional<cuda::Autotune> parsed = cuda::ParseAutotune(env);
+      if (!parsed) return Error(Code::kInvalidArgument, "{} is '{}': 0, recorded or all", variable, env);
+      *mode = *parsed;
     }
     ctx.gemm_autotune = options.gemm_autotune;
-    // The timed GEMM choices of earlier processes on this machine (gemm_tuning.h), by device (its
-    // SM count too: cuBLAS promises the same bits for the same architecture and SM count) and
+    ctx.attention_autotune = options.attention_autotune;
+    // The timed choices of earlier processes on this machine (tuning_cache.h), by device (its SM
+    // count too: cuBLAS promises the same bits for the same architecture and SM count) and
     // cuBLASLt version.
-    const std::string cache_path = options.gemm_tuning_cache.value_or(cuda::GemmTuningCache::DefaultPath());
+    const std::string cache_path = options.tuning_cache.value_or(cuda::TuningCache::DefaultPath());
     if (!cache_path.empty()) {
-      tuning_cache = cuda::GemmTuningCache(cache_path);
+      tuning_cache = cuda::TuningCache(cache_path);
       ctx.tuning_cache = &tuning_cache;
     }
     ctx.device_key =
-        cuda::GemmTuningCache::MakeKey({prop.name, "sm" + std::to_string(ctx.cc), std::to_string(ctx.sm_count) + "SMs",
-                                        "cublasLt" + std::to_string(cublasLtGetVersion())});
+        cuda::TuningCache::MakeKey({prop.name, "sm" + std::to_string(ctx.cc), std::to_string(ctx.sm_count) + "SMs",
+                                    "cublasLt" + std::to_string(cublasLtGetVersion())});
     return Status::Ok();
   }
 
@@ -426,7 +417,12 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, f
     const auto kernel = impl_->options.attention == CudaOptions::Attention::kNaiveF32
                             ? cuda::AttentionKernel::kNaiveF32
                             : cuda::AttentionKernel::kFlashBf16;
-    return cuda::Attention(impl_->ctx, dq, dk, dv, scale, dout, kernel, impl_->flash);
+    if (kernel == cuda::AttentionKernel::kNaiveF32) {
+      return cuda::Attention(impl_->ctx, dq, dk, dv, scale, dout, kernel);
+    }
+    const cuda::flash::Choice choice =
+        impl_->attention_tuner.ChoiceFor(impl_->ctx, dq, dk, dv, dout, scale, impl_->flash);
+    return cuda::Attention(impl_->ctx, dq, dk, dv, scale, dout, kernel, choice);
   });
 }
 
@@ -587,7 +583,7 @@ class Capture {
 }  // namespace
 
 Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const std::function<Status()>& recorded) {
-  // The ops, marked as the repeated ones while they are issued (GemmAutotune::kRecorded).
+  // The ops, marked as the repeated ones while they are issued (Autotune::kRecorded).
   auto ops = [&] {
     struct Marked {
       bool& flag;
@@ -658,7 +654,7 @@ Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const s
 
 void CudaBackend::set_graphs(bool on) { impl_->options.graphs = on; }
 
-Status CudaBackend::set_gemm_autotune(cuda::GemmAutotune mode) {
+Status CudaBackend::set_gemm_autotune(cuda::Autotune mode) {
   DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
   // Plans may still be in use by queued GEMMs' launches: cuBLASLt reads a descriptor when the call
   // is made, so once the stream has drained they can go.
@@ -673,10 +669,23 @@ Status CudaBackend::set_gemm_autotune(cuda::GemmAutotune mode) {
 size_t CudaBackend::gemm_plans_timed() const { return impl_->plans.Count(cuda::GemmPlans::Choice::kTimed); }
 size_t CudaBackend::gemm_plans_cached() const { return impl_->plans.Count(cuda::GemmPlans::Choice::kCached); }
 
+Status CudaBackend::set_attention_autotune(cuda::Autotune mode) {
+  impl_->options.attention_autotune = mode;
+  impl_->ctx.attention_autotune = mode;
+  impl_->attention_tuner.Clear();
+  ++impl_->recording_generation;  // a captured graph launches the kernels it was captured with
+  return Status::Ok();
+}
+
+const std::map<std::string, cuda::AttentionChoice>& CudaBackend::attention_choices() const {
+  return impl_->attention_tuner.chosen();
+}
+
 Status CudaBackend::set_flash_config(const std::string& name) {
   DS_CUDA_TRY(cudaSetDevice(impl_->options.device));
   DS_ASSIGN_OR_RETURN(impl_->flash, Impl::RunnableChoice(cuda::flash::Choice::FromOption(name)));
   impl_->options.flash_config = name;
+  impl_->attention_tuner.Clear();
   ++impl_->recording_generation;  // a captured graph launches the kernels it was captured with
   return Status::Ok();
 }

@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,7 +30,8 @@
 #include "core/backend.h"
 #include "core/status.h"
 #include "core/tensor.h"
-#include "kernels/cuda/gemm_tuning.h"
+#include "kernels/cuda/attention/attention_choice.h"
+#include "kernels/cuda/autotune.h"
 
 namespace ds {
 
@@ -55,12 +57,16 @@ struct CudaOptions {
   // (kernels/cuda/gemm_tuning.h): by default those a model's recorded forward makes, which replay
   // every step; the others take the heuristic's first usable one. The environment variable
   // DS_GEMM_AUTOTUNE overrides it: 0 (none), recorded, all.
-  cuda::GemmAutotune gemm_autotune = cuda::GemmAutotune::kRecorded;
+  cuda::Autotune gemm_autotune = cuda::Autotune::kRecorded;
+  // Which attention shapes time the flash configurations of the default's kind once and keep the
+  // fastest (kernels/cuda/attention/attention_tuning.h), where flash_config names none: by default
+  // those of a model's recorded forward. DS_ATTENTION_AUTOTUNE overrides it: 0, recorded, all.
+  cuda::Autotune attention_autotune = cuda::Autotune::kRecorded;
   // Where timed choices are kept between processes, so that every run on this machine takes the
-  // same algorithms (the same output bits for the same inputs) and times them once: unset, the
-  // environment variable DS_GEMM_TUNING_CACHE if set, else
-  // $XDG_CACHE_HOME/ditstream/cublaslt-tuning.txt (~/.cache/… without it); "" keeps none.
-  std::optional<std::string> gemm_tuning_cache;
+  // same algorithms and kernels (the same output bits for the same inputs) and times them once:
+  // unset, the environment variable DS_TUNING_CACHE if set, else
+  // $XDG_CACHE_HOME/ditstream/kernel-tuning.txt (~/.cache/… without it); "" keeps none.
+  std::optional<std::string> tuning_cache;
 };
 
 // Devices the driver reports, or why there are none ("no CUDA device: …", kUnsupported).
@@ -125,10 +131,15 @@ class CudaBackend final : public Backend {
   // CudaOptions::gemm_autotune from now on: the GEMM plans made so far are dropped (after the stream
   // drains) and made again on next use, and recordings are captured again, so that one process can
   // time the same GEMMs with and without tuning.
-  Status set_gemm_autotune(cuda::GemmAutotune mode);
+  Status set_gemm_autotune(cuda::Autotune mode);
   // GEMM plans whose algorithm was chosen by timing now, or read from the tuning cache.
   size_t gemm_plans_timed() const;
   size_t gemm_plans_cached() const;
+  // CudaOptions::attention_autotune from now on: the choices made so far are forgotten (made again
+  // at each shape's next call) and recordings are captured again.
+  Status set_attention_autotune(cuda::Autotune mode);
+  // The flash configuration chosen per attention shape so far (AttentionShapeKey → choice).
+  const std::map<std::string, cuda::AttentionChoice>& attention_choices() const;
   // CudaOptions::flash_config from now on ("" = as Create: DS_FLASH_CONFIG, else the defaults), so that one process can
   // time a model's forward with several kernels: recordings made before are captured again. The error of Create for a
   // name no head dim has, or one the device cannot run; the choice is unchanged.

@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemm_tuning.h"
+#include "kernels/cuda/launch_timer.h"
 #include "kernels/cuda/row_layout.h"
 
 namespace ds::cuda {
@@ -61,45 +62,20 @@ Status Usable(const GemmArgs& g, const cublasLtMatmulHeuristicResult_t& r) {
   return Status::Ok();
 }
 
-// Events that destroy themselves.
-struct EventPair {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  EventPair() {
-    if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) cudaGetLastError();
-  }
-  ~EventPair() {
-    if (start) cudaEventDestroy(start);
-    if (stop) cudaEventDestroy(stop);
-  }
-  EventPair(const EventPair&) = delete;
-  EventPair& operator=(const EventPair&) = delete;
-};
-
 // Mean milliseconds of GemmTuning::kRuns launches of `algo` after one warm-up, with D (and C) in
 // `d_scratch`; -1 when a launch or an event failed.
 double TimeAlgorithm(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
-                     const cublasLtMatmulAlgo_t& algo, void* d_scratch, const EventPair& events) {
+                     const cublasLtMatmulAlgo_t& algo, void* d_scratch, LaunchTimer& timer) {
   const float one = 1.0f;
   const void* alpha = g.alpha_vector ? static_cast<const void*>(g.alpha_vector) : &one;
-  auto launch = [&] {
+  return timer.MeanMs(ctx.stream, GemmTuning::kRuns, [&] {
     if (cublasLtMatmul(ctx.lt, plan.op, alpha, g.a, plan.a, g.b, plan.b, &g.beta, d_scratch, plan.d, d_scratch, plan.d,
                        &algo, ctx.lt_workspace, ctx.lt_workspace_bytes, ctx.stream) == CUBLAS_STATUS_SUCCESS) {
       return true;
     }
     cudaGetLastError();  // a refused candidate's launch error is not the next kernel's
     return false;
-  };
-  if (!launch() || cudaEventRecord(events.start, ctx.stream) != cudaSuccess) return -1.0;
-  for (int i = 0; i < GemmTuning::kRuns; ++i) {
-    if (!launch()) return -1.0;
-  }
-  float ms = 0.0f;
-  if (cudaEventRecord(events.stop, ctx.stream) != cudaSuccess || cudaEventSynchronize(events.stop) != cudaSuccess ||
-      cudaEventElapsedTime(&ms, events.start, events.stop) != cudaSuccess) {
-    cudaGetLastError();
-    return -1.0;
-  }
-  return static_cast<double>(ms) / GemmTuning::kRuns;
+  });
 }
 
 // The fastest of the usable candidates on this card (gemm_tuning.h), timed into arena scratch so
@@ -120,8 +96,8 @@ std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& 
   const size_t d_size = g.d_type == CUDA_R_32F ? 4 : 2;
   const size_t d_elements = static_cast<size_t>((g.n - 1) * g.ldd + g.m);
   const Result<void*> d = scratch.Allocate(d_elements * d_size, "GEMM tuning output");
-  EventPair events;
-  if (!d.ok() || events.start == nullptr || events.stop == nullptr) {
+  LaunchTimer timer;
+  if (!d.ok() || !timer.ok()) {
     Log(LogLevel::kDebug, "cuBLASLt m {} n {} k {}: not timed ({})", g.m, g.n, g.k,
         d.ok() ? "no CUDA events" : d.status().message());
     return std::nullopt;
@@ -134,12 +110,12 @@ std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& 
   }
   std::vector<double> ms;
   for (const cublasLtMatmulAlgo_t& candidate : usable) {
-    ms.push_back(TimeAlgorithm(ctx, g, plan, candidate, *d, events));
+    ms.push_back(TimeAlgorithm(ctx, g, plan, candidate, *d, timer));
     // A GEMM of microseconds: the launch is most of what the events see, and the choice would
     // follow noise; the heuristic's first is kept.
     if (ms.size() == 1 && ms[0] > 0.0 && ms[0] < GemmTuning::kMinMs) return std::nullopt;
   }
-  const int chosen = ChooseAlgorithm(ms);
+  const int chosen = ChooseFastest(ms);
   if (chosen < 0) return std::nullopt;
   if (chosen > 0) {
     Log(LogLevel::kDebug, "cuBLASLt m {} n {} k {}: candidate {} of {} runs {:.3f} ms, the heuristic's first {:.3f} ms",
@@ -152,7 +128,8 @@ std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& 
 // (cublasLtMatmulAlgoCheck: same library version, and the workspace and pointer mode fit).
 std::optional<cublasLtMatmulAlgo_t> Cached(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
                                            const std::string& key) {
-  const std::optional<std::vector<uint8_t>> bytes = ctx.tuning_cache->Find(key);
+  const std::optional<std::string> text = ctx.tuning_cache->Find(key);
+  const std::optional<std::vector<uint8_t>> bytes = text ? TuningCache::FromHex(*text) : std::nullopt;
   if (!bytes || bytes->size() != sizeof(cublasLtMatmulAlgo_t)) return std::nullopt;
   cublasLtMatmulAlgo_t algo;
   std::memcpy(&algo, bytes->data(), sizeof algo);
@@ -240,12 +217,12 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, const std::string& key, u
     }
   }
   if (usable.empty()) return refused;
-  const bool tune = ctx.gemm_autotune == GemmAutotune::kAll ||
-                    (ctx.gemm_autotune == GemmAutotune::kRecorded && ctx.issuing_recording);
+  const bool tune =
+      ctx.gemm_autotune == Autotune::kAll || (ctx.gemm_autotune == Autotune::kRecorded && ctx.issuing_recording);
   plan.algo = usable.front();
   if (!tune || usable.size() < 2) return Status::Ok();
   // A choice this machine timed before (the cache), else timed now and recorded.
-  const std::string cache_key = GemmTuningCache::MakeKey({ctx.device_key, key});
+  const std::string cache_key = TuningCache::MakeKey({ctx.device_key, "gemm", key});
   if (ctx.tuning_cache != nullptr) {
     if (const std::optional<cublasLtMatmulAlgo_t> cached = Cached(ctx, g, plan, cache_key)) {
       plan.algo = *cached;
@@ -258,7 +235,8 @@ Status MakePlan(const Context& ctx, const GemmArgs& g, const std::string& key, u
     plan.choice = GemmPlans::Choice::kTimed;
     if (ctx.tuning_cache != nullptr) {
       const auto* raw = reinterpret_cast<const uint8_t*>(&plan.algo);
-      if (const Status kept = ctx.tuning_cache->Insert(cache_key, {raw, sizeof plan.algo}); !kept.ok()) {
+      const std::string hex = TuningCache::ToHex({raw, sizeof plan.algo});
+      if (const Status kept = ctx.tuning_cache->Insert(cache_key, hex); !kept.ok()) {
         Log(LogLevel::kDebug, "{}", kept.message());
       }
     }

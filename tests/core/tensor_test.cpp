@@ -126,5 +126,23 @@ TEST(BFloat16Test, KnownConversions) {
   EXPECT_TRUE(BF16IsNan(FloatToBFloat16(BitsToFloat(0x7f800001u))));
 }
 
+// The bytes a view touches, first element to one past the last: what the CUDA backend stages from
+// host views and what the attention tuner checks for an output over an input.
+TEST(TensorSpanTest, CoversFirstToLastElement) {
+  float buf[64] = {};
+  EXPECT_EQ(SpanBytes(Tensor::View(buf, DType::kF32, {4, 8})), 4u * 8u * 4u);
+  // Every other row of a [4, 8] matrix as a [2, 8] view: rows 0 and 2 (row 1 between them
+  // included), not row 3.
+  Tensor rows = Tensor::View(buf, DType::kF32, {2, 8});
+  rows.strides[0] = 2 * 8 * 4;
+  EXPECT_EQ(SpanBytes(rows), (2u * 8u + 8u) * 4u);
+  // Columns 2..5 of each row: from element 2 of row 0 to element 5 of row 3.
+  Tensor cols = Tensor::View(buf + 2, DType::kBF16, {4, 4});
+  cols.strides[0] = 16;
+  EXPECT_EQ(SpanBytes(cols), 3u * 16u + 4u * 2u);
+  EXPECT_EQ(SpanBytes(SplitHeads(Tensor::View(buf, DType::kF32, {2, 32}), 4)), 2u * 32u * 4u);
+  EXPECT_EQ(SpanBytes(Tensor::View(buf, DType::kF32, {0, 8})), 0u);
+}
+
 }  // namespace
 }  // namespace ds

@@ -21,7 +21,7 @@ class CudaTest : public ::testing::Test {
   static CudaOptions DefaultOptions() {
     CudaOptions o;
     o.arena_bytes = size_t{2} << 30;
-    o.gemm_tuning_cache = "";  // tests read and write no cache in $HOME
+    o.tuning_cache = "";  // tests read and write no cache in $HOME
     return o;
   }
 

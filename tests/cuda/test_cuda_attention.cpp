@@ -7,11 +7,15 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -269,11 +273,12 @@ TEST_F(CudaAttention, FlashReadsBf16InPlaceAndWritesBf16) {
       const test::Bf16Matrix dqkv = test::RoundedToBf16(be, qkv, rows, 3 * hd);
       auto dout = be.NewBuffer(DType::kBF16, {nq, hd});
       ASSERT_TRUE(dout.ok());
+      const int64_t head_count = heads;  // (a structured binding: not every compiler lets a lambda capture it)
       auto bf16_view = [&](int part, int64_t n) {  // q, k or v columns of the first n fused rows, as heads
         Tensor t = Tensor::View(static_cast<uint16_t*>(dqkv.device.tensor.data) + part * hd, DType::kBF16, {n, hd},
                                 Device::kCuda);
         t.strides[0] = dqkv.device.tensor.strides[0];
-        return SplitHeads(t, heads);
+        return SplitHeads(t, head_count);
       };
       DS_MIRROR(dk, be, kf);
       DS_MIRROR(dv, be, vf);
@@ -425,6 +430,126 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
   EXPECT_TRUE(recording->replays()) << "a refused name must not discard the graph";
 }
 
+// ---- the attention tuner (kernels/cuda/attention/attention_tuning.h) ---------------------------
+
+// A shape whose default kernel takes well over AttentionTuning::kMinMs on any GPU this runs on
+// (69 GFLOP), and a backend option set that times every shape.
+constexpr Shape kTunedShape{4096, 4096, 8, 128, false};
+
+// kAll times the shape at its first call and keeps the choice; the output is exactly what a
+// backend created with the chosen configuration computes (which names it: never replaced), and a
+// second backend reading the same tuning cache takes the same configuration without timing, and
+// computes the same bytes.
+TEST_F(CudaAttention, TimedAttentionChoiceIsKeptAndReadBack) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("ds_attention_tuning_" + std::to_string(getpid()) + ".txt")).string();
+  std::remove(path.c_str());
+  const Shape s = kTunedShape;
+  const Inputs in = MakeInputs(rng_, s);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.dh));
+  const size_t n = static_cast<size_t>(s.nq * s.heads * s.dh);
+  auto run = [&](const CudaOptions& o, const HostBuffer& out_b, std::map<std::string, cuda::AttentionChoice>* chosen) {
+    auto be = Make(o);
+    ASSERT_TRUE(be);
+    Tensor out = out_b.view({s.nq, s.heads, s.dh});
+    Run(*be, in, s, scale, out_b, out);
+    *chosen = be->attention_choices();
+  };
+  CudaOptions tuned = DefaultOptions();
+  tuned.tuning_cache = path;
+  tuned.attention_autotune = cuda::Autotune::kAll;
+  const HostBuffer first = Poisoned(n), second = Poisoned(n), named = Poisoned(n);
+  std::map<std::string, cuda::AttentionChoice> a, b, c;
+  run(tuned, first, &a);
+  ASSERT_EQ(a.size(), 1u);
+  const cuda::AttentionChoice& timed = a.begin()->second;
+  EXPECT_EQ(a.begin()->first, "hd128/nq4096/nk4096/h8/f32,f32,f32,f32");
+  EXPECT_EQ(timed.how, cuda::AttentionChoice::How::kTimed) << "one candidate only, or under kMinMs?";
+  EXPECT_EQ(cuda::flash::FindConfig(128, timed.name), timed.config);
+  EXPECT_GT(timed.default_ms, 0.0);
+  EXPECT_LE(timed.chosen_ms, timed.default_ms);
+  RecordProperty("attention_tuned_" + timed.name,
+                 std::to_string(timed.chosen_ms) + " ms (default " + std::to_string(timed.default_ms) + " ms)");
+
+  run(tuned, second, &b);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b.begin()->second.how, cuda::AttentionChoice::How::kCached);
+  EXPECT_EQ(b.begin()->second.name, timed.name);
+  EXPECT_EQ(std::memcmp(first.data(), second.data(), n * sizeof(float)), 0)
+      << "the cached choice computed other bytes than the timed one";
+
+  CudaOptions by_name = tuned;
+  by_name.flash_config = timed.name;
+  run(by_name, named, &c);
+  EXPECT_TRUE(c.empty()) << "a configuration the user named was replaced by timing";
+  EXPECT_EQ(std::memcmp(first.data(), named.data(), n * sizeof(float)), 0)
+      << "the tuned call did not compute what its chosen configuration computes";
+  std::remove(path.c_str());
+}
+
+// By default only the shapes a recording's ops meet are timed (they replay every step); kOff
+// times none, kAll every one; a shape of microseconds keeps the default untimed; the choices
+// are forgotten when the mode or the configuration changes.
+TEST_F(CudaAttention, AttentionShapesAreTimedAsTheAutotuneModeSays) {
+  const Shape big = kTunedShape, small{64, 64, 1, 128, false};
+  const Inputs in_big = MakeInputs(rng_, big), in_small = MakeInputs(rng_, small);
+  const float scale = 1.0f / std::sqrt(128.0f);
+  const HostBuffer out_big(static_cast<size_t>(big.nq * big.heads * big.dh));
+  const HostBuffer out_small(static_cast<size_t>(small.nq * small.heads * small.dh));
+  DS_MIRROR(dq, *cuda_, in_big.qb);
+  DS_MIRROR(dk, *cuda_, in_big.kb);
+  DS_MIRROR(dv, *cuda_, in_big.vb);
+  DS_MIRROR(dout, *cuda_, out_big);
+  DS_MIRROR(sq, *cuda_, in_small.qb);
+  DS_MIRROR(sk, *cuda_, in_small.kb);
+  DS_MIRROR(sv, *cuda_, in_small.vb);
+  DS_MIRROR(sout, *cuda_, out_small);
+  Tensor o = dout(out_big.view({big.nq, big.heads, big.dh}));
+  Tensor so = sout(out_small.view({small.nq, small.heads, small.dh}));
+  auto attend = [&]() -> Status {
+    cuda_->attention(dq(in_big.q), dk(in_big.k), dv(in_big.v), scale, o);
+    return Status::Ok();
+  };
+  auto synced = [&] {
+    const Status st = cuda_->Synchronize();
+    EXPECT_TRUE(st.ok()) << st.message();
+  };
+  ASSERT_TRUE(cuda_->set_attention_autotune(cuda::Autotune::kRecorded).ok());  // the default, whatever the environment
+  ASSERT_TRUE(attend().ok());
+  synced();
+  EXPECT_TRUE(cuda_->attention_choices().empty()) << "a shape met outside a recording was timed";
+  std::unique_ptr<OpRecording> recording;
+  ASSERT_TRUE(cuda_->RunRecorded(recording, attend).ok());
+  synced();
+  ASSERT_EQ(cuda_->attention_choices().size(), 1u);
+  EXPECT_EQ(cuda_->attention_choices().begin()->second.how, cuda::AttentionChoice::How::kTimed);
+
+  ASSERT_TRUE(cuda_->set_attention_autotune(cuda::Autotune::kOff).ok());
+  EXPECT_TRUE(cuda_->attention_choices().empty());
+  recording.reset();
+  ASSERT_TRUE(cuda_->RunRecorded(recording, attend).ok());
+  synced();
+  EXPECT_TRUE(cuda_->attention_choices().empty());
+
+  ASSERT_TRUE(cuda_->set_attention_autotune(cuda::Autotune::kAll).ok());
+  cuda_->attention(sq(in_small.q), sk(in_small.k), sv(in_small.v), scale, so);
+  synced();
+  ASSERT_EQ(cuda_->attention_choices().size(), 1u);
+  const cuda::AttentionChoice& small_choice = cuda_->attention_choices().begin()->second;
+  EXPECT_EQ(small_choice.how, cuda::AttentionChoice::How::kUntimed) << "a call of microseconds was timed";
+  EXPECT_EQ(small_choice.config, cuda::flash::DefaultConfig(128));
+  ASSERT_TRUE(attend().ok());
+  synced();
+  EXPECT_EQ(cuda_->attention_choices().size(), 2u);
+
+  ASSERT_TRUE(cuda_->set_flash_config(cuda::flash::Configs(128)[0].name).ok());
+  EXPECT_TRUE(cuda_->attention_choices().empty());
+  ASSERT_TRUE(attend().ok());
+  synced();
+  EXPECT_TRUE(cuda_->attention_choices().empty()) << "a configuration the user named was replaced by timing";
+  ASSERT_TRUE(cuda_->set_flash_config("").ok());
+}
+
 // Sets (or, with nullptr, unsets) an environment variable for its lifetime, then restores it.
 class EnvOverride {
  public:
@@ -467,8 +592,9 @@ TEST(CudaFlashSkip, ListedConfigurationsAreNotRunnable) {
 // switched off), the mma.sync default elsewhere; every head dim's default is runnable.
 TEST_F(CudaAttention, DefaultConfigRunsOnThisDevice) {
   bool wgmma_runs = false;
-  for (int i = 0; i < static_cast<int>(cuda::flash::Configs(128).size()); ++i) {
-    const cuda::flash::ConfigInfo& info = cuda::flash::Configs(128)[static_cast<size_t>(i)];
+  const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(128);  // (a copy: held, not a temporary)
+  for (int i = 0; i < static_cast<int>(configs.size()); ++i) {
+    const cuda::flash::ConfigInfo& info = configs[static_cast<size_t>(i)];
     if (!info.wgmma || !cuda::flash::Runnable(128, i).ok()) continue;
     wgmma_runs = true;
     if (info.tma) {

@@ -1039,7 +1039,7 @@ TEST_F(CudaOps, LinearResidualMatchesLinearThenResidual) {
   }
 }
 
-// Timed plans (GemmAutotune::kAll) against the heuristic's first (kOff), on GEMMs big enough to be
+// Timed plans (Autotune::kAll) against the heuristic's first (kOff), on GEMMs big enough to be
 // timed, as the Wan block issues them (BF16 w, f32 x, bias): the same values up to the order of
 // the f32 sums, and an accumulating GEMM adds its product once (its timing runs into scratch).
 TEST_F(CudaOps, TimedGemmsComputeWhatTheHeuristicsFirstComputes) {
@@ -1055,7 +1055,7 @@ TEST_F(CudaOps, TimedGemmsComputeWhatTheHeuristicsFirstComputes) {
     HostBuffer y, gelu, residual, scratch;
     size_t timed = 0;
   };
-  auto run = [&](cuda::GemmAutotune mode, Outputs& out) {
+  auto run = [&](cuda::Autotune mode, Outputs& out) {
     auto be = Make(DefaultOptions());
     ASSERT_TRUE(be);
     ASSERT_TRUE(be->set_gemm_autotune(mode).ok());
@@ -1072,8 +1072,8 @@ TEST_F(CudaOps, TimedGemmsComputeWhatTheHeuristicsFirstComputes) {
     out.timed = be->gemm_plans_timed();
   };
   Outputs timed, first;
-  run(cuda::GemmAutotune::kAll, timed);
-  run(cuda::GemmAutotune::kOff, first);
+  run(cuda::Autotune::kAll, timed);
+  run(cuda::Autotune::kOff, first);
   EXPECT_GE(timed.timed, 1u) << "no plan was timed: cuBLASLt offered one algorithm each?";
   EXPECT_EQ(first.timed, 0u);
   EXPECT_TRUE(AllClose(timed.y.view({m, n}), first.y.view({m, n}), kBf16OperandsRtol));
@@ -1144,7 +1144,7 @@ TEST_F(CudaOps, RecordedOpsReplayOnNewInputs) {
   }
 }
 
-// GemmAutotune: by default only the plans a recording's ops make time their candidates (they
+// Autotune: by default only the plans a recording's ops make time their candidates (they
 // replay every step); kOff times none, kAll every one. The results of timed plans are checked by
 // the tests above (this one counts).
 TEST_F(CudaOps, GemmPlansAreTimedAsTheAutotuneModeSays) {
@@ -1165,7 +1165,7 @@ TEST_F(CudaOps, GemmPlansAreTimedAsTheAutotuneModeSays) {
     const Status s = cuda_->Synchronize();
     EXPECT_TRUE(s.ok()) << s.message();
   };
-  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kRecorded).ok());  // the default, whatever the environment
+  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::Autotune::kRecorded).ok());  // the default, whatever the environment
   ASSERT_TRUE(linear(2048).ok());
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 0u) << "a plan made outside a recording was timed";
@@ -1174,13 +1174,13 @@ TEST_F(CudaOps, GemmPlansAreTimedAsTheAutotuneModeSays) {
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 1u) << "the recording's plan was not timed (cuBLASLt offered one algorithm?)";
 
-  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kOff).ok());
+  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::Autotune::kOff).ok());
   recording.reset();
   ASSERT_TRUE(cuda_->RunRecorded(recording, [&] { return linear(3072); }).ok());
   synced();
   EXPECT_EQ(cuda_->gemm_plans_timed(), 0u);
 
-  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::GemmAutotune::kAll).ok());
+  ASSERT_TRUE(cuda_->set_gemm_autotune(cuda::Autotune::kAll).ok());
   ASSERT_TRUE(linear(2048).ok());
   ASSERT_TRUE(linear(4096).ok());
   synced();
@@ -1200,10 +1200,10 @@ TEST_F(CudaOps, TimedGemmChoicesAreReadBackFromTheCache) {
   // One backend's linear into yb, and how its plan was chosen.
   auto run = [&](const HostBuffer& yb, size_t* timed, size_t* cached) {
     CudaOptions o = DefaultOptions();
-    o.gemm_tuning_cache = path;
+    o.tuning_cache = path;
     auto be = Make(o);
     ASSERT_TRUE(be);
-    EXPECT_TRUE(be->set_gemm_autotune(cuda::GemmAutotune::kAll).ok());
+    EXPECT_TRUE(be->set_gemm_autotune(cuda::Autotune::kAll).ok());
     DS_MIRROR(dw, *be, wb);
     DS_MIRROR(dx, *be, xb);
     DS_MIRROR(dy, *be, yb);

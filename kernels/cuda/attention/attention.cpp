@@ -41,6 +41,14 @@ bool OutputFitsFlash(const Tensor& o) {
 
 }  // namespace
 
+bool AttentionRunsFlash(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) {
+  // BF16 inputs are used in place; one the flash kernel cannot read that way (unaligned) sends the
+  // call to the naive kernel, which reads any strides of either dtype.
+  auto readable = [](const Tensor& t) { return t.dtype == DType::kF32 || Bf16InputFitsFlash(t); };
+  return flash::SupportsHeadDim(static_cast<int>(q.shape[2])) && OutputFitsFlash(o) && readable(q) && readable(k) &&
+         readable(v);
+}
+
 Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
                  AttentionKernel kernel, const flash::Choice& flash) {
   const int64_t nq = q.shape[0], heads = q.shape[1], dh = q.shape[2], nk = k.shape[0];
@@ -52,13 +60,7 @@ Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Ten
                    t->shape_string());
     }
   }
-  // BF16 inputs are used in place; one the flash kernel cannot read that way (unaligned) sends the
-  // call to the naive kernel, which reads any strides of either dtype.
-  const bool bf16_in_place = (q.dtype == DType::kF32 || Bf16InputFitsFlash(q)) &&
-                             (k.dtype == DType::kF32 || Bf16InputFitsFlash(k)) &&
-                             (v.dtype == DType::kF32 || Bf16InputFitsFlash(v));
-  if (kernel == AttentionKernel::kNaiveF32 || !flash::SupportsHeadDim(static_cast<int>(dh)) || !OutputFitsFlash(o) ||
-      !bf16_in_place) {
+  if (kernel == AttentionKernel::kNaiveF32 || !AttentionRunsFlash(q, k, v, o)) {
     return NaiveAttention(ctx, q, k, v, scale, o);
   }
 

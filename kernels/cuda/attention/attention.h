@@ -17,6 +17,9 @@ enum class AttentionKernel {
 // F32 ones converted per head group, a BF16 o written directly). kFlashBf16 falls back to the naive
 // kernel for head dims it does not take (it takes 32, 64, 128), o rows not aligned to element
 // pairs, or BF16 inputs not 16-byte aligned; `flash` picks its configuration per head dim.
+// Whether kFlashBf16 runs the flash kernel for these tensors (else it falls back to the naive one).
+bool AttentionRunsFlash(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o);
+
 Status Attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& o,
                  AttentionKernel kernel, const flash::Choice& flash = {});
 

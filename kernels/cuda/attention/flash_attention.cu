@@ -392,6 +392,21 @@ int Choice::index(int head_dim) const {
   return DefaultConfig(head_dim);
 }
 
+bool Choice::named(int head_dim) const {
+  for (int i = 0; i < kHeadDims; ++i) {
+    if (kHeadDimList[i] == head_dim) return index_[i] >= 0;
+  }
+  return false;
+}
+
+Choice Choice::With(int head_dim, int config) const {
+  Choice c = *this;
+  for (int i = 0; i < kHeadDims; ++i) {
+    if (kHeadDimList[i] == head_dim) c.index_[i] = config;
+  }
+  return c;
+}
+
 Status Check(const Params& p, int head_dim) {
   if (!SupportsHeadDim(head_dim)) {
     return Status(Code::kUnsupported,

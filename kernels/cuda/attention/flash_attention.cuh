@@ -60,6 +60,11 @@ class Choice {
   // Named(option), or when option is empty, Named($DS_FLASH_CONFIG) (unset: all defaults).
   static Result<Choice> FromOption(const std::string& option);
   int index(int head_dim) const;
+  // Whether the user named this head dim's configuration (else index() is its default, which
+  // attention_tuning.h may replace by timing).
+  bool named(int head_dim) const;
+  // This choice with `config` for head dim `head_dim` (one this build has).
+  Choice With(int head_dim, int config) const;
 
  private:
   static constexpr int kHeadDims = 3;

@@ -22,7 +22,7 @@
 //                          GEMM accumulates into x), and linear into f32 scratch then gate_residual
 //   <name>_heuristic       the BF16-x families again with cuBLASLt's first algorithm instead of
 //                          the fastest of its candidates (the rows without the suffix: every plan
-//                          timed, GemmAutotune::kAll; a model times its recorded forward's)
+//                          timed, Autotune::kAll; a model times its recorded forward's)
 //
 //   bench_cuda [--quick | --list-configs]
 //
@@ -418,7 +418,7 @@ int main(int argc, char** argv) {
   // The Wan block's GEMMs as it issues them on a GPU, with the plans' algorithms timed (the
   // default) and as cuBLASLt's heuristic ranks them first, in one run: the tuning's gain.
   for (const bool tuned : {true, false}) {
-    Require(be.set_gemm_autotune(tuned ? cuda::GemmAutotune::kAll : cuda::GemmAutotune::kOff), "set_gemm_autotune");
+    Require(be.set_gemm_autotune(tuned ? cuda::Autotune::kAll : cuda::Autotune::kOff), "set_gemm_autotune");
     const char* suffix = tuned ? "" : "_heuristic";
     for (const auto& s : shapes) {
       BenchLinear(be, DType::kBF16, DType::kBF16, DType::kBF16, s[0], s[1], s[2], iters, false, suffix);

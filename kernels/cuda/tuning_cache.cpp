@@ -1,5 +1,6 @@
-#include "kernels/cuda/gemm_tuning.h"
+#include "kernels/cuda/tuning_cache.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -20,8 +21,12 @@ int HexDigit(char c) {
   return -1;
 }
 
+bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+}  // namespace
+
 // Lower-case hex of an even length, or nothing.
-std::optional<std::vector<uint8_t>> FromHex(std::string_view hex) {
+std::optional<std::vector<uint8_t>> TuningCache::FromHex(std::string_view hex) {
   if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
   std::vector<uint8_t> bytes(hex.size() / 2);
   for (size_t i = 0; i < bytes.size(); ++i) {
@@ -32,7 +37,7 @@ std::optional<std::vector<uint8_t>> FromHex(std::string_view hex) {
   return bytes;
 }
 
-std::string ToHex(std::span<const uint8_t> bytes) {
+std::string TuningCache::ToHex(std::span<const uint8_t> bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string hex;
   hex.reserve(2 * bytes.size());
@@ -43,47 +48,48 @@ std::string ToHex(std::span<const uint8_t> bytes) {
   return hex;
 }
 
-bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-
-}  // namespace
-
 // The file's entries; none when there is no file (or it cannot be read: the choices are then
 // timed again).
-std::map<std::string, std::vector<uint8_t>> GemmTuningCache::Read() const {
+TuningCache::Entries TuningCache::Read() const {
   if (path_.empty()) return {};
   const Result<std::string> text = ReadTextFile(path_);
-  return text.ok() ? Parse(*text) : std::map<std::string, std::vector<uint8_t>>{};
+  return text.ok() ? Parse(*text) : Entries{};
 }
 
-GemmTuningCache::GemmTuningCache(std::string path) : path_(std::move(path)), entries_(Read()) {}
+TuningCache::TuningCache(std::string path) : path_(std::move(path)), entries_(Read()) {}
 
-std::string GemmTuningCache::DefaultPath() {
-  if (const char* env = std::getenv("DS_GEMM_TUNING_CACHE")) return env;
+std::string TuningCache::DefaultPath() {
+  if (const char* env = std::getenv("DS_TUNING_CACHE")) return env;
   const char* xdg = std::getenv("XDG_CACHE_HOME");
-  if (xdg != nullptr && *xdg == '/') return std::string(xdg) + "/ditstream/cublaslt-tuning.txt";
+  if (xdg != nullptr && *xdg == '/') return std::string(xdg) + "/ditstream/kernel-tuning.txt";
   const char* home = std::getenv("HOME");
-  if (home != nullptr && *home == '/') return std::string(home) + "/.cache/ditstream/cublaslt-tuning.txt";
+  if (home != nullptr && *home == '/') return std::string(home) + "/.cache/ditstream/kernel-tuning.txt";
   return "";
 }
 
-std::optional<std::vector<uint8_t>> GemmTuningCache::Find(const std::string& key) const {
+std::optional<std::string> TuningCache::Find(const std::string& key) const {
   const auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
   return it->second;
 }
 
-Status GemmTuningCache::Insert(const std::string& key, std::span<const uint8_t> bytes) {
-  entries_[key].assign(bytes.begin(), bytes.end());
+Status TuningCache::Insert(const std::string& key, std::string_view value) {
+  if (key.empty() || value.empty() || std::any_of(key.begin(), key.end(), IsSpace) ||
+      std::any_of(value.begin(), value.end(), IsSpace)) {
+    return Status(Code::kInvalidArgument,
+                  "tuning cache: key '" + key + "' or value '" + std::string(value) + "' is empty or holds whitespace");
+  }
+  entries_[key] = value;
   if (path_.empty()) return Status::Ok();
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path target(path_);
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   if (ec)
-    return Status(Code::kIo, "GEMM tuning cache: cannot create " + target.parent_path().string() + ": " + ec.message());
+    return Status(Code::kIo, "tuning cache: cannot create " + target.parent_path().string() + ": " + ec.message());
   // Entries another process (or backend) wrote since this one read the file are kept: merged
   // under this one's.
-  std::map<std::string, std::vector<uint8_t>> merged = Read();
+  Entries merged = Read();
   for (const auto& [k, v] : entries_) merged[k] = v;
   // A name of this writer's own (process, and a count across the process's backends and threads),
   // so that no two writers ever rename each other's half-written file.
@@ -96,20 +102,20 @@ Status GemmTuningCache::Insert(const std::string& key, std::span<const uint8_t> 
     out.close();
     if (!out) {
       fs::remove(temp, ec);
-      return Status(Code::kIo, "GEMM tuning cache: cannot write " + temp);
+      return Status(Code::kIo, "tuning cache: cannot write " + temp);
     }
   }
   fs::rename(temp, target, ec);
   if (ec) {
     std::error_code ignored;
     fs::remove(temp, ignored);
-    return Status(Code::kIo, "GEMM tuning cache: cannot replace " + path_ + ": " + ec.message());
+    return Status(Code::kIo, "tuning cache: cannot replace " + path_ + ": " + ec.message());
   }
   return Status::Ok();
 }
 
-std::map<std::string, std::vector<uint8_t>> GemmTuningCache::Parse(std::string_view text) {
-  std::map<std::string, std::vector<uint8_t>> entries;
+TuningCache::Entries TuningCache::Parse(std::string_view text) {
+  Entries entries;
   while (!text.empty()) {
     const size_t end = text.find('\n');
     std::string_view line = text.substr(0, end);
@@ -117,19 +123,21 @@ std::map<std::string, std::vector<uint8_t>> GemmTuningCache::Parse(std::string_v
     while (!line.empty() && IsSpace(line.back())) line.remove_suffix(1);
     const size_t gap = line.find(' ');
     if (line.empty() || line.front() == '#' || gap == 0 || gap == std::string_view::npos) continue;
-    const std::string_view key = line.substr(0, gap), hex = line.substr(gap + 1);
-    if (std::optional<std::vector<uint8_t>> bytes = FromHex(hex)) entries[std::string(key)] = std::move(*bytes);
+    const std::string_view key = line.substr(0, gap), value = line.substr(gap + 1);
+    if (!value.empty() && std::none_of(value.begin(), value.end(), IsSpace)) entries[std::string(key)] = value;
   }
   return entries;
 }
 
-std::string GemmTuningCache::Format(const std::map<std::string, std::vector<uint8_t>>& entries) {
-  std::string text = "# ditstream: cuBLASLt algorithms chosen by timing (kernels/cuda/gemm_tuning.h); safe to delete\n";
-  for (const auto& [key, bytes] : entries) text += key + " " + ToHex(bytes) + "\n";
+std::string TuningCache::Format(const Entries& entries) {
+  std::string text =
+      "# ditstream: GEMM algorithms and attention kernels chosen by timing (kernels/cuda/autotune.h); safe to "
+      "delete\n";
+  for (const auto& [key, value] : entries) text += key + " " + value + "\n";
   return text;
 }
 
-std::string GemmTuningCache::MakeKey(std::initializer_list<std::string_view> parts) {
+std::string TuningCache::MakeKey(std::initializer_list<std::string_view> parts) {
   std::string key;
   for (std::string_view part : parts) {
     if (!key.empty()) key.push_back('/');

@@ -1,0 +1,71 @@
+// The plain-C++ half of the attention autotuner (attention_tuning.h): the shape keys, which
+// configurations are timed, and what a choice records. No CUDA types, so the backend's header and
+// the CPU tests (tests/cuda/test_tuning.cpp) include it.
+#pragma once
+
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ds::cuda {
+
+struct AttentionTuning {
+  // Timed launches per candidate, after one untimed warm-up launch (a Wan-1.3B self-attention
+  // takes ~12 ms on an H100: the seven TMA-fed candidates cost ~0.35 s, once per machine).
+  static constexpr int kRuns = 2;
+  // The default taking less than this (milliseconds per call): launches and the events' own cost
+  // are much of what is measured, and the choice would follow noise; the default is kept.
+  static constexpr double kMinMs = 0.05;
+};
+
+// The shape a choice is made for, as the tuning cache's key: "hd128/nq32760/nk512/h12/bf16,bf16,
+// bf16,f32" (head dim, queries, keys, heads, q/k/v/o dtypes: F32 inputs add a conversion pass to
+// every candidate's time).
+inline std::string AttentionShapeKey(int head_dim, int64_t nq, int64_t nk, int64_t heads, DType q, DType k, DType v,
+                                     DType o) {
+  auto name = [](DType t) {
+    std::string s = DTypeName(t);
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  return "hd" + std::to_string(head_dim) + "/nq" + std::to_string(nq) + "/nk" + std::to_string(nk) + "/h" +
+         std::to_string(heads) + "/" + name(q) + "," + name(k) + "," + name(v) + "," + name(o);
+}
+
+// A flash configuration's kernel kind (flash::ConfigInfo's wgmma and tma).
+enum class FlashFamily { kMmaSync, kWgmmaCpAsync, kWgmmaTma };
+inline FlashFamily FlashFamilyOf(bool wgmma, bool tma) {
+  return !wgmma ? FlashFamily::kMmaSync : tma ? FlashFamily::kWgmmaTma : FlashFamily::kWgmmaCpAsync;
+}
+
+// The configurations to time (indices into a head dim's configurations, given their families and
+// whether each can run here), the default first: it and the others of its family. The other
+// families ran 1.3–1.7× slower where the default's ran (H100, bench/RESULTS.md): timing them would
+// cost without a chance of winning. Empty when the default is out of range.
+inline std::vector<int> AttentionCandidates(const std::vector<FlashFamily>& families, const std::vector<bool>& runnable,
+                                            int default_config) {
+  const int n = static_cast<int>(families.size());
+  if (default_config < 0 || default_config >= n || runnable.size() != families.size()) return {};
+  std::vector<int> candidates = {default_config};
+  for (int i = 0; i < n; ++i) {
+    const auto at = static_cast<size_t>(i);
+    if (i != default_config && runnable[at] && families[at] == families[static_cast<size_t>(default_config)]) {
+      candidates.push_back(i);
+    }
+  }
+  return candidates;
+}
+
+// What was chosen for one shape.
+struct AttentionChoice {
+  enum class How { kTimed, kCached, kUntimed };
+  int config = -1;   // index into flash::Configs(head dim)
+  std::string name;  // its name ("wgmma2_k128_s2_tma")
+  How how = How::kUntimed;
+  double default_ms = 0.0, chosen_ms = 0.0;  // how == kTimed: the default's and the chosen one's time
+};
+
+}  // namespace ds::cuda
