@@ -60,6 +60,8 @@ TuningCache::TuningCache(std::string path) : path_(std::move(path)), entries_(Re
 
 std::string TuningCache::DefaultPath() {
   if (const char* env = std::getenv("DS_TUNING_CACHE")) return env;
+  // Its name while the cache held GEMM algorithms only: "" there still means no file.
+  if (const char* env = std::getenv("DS_GEMM_TUNING_CACHE")) return env;
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   if (xdg != nullptr && *xdg == '/') return std::string(xdg) + "/ditstream/kernel-tuning.txt";
   const char* home = std::getenv("HOME");

@@ -27,7 +27,8 @@ class TuningCache {
   // Loads `path` if it exists (lines that do not parse are skipped).
   explicit TuningCache(std::string path);
 
-  // Where the cache lives: DS_TUNING_CACHE if set ("" for none), else
+  // Where the cache lives: DS_TUNING_CACHE if set ("" for none), else DS_GEMM_TUNING_CACHE (its
+  // earlier name), else
   // $XDG_CACHE_HOME/ditstream/kernel-tuning.txt, else ~/.cache/ditstream/kernel-tuning.txt.
   static std::string DefaultPath();
 
@@ -36,8 +37,9 @@ class TuningCache {
   // Records key → value and rewrites the file (a new file renamed over the old one, so a reader
   // never sees half of it), keeping the entries others wrote to it since (best effort: two
   // writers at the same moment can still drop one entry, which is then timed again). The error
-  // says why the file could not be written; the entry is kept in memory either way. Keys and
-  // values hold no whitespace (MakeKey; Insert refuses a value that does).
+  // says why the file could not be written; the entry is kept in memory then. Keys and values
+  // hold no whitespace (MakeKey): an empty one, or one that does, is refused (kInvalidArgument)
+  // and kept nowhere.
   Status Insert(const std::string& key, std::string_view value);
 
   // The file's text format; a later line for a key wins.

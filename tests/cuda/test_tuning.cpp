@@ -8,10 +8,12 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -127,6 +129,60 @@ TEST(AttentionTuning, ShapeKeysNameEverythingTheTimeDependsOn) {
   for (const std::string& other : others) EXPECT_NE(other, self);
   // And it is a valid cache key: no whitespace.
   EXPECT_EQ(TuningCache::MakeKey({self}), self);
+}
+
+// Sets (or, with nullptr, unsets) an environment variable for its lifetime, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~ScopedEnv() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(AttentionTuning, KernelsNotYetRunOnAGpuAreTimedOnlyWhenAllowed) {
+  EXPECT_TRUE(FlashRanOnAGpu("wgmma2_k128_s2_tma"));
+  EXPECT_TRUE(FlashRanOnAGpu("w4x2_k64_s2"));
+  EXPECT_FALSE(FlashRanOnAGpu("wgmma2_k128_s2_tma_vmn"));
+  EXPECT_FALSE(FlashRanOnAGpu("wgmma2_k176_s2_tma"));
+  {
+    const ScopedEnv unset("DS_FLASH_UNVERIFIED", nullptr);
+    EXPECT_FALSE(FlashUnverifiedAllowed());
+  }
+  {
+    const ScopedEnv zero("DS_FLASH_UNVERIFIED", "0");
+    EXPECT_FALSE(FlashUnverifiedAllowed());
+  }
+  {
+    const ScopedEnv one("DS_FLASH_UNVERIFIED", "1");
+    EXPECT_TRUE(FlashUnverifiedAllowed());
+  }
+}
+
+TEST(TuningCache, PathFollowsTheEnvironment) {
+  const ScopedEnv xdg("XDG_CACHE_HOME", "/xdg"), home("HOME", "/home/u");
+  {
+    const ScopedEnv none("DS_TUNING_CACHE", nullptr), old("DS_GEMM_TUNING_CACHE", nullptr);
+    EXPECT_EQ(TuningCache::DefaultPath(), "/xdg/ditstream/kernel-tuning.txt");
+    const ScopedEnv relative_xdg("XDG_CACHE_HOME", "relative");  // not absolute: ignored, as the spec says
+    EXPECT_EQ(TuningCache::DefaultPath(), "/home/u/.cache/ditstream/kernel-tuning.txt");
+  }
+  {
+    const ScopedEnv set("DS_TUNING_CACHE", "/tmp/x.txt"), old("DS_GEMM_TUNING_CACHE", "/tmp/old.txt");
+    EXPECT_EQ(TuningCache::DefaultPath(), "/tmp/x.txt");
+  }
+  {
+    // The variable's earlier name still works, "" (no file) included.
+    const ScopedEnv none("DS_TUNING_CACHE", nullptr), old("DS_GEMM_TUNING_CACHE", "");
+    EXPECT_EQ(TuningCache::DefaultPath(), "");
+  }
 }
 
 using Entries = TuningCache::Entries;

@@ -5,7 +5,9 @@
 
 #include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -57,6 +59,26 @@ inline std::vector<int> AttentionCandidates(const std::vector<FlashFamily>& fami
     }
   }
   return candidates;
+}
+
+// Whether a flash configuration has run on a GPU and passed every GPU test there (H100 and H200,
+// 2026-11-25/26, bench/RESULTS.md): only those are timed by default. One built since then could
+// hang or compute garbage in a user's first forward; it becomes a candidate where
+// FlashUnverifiedAllowed() (bench/gpu_check.sh sets DS_FLASH_UNVERIFIED=1 for its benchmarks, after
+// the tests have run every configuration), and joins this list once a GPU run has passed it.
+inline bool FlashRanOnAGpu(std::string_view name) {
+  static constexpr std::string_view kNotYet[] = {"wgmma2_k176_s2_tma", "wgmma2_k128_s2_tma_ka", "wgmma2_k176_s2_tma_ka",
+                                                 "wgmma2_k128_s2_tma_vmn", "wgmma2_k176_s2_tma_vmn"};
+  for (std::string_view n : kNotYet) {
+    if (n == name) return false;
+  }
+  return true;
+}
+
+// DS_FLASH_UNVERIFIED set (and not "0"): configurations that have not run on a GPU are timed too.
+inline bool FlashUnverifiedAllowed() {
+  const char* env = std::getenv("DS_FLASH_UNVERIFIED");
+  return env != nullptr && *env != '\0' && std::string_view(env) != "0";
 }
 
 // What was chosen for one shape.

@@ -37,13 +37,17 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
   if (!tune) return base;  // a later call of the shape, inside a recording, may time it
   const int default_config = base.index(head_dim);
   const std::vector<flash::ConfigInfo> configs = flash::Configs(head_dim);
+  const bool unverified = FlashUnverifiedAllowed();
   std::vector<FlashFamily> families;
   std::vector<bool> runnable;
   for (size_t i = 0; i < configs.size(); ++i) {
     families.push_back(FlashFamilyOf(configs[i].wgmma, configs[i].tma));
-    runnable.push_back(flash::Runnable(head_dim, static_cast<int>(i)).ok());
+    runnable.push_back((unverified || FlashRanOnAGpu(configs[i].name)) &&
+                       flash::Runnable(head_dim, static_cast<int>(i)).ok());
   }
   const std::vector<int> candidates = AttentionCandidates(families, runnable, default_config);
+  if (candidates.empty()) return base;
+  const std::string& default_name = configs[static_cast<size_t>(default_config)].name;
   using How = AttentionChoice::How;
   auto keep = [&](int config, How how) {
     AttentionChoice c;
@@ -52,10 +56,18 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
     c.how = how;
     return &(chosen_[shape] = c);
   };
+  // Keyed by the default too: where DS_FLASH_NO_WGMMA makes another kind the default, its choice
+  // is another entry, not one that overwrites this one each time the environment changes.
+  const std::string cache_key = TuningCache::MakeKey({ctx.device_key, "attention", shape, "default=" + default_name});
+  auto record = [&](const std::string& name) {
+    if (ctx.tuning_cache == nullptr) return;
+    if (const Status kept = ctx.tuning_cache->Insert(cache_key, name); !kept.ok()) {
+      Log(LogLevel::kDebug, "{}", kept.message());
+    }
+  };
   if (candidates.size() < 2) return base.With(head_dim, keep(default_config, How::kUntimed)->config);
 
-  // A choice this machine timed before, if this build still has it and it can run here.
-  const std::string cache_key = TuningCache::MakeKey({ctx.device_key, "attention", shape});
+  // A choice this machine made before, if it is still a candidate here (the same bits as then).
   if (ctx.tuning_cache != nullptr) {
     if (const std::optional<std::string> name = ctx.tuning_cache->Find(cache_key)) {
       const int config = flash::FindConfig(head_dim, *name);
@@ -66,19 +78,20 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
           *name);
     }
   }
+  // Timing writes o at every launch and reads q/k/v each time: with o over an input, nothing can be
+  // timed, and the default runs.
+  if (!OutputApart(q, k, v, o)) return base.With(head_dim, keep(default_config, How::kUntimed)->config);
 
   // Nothing runs during a capture (a captured graph's choices were made by its first, eager run);
-  // an error still pending belongs to the work that left it; timing needs o apart from the inputs.
+  // an error still pending belongs to the work that left it.
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(ctx.stream, &capture) != cudaSuccess) {
     cudaGetLastError();
     return base;
   }
+  if (capture != cudaStreamCaptureStatusNone || cudaPeekAtLastError() != cudaSuccess) return base;
   LaunchTimer timer;
-  if (capture != cudaStreamCaptureStatusNone || cudaPeekAtLastError() != cudaSuccess || !timer.ok() ||
-      !OutputApart(q, k, v, o)) {
-    return base;
-  }
+  if (!timer.ok()) return base;
   std::vector<double> ms;
   for (int candidate : candidates) {
     const flash::Choice choice = base.With(head_dim, candidate);
@@ -87,26 +100,27 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
           cudaPeekAtLastError() == cudaSuccess) {
         return true;
       }
-      cudaGetLastError();  // a candidate that could not run leaves no error to the next kernel
+      cudaGetLastError();  // a candidate that could not launch leaves no error to the next kernel
       return false;
     }));
-    // A call of microseconds: the choice would follow noise; the default is kept.
+    // A call of microseconds: the choice would follow noise. The default is kept, and recorded so
+    // that a later process near the threshold does not time it and choose otherwise.
     if (ms.size() == 1 && ms[0] > 0.0 && ms[0] < AttentionTuning::kMinMs) {
+      record(default_name);
       return base.With(head_dim, keep(default_config, How::kUntimed)->config);
     }
   }
+  // A candidate that faulted left the context broken: nothing measured since is worth keeping, and
+  // the error is the caller's op's to report.
+  if (cudaPeekAtLastError() != cudaSuccess) return base;
   const int best = ChooseFastest(ms);
   if (best < 0) return base;  // none ran: the caller's own call reports why
   AttentionChoice* c = keep(candidates[static_cast<size_t>(best)], How::kTimed);
   c->default_ms = ms[0];
   c->chosen_ms = ms[static_cast<size_t>(best)];
   Log(LogLevel::kDebug, "attention {}: {} timed {:.3f} ms, the default {} {:.3f} ms", shape, c->name, c->chosen_ms,
-      configs[static_cast<size_t>(default_config)].name, c->default_ms);
-  if (ctx.tuning_cache != nullptr) {
-    if (const Status kept = ctx.tuning_cache->Insert(cache_key, c->name); !kept.ok()) {
-      Log(LogLevel::kDebug, "{}", kept.message());
-    }
-  }
+      default_name, c->default_ms);
+  record(c->name);
   return base.With(head_dim, c->config);
 }
 
