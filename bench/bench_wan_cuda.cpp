@@ -190,33 +190,32 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   gpu.set_graphs(false);
   const double ops_ms = timed(reps, 500.0f) * 1e3;
   gpu.set_graphs(true);
-  // The same forwards with cuBLASLt's first algorithm for every GEMM instead of the fastest of the
-  // candidates the first forward timed: the plans are made again (the first forward issues the
-  // ops, the second captures them), then put back as they were for the stages after.
+  // The same forwards with one of the first forward's choices undone (`off`: its default at every
+  // call; the first forward then issues the ops, the second captures them), then the choice made
+  // again (`on`: from this run's tuning cache) for the stages after; the velocity is held to that
+  // of the chosen kernels.
   const std::vector<float> tuned_velocity = velocity;
-  double heuristic_ms = 0, heuristic_rel = 0;
-  bool heuristic_finite = false;
-  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::Autotune::kOff);
-  if (s.ok()) {
-    timed(2, 999.0f);
-    heuristic_ms = timed(reps, 500.0f) * 1e3;
-    heuristic_rel = RelRms(velocity, tuned_velocity, &heuristic_finite);
-  }
-  if (s.ok()) s = gpu.set_gemm_autotune(ds::cuda::Autotune::kRecorded);
-  if (s.ok()) timed(2, 500.0f);
-  // Which attention kernel each shape ran (timed by the first forward), then the same forwards with
-  // each head dim's default kernel at every shape, then the choices made again for the stages after.
+  struct Undone {
+    double ms = 0, rel = 0;
+    bool finite = false;
+  };
+  auto undone = [&](ds::Status (ds::CudaBackend::*set)(ds::cuda::Autotune)) {
+    Undone u;
+    if (s.ok()) s = (gpu.*set)(ds::cuda::Autotune::kOff);
+    if (s.ok()) {
+      timed(2, 999.0f);
+      u.ms = timed(reps, 500.0f) * 1e3;
+      u.rel = RelRms(velocity, tuned_velocity, &u.finite);
+    }
+    if (s.ok()) s = (gpu.*set)(ds::cuda::Autotune::kRecorded);
+    if (s.ok()) timed(2, 500.0f);
+    return u;
+  };
+  // cuBLASLt's first algorithm for every GEMM instead of the fastest of the candidates timed.
+  const Undone heuristic = undone(&ds::CudaBackend::set_gemm_autotune);
+  // Each head dim's default attention kernel at every shape (the choices printed first).
   const std::map<std::string, ds::cuda::AttentionChoice> attention_choices = gpu.attention_choices();
-  double default_attention_ms = 0, default_attention_rel = 0;
-  bool default_attention_finite = false;
-  if (s.ok()) s = gpu.set_attention_autotune(ds::cuda::Autotune::kOff);
-  if (s.ok()) {
-    timed(2, 999.0f);
-    default_attention_ms = timed(reps, 500.0f) * 1e3;
-    default_attention_rel = RelRms(velocity, tuned_velocity, &default_attention_finite);
-  }
-  if (s.ok()) s = gpu.set_attention_autotune(ds::cuda::Autotune::kRecorded);
-  if (s.ok()) timed(2, 500.0f);
+  const Undone default_attention = undone(&ds::CudaBackend::set_attention_autotune);
   if (!s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
     return 1;
@@ -231,7 +230,7 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   std::printf(
       "RESULT engine_wan13b_forward_heuristic_gemms tokens=%d layers=%d ms=%.1f gemm_tuning_speedup=%.3f "
       "rel_rms_vs_tuned=%.2e\n",
-      T * (H / 2) * (W / 2), layers, heuristic_ms, heuristic_ms / ms, heuristic_rel);
+      T * (H / 2) * (W / 2), layers, heuristic.ms, heuristic.ms / ms, heuristic.rel);
   for (const auto& [shape, choice] : attention_choices) {
     const char* how = choice.how == ds::cuda::AttentionChoice::How::kTimed    ? "timed"
                       : choice.how == ds::cuda::AttentionChoice::How::kCached ? "cached"
@@ -242,16 +241,14 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   std::printf(
       "RESULT engine_wan13b_forward_default_attention tokens=%d layers=%d ms=%.1f attention_tuning_speedup=%.3f "
       "rel_rms_vs_tuned=%.2e\n",
-      T * (H / 2) * (W / 2), layers, default_attention_ms, default_attention_ms / ms, default_attention_rel);
-  if (!default_attention_finite || default_attention_rel > 2e-2) {
-    std::fprintf(stderr, "bench_wan_cuda: the forward with the default attention kernels %s (rel rms %.2e)\n",
-                 default_attention_finite ? "differs from the tuned one" : "is not finite", default_attention_rel);
-    return 1;
-  }
-  if (!heuristic_finite || heuristic_rel > 2e-2) {
-    std::fprintf(stderr, "bench_wan_cuda: the forward with the heuristic's GEMM algorithms %s (rel rms %.2e)\n",
-                 heuristic_finite ? "differs from the tuned one" : "is not finite", heuristic_rel);
-    return 1;
+      T * (H / 2) * (W / 2), layers, default_attention.ms, default_attention.ms / ms, default_attention.rel);
+  for (const auto& [what, u] : {std::pair{"the default attention kernels", default_attention},
+                                std::pair{"the heuristic's GEMM algorithms", heuristic}}) {
+    if (!u.finite || u.rel > 2e-2) {
+      std::fprintf(stderr, "bench_wan_cuda: the forward with %s %s (rel rms %.2e)\n", what,
+                   u.finite ? "differs from the tuned one" : "is not finite", u.rel);
+      return 1;
+    }
   }
   *forward_ms = ms;
   // Each further attention kernel: its first forward issues the ops, the second captures them

@@ -26,6 +26,7 @@
 #include "kernels/cuda/attention/attention_choice.h"
 #include "kernels/cuda/attention/flash_attention.cuh"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/scoped_env.h"
 
 namespace ds {
 namespace {
@@ -603,22 +604,6 @@ TEST(CudaAttentionTuning, ConfigurationsNotYetRunOnAGpuExist) {
   EXPECT_EQ(not_yet, 5);
 }
 
-// Sets (or, with nullptr, unsets) an environment variable for its lifetime, then restores it.
-class EnvOverride {
- public:
-  EnvOverride(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    value ? setenv(name, value, 1) : unsetenv(name);
-  }
-  ~EnvOverride() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
-  EnvOverride(const EnvOverride&) = delete;
-  EnvOverride& operator=(const EnvOverride&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 // DS_FLASH_SKIP (gpu_check leaves out a kernel whose smoke test fails alone) names whole
 // configurations: a listed one is not runnable, one whose name merely starts like a listed one is
 // not affected. Decided before any device query, so this runs without a GPU too.
@@ -633,7 +618,7 @@ TEST(CudaFlashSkip, ListedConfigurationsAreNotRunnable) {
   ASSERT_GE(tma, 0);
   // gpu_check runs this binary with its own DS_FLASH_SKIP / DS_FLASH_NO_WGMMA, which the tests
   // after this one must still see.
-  const EnvOverride skip("DS_FLASH_SKIP", "no_such,wgmma2_k128_s2"), no_wgmma("DS_FLASH_NO_WGMMA", nullptr);
+  const test::ScopedEnv skip("DS_FLASH_SKIP", "no_such,wgmma2_k128_s2"), no_wgmma("DS_FLASH_NO_WGMMA", nullptr);
   const Status skipped = cuda::flash::Runnable(128, wgmma);
   const Status other = cuda::flash::Runnable(128, tma);
   EXPECT_EQ(skipped.code(), Code::kUnsupported);

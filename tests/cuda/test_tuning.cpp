@@ -22,6 +22,7 @@
 #include "kernels/cuda/attention/attention_choice.h"
 #include "kernels/cuda/autotune.h"
 #include "kernels/cuda/tuning_cache.h"
+#include "tests/cuda/scoped_env.h"
 
 namespace ds::cuda {
 namespace {
@@ -131,21 +132,7 @@ TEST(AttentionTuning, ShapeKeysNameEverythingTheTimeDependsOn) {
   EXPECT_EQ(TuningCache::MakeKey({self}), self);
 }
 
-// Sets (or, with nullptr, unsets) an environment variable for its lifetime, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    value ? setenv(name, value, 1) : unsetenv(name);
-  }
-  ~ScopedEnv() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using test::ScopedEnv;
 
 TEST(AttentionTuning, KernelsNotYetRunOnAGpuAreTimedOnlyWhenAllowed) {
   EXPECT_TRUE(FlashRanOnAGpu("wgmma2_k128_s2_tma"));
