@@ -64,8 +64,8 @@ struct CudaOptions {
   cuda::Autotune attention_autotune = cuda::Autotune::kRecorded;
   // Where timed choices are kept between processes, so that every run on this machine takes the
   // same algorithms and kernels (the same output bits for the same inputs) and times them once:
-  // unset, the environment variable DS_TUNING_CACHE if set, else
-  // $XDG_CACHE_HOME/ditstream/kernel-tuning.txt (~/.cache/… without it); "" keeps none.
+  // unset, the environment variable DS_TUNING_CACHE if set (else DS_GEMM_TUNING_CACHE, its earlier
+  // name), else $XDG_CACHE_HOME/ditstream/kernel-tuning.txt (~/.cache/… without it); "" keeps none.
   std::optional<std::string> tuning_cache;
 };
 

@@ -136,9 +136,11 @@ using test::ScopedEnv;
 
 TEST(AttentionTuning, KernelsNotYetRunOnAGpuAreTimedOnlyWhenAllowed) {
   EXPECT_TRUE(FlashRanOnAGpu("wgmma2_k128_s2_tma"));
-  EXPECT_TRUE(FlashRanOnAGpu("w4x2_k64_s2"));
+  EXPECT_TRUE(FlashRanOnAGpu("w4x2_k64_s2_qs"));
   EXPECT_FALSE(FlashRanOnAGpu("wgmma2_k128_s2_tma_vmn"));
   EXPECT_FALSE(FlashRanOnAGpu("wgmma2_k176_s2_tma"));
+  EXPECT_FALSE(FlashRanOnAGpu("a_kernel_added_tomorrow"));  // the list fails closed
+  EXPECT_FALSE(FlashRanOnAGpu(""));
   {
     const ScopedEnv unset("DS_FLASH_UNVERIFIED", nullptr);
     EXPECT_FALSE(FlashUnverifiedAllowed());

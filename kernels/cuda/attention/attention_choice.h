@@ -62,17 +62,20 @@ inline std::vector<int> AttentionCandidates(const std::vector<FlashFamily>& fami
 }
 
 // Whether a flash configuration has run on a GPU and passed every GPU test there (H100 and H200,
-// 2026-11-25/26, bench/RESULTS.md): only those are timed by default. One built since then could
-// hang or compute garbage in a user's first forward; it becomes a candidate where
-// FlashUnverifiedAllowed() (bench/gpu_check.sh sets DS_FLASH_UNVERIFIED=1 for its benchmarks, after
-// the tests have run every configuration), and joins this list once a GPU run has passed it.
+// 2026-11-25/26, bench/RESULTS.md): only those are timed by default. A configuration built since
+// (any name not listed: the list fails closed) could hang or compute garbage in a user's first
+// forward; it becomes a candidate where FlashUnverifiedAllowed() (bench/gpu_check.sh sets
+// DS_FLASH_UNVERIFIED=1 for its benchmarks, after its GPU tests have run every configuration),
+// and joins this list once a GPU run has passed it.
 inline bool FlashRanOnAGpu(std::string_view name) {
-  static constexpr std::string_view kNotYet[] = {"wgmma2_k176_s2_tma", "wgmma2_k128_s2_tma_ka", "wgmma2_k176_s2_tma_ka",
-                                                 "wgmma2_k128_s2_tma_vmn", "wgmma2_k176_s2_tma_vmn"};
-  for (std::string_view n : kNotYet) {
-    if (n == name) return false;
+  static constexpr std::string_view kRan[] = {
+      "w8x1_k128_s2_qr", "w4x2_k64_s2_qs", "w8x1_k64_s2_qr",    "w4x2_k32_s3_qs",     "w4x2_k32_s2_qs",
+      "w8x2_k32_s3_qs",  "wgmma2_k128_s2", "wgmma2_k128_s3_ov", "wgmma2_k128_s2_tma", "wgmma2_k128_s3_tma",
+  };
+  for (std::string_view n : kRan) {
+    if (n == name) return true;
   }
-  return true;
+  return false;
 }
 
 // DS_FLASH_UNVERIFIED set (and not "0"): configurations that have not run on a GPU are timed too.

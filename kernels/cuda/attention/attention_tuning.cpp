@@ -56,9 +56,12 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
     c.how = how;
     return &(chosen_[shape] = c);
   };
-  // Keyed by the default too: where DS_FLASH_NO_WGMMA makes another kind the default, its choice
-  // is another entry, not one that overwrites this one each time the environment changes.
-  const std::string cache_key = TuningCache::MakeKey({ctx.device_key, "attention", shape, "default=" + default_name});
+  // Keyed by the candidates too (the default first): where the environment offers others
+  // (DS_FLASH_NO_WGMMA, DS_FLASH_SKIP, DS_FLASH_UNVERIFIED), their choice is another entry, not one
+  // that overwrites this one each time the environment changes.
+  std::string among;
+  for (int candidate : candidates) among += (among.empty() ? "" : "+") + configs[static_cast<size_t>(candidate)].name;
+  const std::string cache_key = TuningCache::MakeKey({ctx.device_key, "attention", shape, among});
   auto record = [&](const std::string& name) {
     if (ctx.tuning_cache == nullptr) return;
     if (const Status kept = ctx.tuning_cache->Insert(cache_key, name); !kept.ok()) {
