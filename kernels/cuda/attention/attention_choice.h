@@ -16,7 +16,8 @@ namespace ds::cuda {
 
 struct AttentionTuning {
   // Timed launches per candidate, after one untimed warm-up launch (a Wan-1.3B self-attention
-  // takes ~12 ms on an H100: the seven TMA-fed candidates cost ~0.35 s, once per machine).
+  // takes ~12 ms on an H100: its two candidates there cost ~0.1 s once per machine, all seven TMA-fed
+  // ones ~0.35 s).
   static constexpr int kRuns = 2;
   // The default taking less than this (milliseconds per call): launches and the events' own cost
   // are much of what is measured, and the choice would follow noise; the default is kept.
