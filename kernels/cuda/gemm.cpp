@@ -85,13 +85,7 @@ double TimeAlgorithm(const Context& ctx, const GemmArgs& g, const GemmPlans::Pla
 // keeps the heuristic's first).
 std::optional<cublasLtMatmulAlgo_t> Fastest(const Context& ctx, const GemmArgs& g, const GemmPlans::Plan& plan,
                                             const std::vector<cublasLtMatmulAlgo_t>& usable) {
-  // An error still pending from earlier work belongs to that work's check, not to this timing.
-  if (cudaPeekAtLastError() != cudaSuccess) return std::nullopt;
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(ctx.stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
-    cudaGetLastError();
-    return std::nullopt;
-  }
+  if (!TimingPossible(ctx.stream)) return std::nullopt;
   Scratch scratch(ctx);
   const size_t d_size = g.d_type == CUDA_R_32F ? 4 : 2;
   const size_t d_elements = static_cast<size_t>((g.n - 1) * g.ldd + g.m);

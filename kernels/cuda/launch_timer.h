@@ -6,6 +6,19 @@
 
 namespace ds::cuda {
 
+// Whether work enqueued on `stream` runs now, so that it can be timed: not with an error pending
+// from earlier work (it belongs to that work's check, and is left for it), nor while the stream is
+// captured into a CUDA graph (nothing runs then).
+inline bool TimingPossible(cudaStream_t stream) {
+  if (cudaPeekAtLastError() != cudaSuccess) return false;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess) {
+    cudaGetLastError();  // the query's own error
+    return false;
+  }
+  return capture == cudaStreamCaptureStatusNone;
+}
+
 class LaunchTimer {
  public:
   LaunchTimer() {

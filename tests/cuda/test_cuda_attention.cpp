@@ -24,6 +24,7 @@
 
 #include "kernels/cpu/reference_backend.h"
 #include "kernels/cuda/attention/attention_choice.h"
+#include "kernels/cuda/attention/attention_tuning.h"
 #include "kernels/cuda/attention/flash_attention.cuh"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/cuda/scoped_env.h"
@@ -439,19 +440,6 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
 // (69 GFLOP).
 constexpr Shape kTunedShape{4096, 4096, 8, 128, false};
 
-// The configurations the tuner would time at head dim 128 on this device, as it computes them.
-std::vector<int> TunerCandidates() {
-  const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(128);
-  std::vector<cuda::FlashFamily> families;
-  std::vector<bool> runnable;
-  for (size_t i = 0; i < configs.size(); ++i) {
-    families.push_back(cuda::FlashFamilyOf(configs[i].wgmma, configs[i].tma));
-    runnable.push_back((cuda::FlashUnverifiedAllowed() || cuda::FlashRanOnAGpu(configs[i].name)) &&
-                       cuda::flash::Runnable(128, static_cast<int>(i)).ok());
-  }
-  return cuda::AttentionCandidates(families, runnable, cuda::flash::DefaultConfig(128));
-}
-
 // Skips the test where a configuration is named for every call (DS_FLASH_CONFIG): nothing is
 // chosen then. (One candidate only, as under gpu_check's DS_FLASH_SKIP after a failed kernel, is
 // checked, not skipped: the default is kept untimed.)
@@ -466,7 +454,8 @@ std::vector<int> TunerCandidates() {
 // How the tuner chooses at a shape it can time, on this device: by timing where it has two
 // candidates or more, else the default untimed.
 cuda::AttentionChoice::How HowATimedShapeIsChosen() {
-  return TunerCandidates().size() >= 2 ? cuda::AttentionChoice::How::kTimed : cuda::AttentionChoice::How::kUntimed;
+  return cuda::TimedCandidates(128, cuda::flash::DefaultConfig(128)).size() >= 2 ? cuda::AttentionChoice::How::kTimed
+                                                                                 : cuda::AttentionChoice::How::kUntimed;
 }
 
 // A file name under the system's temporary directory, removed at scope exit.

@@ -24,6 +24,19 @@ bool OutputApart(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 
 }  // namespace
 
+std::vector<int> TimedCandidates(int head_dim, int default_config) {
+  const std::vector<flash::ConfigInfo> configs = flash::Configs(head_dim);
+  const bool unverified = FlashUnverifiedAllowed();
+  std::vector<FlashFamily> families;
+  std::vector<bool> runnable;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    families.push_back(FlashFamilyOf(configs[i].wgmma, configs[i].tma));
+    runnable.push_back((unverified || FlashRanOnAGpu(configs[i].name)) &&
+                       flash::Runnable(head_dim, static_cast<int>(i)).ok());
+  }
+  return AttentionCandidates(families, runnable, default_config);
+}
+
 flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                                         const Tensor& o, float scale, const flash::Choice& base) {
   const int head_dim = static_cast<int>(q.shape[2]);
@@ -37,15 +50,7 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
   if (!tune) return base;  // a later call of the shape, inside a recording, may time it
   const int default_config = base.index(head_dim);
   const std::vector<flash::ConfigInfo> configs = flash::Configs(head_dim);
-  const bool unverified = FlashUnverifiedAllowed();
-  std::vector<FlashFamily> families;
-  std::vector<bool> runnable;
-  for (size_t i = 0; i < configs.size(); ++i) {
-    families.push_back(FlashFamilyOf(configs[i].wgmma, configs[i].tma));
-    runnable.push_back((unverified || FlashRanOnAGpu(configs[i].name)) &&
-                       flash::Runnable(head_dim, static_cast<int>(i)).ok());
-  }
-  const std::vector<int> candidates = AttentionCandidates(families, runnable, default_config);
+  const std::vector<int> candidates = TimedCandidates(head_dim, default_config);
   if (candidates.empty()) return base;
   const std::string& default_name = configs[static_cast<size_t>(default_config)].name;
   using How = AttentionChoice::How;
@@ -85,14 +90,9 @@ flash::Choice AttentionTuner::ChoiceFor(const Context& ctx, const Tensor& q, con
   // timed, and the default runs.
   if (!OutputApart(q, k, v, o)) return base.With(head_dim, keep(default_config, How::kUntimed)->config);
 
-  // Nothing runs during a capture (a captured graph's choices were made by its first, eager run);
-  // an error still pending belongs to the work that left it.
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(ctx.stream, &capture) != cudaSuccess) {
-    cudaGetLastError();
-    return base;
-  }
-  if (capture != cudaStreamCaptureStatusNone || cudaPeekAtLastError() != cudaSuccess) return base;
+  // Not during a capture (a captured graph's choices were made by its first, eager run), nor with
+  // an error pending.
+  if (!TimingPossible(ctx.stream)) return base;
   LaunchTimer timer;
   if (!timer.ok()) return base;
   std::vector<double> ms;

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/cuda/attention/attention_choice.h"
@@ -18,6 +19,11 @@
 #include "kernels/cuda/context.h"
 
 namespace ds::cuda {
+
+// The configurations of `head_dim` the tuner times on the current device with `default_config` as
+// the default (AttentionCandidates over flash::Configs: those that can run here and, unless
+// FlashUnverifiedAllowed(), have run on a GPU before), the default first.
+std::vector<int> TimedCandidates(int head_dim, int default_config);
 
 // The choices of one backend (CudaBackend owns one): per shape, made once.
 class AttentionTuner {
