@@ -79,12 +79,19 @@ struct State {
   bool quit = false;      // the worker must return
   bool flushing = false;  // from unlock() to unlock_stop()
   std::deque<Item> queue;
-  int64_t total = kEndless;                   // frames in the stream
-  int64_t want = kEndless;                    // frames the current worker has to produce
-  int64_t generated = 0;                      // frames the current worker produced
-  bool can_continue = false;                  // a clip ran at this size: the next one continues it
-  bool ended = false;                         // fill() reached the end item (or an error)
-  uint64_t pushed = 0;                        // frames handed downstream: index of the next one
+  int64_t total = kEndless;   // frames in the stream
+  int64_t want = kEndless;    // frames the current worker has to produce
+  int64_t generated = 0;      // frames the current worker produced
+  bool can_continue = false;  // a clip ran at this size: the next one continues it
+  bool ended = false;         // fill() reached the end item (or an error)
+  uint64_t pushed = 0;        // frames handed downstream: index of the next one
+  // A seek's target time, turned into a frame index by the next fill() (the rate may not be
+  // negotiated yet when a seek arrives), which restarts generation from the stream's first clip.
+  GstClockTime seek_to = GST_CLOCK_TIME_NONE;
+  // The worker drops the engine's frames numbered below this: a seek makes the stream again from
+  // its first frame (the same seed and settings make the same frames) and skips to its target.
+  // Set only while no worker runs.
+  int64_t skip_before = 0;
   GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
@@ -198,6 +205,9 @@ void Stamp(GstDitSrc* self, GstBuffer* buf) {
 
 int OnFrame(void* user, const ds_frame* f) {
   State& s = *static_cast<GstDitSrc*>(user)->s;
+  // Before a seek's target: made to get there (a clip continues the previous one's frames), not
+  // shown. The clip's tags wait for its first frame that is shown.
+  if (f->index < s.skip_before) return 0;
   Item item;
   item.width = f->width;
   item.height = f->height;
@@ -315,6 +325,14 @@ GstFlowReturn EnsureWorker(GstDitSrc* self) {
   if (!s.negotiated) return GST_FLOW_NOT_NEGOTIATED;
   if (s.ended) return GST_FLOW_EOS;
   if (s.worker.joinable()) return GST_FLOW_OK;
+  if (GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
+    // The frame showing at the target time, of a stream made afresh.
+    s.pushed = gst_util_uint64_scale(s.seek_to, static_cast<guint64>(s.info.fps_n),
+                                     static_cast<guint64>(s.info.fps_d) * GST_SECOND);
+    s.skip_before = static_cast<int64_t>(s.pushed);
+    s.can_continue = false;
+    s.seek_to = GST_CLOCK_TIME_NONE;
+  }
   if (s.total != kEndless && static_cast<int64_t>(s.pushed) >= s.total) return GST_FLOW_EOS;
   s.want = s.total == kEndless ? kEndless : s.total - static_cast<int64_t>(s.pushed);
   s.generated = 0;
@@ -642,6 +660,7 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
     s.can_continue = false;
+    s.skip_before = 0;  // the new stream's frames number from 0 and are all shown
   }
   // The rate downstream negotiated is the one the frames are stamped with: the engine's record
   // (provenance) says it too. The worker may be generating (a rate change alone does not stop it),
@@ -759,6 +778,8 @@ gboolean Start(GstBaseSrc* bsrc) {
   s.started = true;
   s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
   s.pushed = 0;
+  s.seek_to = GST_CLOCK_TIME_NONE;
+  s.skip_before = 0;
   s.anchor = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
@@ -951,7 +972,29 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
   return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->query(bsrc, query);
 }
 
-gboolean IsSeekable(GstBaseSrc*) { return FALSE; }
+// Seekable unless live: the same seed and settings make the same frames, so a seek makes the
+// stream again from its first clip and skips to the target frame. That costs the generation of
+// everything before it (a clip continues the previous one's last frames), but it is exact.
+gboolean IsSeekable(GstBaseSrc* bsrc) { return !gst_base_src_is_live(bsrc); }
+
+// Runs with the streaming thread stopped (basesrc holds the stream lock). Forward playback only:
+// frames exist only as a clip is generated, first to last.
+gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
+  auto* self = GST_DIT_SRC(bsrc);
+  State& s = *self->s;
+  if (segment->rate < 0) {
+    GST_WARNING_OBJECT(self, "seek refused: reverse playback (rate %f) is not supported", segment->rate);
+    return FALSE;
+  }
+  StopWorker(s);  // a flushing seek has stopped it already
+  std::lock_guard lk(s.mu);
+  s.queue.clear();
+  s.ended = false;
+  s.seek_to = segment->start;
+  segment->time = segment->start;
+  segment->position = segment->start;
+  return TRUE;
+}
 
 // ---- properties ----
 
@@ -1104,6 +1147,7 @@ static void gst_dit_src_class_init(GstDitSrcClass* klass) {
   basesrc_class->unlock = Unlock;
   basesrc_class->unlock_stop = UnlockStop;
   basesrc_class->is_seekable = IsSeekable;
+  basesrc_class->do_seek = DoSeek;
   basesrc_class->get_times = GetTimes;
   basesrc_class->query = Query;
   GST_PUSH_SRC_CLASS(klass)->fill = Fill;

@@ -1,5 +1,5 @@
 // ditsrc in process: caps and fixation, pixel formats, timestamps and EOS, clip continuation,
-// properties against the option table, errors, cancellation, live mode and prompt changes.
+// properties against the option table, errors, cancellation, live mode, prompt changes and seeking.
 #include <gst/base/gstbasesrc.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
@@ -930,6 +930,165 @@ TEST(DitsrcProperties, SetWhileStartingReachesTheFirstClip) {
   gint width = -1;
   g_object_get(h.element(), "width", &width, nullptr);
   EXPECT_EQ(width, 0) << "a READY-only property must be refused once start() began";
+}
+
+// ---- seeking ----
+
+// ditsrc ! appsink (not synchronised), frames pulled through appsink's action signals so that
+// the test needs no libgstapp.
+struct AppsinkRun : PipelineRun {
+  GstElement* sink;
+  explicit AppsinkRun(int64_t num_frames) : PipelineRun("appsink name=sink sync=false") {
+    sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    g_object_set(src, "num-frames", static_cast<gint64>(num_frames), nullptr);
+  }
+  ~AppsinkRun() { gst_object_unref(sink); }
+  AppsinkRun(const AppsinkRun&) = delete;
+  AppsinkRun& operator=(const AppsinkRun&) = delete;
+
+  bool Play() {
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    return gst_element_get_state(pipeline, nullptr, nullptr, 60 * GST_SECOND) == GST_STATE_CHANGE_SUCCESS;
+  }
+  // The next sample, or nullptr at EOS (or after 60 s).
+  GstSample* Pull() {
+    GstSample* sample = nullptr;
+    g_signal_emit_by_name(sink, "try-pull-sample", static_cast<GstClockTime>(60 * GST_SECOND), &sample);
+    return sample;
+  }
+  bool AtEos() {
+    gboolean eos = FALSE;
+    g_object_get(sink, "eos", &eos, nullptr);
+    return eos;
+  }
+  // Pulls until EOS: every frame's bytes and PTS.
+  void PullToEos(std::vector<Frame>* frames, std::vector<GstClockTime>* pts) {
+    while (GstSample* sample = Pull()) {
+      GstBuffer* b = gst_sample_get_buffer(sample);
+      frames->push_back(Bytes(b));
+      pts->push_back(GST_BUFFER_PTS(b));
+      gst_sample_unref(sample);
+    }
+    EXPECT_TRUE(AtEos());
+  }
+  // A flushing, accurate seek to frame `first`, up to frame `stop` (exclusive; -1: to the end).
+  bool Seek(uint64_t first, int64_t stop = -1, double rate = 1.0) {
+    const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+    return gst_element_seek(pipeline, rate, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_SET,
+                            static_cast<gint64>(FrameTime(first, kFpsNum, kFpsDen)),
+                            stop < 0 ? GST_SEEK_TYPE_NONE : GST_SEEK_TYPE_SET,
+                            stop < 0 ? GST_CLOCK_TIME_NONE : FrameTime(static_cast<uint64_t>(stop), kFpsNum, kFpsDen));
+  }
+};
+
+// What an unseeked run of n frames delivers: the frames a seek must reproduce.
+std::vector<Frame> UnseekedFrames(int64_t n) {
+  AppsinkRun run(n);
+  EXPECT_TRUE(run.Play());
+  std::vector<Frame> frames;
+  std::vector<GstClockTime> pts;
+  run.PullToEos(&frames, &pts);
+  EXPECT_EQ(frames.size(), static_cast<size_t>(n));
+  return frames;
+}
+
+void ExpectFramesFrom(const std::vector<Frame>& got, const std::vector<GstClockTime>& pts,
+                      const std::vector<Frame>& unseeked, size_t first) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(pts[i], FrameTime(first + i, kFpsNum, kFpsDen)) << "buffer " << i << " after the seek";
+    ASSERT_LT(first + i, unseeked.size());
+    EXPECT_TRUE(got[i] == unseeked[first + i]) << "buffer " << i << " is not frame " << first + i;
+  }
+}
+
+// Forward into the second clip, from the middle of the first: the stream is made again from its
+// start and the frames from the target on are those of a run without the seek.
+TEST(DitsrcSeek, ForwardIntoTheNextClipGivesTheSameFramesAsARunWithoutIt) {
+  const std::vector<Frame> unseeked = UnseekedFrames(32);
+  AppsinkRun run(32);
+  ASSERT_TRUE(run.Play());
+  for (int i = 0; i < 2; ++i) gst_sample_unref(run.Pull());
+  ASSERT_TRUE(run.Seek(20));
+  std::vector<Frame> frames;
+  std::vector<GstClockTime> pts;
+  run.PullToEos(&frames, &pts);
+  EXPECT_EQ(frames.size(), 12u) << "frames 20 to 31";
+  ExpectFramesFrom(frames, pts, unseeked, 20);
+  EXPECT_EQ(PopMessage(run.bus, GST_MESSAGE_ERROR, 0), nullptr);
+}
+
+// Back, after EOS, with a stop: exactly the frames of [5, 9), then EOS again.
+TEST(DitsrcSeek, BackAfterEosToARangeGivesExactlyThatRange) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  ASSERT_TRUE(run.Play());
+  std::vector<Frame> first_pass;
+  std::vector<GstClockTime> first_pts;
+  run.PullToEos(&first_pass, &first_pts);
+  ASSERT_EQ(first_pass.size(), static_cast<size_t>(kClipFrames));
+  ASSERT_TRUE(run.Seek(5, 9));
+  std::vector<Frame> frames;
+  std::vector<GstClockTime> pts;
+  run.PullToEos(&frames, &pts);
+  EXPECT_EQ(frames.size(), 4u);
+  ExpectFramesFrom(frames, pts, unseeked, 5);
+}
+
+// As a player seeks while paused: the pipeline prerolls the target frame.
+TEST(DitsrcSeek, WhilePausedPrerollsTheTargetFrame) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  gst_element_set_state(run.pipeline, GST_STATE_PAUSED);
+  ASSERT_EQ(gst_element_get_state(run.pipeline, nullptr, nullptr, 60 * GST_SECOND), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(run.Seek(11));
+  ASSERT_EQ(gst_element_get_state(run.pipeline, nullptr, nullptr, 60 * GST_SECOND), GST_STATE_CHANGE_SUCCESS);
+  GstSample* sample = nullptr;
+  g_signal_emit_by_name(run.sink, "try-pull-preroll", static_cast<GstClockTime>(10 * GST_SECOND), &sample);
+  ASSERT_NE(sample, nullptr);
+  GstBuffer* b = gst_sample_get_buffer(sample);
+  EXPECT_EQ(GST_BUFFER_PTS(b), FrameTime(11, kFpsNum, kFpsDen));
+  EXPECT_TRUE(Bytes(b) == unseeked[11]);
+  gst_sample_unref(sample);
+}
+
+// Past the last frame (num-frames): EOS, no frame, no error.
+TEST(DitsrcSeek, PastTheEndIsEos) {
+  AppsinkRun run(kClipFrames);
+  ASSERT_TRUE(run.Play());
+  gst_sample_unref(run.Pull());
+  ASSERT_TRUE(run.Seek(kClipFrames + 3));
+  GstSample* sample = run.Pull();
+  EXPECT_EQ(sample, nullptr);
+  if (sample != nullptr) gst_sample_unref(sample);
+  EXPECT_TRUE(run.AtEos());
+  EXPECT_EQ(PopMessage(run.bus, GST_MESSAGE_ERROR, 0), nullptr);
+}
+
+// Frames exist only first to last (reverse playback is refused), and a live source is not seekable.
+TEST(DitsrcSeek, ReverseRatesAndLiveStreamsAreRefused) {
+  {
+    AppsinkRun run(kClipFrames);
+    ASSERT_TRUE(run.Play());
+    gst_sample_unref(run.Pull());
+    EXPECT_FALSE(run.Seek(0, 8, -1.0));
+    GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
+    ASSERT_TRUE(gst_element_query(run.pipeline, q));
+    gboolean seekable = FALSE;
+    gst_query_parse_seeking(q, nullptr, &seekable, nullptr, nullptr);
+    EXPECT_TRUE(seekable);
+    gst_query_unref(q);
+  }
+  AppsinkRun live(-1);
+  g_object_set(live.src, "is-live", TRUE, nullptr);
+  gst_element_set_state(live.pipeline, GST_STATE_PLAYING);
+  gst_sample_unref(live.Pull());
+  GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_element_query(live.pipeline, q));
+  gboolean seekable = TRUE;
+  gst_query_parse_seeking(q, nullptr, &seekable, nullptr, nullptr);
+  EXPECT_FALSE(seekable);
+  gst_query_unref(q);
+  EXPECT_FALSE(live.Seek(8));
 }
 
 // ---- the bundled model, once it exists ----
