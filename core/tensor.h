@@ -44,6 +44,27 @@ struct Tensor {
 // the memory it touches.
 size_t SpanBytes(const Tensor& t);
 
+// Bytes between consecutive rows (of the last dim) when the leading dims collapse into one
+// stride, else −1: what lets a row be found by one multiply. Dims of size 1 are skipped (their
+// stride is never stepped), so [a, 1, b, d] with a stride on the 1 that matches nothing is judged
+// by a and b alone. Without a leading dim of more than one row: the innermost leading dim's
+// stride (0 for a vector).
+inline int64_t UniformRowStride(const Tensor& t) {
+  int64_t uniform = t.ndim > 1 ? t.strides[t.ndim - 2] : 0, next = 0;
+  bool inner = true;
+  for (int i = t.ndim - 2; i >= 0; --i) {
+    if (t.shape[i] == 1) continue;
+    if (inner) {
+      uniform = t.strides[i];
+      inner = false;
+    } else if (t.strides[i] != next) {
+      return -1;
+    }
+    next = t.strides[i] * t.shape[i];
+  }
+  return uniform;
+}
+
 // Rows [N, H·dh] (rows possibly strided, elements contiguous) as heads [N, H, dh]: the view q/k/v
 // take for rope and attention. `heads` must divide the width.
 Tensor SplitHeads(const Tensor& rows, int64_t heads);

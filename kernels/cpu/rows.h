@@ -19,10 +19,7 @@ class Rows {
       count_ *= t.shape[i];
     }
     // Leading dims that collapse into one stride (the common case) make row() a multiply.
-    uniform_stride_ = lead_ > 0 ? strides_[lead_ - 1] : 0;
-    for (int i = lead_ - 1; i > 0; --i) {
-      if (shape_[i - 1] > 1 && strides_[i - 1] != strides_[i] * shape_[i]) uniform_stride_ = -1;
-    }
+    uniform_stride_ = UniformRowStride(t);
   }
 
   int64_t count() const { return count_; }
@@ -49,8 +46,6 @@ class Rows {
 };
 
 // Element stride of dim i, for BLAS leading dimensions and head offsets.
-inline int64_t FloatStride(const Tensor& t, int i) {
-  return t.strides[i] / static_cast<int64_t>(sizeof(float));
-}
+inline int64_t FloatStride(const Tensor& t, int i) { return t.strides[i] / static_cast<int64_t>(sizeof(float)); }
 
 }  // namespace ds

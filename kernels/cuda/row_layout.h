@@ -48,10 +48,7 @@ inline RowLayout RowsOf(const Tensor& t) {
     l.stride[i] = t.strides[i];
     l.count *= t.shape[i];
   }
-  l.uniform = l.lead > 0 ? l.stride[l.lead - 1] : 0;
-  for (int i = l.lead - 1; i > 0; --i) {
-    if (l.shape[i - 1] > 1 && l.stride[i - 1] != l.stride[i] * l.shape[i]) l.uniform = -1;
-  }
+  l.uniform = UniformRowStride(t);
   return l;
 }
 

@@ -68,13 +68,55 @@ TEST(CudaRowLayout, AddressesTheSameRowsAsTheCpuBackends) {
   odd.strides[0] = 1000;
   views.push_back(odd);
   views.push_back(Tensor::View(buf, DType::kF32, {13}));
+  // Dims of size 1 whose stride matches a neighbour's by accident (the step of the 1 is never
+  // taken): rows are 100 floats apart across a, 4 apart across b, not evenly spaced.
+  Tensor unit = Tensor::View(buf, DType::kF32, {3, 1, 2, 4});
+  unit.strides[2] = 16;
+  unit.strides[1] = 400;
+  unit.strides[0] = 400;
+  views.push_back(unit);
+  Tensor unit_inner = Tensor::View(buf, DType::kF32, {3, 1, 4});
+  unit_inner.strides[1] = 12;
+  unit_inner.strides[0] = 64;
+  views.push_back(unit_inner);
+  views.push_back(Tensor::View(buf, DType::kF32, {1, 5, 4}));
   for (const Tensor& t : views) {
     const Rows cpu(t);
     const RowLayout gpu = RowsOf(t);
     ASSERT_EQ(gpu.count, cpu.count()) << t.shape_string();
     ASSERT_EQ(gpu.width, cpu.width());
-    for (int64_t r = 0; r < cpu.count(); ++r) EXPECT_EQ(gpu.Row(r), cpu[r]) << t.shape_string() << " row " << r;
+    for (int64_t r = 0; r < cpu.count(); ++r) {
+      // Row r's address from its index in each leading dim, the strides taken as they are.
+      int64_t offset = 0;
+      for (int64_t i = t.ndim - 2, rest = r; i >= 0; --i) {
+        offset += rest % t.shape[i] * t.strides[i];
+        rest /= t.shape[i];
+      }
+      float* const row = reinterpret_cast<float*>(static_cast<char*>(t.data) + offset);
+      EXPECT_EQ(cpu[r], row) << t.shape_string() << " row " << r;
+      EXPECT_EQ(gpu.Row(r), row) << t.shape_string() << " row " << r;
+    }
   }
+}
+
+// What sends rows to the vectorised kernels: the base and every stride that is stepped.
+TEST(CudaRowLayout, RowsAreAlignedOnlyWhenTheBaseAndEverySteppedStrideAre) {
+  alignas(64) static float buf[8192];
+  const Tensor rows = Tensor::View(buf, DType::kF32, {4, 1536});
+  EXPECT_TRUE(RowsAligned(RowsOf(rows), 16));
+  Tensor shifted = rows;
+  shifted.data = buf + 2;  // 8 bytes in, the stride still a multiple of 16
+  EXPECT_FALSE(RowsAligned(RowsOf(shifted), 16));
+  EXPECT_TRUE(RowsAligned(RowsOf(shifted), 8));
+  Tensor odd_stride = rows;
+  odd_stride.strides[0] = 1539 * 4;
+  EXPECT_FALSE(RowsAligned(RowsOf(odd_stride), 16));
+  Tensor unit = Tensor::View(buf, DType::kF32, {3, 1, 8});
+  unit.strides[1] = 4;  // never stepped
+  unit.strides[0] = 64;
+  EXPECT_TRUE(RowsAligned(RowsOf(unit), 16));
+  unit.strides[0] = 68;
+  EXPECT_FALSE(RowsAligned(RowsOf(unit), 16));
 }
 
 // The kernel's launch: grid.x over row tiles, grid.y (capped as the launcher caps it, small here so
