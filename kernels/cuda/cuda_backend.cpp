@@ -122,6 +122,7 @@ struct CudaBackend::Impl {
   // Bumped when a setting a recorded graph has baked in changes (set_flash_config): recordings
   // of an older generation are made again.
   uint64_t recording_generation = 0;
+  CudaBackend::LinearResidualPaths residual_paths;
   Status error;                  // the first failure since the last Synchronize()
   bool capturing = false;        // inside a CUDA graph capture: a failure is the capture's, not logged
   bool device_selected = false;  // Init's cudaSetDevice succeeded
@@ -281,15 +282,29 @@ bool CudaBackend::LinearAcceptsWeights(DType dtype) const {
   return dtype == DType::kF32 || (dtype == DType::kBF16 && impl_->options.tf32);
 }
 
+namespace {
+
+// The norms' per-feature vectors (weight, bias, shift, scale) reach the kernels as bare pointers:
+// each must hold a value for every column of x's rows.
+Status CoversRows(const Tensor& vector, const Tensor& x, const char* name) {
+  const int64_t width = x.ndim > 0 ? x.shape[x.ndim - 1] : 1;
+  if (vector.numel() >= width) return Status::Ok();
+  return Error(Code::kInvalidArgument, "CUDA {}: {} values for rows of {}", name, vector.numel(), width);
+}
+
+}  // namespace
+
 void CudaBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, float eps, Tensor& y) {
   impl_->Run("layer_norm", [&](Staging& staging) -> Status {
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "layer_norm x"));
     cuda::LayerNormVectors v;
     if (weight) {
+      DS_TRY(CoversRows(*weight, x, "layer_norm weight"));
       DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*weight, "layer_norm weight"));
       v.weight = t.f32();
     }
     if (bias) {
+      DS_TRY(CoversRows(*bias, x, "layer_norm bias"));
       DS_ASSIGN_OR_RETURN(const Tensor t, staging.In(*bias, "layer_norm bias"));
       v.bias = t.f32();
     }
@@ -300,6 +315,8 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor* weight, const Tensor
 
 void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, Tensor& y) {
   impl_->Run("layer_norm_modulate", [&](Staging& staging) -> Status {
+    DS_TRY(CoversRows(shift, x, "layer_norm_modulate shift"));
+    DS_TRY(CoversRows(scale, x, "layer_norm_modulate scale"));
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.In(x, "layer_norm_modulate x"));
     DS_ASSIGN_OR_RETURN(const Tensor dshift, staging.In(shift, "layer_norm_modulate shift"));
     DS_ASSIGN_OR_RETURN(const Tensor dscale, staging.In(scale, "layer_norm_modulate scale"));
@@ -313,6 +330,7 @@ void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, cons
 
 void CudaBackend::rms_norm(Tensor& x, const Tensor& weight, float eps) {
   impl_->Run("rms_norm", [&](Staging& staging) -> Status {
+    DS_TRY(CoversRows(weight, x, "rms_norm weight"));
     DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(weight, "rms_norm weight"));
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "rms_norm x", /*bf16_ok=*/true));
     return cuda::RmsNorm(impl_->ctx, dx, dw.f32(), eps);
@@ -331,6 +349,12 @@ void CudaBackend::gate_residual(Tensor& x, const Tensor& gate, const Tensor& f) 
 void CudaBackend::linear_residual(const Tensor& a, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& x,
                                   Tensor& scratch) {
   impl_->Run("linear_residual", [&](Staging& staging) -> Status {
+    // The gate reaches cuBLASLt as a bare vector, one value per output feature (w's rows).
+    const int64_t features = w.ndim == 2 ? w.shape[0] : -1;
+    if (gate && (gate->dtype != DType::kF32 || !gate->contiguous() || gate->numel() != features)) {
+      return Error(Code::kInvalidArgument, "CUDA linear_residual: the gate {} {} is not {} contiguous F32 values",
+                   gate->shape_string(), DTypeName(gate->dtype), features);
+    }
     DS_ASSIGN_OR_RETURN(const Tensor da, staging.In(a, "linear_residual a", /*bf16_ok=*/true));
     DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(w, "linear_residual w", /*bf16_ok=*/true));
     Tensor db, dg;
@@ -343,7 +367,11 @@ void CudaBackend::linear_residual(const Tensor& a, const Tensor& w, const Tensor
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "linear_residual x"));
     const float* g = gate ? dg.f32() : nullptr;
     const Status fused = cuda::LinearAccumulate(impl_->ctx, da, dw, bias ? &db : nullptr, g, dx);
-    if (fused.code() != Code::kUnsupported) return fused;
+    if (fused.code() != Code::kUnsupported) {
+      if (fused.ok()) ++impl_->residual_paths.fused;
+      return fused;
+    }
+    ++impl_->residual_paths.fallback;
     DS_ASSIGN_OR_RETURN(const Tensor ds, staging.Out(scratch, "linear_residual scratch"));
     DS_TRY(cuda::Linear(impl_->ctx, da, dw, bias ? &db : nullptr, ds));
     return cuda::GateResidual(impl_->ctx, dx, g, ds);
@@ -400,6 +428,7 @@ void CudaBackend::rope(Tensor& x, const Tensor& cos, const Tensor& sin) {
 void CudaBackend::rms_norm_rope(Tensor& x, const Tensor& weight, float eps, const Tensor& cos, const Tensor& sin,
                                 int64_t heads) {
   impl_->Run("rms_norm_rope", [&](Staging& staging) -> Status {
+    DS_TRY(CoversRows(weight, x, "rms_norm_rope weight"));
     DS_ASSIGN_OR_RETURN(const Tensor dw, staging.In(weight, "rms_norm_rope weight"));
     DS_ASSIGN_OR_RETURN(const Tensor dcos, staging.In(cos, "rms_norm_rope cos"));
     DS_ASSIGN_OR_RETURN(const Tensor dsin, staging.In(sin, "rms_norm_rope sin"));
@@ -537,7 +566,8 @@ struct CudaGraphRecording final : OpRecording {
   uint64_t backend = 0;     // Backend::id() of the backend that recorded it
   uint64_t generation = 0;  // its recording_generation then
   int runs = 0;
-  bool uncapturable = false;  // a capture failed: the ops are issued every time
+  bool uncapturable = false;  // captures failed twice: the ops are issued every time
+  int failed_captures = 0;
   // The arena in use when the graph was captured: the ops' scratch, whose addresses the graph
   // keeps, lies above it, so the graph may only run while nothing above it is allocated.
   size_t arena_mark = 0;
@@ -635,12 +665,14 @@ Status CudaBackend::RunRecorded(std::unique_ptr<OpRecording>& recording, const s
     }
     if (!captured.ok()) {
       // Issued op by op, a real failure (memory, a bad shape) comes back; one only a capture has
-      // (an op that waits for the host or copies host memory) does not, and then the ops are
-      // never captured again.
+      // (an op that waits for the host or copies host memory) does not, and then, after a second
+      // such failure, the ops are never captured again. One failure alone may be a one-off: work
+      // a run stopped early by an error had not done (a first allocation, a plan) then happens
+      // during the next run's capture.
       rec->exec = nullptr;
       impl_->error = Status::Ok();
       const Status issued = ops();
-      if (issued.ok() && impl_->error.ok()) {
+      if (issued.ok() && impl_->error.ok() && ++rec->failed_captures >= 2) {
         rec->uncapturable = true;
         Log(LogLevel::kWarning, "cuda: the ops could not be recorded as a CUDA graph ({}); issuing them one by one",
             captured.message());
@@ -665,6 +697,8 @@ Status CudaBackend::set_gemm_autotune(cuda::Autotune mode) {
   ++impl_->recording_generation;  // a captured graph launches the algorithms it was captured with
   return Status::Ok();
 }
+
+CudaBackend::LinearResidualPaths CudaBackend::linear_residual_paths() const { return impl_->residual_paths; }
 
 size_t CudaBackend::gemm_plans_timed() const { return impl_->plans.Count(cuda::GemmPlans::Choice::kTimed); }
 size_t CudaBackend::gemm_plans_cached() const { return impl_->plans.Count(cuda::GemmPlans::Choice::kCached); }

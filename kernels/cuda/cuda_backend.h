@@ -132,6 +132,13 @@ class CudaBackend final : public Backend {
   // drains) and made again on next use, and recordings are captured again, so that one process can
   // time the same GEMMs with and without tuning.
   Status set_gemm_autotune(cuda::Autotune mode);
+  // linear_residual calls issued so far (a recorded graph's once, at capture): accumulated by
+  // cuBLASLt itself (the gate as its per-row alpha vector), or by linear + gate_residual where
+  // cuBLASLt has no algorithm that takes the gate so.
+  struct LinearResidualPaths {
+    size_t fused = 0, fallback = 0;
+  };
+  LinearResidualPaths linear_residual_paths() const;
   // GEMM plans whose algorithm was chosen by timing now, or read from the tuning cache.
   size_t gemm_plans_timed() const;
   size_t gemm_plans_cached() const;

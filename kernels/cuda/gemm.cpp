@@ -354,7 +354,11 @@ Status LinearWith(const Context& ctx, const Tensor& x, const Tensor& w, const Te
   DS_ASSIGN_OR_RETURN(const int64_t ldx, RowStride(x, "x"));
   DS_ASSIGN_OR_RETURN(const int64_t ldw, RowStride(w, "w"));
   DS_ASSIGN_OR_RETURN(const int64_t ldy, RowStride(y, "y"));
-  const RowLayout xl = RowsOf(x), wl = RowsOf(w);
+  const RowLayout xl = RowsOf(x), wl = RowsOf(w), yl = RowsOf(y);
+  if (wl.width != xl.width || yl.count != xl.count || yl.width != wl.count) {
+    return Error(Code::kInvalidArgument, "CUDA linear: x {}, w {} and y {} are not [M, K], [N, K] and [M, N]",
+                 x.shape_string(), w.shape_string(), y.shape_string());
+  }
   if (bias && (bias->dtype != DType::kF32 || !bias->contiguous() || bias->numel() != wl.count)) {
     return Error(Code::kInvalidArgument, "CUDA linear: the bias must be {} contiguous F32 values, not {} {}", wl.count,
                  DTypeName(bias->dtype), bias->shape_string());

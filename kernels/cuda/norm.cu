@@ -271,6 +271,10 @@ dim3 RowBlocks(int64_t rows) { return dim3(static_cast<unsigned>(CeilDiv64(rows,
 
 Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& vectors, float eps, const Tensor& y) {
   const RowLayout xl = RowsOf(x), yl = RowsOf(y);
+  if (x.dtype != DType::kF32 || yl.count != xl.count || yl.width != xl.width) {
+    return Error(Code::kInvalidArgument, "CUDA layer_norm: x {} ({}) and y {} must be F32 rows and rows of the same shape",
+                 x.shape_string(), DTypeName(x.dtype), y.shape_string());
+  }
   if (xl.count == 0) return Status::Ok();
   if (y.dtype != DType::kF32 && y.dtype != DType::kBF16) {
     return Error(Code::kInvalidArgument, "CUDA layer_norm: y is {}, not F32 or BF16", DTypeName(y.dtype));
