@@ -227,6 +227,9 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
               T * (H / 2) * (W / 2), layers, L, ms, flops / ms / 1e9, sum / static_cast<double>(velocity.size()));
   std::printf("RESULT engine_wan13b_forward_without_graph tokens=%d layers=%d ms=%.1f graph_speedup=%.3f\n",
               T * (H / 2) * (W / 2), layers, ops_ms, ops_ms / ms);
+  // Whether cuBLASLt accumulated the gated residuals itself (its per-row alpha) or the fallback ran.
+  const ds::CudaBackend::LinearResidualPaths paths = gpu.linear_residual_paths();
+  std::printf("RESULT engine_wan13b_linear_residual fused=%zu fallback=%zu\n", paths.fused, paths.fallback);
   std::printf(
       "RESULT engine_wan13b_forward_heuristic_gemms tokens=%d layers=%d ms=%.1f gemm_tuning_speedup=%.3f "
       "rel_rms_vs_tuned=%.2e\n",
