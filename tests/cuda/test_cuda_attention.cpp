@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/reference_backend.h"
@@ -207,6 +208,34 @@ class CudaAttention : public test::CudaTest {
     }
   }
 
+  // New values for `in` drawn as MakeInputs draws them, written over the old ones: device mirrors
+  // of its buffers keep pointing at them.
+  void Redraw(Inputs& in, const Shape& s) {
+    for (HostBuffer* b : {&in.qb, &in.kb, &in.vb}) {
+      if (b->size() == 0) continue;  // k and v in q's buffer (fused)
+      const float a = (s.fused || b != &in.vb) ? s.amplitude : 1.0f;
+      const HostBuffer fresh = Random(rng_, b->size(), -a, a);
+      std::copy_n(fresh.data(), b->size(), b->data());
+    }
+  }
+
+  // `got`, o of `in`, held to CheckFlash's rule, on every `step`-th query: an output row depends on
+  // its own query only, and a float64 reference of every query of a long sequence takes minutes.
+  void ExpectMatchesReference(const Inputs& in, const Shape& s, float scale, const Tensor& got, int64_t step = 1) {
+    auto every_step = [&](Tensor t) {
+      t.shape[0] = (t.shape[0] + step - 1) / step;
+      t.strides[0] *= step;
+      return t;
+    };
+    const Tensor q = every_step(in.q), o = every_step(got);
+    const HostBuffer want_b(static_cast<size_t>(q.shape[0] * s.heads * s.dh)), base_b(want_b.size());
+    Tensor want = want_b.view({q.shape[0], s.heads, s.dh}), base = base_b.view({q.shape[0], s.heads, s.dh});
+    ref_.attention(q, in.k, in.v, scale, want);
+    SamePrecisionBaseline(q, in.k, in.v, scale, base);
+    const double e_base = WorstError(base, want);
+    EXPECT_LE(WorstError(o, want), 2.0 * e_base + 1e-3) << "same-precision baseline error " << e_base;
+  }
+
   void CheckF32(CudaBackend& be, const Shape& s) {
     SCOPED_TRACE(Name(s));
     const Inputs in = MakeInputs(rng_, s);
@@ -388,11 +417,12 @@ TEST_F(CudaAttention, FlashConfigIsChosenByName) {
 // set_flash_config on a live backend (bench_wan_cuda times one forward per configuration): every
 // configuration this GPU runs, switched to in turn on one backend, gives inside a recorded op
 // sequence (issued, then captured as a graph and replayed) exactly the bytes of a backend created
-// with that configuration, so the graph captured under the previous one is not what replays. A
-// name no head dim has is refused and changes nothing: the graph keeps replaying.
+// with that configuration, so the graph captured under the previous one is not what replays. Each
+// run has new q/k/v in the same device buffer, so a replay that read the values it was captured
+// with would fail. A name no head dim has is refused and changes nothing: the graph keeps replaying.
 TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
   const Shape s{300, 300, 2, 128, true};
-  const Inputs in = MakeInputs(rng_, s);
+  Inputs in = MakeInputs(rng_, s);
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.dh));
   const int64_t n = s.nq * s.heads * s.dh;
   const HostBuffer out_b = Poisoned(static_cast<size_t>(n)), poison = Poisoned(static_cast<size_t>(n));
@@ -400,6 +430,7 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
   DS_MIRROR(dout, *cuda_, out_b);
   Tensor out = out_b.view({s.nq, s.heads, s.dh});
   const Tensor out_all = dout(out_b.view({n}));
+  const Tensor qkv_host = in.qb.view({static_cast<int64_t>(in.qb.size())}), qkv_all = dqkv(qkv_host);
   const Tensor q = dqkv(in.q), k = dqkv(in.k), v = dqkv(in.v);
   Tensor o = dout(out);
   auto ops = [&]() -> Status {
@@ -410,13 +441,15 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
   std::vector<std::unique_ptr<CudaBackend>> owned;
   for (const Flash& f : EveryConfig(128, owned)) {
     SCOPED_TRACE("flash config " + f.config);
-    const HostBuffer want_b = Poisoned(out_b.size());
-    Tensor want = want_b.view({s.nq, s.heads, s.dh});
-    Run(*f.be, in, s, scale, want_b, want);
     const Status set = cuda_->set_flash_config(f.config);
     ASSERT_TRUE(set.ok()) << set.message();
     for (int run = 0; run < 3; ++run) {
       SCOPED_TRACE("run " + std::to_string(run));
+      Redraw(in, s);
+      ASSERT_TRUE(cuda_->Upload(qkv_host, qkv_all).ok());
+      const HostBuffer want_b = Poisoned(out_b.size());
+      Tensor want = want_b.view({s.nq, s.heads, s.dh});
+      Run(*f.be, in, s, scale, want_b, want);
       ASSERT_TRUE(cuda_->Upload(poison.view({n}), out_all).ok());
       const Status ran = cuda_->RunRecorded(recording, ops);
       ASSERT_TRUE(ran.ok()) << ran.message();
@@ -424,6 +457,7 @@ TEST_F(CudaAttention, FlashConfigSwitchedOnALiveBackend) {
       ASSERT_TRUE(fetched.ok()) << fetched.message();
       EXPECT_EQ(std::memcmp(out_b.data(), want_b.data(), out_b.size() * sizeof(float)), 0)
           << "not the bytes of a backend created with this configuration";
+      ExpectMatchesReference(in, s, scale, out);
       EXPECT_EQ(recording->replays(), run >= 1) << "a new configuration's first run issues the ops";
     }
   }
@@ -524,12 +558,13 @@ TEST_F(CudaAttention, TunedChoiceIsKeptAndReadBack) {
 }
 
 // By default only the shapes a recording's ops meet are timed (they replay every step), and the
-// graph captured and replayed afterwards computes the bytes of the run that timed them; kOff times
-// none, kAll every one; the choices are forgotten when the mode or the configuration changes.
+// graph captured and replayed afterwards runs the kernel that the timing chose, on each run's new
+// q/k/v; kOff times none, kAll every one; the choices are forgotten when the mode or the
+// configuration changes.
 TEST_F(CudaAttention, TunedShapesFollowTheAutotuneMode) {
   DS_SKIP_IF_NAMED();
   const Shape s = kTunedShape;
-  const Inputs in = MakeInputs(rng_, s);
+  Inputs in = MakeInputs(rng_, s);
   const float scale = 1.0f / std::sqrt(128.0f);
   const size_t n = static_cast<size_t>(s.nq * s.heads * s.dh);
   const HostBuffer out_b = Poisoned(n), poison = Poisoned(n);
@@ -552,24 +587,40 @@ TEST_F(CudaAttention, TunedShapesFollowTheAutotuneMode) {
   synced();
   EXPECT_TRUE(cuda_->attention_choices().empty()) << "a shape met outside a recording was timed";
   // Run 0 issues the ops (and times the shape), run 1 captures them as a graph, run 2 replays it:
-  // each from a poisoned o, each the same bytes.
+  // each on new q/k/v, from a poisoned o, each the bytes of a backend created with the chosen
+  // configuration (which TunedChoiceIsKeptAndReadBack holds the timed call to), and near the
+  // reference on a sample of the queries.
   std::unique_ptr<OpRecording> recording;
-  std::vector<float> issued;
+  std::unique_ptr<CudaBackend> chosen;
+  const std::pair<const HostBuffer*, const test::DeviceMirror*> inputs[] = {
+      {&in.qb, &dq}, {&in.kb, &dk}, {&in.vb, &dv}};
   for (int run = 0; run < 3; ++run) {
     SCOPED_TRACE("run " + std::to_string(run));
+    Redraw(in, s);
+    for (const auto& [host, mirror] : inputs) {
+      const Tensor all = host->view({static_cast<int64_t>(host->size())});
+      ASSERT_TRUE(cuda_->Upload(all, (*mirror)(all)).ok());
+    }
     ASSERT_TRUE(cuda_->Upload(poison.view({static_cast<int64_t>(n)}), o_all).ok());
     ASSERT_TRUE(cuda_->RunRecorded(recording, attend).ok());
     const Status fetched = dout.Fetch();
     ASSERT_TRUE(fetched.ok()) << fetched.message();
     if (run == 0) {
-      issued.assign(out_b.data(), out_b.data() + n);
       ASSERT_EQ(cuda_->attention_choices().size(), 1u);
       EXPECT_EQ(cuda_->attention_choices().begin()->second.how, HowATimedShapeIsChosen());
+      CudaOptions by_name = DefaultOptions();
+      by_name.flash_config = cuda_->attention_choices().begin()->second.name;
+      chosen = Make(by_name);
+      ASSERT_TRUE(chosen);
     } else {
       EXPECT_TRUE(recording->replays());
-      EXPECT_EQ(std::memcmp(out_b.data(), issued.data(), n * sizeof(float)), 0)
-          << "the graph ran another kernel than the run that chose it";
     }
+    const HostBuffer want_b = Poisoned(n);
+    Tensor want = want_b.view({s.nq, s.heads, s.dh});
+    Run(*chosen, in, s, scale, want_b, want);
+    EXPECT_EQ(std::memcmp(out_b.data(), want_b.data(), n * sizeof(float)), 0)
+        << "not the chosen configuration's bytes on this run's inputs";
+    ExpectMatchesReference(in, s, scale, out_b.view({s.nq, s.heads, s.dh}), 256);
   }
 
   ASSERT_TRUE(cuda_->set_attention_autotune(cuda::Autotune::kOff).ok());
@@ -778,6 +829,138 @@ TEST_F(CudaAttention, FlashKernelOnExactAllocations) {
       }
     }
   }
+}
+
+// MnMajorVReadsEveryKeyAndDim's inputs, [n, 2 heads, dh] bf16 each: query i scores 32 on key i and
+// 0 on every other key (q_i = 32·e_i, k_j = e_j; n ≤ dh), head 0's V holds each key's number
+// (1 + key), head 1's each dim's (129 + dim), all exact in bf16.
+struct OneHotAttention {
+  std::vector<uint16_t> q, k, v;
+};
+OneHotAttention MakeOneHotAttention(int n, int dh) {
+  constexpr int kHeads = 2;
+  OneHotAttention in;
+  in.q.assign(static_cast<size_t>(n) * kHeads * dh, 0);
+  in.k = in.q;
+  in.v = in.q;
+  for (int i = 0; i < n; ++i) {
+    for (int h = 0; h < kHeads; ++h) {
+      const size_t row = (static_cast<size_t>(i) * kHeads + h) * dh;
+      in.q[row + static_cast<size_t>(i)] = cuda::flash::Bf16Bits(32.0f);
+      in.k[row + static_cast<size_t>(i)] = cuda::flash::Bf16Bits(1.0f);
+      for (int d = 0; d < dh; ++d)
+        in.v[row + static_cast<size_t>(d)] = cuda::flash::Bf16Bits(static_cast<float>(h == 0 ? 1 + i : 129 + d));
+    }
+  }
+  return in;
+}
+
+// Whether o of those inputs (f32 [n, 2, dh], scale 1) is V's row `key` at each row `key`; if not,
+// the wrong values by head, by the key's half of its k16 step and by dim block (where a wrong
+// stride or leading byte offset of V's descriptor shows), and the first wrong value of the first
+// eight wrong keys decoded: "key 9" (key 9's number) or "dim 6" (dim 6's).
+::testing::AssertionResult RowsAreTheirKeysVRows(const std::vector<float>& got, int n, int dh) {
+  constexpr int kHeads = 2;
+  auto what = [](float x) {
+    const float r = std::round(x);
+    if (std::abs(x - r) < 1e-2f && r >= 1 && r <= 128) return "key " + std::to_string(static_cast<int>(r) - 1);
+    if (std::abs(x - r) < 1e-2f && r >= 129 && r <= 256) return "dim " + std::to_string(static_cast<int>(r) - 129);
+    return std::to_string(x);
+  };
+  int wrong[kHeads][2][2] = {};
+  std::string examples;
+  int bad = 0, named = 0;
+  for (int key = 0; key < n; ++key) {
+    bool key_named = false;  // one example per key, so that eight of them span keys
+    for (int d = 0; d < dh; ++d) {
+      const size_t at = static_cast<size_t>(key) * kHeads * dh + static_cast<size_t>(d);
+      bool any = false;
+      for (int h = 0; h < kHeads; ++h) {
+        const float want = static_cast<float>(h == 0 ? 1 + key : 129 + d);
+        if (std::abs(got[at + static_cast<size_t>(h * dh)] - want) <= 1e-2f) continue;  // false for NaN
+        ++wrong[h][key % 16 / 8][d / 64];
+        any = true;
+      }
+      bad += any ? 1 : 0;
+      if (any && !key_named && named < 8) {
+        key_named = true;
+        ++named;
+        examples += "\n  key " + std::to_string(key) + " dim " + std::to_string(d) + ": head 0 reads " + what(got[at]) +
+                    ", head 1 reads " + what(got[at + static_cast<size_t>(dh)]);
+      }
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  std::string table;
+  for (int h = 0; h < kHeads; ++h) {
+    table += h == 0 ? "\n  key numbers (head 0):" : "\n  dim numbers (head 1):";
+    for (int half = 0; half < 2; ++half)
+      for (int block = 0; block < 2; ++block) {
+        table += std::string(half == 0 ? " keys 0-7" : " keys 8-15") + (block == 0 ? " dims 0-63 " : " dims 64-127 ") +
+                 std::to_string(wrong[h][half][block]) + (half == 1 && block == 1 ? "" : ",");
+      }
+  }
+  return ::testing::AssertionFailure() << bad << " of " << n * dh
+                                       << " (key, dim) wrong; by key position in its k16 step and dim block, of "
+                                       << n / 2 * dh / 2 << " each:" << table
+                                       << "\n first wrong dim of the first wrong keys:" << examples;
+}
+
+// The V operand of the _vmn configurations, read as stored through an MN-major descriptor
+// (hopper_layout.h MnMajorDescriptor): its leading byte offset steps to the next 64 dims, its
+// stride byte offset to the next 8 keys. The CPU emulation (test_hopper_layout.cpp) decodes them
+// by the same reading of the PTX ISA, so only the hardware can refute it, and random inputs would
+// not say which offset is wrong. One-hot scores do (MakeOneHotAttention): P is one-hot (other keys
+// weigh e⁻³² ≈ 10⁻¹⁴), so o's row i is V's row i; a wrong leading byte offset shows as wrong values
+// in dims 64-127 only, a wrong stride byte offset as other keys' values for keys 8-15 of each k16
+// step.
+TEST_F(CudaAttention, MnMajorVReadsEveryKeyAndDim) {
+  constexpr int n = 128, heads = 2, dh = 128;  // keys 0-127: every k16 step of the first key tile
+  const OneHotAttention in = MakeOneHotAttention(n, dh);
+  const std::vector<cuda::flash::ConfigInfo> configs = cuda::flash::Configs(dh);
+  int mn_major = 0;
+  for (size_t c = 0; c < configs.size(); ++c) {
+    if (configs[c].name.find("_vmn") == std::string::npos) continue;
+    ++mn_major;
+    SCOPED_TRACE("config " + configs[c].name);
+    if (const Status runnable = cuda::flash::Runnable(dh, static_cast<int>(c)); !runnable.ok()) {
+      RecordProperty("flash_not_run_" + configs[c].name, runnable.message());  // wgmma off sm_90
+      continue;
+    }
+    void *dq = nullptr, *dk = nullptr, *dv = nullptr, *dout = nullptr, *dvt = nullptr;
+    const size_t in_bytes = in.q.size() * 2, out_bytes = in.q.size() * sizeof(float);
+    const size_t vt_bytes = cuda::flash::ScratchBytes(dh, static_cast<int>(c), heads, n);
+    ASSERT_EQ(cudaMalloc(&dq, in_bytes), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&dk, in_bytes), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&dv, in_bytes), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&dout, out_bytes), cudaSuccess);
+    if (vt_bytes > 0) {
+      ASSERT_EQ(cudaMalloc(&dvt, vt_bytes), cudaSuccess);
+    }
+    cudaMemcpy(dq, in.q.data(), in_bytes, cudaMemcpyHostToDevice);
+    cudaMemcpy(dk, in.k.data(), in_bytes, cudaMemcpyHostToDevice);
+    cudaMemcpy(dv, in.v.data(), in_bytes, cudaMemcpyHostToDevice);
+    cudaMemset(dout, 0xff, out_bytes);  // NaN
+    cuda::flash::Params p;
+    p.q = dq;
+    p.k = dk;
+    p.v = dv;
+    p.o = dout;
+    p.q_row = p.k_row = p.v_row = p.o_row = heads * dh;
+    p.q_head = p.k_head = p.v_head = p.o_head = dh;
+    p.nq = p.nk = n;
+    p.heads = heads;
+    p.scale_log2 = cuda::flash::kLog2e;  // scale 1
+    p.v_t = dvt;
+    const Status st = cuda::flash::Forward(p, dh, nullptr, static_cast<int>(c));
+    EXPECT_TRUE(st.ok()) << st.message();
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> got(in.q.size());
+    cudaMemcpy(got.data(), dout, out_bytes, cudaMemcpyDeviceToHost);
+    for (void* ptr : {dq, dk, dv, dout, dvt}) cudaFree(ptr);
+    EXPECT_TRUE(RowsAreTheirKeysVRows(got, n, dh));
+  }
+  EXPECT_GT(mn_major, 0) << "no _vmn configuration: renamed?";
 }
 
 }  // namespace

@@ -51,6 +51,14 @@ uint32_t OperandAddress(const DecodedDescriptor& d, int row, int k) {
 // ((64, n), (8, k)) elements at ((2 bytes, leading), (128 bytes, stride))): 128-byte rows of 64
 // elements along N, one row per k, 8-row groups `stride` bytes apart, the next 64 N elements
 // `leading` bytes on; the same swizzle.
+// The PTX ISA reads the two offsets the same way ("Matrix Descriptor Format", its table of strides
+// per layout): for MN-major swizzled layouts the leading dimension byte offset is the stride from
+// the first (swizzle bytes / 16) rows of 16-byte elements to the next as many, with the 128-byte
+// swizzle 8 × 16 bytes = the next 64 bf16 along N (V's atom stride, kBlockN · 128 bytes), and the
+// stride byte offset the step to the next group of 8 rows along K (1024 bytes).
+// MnMajorDescriptor was written from the same reading, so this emulation only checks that the
+// kernel is consistent with itself: a misreading of LBO and SBO shared by both would pass here. The
+// decisive check is on the GPU (MnMajorVReadsEveryKeyAndDim in test_cuda_attention.cpp).
 uint32_t MnMajorOperandAddress(const DecodedDescriptor& d, int n, int k) {
   const uint32_t linear = d.start + static_cast<uint32_t>(n / 64) * d.leading +
                           static_cast<uint32_t>(k / 8) * d.stride + static_cast<uint32_t>(k % 8) * 128u +
@@ -139,6 +147,8 @@ void ForEveryConfig(F&& f) {
 
 // ---- part 1: the maps ----------------------------------------------------------------------------
 
+// The fields as encoded; what the MN-major offsets mean is MnMajorOperandAddress's reading above,
+// which only the GPU test can confirm.
 TEST(HopperLayout, DescriptorFieldsMatchThePtxIsa) {
   for (uint32_t start = 0; start < 227 * 1024; start += 16) {
     const DecodedDescriptor d = Decode(Descriptor(start));
@@ -347,10 +357,14 @@ std::vector<uint16_t> TransposeV(const Problem& pr) {
 
 // The TMA's copy of one box (cp.async.bulk.tensor, tiled, 128-byte swizzle), as the CUDA driver
 // API (cuTensorMapEncodeTiled) and the PTX ISA describe it, independently of Sw128Offset: the
-// box's elements, dims[0] fastest, packed from the destination (out-of-bounds ones zero), then
-// in each 1024-byte period the 16-byte chunk bits (4-6) of the offset XORed with its 128-byte
-// row bits (7-9).
+// box's elements, dims[0] fastest, packed from the destination (out-of-bounds ones zero), each at
+// the shared-memory address whose 16-byte chunk bits (4-6) are XORed with its 128-byte row bits
+// (7-9). The hardware swizzles the address, not the offset in the box, so the XOR takes dst + the
+// offset; `smem` offsets are from the kernel's 1024-aligned base, which keeps those bits the
+// address's. The kernel puts every box on the 1024-byte period (the wgmma descriptors' base
+// offset of 0 reads the pattern from there), where the two coincide: a box off it is a kernel bug.
 void TmaBox(Smem& smem, uint32_t dst, const uint16_t* global, const TmaTensor& t, TmaCoords c) {
+  EXPECT_EQ(dst % 1024, 0u) << "a TMA box off the swizzle period";
   const int64_t n0 = t.box[0], n1 = t.box[1], n2 = t.box[2];
   for (int64_t i2 = 0; i2 < n2; ++i2)
     for (int64_t i1 = 0; i1 < n1; ++i1)
@@ -360,8 +374,8 @@ void TmaBox(Smem& smem, uint32_t dst, const uint16_t* global, const TmaTensor& t
                             g1 < static_cast<int64_t>(t.dims[1]) && g2 < static_cast<int64_t>(t.dims[2]);
         const int64_t byte = g0 * 2 + g1 * static_cast<int64_t>(t.strides[0]) + g2 * static_cast<int64_t>(t.strides[1]);
         const uint16_t value = inside ? global[byte / 2] : uint16_t{0};
-        const uint32_t linear = static_cast<uint32_t>(((i2 * n1 + i1) * n0 + i0) * 2);
-        StoreBf16(smem, dst + (linear ^ (((linear >> 7) & 7u) << 4)), value);
+        const uint32_t at = dst + static_cast<uint32_t>(((i2 * n1 + i1) * n0 + i0) * 2);
+        StoreBf16(smem, at ^ (((at >> 7) & 7u) << 4), value);
       }
 }
 

@@ -78,9 +78,24 @@ template <class T>
 class Sim {
   using Ring = TmaRing<T>;
   static constexpr int kS = T::kStages, kBoxesMax = 4;
-  // A V slot's boxes: Vᵀ's 64-key atoms of hd rows, or (kVMnMajor) V's 64-dim atoms of kBlockN rows.
-  static constexpr int kVtBoxes = T::kVMnMajor ? T::kHeadDim / 64 : T::kVtCols / 64;
-  static constexpr int kVtBoxBytes = T::kVMnMajor ? T::kBlockN * 128 : T::kHeadDim * 128;
+
+  // The boxes of one tile, from the tensors Launch (flash_hopper.cu) encodes rather than from the
+  // Traits sizes, so that each "full" barrier's expected bytes (kQBytes, kKBytes, kVtBytes) are held
+  // to the boxes that complete them: a mismatch leaves a phase open or closes it early. The kernel
+  // issues one box per box[0] = 64 columns of a tile (kDimAtoms, kVtAtoms in HopperTmaKernel). A
+  // box's size depends only on the tile, so any extents and strides do.
+  struct Boxes {
+    int count, bytes;
+  };
+  static Boxes TileBoxes(const TmaTensor& t, int columns) {
+    return {columns / static_cast<int>(t.box[0]), static_cast<int>(t.box[0] * t.box[1] * t.box[2] * 2)};
+  }
+  static TmaTensor Tokens(int rows) { return TokenTensor(rows, 1, T::kHeadDim, T::kHeadDim, T::kHeadDim, rows); }
+  const Boxes q_boxes_ = TileBoxes(Tokens(T::kBlockM), T::kHeadDim);
+  const Boxes k_boxes_ = TileBoxes(Tokens(T::kBlockN), T::kHeadDim);
+  // A V slot's: V as stored, boxed as K (kVMnMajor), or Vᵀ's 64-key boxes of hd rows.
+  const Boxes vt_boxes_ = T::kVMnMajor ? TileBoxes(Tokens(T::kBlockN), T::kHeadDim)
+                                       : TileBoxes(VtTensor(VtRow(T::kBlockN), 1, T::kHeadDim), T::kVtCols);
 
  public:
   Sim(int n_tiles, Mutant mutant) : n_(n_tiles), mutant_(mutant), mbar_(1 + 4 * kS) {
@@ -88,14 +103,15 @@ class Sim {
       mbar_[static_cast<size_t>(Ring::EmptyK(s))] = {Ring::kConsumerWarps, Ring::kConsumerWarps};
       mbar_[static_cast<size_t>(Ring::EmptyVt(s))] = {Ring::kConsumerWarps, Ring::kConsumerWarps};
     }
+    for (const Boxes& b : {q_boxes_, k_boxes_, vt_boxes_})
+      if (b.count > kBoxesMax) Fail("a tile of ", b.count, " boxes: raise kBoxesMax");
     for (auto& d : data_) d.assign(kS * kBoxesMax, -1);
     std::fill_n(&released_[0][0][0], 3 * kS * 2, -1);
     // The producer (tid 0): Q, then K and Vᵀ tiles in ProducerCopy's order, each refill after its
     // slot's release.
     Script& p = actors_[0].script;
-    constexpr int kDimBoxes = T::kHeadDim / 64;
     p.MbarArriveExpectTx(Ring::kQFull, T::kQBytes);
-    p.TmaLoads(Ring::kQFull, kQ, 0, kDimBoxes, T::kBlockM * 128);
+    p.TmaLoads(Ring::kQFull, kQ, 0, q_boxes_.count, q_boxes_.bytes);
     for (int i = 0; i < 2 * n_; ++i) {
       const typename Ring::Copy copy = Ring::ProducerCopy(i, n_);
       const int kt = copy.tile, slot = Ring::Slot(kt);
@@ -103,11 +119,11 @@ class Sim {
         if (Ring::RefillWaits(kt) && mutant_ != Mutant::kSkipEmptyKWait)
           p.MbarWait(Ring::EmptyK(slot), Ring::EmptyParity(kt));
         p.MbarArriveExpectTx(Ring::FullK(slot), T::kKBytes);
-        p.TmaLoads(Ring::FullK(slot), kK, kt, kDimBoxes, T::kBlockN * 128);
+        p.TmaLoads(Ring::FullK(slot), kK, kt, k_boxes_.count, k_boxes_.bytes);
       } else {
         if (Ring::RefillWaits(kt)) p.MbarWait(Ring::EmptyVt(slot), Ring::EmptyParity(kt));
         p.MbarArriveExpectTx(Ring::FullVt(slot), T::kVtBytes);
-        p.TmaLoads(Ring::FullVt(slot), kVt, kt, kVtBoxes, kVtBoxBytes);
+        p.TmaLoads(Ring::FullVt(slot), kVt, kt, vt_boxes_.count, vt_boxes_.bytes);
       }
     }
     // The consumers: S(0); then S(kt) with P·V(kt − 1); then the last P·V.
@@ -286,8 +302,8 @@ class Sim {
         if (--x.issues_left > 0 || wg == 0 || mutant_ == Mutant::kLastHandOver) turn_[other].Arrive();
         break;
       case Op::kIssue:
-        if (s.buf == kK) CheckData(kQ, 0, T::kHeadDim / 64);
-        CheckData(s.buf, s.tile, s.buf == kK ? T::kHeadDim / 64 : kVtBoxes);
+        if (s.buf == kK) CheckData(kQ, 0, q_boxes_.count);
+        CheckData(s.buf, s.tile, s.buf == kK ? k_boxes_.count : vt_boxes_.count);
         x.gemms.push_back({s.buf, SlotOf(s.buf, s.tile), s.tile, false});
         break;
       case Op::kRelease:  // lane 0 of each of the warpgroup's warps
