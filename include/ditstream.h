@@ -8,8 +8,8 @@
  * the embeddings calls) returns DS_ERR_STATE there, and ds_destroy must wait until ds_generate
  * has returned. That refusal guards re-entry from the callbacks only, not other threads: a host
  * that changes options from another thread serialises its calls with ds_generate itself (as
- * ditsrc does, applying changes between clips). The CPU backend's GEMMs run inside its own OpenMP team: it sets OpenBLAS's
- * process-wide thread count to 1 while it works (a host that uses OpenBLAS sets its own again). */
+ * ditsrc does, applying changes between clips). The CPU backend's GEMMs run inside its own OpenMP team: it sets
+ * OpenBLAS's process-wide thread count to 1 while it works (a host that uses OpenBLAS sets its own again). */
 #ifndef DITSTREAM_H
 #define DITSTREAM_H
 
@@ -49,8 +49,8 @@ typedef enum ds_option_type {
 } ds_option_type;
 
 typedef struct ds_option_info {
-  const char* name;          /* canonical, dash-separated: "negative-prompt" (CLI --negative-prompt,
-                                GStreamer property negative-prompt, FFmpeg option negative_prompt) */
+  const char* name; /* canonical, dash-separated: "negative-prompt" (CLI --negative-prompt,
+                       GStreamer property negative-prompt, FFmpeg option negative_prompt) */
   ds_option_type type;
   const char* default_value; /* as text, parsable by ds_set_option */
   double min, max;           /* numeric options only */
@@ -142,8 +142,8 @@ DS_API ds_status ds_set_pixel_format(ds_generator* gen, ds_pixel_format format);
  * GStreamer's colorimetry "bt601" / "bt709", FFmpeg's AVCOL_SPC_SMPTE170M / AVCOL_SPC_BT709
  * (limited range). */
 typedef enum ds_yuv_matrix {
-  DS_YUV_BT601 = 0, /* Kr 0.299, Kb 0.114: the default, and SD video's */
-  DS_YUV_BT709 = 1, /* Kr 0.2126, Kb 0.0722: HD video's */
+  DS_YUV_BT601 = 0,                     /* Kr 0.299, Kb 0.114: the default, and SD video's */
+  DS_YUV_BT709 = 1,                     /* Kr 0.2126, Kb 0.0722: HD video's */
   DS_YUV_MATRIX_MIN_ = -0x7fffffff - 1, /* not matrices (see DS_PIXEL_FORMAT_MAX_) */
   DS_YUV_MATRIX_MAX_ = 0x7fffffff
 } ds_yuv_matrix;
@@ -197,8 +197,19 @@ typedef void (*ds_progress_fn)(void* user, const ds_progress* progress);
 DS_API ds_status ds_save_embeddings(ds_generator* gen, const char* path);
 DS_API ds_status ds_load_embeddings(ds_generator* gen, const char* path);
 
-DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame,
-                             ds_progress_fn on_progress, void* user);
+DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_frame, ds_progress_fn on_progress,
+                             void* user);
+
+/* Seeking: the next ds_generate() starts a new stream (as continue_previous = 0 does, whatever it
+ * says) that delivers frames from `frame` on (numbered as ds_frame.index numbers them: frame 0 is
+ * the stream's first); later calls continue it. The frames are those a fresh stream makes with the
+ * same options, and the earlier ones cost what the model needs of them: a model whose clips
+ * continue the previous one's (continuation_prefix_frames > 0) denoises the clips before the
+ * target's clip again, one ds_generate() call each, which then delivers no frame, and decodes none
+ * of their frames; a model whose clips start afresh (Wan2.1) starts at the target's clip.
+ * DS_ERR_INVALID_ARGUMENT for a frame below 0 or above INT_MAX; DS_ERR_STATE before ds_load() or during
+ * ds_generate(). Appended in 0.4.0: a client that calls it needs ds_version() 0.4.0 or later. */
+DS_API ds_status ds_seek(ds_generator* gen, int64_t frame);
 
 /* Thread-safe and async-signal-safe (a lock-free atomic store): makes the running (or the next)
  * ds_generate return DS_ERR_CANCELLED promptly. */

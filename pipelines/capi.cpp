@@ -1,6 +1,7 @@
 // The C API (include/ditstream.h) over TextToVideo: status codes and messages instead of
 // exceptions, and a cancellation flag any thread may set.
 #include <atomic>
+#include <climits>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -288,6 +289,21 @@ ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_fn on_f
       on_progress(user, &cp);
     };
     return gen->engine->Generate(gen->opts, continue_previous != 0, gen->format, frame_fn, progress_fn, gen->cancel);
+  });
+}
+
+ds_status ds_seek(ds_generator* gen, int64_t frame) {
+  if (gen == nullptr) return NullGenerator();
+  return Guard(gen, [&] {
+    // Clips number as ints (ds_frame.clip): a stream has at most INT_MAX frames to seek in.
+    if (frame < 0 || frame > INT_MAX) {
+      return ds::Status(ds::Code::kInvalidArgument, "seek to frame " + std::to_string(frame) +
+                                                        ": frames number from 0 to " + std::to_string(INT_MAX));
+    }
+    if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
+    DS_TRY(NotWhileGenerating(gen, "ds_seek"));
+    gen->engine->Seek(frame);
+    return ds::Status::Ok();
   });
 }
 

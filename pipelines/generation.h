@@ -2,6 +2,7 @@
 // description, in the engine's C++ types (capi.cpp maps them onto include/ditstream.h).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,18 +36,47 @@ struct OutputShape {
 // Where a stream of clips stands, for both pipelines: the clip being made, the frames handed out,
 // and how many of this clip's frames a stopped run (a cancel, or the consumer) already handed out.
 // A continuation makes that clip again and hands out only the frames after those, so the stream is
-// the uninterrupted one and no frame comes twice.
+// the uninterrupted one and no frame comes twice. A seek (ds_seek) starts a new stream whose
+// frames before the target count as handed out: made only as far as later frames need them.
 class StreamPosition {
  public:
-  // At the start of a clip. A new stream (continue_previous false) starts over; a stopped clip made
-  // again at another shape is another clip, all of whose frames are new.
-  void Begin(bool continue_previous, const OutputShape& shape) {
-    if (!continue_previous) *this = StreamPosition();
+  // The next Begin starts a new stream, whatever continue_previous says, that hands out frames
+  // from `frame` on.
+  void SeekTo(int64_t frame) { seek_ = frame; }
+  // Whether the next Begin starts a new stream: the pipeline's own state (a previous clip's
+  // latents) must not carry over either.
+  bool StartsOver(bool continue_previous) const { return !continue_previous || seek_ >= 0; }
+
+  // At the start of a clip that hands out `new_frames` frames (its own, after any prefix of the
+  // previous clip's). A new stream starts over; a stopped clip made again at another shape is
+  // another clip, all of whose frames are new. Where clips do not depend on one another
+  // (`independent_clips`: no prefix conditioning), whole clips before a seek's target are skipped,
+  // not made.
+  void Begin(bool continue_previous, const OutputShape& shape, int new_frames, bool independent_clips) {
+    if (StartsOver(continue_previous)) {
+      const int64_t target = std::max<int64_t>(seek_, 0);
+      *this = StreamPosition();
+      target_ = target;
+    }
     if (shape.width != shape_.width || shape.height != shape_.height || shape.frames != shape_.frames) delivered_ = 0;
     shape_ = shape;
+    if (independent_clips && delivered_ == 0 && new_frames > 0) {
+      const int64_t whole = (target_ - emitted_) / new_frames;
+      if (whole > 0) {
+        clip_ += static_cast<int>(whole);
+        emitted_ += whole * new_frames;
+      }
+    }
+    // This clip's frames before the target: counted as handed out, so never handed out.
+    if (target_ > emitted_) {
+      const int skip = static_cast<int>(std::min<int64_t>(target_ - emitted_, new_frames - delivered_));
+      delivered_ += skip;
+      emitted_ += skip;
+    }
   }
   int clip() const { return clip_; }
-  // This clip's frames a stopped run already handed out: made again, not handed out.
+  // This clip's frames handed out already (by a stopped run, or before a seek's target): made
+  // again only where later frames need them, not handed out.
   int delivered() const { return delivered_; }
   // Hands the consumer the next frame; false when it refused it (then it is not counted).
   bool Deliver(const FrameFn& on_frame, FrameFormat format, const uint8_t* pixels) {
@@ -62,8 +92,10 @@ class StreamPosition {
 
  private:
   int clip_ = 0;
-  int64_t emitted_ = 0;
+  int64_t emitted_ = 0;  // frames handed out, or counted as such (before target_)
   int delivered_ = 0;
+  int64_t target_ = 0;  // the first frame a seek hands out (0: the stream's first)
+  int64_t seek_ = -1;   // a seek for the next Begin
   OutputShape shape_;
 };
 

@@ -175,8 +175,8 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
   const ModelConfig& c = config();
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   const int pt = c.dit.patch[0];
-  position_.Begin(continue_previous, shape);
-  if (!continue_previous) previous_.clear();  // a new stream: nothing of the last one carries over
+  const bool fresh = position_.StartsOver(continue_previous);
+  if (fresh) previous_.clear();  // a new stream: nothing of the last one carries over
   int prefix = 0;
   if (!previous_.empty()) {
     if (previous_shape_.width != shape.width || previous_shape_.height != shape.height) {
@@ -186,6 +186,8 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
     prefix = std::min({c.sampling.continuation_prefix_frames, previous_shape_.frames, shape.frames - pt});
     prefix -= prefix % pt;
   }
+  // Without prefix conditioning a clip owes nothing to the one before: a seek skips whole clips.
+  position_.Begin(!fresh, shape, shape.frames - prefix, c.sampling.continuation_prefix_frames == 0);
   const int clip = position_.clip();
   DS_TRY(Denoise(opts, shape, prefix, cancel, on_progress, clip));
   // Frames a stopped run of this clip already delivered are not decoded again.
@@ -212,6 +214,14 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
   previous_shape_ = shape;
   position_.EndClip();
   return Status::Ok();
+}
+
+void TextToVideo::Seek(int64_t frame) {
+  if (wan_) {
+    wan_->Seek(frame);
+  } else {
+    position_.SeekTo(frame);
+  }
 }
 
 Status TextToVideo::SaveEmbeddings(const Options& opts, const std::string& path) {

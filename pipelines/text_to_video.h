@@ -41,6 +41,8 @@ class TextToVideo {
   // Frames reach on_frame in `format`. cancel is polled between steps and frames.
   Status Generate(const Options& opts, bool continue_previous, FrameFormat format, const FrameFn& on_frame,
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);
+  // ds_seek: the next Generate starts a new stream that hands out frames from `frame` on.
+  void Seek(int64_t frame);
 
  private:
   TextToVideo(std::unique_ptr<Model> model, std::unique_ptr<Backend> backend);

@@ -35,6 +35,9 @@ class WanPipeline {
   // clip starts afresh from its own noise, a cut, and numbers its frames on from the previous clip.
   Status Generate(const Options& opts, bool continue_previous, FrameFormat format, const FrameFn& on_frame,
                   const ProgressFn& on_progress, const std::atomic<bool>& cancel);
+  // ds_seek: the next Generate starts a new stream at the clip of frame `frame` (the clips before
+  // it are not made) and hands out frames from `frame` on.
+  void Seek(int64_t frame) { position_.SeekTo(frame); }
 
   // Prompt embeddings for reuse: SaveEmbeddings encodes opts' prompt and negative prompt (or takes
   // them from the cache) and writes them; LoadEmbeddings reads such a file into the cache and

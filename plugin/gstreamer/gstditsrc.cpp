@@ -86,12 +86,8 @@ struct State {
   bool ended = false;         // fill() reached the end item (or an error)
   uint64_t pushed = 0;        // frames handed downstream: index of the next one
   // A seek's target time, turned into a frame index by the next fill() (the rate may not be
-  // negotiated yet when a seek arrives), which restarts generation from the stream's first clip.
+  // negotiated yet when a seek arrives), which starts the engine's stream afresh there (ds_seek).
   GstClockTime seek_to = GST_CLOCK_TIME_NONE;
-  // The worker drops the engine's frames numbered below this: a seek makes the stream again from
-  // its first frame (the same seed and settings make the same frames) and skips to its target.
-  // Set only while no worker runs.
-  int64_t skip_before = 0;
   GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
@@ -205,9 +201,6 @@ void Stamp(GstDitSrc* self, GstBuffer* buf) {
 
 int OnFrame(void* user, const ds_frame* f) {
   State& s = *static_cast<GstDitSrc*>(user)->s;
-  // Before a seek's target: made to get there (a clip continues the previous one's frames), not
-  // shown. The clip's tags wait for its first frame that is shown.
-  if (f->index < s.skip_before) return 0;
   Item item;
   item.width = f->width;
   item.height = f->height;
@@ -326,12 +319,17 @@ GstFlowReturn EnsureWorker(GstDitSrc* self) {
   if (s.ended) return GST_FLOW_EOS;
   if (s.worker.joinable()) return GST_FLOW_OK;
   if (GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
-    // The frame showing at the target time, of a stream made afresh.
+    // The frame showing at the target time, of a stream made afresh (the same seed and settings
+    // make the same frames), where the engine's next clip starts delivering.
     s.pushed = gst_util_uint64_scale(s.seek_to, static_cast<guint64>(s.info.fps_n),
                                      static_cast<guint64>(s.info.fps_d) * GST_SECOND);
-    s.skip_before = static_cast<int64_t>(s.pushed);
-    s.can_continue = false;
     s.seek_to = GST_CLOCK_TIME_NONE;
+    if (ds_seek(s.gen, static_cast<int64_t>(s.pushed)) != DS_OK) {
+      GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                        ("Seek to frame %" G_GUINT64_FORMAT " failed: %s", s.pushed, ds_error_message(s.gen)),
+                        (nullptr));
+      return GST_FLOW_ERROR;
+    }
   }
   if (s.total != kEndless && static_cast<int64_t>(s.pushed) >= s.total) return GST_FLOW_EOS;
   s.want = s.total == kEndless ? kEndless : s.total - static_cast<int64_t>(s.pushed);
@@ -660,7 +658,6 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
     s.can_continue = false;
-    s.skip_before = 0;  // the new stream's frames number from 0 and are all shown
   }
   // The rate downstream negotiated is the one the frames are stamped with: the engine's record
   // (provenance) says it too. The worker may be generating (a rate change alone does not stop it),
@@ -779,7 +776,6 @@ gboolean Start(GstBaseSrc* bsrc) {
   s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
   s.pushed = 0;
   s.seek_to = GST_CLOCK_TIME_NONE;
-  s.skip_before = 0;
   s.anchor = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
@@ -972,9 +968,9 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
   return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->query(bsrc, query);
 }
 
-// Seekable unless live: the same seed and settings make the same frames, so a seek makes the
-// stream again from its first clip and skips to the target frame. That costs the generation of
-// everything before it (a clip continues the previous one's last frames), but it is exact.
+// Seekable unless live: the same seed and settings make the same frames, so a seek starts the
+// engine's stream afresh at the target frame (ds_seek). Exact; what the frames before it cost is
+// the model's: a clip that continues the previous one needs that one denoised again.
 gboolean IsSeekable(GstBaseSrc* bsrc) { return !gst_base_src_is_live(bsrc); }
 
 // Runs with the streaming thread stopped (basesrc holds the stream lock). Forward playback only:

@@ -19,7 +19,7 @@ namespace {
 struct Collected {
   std::vector<std::vector<uint8_t>> frames;
   std::vector<int64_t> indices;
-  int width = 0, height = 0, progress_calls = 0, cancel_at_step = -1;
+  int width = 0, height = 0, progress_calls = 0, denoise_events = 0, decode_events = 0, cancel_at_step = -1;
   ds_generator* gen = nullptr;
 };
 
@@ -35,6 +35,8 @@ int OnFrame(void* user, const ds_frame* f) {
 void OnProgress(void* user, const ds_progress* p) {
   auto* c = static_cast<Collected*>(user);
   ++c->progress_calls;
+  if (p->stage == DS_STAGE_DENOISE) ++c->denoise_events;
+  if (p->stage == DS_STAGE_DECODE) ++c->decode_events;
   if (p->stage == DS_STAGE_DENOISE && p->step == c->cancel_at_step) ds_cancel(c->gen);
 }
 
@@ -210,6 +212,42 @@ TEST_F(CApi, ContinuingAfterAStoppedClipRepeatsNoFrame) {
   EXPECT_EQ(rest.frames[1], whole.frames[3]);
   const Collected next = Generate(1);  // and the stream goes on as the uninterrupted one would
   EXPECT_EQ(next.indices.front(), 10);
+}
+
+// A seek into the third clip of a model that continues its clips: the two before it are denoised
+// again (the third continues the second's latents), one call each, with no frame decoded or
+// delivered; then the third's frames from the target on are those of an unseeked stream.
+TEST_F(CApi, SeekMakesTheStreamAgainUpToTheTarget) {
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  Generate();
+  Generate(1);
+  const Collected third = Generate(1);  // the random model's 2 prefix frames: indices 10-13
+  ASSERT_EQ(third.indices, (std::vector<int64_t>{10, 11, 12, 13}));
+  ASSERT_EQ(ds_seek(gen_, 11), DS_OK) << ds_error_message(gen_);
+  for (int clip = 0; clip < 2; ++clip) {
+    // The first call after a seek starts the new stream whatever continue_previous says.
+    const Collected c = Generate(clip == 0 ? 0 : 1);
+    EXPECT_TRUE(c.frames.empty()) << "clip " << clip;
+    EXPECT_GT(c.denoise_events, 0) << "clip " << clip << " was not denoised";
+    EXPECT_EQ(c.decode_events, 0) << "clip " << clip << ": a frame before the target was decoded";
+  }
+  const Collected seeked = Generate(1);
+  ASSERT_EQ(seeked.indices, (std::vector<int64_t>{11, 12, 13}));
+  EXPECT_EQ(seeked.frames, std::vector<std::vector<uint8_t>>(third.frames.begin() + 1, third.frames.end()));
+  EXPECT_EQ(Generate(1).indices, (std::vector<int64_t>{14, 15, 16, 17})) << "and the stream goes on";
+}
+
+TEST_F(CApi, SeekRefusesNegativeFramesAndAnUnloadedGenerator) {
+  EXPECT_EQ(ds_seek(gen_, 3), DS_ERR_STATE);
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  EXPECT_EQ(ds_seek(gen_, -1), DS_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ds_error_message(gen_)).find("-1"), std::string::npos) << ds_error_message(gen_);
+  EXPECT_EQ(ds_seek(nullptr, 0), DS_ERR_INVALID_ARGUMENT);
+  // Seeking to 0 is a new stream's first frame.
+  const Collected first = Generate();
+  Generate(1);
+  ASSERT_EQ(ds_seek(gen_, 0), DS_OK);
+  EXPECT_EQ(Generate(1).frames, first.frames);
 }
 
 // A new stream (continue_previous 0) owes nothing to the last one: its first clip, stopped and

@@ -296,6 +296,27 @@ TEST_F(WanCApi, ContinuingAfterAStoppedClipRepeatsNoFrame) {
   EXPECT_EQ(rest.frames, std::vector<std::vector<uint8_t>>(whole.frames.begin() + 2, whole.frames.end()));
 }
 
+// A seek into the third clip makes that clip alone (Wan2.1's clips owe nothing to one another: the
+// two before it are never denoised), decodes it whole (the VAE is causal) and delivers from the
+// target on the frames of an unseeked stream.
+TEST_F(WanCApi, SeekStartsAtTheTargetsClip) {
+  Load();
+  Generate();
+  Generate(1);
+  const Collected third = Generate(1);  // indices 18-26
+  ASSERT_EQ(third.indices.front(), 18);
+  ASSERT_EQ(ds_seek(gen_, 20), DS_OK) << ds_error_message(gen_);
+  const Collected seeked = Generate(0);  // a seek starts a new stream, whatever continue_previous says
+  ASSERT_EQ(seeked.indices, (std::vector<int64_t>{20, 21, 22, 23, 24, 25, 26}));
+  EXPECT_EQ(seeked.clips.front(), 2);
+  EXPECT_EQ(seeked.denoise_events, 2) << "only the target's clip is denoised (2 steps)";
+  EXPECT_EQ(seeked.frames, std::vector<std::vector<uint8_t>>(third.frames.begin() + 2, third.frames.end()));
+  const Collected next = Generate(1);
+  ASSERT_FALSE(next.indices.empty());
+  EXPECT_EQ(next.indices.front(), 27);
+  EXPECT_EQ(next.clips.front(), 3);
+}
+
 TEST_F(WanCApi, CancelStopsPromptly) {
   Set("steps", "5");
   Load();
