@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
+#include "core/text_file.h"
 
 namespace ds {
 namespace {
@@ -34,30 +35,10 @@ Status WritePromptEmbeddings(const std::string& path, const PromptEmbeddings& e)
   std::string text = header.dump();
   text.resize((text.size() + 7) / 8 * 8, ' ');
 
-  const std::string tmp = path + ".part";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      return Error(Code::kIo, "cannot write prompt embeddings to {} (through {}): {}", path, tmp, std::strerror(errno));
-    }
-    const uint64_t len = text.size();
-    out.write(reinterpret_cast<const char*>(&len), sizeof(len));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.write(reinterpret_cast<const char*>(e.cond.data()), static_cast<std::streamsize>(bytes));
-    out.write(reinterpret_cast<const char*>(e.uncond.data()), static_cast<std::streamsize>(bytes));
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return Error(Code::kIo, "cannot write prompt embeddings to {} (disk full?)", path);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    return Error(Code::kIo, "cannot write prompt embeddings to {}: {}", path, ec.message());
-  }
-  return Status::Ok();
+  const uint64_t len = text.size();
+  auto bytes_of = [](const void* p, size_t n) { return std::string_view(static_cast<const char*>(p), n); };
+  return WriteFileAtomically(
+      path, {bytes_of(&len, sizeof len), text, bytes_of(e.cond.data(), bytes), bytes_of(e.uncond.data(), bytes)});
 }
 
 Result<PromptEmbeddings> ReadPromptEmbeddings(const std::string& path, const std::string& family, int rows, int cols) {

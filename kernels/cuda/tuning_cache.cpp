@@ -1,14 +1,10 @@
 #include "kernels/cuda/tuning_cache.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <system_error>
-
-#include <unistd.h>
 
 #include "core/text_file.h"
 
@@ -93,26 +89,8 @@ Status TuningCache::Insert(const std::string& key, std::string_view value) {
   // under this one's.
   Entries merged = Read();
   for (const auto& [k, v] : entries_) merged[k] = v;
-  // A name of this writer's own (process, and a count across the process's backends and threads),
-  // so that no two writers ever rename each other's half-written file.
-  static std::atomic<uint64_t> writes{0};
-  const std::string temp =
-      path_ + ".tmp." + std::to_string(static_cast<long>(getpid())) + "." + std::to_string(writes.fetch_add(1));
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << Format(merged);
-    out.close();
-    if (!out) {
-      fs::remove(temp, ec);
-      return Status(Code::kIo, "tuning cache: cannot write " + temp);
-    }
-  }
-  fs::rename(temp, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    return Status(Code::kIo, "tuning cache: cannot replace " + path_ + ": " + ec.message());
-  }
+  const std::string text = Format(merged);
+  if (Status s = WriteFileAtomically(path_, {text}); !s.ok()) return Status(Code::kIo, "tuning cache: " + s.message());
   return Status::Ok();
 }
 

@@ -406,7 +406,10 @@ TEST_F(WanCApi, SavedEmbeddingsGiveTheSameFramesAsThePrompt) {
   const Collected encoded = Generate();
   const fs::path file = fs::temp_directory_path() / ("ds_wan_embeds_" + std::to_string(::getpid()) + ".safetensors");
   ASSERT_EQ(ds_save_embeddings(gen_, file.string().c_str()), DS_OK) << ds_error_message(gen_);
-  EXPECT_FALSE(fs::exists(file.string() + ".part"));
+  for (const auto& entry : fs::directory_iterator(file.parent_path())) {
+    EXPECT_EQ(entry.path().filename().string().find(file.filename().string() + ".tmp-"), std::string::npos)
+        << "a temporary file was left: " << entry.path();
+  }
 
   // A fresh generator with other prompts: loading the file brings its prompts back.
   ds_generator* other = ds_create();
