@@ -16,6 +16,10 @@ namespace {
 
 int wake_pipe[2] = {-1, -1};
 std::atomic<int> first_signal{0};
+// Signals after the first, before generation stopped. One more can arrive on its own: `timeout`,
+// a terminal hang-up or a process manager may signal the process and then its process group.
+int later_signals = 0;
+constexpr int kSignalsToQuitAtOnce = 3;
 std::mutex target_mutex;
 ds_generator* target = nullptr;
 
@@ -37,9 +41,11 @@ void watch() {
     if (first_signal.compare_exchange_strong(expected, signal_number)) {
       std::lock_guard lock(target_mutex);
       if (target) ds_cancel(target);
-    } else {
+    } else if (++later_signals + 1 >= kSignalsToQuitAtOnce) {
       // Generation did not stop in time (or a write is stuck on a full pipe): leave now.
       remove_pending_outputs();
+      static constexpr char kMessage[] = "ditgen: interrupted again; quitting at once, no output written\n";
+      [[maybe_unused]] ssize_t written = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
       _exit(128 + signal_number);
     }
   }
@@ -56,6 +62,7 @@ void install() {
   action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);  // a closed terminal or dropped SSH session: clean up too
 }
 
 void set_target(ds_generator* gen) {

@@ -52,7 +52,8 @@ struct Session {
   ProgressBar* progress = nullptr;
   VideoFormat format;
   int written = 0;
-  Status error;  // the first writer failure; it stops generation
+  Status error;                  // the first writer failure; it stops generation
+  std::string saved_embeddings;  // --save-embeds' file, once written: an interrupt cannot take it back
 };
 
 int on_frame(void* user, const ds_frame* frame) {
@@ -234,39 +235,50 @@ int begin_writers(ds_generator* gen, Session& session, bool provenance) {
   return kExitOk;
 }
 
+// What an interrupted run leaves: outputs written in place (standard output, a pipe or a device)
+// keep what was streamed; staged files are removed; saved embeddings stay.
+std::string interrupted_message(const Session& session, const std::string& output) {
+  struct stat st;
+  const bool in_place = output == "-" || (!output.empty() && stat(output.c_str(), &st) == 0 && !S_ISREG(st.st_mode));
+  const std::string embeddings =
+      session.saved_embeddings.empty() ? "" : fmt::format("the embeddings went to {}; ", session.saved_embeddings);
+  if (!in_place)
+    return fmt::format("interrupted; {}no {}output written", embeddings, embeddings.empty() ? "" : "other ");
+  return fmt::format("interrupted; {}{} holds the frames streamed so far, cut short; no other output written",
+                     embeddings, output == "-" ? "standard output" : output);
+}
+
 // --embeds and --save-embeds, after the model is loaded and before anything is generated.
-int prompt_embeddings(ds_generator* gen, const Args& args) {
+int prompt_embeddings(ds_generator* gen, const Args& args, Session& session) {
   if (!args.embeds.empty() && ds_load_embeddings(gen, args.embeds.c_str()) != DS_OK) {
     print_error(fmt::format("--embeds {}: {}", args.embeds, engine_error(gen, "cannot read the embeddings")));
     return kExitRuntime;
   }
-  if (!args.save_embeds.empty()) {
-    if (ds_status status = ds_save_embeddings(gen, args.save_embeds.c_str()); status != DS_OK) {
-      print_error(
-          fmt::format("--save-embeds {}: {}", args.save_embeds, engine_error(gen, "cannot save the embeddings")));
-      return exit_code_for(status);
-    }
+  if (args.save_embeds.empty()) return kExitOk;
+  // Encoding the prompts cannot be cancelled: a signal during it is answered once it is done.
+  if (int signal_number = interrupt::received()) {
+    print_error(interrupted_message(session, args.output));
+    return 128 + signal_number;
+  }
+  if (ds_status status = ds_save_embeddings(gen, args.save_embeds.c_str()); status != DS_OK) {
+    print_error(fmt::format("--save-embeds {}: {}", args.save_embeds, engine_error(gen, "cannot save the embeddings")));
+    return exit_code_for(status);
+  }
+  session.saved_embeddings = args.save_embeds;
+  if (int signal_number = interrupt::received()) {
+    print_error(interrupted_message(session, args.output));
+    return 128 + signal_number;
   }
   return kExitOk;
 }
 
 // Streams the clip into the writers and, when all went well, makes their outputs visible.
-// What an interrupted run leaves: outputs written in place (standard output, a pipe or a device)
-// keep what was streamed; staged files are removed.
-std::string interrupted_message(const std::string& output) {
-  struct stat st;
-  const bool in_place = output == "-" || (!output.empty() && stat(output.c_str(), &st) == 0 && !S_ISREG(st.st_mode));
-  if (!in_place) return "interrupted; no output written";
-  return fmt::format("interrupted; {} holds the frames streamed so far, cut short; no other output written",
-                     output == "-" ? "standard output" : output);
-}
-
 int generate(ds_generator* gen, Session& session, const std::string& output) {
   ds_status status = ds_generate(gen, 0, on_frame, on_progress, &session);
   session.progress->clear();
   if (int signal_number = interrupt::received()) {
     // Standard output cannot be taken back: what was streamed stays streamed.
-    print_error(interrupted_message(output));
+    print_error(interrupted_message(session, output));
     return 128 + signal_number;
   }
   if (!session.error.ok()) {
@@ -312,7 +324,7 @@ int run(const Args& args) {
   if (int code = apply_options(gen.get(), args)) return code;
   if (int code = open_outputs(args, session)) return code;
   if (int code = load_model(gen.get(), session)) return code;
-  if (int code = prompt_embeddings(gen.get(), args)) return code;
+  if (int code = prompt_embeddings(gen.get(), args, session)) return code;
   if (session.writers.empty()) return kExitOk;  // --save-embeds alone: nothing to generate
   if (int code = begin_writers(gen.get(), session, !args.no_provenance)) return code;
   if (int code = generate(gen.get(), session, args.output)) return code;

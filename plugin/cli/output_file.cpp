@@ -187,17 +187,22 @@ OutputDir::OutputDir(std::string path, std::string staging_path)
 Status OutputDir::create(const std::string& path_arg, std::unique_ptr<OutputDir>& out) {
   std::string path = strip_trailing_slashes(path_arg);
   struct stat st;
+  std::string staging;
   if (stat(path.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) return fail("cannot write frames into {}: not a folder", path_arg);
-    // "." or "..": stage beside the real folder, not inside it.
     char real[PATH_MAX];
     if (realpath(path.c_str(), real)) path = real;
+    // An existing folder (the working folder, a mount point, a volume) gets the frames moved into
+    // it one by one: staged inside it, so on its file system and needing no more rights than it.
+    staging = path + "/.ditgen-frames.tmp-XXXXXX";
+  } else {
+    // A new folder is the staging folder renamed: staged beside it.
+    auto [parent, base] = split_path(path);
+    if (base.empty()) return fail("cannot write frames into {}: not a usable folder", path_arg);
+    staging = parent + "/." + base + ".tmp-XXXXXX";
   }
-  auto [parent, base] = split_path(path);
-  if (base.empty()) return fail("cannot write frames into {}: not a usable folder", path_arg);
-  std::string staging = parent + "/." + base + ".tmp-XXXXXX";
   std::lock_guard lock(pending().mutex);
-  if (!mkdtemp(staging.data())) return fail("cannot create {}: {}", path_arg, errno_text(errno));
+  if (!mkdtemp(staging.data())) return fail("cannot write frames into {}: {}", path_arg, errno_text(errno));
   pending().dirs.insert(staging);
   out.reset(new OutputDir(path, staging));
   return {};

@@ -75,7 +75,7 @@ class OutputDir {
 };
 
 // Removes every temporary file and staging folder not yet committed. Safe to call from a thread other
-// than the one writing (the forced exit on a second Ctrl-C).
+// than the one writing (the forced exit on a third Ctrl-C).
 void remove_pending_outputs();
 
 }  // namespace ditgen

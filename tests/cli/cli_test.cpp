@@ -805,6 +805,51 @@ TEST_F(CliTest, SigtermRemovesPartialOutput) {
   EXPECT_TRUE(folder_entries(dir_).empty()) << joined(folder_entries(dir_));
 }
 
+TEST_F(CliTest, SighupRemovesPartialOutput) {
+  RunResult r = interrupt_generation(dir_, SIGHUP);
+  EXPECT_FALSE(r.killed) << "ditgen must handle the signal and clean up";
+  EXPECT_EQ(r.exit_code, 128 + SIGHUP) << r.err;
+  EXPECT_TRUE(folder_entries(dir_).empty()) << joined(folder_entries(dir_));
+}
+
+// `timeout`, a hang-up or a process manager may signal the process and then its group: two
+// signals at once still unwind and report, as one does.
+TEST_F(CliTest, TwoSignalsAtOnceStillUnwind) {
+  const ds_option_info* steps = ds_option_find("steps");
+  std::string many_steps = std::to_string(static_cast<int64_t>(steps ? std::min(steps->max, 1000.0) : 1000));
+  Child child(with_model({"--steps", many_steps, "-o", (dir_ / "clip.mp4").string()}));
+  auto deadline = Clock::now() + seconds(60);
+  while (folder_entries(dir_).empty() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  child.signal(SIGINT);
+  child.signal(SIGINT);
+  RunResult r = child.finish(seconds(60));
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.err.find("interrupted; no output written"), std::string::npos) << r.err;
+  EXPECT_TRUE(folder_entries(dir_).empty()) << joined(folder_entries(dir_));
+}
+
+// Frames for an existing folder are staged inside it (its own file system, its own rights: a
+// mount point or a folder in a read-only parent), never beside it; interrupted, it is left as it was.
+TEST_F(CliTest, ExistingFramesFolderIsStagedInsideIt) {
+  const fs::path frames = dir_ / "frames";
+  fs::create_directory(frames);
+  { std::ofstream(frames / "notes.txt") << "mine"; }
+  const ds_option_info* steps = ds_option_find("steps");
+  std::string many_steps = std::to_string(static_cast<int64_t>(steps ? std::min(steps->max, 1000.0) : 1000));
+  Child child(with_model({"--steps", many_steps, "--frames-dir", frames.string()}));
+  auto deadline = Clock::now() + seconds(60);
+  while (folder_entries(frames).size() < 2 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(folder_entries(frames).size(), 2u) << "no staging folder inside: " << joined(folder_entries(frames));
+  EXPECT_EQ(folder_entries(dir_), std::vector<std::string>{"frames"}) << "staged beside the folder";
+  child.signal(SIGINT);
+  RunResult r = child.finish(seconds(60));
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_EQ(folder_entries(frames), std::vector<std::string>{"notes.txt"});
+}
+
 // ---- help and version -----------------------------------------------------------------------
 
 TEST_F(CliTest, HelpListsEveryTableOption) {
