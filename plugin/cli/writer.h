@@ -14,7 +14,7 @@ struct VideoFormat {
   int width = 0, height = 0;
   int fps_num = 0, fps_den = 1;
   int frames = 0;  // expected count; writers must cope with fewer (cancellation)
-  // Container metadata, for writers whose format stores it (MP4, MKV, MOV); empty: none.
+  // Metadata, for writers whose format stores it (MP4, MKV, MOV; PNG as text chunks); empty: none.
   std::string title;       // the prompt
   std::string provenance;  // ds_get_provenance's JSON, as the comment
 };

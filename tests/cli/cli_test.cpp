@@ -253,6 +253,40 @@ PngHeader parse_png_header(const std::string& data) {
   return h;
 }
 
+// The iTXt chunks of a PNG, keyword → text, each chunk's CRC checked (CRC-32 of ISO 3309, computed
+// here bit by bit); an entry "!crc" names a chunk whose CRC is wrong.
+std::map<std::string, std::string> png_texts(const std::string& data) {
+  auto be32 = [&](size_t at) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
+    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+  };
+  auto crc32 = [](const char* p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; ++i) {
+      c ^= static_cast<unsigned char>(p[i]);
+      for (int b = 0; b < 8; ++b) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+  };
+  std::map<std::string, std::string> texts;
+  for (size_t at = 8; at + 12 <= data.size();) {
+    const uint32_t length = be32(at);
+    if (at + 12 + length > data.size()) break;
+    const std::string type = data.substr(at + 4, 4);
+    if (crc32(data.data() + at + 4, 4 + length) != be32(at + 8 + length)) texts["!crc"] = type;
+    if (type == "iTXt") {
+      const std::string body = data.substr(at + 8, length);
+      const size_t keyword_end = body.find('\0');
+      // keyword \0, compression flag, method, language \0, translated keyword \0, text
+      size_t text_at = body.find('\0', keyword_end + 3);
+      text_at = body.find('\0', text_at + 1) + 1;
+      texts[body.substr(0, keyword_end)] = body.substr(text_at);
+    }
+    at += 12 + length;
+  }
+  return texts;
+}
+
 // ffprobe's key=value lines (-of default=noprint_wrappers=1) for `entries` of file; keys in lower
 // case (Matroska's tags are upper case). Empty when ffprobe fails.
 std::map<std::string, std::string> ffprobe(const fs::path& file, const std::string& entries) {
@@ -485,6 +519,27 @@ TEST_F(CliTest, FramesDirHoldsOnePngPerFrame) {
     EXPECT_EQ(h.color_type, 2) << "truecolor RGB";
   }
   EXPECT_EQ(folder_entries(dir_), std::vector<std::string>{"frames"}) << "no staging folder left";
+}
+
+// Frames and strips say what made them as videos do: the prompt as the PNG's Title, the provenance
+// JSON as its Comment (iTXt, UTF-8); --no-provenance leaves both out.
+TEST_F(CliTest, PngsCarryTheTitleAndProvenance) {
+  const fs::path strip = dir_ / "strip.png", frames = dir_ / "frames";
+  RunResult r = ditgen(
+      {"--prompt", "a red circle moving right \u00e9", "--strip", strip.string(), "--frames-dir", frames.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const fs::path& png : {strip, frames / "frame_00000.png"}) {
+    SCOPED_TRACE(png.string());
+    std::map<std::string, std::string> texts = png_texts(read_file(png));
+    EXPECT_EQ(texts.count("!crc"), 0u) << "bad CRC in chunk " << texts["!crc"];
+    EXPECT_EQ(texts["Title"], "a red circle moving right \u00e9");
+    EXPECT_NE(texts["Comment"].find("\"ai_generated\":true"), std::string::npos) << texts["Comment"];
+  }
+  RunResult bare = ditgen({"--no-provenance", "--strip", (dir_ / "bare.png").string()});
+  ASSERT_EQ(bare.exit_code, 0) << bare.err;
+  std::map<std::string, std::string> texts = png_texts(read_file(dir_ / "bare.png"));
+  EXPECT_EQ(texts.count("!crc"), 0u);
+  EXPECT_EQ(texts.count("Title") + texts.count("Comment"), 0u);
 }
 
 TEST_F(CliTest, StripShowsEvenlySpacedFramesSideBySide) {
