@@ -828,6 +828,25 @@ TEST_F(CliTest, PipeGivenByPathGetsY4m) {
   EXPECT_EQ(parse_y4m(r.out).frames, expected_.frames);
 }
 
+// Standard output by its name, redirected to a file by the shell: still the stream format.
+TEST_F(CliTest, StandardOutputByNameRedirectedToAFileGetsY4m) {
+  const fs::path file = dir_ / "out";
+  std::string command = std::string("'") + DITGEN_PATH + "'";
+  for (const std::string& arg : with_model({"-q", "-o", "/dev/stdout"})) command += " '" + arg + "'";
+  ASSERT_EQ(std::system((command + " > '" + file.string() + "'").c_str()), 0) << command;
+  EXPECT_EQ(parse_y4m(read_file(file)).frames, expected_.frames);
+}
+
+// MP4 and MOV need to seek: a pipe named .mp4 is refused before the model loads, not after the clip.
+TEST_F(CliTest, Mp4IntoAPipeIsRefusedUpFront) {
+  const fs::path fifo = dir_ / "clip.mp4";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  RunResult r = ditgen({"-o", fifo.string()});
+  EXPECT_NE(r.exit_code, 0);
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find(".mkv or .y4m"), std::string::npos) << r.err;
+}
+
 // ---- signals --------------------------------------------------------------------------------
 
 // Starts a long generation, waits until its temporary outputs exist, then sends the signal.
