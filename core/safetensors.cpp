@@ -288,12 +288,12 @@ Result<std::string> ResolveFolder(const std::string& dir) {
   std::sort(indexes.begin(), indexes.end());
   std::sort(files.begin(), files.end());
   if (indexes.size() > 1) {
-    return Error(Code::kInvalidArgument, "{}: several checkpoint indexes ({}); name one of them", dir,
+    return Error(Code::kModel, "{}: several checkpoint indexes ({}); keep one of them in the folder", dir,
                  JoinNames(indexes));
   }
   if (indexes.size() == 1) return (fs::path(dir) / indexes[0]).string();
   if (files.size() > 1) {
-    return Error(Code::kInvalidArgument, "{}: several .safetensors files ({}) and no *{}; name one of them", dir,
+    return Error(Code::kModel, "{}: several .safetensors files ({}) and no *{} saying which holds what", dir,
                  JoinNames(files), kIndexSuffix);
   }
   if (files.empty()) {

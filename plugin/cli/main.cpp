@@ -250,9 +250,11 @@ std::string interrupted_message(const Session& session, const std::string& outpu
 
 // --embeds and --save-embeds, after the model is loaded and before anything is generated.
 int prompt_embeddings(ds_generator* gen, const Args& args, Session& session) {
-  if (!args.embeds.empty() && ds_load_embeddings(gen, args.embeds.c_str()) != DS_OK) {
-    print_error(fmt::format("--embeds {}: {}", args.embeds, engine_error(gen, "cannot read the embeddings")));
-    return kExitRuntime;
+  if (!args.embeds.empty()) {
+    if (ds_status status = ds_load_embeddings(gen, args.embeds.c_str()); status != DS_OK) {
+      print_error(fmt::format("--embeds {}: {}", args.embeds, engine_error(gen, "cannot read the embeddings")));
+      return exit_code_for(status);
+    }
   }
   if (args.save_embeds.empty()) return kExitOk;
   // Encoding the prompts cannot be cancelled: a signal during it is answered once it is done.

@@ -342,14 +342,16 @@ TEST_F(CheckpointTest, FolderPrefersItsIndexOverShards) {
   EXPECT_EQ((*c)->names().size(), 3u);
 }
 
+// A folder that does not say which file is the checkpoint is a broken model (the model's folder
+// layout, not the user, names a component's folder).
 TEST_F(CheckpointTest, RejectsAmbiguousFolders) {
   WriteShard("one.safetensors", {"x"});
   WriteShard("two.safetensors", {"y"});
-  std::string m = OpenError(dir_.string(), Code::kInvalidArgument);
+  std::string m = OpenError(dir_.string(), Code::kModel);
   EXPECT_TRUE(HasSubstr(m, "one.safetensors, two.safetensors"));
   WriteIndex("a.safetensors.index.json", {{"x", "one.safetensors"}});
   WriteIndex("b.safetensors.index.json", {{"y", "two.safetensors"}});
-  m = OpenError(dir_.string(), Code::kInvalidArgument);
+  m = OpenError(dir_.string(), Code::kModel);
   EXPECT_TRUE(HasSubstr(m, "a.safetensors.index.json, b.safetensors.index.json"));
 }
 
