@@ -113,6 +113,12 @@ Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt, const
     for (const std::string& w : unknown) words += (words.empty() ? "'" : ", '") + w + "'";
     Log(LogLevel::kWarning, "prompt words not in the model's vocabulary were ignored: {}", words);
   }
+  // Only <start>: the clip follows no prompt (the vocabulary is lower-case ASCII words; "!!!" or a
+  // prompt in another script has none of them).
+  if (ids.size() == 1 && prompt.find_first_not_of(" \t\n") != std::string::npos) {
+    Log(LogLevel::kWarning, "no word of the prompt \"{}\" is in the model's vocabulary: the clip follows no prompt",
+        prompt);
+  }
   DS_ASSIGN_OR_RETURN(TextEmbedding e, model_->text_encoder().Encode(*backend_, ids));
   return text_cache_.Add(prompt, std::move(e), keep);
 }

@@ -181,6 +181,26 @@ TEST_F(CApi, LogSinkMayReplaceItself) {
   ds_set_log_sink(nullptr, nullptr);
 }
 
+std::vector<std::string> logged;
+void KeepMessages(void*, ds_log_level level, const char* message) {
+  if (level == DS_LOG_WARNING) logged.emplace_back(message);
+}
+
+// A prompt with no word the model knows (punctuation, another script) generates, and says so.
+TEST_F(CApi, PromptWithNoKnownWordIsAWarning) {
+  logged.clear();
+  ds_set_log_sink(KeepMessages, nullptr);
+  ASSERT_EQ(ds_load(gen_), DS_OK);
+  ASSERT_EQ(ds_set_option(gen_, "prompt", "!!! \u65e5\u672c"), DS_OK);
+  Generate();
+  ASSERT_EQ(ds_set_option(gen_, "prompt", "a red circle"), DS_OK);
+  Generate();
+  ds_set_log_sink(nullptr, nullptr);
+  size_t warned = 0;
+  for (const std::string& m : logged) warned += m.find("no word of the prompt") != std::string::npos;
+  EXPECT_EQ(warned, 1u) << "one warning, for the first prompt only";
+}
+
 // A continued clip that the consumer stopped is made again by the next continuation, which
 // delivers from the first frame the consumer did not take: the stream is the uninterrupted one.
 struct StopAfter {
