@@ -986,9 +986,9 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   std::lock_guard lk(s.mu);
   s.queue.clear();
   s.ended = false;
-  s.seek_to = segment->start;
+  // The position: the new start, or, for a seek that moves only the stop, where the stream is.
+  s.seek_to = segment->position;
   segment->time = segment->start;
-  segment->position = segment->start;
   return TRUE;
 }
 

@@ -1051,6 +1051,26 @@ TEST(DitsrcSeek, WhilePausedPrerollsTheTargetFrame) {
   gst_sample_unref(sample);
 }
 
+// A seek that moves only the stop keeps the stream where it was: on from there (not from the
+// segment's start) to the new stop, the frames those of an unseeked run.
+TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  ASSERT_TRUE(run.Play());
+  for (int i = 0; i < 3; ++i) gst_sample_unref(run.Pull());
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_NONE, 0, GST_SEEK_TYPE_SET,
+                               static_cast<gint64>(FrameTime(12, kFpsNum, kFpsDen))));
+  std::vector<Frame> frames;
+  std::vector<GstClockTime> pts;
+  run.PullToEos(&frames, &pts);
+  ASSERT_FALSE(pts.empty());
+  const uint64_t first = gst_util_uint64_scale(pts.front(), kFpsNum, static_cast<guint64>(kFpsDen) * GST_SECOND);
+  EXPECT_GE(first, 3u) << "the stream went back to the segment's start";
+  EXPECT_EQ(first + frames.size(), 12u) << "frames " << first << " on, up to the new stop";
+  ExpectFramesFrom(frames, pts, unseeked, first);
+}
+
 // Past the last frame (num-frames): EOS, no frame, no error.
 TEST(DitsrcSeek, PastTheEndIsEos) {
   AppsinkRun run(kClipFrames);
