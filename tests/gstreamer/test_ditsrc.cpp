@@ -934,6 +934,11 @@ TEST(DitsrcProperties, SetWhileStartingReachesTheFirstClip) {
 
 // ---- seeking ----
 
+struct Pulled {
+  std::vector<Frame> frames;
+  std::vector<GstClockTime> pts;
+};
+
 // ditsrc ! appsink (not synchronised), frames pulled through appsink's action signals so that
 // the test needs no libgstapp.
 struct AppsinkRun : PipelineRun {
@@ -962,14 +967,16 @@ struct AppsinkRun : PipelineRun {
     return eos;
   }
   // Pulls until EOS: every frame's bytes and PTS.
-  void PullToEos(std::vector<Frame>* frames, std::vector<GstClockTime>* pts) {
+  Pulled PullToEos() {
+    Pulled pulled;
     while (GstSample* sample = Pull()) {
       GstBuffer* b = gst_sample_get_buffer(sample);
-      frames->push_back(Bytes(b));
-      pts->push_back(GST_BUFFER_PTS(b));
+      pulled.frames.push_back(Bytes(b));
+      pulled.pts.push_back(GST_BUFFER_PTS(b));
       gst_sample_unref(sample);
     }
     EXPECT_TRUE(AtEos());
+    return pulled;
   }
   // A flushing, accurate seek to frame `first`, up to frame `stop` (exclusive; -1: to the end).
   bool Seek(uint64_t first, int64_t stop = -1, double rate = 1.0) {
@@ -985,11 +992,9 @@ struct AppsinkRun : PipelineRun {
 std::vector<Frame> UnseekedFrames(int64_t n) {
   AppsinkRun run(n);
   EXPECT_TRUE(run.Play());
-  std::vector<Frame> frames;
-  std::vector<GstClockTime> pts;
-  run.PullToEos(&frames, &pts);
-  EXPECT_EQ(frames.size(), static_cast<size_t>(n));
-  return frames;
+  Pulled pulled = run.PullToEos();
+  EXPECT_EQ(pulled.frames.size(), static_cast<size_t>(n));
+  return pulled.frames;
 }
 
 void ExpectFramesFrom(const std::vector<Frame>& got, const std::vector<GstClockTime>& pts,
@@ -1009,9 +1014,7 @@ TEST(DitsrcSeek, ForwardIntoTheNextClipGivesTheSameFramesAsARunWithoutIt) {
   ASSERT_TRUE(run.Play());
   for (int i = 0; i < 2; ++i) gst_sample_unref(run.Pull());
   ASSERT_TRUE(run.Seek(20));
-  std::vector<Frame> frames;
-  std::vector<GstClockTime> pts;
-  run.PullToEos(&frames, &pts);
+  const auto [frames, pts] = run.PullToEos();
   EXPECT_EQ(frames.size(), 12u) << "frames 20 to 31";
   ExpectFramesFrom(frames, pts, unseeked, 20);
   EXPECT_EQ(PopMessage(run.bus, GST_MESSAGE_ERROR, 0), nullptr);
@@ -1022,14 +1025,9 @@ TEST(DitsrcSeek, BackAfterEosToARangeGivesExactlyThatRange) {
   const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
   AppsinkRun run(kClipFrames);
   ASSERT_TRUE(run.Play());
-  std::vector<Frame> first_pass;
-  std::vector<GstClockTime> first_pts;
-  run.PullToEos(&first_pass, &first_pts);
-  ASSERT_EQ(first_pass.size(), static_cast<size_t>(kClipFrames));
+  ASSERT_EQ(run.PullToEos().frames.size(), static_cast<size_t>(kClipFrames));
   ASSERT_TRUE(run.Seek(5, 9));
-  std::vector<Frame> frames;
-  std::vector<GstClockTime> pts;
-  run.PullToEos(&frames, &pts);
+  const auto [frames, pts] = run.PullToEos();
   EXPECT_EQ(frames.size(), 4u);
   ExpectFramesFrom(frames, pts, unseeked, 5);
 }
@@ -1061,9 +1059,7 @@ TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
   const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
   ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_NONE, 0, GST_SEEK_TYPE_SET,
                                static_cast<gint64>(FrameTime(12, kFpsNum, kFpsDen))));
-  std::vector<Frame> frames;
-  std::vector<GstClockTime> pts;
-  run.PullToEos(&frames, &pts);
+  const auto [frames, pts] = run.PullToEos();
   ASSERT_FALSE(pts.empty());
   const uint64_t first = gst_util_uint64_scale(pts.front(), kFpsNum, static_cast<guint64>(kFpsDen) * GST_SECOND);
   EXPECT_GE(first, 3u) << "the stream went back to the segment's start";
