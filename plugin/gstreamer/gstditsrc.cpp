@@ -323,6 +323,9 @@ GstFlowReturn EnsureWorker(GstDitSrc* self) {
     // make the same frames), where the engine's next clip starts delivering.
     s.pushed = gst_util_uint64_scale(s.seek_to, static_cast<guint64>(s.info.fps_n),
                                      static_cast<guint64>(s.info.fps_d) * GST_SECOND);
+    // A frame time is rounded down to whole nanoseconds (3/1, 30000/1001): a seek to it exactly
+    // must not land in the frame before.
+    if (FrameTime(s.info, s.pushed + 1) <= s.seek_to) ++s.pushed;
     s.seek_to = GST_CLOCK_TIME_NONE;
     if (ds_seek(s.gen, static_cast<int64_t>(s.pushed)) != DS_OK) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED,
@@ -672,8 +675,21 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     GST_WARNING_OBJECT(self, "format refused: %s", ds_error_message(s.gen));
     return FALSE;
   }
+  // A new format mid-stream dropped the frames queued in the old one: the stream goes on at the
+  // next frame to push (ds_seek), so that each timestamp keeps its picture. (Live streams skip the
+  // dropped frames instead: making the stream again up to now could take long.)
+  const bool renegotiated = reformat && !resize && s.negotiated;
   s.info = info;
   s.negotiated = true;
+  if (renegotiated && !gst_base_src_is_live(bsrc) && !GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
+    s.seek_to = FrameTime(info, s.pushed);
+  }
+  // The stream's length in time, for the SEEKING query and seeks relative to the end.
+  if (s.total != kEndless) {
+    GST_OBJECT_LOCK(self);
+    bsrc->segment.duration = static_cast<gint64>(FrameTime(info, static_cast<uint64_t>(s.total)));
+    GST_OBJECT_UNLOCK(self);
+  }
   return TRUE;
 }
 
@@ -980,6 +996,12 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   State& s = *self->s;
   if (segment->rate < 0) {
     GST_WARNING_OBJECT(self, "seek refused: reverse playback (rate %f) is not supported", segment->rate);
+    return FALSE;
+  }
+  // basesrc applies a seek queued in READY without asking is_seekable(); a live source plays from
+  // now. (The seek to 0 basesrc makes at every start is no seek.)
+  if (gst_base_src_is_live(bsrc) && segment->position != 0) {
+    GST_WARNING_OBJECT(self, "seek refused: a live source is not seekable");
     return FALSE;
   }
   StopWorker(s);  // a flushing seek has stopped it already

@@ -943,7 +943,8 @@ struct Pulled {
 // the test needs no libgstapp.
 struct AppsinkRun : PipelineRun {
   GstElement* sink;
-  explicit AppsinkRun(int64_t num_frames) : PipelineRun("appsink name=sink sync=false") {
+  explicit AppsinkRun(int64_t num_frames, const std::string& caps = "video/x-raw")
+      : PipelineRun(("capsfilter caps=" + caps + " ! appsink name=sink sync=false").c_str()) {
     sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
     g_object_set(src, "num-frames", static_cast<gint64>(num_frames), nullptr);
   }
@@ -1065,6 +1066,68 @@ TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
   EXPECT_GE(first, 3u) << "the stream went back to the segment's start";
   EXPECT_EQ(first + frames.size(), 12u) << "frames " << first << " on, up to the new stop";
   ExpectFramesFrom(frames, pts, unseeked, first);
+}
+
+// The offset of the first buffer ditsrc pushes after a flush (sinks drop one that ends where the
+// segment starts, so this is watched on ditsrc's pad).
+struct FirstAfterFlush {
+  std::mutex mu;
+  bool flushed = false;
+  int64_t offset = -1;
+};
+GstPadProbeReturn WatchFirstAfterFlush(GstPad*, GstPadProbeInfo* info, gpointer user) {
+  auto* w = static_cast<FirstAfterFlush*>(user);
+  std::lock_guard lk(w->mu);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_FLUSH) {
+    if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_FLUSH_STOP) w->flushed = true;
+  } else if (w->flushed && w->offset < 0) {
+    w->offset = static_cast<int64_t>(GST_BUFFER_OFFSET(GST_PAD_PROBE_INFO_BUFFER(info)));
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+// At a rate whose frame times are rounded to whole nanoseconds (3/1: 333333333 ns), a seek to a
+// frame's time exactly starts at that frame, not at the one before it.
+TEST(DitsrcSeek, ToAFramesTimeExactlyStartsAtThatFrame) {
+  AppsinkRun run(kClipFrames, "video/x-raw,framerate=3/1");
+  ASSERT_TRUE(run.Play());
+  gst_sample_unref(run.Pull());
+  FirstAfterFlush watch;
+  GstPad* pad = gst_element_get_static_pad(run.src, "src");
+  gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_FLUSH),
+                    WatchFirstAfterFlush, &watch, nullptr);
+  gst_object_unref(pad);
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(gst_element_seek_simple(run.pipeline, GST_FORMAT_TIME, flags, static_cast<gint64>(FrameTime(5, 3, 1))));
+  GstSample* sample = run.Pull();
+  ASSERT_NE(sample, nullptr);
+  EXPECT_EQ(GST_BUFFER_PTS(gst_sample_get_buffer(sample)), FrameTime(5, 3, 1));
+  gst_sample_unref(sample);
+  std::lock_guard lk(watch.mu);
+  EXPECT_EQ(watch.offset, 5) << "ditsrc pushed a frame before the target";
+}
+
+// The stream's duration is known to seeks relative to its end and to the SEEKING query.
+TEST(DitsrcSeek, RelativeToTheEndAndTheSeekingQueryKnowTheDuration) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  ASSERT_TRUE(run.Play());
+  gst_sample_unref(run.Pull());
+  GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_element_query(run.pipeline, q));
+  gboolean seekable = FALSE;
+  gint64 start = -1, end = -1;
+  gst_query_parse_seeking(q, nullptr, &seekable, &start, &end);
+  gst_query_unref(q);
+  EXPECT_TRUE(seekable);
+  EXPECT_EQ(start, 0);
+  EXPECT_EQ(end, static_cast<gint64>(FrameTime(kClipFrames, kFpsNum, kFpsDen)));
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_END,
+                               -static_cast<gint64>(FrameTime(4, kFpsNum, kFpsDen)), GST_SEEK_TYPE_NONE, 0));
+  const auto [frames, pts] = run.PullToEos();
+  EXPECT_EQ(frames.size(), 4u) << "the last 4 frames";
+  ExpectFramesFrom(frames, pts, unseeked, kClipFrames - 4);
 }
 
 // Past the last frame (num-frames): EOS, no frame, no error.
