@@ -967,6 +967,21 @@ struct AppsinkRun : PipelineRun {
     g_object_get(sink, "eos", &eos, nullptr);
     return eos;
   }
+  // The pipeline's answer to the SEEKING query in time.
+  struct Seeking {
+    bool answered = false, seekable = false;
+    gint64 start = -1, end = -1;
+  };
+  Seeking QuerySeeking() {
+    Seeking r;
+    GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
+    r.answered = gst_element_query(pipeline, q);
+    gboolean seekable = FALSE;
+    gst_query_parse_seeking(q, nullptr, &seekable, &r.start, &r.end);
+    r.seekable = seekable;
+    gst_query_unref(q);
+    return r;
+  }
   // Pulls until EOS: every frame's bytes and PTS.
   Pulled PullToEos() {
     Pulled pulled;
@@ -1113,15 +1128,10 @@ TEST(DitsrcSeek, RelativeToTheEndAndTheSeekingQueryKnowTheDuration) {
   AppsinkRun run(kClipFrames);
   ASSERT_TRUE(run.Play());
   gst_sample_unref(run.Pull());
-  GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
-  ASSERT_TRUE(gst_element_query(run.pipeline, q));
-  gboolean seekable = FALSE;
-  gint64 start = -1, end = -1;
-  gst_query_parse_seeking(q, nullptr, &seekable, &start, &end);
-  gst_query_unref(q);
-  EXPECT_TRUE(seekable);
-  EXPECT_EQ(start, 0);
-  EXPECT_EQ(end, static_cast<gint64>(FrameTime(kClipFrames, kFpsNum, kFpsDen)));
+  const AppsinkRun::Seeking seeking = run.QuerySeeking();
+  EXPECT_TRUE(seeking.answered && seeking.seekable);
+  EXPECT_EQ(seeking.start, 0);
+  EXPECT_EQ(seeking.end, static_cast<gint64>(FrameTime(kClipFrames, kFpsNum, kFpsDen)));
   const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
   ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_END,
                                -static_cast<gint64>(FrameTime(4, kFpsNum, kFpsDen)), GST_SEEK_TYPE_NONE, 0));
@@ -1150,23 +1160,16 @@ TEST(DitsrcSeek, ReverseRatesAndLiveStreamsAreRefused) {
     ASSERT_TRUE(run.Play());
     gst_sample_unref(run.Pull());
     EXPECT_FALSE(run.Seek(0, 8, -1.0));
-    GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
-    ASSERT_TRUE(gst_element_query(run.pipeline, q));
-    gboolean seekable = FALSE;
-    gst_query_parse_seeking(q, nullptr, &seekable, nullptr, nullptr);
-    EXPECT_TRUE(seekable);
-    gst_query_unref(q);
+    const AppsinkRun::Seeking seeking = run.QuerySeeking();
+    EXPECT_TRUE(seeking.answered && seeking.seekable);
   }
   AppsinkRun live(-1);
   g_object_set(live.src, "is-live", TRUE, nullptr);
   gst_element_set_state(live.pipeline, GST_STATE_PLAYING);
   gst_sample_unref(live.Pull());
-  GstQuery* q = gst_query_new_seeking(GST_FORMAT_TIME);
-  ASSERT_TRUE(gst_element_query(live.pipeline, q));
-  gboolean seekable = TRUE;
-  gst_query_parse_seeking(q, nullptr, &seekable, nullptr, nullptr);
-  EXPECT_FALSE(seekable);
-  gst_query_unref(q);
+  const AppsinkRun::Seeking seeking = live.QuerySeeking();
+  EXPECT_TRUE(seeking.answered);
+  EXPECT_FALSE(seeking.seekable);
   EXPECT_FALSE(live.Seek(8));
 }
 
