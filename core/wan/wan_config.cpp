@@ -266,8 +266,10 @@ Result<WanVaeConfig> ParseWanVaeConfig(const Config& c) {
     }
     dst->assign(x.begin(), x.end());
   }
-  if (static_cast<int>(v.latents_mean.size()) != v.z_dim) {
-    return Error(Code::kModel, "{}: 'latents_mean'/'latents_std' are needed for z_dim {}", c.name(), v.z_dim);
+  // Wan2.1's statistics stand in for either one missing, and only for its z_dim of 16.
+  if (static_cast<int>(v.latents_mean.size()) != v.z_dim || static_cast<int>(v.latents_std.size()) != v.z_dim) {
+    return Error(Code::kModel, "{}: 'latents_mean' and 'latents_std' of {} values each are needed for z_dim {}",
+                 c.name(), v.z_dim, v.z_dim);
   }
   return v;
 }

@@ -175,6 +175,8 @@ TEST_F(WanLayout, ConfigValuesNoModelCanHaveAreRefused) {
       {"vae", "base_dim", 1 << 30, "a decoder width (base_dim x dim_mult)"},
       {"vae", "latents_std", std::vector<double>(16, 0.0), "'latents_std' holds 0"},
       {"vae", "latents_mean", std::vector<double>(16, 1e300), "must be a finite float"},
+      // A z_dim other than Wan2.1's 16 with its means but no stds (the wan_config fuzz target, in CI).
+      {"vae", "latents_mean", std::vector<double>(17, 0.5), "of 17 values each are needed for z_dim 17"},
       {"text_encoder", "d_kv", 1 << 30, "the attention width (num_heads x d_kv)"},
   };
   for (const Case& c : cases) {
@@ -188,6 +190,10 @@ TEST_F(WanLayout, ConfigValuesNoModelCanHaveAreRefused) {
     }
     doc[c.key] = c.value;
     if (std::string(c.key) == "num_attention_heads") doc["attention_head_dim"] = 65536;
+    if (c.value.is_array() && c.value.size() == 17) {
+      doc["z_dim"] = 17;
+      doc.erase("latents_std");
+    }
     test::WriteFile(file, doc.dump());
     auto r = WanModel::Load(m);
     ASSERT_FALSE(r.ok());
