@@ -23,6 +23,7 @@
 #include "ditsrc_options.h"
 #include "ditstream.h"
 #include "frame_copy.h"
+#include "timeline.h"
 
 GST_DEBUG_CATEGORY_STATIC(ditsrc_debug);
 #define GST_CAT_DEFAULT ditsrc_debug
@@ -85,6 +86,7 @@ struct State {
   bool can_continue = false;  // a clip ran at this size: the next one continues it
   bool ended = false;         // fill() reached the end item (or an error)
   uint64_t pushed = 0;        // frames handed downstream: index of the next one
+  ditsrc::Timeline timeline;  // the frames' times, at the rates negotiated so far (not live)
   // A seek's target time, turned into a frame index by the next fill() (the rate may not be
   // negotiated yet when a seek arrives), which starts the engine's stream afresh there (ds_seek).
   GstClockTime seek_to = GST_CLOCK_TIME_NONE;
@@ -148,7 +150,8 @@ std::vector<std::string> ApplyPending(State& s) {
 
 // ---- timing ----
 
-// Frame n's time from the start of the stream: computed from the index, so it never drifts.
+// Frame n's time from the start of a stream at info's rate: computed from the index, so it never
+// drifts.
 GstClockTime FrameTime(const GstVideoInfo& info, uint64_t n) {
   return gst_util_uint64_scale(n, static_cast<guint64>(info.fps_d) * GST_SECOND, static_cast<guint64>(info.fps_n));
 }
@@ -185,7 +188,7 @@ void Stamp(GstDitSrc* self, GstBuffer* buf) {
   const GstClockTime now = live ? RunningTimeNow(GST_ELEMENT(self)) : GST_CLOCK_TIME_NONE;
   std::lock_guard lk(s.mu);
   const uint64_t n = s.pushed++;
-  const GstClockTime start = FrameTime(s.info, n), duration = FrameTime(s.info, n + 1) - start;
+  const GstClockTime start = s.timeline.Time(n), duration = s.timeline.Time(n + 1) - start;
   bool discont = false;
   GST_BUFFER_PTS(buf) = live ? LivePts(s, now, n, duration, &discont) : start;
   // Raw frames decode when they are presented; a DTS also keeps basesrc's do-timestamp from
@@ -321,11 +324,7 @@ GstFlowReturn EnsureWorker(GstDitSrc* self) {
   if (GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
     // The frame showing at the target time, of a stream made afresh (the same seed and settings
     // make the same frames), where the engine's next clip starts delivering.
-    s.pushed = gst_util_uint64_scale(s.seek_to, static_cast<guint64>(s.info.fps_n),
-                                     static_cast<guint64>(s.info.fps_d) * GST_SECOND);
-    // A frame time is rounded down to whole nanoseconds (3/1, 30000/1001): a seek to it exactly
-    // must not land in the frame before.
-    if (FrameTime(s.info, s.pushed + 1) <= s.seek_to) ++s.pushed;
+    s.pushed = s.timeline.FrameAt(s.seek_to);
     s.seek_to = GST_CLOCK_TIME_NONE;
     if (ds_seek(s.gen, static_cast<int64_t>(s.pushed)) != DS_OK) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED,
@@ -679,15 +678,26 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   // next frame to push (ds_seek), so that each timestamp keeps its picture. (Live streams skip the
   // dropped frames instead: making the stream again up to now could take long.)
   const bool renegotiated = reformat && !resize && s.negotiated;
+  if (!s.negotiated) {
+    s.timeline.Reset(info.fps_n, info.fps_d);
+  } else if (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d) {
+    // A new rate holds from the next frame to push on: the timestamps go on from the last frame's
+    // end (and a live stream's schedule from its anchor), as if the stream had had it from there.
+    s.timeline.ChangeRate(s.pushed, info.fps_n, info.fps_d);
+    if (GST_CLOCK_TIME_IS_VALID(s.anchor)) {
+      s.anchor += FrameTime(s.info, s.pushed - s.anchor_frame);
+      s.anchor_frame = s.pushed;
+    }
+  }
   s.info = info;
   s.negotiated = true;
   if (renegotiated && !gst_base_src_is_live(bsrc) && !GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
-    s.seek_to = FrameTime(info, s.pushed);
+    s.seek_to = s.timeline.Time(s.pushed);
   }
   // The stream's length in time, for the SEEKING query and seeks relative to the end.
   if (s.total != kEndless) {
     GST_OBJECT_LOCK(self);
-    bsrc->segment.duration = static_cast<gint64>(FrameTime(info, static_cast<uint64_t>(s.total)));
+    bsrc->segment.duration = static_cast<gint64>(s.timeline.Time(static_cast<uint64_t>(s.total)));
     GST_OBJECT_UNLOCK(self);
   }
   return TRUE;
@@ -957,15 +967,81 @@ gboolean AnswerLatency(GstDitSrc* self, GstQuery* query) {
   return TRUE;
 }
 
+// The stream's timeline (mu held): the negotiated one, else at the rate fixate() will pick.
+bool CurrentTimeline(const State& s, ditsrc::Timeline* timeline) {
+  if (s.negotiated) {
+    *timeline = s.timeline;
+    return true;
+  }
+  int num = 0, den = 1;
+  if (!CurrentRate(s, &num, &den)) return false;
+  timeline->Reset(num, den);
+  return true;
+}
+
 gboolean AnswerDuration(GstDitSrc* self, GstQuery* query) {
   State& s = *self->s;
   GstFormat format;
   gst_query_parse_duration(query, &format, nullptr);
-  int num = 0, den = 1;
+  ditsrc::Timeline timeline;
   std::lock_guard lk(s.mu);
-  if (format != GST_FORMAT_TIME || !s.started || s.total == kEndless || !CurrentRate(s, &num, &den)) return FALSE;
-  gst_query_set_duration(query, GST_FORMAT_TIME,
-                         static_cast<gint64>(gst_util_uint64_scale(s.total, den * GST_SECOND, num)));
+  if (format != GST_FORMAT_TIME || !s.started || s.total == kEndless || !CurrentTimeline(s, &timeline)) return FALSE;
+  gst_query_set_duration(query, GST_FORMAT_TIME, static_cast<gint64>(timeline.Time(static_cast<uint64_t>(s.total))));
+  return TRUE;
+}
+
+// Between time, frames (GST_FORMAT_DEFAULT) and bytes (once a format is negotiated): basesrc
+// converts seeks and position and duration queries in frames or bytes through it.
+gboolean AnswerConvert(GstDitSrc* self, GstQuery* query) {
+  State& s = *self->s;
+  GstFormat from, to;
+  gint64 value;
+  gst_query_parse_convert(query, &from, &value, &to, nullptr);
+  if (from == to || value == -1) {
+    gst_query_set_convert(query, from, value, to, value);
+    return TRUE;
+  }
+  if (value < 0) return FALSE;
+  ditsrc::Timeline timeline;
+  guint64 frame_bytes = 0;
+  {
+    std::lock_guard lk(s.mu);
+    if (!CurrentTimeline(s, &timeline)) return FALSE;
+    if (s.negotiated) frame_bytes = GST_VIDEO_INFO_SIZE(&s.info);
+  }
+  const auto v = static_cast<uint64_t>(value);
+  uint64_t frames = 0;
+  switch (from) {
+    case GST_FORMAT_DEFAULT:
+      frames = v;
+      break;
+    case GST_FORMAT_TIME:
+      frames = timeline.FrameAt(v);
+      break;
+    case GST_FORMAT_BYTES:
+      if (frame_bytes == 0) return FALSE;
+      frames = v / frame_bytes;
+      break;
+    default:
+      return FALSE;
+  }
+  uint64_t out = 0;
+  switch (to) {
+    case GST_FORMAT_DEFAULT:
+      out = frames;
+      break;
+    case GST_FORMAT_TIME:
+      out = timeline.Time(frames);
+      break;
+    case GST_FORMAT_BYTES:
+      if (frame_bytes == 0 || frames > G_MAXINT64 / frame_bytes) return FALSE;
+      out = frames * frame_bytes;
+      break;
+    default:
+      return FALSE;
+  }
+  if (out > static_cast<uint64_t>(G_MAXINT64)) return FALSE;
+  gst_query_set_convert(query, from, value, to, static_cast<gint64>(out));
   return TRUE;
 }
 
@@ -978,6 +1054,8 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
     case GST_QUERY_DURATION:
       if (AnswerDuration(self, query)) return TRUE;
       break;
+    case GST_QUERY_CONVERT:
+      return AnswerConvert(self, query);
     default:
       break;
   }

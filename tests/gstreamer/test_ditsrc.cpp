@@ -942,13 +942,18 @@ struct Pulled {
 // ditsrc ! appsink (not synchronised), frames pulled through appsink's action signals so that
 // the test needs no libgstapp.
 struct AppsinkRun : PipelineRun {
+  GstElement* filter;
   GstElement* sink;
   explicit AppsinkRun(int64_t num_frames, const std::string& caps = "video/x-raw")
-      : PipelineRun(("capsfilter caps=" + caps + " ! appsink name=sink sync=false").c_str()) {
+      : PipelineRun(("capsfilter name=filter caps=" + caps + " ! appsink name=sink sync=false").c_str()) {
+    filter = gst_bin_get_by_name(GST_BIN(pipeline), "filter");
     sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
     g_object_set(src, "num-frames", static_cast<gint64>(num_frames), nullptr);
   }
-  ~AppsinkRun() { gst_object_unref(sink); }
+  ~AppsinkRun() {
+    gst_object_unref(filter);
+    gst_object_unref(sink);
+  }
   AppsinkRun(const AppsinkRun&) = delete;
   AppsinkRun& operator=(const AppsinkRun&) = delete;
 
@@ -961,6 +966,14 @@ struct AppsinkRun : PipelineRun {
     GstSample* sample = nullptr;
     g_signal_emit_by_name(sink, "try-pull-sample", static_cast<GstClockTime>(60 * GST_SECOND), &sample);
     return sample;
+  }
+  // One buffer waits in appsink at most: ditsrc's streaming thread keeps pace with the test.
+  void Backpressure() { g_object_set(sink, "max-buffers", 1u, nullptr); }
+  // New caps on the capsfilter: ditsrc renegotiates before its next buffer.
+  void Renegotiate(const char* caps) {
+    GstCaps* c = gst_caps_from_string(caps);
+    g_object_set(filter, "caps", c, nullptr);
+    gst_caps_unref(c);
   }
   bool AtEos() {
     gboolean eos = FALSE;
@@ -1005,8 +1018,8 @@ struct AppsinkRun : PipelineRun {
 };
 
 // What an unseeked run of n frames delivers: the frames a seek must reproduce.
-std::vector<Frame> UnseekedFrames(int64_t n) {
-  AppsinkRun run(n);
+std::vector<Frame> UnseekedFrames(int64_t n, const std::string& caps = "video/x-raw") {
+  AppsinkRun run(n, caps);
   EXPECT_TRUE(run.Play());
   Pulled pulled = run.PullToEos();
   EXPECT_EQ(pulled.frames.size(), static_cast<size_t>(n));
@@ -1171,6 +1184,140 @@ TEST(DitsrcSeek, ReverseRatesAndLiveStreamsAreRefused) {
   EXPECT_TRUE(seeking.answered);
   EXPECT_FALSE(seeking.seekable);
   EXPECT_FALSE(live.Seek(8));
+}
+
+// In frames (GST_FORMAT_DEFAULT), as an editor seeks: basesrc converts through ditsrc's CONVERT
+// query, and the frames are those of an unseeked run.
+TEST(DitsrcSeek, InFramesGivesThoseFrames) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  ASSERT_TRUE(run.Play());
+  gst_sample_unref(run.Pull());
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(
+      gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, flags, GST_SEEK_TYPE_SET, 5, GST_SEEK_TYPE_SET, 9));
+  const auto [frames, pts] = run.PullToEos();
+  EXPECT_EQ(frames.size(), 4u) << "frames 5 to 8";
+  ExpectFramesFrom(frames, pts, unseeked, 5);
+}
+
+// ---- queries ----
+
+gint64 Convert(GstElement* e, GstFormat from, gint64 value, GstFormat to) {
+  gint64 out = -2;
+  EXPECT_TRUE(gst_element_query_convert(e, from, value, to, &out))
+      << gst_format_get_name(from) << " " << value << " to " << gst_format_get_name(to);
+  return out;
+}
+
+// At 3/1 in 64x64 RGB (12288 bytes a frame): frames, time and bytes, both ways.
+TEST(DitsrcQueries, ConvertBetweenFramesTimeAndBytes) {
+  AppsinkRun run(kClipFrames, "video/x-raw,format=RGB,framerate=3/1");
+  ASSERT_TRUE(run.Play());
+  gst_sample_unref(run.Pull());
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_DEFAULT, 5, GST_FORMAT_TIME), 1'666'666'666);
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_TIME, 1'666'666'666, GST_FORMAT_DEFAULT), 5);
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_TIME, 1'666'666'665, GST_FORMAT_DEFAULT), 4);
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_DEFAULT, 2, GST_FORMAT_BYTES), 2 * 12288);
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_BYTES, 2 * 12288 + 5, GST_FORMAT_DEFAULT), 2);
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_BYTES, 3 * 12288, GST_FORMAT_TIME), 1'000'000'000);
+  EXPECT_EQ(Convert(run.src, GST_FORMAT_DEFAULT, -1, GST_FORMAT_TIME), -1) << "none stays none";
+  gint64 out = 0;
+  EXPECT_FALSE(gst_element_query_convert(run.src, GST_FORMAT_PERCENT, 5, GST_FORMAT_TIME, &out));
+}
+
+// ---- renegotiation mid-stream ----
+
+struct Delivered {
+  Frame bytes;
+  GstClockTime pts, duration;
+  guint64 offset;
+  int fps_n, fps_d;
+  GstVideoFormat format;
+};
+
+// Waits (up to 30 s) for the engine to have decoded `frames` frames of its first clip.
+bool WaitForDecoded(GstBus* bus, int frames) {
+  while (GstMessage* m = PopMessage(bus, GST_MESSAGE_ELEMENT, 30000)) {
+    const GstStructure* st = gst_message_get_structure(m);
+    int step = 0;
+    const bool done = gst_structure_has_name(st, "ditstream-progress") &&
+                      g_strcmp0(gst_structure_get_string(st, "stage"), "decode") == 0 &&
+                      gst_structure_get_int(st, "step", &step) && step >= frames;
+    gst_message_unref(m);
+    if (done) return true;
+  }
+  return false;
+}
+
+// Pulls 3 frames, waits until ditsrc has frames queued ahead (decoded past the ones appsink and
+// the blocked push hold), has the capsfilter ask for `caps`, then pulls to EOS: every frame with
+// the caps it came in.
+std::vector<Delivered> RunAcrossRenegotiation(const char* first_caps, const char* caps) {
+  AppsinkRun run(kClipFrames, first_caps);
+  run.Backpressure();
+  EXPECT_TRUE(run.Play());
+  std::vector<Delivered> delivered;
+  while (GstSample* sample = run.Pull()) {
+    GstBuffer* b = gst_sample_get_buffer(sample);
+    GstVideoInfo info;
+    EXPECT_TRUE(gst_video_info_from_caps(&info, gst_sample_get_caps(sample)));
+    delivered.push_back({Bytes(b), GST_BUFFER_PTS(b), GST_BUFFER_DURATION(b), GST_BUFFER_OFFSET(b), info.fps_n,
+                         info.fps_d, GST_VIDEO_INFO_FORMAT(&info)});
+    gst_sample_unref(sample);
+    if (delivered.size() == 3) {
+      EXPECT_TRUE(WaitForDecoded(run.bus, 8));
+      run.Renegotiate(caps);
+    }
+  }
+  EXPECT_TRUE(run.AtEos());
+  EXPECT_EQ(PopMessage(run.bus, GST_MESSAGE_ERROR, 0), nullptr);
+  return delivered;
+}
+
+// Downstream asks for 16/1 after a few frames at 8/1: the frames go on from the last one's end,
+// a sixteenth of a second each, never back in time, and the pictures are the stream's next ones.
+TEST(DitsrcRenegotiation, ANewRateGoesOnFromTheLastFramesEnd) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames, "video/x-raw,framerate=8/1");
+  const std::vector<Delivered> got = RunAcrossRenegotiation("video/x-raw,framerate=8/1", "video/x-raw,framerate=16/1");
+  ASSERT_EQ(got.size(), static_cast<size_t>(kClipFrames));
+  size_t first_at_16 = got.size();
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Delivered& d = got[i];
+    EXPECT_EQ(d.offset, i);
+    EXPECT_TRUE(d.bytes == unseeked[i]) << "frame " << i;
+    EXPECT_EQ(d.duration, FrameTime(1, d.fps_n, d.fps_d)) << "frame " << i << " lasts a frame at its caps' rate";
+    EXPECT_EQ(d.pts, i == 0 ? 0 : got[i - 1].pts + got[i - 1].duration) << "frame " << i;
+    if (d.fps_n == 16 && first_at_16 == got.size()) first_at_16 = i;
+    if (i > first_at_16) {
+      EXPECT_EQ(d.fps_n, 16) << "frame " << i;
+    }
+  }
+  EXPECT_GE(first_at_16, 3u);
+  ASSERT_LT(first_at_16, got.size()) << "the rate never changed";
+  EXPECT_EQ(got.back().pts, FrameTime(first_at_16, 8, 1) + FrameTime(kClipFrames - 1 - first_at_16, 16, 1));
+}
+
+// RGB, then I420 after a few frames: the frames queued in RGB are dropped and made again in I420,
+// each at its own time.
+TEST(DitsrcRenegotiation, ANewFormatKeepsEachPictureAtItsTime) {
+  const std::vector<Frame> rgb = UnseekedFrames(kClipFrames, "video/x-raw,format=RGB");
+  const std::vector<Frame> i420 = UnseekedFrames(kClipFrames, "video/x-raw,format=I420");
+  const std::vector<Delivered> got = RunAcrossRenegotiation("video/x-raw,format=RGB", "video/x-raw,format=I420");
+  ASSERT_EQ(got.size(), static_cast<size_t>(kClipFrames));
+  bool changed = false;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Delivered& d = got[i];
+    EXPECT_EQ(d.offset, i);
+    EXPECT_EQ(d.pts, FrameTime(i, kFpsNum, kFpsDen)) << "frame " << i;
+    const bool is_i420 = d.format == GST_VIDEO_FORMAT_I420;
+    if (changed) {
+      EXPECT_TRUE(is_i420) << "frame " << i;
+    }
+    changed = changed || is_i420;
+    EXPECT_TRUE(d.bytes == (is_i420 ? i420 : rgb)[i]) << "frame " << i << " is not the stream's frame " << i;
+  }
+  EXPECT_TRUE(changed) << "the format never changed";
 }
 
 // ---- the bundled model, once it exists ----

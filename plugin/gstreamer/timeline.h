@@ -1,0 +1,37 @@
+// The times of a stream's frames, whose rate may change mid-stream (downstream renegotiates):
+// each rate holds from the frame at which it was negotiated, so the timestamps go on from where
+// the old rate left them instead of jumping back to where the new rate would have put them.
+// Plain arithmetic, tested without GStreamer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ditsrc {
+
+class Timeline {
+ public:
+  // One rate (frames per second, num/den, both > 0) from frame 0 at time 0.
+  void Reset(int num, int den);
+  // Frames from `frame` on are at num/den (on an empty timeline: from frame 0). Changes recorded
+  // after `frame` are forgotten: a seek back before them made the stream again.
+  void ChangeRate(uint64_t frame, int num, int den);
+  // No rate yet: every time is 0.
+  bool empty() const { return spans_.empty(); }
+
+  // Frame n's start in nanoseconds, computed from its span's first frame so it never drifts
+  // (a time is rounded down to whole nanoseconds).
+  uint64_t Time(uint64_t frame) const;
+  // The frame showing at `ns`: the last one whose Time() is not after it.
+  uint64_t FrameAt(uint64_t ns) const;
+
+ private:
+  struct Span {
+    uint64_t first_frame, first_time;
+    int num, den;
+  };
+  const Span& SpanOfFrame(uint64_t frame) const;
+  std::vector<Span> spans_;
+};
+
+}  // namespace ditsrc
