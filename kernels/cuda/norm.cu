@@ -222,6 +222,30 @@ __global__ void __launch_bounds__(kThreads) RmsNormRegsKernel(RowLayout x, const
   }
 }
 
+// RmsNormKernel on 4-element vectors for aligned rows wider than the register kernels hold (the
+// 14B's 5120): one vector access a lane and turn instead of four scalar ones, the row read twice
+// (the second time from L1, as LayerNormKernel4 does), with RmsNormRegsKernel's per-vector sums.
+template <class Elem>
+__global__ void __launch_bounds__(kThreads) RmsNormKernel4(RowLayout x, const float* weight, float eps) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  if (row >= x.count) return;
+  const int lane = threadIdx.x % kWarpSize;
+  const int64_t vectors = x.width / 4;
+  Elem* xr = reinterpret_cast<Elem*>(x.Row(row));
+  float sq = 0.0f;
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 a = Load4(xr, i);
+    sq += (a.x * a.x + a.y * a.y) + (a.z * a.z + a.w * a.w);
+  }
+  const float inv = rsqrtf(WarpSum(sq) / static_cast<float>(x.width) + eps);
+  const float4* w = reinterpret_cast<const float4*>(weight);
+  for (int64_t i = lane; i < vectors; i += kWarpSize) {
+    const float4 a = Load4(xr, i), wi = w[i];
+    const float out[4] = {a.x * inv * wi.x, a.y * inv * wi.y, a.z * inv * wi.z, a.w * inv * wi.w};
+    Store4(xr, i, out);
+  }
+}
+
 // The register-resident kernel with the fewest vectors per lane that holds a row of `vectors`
 // (a multiple of 4 up to kMaxRegVectors), launched by `launch`; false when the row is wider.
 template <class Launch>
@@ -272,8 +296,9 @@ dim3 RowBlocks(int64_t rows) { return dim3(static_cast<unsigned>(CeilDiv64(rows,
 Status LayerNorm(const Context& ctx, const Tensor& x, const LayerNormVectors& vectors, float eps, const Tensor& y) {
   const RowLayout xl = RowsOf(x), yl = RowsOf(y);
   if (x.dtype != DType::kF32 || yl.count != xl.count || yl.width != xl.width) {
-    return Error(Code::kInvalidArgument, "CUDA layer_norm: x {} ({}) and y {} must be F32 rows and rows of the same shape",
-                 x.shape_string(), DTypeName(x.dtype), y.shape_string());
+    return Error(Code::kInvalidArgument,
+                 "CUDA layer_norm: x {} ({}) and y {} must be F32 rows and rows of the same shape", x.shape_string(),
+                 DTypeName(x.dtype), y.shape_string());
   }
   if (xl.count == 0) return Status::Ok();
   if (y.dtype != DType::kF32 && y.dtype != DType::kBF16) {
@@ -312,21 +337,27 @@ Status RmsNorm(const Context& ctx, const Tensor& x, const float* weight, float e
   const RowLayout xl = RowsOf(x);
   if (xl.count == 0) return Status::Ok();
   const bool bf16 = x.dtype == DType::kBF16;
-  if ((bf16 || x.dtype == DType::kF32) && xl.width % 4 == 0 && RowsAligned(xl, bf16 ? 8 : 16) && Aligned(weight, 16) &&
-      WithRegVectors(xl.width / 4, [&](auto vec) {
+  const dim3 grid = RowBlocks(xl.count);
+  const bool vectorised =
+      (bf16 || x.dtype == DType::kF32) && xl.width % 4 == 0 && RowsAligned(xl, bf16 ? 8 : 16) && Aligned(weight, 16);
+  const bool in_registers =
+      vectorised && WithRegVectors(xl.width / 4, [&](auto vec) {
         if (bf16) {
-          RmsNormRegsKernel<decltype(vec)::value, __nv_bfloat16>
-              <<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+          RmsNormRegsKernel<decltype(vec)::value, __nv_bfloat16><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps);
         } else {
-          RmsNormRegsKernel<decltype(vec)::value, float>
-              <<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+          RmsNormRegsKernel<decltype(vec)::value, float><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps);
         }
-      })) {
+      });
+  if (in_registers) {
     // launched
+  } else if (vectorised && bf16) {
+    RmsNormKernel4<__nv_bfloat16><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps);
+  } else if (vectorised) {
+    RmsNormKernel4<float><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps);
   } else if (bf16) {
-    RmsNormKernel<__nv_bfloat16><<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+    RmsNormKernel<__nv_bfloat16><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps);
   } else if (x.dtype == DType::kF32) {
-    RmsNormKernel<float><<<RowBlocks(xl.count), kThreads, 0, ctx.stream>>>(xl, weight, eps);
+    RmsNormKernel<float><<<grid, kThreads, 0, ctx.stream>>>(xl, weight, eps);
   } else {
     return Error(Code::kInvalidArgument, "CUDA rms_norm: x is {}, not F32 or BF16", DTypeName(x.dtype));
   }
