@@ -2,6 +2,8 @@
 //
 // The muxer writes through our own AVIOContext onto the OutputFile, so the temporary-file-and-rename
 // scheme and its error messages (the user's path, the real errno) hold for libav output too.
+#include <string_view>
+
 #include "libav.h"
 #include "output_file.h"
 #include "writer_impl.h"
@@ -126,7 +128,19 @@ Status EncodedWriter::open_muxer(const VideoFormat& format) {
   muxer_->flags |= AVFMT_FLAG_CUSTOM_IO;
   if (!format.title.empty()) av_dict_set(&muxer_->metadata, "title", format.title.c_str(), 0);
   if (!format.provenance.empty()) av_dict_set(&muxer_->metadata, "comment", format.provenance.c_str(), 0);
-  if (int err = avformat_write_header(muxer_, nullptr); err < 0) return muxer_error("cannot start", err);
+  // QuickTime's title and comment atoms (.mov) hold a 16-bit length: FFmpeg would cut a longer
+  // value (a prompt over 64 KB, or its provenance record, which holds the prompt too) at that length
+  // modulo 65536. Such values go as metadata-keys atoms (32-bit sizes), which FFmpeg and QuickTime
+  // also read; short ones keep the classic atoms that every player shows.
+  AVDictionary* options = nullptr;
+  constexpr size_t kQuickTimeAtomMax = 65535;
+  if (std::string_view(muxer_->oformat->name) == "mov" &&
+      (format.title.size() > kQuickTimeAtomMax || format.provenance.size() > kQuickTimeAtomMax)) {
+    av_dict_set(&options, "movflags", "use_metadata_tags", 0);
+  }
+  const int err = avformat_write_header(muxer_, &options);
+  av_dict_free(&options);
+  if (err < 0) return muxer_error("cannot start", err);
   return {};
 }
 

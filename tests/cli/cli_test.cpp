@@ -462,6 +462,23 @@ TEST_F(CliTest, VideoFileCarriesItsProvenanceUnlessAskedNot) {
   }
 }
 
+// A prompt over 64 KB (QuickTime's title atom holds a 16-bit length) reaches a .mov whole, as
+// title and inside the provenance comment, which stays complete JSON.
+TEST_F(CliTest, MovKeepsAPromptOver64KbWhole) {
+  if (!have_program("ffprobe")) GTEST_SKIP() << "ffprobe not installed";
+  std::string prompt;
+  while (prompt.size() <= 70000) prompt += "a green triangle moving left ";
+  fs::path out = dir_ / "long.mov";
+  RunResult r = ditgen({"--prompt", prompt, "-o", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto tags = ffprobe_tags(out);
+  EXPECT_EQ(tags["tag:title"].size(), prompt.size());
+  EXPECT_TRUE(tags["tag:title"] == prompt);
+  const std::string& comment = tags["tag:comment"];
+  EXPECT_NE(comment.find("\"prompt\":\"" + prompt + "\""), std::string::npos) << "the provenance lacks the prompt";
+  EXPECT_TRUE(!comment.empty() && comment.back() == '}') << "the provenance JSON was cut";
+}
+
 TEST_F(CliTest, DefaultModelMakesItsNativeMp4) {
   if (!have_program("ffprobe")) GTEST_SKIP() << "ffprobe not installed";
   Expected native;
