@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstring>
 #include <deque>
 #include <iterator>
@@ -703,6 +704,69 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   return TRUE;
 }
 
+// A printf-formatted std::string (GLib's, so that the element needs nothing beyond GLib for it).
+std::string Printf(const char* format, ...) G_GNUC_PRINTF(1, 2);
+std::string Printf(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  gchar* text = g_strdup_vprintf(format, args);
+  va_end(args);
+  std::string out(text);
+  g_free(text);
+  return out;
+}
+
+// What the model makes, in words, for a negotiation error: sizes and rate from the properties or
+// the model's ranges.
+std::string WhatTheModelMakes(const State& s) {
+  const ds_model_info& m = s.model;
+  auto dimension = [&](const char* name, int lo, int hi, int step) {
+    const int fixed = static_cast<int>(OptionNumber(s, name));
+    return fixed > 0 ? Printf("%s %d (property)", name, fixed)
+                     : Printf("%s %d to %d in steps of %d", name, lo, hi, MAX(step, 1));
+  };
+  int num = 0, den = 1;
+  const std::string rate = FixedRate(s, &num, &den) ? Printf("framerate %d/%d (fps property)", num, den)
+                                                    : Printf("framerate up to %d/1", MaxRate());
+  return Printf("RGB, RGBA, I420 or NV12 (YUV in BT.601 or BT.709, limited range), %s, %s, %s",
+                dimension("width", m.min_width, m.max_width, m.width_step).c_str(),
+                dimension("height", m.min_height, m.max_height, m.height_step).c_str(), rate.c_str());
+}
+
+// basesrc's negotiation, with the reason when downstream accepts nothing the model makes (basesrc
+// alone says only "not-negotiated"): what ditsrc makes, and what downstream accepts in the details.
+gboolean Negotiate(GstBaseSrc* bsrc) {
+  if (GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->negotiate(bsrc)) return TRUE;
+  auto* self = GST_DIT_SRC(bsrc);
+  GstCaps* theirs = gst_pad_peer_query_caps(GST_BASE_SRC_PAD(bsrc), nullptr);
+  if (theirs == nullptr) return FALSE;
+  GstCaps* ours = GetCaps(bsrc, nullptr);
+  GstCaps* common = GetCaps(bsrc, theirs);  // what downstream accepts of ours, colorimetries judged
+  std::string made;
+  {
+    State& s = *self->s;
+    std::lock_guard lk(s.mu);
+    if (s.started && gst_caps_is_empty(common)) {
+      made = Printf("model '%s' makes here: %s", s.model.family ? s.model.family : "", WhatTheModelMakes(s).c_str());
+    }
+  }
+  if (!made.empty()) {
+    gchar* theirs_text = gst_caps_to_string(theirs);
+    gchar* ours_text = gst_caps_to_string(ours);
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                      ("Downstream accepts no video that %s. A videoconvert, videoscale or videorate in between "
+                       "converts.",
+                       made.c_str()),
+                      ("downstream accepts %s; ditsrc makes %s", theirs_text, ours_text));
+    g_free(theirs_text);
+    g_free(ours_text);
+  }
+  gst_caps_unref(common);
+  gst_caps_unref(ours);
+  gst_caps_unref(theirs);
+  return FALSE;
+}
+
 // Like videotestsrc: without a video pool, basesrc hands out blocksize (4096-byte) buffers.
 gboolean DecideAllocation(GstBaseSrc* bsrc, GstQuery* query) {
   GstCaps* caps = nullptr;
@@ -1236,6 +1300,7 @@ static void gst_dit_src_class_init(GstDitSrcClass* klass) {
 
   basesrc_class->get_caps = GetCaps;
   basesrc_class->fixate = Fixate;
+  basesrc_class->negotiate = Negotiate;
   basesrc_class->set_caps = SetCaps;
   basesrc_class->decide_allocation = DecideAllocation;
   basesrc_class->start = Start;

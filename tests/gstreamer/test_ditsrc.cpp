@@ -746,6 +746,33 @@ TEST(DitsrcErrors, UnsupportedSizeFailsTheStateChangeWithSettings) {
   g_error_free(err);
 }
 
+// Downstream that accepts nothing the model makes (a width off the model's steps, a YUV
+// colorimetry it does not make) gets an error that says what the model makes, ahead of basesrc's
+// bare "not-negotiated", with both sides' caps in the details.
+TEST(DitsrcErrors, NothingInCommonWithDownstreamSaysWhatTheModelMakes) {
+  for (auto [caps, theirs] : {std::pair{"video/x-raw,width=65", "width=(int)65"},
+                              {"video/x-raw,format=I420,colorimetry=bt2020", "colorimetry=(string)bt2020"}}) {
+    SCOPED_TRACE(caps);
+    PipelineRun run(("capsfilter caps=\"" + std::string(caps) + "\" ! fakesink").c_str());
+    gst_element_set_state(run.pipeline, GST_STATE_PLAYING);
+    GstMessage* m = PopMessage(run.bus, GST_MESSAGE_ERROR, 30000);
+    ASSERT_NE(m, nullptr);
+    GError* err = nullptr;
+    gchar* details = nullptr;
+    gst_message_parse_error(m, &err, &details);
+    gst_message_unref(m);
+    EXPECT_TRUE(g_error_matches(err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION)) << err->message;
+    const std::string message = err->message, debug = details ? details : "";
+    for (const char* said : {"in steps of", "BT.709", "I420", "videoconvert"}) {
+      EXPECT_NE(message.find(said), std::string::npos) << said << " missing from: " << message;
+    }
+    EXPECT_NE(debug.find(std::string("downstream accepts video/x-raw, ")), std::string::npos) << debug;
+    EXPECT_NE(debug.find(theirs), std::string::npos) << "downstream's caps missing from: " << debug;
+    g_error_free(err);
+    g_free(details);
+  }
+}
+
 // ---- cancellation and flushing ----
 
 // Liveness, not a benchmark: the bound is twice the one-second goal.
