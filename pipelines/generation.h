@@ -9,6 +9,7 @@
 
 #include "core/frame.h"
 #include "ditstream.h"
+#include "pipelines/flow_sampler.h"
 #include "pipelines/options.h"
 
 namespace ds {
@@ -107,18 +108,20 @@ struct ModelInfo {
   int min_frames = 0, max_frames = 0, frames_step = 0;
   int default_steps = 0;
   double default_guidance = 0, default_shift = 0;
+  SamplerKind default_sampler = SamplerKind::kEuler;
   int continuation_prefix_frames = 0;
 };
 
 // The sampling a generation runs: each option where it is set, the model's default where its
-// sentinel says so (steps 0, guidance < 0, shift ≤ 0).
+// sentinel says so (steps 0, guidance < 0, shift ≤ 0, sampler auto).
 struct Sampling {
   int steps;
   double guidance, shift;
+  SamplerKind sampler;
 };
 inline Sampling ResolveSampling(const Options& opts, const ModelInfo& info) {
   return {opts.steps ? opts.steps : info.default_steps, opts.guidance >= 0 ? opts.guidance : info.default_guidance,
-          opts.shift > 0 ? opts.shift : info.default_shift};
+          opts.shift > 0 ? opts.shift : info.default_shift, ResolveSampler(opts.sampler, info.default_sampler)};
 }
 
 }  // namespace ds

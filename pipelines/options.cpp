@@ -14,7 +14,7 @@ constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a doubl
 
 // The table. min/max bound numeric options; the help text documents sentinels. Append new options at
 // the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
-constexpr std::array<ds_option_info, 14> kOptions = {{
+constexpr std::array<ds_option_info, 15> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0, "Model to load: a model folder path, or the name of a bundled model (demo)",
      0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
@@ -39,6 +39,10 @@ constexpr std::array<ds_option_info, 14> kOptions = {{
      "Wan2.1 VAE decode: off streams every frame as it is decoded; on decodes 256-pixel tiles one after "
      "another (bounded memory, frames come at the end); auto tiles when streaming would not fit (in half "
      "the RAM, or most of a GPU's free memory)",
+     1},
+    {"sampler", DS_OPT_STRING, "auto", 0, 0,
+     "Sampler of the flow schedule: euler (flow-matching Euler), unipc (UniPC multistep, order 2) or auto (the "
+     "model's: a Wan2.1 folder's scheduler config, Euler for the demo model)",
      1},
 }};
 
@@ -119,6 +123,11 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
         return Error(Code::kInvalidArgument, "option 'vae-tiling': '{}' is not one of auto, on, off", value);
       }
       opts.vae_tiling = value;
+    } else if (n == "sampler") {
+      if (value != "auto" && value != "euler" && value != "unipc") {
+        return Error(Code::kInvalidArgument, "option 'sampler': '{}' is not one of auto, euler, unipc", value);
+      }
+      opts.sampler = value;
     }
     return Status::Ok();
   }
@@ -158,6 +167,7 @@ Result<std::string> GetOption(const Options& opts, std::string_view name) {
   if (n == "negative-prompt") return opts.negative_prompt;
   if (n == "device") return opts.device;
   if (n == "vae-tiling") return opts.vae_tiling;
+  if (n == "sampler") return opts.sampler;
   if (n == "width") return std::to_string(opts.width);
   if (n == "height") return std::to_string(opts.height);
   if (n == "frames") return std::to_string(opts.frames);

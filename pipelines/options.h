@@ -23,6 +23,7 @@ struct Options {
   int64_t seed = 0;
   int threads = 0;
   std::string vae_tiling;  // auto, on, off
+  std::string sampler;     // auto, euler, unipc
 };
 
 std::span<const ds_option_info> OptionTable();

@@ -47,6 +47,7 @@ std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const Out
   j["steps"] = s.steps;
   j["guidance"] = s.guidance;
   j["shift"] = s.shift;
+  j["sampler"] = SamplerName(s.sampler);
   j["width"] = shape.width;
   j["height"] = shape.height;
   j["frames"] = shape.frames;

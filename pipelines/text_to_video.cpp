@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "kernels/registry.h"
+#include "pipelines/flow_sampler.h"
 #include "pipelines/noise.h"
 #include "pipelines/scheduler.h"
 
@@ -158,7 +159,8 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
   velocity_.resize(n);
   velocity_uncond_.resize(n);
 
-  const std::vector<float> sigmas = FlowSigmas(steps, shift);
+  FlowSampler sampler = sampling.sampler == SamplerKind::kUniPc ? FlowSampler::UniPc(steps, shift)
+                                                                : FlowSampler::Euler(FlowSigmas(steps, shift));
   for (int i = 0; i < steps; ++i) {
     if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
     if (prefix > 0) apply_prefix();
@@ -166,9 +168,9 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
     DitItem items[2];
     items[0] = {dit_in_.data(), cond->tokens.data(), cond->len, cond->pooled.data(), velocity_.data()};
     items[1] = {dit_in_.data(), uncond->tokens.data(), uncond->len, uncond->pooled.data(), velocity_uncond_.data()};
-    DS_TRY(model_->dit().Forward(*backend_, std::span<const DitItem>(items, cfg ? 2 : 1), sigmas[i], T, H, W));
+    DS_TRY(model_->dit().Forward(*backend_, std::span<const DitItem>(items, cfg ? 2 : 1), sampler.sigma(i), T, H, W));
     if (cfg) ApplyGuidance(velocity_, velocity_uncond_, guidance);
-    EulerStep(latent_, velocity_, sigmas[i], sigmas[i + 1]);
+    sampler.Step(i, velocity_, latent_);
     on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
   }
   if (prefix > 0) apply_prefix();

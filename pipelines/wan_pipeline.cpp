@@ -1,15 +1,14 @@
 #include "pipelines/wan_pipeline.h"
 
 #include <algorithm>
-#include <optional>
 #include <span>
 
 #include "core/decoder.h"
 #include "core/log.h"
 #include "core/wan/wan_vae_tiling.h"
+#include "pipelines/flow_sampler.h"
 #include "pipelines/noise.h"
 #include "pipelines/scheduler.h"
-#include "pipelines/unipc.h"
 
 namespace ds {
 namespace {
@@ -32,35 +31,12 @@ bool UseVaeTiles(const WanVaeDecoder& vae, const Backend& be, const VaeTiles& ti
   return tile;
 }
 
-// The scheduler a Wan folder declares, behind one interface: the DiT's timestep of each step and the
-// update of the latents from the guided flow prediction.
-class Sampler {
- public:
-  Sampler(const WanSchedulerConfig& c, int steps, double shift) {
-    if (c.kind == WanSchedulerConfig::Kind::kUniPc) {
-      unipc_.emplace(steps, shift, c.train_timesteps);
-    } else {
-      sigmas_ = FlowMatchEulerSigmas(steps, shift, c.train_timesteps);
-    }
-    train_timesteps_ = c.train_timesteps;
-  }
-  float timestep(int i) const {
-    if (unipc_) return static_cast<float>(unipc_->schedule().timesteps[i]);
-    return sigmas_[i] * static_cast<float>(train_timesteps_);
-  }
-  void Step(int i, std::span<const float> v, std::span<float> x) {
-    if (unipc_) {
-      unipc_->Step(v, x);
-    } else {
-      EulerStep(x, v, sigmas_[i], sigmas_[i + 1]);
-    }
-  }
-
- private:
-  std::optional<UniPcSampler> unipc_;
-  std::vector<float> sigmas_;  // flow Euler: steps + 1, ending with 0
-  int train_timesteps_ = 1000;
-};
+// Wan's samplers on the folder's training scale; Euler with diffusers' FlowMatchEulerDiscreteScheduler
+// spacing.
+FlowSampler MakeSampler(SamplerKind kind, const WanSchedulerConfig& c, int steps, double shift) {
+  if (kind == SamplerKind::kUniPc) return FlowSampler::UniPc(steps, shift, c.train_timesteps);
+  return FlowSampler::Euler(FlowMatchEulerSigmas(steps, shift, c.train_timesteps), c.train_timesteps);
+}
 
 Status Cancelled() { return Error(Code::kCancelled, "generation cancelled"); }
 
@@ -96,6 +72,8 @@ ModelInfo WanPipeline::Info() const {
   info.default_steps = WanDefaults::kSteps;
   info.default_guidance = WanDefaults::kGuidance;
   info.default_shift = m.scheduler().shift;
+  info.default_sampler =
+      m.scheduler().kind == WanSchedulerConfig::Kind::kUniPc ? SamplerKind::kUniPc : SamplerKind::kEuler;
   info.continuation_prefix_frames = 0;
   return info;
 }
@@ -161,7 +139,7 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
     return Error(Code::kInternal, "Wan: initial latents hold {} values, the {}x{}x{} clip needs {}", latent.size(),
                  shape.width, shape.height, shape.frames, n);
   }
-  const auto [steps, guidance, shift] = ResolveSampling(opts, Info());
+  const auto [steps, guidance, shift, sampler_kind] = ResolveSampling(opts, Info());
   // As diffusers' WanPipeline: the unconditional pass runs only when guidance > 1.
   const bool cfg = guidance > 1.0;
 
@@ -179,7 +157,7 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
   velocity_.resize(n);
   if (cfg) velocity_uncond_.resize(n);
   WanTransformer& dit = model_->transformer();
-  Sampler sampler(model_->scheduler(), steps, shift);
+  FlowSampler sampler = MakeSampler(sampler_kind, model_->scheduler(), steps, shift);
   for (int i = 0; i < steps; ++i) {
     if (cancel.load(std::memory_order_relaxed)) return Cancelled();
     const float t = sampler.timestep(i);

@@ -555,7 +555,7 @@ TEST(DitsrcProperties, EveryTableOptionIsAPropertyWithTheTablesTypeRangeAndDefau
 std::vector<std::string> CandidateValues(const ds_option_info& o) {
   std::vector<std::string> tries;
   if (o.type == DS_OPT_STRING) {
-    tries = {"a green square moving up", "cpu", "on"};
+    tries = {"a green square moving up", "cpu", "on", "unipc"};
   } else {
     const double mid = o.type == DS_OPT_INT ? std::floor((o.min + o.max) / 2) : (o.min + o.max) / 2 + 0.25;
     for (double v : {o.min, mid, o.max}) {

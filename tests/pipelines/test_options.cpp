@@ -21,7 +21,7 @@ TEST(Options, TableIsWellFormed) {
     }
   }
   for (const char* required : {"model", "prompt", "negative-prompt", "width", "height", "frames", "fps", "steps",
-                               "guidance", "shift", "seed", "device", "threads", "vae-tiling"}) {
+                               "guidance", "shift", "seed", "device", "threads", "vae-tiling", "sampler"}) {
     EXPECT_TRUE(names.count(required)) << required;
   }
 }
@@ -84,6 +84,9 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_FALSE(SetOption(o, "vae-tiling", "true").ok());
   EXPECT_TRUE(SetOption(o, "vae_tiling", "on").ok());
   EXPECT_EQ(o.vae_tiling, "on");
+  EXPECT_FALSE(SetOption(o, "sampler", "dpm++").ok());
+  EXPECT_TRUE(SetOption(o, "sampler", "unipc").ok());
+  EXPECT_EQ(o.sampler, "unipc");
   EXPECT_FALSE(SetOption(o, "model", "").ok());
   EXPECT_FALSE(SetOption(o, "prompt", "").ok());
   EXPECT_FALSE(SetOption(o, "prompt", "  \n").ok());

@@ -44,5 +44,24 @@ TEST(Provenance, NamesASymlinkedModelByItsLinkName) {
   fs::remove_all(dir, ec);
 }
 
+// The sampler is recorded as it ran: the option's "auto" resolved to the model's own.
+TEST(Provenance, RecordsTheSamplerThatRan) {
+  auto recorded = [](const std::string& option, SamplerKind model_default) {
+    Options opts;
+    opts.model = "demo";
+    opts.sampler = option;
+    ModelInfo info;
+    info.family = "wan2.1";
+    info.default_sampler = model_default;
+    const nlohmann::json j = nlohmann::json::parse(ProvenanceJson(opts, info, OutputShape{64, 64, 16}, "cpu", 2));
+    EXPECT_EQ(j["options"]["sampler"], option) << "the table's copy keeps the option as set";
+    return j["sampler"].get<std::string>();
+  };
+  EXPECT_EQ(recorded("auto", SamplerKind::kUniPc), "unipc");
+  EXPECT_EQ(recorded("auto", SamplerKind::kEuler), "euler");
+  EXPECT_EQ(recorded("euler", SamplerKind::kUniPc), "euler");
+  EXPECT_EQ(recorded("unipc", SamplerKind::kEuler), "unipc");
+}
+
 }  // namespace
 }  // namespace ds

@@ -349,12 +349,19 @@ TEST_F(WanCApi, FlowEulerFromTheSchedulerFolder) {
   }
   Load();
   const Collected unipc = Generate();
+  Set("sampler", "euler");  // the option overrides the folder's sampler, between clips
+  const Collected euler_by_option = Generate();
+  Set("sampler", "auto");
   Set("model", dir.string());
   Load();
   const Collected euler = Generate();
+  Set("sampler", "unipc");
+  const Collected unipc_by_option = Generate();
   fs::remove_all(dir);
   ASSERT_EQ(euler.frames.size(), 9u);
   EXPECT_NE(euler.frames, unipc.frames);
+  EXPECT_EQ(euler_by_option.frames, euler.frames) << "sampler=euler is the Euler folder's sampling";
+  EXPECT_EQ(unipc_by_option.frames, unipc.frames) << "sampler=unipc is the UniPC folder's sampling";
 }
 
 // A scheduler whose shift is zero or negative is a broken model, not black frames.

@@ -21,7 +21,7 @@ std::string Explanation(const ds_option_info& o) {
 
 // FFmpeg's frei0r_src passes parameters by position, so positions are part of users' command lines:
 // the table's options up to 'threads', then prompt-file and options, then options the table gained
-// since (vae-tiling), at the end where they move nothing.
+// since (vae-tiling, sampler), at the end where they move nothing.
 constexpr std::string_view kLastOriginalOption = "threads";
 
 std::vector<Param> BuildParams() {
