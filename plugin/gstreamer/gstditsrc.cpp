@@ -657,7 +657,7 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   // frames queued in the old one (and the generator's format may only change between ds_generate
   // calls).
   if (resize || reformat) StopWorker(s);
-  std::lock_guard lk(s.mu);
+  std::unique_lock lk(s.mu);
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
     s.can_continue = false;
@@ -679,9 +679,10 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   // next frame to push (ds_seek), so that each timestamp keeps its picture. (Live streams skip the
   // dropped frames instead: making the stream again up to now could take long.)
   const bool renegotiated = reformat && !resize && s.negotiated;
+  const bool rate_changed = s.negotiated && (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d);
   if (!s.negotiated) {
     s.timeline.Reset(info.fps_n, info.fps_d);
-  } else if (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d) {
+  } else if (rate_changed) {
     // A new rate holds from the next frame to push on: the timestamps go on from the last frame's
     // end (and a live stream's schedule from its anchor), as if the stream had had it from there.
     s.timeline.ChangeRate(s.pushed, info.fps_n, info.fps_d);
@@ -695,11 +696,20 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   if (renegotiated && !gst_base_src_is_live(bsrc) && !GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
     s.seek_to = s.timeline.Time(s.pushed);
   }
-  // The stream's length in time, for the SEEKING query and seeks relative to the end.
-  if (s.total != kEndless) {
+  // The stream's length in time, for the SEEKING query and seeks relative to the end (live, the
+  // timestamps are running times: no length in time).
+  const bool live = gst_base_src_is_live(bsrc), finite = s.total != kEndless;
+  if (finite && !live) {
     GST_OBJECT_LOCK(self);
     bsrc->segment.duration = static_cast<gint64>(s.timeline.Time(static_cast<uint64_t>(s.total)));
     GST_OBJECT_UNLOCK(self);
+  }
+  lk.unlock();
+  // A new rate changes the latency (one frame) and the length: the pipeline asks again. Posted
+  // without the lock, since a bus sync handler may query the element.
+  if (rate_changed && live) gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+  if (rate_changed && finite && !live) {
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_duration_changed(GST_OBJECT(self)));
   }
   return TRUE;
 }
@@ -1047,6 +1057,12 @@ gboolean AnswerDuration(GstDitSrc* self, GstQuery* query) {
   State& s = *self->s;
   GstFormat format;
   gst_query_parse_duration(query, &format, nullptr);
+  if (gst_base_src_is_live(GST_BASE_SRC(self))) {
+    // Live timestamps are running times, from whenever the pipeline started: the stream has no
+    // length in time to compare positions with.
+    gst_query_set_duration(query, format, -1);
+    return TRUE;
+  }
   ditsrc::Timeline timeline;
   std::lock_guard lk(s.mu);
   if (format != GST_FORMAT_TIME || !s.started || s.total == kEndless || !CurrentTimeline(s, &timeline)) return FALSE;
@@ -1109,6 +1125,22 @@ gboolean AnswerConvert(GstDitSrc* self, GstQuery* query) {
   return TRUE;
 }
 
+// The SEEKING query in frames (basesrc answers it in time only): seeks in frames work.
+gboolean AnswerSeekingInFrames(GstDitSrc* self, GstQuery* query) {
+  GstFormat format;
+  gst_query_parse_seeking(query, &format, nullptr, nullptr, nullptr);
+  if (format != GST_FORMAT_DEFAULT) return FALSE;
+  State& s = *self->s;
+  int64_t total;
+  {
+    std::lock_guard lk(s.mu);
+    total = s.total;
+  }
+  const bool seekable = !gst_base_src_is_live(GST_BASE_SRC(self));
+  gst_query_set_seeking(query, GST_FORMAT_DEFAULT, seekable, 0, seekable && total != kEndless ? total : -1);
+  return TRUE;
+}
+
 gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
   auto* self = GST_DIT_SRC(bsrc);
   switch (GST_QUERY_TYPE(query)) {
@@ -1120,6 +1152,9 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
       break;
     case GST_QUERY_CONVERT:
       return AnswerConvert(self, query);
+    case GST_QUERY_SEEKING:
+      if (AnswerSeekingInFrames(self, query)) return TRUE;
+      break;
     default:
       break;
   }

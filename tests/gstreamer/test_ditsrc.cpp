@@ -1279,8 +1279,12 @@ bool WaitForDecoded(GstBus* bus, int frames) {
 
 // Pulls 3 frames, waits until ditsrc has frames queued ahead (decoded past the ones appsink and
 // the blocked push hold), has the capsfilter ask for `caps`, then pulls to EOS: every frame with
-// the caps it came in.
-std::vector<Delivered> RunAcrossRenegotiation(const char* first_caps, const char* caps) {
+// the caps it came in, and whether ditsrc posted DURATION_CHANGED.
+struct AcrossRenegotiation {
+  std::vector<Delivered> delivered;
+  bool duration_changed = false;
+};
+AcrossRenegotiation RunAcrossRenegotiation(const char* first_caps, const char* caps) {
   AppsinkRun run(kClipFrames, first_caps);
   run.Backpressure();
   EXPECT_TRUE(run.Play());
@@ -1298,15 +1302,23 @@ std::vector<Delivered> RunAcrossRenegotiation(const char* first_caps, const char
     }
   }
   EXPECT_TRUE(run.AtEos());
-  EXPECT_EQ(PopMessage(run.bus, GST_MESSAGE_ERROR, 0), nullptr);
-  return delivered;
+  bool duration_changed = false;
+  while (GstMessage* m =
+             PopMessage(run.bus, static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_DURATION_CHANGED), 0)) {
+    EXPECT_NE(GST_MESSAGE_TYPE(m), GST_MESSAGE_ERROR);
+    duration_changed = duration_changed || GST_MESSAGE_SRC(m) == GST_OBJECT(run.src);
+    gst_message_unref(m);
+  }
+  return {std::move(delivered), duration_changed};
 }
 
 // Downstream asks for 16/1 after a few frames at 8/1: the frames go on from the last one's end,
 // a sixteenth of a second each, never back in time, and the pictures are the stream's next ones.
 TEST(DitsrcRenegotiation, ANewRateGoesOnFromTheLastFramesEnd) {
   const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames, "video/x-raw,framerate=8/1");
-  const std::vector<Delivered> got = RunAcrossRenegotiation("video/x-raw,framerate=8/1", "video/x-raw,framerate=16/1");
+  const auto [got, duration_changed] =
+      RunAcrossRenegotiation("video/x-raw,framerate=8/1", "video/x-raw,framerate=16/1");
+  EXPECT_TRUE(duration_changed) << "players must learn that the stream got shorter";
   ASSERT_EQ(got.size(), static_cast<size_t>(kClipFrames));
   size_t first_at_16 = got.size();
   for (size_t i = 0; i < got.size(); ++i) {
@@ -1330,7 +1342,8 @@ TEST(DitsrcRenegotiation, ANewRateGoesOnFromTheLastFramesEnd) {
 TEST(DitsrcRenegotiation, ANewFormatKeepsEachPictureAtItsTime) {
   const std::vector<Frame> rgb = UnseekedFrames(kClipFrames, "video/x-raw,format=RGB");
   const std::vector<Frame> i420 = UnseekedFrames(kClipFrames, "video/x-raw,format=I420");
-  const std::vector<Delivered> got = RunAcrossRenegotiation("video/x-raw,format=RGB", "video/x-raw,format=I420");
+  const std::vector<Delivered> got =
+      RunAcrossRenegotiation("video/x-raw,format=RGB", "video/x-raw,format=I420").delivered;
   ASSERT_EQ(got.size(), static_cast<size_t>(kClipFrames));
   bool changed = false;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -1345,6 +1358,52 @@ TEST(DitsrcRenegotiation, ANewFormatKeepsEachPictureAtItsTime) {
     EXPECT_TRUE(d.bytes == (is_i420 ? i420 : rgb)[i]) << "frame " << i << " is not the stream's frame " << i;
   }
   EXPECT_TRUE(changed) << "the format never changed";
+}
+
+// Live, a new rate is a new latency (one frame): ditsrc asks the pipeline to recompute it, or
+// a sink would keep holding frames for the old, longer one.
+TEST(DitsrcRenegotiation, ANewLiveRateAsksForANewLatency) {
+  AppsinkRun run(-1, "video/x-raw,framerate=8/1");
+  g_object_set(run.src, "is-live", TRUE, nullptr);
+  gst_element_set_state(run.pipeline, GST_STATE_PLAYING);  // live: no preroll to wait for
+  gst_sample_unref(run.Pull());
+  while (GstMessage* m = PopMessage(run.bus, GST_MESSAGE_LATENCY, 0)) gst_message_unref(m);
+  run.Renegotiate("video/x-raw,framerate=25/1");
+  bool asked = false;
+  for (int i = 0; i < 20 && !asked; ++i) {
+    if (GstSample* sample = run.Pull()) gst_sample_unref(sample);
+    while (GstMessage* m = PopMessage(run.bus, GST_MESSAGE_LATENCY, 0)) {
+      asked = asked || GST_MESSAGE_SRC(m) == GST_OBJECT(run.src);
+      gst_message_unref(m);
+    }
+  }
+  EXPECT_TRUE(asked);
+}
+
+// Frames seek (InFramesGivesThoseFrames), so the SEEKING query in frames says so; live, the
+// duration in time is unknown (timestamps are running times), so a position never passes it.
+TEST(DitsrcQueries, SeekingInFramesAndNoLiveDuration) {
+  {
+    AppsinkRun run(kClipFrames);
+    ASSERT_TRUE(run.Play());
+    gst_sample_unref(run.Pull());
+    GstQuery* q = gst_query_new_seeking(GST_FORMAT_DEFAULT);
+    ASSERT_TRUE(gst_element_query(run.src, q));
+    gboolean seekable = FALSE;
+    gint64 start = -2, end = -2;
+    gst_query_parse_seeking(q, nullptr, &seekable, &start, &end);
+    gst_query_unref(q);
+    EXPECT_TRUE(seekable);
+    EXPECT_EQ(start, 0);
+    EXPECT_EQ(end, kClipFrames);
+  }
+  AppsinkRun live(kClipFrames);
+  g_object_set(live.src, "is-live", TRUE, nullptr);
+  gst_element_set_state(live.pipeline, GST_STATE_PLAYING);
+  gst_sample_unref(live.Pull());
+  gint64 duration = 0;
+  const gboolean answered = gst_element_query_duration(live.src, GST_FORMAT_TIME, &duration);
+  EXPECT_TRUE(!answered || duration == -1) << "a live duration of " << duration;
 }
 
 // ---- the bundled model, once it exists ----
