@@ -91,6 +91,9 @@ struct State {
   // A seek's target time, turned into a frame index by the next fill() (the rate may not be
   // negotiated yet when a seek arrives), which starts the engine's stream afresh there (ds_seek).
   GstClockTime seek_to = GST_CLOCK_TIME_NONE;
+  // A seek in frames made before the rate was negotiated (queued in READY): its frames, which the
+  // first negotiation turns into the segment's times (-1: none).
+  int64_t unnegotiated_seek_start = -1, unnegotiated_seek_stop = -1;
   GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
@@ -629,6 +632,24 @@ bool ApplySize(GstDitSrc* self, int width, int height) {
   return gw == width && gh == height;
 }
 
+// A seek in frames made before the rate was known, at the times the negotiated rate gives its
+// frames (mu held, streaming thread: the segment goes out before the first buffer).
+void PlaceUnnegotiatedSeek(GstDitSrc* self) {
+  State& s = *self->s;
+  GstSegment& segment = GST_BASE_SRC(self)->segment;
+  GST_OBJECT_LOCK(self);
+  if (s.unnegotiated_seek_start >= 0) {
+    const auto start = static_cast<guint64>(s.timeline.Time(static_cast<uint64_t>(s.unnegotiated_seek_start)));
+    segment.start = segment.time = segment.position = start;
+    s.seek_to = start;
+  }
+  if (s.unnegotiated_seek_stop >= 0) {
+    segment.stop = static_cast<guint64>(s.timeline.Time(static_cast<uint64_t>(s.unnegotiated_seek_stop)));
+  }
+  GST_OBJECT_UNLOCK(self);
+  s.unnegotiated_seek_start = s.unnegotiated_seek_stop = -1;
+}
+
 gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   auto* self = GST_DIT_SRC(bsrc);
   State& s = *self->s;
@@ -682,6 +703,7 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   const bool rate_changed = s.negotiated && (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d);
   if (!s.negotiated) {
     s.timeline.Reset(info.fps_n, info.fps_d);
+    if (s.unnegotiated_seek_start >= 0 || s.unnegotiated_seek_stop >= 0) PlaceUnnegotiatedSeek(self);
   } else if (rate_changed) {
     // A new rate holds from the next frame to push on: the timestamps go on from the last frame's
     // end (and a live stream's schedule from its anchor), as if the stream had had it from there.
@@ -876,6 +898,7 @@ gboolean Start(GstBaseSrc* bsrc) {
   s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
   s.pushed = 0;
   s.seek_to = GST_CLOCK_TIME_NONE;
+  s.unnegotiated_seek_start = s.unnegotiated_seek_stop = -1;  // basesrc applies a queued seek after start()
   s.anchor = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
@@ -1166,6 +1189,64 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
 // the model's: a clip that continues the previous one needs that one denoised again.
 gboolean IsSeekable(GstBaseSrc* bsrc) { return !gst_base_src_is_live(bsrc); }
 
+// A seek position in frames or bytes as a frame index (END: from the stream's end), or false.
+bool SeekFrame(GstFormat format, GstSeekType type, int64_t value, int64_t total, guint64 frame_bytes, int64_t* frame) {
+  if (type == GST_SEEK_TYPE_NONE) return true;
+  if (format == GST_FORMAT_BYTES) {
+    if (frame_bytes == 0) return false;
+    value = value < 0 ? -static_cast<int64_t>(static_cast<guint64>(-value) / frame_bytes)
+                      : static_cast<int64_t>(static_cast<guint64>(value) / frame_bytes);
+  } else if (format != GST_FORMAT_DEFAULT) {
+    return false;
+  }
+  if (type == GST_SEEK_TYPE_END) {
+    if (total == kEndless || value > 0) return false;
+    value += total;
+  }
+  *frame = MAX(value, int64_t{0});
+  return true;
+}
+
+// Seeks in frames or bytes (basesrc hands over seeks in any format but time). basesrc's default
+// starts them from a blank segment, which loses the running time a non-flushing seek must go on
+// from (its base) and the duration, and cannot seek from the end: here the current segment is
+// the start, and the positions become the times of those frames on the stream's timeline.
+gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segment) {
+  auto* self = GST_DIT_SRC(bsrc);
+  State& s = *self->s;
+  gdouble rate;
+  GstFormat format;
+  GstSeekFlags flags;
+  GstSeekType start_type, stop_type;
+  gint64 start, stop;
+  gst_event_parse_seek(event, &rate, &format, &flags, &start_type, &start, &stop_type, &stop);
+  if (format == GST_FORMAT_TIME) {
+    return gst_segment_do_seek(segment, rate, format, flags, start_type, start, stop_type, stop, nullptr);
+  }
+  ditsrc::Timeline timeline;
+  int64_t first = -1, last = -1;
+  {
+    std::lock_guard lk(s.mu);
+    const guint64 frame_bytes = s.negotiated ? GST_VIDEO_INFO_SIZE(&s.info) : 0;
+    if (!CurrentTimeline(s, &timeline) || !SeekFrame(format, start_type, start, s.total, frame_bytes, &first) ||
+        !SeekFrame(format, stop_type, stop, s.total, frame_bytes, &last)) {
+      GST_WARNING_OBJECT(self, "seek in %s refused: no such position", gst_format_get_name(format));
+      return FALSE;
+    }
+    // Before negotiation the rate is a guess (the caps may bring another): the first
+    // negotiation puts these frames at their real times.
+    s.unnegotiated_seek_start = s.negotiated ? -1 : first;
+    s.unnegotiated_seek_stop = s.negotiated ? -1 : last;
+  }
+  GST_OBJECT_LOCK(self);
+  gst_segment_copy_into(&bsrc->segment, segment);
+  GST_OBJECT_UNLOCK(self);
+  auto time = [&](int64_t frame) { return frame < 0 ? -1 : static_cast<gint64>(timeline.Time(frame)); };
+  return gst_segment_do_seek(
+      segment, rate, GST_FORMAT_TIME, flags, start_type == GST_SEEK_TYPE_NONE ? GST_SEEK_TYPE_NONE : GST_SEEK_TYPE_SET,
+      time(first), stop_type == GST_SEEK_TYPE_NONE ? GST_SEEK_TYPE_NONE : GST_SEEK_TYPE_SET, time(last), nullptr);
+}
+
 // Runs with the streaming thread stopped (basesrc holds the stream lock). Forward playback only:
 // frames exist only as a clip is generated, first to last.
 gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
@@ -1181,6 +1262,15 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
     GST_WARNING_OBJECT(self, "seek refused: a live source is not seekable");
     return FALSE;
   }
+  // A non-flushing seek goes on in running time from where the stream stopped. basesrc prepares a
+  // seek in frames before it stops the stream (PrepareSeekSegment), so a frame may have gone out
+  // since: the base comes from the position now, as basesrc computes it for seeks in time.
+  if (!(segment->flags & GST_SEGMENT_FLAG_RESET)) {
+    GST_OBJECT_LOCK(self);
+    const guint64 now = gst_segment_to_running_time(&bsrc->segment, GST_FORMAT_TIME, bsrc->segment.position);
+    GST_OBJECT_UNLOCK(self);
+    if (GST_CLOCK_TIME_IS_VALID(now)) segment->base = now;
+  }
   StopWorker(s);  // a flushing seek has stopped it already
   std::lock_guard lk(s.mu);
   s.queue.clear();
@@ -1188,6 +1278,9 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   // The position: the new start, or, for a seek that moves only the stop, where the stream is.
   s.seek_to = segment->position;
   segment->time = segment->start;
+  if (s.negotiated && s.total != kEndless) {
+    segment->duration = static_cast<gint64>(s.timeline.Time(static_cast<uint64_t>(s.total)));
+  }
   return TRUE;
 }
 
@@ -1344,6 +1437,7 @@ static void gst_dit_src_class_init(GstDitSrcClass* klass) {
   basesrc_class->unlock_stop = UnlockStop;
   basesrc_class->is_seekable = IsSeekable;
   basesrc_class->do_seek = DoSeek;
+  basesrc_class->prepare_seek_segment = PrepareSeekSegment;
   basesrc_class->get_times = GetTimes;
   basesrc_class->query = Query;
   GST_PUSH_SRC_CLASS(klass)->fill = Fill;

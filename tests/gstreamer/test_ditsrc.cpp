@@ -1228,6 +1228,66 @@ TEST(DitsrcSeek, InFramesGivesThoseFrames) {
   ExpectFramesFrom(frames, pts, unseeked, 5);
 }
 
+// A non-flushing seek in frames goes on in running time (its segment's base is where the stream
+// was, as a seek in time keeps it) and keeps the stream's duration; a seek from the end in frames
+// gives the last frames.
+TEST(DitsrcSeek, InFramesKeepsTheRunningTimeAndSeeksFromTheEnd) {
+  const std::vector<Frame> unseeked = UnseekedFrames(32);
+  AppsinkRun run(32);
+  run.Backpressure();
+  ASSERT_TRUE(run.Play());
+  GstClockTime last_running = 0;
+  for (int i = 0; i < 6; ++i) {
+    GstSample* sample = run.Pull();
+    ASSERT_NE(sample, nullptr);
+    last_running = gst_segment_to_running_time(gst_sample_get_segment(sample), GST_FORMAT_TIME,
+                                               GST_BUFFER_PTS(gst_sample_get_buffer(sample)));
+    gst_sample_unref(sample);
+  }
+  ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, GST_SEEK_FLAG_ACCURATE, GST_SEEK_TYPE_SET, 20,
+                               GST_SEEK_TYPE_NONE, -1));
+  bool seeked = false;
+  while (GstSample* sample = run.Pull()) {
+    GstBuffer* b = gst_sample_get_buffer(sample);
+    const GstSegment* segment = gst_sample_get_segment(sample);
+    const GstClockTime running = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(b));
+    EXPECT_GT(running, last_running) << "running time went back at offset " << GST_BUFFER_OFFSET(b);
+    last_running = running;
+    if (GST_BUFFER_OFFSET(b) >= 20) {
+      seeked = true;
+      EXPECT_EQ(segment->duration, static_cast<gint64>(FrameTime(32, kFpsNum, kFpsDen)));
+      EXPECT_TRUE(Bytes(b) == unseeked[GST_BUFFER_OFFSET(b)]) << "offset " << GST_BUFFER_OFFSET(b);
+    }
+    gst_sample_unref(sample);
+  }
+  EXPECT_TRUE(seeked);
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(
+      gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, flags, GST_SEEK_TYPE_END, -4, GST_SEEK_TYPE_NONE, -1));
+  const auto [frames, pts] = run.PullToEos();
+  EXPECT_EQ(frames.size(), 4u) << "the last 4 frames";
+  ExpectFramesFrom(frames, pts, unseeked, 28);
+}
+
+// A seek in frames queued in READY, before the rate is negotiated (25/1 here, not the model's
+// 8/1): the frames asked for, at their times at the negotiated rate.
+TEST(DitsrcSeek, InFramesBeforeNegotiationGivesThoseFrames) {
+  const std::vector<Frame> unseeked = UnseekedFrames(40);
+  AppsinkRun run(40, "video/x-raw,framerate=25/1");
+  gst_element_set_state(run.pipeline, GST_STATE_READY);
+  ASSERT_EQ(gst_element_get_state(run.pipeline, nullptr, nullptr, 10 * GST_SECOND), GST_STATE_CHANGE_SUCCESS);
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(gst_element_send_event(
+      run.src, gst_event_new_seek(1.0, GST_FORMAT_DEFAULT, flags, GST_SEEK_TYPE_SET, 20, GST_SEEK_TYPE_SET, 30)));
+  ASSERT_TRUE(run.Play());
+  const auto [frames, pts] = run.PullToEos();
+  ASSERT_EQ(frames.size(), 10u) << "frames 20 to 29";
+  for (size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(pts[i], FrameTime(20 + i, 25, 1)) << "frame " << 20 + i;
+    EXPECT_TRUE(frames[i] == unseeked[20 + i]) << "frame " << 20 + i;
+  }
+}
+
 // ---- queries ----
 
 gint64 Convert(GstElement* e, GstFormat from, gint64 value, GstFormat to) {
