@@ -17,12 +17,14 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "ditsrc_options.h"
 #include "ditstream.h"
+#include "frame_converter.h"
 #include "frame_copy.h"
 #include "timeline.h"
 
@@ -75,6 +77,13 @@ struct State {
   bool running() const { return started || starting; }
   GstVideoInfo info{};
   bool negotiated = false;
+  // The pixel format and YUV matrix the engine is to make: the negotiated ones, handed to the
+  // generator before its next clip (pending_format), as it takes them only between clips.
+  ds_pixel_format made_format = DS_PIXEL_RGB;
+  ds_yuv_matrix made_matrix = DS_YUV_BT601;
+  bool pending_format = false;
+  // Frames made before a format change, converted to the new one (streaming thread only).
+  ditsrc::FrameConverter converter;
 
   // The stream.
   std::thread worker;
@@ -291,6 +300,11 @@ void RunWorker(GstDitSrc* self) {
       std::lock_guard lk(s.mu);
       if (s.quit) return;
       refused = ApplyPending(s);
+      if (s.pending_format &&
+          (ds_set_pixel_format(s.gen, s.made_format) != DS_OK || ds_set_yuv_matrix(s.gen, s.made_matrix) != DS_OK)) {
+        refused.emplace_back(ds_error_message(s.gen));
+      }
+      s.pending_format = false;
       cont = s.can_continue;
       tags = s.provenance;
     }
@@ -658,14 +672,6 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     GST_WARNING_OBJECT(self, "unusable caps %" GST_PTR_FORMAT, static_cast<gpointer>(caps));
     return FALSE;
   }
-  bool resize, reformat;
-  {
-    std::lock_guard lk(s.mu);
-    if (!s.started) return FALSE;
-    resize = !s.negotiated || info.width != s.info.width || info.height != s.info.height;
-    reformat = !s.negotiated || GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_INFO_FORMAT(&s.info) ||
-               !gst_video_colorimetry_is_equal(&info.colorimetry, &s.info.colorimetry);
-  }
   ds_yuv_matrix matrix = DS_YUV_BT601;
   if (GST_VIDEO_INFO_IS_YUV(&info) && !EngineMatrix(info, &matrix)) {
     gchar* colorimetry = gst_video_colorimetry_to_string(&info.colorimetry);
@@ -674,10 +680,19 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     g_free(colorimetry);
     return FALSE;
   }
-  // A new size cannot continue the old clip: start over. A new format or colorimetry drops the
-  // frames queued in the old one (and the generator's format may only change between ds_generate
-  // calls).
-  if (resize || reformat) StopWorker(s);
+  const ds_pixel_format format = EngineFormat(GST_VIDEO_INFO_FORMAT(&info));
+  bool resize, reformat;
+  {
+    std::lock_guard lk(s.mu);
+    if (!s.started) return FALSE;
+    resize = !s.negotiated || info.width != s.info.width || info.height != s.info.height;
+    // By what the engine makes: another spelling of the same colorimetry, or another transfer
+    // function or primaries, changes no byte.
+    reformat = !s.negotiated || format != s.made_format || matrix != s.made_matrix;
+  }
+  // A new size cannot continue the old clip: start over. A new format or colorimetry goes to the
+  // generator before its next clip; the frames made until then are converted (WriteFrame).
+  if (resize) StopWorker(s);
   std::unique_lock lk(s.mu);
   if (resize) {
     if (!ApplySize(self, info.width, info.height)) return FALSE;
@@ -691,15 +706,11 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     g_ascii_dtostr(fps, sizeof fps, static_cast<double>(info.fps_n) / info.fps_d);
     if (const int i = OptionIndex("fps"); i >= 0) s.pending[i] = fps;
   }
-  if (reformat && (ds_set_pixel_format(s.gen, EngineFormat(GST_VIDEO_INFO_FORMAT(&info))) != DS_OK ||
-                   ds_set_yuv_matrix(s.gen, matrix) != DS_OK)) {
-    GST_WARNING_OBJECT(self, "format refused: %s", ds_error_message(s.gen));
-    return FALSE;
+  if (reformat) {
+    s.made_format = format;
+    s.made_matrix = matrix;
+    s.pending_format = true;
   }
-  // A new format mid-stream dropped the frames queued in the old one: the stream goes on at the
-  // next frame to push (ds_seek), so that each timestamp keeps its picture. (Live streams skip the
-  // dropped frames instead: making the stream again up to now could take long.)
-  const bool renegotiated = reformat && !resize && s.negotiated;
   const bool rate_changed = s.negotiated && (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d);
   if (!s.negotiated) {
     s.timeline.Reset(info.fps_n, info.fps_d);
@@ -715,9 +726,6 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   }
   s.info = info;
   s.negotiated = true;
-  if (renegotiated && !gst_base_src_is_live(bsrc) && !GST_CLOCK_TIME_IS_VALID(s.seek_to)) {
-    s.seek_to = s.timeline.Time(s.pushed);
-  }
   // The stream's length in time, for the SEEKING query and seeks relative to the end (live, the
   // timestamps are running times: no length in time).
   const bool live = gst_base_src_is_live(bsrc), finite = s.total != kEndless;
@@ -966,24 +974,34 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
                       (nullptr));
     return GST_FLOW_ERROR;
   }
-  ds_yuv_matrix matrix = DS_YUV_BT601;
-  if (item.format != EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) ||
-      item.planes != static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info)) ||
-      (GST_VIDEO_INFO_IS_YUV(&info) && (!EngineMatrix(info, &matrix) || item.matrix != matrix))) {
-    GST_ELEMENT_ERROR(
-        self, STREAM, FAILED,
-        ("The engine produced frames in format %d (matrix %d) where %s was negotiated.", static_cast<int>(item.format),
-         static_cast<int>(item.matrix), gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info))),
-        (nullptr));
-    return GST_FLOW_ERROR;
-  }
   GstVideoFrame frame;
   if (!gst_video_frame_map(&frame, &info, buf, GST_MAP_WRITE)) {
     GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not map the output buffer."), (nullptr));
     return GST_FLOW_ERROR;
   }
-  CopyFrame(item, &frame);
+  ds_yuv_matrix matrix = DS_YUV_BT601;
+  const bool as_negotiated = item.format == EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) &&
+                             item.planes == static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info)) &&
+                             (!GST_VIDEO_INFO_IS_YUV(&info) || (EngineMatrix(info, &matrix) && item.matrix == matrix));
+  bool written = true;
+  if (as_negotiated) {
+    CopyFrame(item, &frame);
+  } else {
+    // Made before a renegotiation, in the format of then.
+    const ditsrc::EnginePlanes planes{item.format, item.matrix, item.width,        item.height,      item.planes,
+                                      item.stride, item.rows,   item.bytes.data(), item.bytes.size()};
+    written = self->s->converter.Convert(planes, &frame);
+  }
   gst_video_frame_unmap(&frame);
+  if (!written) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                      ("The engine produced frames in format %d (matrix %d) that cannot be converted to the "
+                       "negotiated %s.",
+                       static_cast<int>(item.format), static_cast<int>(item.matrix),
+                       gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info))),
+                      (nullptr));
+    return GST_FLOW_ERROR;
+  }
   Stamp(self, buf);
   return GST_FLOW_OK;
 }

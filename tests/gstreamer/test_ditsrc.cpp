@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -1110,6 +1111,7 @@ TEST(DitsrcSeek, WhilePausedPrerollsTheTargetFrame) {
 TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
   const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
   AppsinkRun run(kClipFrames);
+  run.Backpressure();  // else the whole clip may be in appsink, the stream at its end, by the seek
   ASSERT_TRUE(run.Play());
   for (int i = 0; i < 3; ++i) gst_sample_unref(run.Pull());
   const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
@@ -1244,23 +1246,37 @@ TEST(DitsrcSeek, InFramesKeepsTheRunningTimeAndSeeksFromTheEnd) {
                                                GST_BUFFER_PTS(gst_sample_get_buffer(sample)));
     gst_sample_unref(sample);
   }
-  ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, GST_SEEK_FLAG_ACCURATE, GST_SEEK_TYPE_SET, 20,
-                               GST_SEEK_TYPE_NONE, -1));
-  bool seeked = false;
+  // A non-flushing seek waits for the streaming thread, which may be waiting for this thread to
+  // pull: it is made from another.
+  std::atomic<bool> seek_done{false}, seek_ok{false};
+  std::thread seeker([&] {
+    seek_ok = gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, GST_SEEK_FLAG_ACCURATE, GST_SEEK_TYPE_SET, 20,
+                               GST_SEEK_TYPE_NONE, -1);
+    seek_done = true;
+  });
+  bool jumped = false;
+  guint64 next = 6;
   while (GstSample* sample = run.Pull()) {
     GstBuffer* b = gst_sample_get_buffer(sample);
+    if (GST_BUFFER_OFFSET(b) != next) {
+      EXPECT_EQ(GST_BUFFER_OFFSET(b), 20u) << "the seek's target after offset " << next - 1;
+      jumped = true;
+    }
+    next = GST_BUFFER_OFFSET(b) + 1;
     const GstSegment* segment = gst_sample_get_segment(sample);
     const GstClockTime running = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(b));
     EXPECT_GT(running, last_running) << "running time went back at offset " << GST_BUFFER_OFFSET(b);
     last_running = running;
     if (GST_BUFFER_OFFSET(b) >= 20) {
-      seeked = true;
       EXPECT_EQ(segment->duration, static_cast<gint64>(FrameTime(32, kFpsNum, kFpsDen)));
       EXPECT_TRUE(Bytes(b) == unseeked[GST_BUFFER_OFFSET(b)]) << "offset " << GST_BUFFER_OFFSET(b);
     }
     gst_sample_unref(sample);
   }
-  EXPECT_TRUE(seeked);
+  seeker.join();
+  EXPECT_TRUE(seek_done && seek_ok);
+  EXPECT_TRUE(jumped) << "no frame was skipped: the seek came too late";
+  EXPECT_EQ(next, 32u) << "to the end";
   const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
   ASSERT_TRUE(
       gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, flags, GST_SEEK_TYPE_END, -4, GST_SEEK_TYPE_NONE, -1));
@@ -1344,8 +1360,8 @@ struct AcrossRenegotiation {
   std::vector<Delivered> delivered;
   bool duration_changed = false;
 };
-AcrossRenegotiation RunAcrossRenegotiation(const char* first_caps, const char* caps) {
-  AppsinkRun run(kClipFrames, first_caps);
+AcrossRenegotiation RunAcrossRenegotiation(const char* first_caps, const char* caps, int64_t frames = kClipFrames) {
+  AppsinkRun run(frames, first_caps);
   run.Backpressure();
   EXPECT_TRUE(run.Play());
   std::vector<Delivered> delivered;
@@ -1397,15 +1413,31 @@ TEST(DitsrcRenegotiation, ANewRateGoesOnFromTheLastFramesEnd) {
   EXPECT_EQ(got.back().pts, FrameTime(first_at_16, 8, 1) + FrameTime(kClipFrames - 1 - first_at_16, 16, 1));
 }
 
-// RGB, then I420 after a few frames: the frames queued in RGB are dropped and made again in I420,
-// each at its own time.
+// The largest difference between two I420 frames' luma samples, and between their chroma samples.
+std::pair<int, int> I420Difference(const Frame& a, const Frame& b, int width, int height) {
+  const size_t luma = static_cast<size_t>(width) * height;
+  int y = 0, c = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const int d = std::abs(static_cast<int>(a[i]) - static_cast<int>(b[i]));
+    (i < luma ? y : c) = std::max(i < luma ? y : c, d);
+  }
+  return {y, c};
+}
+
+// RGB, then I420 after a few frames, in a stream of two clips. The engine makes I420 from the next
+// clip on; the frames made before (the rest of the first clip, those queued) are converted, so no
+// frame is made again and each timestamp keeps its picture: the engine's own I420 of that frame
+// up to rounding (GstVideoConverter from 8-bit RGB, the engine from its float frame), and exactly
+// it from the second clip on.
 TEST(DitsrcRenegotiation, ANewFormatKeepsEachPictureAtItsTime) {
-  const std::vector<Frame> rgb = UnseekedFrames(kClipFrames, "video/x-raw,format=RGB");
-  const std::vector<Frame> i420 = UnseekedFrames(kClipFrames, "video/x-raw,format=I420");
+  constexpr int64_t kFrames = 28;  // 16 + 12 (the second clip continues 4 frames of the first)
+  const std::vector<Frame> rgb = UnseekedFrames(kFrames, "video/x-raw,format=RGB");
+  const std::vector<Frame> i420 = UnseekedFrames(kFrames, "video/x-raw,format=I420");
   const std::vector<Delivered> got =
-      RunAcrossRenegotiation("video/x-raw,format=RGB", "video/x-raw,format=I420").delivered;
-  ASSERT_EQ(got.size(), static_cast<size_t>(kClipFrames));
+      RunAcrossRenegotiation("video/x-raw,format=RGB", "video/x-raw,format=I420", kFrames).delivered;
+  ASSERT_EQ(got.size(), static_cast<size_t>(kFrames));
   bool changed = false;
+  int converted = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const Delivered& d = got[i];
     EXPECT_EQ(d.offset, i);
@@ -1415,9 +1447,18 @@ TEST(DitsrcRenegotiation, ANewFormatKeepsEachPictureAtItsTime) {
       EXPECT_TRUE(is_i420) << "frame " << i;
     }
     changed = changed || is_i420;
-    EXPECT_TRUE(d.bytes == (is_i420 ? i420 : rgb)[i]) << "frame " << i << " is not the stream's frame " << i;
+    if (!is_i420 || d.bytes == i420[i]) {
+      EXPECT_TRUE(d.bytes == (is_i420 ? i420 : rgb)[i]) << "frame " << i << " is not the stream's frame " << i;
+      continue;
+    }
+    ++converted;
+    EXPECT_LT(i, static_cast<size_t>(kClipFrames)) << "the second clip is made in I420";
+    const auto [luma, chroma] = I420Difference(d.bytes, i420[i], kWidth, kHeight);
+    EXPECT_LE(luma, 1) << "frame " << i;
+    EXPECT_LE(chroma, 2) << "frame " << i;
   }
   EXPECT_TRUE(changed) << "the format never changed";
+  EXPECT_GT(converted, 0) << "no frame made before the change came converted";
 }
 
 // Live, a new rate is a new latency (one frame): ditsrc asks the pipeline to recompute it, or
