@@ -1304,6 +1304,16 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
 
 // ---- properties ----
 
+// A property change the element's state does not allow (a READY-only property while streaming):
+// not a programming error but the application's timing, so a bus warning and the element's log
+// rather than a GLib warning (which gst-check and G_DEBUG=fatal-warnings make fatal).
+void RefuseWhileStreaming(GstDitSrc* self, const char* name) {
+  GST_WARNING_OBJECT(self, "%s can only change in the NULL or READY state: the change is ignored", name);
+  GST_ELEMENT_WARNING(self, CORE, STATE_CHANGE,
+                      ("Property '%s' can only change in the NULL or READY state; the change is ignored.", name),
+                      (nullptr));
+}
+
 void SetTableProperty(GstDitSrc* self, int i, const GValue* value) {
   State& s = *self->s;
   const ds_option_info& o = *ds_option_at(i);
@@ -1311,10 +1321,11 @@ void SetTableProperty(GstDitSrc* self, int i, const GValue* value) {
   const bool reset = G_VALUE_HOLDS_STRING(value) && g_value_get_string(value) == nullptr;
   const std::string text = reset ? o.default_value : ditsrc::ValueToText(value);
   std::string refused;
+  bool streaming = false;
   {
     std::lock_guard lk(s.mu);
     if (s.running() && !o.applies_between_clips) {
-      refused = "it can only change in the NULL or READY state";
+      streaming = true;
     } else if (ds_set_option(s.check, o.name, text.c_str()) != DS_OK) {
       refused = ds_error_message(s.check);
     } else {
@@ -1322,6 +1333,7 @@ void SetTableProperty(GstDitSrc* self, int i, const GValue* value) {
       if (s.running()) s.pending[i] = text;  // ApplyPending: before the next clip
     }
   }
+  if (streaming) RefuseWhileStreaming(self, o.name);
   if (!refused.empty()) g_warning("ditsrc: %s=\"%s\" refused: %s", o.name, text.c_str(), refused.c_str());
 }
 
@@ -1341,7 +1353,7 @@ void SetProperty(GObject* object, guint id, const GValue* value, GParamSpec* psp
   }
   if (id == kPropProvenance) return;
   if (started) {
-    g_warning("ditsrc: %s can only change in the NULL or READY state", pspec->name);
+    RefuseWhileStreaming(self, pspec->name);
   } else if (id == kPropIsLive) {
     gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
   } else if (id != kPropNumFrames) {

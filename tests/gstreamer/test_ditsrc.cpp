@@ -642,16 +642,30 @@ TEST(DitsrcProperties, NullStringIsTheDefault) {
   gst_object_unref(e);
 }
 
+// Refused with a bus warning each, not a GLib warning: an application's timing, not a programming
+// error, must not abort a program run with fatal warnings (gst-check, G_DEBUG=fatal-warnings).
 TEST(DitsrcProperties, ReadyOnlyPropertiesAreRefusedWhileStreaming) {
   Harness h;
   gst_harness_play(h.get());
   gst_buffer_unref(h.Pull());
-  g_object_set(h.element(), "width", 128, "num-frames", G_GINT64_CONSTANT(5), nullptr);  // refused: warnings
+  const GLogLevelFlags fatal = g_log_set_always_fatal(
+      static_cast<GLogLevelFlags>(G_LOG_FATAL_MASK | G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL));
+  g_object_set(h.element(), "width", 128, "num-frames", G_GINT64_CONSTANT(5), nullptr);
+  g_log_set_always_fatal(fatal);
   gint width = -1;
   gint64 num_frames = -1;
   g_object_get(h.element(), "width", &width, "num-frames", &num_frames, nullptr);
   EXPECT_EQ(width, 0);
   EXPECT_EQ(num_frames, 0);
+  for (const char* name : {"width", "num-frames"}) {
+    GstMessage* m = PopMessage(h.bus(), GST_MESSAGE_WARNING, 1000);
+    ASSERT_NE(m, nullptr) << "no bus warning for " << name;
+    GError* err = nullptr;
+    gst_message_parse_warning(m, &err, nullptr);
+    EXPECT_NE(std::string(err->message).find(std::string("'") + name + "'"), std::string::npos) << err->message;
+    g_error_free(err);
+    gst_message_unref(m);
+  }
 }
 
 // ---- errors ----
