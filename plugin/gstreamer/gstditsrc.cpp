@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "ditsrc_options.h"
@@ -103,7 +104,8 @@ struct State {
   // A seek in frames made before the rate was negotiated (queued in READY): its frames, which the
   // first negotiation turns into the segment's times (-1: none).
   int64_t unnegotiated_seek_start = -1, unnegotiated_seek_stop = -1;
-  GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
+  int64_t prepared_seek_start = -1, prepared_seek_stop = -1;  // the same, until DoSeek accepts it
+  GstClockTime anchor = GST_CLOCK_TIME_NONE;                  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
   std::string clip_title, clip_provenance;
@@ -331,7 +333,18 @@ void RunWorker(GstDitSrc* self) {
   }
 }
 
+GstFlowReturn StartWorker(GstDitSrc* self, std::string* error);
+
+// Starts the worker unless it runs; an error is posted without the locks held (a bus sync handler
+// may query the element).
 GstFlowReturn EnsureWorker(GstDitSrc* self) {
+  std::string error;
+  const GstFlowReturn ret = StartWorker(self, &error);
+  if (!error.empty()) GST_ELEMENT_ERROR(self, STREAM, FAILED, ("%s", error.c_str()), (nullptr));
+  return ret;
+}
+
+GstFlowReturn StartWorker(GstDitSrc* self, std::string* error) {
   State& s = *self->s;
   std::lock_guard wl(s.worker_mu);
   std::lock_guard lk(s.mu);
@@ -345,9 +358,7 @@ GstFlowReturn EnsureWorker(GstDitSrc* self) {
     s.pushed = s.timeline.FrameAt(s.seek_to);
     s.seek_to = GST_CLOCK_TIME_NONE;
     if (ds_seek(s.gen, static_cast<int64_t>(s.pushed)) != DS_OK) {
-      GST_ELEMENT_ERROR(self, STREAM, FAILED,
-                        ("Seek to frame %" G_GUINT64_FORMAT " failed: %s", s.pushed, ds_error_message(s.gen)),
-                        (nullptr));
+      *error = "Seek to frame " + std::to_string(s.pushed) + " failed: " + ds_error_message(s.gen);
       return GST_FLOW_ERROR;
     }
   }
@@ -906,7 +917,8 @@ gboolean Start(GstBaseSrc* bsrc) {
   s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
   s.pushed = 0;
   s.seek_to = GST_CLOCK_TIME_NONE;
-  s.unnegotiated_seek_start = s.unnegotiated_seek_stop = -1;  // basesrc applies a queued seek after start()
+  // basesrc applies a queued seek after start().
+  s.unnegotiated_seek_start = s.unnegotiated_seek_stop = s.prepared_seek_start = s.prepared_seek_stop = -1;
   s.anchor = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
@@ -1208,12 +1220,15 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
 gboolean IsSeekable(GstBaseSrc* bsrc) { return !gst_base_src_is_live(bsrc); }
 
 // A seek position in frames or bytes as a frame index (END: from the stream's end), or false.
+// *frame stays -1 for no position (a stop of -1: to the end).
 bool SeekFrame(GstFormat format, GstSeekType type, int64_t value, int64_t total, guint64 frame_bytes, int64_t* frame) {
-  if (type == GST_SEEK_TYPE_NONE) return true;
+  if (type == GST_SEEK_TYPE_NONE || (type == GST_SEEK_TYPE_SET && value == -1)) return true;
   if (format == GST_FORMAT_BYTES) {
     if (frame_bytes == 0) return false;
-    value = value < 0 ? -static_cast<int64_t>(static_cast<guint64>(-value) / frame_bytes)
-                      : static_cast<int64_t>(static_cast<guint64>(value) / frame_bytes);
+    // The frame holding the byte: rounded down, before the end too (-1 is in the last frame).
+    const guint64 magnitude = value < 0 ? 0 - static_cast<guint64>(value) : static_cast<guint64>(value);
+    value = value < 0 ? -static_cast<int64_t>((magnitude + frame_bytes - 1) / frame_bytes)
+                      : static_cast<int64_t>(magnitude / frame_bytes);
   } else if (format != GST_FORMAT_DEFAULT) {
     return false;
   }
@@ -1253,8 +1268,8 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
     }
     // Before negotiation the rate is a guess (the caps may bring another): the first
     // negotiation puts these frames at their real times.
-    s.unnegotiated_seek_start = s.negotiated ? -1 : first;
-    s.unnegotiated_seek_stop = s.negotiated ? -1 : last;
+    s.prepared_seek_start = s.negotiated ? -1 : first;
+    s.prepared_seek_stop = s.negotiated ? -1 : last;
   }
   GST_OBJECT_LOCK(self);
   gst_segment_copy_into(&bsrc->segment, segment);
@@ -1270,6 +1285,12 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
 gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   auto* self = GST_DIT_SRC(bsrc);
   State& s = *self->s;
+  int64_t frames_start, frames_stop;  // a seek in frames before negotiation: applied if accepted
+  {
+    std::lock_guard lk(s.mu);
+    frames_start = std::exchange(s.prepared_seek_start, -1);
+    frames_stop = std::exchange(s.prepared_seek_stop, -1);
+  }
   if (segment->rate < 0) {
     GST_WARNING_OBJECT(self, "seek refused: reverse playback (rate %f) is not supported", segment->rate);
     return FALSE;
@@ -1299,6 +1320,8 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   if (s.negotiated && s.total != kEndless) {
     segment->duration = static_cast<gint64>(s.timeline.Time(static_cast<uint64_t>(s.total)));
   }
+  s.unnegotiated_seek_start = frames_start;  // -1 for any other seek, which replaces one
+  s.unnegotiated_seek_stop = frames_stop;
   return TRUE;
 }
 

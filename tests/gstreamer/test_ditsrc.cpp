@@ -1242,6 +1242,17 @@ TEST(DitsrcSeek, InFramesGivesThoseFrames) {
   const auto [frames, pts] = run.PullToEos();
   EXPECT_EQ(frames.size(), 4u) << "frames 5 to 8";
   ExpectFramesFrom(frames, pts, unseeked, 5);
+  // As gst_element_seek_simple() seeks: a stop of -1, to the end.
+  ASSERT_TRUE(gst_element_seek_simple(run.pipeline, GST_FORMAT_DEFAULT, flags, 10));
+  const auto [rest, rest_pts] = run.PullToEos();
+  EXPECT_EQ(rest.size(), 6u) << "frames 10 to 15";
+  ExpectFramesFrom(rest, rest_pts, unseeked, 10);
+  // In bytes from the end: the last byte is in the last frame.
+  ASSERT_TRUE(
+      gst_element_seek(run.pipeline, 1.0, GST_FORMAT_BYTES, flags, GST_SEEK_TYPE_END, -1, GST_SEEK_TYPE_NONE, -1));
+  const auto [last, last_pts] = run.PullToEos();
+  EXPECT_EQ(last.size(), 1u) << "the last frame";
+  ExpectFramesFrom(last, last_pts, unseeked, kClipFrames - 1);
 }
 
 // A non-flushing seek in frames goes on in running time (its segment's base is where the stream

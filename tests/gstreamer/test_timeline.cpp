@@ -56,10 +56,13 @@ TEST(Timeline, ChangesFromARoundedRateStartAtTheRoundedTime) {
   EXPECT_EQ(t.FrameAt(273'566'665), 7u);
 }
 
-TEST(Timeline, TheSameRateAgainChangesNothing) {
+// After a seek back to frame 4, renegotiating the rate in force there (8/1) still forgets the
+// change recorded at frame 10: the stream made again has the one rate.
+TEST(Timeline, TheRateInForceAgainStillForgetsLaterChanges) {
   ditsrc::Timeline t;
   t.Reset(8, 1);
-  t.ChangeRate(5, 16, 2);
+  t.ChangeRate(10, 16, 1);
+  t.ChangeRate(6, 16, 2);
   EXPECT_EQ(t.Time(12), 1500 * kMs);
 }
 
