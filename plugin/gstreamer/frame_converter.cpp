@@ -1,22 +1,9 @@
 #include "frame_converter.h"
 
+#include "pixel_formats.h"
+
 namespace ditsrc {
 namespace {
-
-GstVideoFormat GstFormatOf(ds_pixel_format format) {
-  switch (format) {
-    case DS_PIXEL_RGB:
-      return GST_VIDEO_FORMAT_RGB;
-    case DS_PIXEL_RGBA:
-      return GST_VIDEO_FORMAT_RGBA;
-    case DS_PIXEL_I420:
-      return GST_VIDEO_FORMAT_I420;
-    case DS_PIXEL_NV12:
-      return GST_VIDEO_FORMAT_NV12;
-    default:
-      return GST_VIDEO_FORMAT_UNKNOWN;
-  }
-}
 
 // The layout of an engine frame as GStreamer describes one: its format, colorimetry (YUV: the
 // engine's limited-range matrix; RGB: sRGB) and packed planes.

@@ -27,6 +27,7 @@
 #include "ditstream.h"
 #include "frame_converter.h"
 #include "frame_copy.h"
+#include "pixel_formats.h"
 #include "timeline.h"
 
 GST_DEBUG_CATEGORY_STATIC(ditsrc_debug);
@@ -614,18 +615,7 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
 
 // The engine's pixel format for a negotiated one: the engine converts frames on its device, the
 // element copies them.
-ds_pixel_format EngineFormat(GstVideoFormat format) {
-  switch (format) {
-    case GST_VIDEO_FORMAT_RGBA:
-      return DS_PIXEL_RGBA;
-    case GST_VIDEO_FORMAT_I420:
-      return DS_PIXEL_I420;
-    case GST_VIDEO_FORMAT_NV12:
-      return DS_PIXEL_NV12;
-    default:
-      return DS_PIXEL_RGB;  // the caps offer RGB, RGBA, I420 and NV12 only
-  }
-}
+ds_pixel_format EngineFormat(GstVideoFormat format) { return ditsrc::EngineFormatOf(format); }
 
 // The engine's YUV matrix for negotiated I420 or NV12 caps; false for a colorimetry it does not make (full
 // range, or another matrix), which the caps never offer but a caller of set_caps may still pass.
