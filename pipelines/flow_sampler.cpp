@@ -28,8 +28,6 @@ FlowSampler FlowSampler::UniPc(int steps, double shift, int train_timesteps) {
   return s;
 }
 
-int FlowSampler::steps() const { return unipc_ ? unipc_->steps() : static_cast<int>(sigmas_.size()) - 1; }
-
 float FlowSampler::sigma(int i) const { return unipc_ ? unipc_->schedule().sigmas[i] : sigmas_[i]; }
 
 float FlowSampler::timestep(int i) const {

@@ -26,7 +26,6 @@ class FlowSampler {
   // UniPC multistep (pipelines/unipc.h) over its own flow schedule.
   static FlowSampler UniPc(int steps, double shift, int train_timesteps = 1000);
 
-  int steps() const;
   // The noise level the model sees at step i (the demo model's timestep input).
   float sigma(int i) const;
   // Step i's timestep on the training scale (Wan2.1's input): UniPC's integer timesteps, σ·1000 for Euler.

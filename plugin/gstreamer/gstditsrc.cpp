@@ -17,7 +17,6 @@
 #include <iterator>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -613,10 +612,6 @@ GstCaps* Fixate(GstBaseSrc* bsrc, GstCaps* caps) {
   return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->fixate(bsrc, caps);
 }
 
-// The engine's pixel format for a negotiated one: the engine converts frames on its device, the
-// element copies them.
-ds_pixel_format EngineFormat(GstVideoFormat format) { return ditsrc::EngineFormatOf(format); }
-
 // The engine's YUV matrix for negotiated I420 or NV12 caps; false for a colorimetry it does not make (full
 // range, or another matrix), which the caps never offer but a caller of set_caps may still pass.
 bool EngineMatrix(const GstVideoInfo& info, ds_yuv_matrix* matrix) {
@@ -681,7 +676,7 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     g_free(colorimetry);
     return FALSE;
   }
-  const ds_pixel_format format = EngineFormat(GST_VIDEO_INFO_FORMAT(&info));
+  const ds_pixel_format format = ditsrc::EngineFormatOf(GST_VIDEO_INFO_FORMAT(&info));
   bool resize, reformat;
   {
     std::lock_guard lk(s.mu);
@@ -702,7 +697,8 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
   // The rate downstream negotiated is the one the frames are stamped with: the engine's record
   // (provenance) says it too. The worker may be generating (a rate change alone does not stop it),
   // so the rate goes to the generator the way property changes do, before the next clip.
-  if (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d || !s.negotiated) {
+  const bool rate_changed = s.negotiated && (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d);
+  if (rate_changed || !s.negotiated) {
     char fps[G_ASCII_DTOSTR_BUF_SIZE];
     g_ascii_dtostr(fps, sizeof fps, static_cast<double>(info.fps_n) / info.fps_d);
     if (const int i = OptionIndex("fps"); i >= 0) s.pending[i] = fps;
@@ -712,7 +708,6 @@ gboolean SetCaps(GstBaseSrc* bsrc, GstCaps* caps) {
     s.made_matrix = matrix;
     s.pending_format = true;
   }
-  const bool rate_changed = s.negotiated && (info.fps_n != s.info.fps_n || info.fps_d != s.info.fps_d);
   if (!s.negotiated) {
     s.timeline.Reset(info.fps_n, info.fps_d);
     if (s.unnegotiated_seek_start >= 0 || s.unnegotiated_seek_stop >= 0) PlaceUnnegotiatedSeek(self);
@@ -982,7 +977,7 @@ GstFlowReturn WriteFrame(GstDitSrc* self, const Item& item, GstBuffer* buf) {
     return GST_FLOW_ERROR;
   }
   ds_yuv_matrix matrix = DS_YUV_BT601;
-  const bool as_negotiated = item.format == EngineFormat(GST_VIDEO_INFO_FORMAT(&info)) &&
+  const bool as_negotiated = item.format == ditsrc::EngineFormatOf(GST_VIDEO_INFO_FORMAT(&info)) &&
                              item.planes == static_cast<int>(GST_VIDEO_INFO_N_PLANES(&info)) &&
                              (!GST_VIDEO_INFO_IS_YUV(&info) || (EngineMatrix(info, &matrix) && item.matrix == matrix));
   bool written = true;
@@ -1113,6 +1108,27 @@ gboolean AnswerDuration(GstDitSrc* self, GstQuery* query) {
   return TRUE;
 }
 
+// A position in frames or bytes (a seek's or a conversion's) as a frame index (END: from the
+// stream's end), or false. *frame stays -1 for no position (a seek's stop of -1: to the end).
+bool FrameIndex(GstFormat format, GstSeekType type, int64_t value, int64_t total, guint64 frame_bytes, int64_t* frame) {
+  if (type == GST_SEEK_TYPE_NONE || (type == GST_SEEK_TYPE_SET && value == -1)) return true;
+  if (format == GST_FORMAT_BYTES) {
+    if (frame_bytes == 0) return false;
+    // The frame holding the byte: rounded down, before the end too (-1 is in the last frame).
+    const guint64 magnitude = value < 0 ? 0 - static_cast<guint64>(value) : static_cast<guint64>(value);
+    value = value < 0 ? -static_cast<int64_t>((magnitude + frame_bytes - 1) / frame_bytes)
+                      : static_cast<int64_t>(magnitude / frame_bytes);
+  } else if (format != GST_FORMAT_DEFAULT) {
+    return false;
+  }
+  if (type == GST_SEEK_TYPE_END) {
+    if (total == kEndless || value > 0) return false;
+    value += total;
+  }
+  *frame = MAX(value, int64_t{0});
+  return true;
+}
+
 // Between time, frames (GST_FORMAT_DEFAULT) and bytes (once a format is negotiated): basesrc
 // converts seeks and position and duration queries in frames or bytes through it.
 gboolean AnswerConvert(GstDitSrc* self, GstQuery* query) {
@@ -1132,21 +1148,13 @@ gboolean AnswerConvert(GstDitSrc* self, GstQuery* query) {
     if (!CurrentTimeline(s, &timeline)) return FALSE;
     if (s.negotiated) frame_bytes = GST_VIDEO_INFO_SIZE(&s.info);
   }
-  const auto v = static_cast<uint64_t>(value);
   uint64_t frames = 0;
-  switch (from) {
-    case GST_FORMAT_DEFAULT:
-      frames = v;
-      break;
-    case GST_FORMAT_TIME:
-      frames = timeline.FrameAt(v);
-      break;
-    case GST_FORMAT_BYTES:
-      if (frame_bytes == 0) return FALSE;
-      frames = v / frame_bytes;
-      break;
-    default:
-      return FALSE;
+  if (from == GST_FORMAT_TIME) {
+    frames = timeline.FrameAt(static_cast<uint64_t>(value));
+  } else {
+    int64_t frame = -1;
+    if (!FrameIndex(from, GST_SEEK_TYPE_SET, value, kEndless, frame_bytes, &frame)) return FALSE;
+    frames = static_cast<uint64_t>(frame);
   }
   uint64_t out = 0;
   switch (to) {
@@ -1209,27 +1217,6 @@ gboolean Query(GstBaseSrc* bsrc, GstQuery* query) {
 // the model's: a clip that continues the previous one needs that one denoised again.
 gboolean IsSeekable(GstBaseSrc* bsrc) { return !gst_base_src_is_live(bsrc); }
 
-// A seek position in frames or bytes as a frame index (END: from the stream's end), or false.
-// *frame stays -1 for no position (a stop of -1: to the end).
-bool SeekFrame(GstFormat format, GstSeekType type, int64_t value, int64_t total, guint64 frame_bytes, int64_t* frame) {
-  if (type == GST_SEEK_TYPE_NONE || (type == GST_SEEK_TYPE_SET && value == -1)) return true;
-  if (format == GST_FORMAT_BYTES) {
-    if (frame_bytes == 0) return false;
-    // The frame holding the byte: rounded down, before the end too (-1 is in the last frame).
-    const guint64 magnitude = value < 0 ? 0 - static_cast<guint64>(value) : static_cast<guint64>(value);
-    value = value < 0 ? -static_cast<int64_t>((magnitude + frame_bytes - 1) / frame_bytes)
-                      : static_cast<int64_t>(magnitude / frame_bytes);
-  } else if (format != GST_FORMAT_DEFAULT) {
-    return false;
-  }
-  if (type == GST_SEEK_TYPE_END) {
-    if (total == kEndless || value > 0) return false;
-    value += total;
-  }
-  *frame = MAX(value, int64_t{0});
-  return true;
-}
-
 // Seeks in frames or bytes (basesrc hands over seeks in any format but time). basesrc's default
 // starts them from a blank segment, which loses the running time a non-flushing seek must go on
 // from (its base) and the duration, and cannot seek from the end: here the current segment is
@@ -1251,8 +1238,8 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
   {
     std::lock_guard lk(s.mu);
     const guint64 frame_bytes = s.negotiated ? GST_VIDEO_INFO_SIZE(&s.info) : 0;
-    if (!CurrentTimeline(s, &timeline) || !SeekFrame(format, start_type, start, s.total, frame_bytes, &first) ||
-        !SeekFrame(format, stop_type, stop, s.total, frame_bytes, &last)) {
+    if (!CurrentTimeline(s, &timeline) || !FrameIndex(format, start_type, start, s.total, frame_bytes, &first) ||
+        !FrameIndex(format, stop_type, stop, s.total, frame_bytes, &last)) {
       GST_WARNING_OBJECT(self, "seek in %s refused: no such position", gst_format_get_name(format));
       return FALSE;
     }

@@ -25,7 +25,8 @@ inline GstVideoFormat GstFormatOf(ds_pixel_format format) {
   return GST_VIDEO_FORMAT_UNKNOWN;
 }
 
-// RGB for a format the caps never offer.
+// The engine's format for a negotiated one (the engine makes frames in it on its device, the
+// element copies them); RGB for a format the caps never offer.
 inline ds_pixel_format EngineFormatOf(GstVideoFormat format) {
   for (const PixelFormatPair& p : kPixelFormats) {
     if (p.gst == format) return p.engine;
