@@ -43,6 +43,9 @@ Result<std::vector<int64_t>> Weights::Shape(std::string_view name) const {
 }
 
 Result<Tensor> Weights::GetStored(std::string_view name, const std::vector<int64_t>& expected_shape, StoredF32 f32) {
+  if (auto n = narrowed_.find(name); n != narrowed_.end() && n->second.shape == expected_shape) {
+    return Contiguous(n->second.bits.data(), n->second.dtype, n->second.shape);
+  }
   const SafetensorsEntry* e = checkpoint_->find(name);
   const std::optional<DType> stored = e != nullptr ? FloatDType(e->dtype) : std::nullopt;
   // Get: float32 copies by request, non-float dtypes and wrong shapes (its errors name them).
@@ -67,7 +70,28 @@ Result<Tensor> Weights::Get(std::string_view name, const std::vector<int64_t>& e
   auto it = loaded_.find(name);
   if (it != loaded_.end()) return Contiguous(it->second.buffer.data(), DType::kF32, it->second.shape);
   DS_ASSIGN_OR_RETURN(const Loaded* loaded, Load(*e));
+  if (auto n = narrowed_.find(name); n != narrowed_.end()) {  // the changed values, not the file's
+    WidenToF32(n->second.bits.data(), n->second.dtype, loaded->buffer.data(), 0, n->second.bits.size());
+  }
   return Contiguous(loaded->buffer.data(), DType::kF32, loaded->shape);
+}
+
+Result<Tensor> Weights::Narrow(std::string_view name, DType dtype) {
+  auto it = loaded_.find(name);
+  if (it == loaded_.end() || (dtype != DType::kBF16 && dtype != DType::kF16)) {
+    return Error(Code::kInternal, "{}: cannot narrow tensor '{}' to {}", checkpoint_->path(), name, DTypeName(dtype));
+  }
+  const Loaded& f32 = it->second;
+  Narrowed n{std::vector<uint16_t>(f32.buffer.size()), dtype, f32.shape};
+  const float* src = f32.buffer.data();
+  for (size_t i = 0; i < n.bits.size(); ++i) {
+    n.bits[i] = dtype == DType::kBF16 ? FloatToBFloat16(src[i]) : FloatToHalf(src[i]);
+  }
+  std::string key = it->first;
+  loaded_.erase(it);
+  viewed_.insert(key);  // used, for Unused()
+  Narrowed& slot = narrowed_.insert_or_assign(std::move(key), std::move(n)).first->second;
+  return Contiguous(slot.bits.data(), slot.dtype, slot.shape);
 }
 
 Result<const Weights::Loaded*> Weights::Load(const SafetensorsEntry& e) {

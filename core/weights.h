@@ -36,6 +36,10 @@ class Weights {
   enum class StoredF32 { kCopy, kMapped };
   Result<Tensor> GetStored(std::string_view name, const std::vector<int64_t>& expected_shape,
                            StoredF32 f32 = StoredF32::kCopy);
+  // Replaces Get's float32 copy of `name` (fetched with Get, maybe changed in place since: a LoRA
+  // merged in) by a copy in `dtype` (BF16 or F16), which GetStored returns from then on (and Get
+  // widens again): a changed weight kept at the checkpoint's width. Frees the float32 copy.
+  Result<Tensor> Narrow(std::string_view name, DType dtype);
   // Checkpoint tensors never fetched with Get or GetStored, sorted: a model warns about them, since they usually
   // mean a naming mismatch between the checkpoint and the model family.
   std::vector<std::string> Unused() const;
@@ -51,7 +55,14 @@ class Weights {
   Result<const Loaded*> Load(const SafetensorsEntry& e);
 
   std::unique_ptr<Checkpoint> checkpoint_;
+  struct Narrowed {
+    std::vector<uint16_t> bits;
+    DType dtype;
+    std::vector<int64_t> shape;
+  };
+
   std::map<std::string, Loaded, std::less<>> loaded_;
+  std::map<std::string, Narrowed, std::less<>> narrowed_;
   std::set<std::string, std::less<>> viewed_;  // read through GetStored without a copy
 };
 

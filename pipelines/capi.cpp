@@ -208,11 +208,12 @@ ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, siz
     if (!gen->engine) return ds::Status(ds::Code::kState, "no model loaded: call ds_load first");
     if (buf == nullptr && size > 0) return ds::Status(ds::Code::kInvalidArgument, "NULL buffer of nonzero size");
     DS_ASSIGN_OR_RETURN(const ds::OutputShape shape, gen->engine->Shape(gen->opts));
-    // The model, device and threads are the loaded ones, whatever the options say since ds_load.
+    // The model, device, threads and LoRAs are the loaded ones, whatever the options say since ds_load.
     ds::Options made_with = gen->opts;
     made_with.model = gen->loaded.model;
     made_with.device = gen->loaded.device;
     made_with.threads = gen->loaded.threads;
+    made_with.lora = gen->loaded.lora;
     const ds::Backend& backend = gen->engine->backend();
     const std::string json =
         ds::ProvenanceJson(made_with, gen->engine->info(), shape, backend.name(), backend.threads());

@@ -1,5 +1,6 @@
 #include "pipelines/options.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -14,7 +15,7 @@ constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a doubl
 
 // The table. min/max bound numeric options; the help text documents sentinels. Append new options at
 // the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
-constexpr std::array<ds_option_info, 15> kOptions = {{
+constexpr std::array<ds_option_info, 16> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0, "Model to load: a model folder path, or the name of a bundled model (demo)",
      0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
@@ -44,6 +45,10 @@ constexpr std::array<ds_option_info, 15> kOptions = {{
      "Sampler of the flow schedule: euler (flow-matching Euler), unipc (UniPC multistep, order 2) or auto (the "
      "model's: a Wan2.1 folder's scheduler config, Euler for the demo model)",
      1},
+    {"lora", DS_OPT_STRING, "", 0, 0,
+     "LoRA files merged into a Wan2.1 model's transformer at load: FILE or FILE=STRENGTH (default 1), several "
+     "separated by commas (e.g. a few-step distillation LoRA with steps=4 guidance=1)",
+     0},
 }};
 
 std::string Canonical(std::string_view name) {
@@ -128,6 +133,11 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
         return Error(Code::kInvalidArgument, "option 'sampler': '{}' is not one of auto, euler, unipc", value);
       }
       opts.sampler = value;
+    } else if (n == "lora") {
+      if (const Result<std::vector<LoraSpec>> loras = ParseLoras(value); !loras.ok()) {
+        return Error(Code::kInvalidArgument, "option 'lora': {}", loras.status().message());
+      }
+      opts.lora = value;
     }
     return Status::Ok();
   }
@@ -158,6 +168,33 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
   return Status::Ok();
 }
 
+Result<std::vector<LoraSpec>> ParseLoras(std::string_view value) {
+  std::vector<LoraSpec> out;
+  if (value.empty()) return out;
+  size_t begin = 0;
+  while (begin <= value.size()) {
+    const size_t end = std::min(value.find(',', begin), value.size());
+    std::string_view item = value.substr(begin, end - begin);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.empty()) return Error(Code::kInvalidArgument, "'{}' has an empty item (FILE[=STRENGTH],…)", value);
+    LoraSpec spec{std::string(item), 1.0};
+    if (const size_t eq = item.rfind('='); eq != std::string_view::npos) {
+      const std::string_view number = item.substr(eq + 1);
+      double strength = 0;
+      const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), strength);
+      if (ec == std::errc() && ptr == number.data() + number.size() && !number.empty()) {
+        if (!std::isfinite(strength)) return Error(Code::kInvalidArgument, "'{}': strength is not finite", item);
+        spec = {std::string(item.substr(0, eq)), strength};
+        if (spec.path.empty()) return Error(Code::kInvalidArgument, "'{}' names no file", item);
+      }
+    }
+    out.push_back(std::move(spec));
+    begin = end + 1;
+  }
+  return out;
+}
+
 Result<std::string> GetOption(const Options& opts, std::string_view name) {
   const ds_option_info* o = FindOption(name);
   if (o == nullptr) return Error(Code::kInvalidArgument, "unknown option '{}'", name);
@@ -168,6 +205,7 @@ Result<std::string> GetOption(const Options& opts, std::string_view name) {
   if (n == "device") return opts.device;
   if (n == "vae-tiling") return opts.vae_tiling;
   if (n == "sampler") return opts.sampler;
+  if (n == "lora") return opts.lora;
   if (n == "width") return std::to_string(opts.width);
   if (n == "height") return std::to_string(opts.height);
   if (n == "frames") return std::to_string(opts.frames);

@@ -6,8 +6,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
+#include "core/wan/wan_lora.h"
 #include "ditstream.h"
 
 namespace ds {
@@ -24,6 +26,7 @@ struct Options {
   int threads = 0;
   std::string vae_tiling;  // auto, on, off
   std::string sampler;     // auto, euler, unipc
+  std::string lora;        // FILE[=STRENGTH] items separated by commas (ParseLoras)
 };
 
 std::span<const ds_option_info> OptionTable();
@@ -34,5 +37,9 @@ const ds_option_info* FindOption(std::string_view name);  // '-' and '_' are int
 // Parses and range-checks `value` for option `name` into `opts`; the error names both.
 Status SetOption(Options& opts, std::string_view name, std::string_view value);
 Result<std::string> GetOption(const Options& opts, std::string_view name);
+
+// The `lora` option's files and strengths: "a.safetensors,b.safetensors=0.6" (a strength is the number
+// after the last '='; a file named with '=' in it takes an explicit "=1"). Empty: none.
+Result<std::vector<LoraSpec>> ParseLoras(std::string_view value);
 
 }  // namespace ds

@@ -1,5 +1,6 @@
 #include "pipelines/provenance.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <charconv>
@@ -24,6 +25,25 @@ std::string ModelName(std::string_view model) {
   return path.filename().string();
 }
 
+// The LoRAs by file name and strength, as ParseLoras reads them (never their folders).
+nlohmann::ordered_json LoraRecord(const std::string& option) {
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  const Result<std::vector<LoraSpec>> loras = ParseLoras(option);
+  if (!loras.ok()) return list;
+  for (const LoraSpec& l : *loras) {
+    list.push_back({{"name", std::filesystem::path(l.path).filename().string()}, {"strength", l.strength}});
+  }
+  return list;
+}
+
+std::string LoraNames(const std::string& option) {
+  std::string out;
+  for (const auto& l : LoraRecord(option)) {
+    out += fmt::format("{}{}={}", out.empty() ? "" : ",", l["name"].get<std::string>(), l["strength"].get<double>());
+  }
+  return out;
+}
+
 // A number GetOption wrote; from_chars, as options.cpp parses, so a host's locale cannot change it.
 template <class T>
 T Number(const std::string& text) {
@@ -41,6 +61,7 @@ std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const Out
   j["generator"] = "ditstream " DS_VERSION;
   j["ai_generated"] = true;
   j["model"] = {{"name", ModelName(opts.model)}, {"family", info.family}};
+  j["loras"] = LoraRecord(opts.lora);
   j["prompt"] = opts.prompt;
   j["negative_prompt"] = opts.negative_prompt;
   j["seed"] = opts.seed;
@@ -56,14 +77,16 @@ std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const Out
   // The threads the backend runs (the option's 0 means all cores, which differ between machines):
   // on the CPU, how the work is split can change the last bit of a few pixels.
   j["threads"] = threads;
-  // The table as set (sentinels included), typed as the table types it; the model option keeps
-  // only its name, like "model" above.
+  // The table as set (sentinels included), typed as the table types it; the model and LoRA options
+  // keep only file names, like "model" and "loras" above.
   nlohmann::ordered_json& table = j["options"];
   for (const ds_option_info& o : OptionTable()) {
     const Result<std::string> text = GetOption(opts, o.name);
     if (!text.ok()) continue;
     if (std::string_view(o.name) == "model") {
       table[o.name] = ModelName(*text);
+    } else if (std::string_view(o.name) == "lora") {
+      table[o.name] = LoraNames(*text);
     } else if (o.type == DS_OPT_STRING) {
       table[o.name] = *text;
     } else if (o.type == DS_OPT_INT) {

@@ -44,12 +44,14 @@ Result<std::string> ResolveModelFolder(const std::string& model) {
 Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
   namespace fs = std::filesystem;
   DS_ASSIGN_OR_RETURN(std::string folder, ResolveModelFolder(opts.model));
+  DS_ASSIGN_OR_RETURN(std::vector<LoraSpec> loras, ParseLoras(opts.lora));
   std::error_code ec;
   // Any diffusers folder goes to WanModel, even one of another pipeline: its error then names it.
   if (WanModel::IsWanFolder(folder) || fs::is_regular_file(fs::path(folder) / "model_index.json", ec)) {
     DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                         CreateBackend(opts.device, opts.threads, AutoDevice::kGpuWhenPresent));
-    DS_ASSIGN_OR_RETURN(std::unique_ptr<WanPipeline> wan, WanPipeline::Load(folder, *backend));
+    DS_ASSIGN_OR_RETURN(std::unique_ptr<WanPipeline> wan,
+                        WanPipeline::Load(folder, *backend, WanDefaults::kTextLen, loras));
     Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, wan->Info().family, backend->name());
     return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(wan), std::move(backend)));
   }
@@ -58,6 +60,10 @@ Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
                  "'{}' holds no model: neither config.json (a ditstream model folder) nor model_index.json (a "
                  "Wan2.1 folder in the diffusers layout)",
                  folder);
+  }
+  if (!loras.empty()) {
+    return Error(Code::kUnsupported,
+                 "option 'lora': LoRA files apply to Wan2.1 models; '{}' is a ditstream model folder", folder);
   }
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(folder));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));

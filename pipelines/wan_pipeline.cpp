@@ -45,8 +45,9 @@ int LastOnGrid(int min, int step, int limit) { return min + (limit - min) / step
 
 }  // namespace
 
-Result<std::unique_ptr<WanPipeline>> WanPipeline::Load(const std::string& folder, Backend& backend, int text_len) {
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<WanModel> model, WanModel::Load(folder));
+Result<std::unique_ptr<WanPipeline>> WanPipeline::Load(const std::string& folder, Backend& backend, int text_len,
+                                                       const std::vector<LoraSpec>& loras) {
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<WanModel> model, WanModel::Load(folder, loras));
   return std::unique_ptr<WanPipeline>(new WanPipeline(std::move(model), backend, text_len));
 }
 

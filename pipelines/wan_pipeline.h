@@ -23,8 +23,10 @@ namespace ds {
 class WanPipeline {
  public:
   // text_len: rows of prompt context, 512 as Wan2.1 was trained; parity tests pass their reference's.
+  // loras: adapters merged into the transformer (core/wan/wan_lora.h).
   static Result<std::unique_ptr<WanPipeline>> Load(const std::string& folder, Backend& backend,
-                                                   int text_len = WanDefaults::kTextLen);
+                                                   int text_len = WanDefaults::kTextLen,
+                                                   const std::vector<LoraSpec>& loras = {});
 
   WanModel& model() { return *model_; }
   ModelInfo Info() const;

@@ -54,7 +54,7 @@ bool WanModel::IsWanFolder(const std::string& folder) {
   return cls.ok() && cls->starts_with("Wan");
 }
 
-Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder) {
+Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, const std::vector<LoraSpec>& loras) {
   const std::string index_path = (fs::path(folder) / "model_index.json").string();
   std::error_code ec;
   if (!fs::is_regular_file(index_path, ec)) {
@@ -84,7 +84,7 @@ Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder) {
   DS_ASSIGN_OR_RETURN(WanSchedulerConfig scheduler, ParseWanSchedulerConfig(sched));
   DS_ASSIGN_OR_RETURN(WanTokenizer tokenizer, WanTokenizer::Load((dir / "tokenizer").string()));
   DS_ASSIGN_OR_RETURN(Umt5Encoder text, Umt5Encoder::Load((dir / "text_encoder").string()));
-  DS_ASSIGN_OR_RETURN(WanTransformer transformer, WanTransformer::Load((dir / "transformer").string()));
+  DS_ASSIGN_OR_RETURN(WanTransformer transformer, WanTransformer::Load((dir / "transformer").string(), loras));
   DS_ASSIGN_OR_RETURN(WanVaeDecoder vae, WanVaeDecoder::Load((dir / "vae").string()));
   if (text.config().d_model != transformer.config().text_dim) {
     return Error(Code::kModel, "{}: the text encoder's width {} differs from the transformer's text_dim {}", folder,

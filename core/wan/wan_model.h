@@ -29,7 +29,8 @@ class WanModel {
  public:
   // True when folder/model_index.json exists and declares a Wan pipeline (for family dispatch).
   static bool IsWanFolder(const std::string& folder);
-  static Result<std::unique_ptr<WanModel>> Load(const std::string& folder);
+  // loras: merged into the transformer as it loads (wan_lora.h).
+  static Result<std::unique_ptr<WanModel>> Load(const std::string& folder, const std::vector<LoraSpec>& loras = {});
 
   const std::string& folder() const { return folder_; }
   WanTokenizer& tokenizer() { return tokenizer_; }

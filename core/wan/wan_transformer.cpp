@@ -66,8 +66,9 @@ WanTransformer::WanTransformer(WanTransformer&&) noexcept = default;
 WanTransformer& WanTransformer::operator=(WanTransformer&&) noexcept = default;
 WanTransformer::~WanTransformer() = default;
 
-Result<WanTransformer> WanTransformer::Load(const std::string& path) {
+Result<WanTransformer> WanTransformer::Load(const std::string& path, const std::vector<LoraSpec>& loras) {
   namespace fs = std::filesystem;
+  DS_ASSIGN_OR_RETURN(WanLora lora, WanLora::Open(loras));
   WanTransformer m;
   DS_ASSIGN_OR_RETURN(m.weights_, OpenWanWeights(path, "transformer"));
   DS_ASSIGN_OR_RETURN(WanCheckpointNaming naming, DetectWanTransformerNaming(*m.weights_));
@@ -88,7 +89,7 @@ Result<WanTransformer> WanTransformer::Load(const std::string& path) {
   }
   const WanTransformerConfig& c = m.cfg_;
   const int64_t d = c.dim(), pv = c.patch_volume();
-  WanTensorReader r(*m.weights_, naming, WanTransformerOriginalName);
+  WanTensorReader r(*m.weights_, naming, WanTransformerOriginalName, &lora);
   Tensor pe = r.get("patch_embedding.weight", {d, c.in_channels, c.patch[0], c.patch[1], c.patch[2]});
   m.host_.patch.b = r.get("patch_embedding.bias", {d});
   if (r.status().ok()) m.host_.patch.w = AsMatrix(pe, d, c.in_channels * pv);
@@ -126,6 +127,7 @@ Result<WanTransformer> WanTransformer::Load(const std::string& path) {
     b.fc2 = r.stored_linear(p + "ffn.net.2", d, c.ffn, &b.scales[9]);
   }
   DS_TRY(r.status());
+  DS_TRY(lora.CheckAllUsed());
   WarnUnusedWanTensors(*m.weights_, "transformer");
   return m;
 }

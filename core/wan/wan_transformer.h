@@ -20,6 +20,7 @@
 #include "core/rope.h"
 #include "core/status.h"
 #include "core/wan/wan_config.h"
+#include "core/wan/wan_lora.h"
 
 namespace ds {
 
@@ -33,7 +34,9 @@ class WanTransformer {
   // BF16/F16 mapped from the file on the host and copied as they are to a GPU, 2 bytes a weight;
   // just before a block runs, those its backend's linear does not take as stored are widened (to
   // float32 on the CPU, to BF16 on a GPU). The rest is converted at load.
-  static Result<WanTransformer> Load(const std::string& path);
+  // loras: adapters merged into the weights they change (wan_lora.h); those matrices are copies,
+  // kept in the checkpoint's dtype (F8 as BF16).
+  static Result<WanTransformer> Load(const std::string& path, const std::vector<LoraSpec>& loras = {});
 
   WanTransformer(WanTransformer&&) noexcept;
   WanTransformer& operator=(WanTransformer&&) noexcept;

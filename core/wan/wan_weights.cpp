@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "core/log.h"
@@ -139,7 +140,18 @@ Tensor WanTensorReader::get(std::string_view name, std::vector<int64_t> shape) {
     return {};
   }
   if (stored.ends_with(".weight")) ScaleOnce(stored, *t);
+  MergeLoraOnce(name, stored, *t);
   return *t;
+}
+
+bool WanTensorReader::LoraTouches(std::string_view name) const {
+  return lora_ != nullptr && lora_->Touches(name, to_original_ ? to_original_(name) : std::string(name));
+}
+
+void WanTensorReader::MergeLoraOnce(std::string_view name, const std::string& stored, const Tensor& f32_copy) {
+  if (!status_.ok() || !LoraTouches(name) || !merged_.insert(stored).second) return;
+  const Status s = lora_->Apply(name, to_original_ ? to_original_(name) : std::string(name), f32_copy);
+  if (!s.ok()) status_ = s;
 }
 
 void WanTensorReader::ScaleOnce(const std::string& stored_weight_name, const Tensor& f32_copy) {
@@ -187,6 +199,23 @@ Linear WanTensorReader::stored_linear(std::string_view name, int64_t out, int64_
   *scale = 1.0f;
   if (!status_.ok()) return l;
   const std::string n(name), stored = stored_name(n + ".weight");
+  if (LoraTouches(n + ".weight")) {
+    // A LoRA changes it: the merged float32 copy, kept at the checkpoint's width (F8 as BF16, scaled).
+    l.w = get(n + ".weight", {out, in});
+    if (bias) l.b = get(n + ".bias", {out});
+    const SafetensorsEntry* e = weights_.checkpoint().find(stored);
+    if (!status_.ok() || e == nullptr) return l;
+    const std::optional<DType> as_stored = FloatDType(e->dtype);
+    if (as_stored && *as_stored != DType::kF32) {
+      Result<Tensor> narrow = weights_.Narrow(stored, *as_stored == DType::kF16 ? DType::kF16 : DType::kBF16);
+      if (!narrow.ok()) {
+        status_ = narrow.status();
+        return l;
+      }
+      l.w = *narrow;
+    }
+    return l;
+  }
   Result<Tensor> w = weights_.GetStored(stored, {out, in}, f32);
   if (!w.ok()) {
     status_ = w.status();

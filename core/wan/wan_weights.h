@@ -12,6 +12,7 @@
 #include "core/layers.h"
 #include "core/status.h"
 #include "core/tensor.h"
+#include "core/wan/wan_lora.h"
 #include "core/weights.h"
 
 namespace ds {
@@ -37,8 +38,9 @@ Result<WanCheckpointNaming> DetectWanVaeNaming(const Weights& w);
 class WanTensorReader {
  public:
   using NameMap = std::string (*)(std::string_view);
-  WanTensorReader(Weights& weights, WanCheckpointNaming naming, NameMap to_original)
-      : weights_(weights), naming_(std::move(naming)), to_original_(to_original) {}
+  // lora: merged into every tensor it changes as the tensor is read (see wan_lora.h); null for none.
+  WanTensorReader(Weights& weights, WanCheckpointNaming naming, NameMap to_original, WanLora* lora = nullptr)
+      : weights_(weights), naming_(std::move(naming)), to_original_(to_original), lora_(lora) {}
 
   std::string stored_name(std::string_view name) const;
   bool has(std::string_view name) const { return weights_.Has(stored_name(name)); }
@@ -59,11 +61,15 @@ class WanTensorReader {
   float WeightScale(const std::string& stored_weight_name);
   // Multiplies Get's float32 copy of a weight by its scale, once per tensor.
   void ScaleOnce(const std::string& stored_weight_name, const Tensor& f32_copy);
+  // Merges the LoRA's delta for tensor `name` into Get's float32 copy, once per tensor.
+  void MergeLoraOnce(std::string_view name, const std::string& stored, const Tensor& f32_copy);
+  bool LoraTouches(std::string_view name) const;
 
   Weights& weights_;
-  std::set<std::string, std::less<>> scaled_;
+  std::set<std::string, std::less<>> scaled_, merged_;
   WanCheckpointNaming naming_;
   NameMap to_original_;
+  WanLora* lora_;
   Status status_;
 };
 

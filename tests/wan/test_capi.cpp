@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "ditstream.h"
 
 namespace {
@@ -210,6 +212,44 @@ TEST_F(WanCApi, SameSeedSameFramesOtherSeedOtherFrames) {
   const Collected c = Generate();
   ASSERT_EQ(c.frames.size(), a.frames.size());
   EXPECT_NE(a.frames, c.frames);
+}
+
+// A LoRA file set by the `lora` option is merged at ds_load: the frames change, and the provenance
+// names the file and strength, never its folder. A missing file fails ds_load naming it.
+TEST_F(WanCApi, LoraOptionChangesTheFramesAndIsRecordedByName) {
+  const fs::path dir = fs::temp_directory_path() / ("ds_wan_lora_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string lora = (dir / "head.safetensors").string();
+  {
+    // One full delta on the output head's bias (original names, ComfyUI's spelling), 64 floats.
+    std::string header = R"({"diffusion_model.head.head.diff_b":{"dtype":"F32","shape":[64],"data_offsets":[0,256]}})";
+    header.resize((header.size() + 7) / 8 * 8, ' ');
+    std::ofstream out(lora, std::ios::binary);
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+    out << header;
+    for (int i = 0; i < 64; ++i) {
+      const float v = i % 2 ? 0.5f : -0.5f;
+      out.write(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+  }
+  Load();
+  const Collected plain = Generate();
+  Set("lora", lora + "=0.5");
+  Load();
+  const Collected with_lora = Generate();
+  ASSERT_EQ(with_lora.frames.size(), plain.frames.size());
+  EXPECT_NE(with_lora.frames, plain.frames);
+  size_t length = 0;
+  ASSERT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_OK);
+  std::string json(length + 1, '\0');
+  ASSERT_EQ(ds_get_provenance(gen_, json.data(), json.size(), nullptr), DS_OK);
+  EXPECT_NE(json.find(R"("loras":[{"name":"head.safetensors","strength":0.5}])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("lora":"head.safetensors=0.5")"), std::string::npos) << json;
+  EXPECT_EQ(json.find(dir.string()), std::string::npos) << json;
+  Set("lora", (dir / "missing.safetensors").string());
+  EXPECT_NE(ds_load(gen_), DS_OK);
+  EXPECT_TRUE(Mentions(gen_, "missing.safetensors"));
+  fs::remove_all(dir);
 }
 
 // The CPU backend splits work by the thread count, never the arithmetic: 1 and 2 threads make the
