@@ -17,6 +17,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -91,6 +92,9 @@ struct State {
   bool quit = false;      // the worker must return
   bool flushing = false;  // from unlock() to unlock_stop()
   std::deque<Item> queue;
+  // The last frame fill() handed to basesrc (frame pushed − 1), kept until the next: basesrc drops
+  // a filled buffer when a flush comes before it is pushed, and a seek to that frame puts it back.
+  std::optional<Item> lent;
   int64_t total = kEndless;   // frames in the stream
   int64_t want = kEndless;    // frames the current worker has to produce
   int64_t generated = 0;      // frames the current worker produced
@@ -384,6 +388,7 @@ void StopWorker(State& s) {
   std::lock_guard lk(s.mu);
   s.quit = false;
   s.queue.clear();
+  s.lent.reset();
 }
 
 // ---- caps ----
@@ -918,30 +923,29 @@ gboolean Stop(GstBaseSrc* bsrc) {
     s.gen = nullptr;
     s.started = s.negotiated = false;
     s.queue.clear();
+    s.lent.reset();
     s.pending.clear();
   }
   ds_destroy(gen);
   return TRUE;
 }
 
-// Wakes fill() and stops generation at the engine's next check; unlock_stop() joins the worker.
+// Wakes fill(). Generation goes on: a flush, and a seek that leaves the stream where it is (one
+// that moves only the stop), cost nothing; DoSeek, Stop and a new size stop the worker themselves
+// when the stream must be made afresh.
 gboolean Unlock(GstBaseSrc* bsrc) {
   State& s = *GST_DIT_SRC(bsrc)->s;
   std::lock_guard lk(s.mu);
-  s.flushing = s.quit = true;
-  ds_cancel(s.gen);
+  s.flushing = true;
   s.cv.notify_all();
   return TRUE;
 }
 
-// After a flush the next fill() restarts generation (continuing the last complete clip); the
-// frames that were queued are dropped.
+// After a flush fill() goes on with the frames queued (a live stream restamped from the clock).
 gboolean UnlockStop(GstBaseSrc* bsrc) {
   State& s = *GST_DIT_SRC(bsrc)->s;
-  StopWorker(s);
   std::lock_guard lk(s.mu);
-  s.flushing = s.quit = false;
-  s.queue.clear();
+  s.flushing = false;
   s.anchor = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
@@ -1039,7 +1043,12 @@ GstFlowReturn Fill(GstPushSrc* psrc, GstBuffer* buf) {
       break;
   }
   if (!item.provenance.empty()) SendClipTags(self, item);
-  return WriteFrame(self, item, buf);
+  const GstFlowReturn written = WriteFrame(self, item, buf);
+  if (written == GST_FLOW_OK) {
+    std::lock_guard lk(s.mu);
+    s.lent = std::move(item);
+  }
+  return written;
 }
 
 // Basesrc waits on the clock for the times returned here, which only a live source should.
@@ -1257,6 +1266,27 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
       time(first), stop_type == GST_SEEK_TYPE_NONE ? GST_SEEK_TYPE_NONE : GST_SEEK_TYPE_SET, time(last), nullptr);
 }
 
+// Whether a seek to `position` can go on with the stream as it is (ditsrc::EffectOfSeek), the
+// worker and its queue kept; a frame basesrc dropped for the flush goes back at the queue's head.
+bool KeepStreamAt(State& s, GstClockTime position) {
+  std::lock_guard lk(s.mu);
+  if (!s.negotiated || GST_CLOCK_TIME_IS_VALID(s.seek_to) || !GST_CLOCK_TIME_IS_VALID(position)) return false;
+  if (!s.worker.joinable() && !s.ended) return false;
+  switch (ditsrc::EffectOfSeek(s.timeline, s.pushed, position, s.lent.has_value() && !s.ended)) {
+    case ditsrc::SeekEffect::kKeep:
+      return true;
+    case ditsrc::SeekEffect::kPutBackLast:
+      s.queue.push_front(std::move(*s.lent));
+      s.lent.reset();
+      --s.pushed;
+      s.cv.notify_all();
+      return true;
+    case ditsrc::SeekEffect::kRestart:
+      return false;
+  }
+  return false;
+}
+
 // Runs with the streaming thread stopped (basesrc holds the stream lock). Forward playback only:
 // frames exist only as a clip is generated, first to last.
 gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
@@ -1287,12 +1317,15 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
     GST_OBJECT_UNLOCK(self);
     if (GST_CLOCK_TIME_IS_VALID(now)) segment->base = now;
   }
-  StopWorker(s);  // a flushing seek has stopped it already
-  std::lock_guard lk(s.mu);
-  s.queue.clear();
-  s.ended = false;
   // The position: the new start, or, for a seek that moves only the stop, where the stream is.
-  s.seek_to = segment->position;
+  if (!KeepStreamAt(s, segment->position)) {
+    StopWorker(s);
+    std::lock_guard lk(s.mu);
+    s.queue.clear();
+    s.ended = false;
+    s.seek_to = segment->position;
+  }
+  std::lock_guard lk(s.mu);
   segment->time = segment->start;
   if (s.negotiated && s.total != kEndless) {
     segment->duration = static_cast<gint64>(s.timeline.Time(static_cast<uint64_t>(s.total)));

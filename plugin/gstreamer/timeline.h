@@ -34,4 +34,12 @@ class Timeline {
   std::vector<Span> spans_;
 };
 
+// What a seek to `position` (basesrc's, in ns) does to a stream that has handed out `pushed` frames:
+// kKeep when the position is the next frame's (a seek that moved only the stop; also a position
+// basesrc clamped to a stop inside the last frame, which went out), kPutBackLast when it is the
+// last frame's start exactly (basesrc dropped that frame for the flush before pushing it; possible
+// only if it is still at hand), kRestart otherwise (the stream is made afresh from there).
+enum class SeekEffect { kKeep, kPutBackLast, kRestart };
+SeekEffect EffectOfSeek(const Timeline& timeline, uint64_t pushed, uint64_t position, bool last_at_hand);
+
 }  // namespace ditsrc

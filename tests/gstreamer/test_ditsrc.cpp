@@ -837,8 +837,8 @@ bool WaitForBuffers(Handoffs& h, size_t n) {
   return h.count() >= n;
 }
 
-// In live mode PLAYING→PAUSED unlocks the source (a flush of fill()), which cancels generation;
-// PLAYING again must restart it.
+// In live mode PLAYING→PAUSED unschedules basesrc's clock wait (the frame waiting is dropped);
+// PLAYING again must go on, no picture twice.
 TEST(DitsrcLive, PauseAndResumeRestartsGeneration) {
   PipelineRun run("video/x-raw,framerate=50/1 ! fakesink name=sink signal-handoffs=true sync=true");
   g_object_set(run.src, "is-live", TRUE, "num-frames", G_GINT64_CONSTANT(-1), nullptr);
@@ -856,8 +856,7 @@ TEST(DitsrcLive, PauseAndResumeRestartsGeneration) {
   std::lock_guard lk(h.mu);
   EXPECT_TRUE(std::is_sorted(h.pts.begin(), h.pts.end()));
   EXPECT_EQ(std::adjacent_find(h.pts.begin(), h.pts.end()), h.pts.end()) << "duplicate PTS";
-  // The clip cut by the pause is made again and goes on after the frames already handed over:
-  // no picture comes twice.
+  // Generation goes on across the pause: no picture comes twice.
   std::set<std::string> distinct;
   for (const Frame& f : h.frames) distinct.emplace(f.begin(), f.end());
   EXPECT_EQ(distinct.size(), h.frames.size()) << "a frame came twice";
@@ -1120,14 +1119,27 @@ TEST(DitsrcSeek, WhilePausedPrerollsTheTargetFrame) {
   gst_sample_unref(sample);
 }
 
+// Denoising steps reported on the bus since the last call: a stream made again reports them anew.
+int DrainDenoiseSteps(GstBus* bus) {
+  int steps = 0;
+  while (GstMessage* m = PopMessage(bus, GST_MESSAGE_ELEMENT, 0)) {
+    const GstStructure* st = gst_message_get_structure(m);
+    steps += gst_structure_has_name(st, "ditstream-progress") &&
+             g_strcmp0(gst_structure_get_string(st, "stage"), "denoise") == 0;
+    gst_message_unref(m);
+  }
+  return steps;
+}
+
 // A seek that moves only the stop keeps the stream where it was: on from there (not from the
-// segment's start) to the new stop, the frames those of an unseeked run.
+// segment's start) to the new stop, the frames those of an unseeked run, nothing made again.
 TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
   const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
   AppsinkRun run(kClipFrames);
   run.Backpressure();  // else the whole clip may be in appsink, the stream at its end, by the seek
   ASSERT_TRUE(run.Play());
   for (int i = 0; i < 3; ++i) gst_sample_unref(run.Pull());
+  EXPECT_GT(DrainDenoiseSteps(run.bus), 0);
   const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
   ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_NONE, 0, GST_SEEK_TYPE_SET,
                                static_cast<gint64>(FrameTime(12, kFpsNum, kFpsDen))));
@@ -1137,6 +1149,66 @@ TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
   EXPECT_GE(first, 3u) << "the stream went back to the segment's start";
   EXPECT_EQ(first + frames.size(), 12u) << "frames " << first << " on, up to the new stop";
   ExpectFramesFrom(frames, pts, unseeked, first);
+  EXPECT_EQ(DrainDenoiseSteps(run.bus), 0) << "the clip was made again";
+}
+
+// Flushing seeks that move only the stop, one after another while frames flow: each keeps the
+// stream (a frame basesrc dropped for the flush goes out again, under its own time and offset),
+// so every frame is the unseeked run's at its time and none is made again.
+TEST(DitsrcSeek, RepeatedStopSeeksKeepTheStream) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  run.Backpressure();
+  ASSERT_TRUE(run.Play());
+  gst_sample_unref(run.Pull());
+  EXPECT_GT(DrainDenoiseSteps(run.bus), 0);
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  std::vector<Frame> frames;
+  std::vector<GstClockTime> pts;
+  for (int i = 0; i < 12; ++i) {
+    const uint64_t stop = i % 2 ? kClipFrames - 1 : kClipFrames;
+    ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_NONE, 0, GST_SEEK_TYPE_SET,
+                                 static_cast<gint64>(FrameTime(stop, kFpsNum, kFpsDen))));
+    GstSample* sample = run.Pull();
+    if (sample == nullptr) break;  // at the stop
+    GstBuffer* b = gst_sample_get_buffer(sample);
+    EXPECT_EQ(GST_BUFFER_PTS(b), FrameTime(GST_BUFFER_OFFSET(b), kFpsNum, kFpsDen));
+    frames.push_back(Bytes(b));
+    pts.push_back(GST_BUFFER_PTS(b));
+    gst_sample_unref(sample);
+  }
+  ASSERT_FALSE(frames.empty());
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const uint64_t n = gst_util_uint64_scale(pts[i], kFpsNum, static_cast<guint64>(kFpsDen) * GST_SECOND);
+    ASSERT_LT(n, unseeked.size());
+    EXPECT_TRUE(frames[i] == unseeked[n]) << "the frame at " << n;
+    if (i > 0) {
+      EXPECT_GT(pts[i], pts[i - 1]);
+    }
+  }
+  EXPECT_EQ(DrainDenoiseSteps(run.bus), 0) << "the clip was made again";
+}
+
+// A non-flushing seek that moves only the stop: the frames go on without a gap, nothing made again.
+TEST(DitsrcSeek, NonFlushingStopSeekGoesOnWithoutAGap) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  run.Backpressure();
+  ASSERT_TRUE(run.Play());
+  for (int i = 0; i < 2; ++i) gst_sample_unref(run.Pull());
+  EXPECT_GT(DrainDenoiseSteps(run.bus), 0);
+  // It waits for the streaming thread, which may wait for this thread to pull: made from another.
+  std::atomic<bool> seek_ok{false};
+  std::thread seeker([&] {
+    seek_ok = gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, GST_SEEK_FLAG_ACCURATE, GST_SEEK_TYPE_NONE, 0,
+                               GST_SEEK_TYPE_SET, static_cast<gint64>(FrameTime(10, kFpsNum, kFpsDen)));
+  });
+  const auto [frames, pts] = run.PullToEos();
+  seeker.join();
+  EXPECT_TRUE(seek_ok);
+  ExpectFramesFrom(frames, pts, unseeked, 2);
+  EXPECT_EQ(frames.size(), 8u) << "frames 2 to 9";
+  EXPECT_EQ(DrainDenoiseSteps(run.bus), 0) << "the clip was made again";
 }
 
 // The offset of the first buffer ditsrc pushes after a flush (sinks drop one that ends where the

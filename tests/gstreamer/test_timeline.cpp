@@ -96,4 +96,25 @@ TEST(Timeline, FarFramesSaturate) {
   EXPECT_EQ(t.Time(1), 1000u * 1000 * kMs);
 }
 
+// A seek's effect on a stream that has pushed frames 0..9 at 8/1 (125 ms each): times worked out
+// by hand.
+TEST(EffectOfSeek, KeepsPutsBackOrRestarts) {
+  using ditsrc::SeekEffect;
+  ditsrc::Timeline t;
+  t.Reset(8, 1);
+  const uint64_t pushed = 10;
+  // The next frame's start (a seek that moved only the stop, or a seek to frame 10 itself).
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1250 * kMs, true), SeekEffect::kKeep);
+  // Inside frame 9: basesrc clamped its position to a stop there, after frame 9 went out.
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1200 * kMs, true), SeekEffect::kKeep);
+  // Frame 9's start: basesrc dropped frame 9 for the flush; it goes back if still at hand.
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, true), SeekEffect::kPutBackLast);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, false), SeekEffect::kRestart);
+  // Anywhere else: made afresh.
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1000 * kMs, true), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1375 * kMs, true), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 0, true), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, 0, 0, false), SeekEffect::kKeep);
+}
+
 }  // namespace
