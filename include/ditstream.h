@@ -45,7 +45,7 @@ typedef struct ds_generator ds_generator;
 typedef enum ds_option_type {
   DS_OPT_STRING = 0,
   DS_OPT_INT = 1,    /* int64 range [min, max] */
-  DS_OPT_DOUBLE = 2, /* double range [min, max] */
+  DS_OPT_DOUBLE = 2 /* double range [min, max] */
 } ds_option_type;
 
 typedef struct ds_option_info {
@@ -72,10 +72,18 @@ DS_API void ds_set_log_sink(ds_log_fn fn, void* user);
 
 /* ---- generator ---- */
 
+/* The version this header describes; ds_version() gives the library's ("0.5.0"), which may be newer
+ * (a client built against an older header reads only what that header declares). The option
+ * table grows by appending: "lora" since 0.5.0. */
+#define DS_VERSION_MAJOR 0
+#define DS_VERSION_MINOR 5
+#define DS_VERSION_PATCH 0
 DS_API const char* ds_version(void);
 DS_API ds_generator* ds_create(void); /* NULL only when out of memory */
 DS_API void ds_destroy(ds_generator* gen);
-DS_API const char* ds_error_message(const ds_generator* gen); /* message of the last failure */
+/* The message of the last failure, valid until the next failing call on this generator (a call
+ * refused inside a callback included) or ds_destroy. */
+DS_API const char* ds_error_message(const ds_generator* gen);
 
 DS_API ds_status ds_set_option(ds_generator* gen, const char* name, const char* value);
 /* Writes the current value as text into buf (always NUL-terminated), cut to size − 1 bytes: a
@@ -85,7 +93,12 @@ DS_API ds_status ds_get_option(const ds_generator* gen, const char* name, char* 
 /* Loads the model named by the "model" option: a folder path (a ditstream model folder, or a Wan2.1
  * text-to-video folder in the diffusers layout), or the name of a model folder in $DITSTREAM_MODELS
  * or the bundled models ("demo"). Validates width/height/frames against the model. Call again
- * after changing model, device or threads; other options are read at each ds_generate(). */
+ * after changing model, device, threads or lora; other options are read at each ds_generate().
+ * A load starts the stream afresh: the next ds_generate() delivers frame 0 of clip 0, and a
+ * pending ds_seek() is dropped. The model loaded before is freed first (two never share memory),
+ * so after a failure no model is loaded (DS_ERR_STATE from the calls that need one), except when
+ * only the sizes failed (DS_ERR_UNSUPPORTED for a width, height or clip length the model does not
+ * make): the model stays loaded, and ds_get_model_info() says what it makes. */
 DS_API ds_status ds_load(ds_generator* gen);
 
 typedef struct ds_model_info {
@@ -202,7 +215,8 @@ DS_API ds_status ds_generate(ds_generator* gen, int continue_previous, ds_frame_
 
 /* Seeking: the next ds_generate() starts a new stream (as continue_previous = 0 does, whatever it
  * says) that delivers frames from `frame` on (numbered as ds_frame.index numbers them: frame 0 is
- * the stream's first); later calls continue it. The frames are those a fresh stream makes with the
+ * the stream's first); later calls continue it when they pass continue_previous != 0 (a call with 0
+ * starts over at frame 0, as always). The frames are those a fresh stream makes with the
  * same options, and the earlier ones cost what the model needs of them: a model whose clips
  * continue the previous one's (continuation_prefix_frames > 0) denoises the clips before the
  * target's clip again, one ds_generate() call each, which then delivers no frame, and decodes none

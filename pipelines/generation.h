@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 
 #include "core/frame.h"
+#include "core/status.h"
 #include "ditstream.h"
 #include "pipelines/flow_sampler.h"
 #include "pipelines/options.h"
@@ -53,7 +55,10 @@ class StreamPosition {
   // another clip, all of whose frames are new. Where clips do not depend on one another
   // (`independent_clips`: no prefix conditioning), whole clips before a seek's target are skipped,
   // not made.
-  void Begin(bool continue_previous, const OutputShape& shape, int new_frames, bool independent_clips) {
+  // Clips are numbered by an int (ds_frame.clip, each clip's noise seed): a stream far past a seek
+  // near the last frame index ends at the last clip number with an error, never a wrapped one.
+  static constexpr int64_t kLastClip = std::numeric_limits<int>::max();
+  Status Begin(bool continue_previous, const OutputShape& shape, int new_frames, bool independent_clips) {
     if (StartsOver(continue_previous)) {
       const int64_t target = std::max<int64_t>(seek_, 0);
       *this = StreamPosition();
@@ -64,9 +69,13 @@ class StreamPosition {
     if (independent_clips && delivered_ == 0 && new_frames > 0) {
       const int64_t whole = (target_ - emitted_) / new_frames;
       if (whole > 0) {
-        clip_ += static_cast<int>(whole);
+        clip_ += whole;
         emitted_ += whole * new_frames;
       }
+    }
+    if (clip_ > kLastClip) {
+      return Error(Code::kUnsupported, "the stream is past its last clip ({}): seek back or start it afresh",
+                   kLastClip);
     }
     // This clip's frames before the target: counted as handed out, so never handed out.
     if (target_ > emitted_) {
@@ -74,14 +83,15 @@ class StreamPosition {
       delivered_ += skip;
       emitted_ += skip;
     }
+    return Status::Ok();
   }
-  int clip() const { return clip_; }
+  int clip() const { return static_cast<int>(clip_); }
   // This clip's frames handed out already (by a stopped run, or before a seek's target): made
   // again only where later frames need them, not handed out.
   int delivered() const { return delivered_; }
   // Hands the consumer the next frame; false when it refused it (then it is not counted).
   bool Deliver(const FrameFn& on_frame, FrameFormat format, const uint8_t* pixels) {
-    if (!on_frame({format, pixels, shape_.width, shape_.height, emitted_, clip_})) return false;
+    if (!on_frame({format, pixels, shape_.width, shape_.height, emitted_, clip()})) return false;
     ++emitted_;
     ++delivered_;
     return true;
@@ -92,7 +102,7 @@ class StreamPosition {
   }
 
  private:
-  int clip_ = 0;
+  int64_t clip_ = 0;
   int64_t emitted_ = 0;  // frames handed out, or counted as such (before target_)
   int delivered_ = 0;
   int64_t target_ = 0;  // the first frame a seek hands out (0: the stream's first)

@@ -51,6 +51,41 @@ constexpr std::array<ds_option_info, 16> kOptions = {{
      0},
 }};
 
+// The offset of the first byte that does not start well-formed UTF-8 (RFC 3629: no overlong forms,
+// surrogates or code points past U+10FFFF), or npos. Prompts are text: the tokenizers, the
+// provenance JSON and GStreamer tags all need UTF-8, and replacing a byte would record a prompt
+// that does not make the video again.
+size_t InvalidUtf8At(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length;
+    uint32_t code, min;
+    if ((lead & 0xE0) == 0xC0) {
+      length = 2, code = lead & 0x1Fu, min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3, code = lead & 0x0Fu, min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4, code = lead & 0x07u, min = 0x10000;
+    } else {
+      return i;
+    }
+    if (s.size() - i < length) return i;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if ((next & 0xC0) != 0x80) return i;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return i;
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
 std::string Canonical(std::string_view name) {
   std::string s(name);
   for (char& c : s) {
@@ -107,6 +142,10 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
   if (o->type == DS_OPT_STRING) {
     if (value.find('\0') != std::string_view::npos) {
       return Error(Code::kInvalidArgument, "option '{}': value contains a NUL byte", n);
+    }
+    if (const size_t bad = InvalidUtf8At(value);
+        bad != std::string_view::npos && (n == "prompt" || n == "negative-prompt")) {
+      return Error(Code::kInvalidArgument, "option '{}': not valid UTF-8 at byte {}", n, bad);
     }
     if (n == "model") {
       if (value.empty()) return Error(Code::kInvalidArgument, "option 'model': empty model name");

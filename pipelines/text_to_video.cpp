@@ -201,7 +201,7 @@ Status TextToVideo::Generate(const Options& opts, bool continue_previous, FrameF
     prefix -= prefix % pt;
   }
   // Without prefix conditioning a clip owes nothing to the one before: a seek skips whole clips.
-  position_.Begin(!fresh, shape, shape.frames - prefix, c.sampling.continuation_prefix_frames == 0);
+  DS_TRY(position_.Begin(!fresh, shape, shape.frames - prefix, c.sampling.continuation_prefix_frames == 0));
   const int clip = position_.clip();
   DS_TRY(Denoise(opts, shape, prefix, cancel, on_progress, clip));
   // Frames a stopped run of this clip already delivered are not decoded again.

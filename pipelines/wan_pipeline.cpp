@@ -255,7 +255,7 @@ Status WanPipeline::Generate(const Options& opts, bool continue_previous, FrameF
   DS_ASSIGN_OR_RETURN(OutputShape shape, Shape(opts));
   DS_ASSIGN_OR_RETURN(auto dims, model_->LatentShape(shape.width, shape.height, shape.frames));
   // Wan2.1 has no prefix conditioning: every clip is its own, and a seek skips whole clips.
-  position_.Begin(continue_previous, shape, shape.frames, /*independent_clips=*/true);
+  DS_TRY(position_.Begin(continue_previous, shape, shape.frames, /*independent_clips=*/true));
   const int clip = position_.clip();
   if (clip > 0 && position_.delivered() == 0) {
     Log(LogLevel::kInfo, "{}: Wan2.1 has no prefix-frame conditioning: clip {} starts afresh (a cut)", model_->folder(),

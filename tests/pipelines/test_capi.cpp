@@ -521,4 +521,11 @@ TEST_F(CApi, OptionTableIsExposed) {
   EXPECT_STREQ(buf, "a r");
 }
 
+// The header's version macros are the library's version (a header and library from one build).
+TEST(CApiVersion, MacrosMatchTheLibrary) {
+  EXPECT_EQ(std::to_string(DS_VERSION_MAJOR) + "." + std::to_string(DS_VERSION_MINOR) + "." +
+                std::to_string(DS_VERSION_PATCH),
+            ds_version());
+}
+
 }  // namespace

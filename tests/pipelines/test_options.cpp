@@ -96,5 +96,37 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_EQ(o.steps, 0) << "a rejected value must not change the option";
 }
 
+// Prompts are UTF-8 text: each malformed form is refused naming its byte; every well-formed one,
+// the longest sequences and the last code point included, is taken as given.
+TEST(Options, PromptsMustBeUtf8) {
+  Options o = DefaultOptions();
+  const struct {
+    const char* text;
+    size_t byte;
+  } bad[] = {
+      {"a \xff fox", 2},        // no such lead byte
+      {"fox \xc3", 4},          // cut short
+      {"\xc3(", 0},             // no continuation byte
+      {"ab\xc0\xaf", 2},        // overlong '/'
+      {"\xe0\x80\xaf", 0},      // overlong, three bytes
+      {"x\xed\xa0\x80", 1},     // a UTF-16 surrogate
+      {"\xf4\x90\x80\x80", 0},  // past U+10FFFF
+      {"ok \x80", 3},           // a lone continuation byte
+  };
+  for (const auto& b : bad) {
+    SCOPED_TRACE(b.text);
+    for (const char* name : {"prompt", "negative-prompt"}) {
+      const Status s = SetOption(o, name, b.text);
+      EXPECT_EQ(s.code(), Code::kInvalidArgument);
+      EXPECT_NE(s.message().find(std::string("option '") + name + "'"), std::string::npos) << s.message();
+      EXPECT_NE(s.message().find("at byte " + std::to_string(b.byte)), std::string::npos) << s.message();
+    }
+  }
+  EXPECT_EQ(o.prompt, DefaultOptions().prompt) << "a refused prompt must not change the option";
+  const char* good = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x8a \xf4\x8f\xbf\xbf \xef\xbf\xbd";
+  ASSERT_TRUE(SetOption(o, "prompt", good).ok());
+  EXPECT_EQ(o.prompt, good);
+}
+
 }  // namespace
 }  // namespace ds

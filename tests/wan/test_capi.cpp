@@ -2,6 +2,7 @@
 // random model of tests/fixtures/wan/tiny at its smallest sizes, a few steps.
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -316,6 +317,23 @@ TEST_F(WanCApi, ContinuationStartsAFreshClipAndNumbersOn) {
   const Collected again = Generate();
   EXPECT_EQ(again.indices.front(), 0);
   EXPECT_EQ(again.frames, first.frames);
+}
+
+// Clips are numbered by an int: a seek to the last frame index of one-frame clips reaches the last
+// clip number, and the stream ends there with an error instead of numbering the next clip negative.
+TEST_F(WanCApi, TheLastClipNumberEndsTheStream) {
+  Set("frames", "1");
+  Load();
+  ASSERT_EQ(ds_seek(gen_, INT_MAX), DS_OK) << ds_error_message(gen_);
+  const Collected last = Generate(1);
+  ASSERT_EQ(last.frames.size(), 1u);
+  EXPECT_EQ(last.indices.front(), INT_MAX);
+  EXPECT_EQ(last.clips.front(), INT_MAX);
+  Collected c;
+  c.gen = gen_;
+  EXPECT_EQ(ds_generate(gen_, 1, OnFrame, OnProgress, &c), DS_ERR_UNSUPPORTED);
+  EXPECT_TRUE(Mentions(gen_, "past its last clip"));
+  EXPECT_TRUE(c.frames.empty());
 }
 
 // A continued clip the consumer stopped is made again by the next continuation, decoded whole (the
