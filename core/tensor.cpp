@@ -138,21 +138,6 @@ float HalfToFloat(uint16_t h) {
   return f;
 }
 
-float BFloat16ToFloat(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t FloatToBFloat16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);                                                       // round to nearest even
-  return static_cast<uint16_t>(bits >> 16);
-}
-
 // v >> shift, rounded to nearest, ties to even. Integer-only, so the result does not depend on the
 // floating-point environment of a host process.
 static uint32_t ShiftRoundEven(uint32_t v, uint32_t shift) {
@@ -203,16 +188,20 @@ void WidenToF32(const void* src, DType dtype, float* dst, size_t begin, size_t e
         for (size_t i = begin; i < end; ++i) dst[i] *= scale;
       }
       return;
-    case DType::kF16:
-    case DType::kBF16: {
-      const bool bf16 = dtype == DType::kBF16;
+    case DType::kBF16:
       for (size_t i = begin; i < end; ++i) {
         uint16_t v;
         std::memcpy(&v, bytes + 2 * i, 2);
-        dst[i] = (bf16 ? BFloat16ToFloat(v) : HalfToFloat(v)) * scale;
+        dst[i] = BFloat16ToFloat(v) * scale;
       }
       return;
-    }
+    case DType::kF16:
+      for (size_t i = begin; i < end; ++i) {
+        uint16_t v;
+        std::memcpy(&v, bytes + 2 * i, 2);
+        dst[i] = HalfToFloat(v) * scale;
+      }
+      return;
     case DType::kF8E4M3:
     case DType::kF8E5M2: {
       // 256 values: a table beats decoding each byte.

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -88,11 +89,23 @@ class HostBuffer {
 
 // IEEE half, bfloat16 and 8-bit float conversions used when loading weights.
 float HalfToFloat(uint16_t h);
-float BFloat16ToFloat(uint16_t b);
+// Inline: weight loading converts billions of them (a loop over these vectorises).
+inline float BFloat16ToFloat(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 float Fp8E4M3ToFloat(uint8_t b);  // bias 7; S.1111.111 is NaN, no infinities; max 448
 float Fp8E5M2ToFloat(uint8_t b);  // the upper byte of an IEEE half
 uint16_t FloatToHalf(float f);
-uint16_t FloatToBFloat16(float f);
+inline uint16_t FloatToBFloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);                                                       // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
 // dst[i] = float(src[i]) · scale for i in [begin, end): src holds values of any DType at any byte
 // alignment (checkpoint data), dst float32; scale is the per-tensor factor of a scaled-F8 weight (1
 // otherwise, which changes nothing).

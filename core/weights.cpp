@@ -77,6 +77,11 @@ Result<Tensor> Weights::Get(std::string_view name, const std::vector<int64_t>& e
 }
 
 Result<Tensor> Weights::Narrow(std::string_view name, DType dtype) {
+  if (auto n = narrowed_.find(name); n != narrowed_.end()) {
+    // Narrowed once already: views of it are out, so it stays (a float32 copy made since goes).
+    if (auto f = loaded_.find(name); f != loaded_.end()) loaded_.erase(f);
+    return Contiguous(n->second.bits.data(), n->second.dtype, n->second.shape);
+  }
   auto it = loaded_.find(name);
   if (it == loaded_.end() || (dtype != DType::kBF16 && dtype != DType::kF16)) {
     return Error(Code::kInternal, "{}: cannot narrow tensor '{}' to {}", checkpoint_->path(), name, DTypeName(dtype));

@@ -38,7 +38,8 @@ class Weights {
                            StoredF32 f32 = StoredF32::kCopy);
   // Replaces Get's float32 copy of `name` (fetched with Get, maybe changed in place since: a LoRA
   // merged in) by a copy in `dtype` (BF16 or F16), which GetStored returns from then on (and Get
-  // widens again): a changed weight kept at the checkpoint's width. Frees the float32 copy.
+  // widens again): a changed weight kept at the checkpoint's width. Frees the float32 copy. A
+  // tensor is narrowed once: later calls return that copy.
   Result<Tensor> Narrow(std::string_view name, DType dtype);
   // Checkpoint tensors never fetched with Get or GetStored, sorted: a model warns about them, since they usually
   // mean a naming mismatch between the checkpoint and the model family.

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -96,7 +97,8 @@ Status CheckModule(const File& f, const Module& m) {
   }
   for (const SafetensorsEntry* e : {m.down, m.up, m.alpha, m.diff, m.diff_b}) {
     if (e != nullptr && !FloatDType(e->dtype)) {
-      return Error(Code::kModel, "LoRA {}: '{}' is {}, not a float dtype", f.path, e->name, StDTypeName(e->dtype));
+      return Error(Code::kModel, "LoRA {}: '{}' is {}: LoRA tensors are F32, F16, BF16 or F8", f.path, e->name,
+                   StDTypeName(e->dtype));
     }
   }
   if (m.down == nullptr) return Status::Ok();
@@ -158,30 +160,50 @@ Result<File> OpenFile(const LoraSpec& spec) {
   return f;
 }
 
-// w[rows, cols] += scale · up[rows, rank] · down[rank, cols], each row's delta summed in its own
-// buffer first (W + s·(B·A), as PyTorch merges), rows split over the cores: a 14B's rank-64 LoRA is
-// about 2 TFLOP.
-void AddLowRank(float* w, int64_t rows, int64_t cols, const float* up, const float* down, int64_t rank, float scale) {
-  auto work = [&](int64_t r0, int64_t r1) {
-    std::vector<float> delta(static_cast<size_t>(cols));
+// w[r0..r1, cols] += scale · up[rows, rank] · down[rank, cols], each row's delta summed in a buffer
+// of its own first (W + s·(B·A), as PyTorch merges). Columns go in blocks whose slice of `down`
+// stays in L1 (32 KB) while every row passes over it. On x86-64 an AVX2 clone runs where the CPU
+// has it: twice the lanes, the same bits (each element's sum keeps its order, nothing contracts
+// into an FMA under ISO C++).
+#if defined(__x86_64__) && defined(__GNUC__)
+[[gnu::target_clones("avx2", "default")]]
+#endif
+void AddLowRankRows(float* w, int64_t r0, int64_t r1, int64_t cols, const float* up, const float* down, int64_t rank,
+                    float scale) {
+  const int64_t block = std::max<int64_t>(64, 8192 / rank);
+  std::vector<float> delta(static_cast<size_t>(block));
+  for (int64_t c0 = 0; c0 < cols; c0 += block) {
+    const int64_t n = std::min(block, cols - c0);
     for (int64_t o = r0; o < r1; ++o) {
-      std::fill(delta.begin(), delta.end(), 0.0f);
+      float* acc = delta.data();
+      std::fill_n(acc, n, 0.0f);
       for (int64_t k = 0; k < rank; ++k) {
         const float a = up[o * rank + k];
-        const float* d = down + k * cols;
-        for (int64_t i = 0; i < cols; ++i) delta[static_cast<size_t>(i)] += a * d[i];
+        const float* d = down + k * cols + c0;
+        for (int64_t i = 0; i < n; ++i) acc[i] += a * d[i];
       }
-      float* row = w + o * cols;
-      for (int64_t i = 0; i < cols; ++i) row[i] += scale * delta[static_cast<size_t>(i)];
+      float* row = w + o * cols + c0;
+      for (int64_t i = 0; i < n; ++i) row[i] += scale * acc[i];
     }
-  };
-  const int64_t work_items = rows * cols * rank;
+  }
+}
+
+// The rows split over the cores (a 14B's rank-64 LoRA is about 2 TFLOP); where no thread can be
+// started, this one does the rest.
+void AddLowRank(float* w, int64_t rows, int64_t cols, const float* up, const float* down, int64_t rank, float scale) {
   const int64_t threads =
-      std::clamp<int64_t>(work_items >> 22, 1, std::max<int64_t>(1, std::thread::hardware_concurrency()));
-  if (threads == 1) return work(0, rows);
-  std::vector<std::thread> pool;
+      std::clamp<int64_t>((rows * cols * rank) >> 22, 1, std::max<int64_t>(1, std::thread::hardware_concurrency()));
   const int64_t per = (rows + threads - 1) / threads;
-  for (int64_t r0 = 0; r0 < rows; r0 += per) pool.emplace_back(work, r0, std::min(rows, r0 + per));
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
+  int64_t r0 = 0;
+  try {
+    for (; threads > 1 && r0 < rows; r0 += per) {
+      pool.emplace_back(AddLowRankRows, w, r0, std::min(rows, r0 + per), cols, up, down, rank, scale);
+    }
+  } catch (const std::system_error&) {
+  }
+  if (r0 < rows) AddLowRankRows(w, r0, rows, cols, up, down, rank, scale);
   for (std::thread& t : pool) t.join();
 }
 

@@ -100,6 +100,7 @@ struct State {
   int64_t generated = 0;      // frames the current worker produced
   bool can_continue = false;  // a clip ran at this size: the next one continues it
   bool ended = false;         // fill() reached the end item (or an error)
+  bool failed = false;        // that was an error item: a seek makes the stream again
   uint64_t pushed = 0;        // frames handed downstream: index of the next one
   ditsrc::Timeline timeline;  // the frames' times, at the rates negotiated so far (not live)
   // A seek's target time, turned into a frame index by the next fill() (the rate may not be
@@ -109,7 +110,8 @@ struct State {
   // first negotiation turns into the segment's times (-1: none).
   int64_t unnegotiated_seek_start = -1, unnegotiated_seek_stop = -1;
   int64_t prepared_seek_start = -1, prepared_seek_stop = -1;  // the same, until DoSeek accepts it
-  GstClockTime anchor = GST_CLOCK_TIME_NONE;                  // live: running time of frame anchor_frame
+  bool prepared_stop_only = false;            // the seek being prepared sets no start: it keeps the position
+  GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
   std::string clip_title, clip_provenance;
@@ -268,7 +270,8 @@ void OnProgress(void* user, const ds_progress* p) {
 }
 
 // The whole prompt (ds_get_option cuts a value at the buffer's size: grow until it fits), as
-// valid UTF-8 for a tag (GstTagList refuses other strings; an engine prompt is any bytes).
+// valid UTF-8 for a tag (GstTagList refuses other strings; the engine takes only UTF-8 prompts,
+// so this is a guard).
 std::string PromptForTag(ds_generator* gen) {
   std::string buf(1024, '\0');
   while (ds_get_option(gen, "prompt", buf.data(), buf.size()) == DS_OK && std::strlen(buf.c_str()) + 1 == buf.size()) {
@@ -904,7 +907,7 @@ gboolean Start(GstBaseSrc* bsrc) {
   s.total = num_frames == 0 ? clip_frames : num_frames;
   s.starting = false;
   s.started = true;
-  s.negotiated = s.ended = s.can_continue = s.flushing = s.quit = false;
+  s.negotiated = s.ended = s.failed = s.can_continue = s.flushing = s.quit = false;
   s.pushed = 0;
   s.seek_to = GST_CLOCK_TIME_NONE;
   // basesrc applies a queued seek after start().
@@ -1032,6 +1035,7 @@ GstFlowReturn Fill(GstPushSrc* psrc, GstBuffer* buf) {
     s.queue.pop_front();
     s.cv.notify_all();
     if (item.kind != Item::kFrame) s.ended = true;
+    if (item.kind == Item::kError) s.failed = true;
   }
   switch (item.kind) {
     case Item::kEnd:
@@ -1239,6 +1243,10 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
   GstSeekType start_type, stop_type;
   gint64 start, stop;
   gst_event_parse_seek(event, &rate, &format, &flags, &start_type, &start, &stop_type, &stop);
+  {
+    std::lock_guard lk(s.mu);
+    s.prepared_stop_only = start_type == GST_SEEK_TYPE_NONE;
+  }
   if (format == GST_FORMAT_TIME) {
     return gst_segment_do_seek(segment, rate, format, flags, start_type, start, stop_type, stop, nullptr);
   }
@@ -1267,12 +1275,16 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
 }
 
 // Whether a seek to `position` can go on with the stream as it is (ditsrc::EffectOfSeek), the
-// worker and its queue kept; a frame basesrc dropped for the flush goes back at the queue's head.
-bool KeepStreamAt(State& s, GstClockTime position) {
+// worker and its queue kept; the last frame handed out goes back at the queue's head when the seek
+// wants it again. `moved`: the seek changed the position (else it moved only the stop). A stream
+// that failed is made again.
+bool KeepStreamAt(State& s, GstClockTime position, bool moved) {
   std::lock_guard lk(s.mu);
-  if (!s.negotiated || GST_CLOCK_TIME_IS_VALID(s.seek_to) || !GST_CLOCK_TIME_IS_VALID(position)) return false;
+  if (!s.negotiated || s.failed || GST_CLOCK_TIME_IS_VALID(s.seek_to) || !GST_CLOCK_TIME_IS_VALID(position)) {
+    return false;
+  }
   if (!s.worker.joinable() && !s.ended) return false;
-  switch (ditsrc::EffectOfSeek(s.timeline, s.pushed, position, s.lent.has_value() && !s.ended)) {
+  switch (ditsrc::EffectOfSeek(s.timeline, s.pushed, position, moved, s.lent.has_value() && !s.ended)) {
     case ditsrc::SeekEffect::kKeep:
       return true;
     case ditsrc::SeekEffect::kPutBackLast:
@@ -1293,10 +1305,12 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   auto* self = GST_DIT_SRC(bsrc);
   State& s = *self->s;
   int64_t frames_start, frames_stop;  // a seek in frames before negotiation: applied if accepted
+  bool stop_only;
   {
     std::lock_guard lk(s.mu);
     frames_start = std::exchange(s.prepared_seek_start, -1);
     frames_stop = std::exchange(s.prepared_seek_stop, -1);
+    stop_only = std::exchange(s.prepared_stop_only, false);
   }
   if (segment->rate < 0) {
     GST_WARNING_OBJECT(self, "seek refused: reverse playback (rate %f) is not supported", segment->rate);
@@ -1317,12 +1331,19 @@ gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
     GST_OBJECT_UNLOCK(self);
     if (GST_CLOCK_TIME_IS_VALID(now)) segment->base = now;
   }
-  // The position: the new start, or, for a seek that moves only the stop, where the stream is.
-  if (!KeepStreamAt(s, segment->position)) {
+  // The position: the new start, or, for a seek that moves only the stop, where the stream is now
+  // (basesrc's segment is still the one before the seek; it prepared the seek from a copy, before
+  // the last frame may have gone out).
+  if (stop_only) {
+    GST_OBJECT_LOCK(self);
+    if (GST_CLOCK_TIME_IS_VALID(bsrc->segment.position)) segment->position = bsrc->segment.position;
+    GST_OBJECT_UNLOCK(self);
+  }
+  if (!KeepStreamAt(s, segment->position, !stop_only)) {
     StopWorker(s);
     std::lock_guard lk(s.mu);
     s.queue.clear();
-    s.ended = false;
+    s.ended = s.failed = false;
     s.seek_to = segment->position;
   }
   std::lock_guard lk(s.mu);

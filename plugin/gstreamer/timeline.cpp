@@ -69,11 +69,11 @@ uint64_t Timeline::FrameAt(uint64_t ns) const {
   return s.first_frame + k;
 }
 
-SeekEffect EffectOfSeek(const Timeline& timeline, uint64_t pushed, uint64_t position, bool last_at_hand) {
+SeekEffect EffectOfSeek(const Timeline& timeline, uint64_t pushed, uint64_t position, bool moved, bool last_at_hand) {
   const uint64_t target = timeline.FrameAt(position);
   if (target == pushed) return SeekEffect::kKeep;
   if (target + 1 != pushed) return SeekEffect::kRestart;
-  if (position > timeline.Time(target)) return SeekEffect::kKeep;
+  if (!moved && position > timeline.Time(target)) return SeekEffect::kKeep;
   return last_at_hand ? SeekEffect::kPutBackLast : SeekEffect::kRestart;
 }
 

@@ -34,12 +34,14 @@ class Timeline {
   std::vector<Span> spans_;
 };
 
-// What a seek to `position` (basesrc's, in ns) does to a stream that has handed out `pushed` frames:
-// kKeep when the position is the next frame's (a seek that moved only the stop; also a position
-// basesrc clamped to a stop inside the last frame, which went out), kPutBackLast when it is the
-// last frame's start exactly (basesrc dropped that frame for the flush before pushing it; possible
-// only if it is still at hand), kRestart otherwise (the stream is made afresh from there).
+// What a seek to `position` (basesrc's, in ns) does to a stream that has handed out `pushed` frames.
+// `moved`: the seek changed the position (not only the stop). kKeep when the frame at the position
+// is the next one; also when a seek that moved only the stop finds the position inside the last
+// frame (basesrc clamps it to a stop there, after that frame went out). kPutBackLast when the
+// position is in the last frame handed out otherwise (a seek back to it, or basesrc dropped it for
+// the flush before pushing it, the position then at its start), possible only if it is still at
+// hand. kRestart otherwise: the stream is made afresh from there.
 enum class SeekEffect { kKeep, kPutBackLast, kRestart };
-SeekEffect EffectOfSeek(const Timeline& timeline, uint64_t pushed, uint64_t position, bool last_at_hand);
+SeekEffect EffectOfSeek(const Timeline& timeline, uint64_t pushed, uint64_t position, bool moved, bool last_at_hand);
 
 }  // namespace ditsrc

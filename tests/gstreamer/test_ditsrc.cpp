@@ -839,7 +839,7 @@ bool WaitForBuffers(Handoffs& h, size_t n) {
 
 // In live mode PLAYING→PAUSED unschedules basesrc's clock wait (the frame waiting is dropped);
 // PLAYING again must go on, no picture twice.
-TEST(DitsrcLive, PauseAndResumeRestartsGeneration) {
+TEST(DitsrcLive, PauseAndResumeGoesOn) {
   PipelineRun run("video/x-raw,framerate=50/1 ! fakesink name=sink signal-handoffs=true sync=true");
   g_object_set(run.src, "is-live", TRUE, "num-frames", G_GINT64_CONSTANT(-1), nullptr);
   Handoffs h;
@@ -1150,6 +1150,24 @@ TEST(DitsrcSeek, MovingOnlyTheStopGoesOnFromWhereTheStreamWas) {
   EXPECT_EQ(first + frames.size(), 12u) << "frames " << first << " on, up to the new stop";
   ExpectFramesFrom(frames, pts, unseeked, first);
   EXPECT_EQ(DrainDenoiseSteps(run.bus), 0) << "the clip was made again";
+}
+
+// A seek into the middle of the frame ditsrc handed out last (its push blocked behind a full
+// appsink, then flushed) shows that frame, not the next one.
+TEST(DitsrcSeek, IntoTheLastFrameHandedOutShowsIt) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  run.Backpressure();
+  ASSERT_TRUE(run.Play());
+  for (int i = 0; i < 3; ++i) gst_sample_unref(run.Pull());
+  g_usleep(300 * 1000);  // frame 3 waits in appsink, frame 4's push is blocked behind it
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  const GstClockTime mid4 = (FrameTime(4, kFpsNum, kFpsDen) + FrameTime(5, kFpsNum, kFpsDen)) / 2;
+  ASSERT_TRUE(gst_element_seek_simple(run.pipeline, GST_FORMAT_TIME, flags, static_cast<gint64>(mid4)));
+  const auto [frames, pts] = run.PullToEos();
+  ASSERT_FALSE(frames.empty());
+  ExpectFramesFrom(frames, pts, unseeked, 4);
+  EXPECT_EQ(frames.size(), static_cast<size_t>(kClipFrames - 4));
 }
 
 // Flushing seeks that move only the stop, one after another while frames flow: each keeps the

@@ -104,17 +104,23 @@ TEST(EffectOfSeek, KeepsPutsBackOrRestarts) {
   t.Reset(8, 1);
   const uint64_t pushed = 10;
   // The next frame's start (a seek that moved only the stop, or a seek to frame 10 itself).
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1250 * kMs, true), SeekEffect::kKeep);
-  // Inside frame 9: basesrc clamped its position to a stop there, after frame 9 went out.
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1200 * kMs, true), SeekEffect::kKeep);
-  // Frame 9's start: basesrc dropped frame 9 for the flush; it goes back if still at hand.
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, true), SeekEffect::kPutBackLast);
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, false), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1250 * kMs, true, true), SeekEffect::kKeep);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1250 * kMs, false, true), SeekEffect::kKeep);
+  // Inside frame 9 with the position unmoved: basesrc clamped it to a stop there, after frame 9
+  // went out.
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1200 * kMs, false, true), SeekEffect::kKeep);
+  // A seek to inside frame 9: frame 9 shows again.
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1200 * kMs, true, true), SeekEffect::kPutBackLast);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1200 * kMs, true, false), SeekEffect::kRestart);
+  // Frame 9's start, moved or not (basesrc dropped frame 9 for the flush): it goes back if at hand.
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, false, true), SeekEffect::kPutBackLast);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, true, true), SeekEffect::kPutBackLast);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1125 * kMs, false, false), SeekEffect::kRestart);
   // Anywhere else: made afresh.
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1000 * kMs, true), SeekEffect::kRestart);
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1375 * kMs, true), SeekEffect::kRestart);
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 0, true), SeekEffect::kRestart);
-  EXPECT_EQ(ditsrc::EffectOfSeek(t, 0, 0, false), SeekEffect::kKeep);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1000 * kMs, true, true), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 1375 * kMs, true, true), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, pushed, 0, true, true), SeekEffect::kRestart);
+  EXPECT_EQ(ditsrc::EffectOfSeek(t, 0, 0, false, false), SeekEffect::kKeep);
 }
 
 }  // namespace
