@@ -86,7 +86,7 @@ DS_API void ds_destroy(ds_generator* gen);
 DS_API const char* ds_error_message(const ds_generator* gen);
 
 /* DS_ERR_INVALID_ARGUMENT naming the option for a value out of its range or form; "prompt" and
- * "negative-prompt" must be UTF-8 (the error names the first bad byte). */
+ * "negative-prompt" must be UTF-8 (the error names the first bad byte), at most 1 MiB. */
 DS_API ds_status ds_set_option(ds_generator* gen, const char* name, const char* value);
 /* Writes the current value as text into buf (always NUL-terminated), cut to size − 1 bytes: a
  * value that fills buf (strlen == size − 1) may have been cut, so ask again with a larger buf. */

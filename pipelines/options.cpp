@@ -143,9 +143,16 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
     if (value.find('\0') != std::string_view::npos) {
       return Error(Code::kInvalidArgument, "option '{}': value contains a NUL byte", n);
     }
-    if (const size_t bad = InvalidUtf8At(value);
-        bad != std::string_view::npos && (n == "prompt" || n == "negative-prompt")) {
-      return Error(Code::kInvalidArgument, "option '{}': not valid UTF-8 at byte {}", n, bad);
+    if (n == "prompt" || n == "negative-prompt") {
+      // Far more than a text encoder reads (512 tokens), small enough that tokenizing it and the
+      // provenance that quotes it stay cheap.
+      constexpr size_t kMaxPromptBytes = size_t{1} << 20;
+      if (value.size() > kMaxPromptBytes) {
+        return Error(Code::kInvalidArgument, "option '{}': {} bytes, at most {}", n, value.size(), kMaxPromptBytes);
+      }
+      if (const size_t bad = InvalidUtf8At(value); bad != std::string_view::npos) {
+        return Error(Code::kInvalidArgument, "option '{}': not valid UTF-8 at byte {}", n, bad);
+      }
     }
     if (n == "model") {
       if (value.empty()) return Error(Code::kInvalidArgument, "option 'model': empty model name");

@@ -111,20 +111,35 @@ Result<OutputShape> TextToVideo::Shape(const Options& opts) const {
   return s;
 }
 
+namespace {
+
+// At most `bytes` of `text`, cut at a character boundary, "…" marking a cut (for log lines).
+std::string Utf8Prefix(const std::string& text, size_t bytes) {
+  if (text.size() <= bytes) return text;
+  size_t end = bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end) + "…";
+}
+
+}  // namespace
+
 Result<const TextEmbedding*> TextToVideo::Embed(const std::string& prompt, const std::string* keep) {
   if (const TextEmbedding* cached = text_cache_.Find(prompt)) return cached;
   std::vector<std::string> unknown;
   const std::vector<int> ids = model_->tokenizer().Encode(prompt, config().text.max_tokens, &unknown);
   if (!unknown.empty()) {
+    // The first few, so that a long prompt does not become a long log line.
+    constexpr size_t kListed = 12;
     std::string words;
-    for (const std::string& w : unknown) words += (words.empty() ? "'" : ", '") + w + "'";
+    for (size_t i = 0; i < std::min(unknown.size(), kListed); ++i) words += (i ? ", '" : "'") + unknown[i] + "'";
+    if (unknown.size() > kListed) words += fmt::format(" and {} more", unknown.size() - kListed);
     Log(LogLevel::kWarning, "prompt words not in the model's vocabulary were ignored: {}", words);
   }
   // Only <start>: the clip follows no prompt (the vocabulary is lower-case ASCII words; "!!!" or a
   // prompt in another script has none of them).
   if (ids.size() == 1 && prompt.find_first_not_of(" \t\n") != std::string::npos) {
     Log(LogLevel::kWarning, "no word of the prompt \"{}\" is in the model's vocabulary: the clip follows no prompt",
-        prompt);
+        Utf8Prefix(prompt, 200));
   }
   DS_ASSIGN_OR_RETURN(TextEmbedding e, model_->text_encoder().Encode(*backend_, ids));
   return text_cache_.Add(prompt, std::move(e), keep);

@@ -123,6 +123,10 @@ TEST(Options, PromptsMustBeUtf8) {
     }
   }
   EXPECT_EQ(o.prompt, DefaultOptions().prompt) << "a refused prompt must not change the option";
+  // A mebibyte of prompt at most.
+  EXPECT_TRUE(SetOption(o, "prompt", std::string(size_t{1} << 20, 'a')).ok());
+  const Status big = SetOption(o, "negative-prompt", std::string((size_t{1} << 20) + 1, 'a'));
+  EXPECT_NE(big.message().find("1048577 bytes, at most 1048576"), std::string::npos) << big.message();
   const char* good = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x8a \xf4\x8f\xbf\xbf \xef\xbf\xbd";
   ASSERT_TRUE(SetOption(o, "prompt", good).ok());
   EXPECT_EQ(o.prompt, good);
