@@ -110,8 +110,7 @@ struct State {
   // first negotiation turns into the segment's times (-1: none).
   int64_t unnegotiated_seek_start = -1, unnegotiated_seek_stop = -1;
   int64_t prepared_seek_start = -1, prepared_seek_stop = -1;  // the same, until DoSeek accepts it
-  bool prepared_stop_only = false;            // the seek being prepared sets no start: it keeps the position
-  GstClockTime anchor = GST_CLOCK_TIME_NONE;  // live: running time of frame anchor_frame
+  GstClockTime anchor = GST_CLOCK_TIME_NONE;                  // live: running time of frame anchor_frame
   uint64_t anchor_frame = 0;
   // The worker's alone (not guarded): the tags of the clip it is generating, until its first frame.
   std::string clip_title, clip_provenance;
@@ -1243,10 +1242,6 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
   GstSeekType start_type, stop_type;
   gint64 start, stop;
   gst_event_parse_seek(event, &rate, &format, &flags, &start_type, &start, &stop_type, &stop);
-  {
-    std::lock_guard lk(s.mu);
-    s.prepared_stop_only = start_type == GST_SEEK_TYPE_NONE;
-  }
   if (format == GST_FORMAT_TIME) {
     return gst_segment_do_seek(segment, rate, format, flags, start_type, start, stop_type, stop, nullptr);
   }
@@ -1274,6 +1269,42 @@ gboolean PrepareSeekSegment(GstBaseSrc* bsrc, GstEvent* event, GstSegment* segme
       time(first), stop_type == GST_SEEK_TYPE_NONE ? GST_SEEK_TYPE_NONE : GST_SEEK_TYPE_SET, time(last), nullptr);
 }
 
+// The seek this thread is making, from the SEEK event as it reaches ditsrc (pad or element):
+// basesrc's do_seek sees only the segment, in which a seek that sets no start (moves only the
+// stop) cannot be told from one to the segment's start. Thread-local, since basesrc runs a seek in
+// the thread that makes it (two threads may seek at once); a seek queued in READY runs later in
+// another thread and counts as one that sets a start.
+struct SeekInFlight {
+  bool active = false, stop_only = false;
+};
+thread_local SeekInFlight t_seek;
+
+class SeekScope {
+ public:
+  explicit SeekScope(GstEvent* event) : saved_(t_seek) {
+    if (GST_EVENT_TYPE(event) != GST_EVENT_SEEK) return;
+    GstSeekType start_type = GST_SEEK_TYPE_NONE;
+    gst_event_parse_seek(event, nullptr, nullptr, nullptr, &start_type, nullptr, nullptr, nullptr);
+    t_seek = {true, start_type == GST_SEEK_TYPE_NONE};
+  }
+  ~SeekScope() { t_seek = saved_; }
+  SeekScope(const SeekScope&) = delete;
+  SeekScope& operator=(const SeekScope&) = delete;
+
+ private:
+  SeekInFlight saved_;
+};
+
+gboolean SendEvent(GstElement* element, GstEvent* event) {
+  SeekScope scope(event);
+  return GST_ELEMENT_CLASS(gst_dit_src_parent_class)->send_event(element, event);
+}
+
+gboolean Event(GstBaseSrc* bsrc, GstEvent* event) {
+  SeekScope scope(event);
+  return GST_BASE_SRC_CLASS(gst_dit_src_parent_class)->event(bsrc, event);
+}
+
 // Whether a seek to `position` can go on with the stream as it is (ditsrc::EffectOfSeek), the
 // worker and its queue kept; the last frame handed out goes back at the queue's head when the seek
 // wants it again. `moved`: the seek changed the position (else it moved only the stop). A stream
@@ -1299,18 +1330,18 @@ bool KeepStreamAt(State& s, GstClockTime position, bool moved) {
   return false;
 }
 
-// Runs with the streaming thread stopped (basesrc holds the stream lock). Forward playback only:
+// Runs with the streaming thread stopped (basesrc holds the stream lock), in the thread that made
+// the seek (t_seek tells whether it sets a start). Forward playback only:
 // frames exist only as a clip is generated, first to last.
 gboolean DoSeek(GstBaseSrc* bsrc, GstSegment* segment) {
   auto* self = GST_DIT_SRC(bsrc);
   State& s = *self->s;
   int64_t frames_start, frames_stop;  // a seek in frames before negotiation: applied if accepted
-  bool stop_only;
+  const bool stop_only = t_seek.active && t_seek.stop_only;
   {
     std::lock_guard lk(s.mu);
     frames_start = std::exchange(s.prepared_seek_start, -1);
     frames_stop = std::exchange(s.prepared_seek_stop, -1);
-    stop_only = std::exchange(s.prepared_stop_only, false);
   }
   if (segment->rate < 0) {
     GST_WARNING_OBJECT(self, "seek refused: reverse playback (rate %f) is not supported", segment->rate);
@@ -1522,6 +1553,8 @@ static void gst_dit_src_class_init(GstDitSrcClass* klass) {
   basesrc_class->is_seekable = IsSeekable;
   basesrc_class->do_seek = DoSeek;
   basesrc_class->prepare_seek_segment = PrepareSeekSegment;
+  basesrc_class->event = Event;
+  element_class->send_event = SendEvent;
   basesrc_class->get_times = GetTimes;
   basesrc_class->query = Query;
   GST_PUSH_SRC_CLASS(klass)->fill = Fill;

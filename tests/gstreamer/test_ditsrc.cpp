@@ -1170,6 +1170,44 @@ TEST(DitsrcSeek, IntoTheLastFrameHandedOutShowsIt) {
   EXPECT_EQ(frames.size(), static_cast<size_t>(kClipFrames - 4));
 }
 
+// After a stop inside a frame (the stream stopped there, that frame out), a seek in time that
+// moves only the stop goes on with the next frame: none comes twice.
+TEST(DitsrcSeek, StopOnlySeekAfterAStopInsideAFrameGoesOnWithTheNext) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  ASSERT_TRUE(run.Play());
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  const GstClockTime mid5 = (FrameTime(5, kFpsNum, kFpsDen) + FrameTime(6, kFpsNum, kFpsDen)) / 2;
+  ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_SET, 0, GST_SEEK_TYPE_SET,
+                               static_cast<gint64>(mid5)));
+  const auto [first, first_pts] = run.PullToEos();
+  ExpectFramesFrom(first, first_pts, unseeked, 0);
+  EXPECT_EQ(first.size(), 6u) << "frames 0 to 5, the stop inside frame 5";
+  ASSERT_TRUE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_TIME, flags, GST_SEEK_TYPE_NONE, 0, GST_SEEK_TYPE_SET,
+                               static_cast<gint64>(FrameTime(10, kFpsNum, kFpsDen))));
+  const auto [rest, rest_pts] = run.PullToEos();
+  ExpectFramesFrom(rest, rest_pts, unseeked, 6);
+  EXPECT_EQ(rest.size(), 4u) << "frames 6 to 9";
+}
+
+// A refused seek leaves nothing behind: the seek after it goes where it says.
+TEST(DitsrcSeek, ARefusedSeekDoesNotChangeTheNext) {
+  const std::vector<Frame> unseeked = UnseekedFrames(kClipFrames);
+  AppsinkRun run(kClipFrames);
+  run.Backpressure();
+  ASSERT_TRUE(run.Play());
+  for (int i = 0; i < 6; ++i) gst_sample_unref(run.Pull());
+  // A stop past the end in frames: refused.
+  EXPECT_FALSE(gst_element_seek(run.pipeline, 1.0, GST_FORMAT_DEFAULT, GST_SEEK_FLAG_FLUSH, GST_SEEK_TYPE_NONE, 0,
+                                GST_SEEK_TYPE_END, 5));
+  const auto flags = static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE);
+  ASSERT_TRUE(gst_element_seek_simple(run.pipeline, GST_FORMAT_TIME, flags,
+                                      static_cast<gint64>(FrameTime(3, kFpsNum, kFpsDen))));
+  const auto [frames, pts] = run.PullToEos();
+  ExpectFramesFrom(frames, pts, unseeked, 3);
+  EXPECT_EQ(frames.size(), static_cast<size_t>(kClipFrames - 3));
+}
+
 // Flushing seeks that move only the stop, one after another while frames flow: each keeps the
 // stream (a frame basesrc dropped for the flush goes out again, under its own time and offset),
 // so every frame is the unseeked run's at its time and none is made again.
