@@ -144,14 +144,19 @@ Tensor WanTensorReader::get(std::string_view name, std::vector<int64_t> shape) {
   return *t;
 }
 
+std::string WanTensorReader::original_name(std::string_view name) const {
+  return to_original_ ? to_original_(name) : std::string(name);
+}
+
 bool WanTensorReader::LoraTouches(std::string_view name) const {
-  return lora_ != nullptr && lora_->Touches(name, to_original_ ? to_original_(name) : std::string(name));
+  return lora_ != nullptr && lora_->Touches(name, original_name(name));
 }
 
 void WanTensorReader::MergeLoraOnce(std::string_view name, const std::string& stored, const Tensor& f32_copy) {
-  if (!status_.ok() || !LoraTouches(name) || !merged_.insert(stored).second) return;
-  const Status s = lora_->Apply(name, to_original_ ? to_original_(name) : std::string(name), f32_copy);
-  if (!s.ok()) status_ = s;
+  if (!status_.ok() || lora_ == nullptr) return;
+  const std::string original = original_name(name);
+  if (!lora_->Touches(name, original) || !merged_.insert(stored).second) return;
+  if (const Status s = lora_->Apply(name, original, f32_copy); !s.ok()) status_ = s;
 }
 
 void WanTensorReader::ScaleOnce(const std::string& stored_weight_name, const Tensor& f32_copy) {

@@ -43,6 +43,8 @@ class WanTensorReader {
       : weights_(weights), naming_(std::move(naming)), to_original_(to_original), lora_(lora) {}
 
   std::string stored_name(std::string_view name) const;
+  // The original Wan name (no prefix) of diffusers name `name`; `name` itself without a name map.
+  std::string original_name(std::string_view name) const;
   bool has(std::string_view name) const { return weights_.Has(stored_name(name)); }
   Tensor get(std::string_view name, std::vector<int64_t> shape);
   // A scaled-F8 weight (ComfyUI's fp8_scaled files: `<layer>.scale_weight` or `.weight_scale`, one

@@ -78,6 +78,34 @@ TEST_F(WeightsTest, GetStoredViewsHalfTypesAndConvertsTheRest) {
   EXPECT_EQ(w.Unused(), (std::vector<std::string>{"steps"}));
 }
 
+// A weight changed in Get's copy and narrowed keeps the change at its stored width: GetStored
+// returns the narrowed copy, Get widens it again (not the file's values), a second Narrow returns
+// the first copy. Bit patterns worked out by hand: BF16 1.5 = 0x3FC0, 2.75 = 0x4030.
+TEST_F(WeightsTest, NarrowKeepsAChangedWeightAtItsWidth) {
+  Weights w = Open();
+  auto f = w.Get("b16", {2});
+  ASSERT_TRUE(f.ok());
+  f->f32()[0] += 0.5f;  // 1 → 1.5
+  f->f32()[1] = 2.75f;  // -2 → 2.75
+  auto n = w.Narrow("b16", DType::kBF16);
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(n->dtype, DType::kBF16);
+  const auto* bits = static_cast<const uint16_t*>(n->data);
+  EXPECT_EQ(bits[0], 0x3FC0);
+  EXPECT_EQ(bits[1], 0x4030);
+  auto stored = w.GetStored("b16", {2});
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->data, n->data);
+  auto again = w.Get("b16", {2});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->f32()[0], 1.5f);
+  EXPECT_EQ(again->f32()[1], 2.75f);
+  auto second = w.Narrow("b16", DType::kBF16);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->data, n->data) << "views of the first copy must stay valid";
+  EXPECT_FALSE(w.Narrow("w16", DType::kF16).ok()) << "never fetched with Get: nothing to narrow";
+}
+
 TEST_F(WeightsTest, RepeatedGetSharesStorageThatSurvivesMoves) {
   Weights w = Open();
   auto first = w.Get("w16", {2, 3});

@@ -48,16 +48,24 @@ GstMessage* PopMessage(GstBus* bus, GstMessageType types, int timeout_ms) {
   return gst_bus_timed_pop_filtered(bus, static_cast<GstClockTime>(timeout_ms) * GST_MSECOND, types);
 }
 
-std::vector<int> DrainProgressClips(GstBus* bus) {
-  std::vector<int> clips;
+std::vector<Progress> DrainProgress(GstBus* bus) {
+  std::vector<Progress> progress;
   while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
     const GstStructure* st = gst_message_get_structure(m);
-    int clip = -1;
-    if (gst_structure_has_name(st, "ditstream-progress") && gst_structure_get_int(st, "clip", &clip)) {
-      clips.push_back(clip);
+    Progress p;
+    if (gst_structure_has_name(st, "ditstream-progress") && gst_structure_get_int(st, "clip", &p.clip)) {
+      const char* stage = gst_structure_get_string(st, "stage");
+      p.stage = stage ? stage : "";
+      progress.push_back(std::move(p));
     }
     gst_message_unref(m);
   }
+  return progress;
+}
+
+std::vector<int> DrainProgressClips(GstBus* bus) {
+  std::vector<int> clips;
+  for (const Progress& p : DrainProgress(bus)) clips.push_back(p.clip);
   return clips;
 }
 

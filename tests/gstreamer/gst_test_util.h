@@ -23,7 +23,13 @@ GstElement* MakeDitsrc(const char* name = nullptr);
 // Pops messages of the given types until one arrives or timeout_ms passes (nullptr then).
 GstMessage* PopMessage(GstBus* bus, GstMessageType types, int timeout_ms);
 
-// The `clip` fields of the ditstream-progress messages waiting on the bus, in order.
+// The ditstream-progress messages waiting on the bus, in order (taken off it).
+struct Progress {
+  std::string stage;
+  int clip = -1;
+};
+std::vector<Progress> DrainProgress(GstBus* bus);
+// Their `clip` fields.
 std::vector<int> DrainProgressClips(GstBus* bus);
 
 double MonotonicSeconds();

@@ -1121,14 +1121,9 @@ TEST(DitsrcSeek, WhilePausedPrerollsTheTargetFrame) {
 
 // Denoising steps reported on the bus since the last call: a stream made again reports them anew.
 int DrainDenoiseSteps(GstBus* bus) {
-  int steps = 0;
-  while (GstMessage* m = PopMessage(bus, GST_MESSAGE_ELEMENT, 0)) {
-    const GstStructure* st = gst_message_get_structure(m);
-    steps += gst_structure_has_name(st, "ditstream-progress") &&
-             g_strcmp0(gst_structure_get_string(st, "stage"), "denoise") == 0;
-    gst_message_unref(m);
-  }
-  return steps;
+  const std::vector<Progress> progress = DrainProgress(bus);
+  return static_cast<int>(
+      std::count_if(progress.begin(), progress.end(), [](const Progress& p) { return p.stage == "denoise"; }));
 }
 
 // A seek that moves only the stop keeps the stream where it was: on from there (not from the
