@@ -97,16 +97,27 @@ std::string Canonical(std::string_view name) {
 // from_chars, not strtod: a host application's locale (a comma decimal separator) must not change
 // how "4.5" parses.
 Result<double> ParseNumber(const ds_option_info& o, std::string_view value) {
-  double v = 0;
   const char* first = value.data();
+  const char* last = value.data() + value.size();
   // from_chars takes no '+'; skip one, but not before a sign ("+-1" is no number).
   if (value.size() > 1 && value[0] == '+' && value[1] != '-') ++first;
-  const auto [end, ec] = std::from_chars(first, value.data() + value.size(), v);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v)) {
-    return Error(Code::kInvalidArgument, "option '{}': '{}' is not a number", o.name, value);
-  }
-  if (o.type == DS_OPT_INT && v != std::floor(v)) {
-    return Error(Code::kInvalidArgument, "option '{}': '{}' is not an integer", o.name, value);
+  double v = 0;
+  if (o.type == DS_OPT_INT) {
+    // Decimal digits only: "1e3" or "20.0" for a count is more likely a slip than a way of writing 1000.
+    int64_t i = 0;
+    const auto [end, ec] = std::from_chars(first, last, i);
+    if (value.empty() || ec == std::errc::invalid_argument || (ec == std::errc() && end != last)) {
+      return Error(Code::kInvalidArgument, "option '{}': '{}' is not an integer", o.name, value);
+    }
+    if (ec != std::errc()) {  // out of int64's range
+      return Error(Code::kInvalidArgument, "option '{}': {} is outside [{}, {}]", o.name, value, o.min, o.max);
+    }
+    v = static_cast<double>(i);
+  } else {
+    const auto [end, ec] = std::from_chars(first, last, v);
+    if (value.empty() || ec != std::errc() || end != last || !std::isfinite(v)) {
+      return Error(Code::kInvalidArgument, "option '{}': '{}' is not a number", o.name, value);
+    }
   }
   if (v < o.min || v > o.max) {
     return Error(Code::kInvalidArgument, "option '{}': {} is outside [{}, {}]", o.name, value, o.min, o.max);

@@ -66,6 +66,22 @@ TEST(Options, RejectsBadValuesNamingThem) {
   EXPECT_NE(s.message().find("steps"), std::string::npos);
   EXPECT_NE(s.message().find("-3"), std::string::npos);
   EXPECT_FALSE(SetOption(o, "steps", "2.5").ok());
+  // Counts are written in decimal digits: an exponent or a fraction is refused, even a whole one.
+  s = SetOption(o, "seed", "1e3");
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("not an integer"), std::string::npos) << s.message();
+  EXPECT_FALSE(SetOption(o, "steps", "20.0").ok());
+  EXPECT_FALSE(SetOption(o, "steps", "0x10").ok());
+  EXPECT_FALSE(SetOption(o, "steps", "+").ok());
+  s = SetOption(o, "seed", "99999999999999999999999");  // past int64: out of range, not "no integer"
+  EXPECT_NE(s.message().find("outside"), std::string::npos) << s.message();
+  EXPECT_TRUE(SetOption(o, "steps", "+7").ok());
+  EXPECT_EQ(o.steps, 7);
+  EXPECT_TRUE(SetOption(o, "seed", "9007199254740991").ok()) << "the largest seed, 2^53 - 1";
+  EXPECT_EQ(o.seed, 9007199254740991LL);
+  EXPECT_FALSE(SetOption(o, "seed", "9007199254740992").ok());
+  ASSERT_TRUE(SetOption(o, "steps", "0").ok());
+  ASSERT_TRUE(SetOption(o, "seed", "0").ok());
   EXPECT_FALSE(SetOption(o, "steps", "abc").ok());
   EXPECT_FALSE(SetOption(o, "steps", "").ok());
   EXPECT_FALSE(SetOption(o, "guidance", "nan").ok());
