@@ -313,7 +313,7 @@ LIB_SOURCES=(core/tensor.cpp core/text_file.cpp core/log.cpp core/backend.cpp co
              kernels/cpu/reference_backend.cpp)
 # The engine's Wan transformer, VAE and text encoder and what they need from core/ (no BLAS, no sentencepiece), for bench_wan_cuda.
 ENGINE_SOURCES=(core/config.cpp core/safetensors.cpp core/weights.cpp core/layers.cpp core/rope.cpp
-                core/wan/wan_config.cpp core/wan/wan_weights.cpp core/wan/wan_transformer.cpp core/wan/wan_vae.cpp core/wan/umt5.cpp
+                core/first_block_cache.cpp core/wan/wan_config.cpp core/wan/wan_weights.cpp core/wan/wan_transformer.cpp core/wan/wan_vae.cpp core/wan/umt5.cpp
                 bench/random_wan.cpp)
 while IFS= read -r f; do LIB_SOURCES+=("${f#$ROOT/}"); done < <(find "$ROOT/kernels/cuda" -path '*/bench' -prune -o \( -name '*.cu' -o -name '*.cpp' \) -print | sort)
 GPU_TEST_SOURCES=(tests/cuda/test_cuda_ops.cpp tests/cuda/test_cuda_attention.cpp)

@@ -71,6 +71,12 @@ class ProfilingBackend final : public Backend {
   void mul(Tensor& x, const Tensor& f) override {
     Time(profile.other_s, [&] { inner_->mul(x, f); });
   }
+  void sub(Tensor& x, const Tensor& f) override {
+    Time(profile.other_s, [&] { inner_->sub(x, f); });
+  }
+  void abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums) override {
+    Time(profile.other_s, [&] { inner_->abs_diff_sums(a, b, sums); });
+  }
   void softmax_relative_bias(Tensor& scores, const Tensor& bias) override {
     Time(profile.other_s, [&] { inner_->softmax_relative_bias(scores, bias); });
   }

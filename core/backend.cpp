@@ -140,6 +140,31 @@ void Backend::mul(Tensor& x, const Tensor& f) {
   }
 }
 
+void Backend::sub(Tensor& x, const Tensor& f) {
+  if (x.ndim != 2 || f.ndim != 2 || x.shape[0] != f.shape[0] || x.shape[1] != f.shape[1]) return;
+  for (int64_t r = 0; r < x.shape[0]; ++r) {
+    float* xr = reinterpret_cast<float*>(static_cast<char*>(x.data) + r * x.strides[0]);
+    const float* fr = reinterpret_cast<const float*>(static_cast<const char*>(f.data) + r * f.strides[0]);
+    for (int64_t j = 0; j < x.shape[1]; ++j) xr[j] -= fr[j];
+  }
+}
+
+void Backend::abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums) {
+  if (!a.contiguous() || !b.contiguous() || !sums.contiguous() || a.numel() != b.numel() || sums.numel() != 2 ||
+      a.dtype != DType::kF32 || b.dtype != DType::kF32 || sums.dtype != DType::kF32) {
+    return;
+  }
+  double diff = 0, ref = 0;
+  const float* pa = a.f32();
+  const float* pb = b.f32();
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    diff += std::fabs(static_cast<double>(pa[i]) - pb[i]);
+    ref += std::fabs(static_cast<double>(pb[i]));
+  }
+  sums.f32()[0] = static_cast<float>(diff);
+  sums.f32()[1] = static_cast<float>(ref);
+}
+
 void Backend::softmax_relative_bias(Tensor& scores, const Tensor& bias) {
   if (scores.ndim != 3 || !scores.contiguous() || !bias.contiguous()) return;
   const int64_t heads = scores.shape[0], lq = scores.shape[1], lk = scores.shape[2], span = lq + lk - 1;

@@ -96,6 +96,14 @@ class Backend {
   virtual void add(Tensor& x, const Tensor& f) = 0;
   // x[M, D] *= f[M, D] element-wise (a gated FFN's gate product). By default on host memory.
   virtual void mul(Tensor& x, const Tensor& f);
+  // x[M, D] −= f[M, D] (F32; a residual taken out again). By default on host memory.
+  virtual void sub(Tensor& x, const Tensor& f);
+  // sums[0] = Σ|a − b|, sums[1] = Σ|b| over contiguous F32 a and b of equal element counts; sums is
+  // a contiguous F32 [2] in the backend's memory (read it with CopyToHost). The terms are added in
+  // an order fixed by the element count alone, so the same inputs give the same bits every run: a
+  // decision taken on the sums (core/first_block_cache.h) is then reproducible. By default on host
+  // memory, in double.
+  virtual void abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums);
   // In place, element-wise.
   virtual void gelu_tanh(Tensor& x) = 0;
   virtual void silu(Tensor& x) = 0;

@@ -13,8 +13,9 @@ namespace ds {
 struct Dit::Workspace {
   int items = 0, n = 0, sum_l = 0;
   std::vector<int> l, joint_first, text_first;  // per item: text length, first joint row, first text row
-  std::vector<float> patches, x, a, f, hidden, ctx, ac, fc, hc, q, k, v, o, cq, ck, cv, co, c, cs, mx,
-      mc, temb, tmp, out;
+  std::vector<float> patches, x, a, f, hidden, ctx, ac, fc, hc, q, k, v, o, cq, ck, cv, co, c, cs, mx, mc, temb, tmp,
+      out;
+  FirstBlockCache cache;  // over x, all items' video rows
 };
 
 namespace {
@@ -27,8 +28,8 @@ void Ensure(std::vector<float>& buf, size_t size) {
 enum Mod { kShift1 = 0, kScale1, kGate1, kShift2, kScale2, kGate2 };
 
 Tensor ModSlice(const std::vector<float>& m, int item, int which, int d, int per_item) {
-  return Tensor::View(const_cast<float*>(m.data()) + static_cast<size_t>(item) * per_item * d + which * d,
-                      DType::kF32, {d});
+  return Tensor::View(const_cast<float*>(m.data()) + static_cast<size_t>(item) * per_item * d + which * d, DType::kF32,
+                      {d});
 }
 
 }  // namespace
@@ -99,8 +100,8 @@ Result<Dit> Dit::Load(const DitConfig& config, Weights& weights) {
 Status Dit::EnsureGeometry(int T, int H, int W) {
   const auto& p = cfg_.patch;
   if (T % p[0] != 0 || H % p[1] != 0 || W % p[2] != 0) {
-    return Error(Code::kUnsupported, "latent grid {}x{}x{} is not a multiple of the patch {}x{}x{}", T, H, W,
-                 p[0], p[1], p[2]);
+    return Error(Code::kUnsupported, "latent grid {}x{}x{} is not a multiple of the patch {}x{}x{}", T, H, W, p[0],
+                 p[1], p[2]);
   }
   const std::array<int, 3> grid = {T / p[0], H / p[1], W / p[2]};
   if (grid == grid_) return Status::Ok();
@@ -123,11 +124,13 @@ void Dit::TimestepEmbedding(float t, float* out) const {
   }
 }
 
-namespace {
+namespace {}  // namespace
 
-}  // namespace
-
-Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T, int H, int W) {
+Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T, int H, int W,
+                    const BlockCacheUse& cache) {
+  if (cache.threshold > 0 && (cache.slot < 0 || cache.slot >= FirstBlockCache::kSlots)) {
+    return Error(Code::kInvalidArgument, "first-block cache slot {} is not 0 or 1", cache.slot);
+  }
   DS_TRY(EnsureGeometry(T, H, W));
   const DitConfig& c = cfg_;
   const int d = c.dim, B = static_cast<int>(items.size());
@@ -207,7 +210,25 @@ Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T,
     }
   }
 
-  for (const Block& blk : blocks_) RunBlock(be, blk, items, ws);
+  if (cache.threshold > 0 && !blocks_.empty()) {
+    // Host memory throughout (the demo runs on the CPU backends): the cache's ops need no recording.
+    FirstBlockCache& fbc = ws.cache;
+    DS_TRY(fbc.Prepare(be, static_cast<int64_t>(bn), d));
+    fbc.BeforeFirstBlock(be, x);
+    RunBlock(be, blocks_[0], items, ws);
+    fbc.AfterFirstBlock(be, x, cache.slot);
+    DS_ASSIGN_OR_RETURN(const bool reuse, fbc.Reuses(be, cache.slot, cache.threshold));
+    if (reuse) {
+      fbc.AddRest(be, x, cache.slot);
+    } else {
+      fbc.BeforeRest(be, x, cache.slot);
+      for (size_t i = 1; i < blocks_.size(); ++i) RunBlock(be, blocks_[i], items, ws);
+      fbc.AfterRest(be, x, cache.slot);
+      fbc.Computed(cache.slot);
+    }
+  } else {
+    for (const Block& blk : blocks_) RunBlock(be, blk, items, ws);
+  }
 
   // Final AdaLN + projection + unpatchify.
   Tensor m = Mat(ws.mx.data(), B, 2 * d);
@@ -228,6 +249,13 @@ Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T,
   return Status::Ok();
 }
 
+void Dit::ResetBlockCache() { ws_->cache.Reset(); }
+
+FirstBlockCache::Stats Dit::block_cache_stats(int slot) const {
+  if (slot < 0 || slot >= FirstBlockCache::kSlots) return {};
+  return ws_->cache.stats(slot);
+}
+
 void Dit::RunBlock(Backend& be, const Block& blk, std::span<const DitItem> items, Workspace& ws) {
   const DitConfig& c = cfg_;
   const int d = c.dim, B = ws.items, n = ws.n, H = c.heads, dh = c.head_dim();
@@ -245,12 +273,8 @@ void Dit::RunBlock(Backend& be, const Block& blk, std::span<const DitItem> items
   auto joint_rows = [&](std::vector<float>& buf, int b, int first, int rows) {
     return Mat(buf.data() + static_cast<size_t>(ws.joint_first[b] + first) * d, rows, d);
   };
-  auto heads_view = [&](const Tensor& rows) {
-    return Tensor::View(rows.data, DType::kF32, {rows.shape[0], H, dh});
-  };
-  auto per_head = [&](const Tensor& rows) {
-    return Tensor::View(rows.data, DType::kF32, {rows.shape[0] * H, dh});
-  };
+  auto heads_view = [&](const Tensor& rows) { return Tensor::View(rows.data, DType::kF32, {rows.shape[0], H, dh}); };
+  auto per_head = [&](const Tensor& rows) { return Tensor::View(rows.data, DType::kF32, {rows.shape[0] * H, dh}); };
 
   // Attention (self for dit/cross, joint [video ‖ text] for mmdit).
   for (int b = 0; b < B; ++b) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/first_block_cache.h"
 #include "core/layers.h"
 #include "core/model_config.h"
 #include "core/rope.h"
@@ -31,8 +32,14 @@ class Dit {
   static Result<Dit> Load(const DitConfig& config, Weights& weights);
 
   // All items share the latent grid (T, H, W) and the timestep t ∈ [0, 1]. Items are batched
-  // through the stream-wide GEMMs (FFN, modulation); attention runs per item.
-  Status Forward(Backend& be, std::span<const DitItem> items, float t, int T, int H, int W);
+  // through the stream-wide GEMMs (FFN, modulation); attention runs per item. With
+  // cache.threshold > 0 the forward may skip blocks 1 to the last (core/first_block_cache.h), for
+  // all items together: their residual streams are measured as one.
+  Status Forward(Backend& be, std::span<const DitItem> items, float t, int T, int H, int W,
+                 const BlockCacheUse& cache = {});
+  // Forgets what the first-block cache kept (call it before a clip's first step), and what it did.
+  void ResetBlockCache();
+  FirstBlockCache::Stats block_cache_stats(int slot) const;
 
   const DitConfig& config() const { return cfg_; }
   // Floating point operations of one item's forward (multiply-add = 2), for benchmarks.

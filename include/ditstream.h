@@ -72,11 +72,11 @@ DS_API void ds_set_log_sink(ds_log_fn fn, void* user);
 
 /* ---- generator ---- */
 
-/* The version this header describes; ds_version() gives the library's ("0.5.0"), which may be newer
+/* The version this header describes; ds_version() gives the library's ("0.6.0"), which may be newer
  * (a client built against an older header reads only what that header declares). The option
- * table grows by appending: "lora" since 0.5.0. */
+ * table grows by appending: "lora" since 0.5.0, "cache-threshold" since 0.6.0. */
 #define DS_VERSION_MAJOR 0
-#define DS_VERSION_MINOR 5
+#define DS_VERSION_MINOR 6
 #define DS_VERSION_PATCH 0
 DS_API const char* ds_version(void);
 DS_API ds_generator* ds_create(void); /* NULL only when out of memory */

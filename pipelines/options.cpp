@@ -15,7 +15,7 @@ constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a doubl
 
 // The table. min/max bound numeric options; the help text documents sentinels. Append new options at
 // the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
-constexpr std::array<ds_option_info, 16> kOptions = {{
+constexpr std::array<ds_option_info, 17> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0, "Model to load: a model folder path, or the name of a bundled model (demo)",
      0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
@@ -49,6 +49,11 @@ constexpr std::array<ds_option_info, 16> kOptions = {{
      "LoRA files merged into a Wan2.1 model's transformer at load: FILE or FILE=STRENGTH (default 1), several "
      "separated by commas (e.g. a few-step distillation LoRA with steps=4 guidance=1)",
      0},
+    {"cache-threshold", DS_OPT_DOUBLE, "0", 0, 1,
+     "First-block cache: a denoising step whose first transformer block changed its output by less than this "
+     "(mean relative difference) since the last full step reuses what the other blocks added then, instead of "
+     "running them (0 = off; higher is faster and less faithful, e.g. 0.05 to 0.1)",
+     1},
 }};
 
 // The offset of the first byte that does not start well-formed UTF-8 (RFC 3629: no overlong forms,
@@ -222,6 +227,8 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
     opts.seed = static_cast<int64_t>(v);
   else if (n == "threads")
     opts.threads = static_cast<int>(v);
+  else if (n == "cache-threshold")
+    opts.cache_threshold = v;
   return Status::Ok();
 }
 
@@ -272,6 +279,7 @@ Result<std::string> GetOption(const Options& opts, std::string_view name) {
   if (n == "shift") return fmt::format("{}", opts.shift);
   if (n == "seed") return std::to_string(opts.seed);
   if (n == "threads") return std::to_string(opts.threads);
+  if (n == "cache-threshold") return fmt::format("{}", opts.cache_threshold);
   return Error(Code::kInternal, "option '{}' has no getter", n);
 }
 

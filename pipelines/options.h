@@ -24,9 +24,10 @@ struct Options {
   double guidance = -1, shift = -1;
   int64_t seed = 0;
   int threads = 0;
-  std::string vae_tiling;  // auto, on, off
-  std::string sampler;     // auto, euler, unipc
-  std::string lora;        // FILE[=STRENGTH] items separated by commas (ParseLoras)
+  std::string vae_tiling;      // auto, on, off
+  std::string sampler;         // auto, euler, unipc
+  std::string lora;            // FILE[=STRENGTH] items separated by commas (ParseLoras)
+  double cache_threshold = 0;  // the first-block cache's (core/first_block_cache.h); 0: off
 };
 
 std::span<const ds_option_info> OptionTable();

@@ -182,6 +182,10 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
 
   FlowSampler sampler = sampling.sampler == SamplerKind::kUniPc ? FlowSampler::UniPc(steps, shift)
                                                                 : FlowSampler::Euler(FlowSigmas(steps, shift));
+  // One forward a step carries both passes (batched), so one cache slot serves them.
+  const BlockCacheUse cache{static_cast<float>(opts.cache_threshold), 0};
+  Dit& dit = model_->dit();
+  dit.ResetBlockCache();
   for (int i = 0; i < steps; ++i) {
     if (cancel.load(std::memory_order_relaxed)) return Error(Code::kCancelled, "generation cancelled");
     if (prefix > 0) apply_prefix();
@@ -189,12 +193,13 @@ Status TextToVideo::Denoise(const Options& opts, const OutputShape& shape, int p
     DitItem items[2];
     items[0] = {dit_in_.data(), cond->tokens.data(), cond->len, cond->pooled.data(), velocity_.data()};
     items[1] = {dit_in_.data(), uncond->tokens.data(), uncond->len, uncond->pooled.data(), velocity_uncond_.data()};
-    DS_TRY(model_->dit().Forward(*backend_, std::span<const DitItem>(items, cfg ? 2 : 1), sampler.sigma(i), T, H, W));
+    DS_TRY(dit.Forward(*backend_, std::span<const DitItem>(items, cfg ? 2 : 1), sampler.sigma(i), T, H, W, cache));
     if (cfg) ApplyGuidance(velocity_, velocity_uncond_, guidance);
     sampler.Step(i, velocity_, latent_);
     on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
   }
   if (prefix > 0) apply_prefix();
+  if (cache.threshold > 0) LogBlockCacheUse({dit.block_cache_stats(0), dit.block_cache_stats(1)}, clip);
   return Status::Ok();
 }
 

@@ -159,17 +159,23 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
   if (cfg) velocity_uncond_.resize(n);
   WanTransformer& dit = model_->transformer();
   FlowSampler sampler = MakeSampler(sampler_kind, model_->scheduler(), steps, shift);
+  // The conditional and the unconditional passes each continue their own previous step.
+  const auto threshold = static_cast<float>(opts.cache_threshold);
+  const BlockCacheUse cond_pass{threshold, 0}, uncond_pass{threshold, 1};
+  dit.ResetBlockCache();  // a clip stopped midway (cancelled, failed) may have left it filled
   for (int i = 0; i < steps; ++i) {
     if (cancel.load(std::memory_order_relaxed)) return Cancelled();
     const float t = sampler.timestep(i);
-    DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, cond->data(), text_len_, velocity_.data()));
+    DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, cond->data(), text_len_, velocity_.data(), cond_pass));
     if (cfg) {
-      DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, uncond->data(), text_len_, velocity_uncond_.data()));
+      DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, uncond->data(), text_len_, velocity_uncond_.data(),
+                         uncond_pass));
       ApplyGuidance(velocity_, velocity_uncond_, static_cast<float>(guidance));
     }
     sampler.Step(i, velocity_, latent);
     on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
   }
+  if (threshold > 0) LogBlockCacheUse({dit.block_cache_stats(0), dit.block_cache_stats(1)}, clip);
   // The VAE decode needs the memory more than the next clip needs the activations kept.
   dit.ReleaseWorkspace();
   return Status::Ok();

@@ -52,6 +52,17 @@ struct WanTransformer::Workspace {
   // time_proj(silu(temb)) [1, 6D]; mod [1, 6D] = a block's table + e, head_mod [2, D] = the head's table + temb.
   BackendBuffer latent, velocity, t_features, context, tmp, temb, e, mod, head_mod;
   std::unique_ptr<OpRecording> recording;  // the forward's ops, as the backend recorded them
+  // The first-block cache, its buffers allocated by the first forward that uses it, and its
+  // forward's three recorded parts per slot (each reads that slot's buffers): the embeddings and
+  // the first block; the rest of the blocks and the head; the kept residual and the head.
+  FirstBlockCache cache;
+  std::array<std::unique_ptr<OpRecording>, FirstBlockCache::kSlots> cached_first, cached_rest, cached_reuse;
+  void DropRecordings() {
+    recording.reset();
+    for (auto* parts : {&cached_first, &cached_rest, &cached_reuse}) {
+      for (auto& r : *parts) r.reset();
+    }
+  }
   // One block's matrices widened (to float32 on the CPU, BF16 on a GPU) where the backend's linear
   // does not take them as stored, and the block that points at them: on the CPU 189 MB for the
   // 1.3B's BF16, against 2.8 GB saved on its 30 blocks; nothing on a GPU for a BF16 checkpoint.
@@ -312,14 +323,14 @@ Result<const WanTransformer::Params*> WanTransformer::ParamsFor(Backend& be) {
 }
 
 void WanTransformer::ReleaseDeviceWeights() {
-  if (ws_) ws_->recording.reset();  // it reads the weights being freed
+  if (ws_) ws_->DropRecordings();  // they read the weights being freed
   device_params_.reset();
   device_backend_ = 0;
   device_storage_.clear();
 }
 
 Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, int W, float timestep,
-                               const float* context, int text_len, float* velocity) {
+                               const float* context, int text_len, float* velocity, const BlockCacheUse& cache) {
   // Weights first: the workspace is sized against the memory they leave.
   DS_ASSIGN_OR_RETURN(const Params* params, ParamsFor(be));
   DS_TRY(EnsureGeometry(be, T, H, W, text_len));
@@ -334,12 +345,63 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
   TimestepFeatures(timestep, c.freq_dim, ws.tfeat.data());
   DS_TRY(be.CopyToBackend(Mat(ws.tfeat.data(), 1, c.freq_dim), ws.t_features.tensor));
   DS_TRY(be.CopyToBackend(Mat(const_cast<float*>(context), L, c.text_dim), ws.context.tensor));
-  DS_TRY(be.RunRecorded(ws.recording, [&] { return ForwardOps(be, P); }));
+  if (cache.threshold > 0) {
+    DS_TRY(CachedForwardOps(be, P, cache));
+  } else {
+    DS_TRY(be.RunRecorded(ws.recording, [&]() -> Status {
+      EmbedOps(be, P);
+      DS_TRY(BlockOps(be, P, 0, P.blocks.size()));
+      HeadOps(be, P);
+      return Status::Ok();
+    }));
+  }
   return be.CopyToHost(ws.velocity.tensor, Tensor::View(velocity, DType::kF32, {c.out_channels, T, H, W}));
 }
 
-// The forward from the latent, time features and context in the workspace to its velocity.
-Status WanTransformer::ForwardOps(Backend& be, const Params& P) {
+Status WanTransformer::CachedForwardOps(Backend& be, const Params& P, const BlockCacheUse& use) {
+  Workspace& ws = *ws_;
+  if (use.slot < 0 || use.slot >= FirstBlockCache::kSlots) {
+    return Error(Code::kInvalidArgument, "first-block cache slot {} is not 0 or 1", use.slot);
+  }
+  const auto slot = static_cast<size_t>(use.slot);
+  FirstBlockCache& fbc = ws.cache;
+  Tensor x = ws.x.tensor;
+  DS_TRY(fbc.Prepare(be, ws.n, cfg_.dim()));
+  DS_TRY(be.RunRecorded(ws.cached_first[slot], [&]() -> Status {
+    EmbedOps(be, P);
+    fbc.BeforeFirstBlock(be, x);
+    DS_TRY(BlockOps(be, P, 0, 1));
+    fbc.AfterFirstBlock(be, x, use.slot);
+    return Status::Ok();
+  }));
+  DS_ASSIGN_OR_RETURN(const bool reuse, fbc.Reuses(be, use.slot, use.threshold));
+  if (reuse) {
+    return be.RunRecorded(ws.cached_reuse[slot], [&]() -> Status {
+      fbc.AddRest(be, x, use.slot);
+      HeadOps(be, P);
+      return Status::Ok();
+    });
+  }
+  DS_TRY(be.RunRecorded(ws.cached_rest[slot], [&]() -> Status {
+    fbc.BeforeRest(be, x, use.slot);
+    DS_TRY(BlockOps(be, P, 1, P.blocks.size()));
+    fbc.AfterRest(be, x, use.slot);
+    HeadOps(be, P);
+    return Status::Ok();
+  }));
+  fbc.Computed(use.slot);
+  return Status::Ok();
+}
+
+void WanTransformer::ResetBlockCache() { ws_->cache.Reset(); }
+
+FirstBlockCache::Stats WanTransformer::block_cache_stats(int slot) const {
+  if (slot < 0 || slot >= FirstBlockCache::kSlots) return {};
+  return ws_->cache.stats(slot);
+}
+
+// The patch, time and text embeddings of the latent, time features and context in the workspace.
+void WanTransformer::EmbedOps(Backend& be, const Params& P) {
   const WanTransformerConfig& c = cfg_;
   Workspace& ws = *ws_;
   Tensor x = ws.x.tensor, patches = ws.patches.tensor;
@@ -360,13 +422,21 @@ Status WanTransformer::ForwardOps(Backend& be, const Params& P) {
   P.txt_fc1(be, ws.context.tensor, hid);
   be.gelu_tanh(hid);
   P.txt_fc2(be, hid, ctx);
+}
 
-  for (const Block& block : P.blocks) {
-    DS_ASSIGN_OR_RETURN(const Block* b, Widen(be, block));
+Status WanTransformer::BlockOps(Backend& be, const Params& P, size_t first, size_t last) {
+  for (size_t i = first; i < last; ++i) {
+    DS_ASSIGN_OR_RETURN(const Block* b, Widen(be, P.blocks[i]));
     RunBlock(be, *b);
   }
+  return Status::Ok();
+}
 
-  // Head: modulation from the table and temb itself (not the 6D projection).
+// Head: modulation from the table and temb itself (not the 6D projection), then the velocity.
+void WanTransformer::HeadOps(Backend& be, const Params& P) {
+  const WanTransformerConfig& c = cfg_;
+  Workspace& ws = *ws_;
+  Tensor x = ws.x.tensor, temb = ws.temb.tensor;
   Tensor head_mod = ws.head_mod.tensor;
   be.copy(P.head_table, head_mod);
   for (int64_t row : {0, 1}) {
@@ -378,7 +448,6 @@ Status WanTransformer::ForwardOps(Backend& be, const Params& P) {
   Tensor out = ws.out.tensor, velocity = ws.velocity.tensor;
   P.proj_out(be, a, out);
   be.unpatchify(out, c.patch, /*channels_last=*/true, velocity);  // Wan's head orders channels last
-  return Status::Ok();
 }
 
 Result<const WanTransformer::Block*> WanTransformer::Widen(Backend& be, const Block& b) {

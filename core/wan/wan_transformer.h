@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/first_block_cache.h"
 #include "core/layers.h"
 #include "core/rope.h"
 #include "core/status.h"
@@ -46,9 +47,14 @@ class WanTransformer {
 
   // One forward of one item. latent [in_channels, T, H, W]; context [text_len, text_dim] (prompt rows
   // then exact zeros, as the pipeline pads them); timestep: the scheduler's integer timestep.
-  // Writes the flow prediction velocity [out_channels, T, H, W].
+  // Writes the flow prediction velocity [out_channels, T, H, W]. With cache.threshold > 0 the
+  // forward may skip blocks 1 to the last (core/first_block_cache.h); the cache's buffers (five
+  // residual streams, 1 GB for the 1.3B at 480p) live with the activations.
   Status Forward(Backend& be, const float* latent, int T, int H, int W, float timestep, const float* context,
-                 int text_len, float* velocity);
+                 int text_len, float* velocity, const BlockCacheUse& cache = {});
+  // Forgets what the first-block cache kept (call it before a clip's first step), and what it did.
+  void ResetBlockCache();
+  FirstBlockCache::Stats block_cache_stats(int slot) const;
 
   // Frees the activation buffers (1.4 GB for the 1.3B at 480x832x81; in the backend's memory)
   // until the next Forward, so the VAE decode after denoising does not carry them. Weights copied
@@ -96,7 +102,13 @@ class WanTransformer {
   // b itself when the backend's linear takes all its matrices as stored, else the workspace's block
   // with the others widened (WidenedWeightDType).
   Result<const Block*> Widen(Backend& be, const Block& b);
-  Status ForwardOps(Backend& be, const Params& P);
+  // The forward's ops from the inputs in the workspace to the velocity, in three parts: the
+  // embeddings (patches, time, text), blocks [first, last), and the head.
+  void EmbedOps(Backend& be, const Params& P);
+  Status BlockOps(Backend& be, const Params& P, size_t first, size_t last);
+  void HeadOps(Backend& be, const Params& P);
+  // The forward through the first-block cache (Forward with a threshold).
+  Status CachedForwardOps(Backend& be, const Params& P, const BlockCacheUse& use);
   void RunBlock(Backend& be, const Block& b);
 
   WanTransformerConfig cfg_;

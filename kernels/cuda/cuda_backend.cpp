@@ -20,6 +20,7 @@
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/patchify.cuh"
+#include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/softmax.cuh"
 #include "kernels/cuda/transpose.cuh"
@@ -391,6 +392,23 @@ void CudaBackend::mul(Tensor& x, const Tensor& f) {
     DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "mul f"));
     DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "mul x"));
     return cuda::Multiply(impl_->ctx, dx, df);
+  });
+}
+
+void CudaBackend::sub(Tensor& x, const Tensor& f) {
+  impl_->Run("sub", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor df, staging.In(f, "sub f"));
+    DS_ASSIGN_OR_RETURN(const Tensor dx, staging.Out(x, "sub x"));
+    return cuda::Subtract(impl_->ctx, dx, df);
+  });
+}
+
+void CudaBackend::abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums) {
+  impl_->Run("abs_diff_sums", [&](Staging& staging) -> Status {
+    DS_ASSIGN_OR_RETURN(const Tensor da, staging.In(a, "abs_diff_sums a"));
+    DS_ASSIGN_OR_RETURN(const Tensor db, staging.In(b, "abs_diff_sums b"));
+    DS_ASSIGN_OR_RETURN(const Tensor dsums, staging.Out(sums, "abs_diff_sums sums"));
+    return cuda::AbsDiffSums(impl_->ctx, da, db, dsums);
   });
 }
 

@@ -99,6 +99,8 @@ class CudaBackend final : public Backend {
                        Tensor& scratch) override;
   void add(Tensor& x, const Tensor& f) override;
   void mul(Tensor& x, const Tensor& f) override;
+  void sub(Tensor& x, const Tensor& f) override;
+  void abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums) override;
   void softmax_relative_bias(Tensor& scores, const Tensor& bias) override;
   void gelu_tanh(Tensor& x) override;
   void silu(Tensor& x) override;

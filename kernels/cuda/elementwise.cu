@@ -65,6 +65,13 @@ __global__ void __launch_bounds__(kThreads) MultiplyKernel(RowLayout x, RowLayou
   for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) xr[i] *= fr[i];
 }
 
+__global__ void __launch_bounds__(kThreads) SubtractKernel(RowLayout x, RowLayout f) {
+  float* xr = x.Row(blockIdx.x);
+  const float* fr = f.Row(blockIdx.x);
+  const int64_t end = min(x.width, static_cast<int64_t>(blockIdx.y + 1) * kSpan);
+  for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) xr[i] -= fr[i];
+}
+
 struct GeluTanh {
   __device__ float operator()(float v) const {
     constexpr float kSqrt2OverPi = 0.7978845608028654f;
@@ -254,6 +261,17 @@ Status Multiply(const Context& ctx, const Tensor& x, const Tensor& f) {
     return Error(Code::kInvalidArgument, "CUDA mul: x {} by f {}", x.shape_string(), f.shape_string());
   }
   MultiplyKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, fl);
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
+}
+
+Status Subtract(const Context& ctx, const Tensor& x, const Tensor& f) {
+  const RowLayout xl = RowsOf(x), fl = RowsOf(f);
+  if (xl.count == 0 || xl.width == 0) return Status::Ok();
+  if (fl.count != xl.count || fl.width != xl.width) {
+    return Error(Code::kInvalidArgument, "CUDA sub: x {} by f {}", x.shape_string(), f.shape_string());
+  }
+  SubtractKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, fl);
   DS_CUDA_TRY_LAUNCH();
   return Status::Ok();
 }

@@ -12,6 +12,8 @@ namespace ds::cuda {
 Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, const Tensor& f);
 // x *= f element-wise (same shape; rows of either may be strided).
 Status Multiply(const Context& ctx, const Tensor& x, const Tensor& f);
+// x −= f element-wise (same shape; rows of either may be strided).
+Status Subtract(const Context& ctx, const Tensor& x, const Tensor& f);
 
 enum class Activation { kGeluTanh, kSilu };
 Status Activate(const Context& ctx, const Tensor& x, Activation act);

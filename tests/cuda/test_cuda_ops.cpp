@@ -502,7 +502,7 @@ TEST_F(CudaOps, RmsNormPerHeadMatchesReference) {
 
 // ---- element-wise ------------------------------------------------------------------------------
 
-enum class Elementwise { kGateResidual, kAdd, kMul, kGelu, kSilu };
+enum class Elementwise { kGateResidual, kAdd, kMul, kSub, kGelu, kSilu };
 
 void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, const Tensor& f) {
   switch (op) {
@@ -515,6 +515,9 @@ void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, 
     case Elementwise::kMul:
       be.mul(x, f);
       break;
+    case Elementwise::kSub:
+      be.sub(x, f);
+      break;
     case Elementwise::kGelu:
       be.gelu_tanh(x);
       break;
@@ -525,8 +528,8 @@ void RunElementwise(Backend& be, Elementwise op, Tensor& x, const Tensor& gate, 
 }
 
 TEST_F(CudaOps, ElementwiseMatchReference) {
-  for (Elementwise op :
-       {Elementwise::kGateResidual, Elementwise::kAdd, Elementwise::kMul, Elementwise::kGelu, Elementwise::kSilu}) {
+  for (Elementwise op : {Elementwise::kGateResidual, Elementwise::kAdd, Elementwise::kMul, Elementwise::kSub,
+                         Elementwise::kGelu, Elementwise::kSilu}) {
     for (const RowsCase& c : kRowsCases) {
       SCOPED_TRACE("op " + std::to_string(static_cast<int>(op)) + " rows " + std::to_string(c.rows) + " d " +
                    std::to_string(c.d));
@@ -553,6 +556,35 @@ TEST_F(CudaOps, ElementwiseMatchReference) {
         }
       }
     }
+  }
+}
+
+// Σ|a − b| and Σ|b| against the host's float64 sums: one element, a partial block, more elements
+// than the grid's threads (the grid-stride loop) and a 480p residual stream of the 1.3B; the same
+// inputs give the same bits twice (the first-block cache decides on them).
+TEST_F(CudaOps, AbsDiffSumsMatchTheHostAndRepeat) {
+  for (int64_t n : {int64_t{1}, int64_t{1000}, int64_t{3} * 1024 * 1024 + 7, int64_t{32760} * 1536}) {
+    SCOPED_TRACE(n);
+    const HostBuffer ab = Random(rng_, static_cast<size_t>(n), -3.0f, 3.0f), bb = Random(rng_, static_cast<size_t>(n));
+    float want[2] = {0, 0};
+    Tensor wt = Tensor::View(want, DType::kF32, {2});
+    ref_.abs_diff_sums(ab.view({n}), bb.view({n}), wt);
+    const HostBuffer sums_b(2);
+    DS_MIRROR(da, *cuda_, ab);
+    DS_MIRROR(db, *cuda_, bb);
+    DS_MIRROR(dsums, *cuda_, sums_b);
+    Tensor sums = dsums(sums_b.view({2}));
+    cuda_->abs_diff_sums(da(ab.view({n})), db(bb.view({n})), sums);
+    Status s = dsums.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    const float first[2] = {sums_b.data()[0], sums_b.data()[1]};
+    EXPECT_NEAR(first[0], want[0], 1e-4 * want[0]);  // float partial sums
+    EXPECT_NEAR(first[1], want[1], 1e-4 * want[1]);
+    cuda_->abs_diff_sums(da(ab.view({n})), db(bb.view({n})), sums);
+    s = dsums.Fetch();
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(sums_b.data()[0], first[0]);
+    EXPECT_EQ(sums_b.data()[1], first[1]);
   }
 }
 

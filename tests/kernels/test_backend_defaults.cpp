@@ -1,5 +1,5 @@
 // The Backend ops with host defaults in core/backend.cpp (what the CPU backends run; the CUDA
-// backend overrides each): rms_norm_rope, mul and softmax_relative_bias, each against an
+// backend overrides each): rms_norm_rope, mul, sub, abs_diff_sums and softmax_relative_bias, each against an
 // independent float64 computation from its definition in core/backend.h.
 #include <gtest/gtest.h>
 
@@ -86,6 +86,46 @@ TEST_F(BackendDefaults, MulIsElementwise) {
           j < d ? before.data()[r * (d + pad) + j] * fb.data()[r * d + j] : before.data()[r * (d + pad) + j];
       ASSERT_EQ(xb.data()[r * (d + pad) + j], want) << r << " " << j;
     }
+  }
+}
+
+TEST_F(BackendDefaults, SubIsElementwise) {
+  constexpr int64_t m = 5, d = 19, pad = 3;
+  const HostBuffer xb = Random(rng_, static_cast<size_t>(m * (d + pad))), before(xb.size());
+  std::copy_n(xb.data(), xb.size(), before.data());
+  const HostBuffer fb = Random(rng_, static_cast<size_t>(m * d));
+  Tensor x = Strided(xb.data(), {m, d}, d + pad);
+  cpu_.sub(x, fb.view({m, d}));
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < d + pad; ++j) {
+      const float want =
+          j < d ? before.data()[r * (d + pad) + j] - fb.data()[r * d + j] : before.data()[r * (d + pad) + j];
+      ASSERT_EQ(xb.data()[r * (d + pad) + j], want) << r << " " << j;
+    }
+  }
+}
+
+// Σ|a − b| and Σ|b| against float64 sums, on both host backends; a mismatched size writes nothing.
+TEST_F(BackendDefaults, AbsDiffSumsAreTheL1DistanceAndNorm) {
+  ReferenceBackend ref;
+  constexpr int64_t n = 1001;
+  const HostBuffer ab = Random(rng_, n, -3.0f, 3.0f), bb = Random(rng_, n, -2.0f, 2.0f);
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff += std::fabs(double{ab.data()[i]} - bb.data()[i]);
+    norm += std::fabs(double{bb.data()[i]});
+  }
+  for (Backend* be : {static_cast<Backend*>(&cpu_), static_cast<Backend*>(&ref)}) {
+    SCOPED_TRACE(be->name());
+    float sums[2] = {-1, -1};
+    Tensor st = Tensor::View(sums, DType::kF32, {2});
+    be->abs_diff_sums(ab.view({n}), bb.view({n}), st);
+    EXPECT_NEAR(sums[0], diff, diff * kRtol);
+    EXPECT_NEAR(sums[1], norm, norm * kRtol);
+    float untouched[2] = {-1, -1};
+    Tensor ut = Tensor::View(untouched, DType::kF32, {2});
+    be->abs_diff_sums(ab.view({n}), bb.view({n - 1}), ut);
+    EXPECT_EQ(untouched[0], -1.0f);
   }
 }
 

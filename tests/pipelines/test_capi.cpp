@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <tuple>
@@ -519,6 +521,40 @@ TEST_F(CApi, OptionTableIsExposed) {
   EXPECT_STREQ(buf, "a red circle moving left");
   ASSERT_EQ(ds_get_option(gen_, "prompt", buf, 4), DS_OK);
   EXPECT_STREQ(buf, "a r");
+}
+
+std::vector<std::string> cache_reports;
+void KeepCacheReports(void*, ds_log_level, const char* message) {
+  if (std::strstr(message, "first-block cache") != nullptr) cache_reports.emplace_back(message);
+}
+
+// The first-block cache on the bundled (trained) model: under a threshold no change passes, the
+// frames are the uncached ones to the byte; at 0.4 most of its 16 steps skip the later blocks (its
+// first block's residual moves by 10 to 40 % a step), the frames change, and the log says how many.
+TEST_F(CApi, CacheThresholdSkipsBlocksOnTheBundledModel) {
+  ASSERT_EQ(ds_set_option(gen_, "model", "demo"), DS_OK);
+  ASSERT_EQ(ds_load(gen_), DS_OK) << ds_error_message(gen_);
+  const Collected plain = Generate();
+  ds_set_log_sink(KeepCacheReports, nullptr);
+  cache_reports.clear();
+  ASSERT_EQ(ds_set_option(gen_, "cache-threshold", "1e-30"), DS_OK);
+  EXPECT_EQ(Generate().frames, plain.frames);
+  ASSERT_EQ(ds_set_option(gen_, "cache-threshold", "0.4"), DS_OK);
+  const Collected cached = Generate();
+  ds_set_log_sink(nullptr, nullptr);
+  ASSERT_EQ(cached.frames.size(), plain.frames.size());
+  EXPECT_NE(cached.frames, plain.frames);
+  ASSERT_EQ(cache_reports.size(), 2u);
+  EXPECT_NE(cache_reports[0].find("in 0 of 16 forwards"), std::string::npos) << cache_reports[0];
+  int reused = 0, forwards = 0;
+  const char* at = std::strstr(cache_reports[1].c_str(), "blocks in ");
+  ASSERT_NE(at, nullptr) << cache_reports[1];
+  ASSERT_EQ(std::sscanf(at, "blocks in %d of %d", &reused, &forwards), 2) << cache_reports[1];
+  EXPECT_EQ(forwards, 16);
+  EXPECT_GT(reused, 0);
+  EXPECT_LT(reused, 16) << "the first step has nothing to reuse";
+  ASSERT_EQ(ds_set_option(gen_, "cache-threshold", "0"), DS_OK);
+  EXPECT_EQ(Generate().frames, plain.frames) << "no state is left behind";
 }
 
 // The header's version macros are the library's version (a header and library from one build).

@@ -76,6 +76,12 @@ class Bf16LinearBackend final : public Backend {
   void mul(Tensor& x, const Tensor& f) override {
     if (F32Only({&x, &f})) ref_.mul(x, f);
   }
+  void sub(Tensor& x, const Tensor& f) override {
+    if (F32Only({&x, &f})) ref_.sub(x, f);
+  }
+  void abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums) override {
+    if (F32Only({&a, &b, &sums})) ref_.abs_diff_sums(a, b, sums);
+  }
   void softmax_relative_bias(Tensor& s, const Tensor& b) override {
     if (F32Only({&s, &b})) ref_.softmax_relative_bias(s, b);
   }

@@ -253,6 +253,30 @@ TEST_F(WanCApi, LoraOptionChangesTheFramesAndIsRecordedByName) {
   fs::remove_all(dir);
 }
 
+// The first-block cache: under a threshold no change passes, the frames are the uncached ones to
+// the byte; at the largest, later steps reuse the rest of the transformer and the frames change.
+// The provenance records the threshold (it changes the video).
+TEST_F(WanCApi, CacheThresholdSkipsBlocksOnlyWhenTheChangeIsUnderIt) {
+  Set("steps", "6");
+  Set("guidance", "3");
+  Load();
+  const Collected plain = Generate();
+  Set("cache-threshold", "1e-30");
+  EXPECT_EQ(Generate().frames, plain.frames);
+  Set("cache-threshold", "1");
+  const Collected cached = Generate();
+  ASSERT_EQ(cached.frames.size(), plain.frames.size());
+  EXPECT_NE(cached.frames, plain.frames);
+  EXPECT_EQ(cached.denoise_events, 6) << "every step is still reported";
+  size_t length = 0;
+  ASSERT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_OK);
+  std::string json(length + 1, '\0');
+  ASSERT_EQ(ds_get_provenance(gen_, json.data(), json.size(), nullptr), DS_OK);
+  EXPECT_NE(json.find(R"("cache-threshold":1)"), std::string::npos) << json;
+  Set("cache-threshold", "0");
+  EXPECT_EQ(Generate().frames, plain.frames) << "no state is left behind";
+}
+
 // The CPU backend splits work by the thread count, never the arithmetic: 1 and 2 threads make the
 // same bytes (the VAE's convolutions once banded rows per thread, and OpenBLAS rounded a few
 // output pixels differently for another band width).
