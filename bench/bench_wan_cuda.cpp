@@ -11,7 +11,8 @@
 //      captured on the next forward, replayed on the one after, each with new inputs and against
 //      the reference on them, "CHECK wan_tiny_cuda_graph_vs_reference …", and replayed on the
 //      first run's inputs against its output, "CHECK wan_tiny_cuda_graph_vs_ops …" (the same
-//      kernels on the same inputs: equal up to 1e-6).
+//      kernels on the same inputs: equal up to 1e-6). Then the first-block cache's recorded parts
+//      (every block run; the rest reused on inputs seen), "CHECK wan_tiny_cuda_block_cache …".
 //   2. speed: a random Wan2.1-1.3B (30 blocks) at 480x832x81 (latent 21x60x104, 32 760 tokens,
 //      512 text rows): a first forward (uploads the weights), then timed forwards, replaying
 //      the forward's CUDA graph, then issuing its ops one by one:
@@ -23,7 +24,9 @@
 //      engine_wan13b_forward_default_attention … attention_tuning_speedup=…"; then,
 //      with --flash-configs a,b,…, the same graph-replayed forward with each of those attention
 //      kernels (CudaBackend::set_flash_config; gpu_check names the fastest of bench_cuda's
-//      table), "RESULT engine_wan13b_forward_flash config=… ms=…".
+//      table), "RESULT engine_wan13b_forward_flash config=… ms=…"; and a forward through the
+//      first-block cache that runs every block and one that skips the rest,
+//      "RESULT engine_wan13b_forward_block_cache full_ms=… reused_ms=…".
 //   3. the VAE decoder, device-resident too: the tiny fixture VAE on both backends
 //      ("CHECK wan_vae_tiny_cuda_vs_reference …", every decoded frame), then a random VAE of the
 //      published widths streaming 3 latent frames (9 video frames) at 480x832:
@@ -134,7 +137,46 @@ int Parity(const std::string& root, ds::CudaBackend& gpu) {
   std::printf("CHECK wan_tiny_cuda_graph_vs_reference runs=3 max_rel_rms=%.2e (limit 2e-2)%s%s\n", graph_rel,
               finite ? "" : " NON-FINITE OUTPUT", replayed ? "" : " NOT REPLAYED AS A GRAPH");
   std::printf("CHECK wan_tiny_cuda_graph_vs_ops rel_rms=%.2e (same inputs; limit 1e-6)\n", graph_vs_ops);
-  return finite && replayed && graph_rel <= 2e-2 && graph_vs_ops <= 1e-6 ? 0 : 1;
+
+  // The first-block cache's three recorded parts (each issued, captured, then replayed). Slot 1,
+  // under a threshold no change passes, runs every block on the four inputs: its first and rest
+  // parts against the reference. Slot 0 gets run 0's inputs four times: the first full, the others
+  // reuse the rest, which on the same inputs is the full forward again.
+  model->ResetBlockCache();
+  double cache_rel = 0, reused_vs_full = 0;
+  bool cache_ok = true;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int run = 0; run < 4; ++run) {
+      const int in = pass == 0 ? run : 0;
+      const ds::BlockCacheUse use = pass == 0 ? ds::BlockCacheUse{1e-30f, 1} : ds::BlockCacheUse{0.5f, 0};
+      std::vector<float> got(out_size, NAN);
+      const ds::Status s =
+          model->Forward(gpu, latents[in].data(), T, H, W, timesteps[in], context.data(), L, got.data(), use);
+      if (!s.ok()) {
+        std::fprintf(stderr, "bench_wan_cuda: tiny cached forward %d/%d: %s\n", pass, run, s.message().c_str());
+        return 1;
+      }
+      bool run_finite = false;
+      if (pass == 0) {
+        cache_rel = std::max(cache_rel, RelRms(got, wants[in], &run_finite));
+      } else {
+        reused_vs_full = std::max(reused_vs_full, RelRms(got, first, &run_finite));
+      }
+      cache_ok = cache_ok && run_finite;
+    }
+  }
+  const ds::FirstBlockCache::Stats full_slot = model->block_cache_stats(1), reuse_slot = model->block_cache_stats(0);
+  const bool counts_ok =
+      full_slot.forwards == 4 && full_slot.reused == 0 && reuse_slot.forwards == 4 && reuse_slot.reused == 3;
+  std::printf(
+      "CHECK wan_tiny_cuda_block_cache full_rel_rms=%.2e (limit 2e-2) reused_vs_full=%.2e (limit 1e-5) "
+      "reused=%d/%d and %d/%d (want 0/4 and 3/4)%s\n",
+      cache_rel, reused_vs_full, full_slot.reused, full_slot.forwards, reuse_slot.reused, reuse_slot.forwards,
+      cache_ok ? "" : " NON-FINITE OUTPUT");
+  return finite && replayed && graph_rel <= 2e-2 && graph_vs_ops <= 1e-6 && cache_ok && counts_ok &&
+                 cache_rel <= 2e-2 && reused_vs_full <= 1e-5
+             ? 0
+             : 1;
 }
 
 // "a,b" → {"a", "b"}; empty names dropped.
@@ -171,10 +213,10 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   std::vector<float> velocity(latent.size());
   // Mean seconds of `n` forwards (one status for all: a failed op fails the next Synchronize).
   ds::Status s = ds::Status::Ok();
-  auto timed = [&](int n, float timestep) {
+  auto timed = [&](int n, float timestep, ds::BlockCacheUse cache = {}) {
     const auto start = std::chrono::steady_clock::now();
     for (int r = 0; r < n && s.ok(); ++r) {
-      s = model->Forward(gpu, latent.data(), T, H, W, timestep, context.data(), L, velocity.data());
+      s = model->Forward(gpu, latent.data(), T, H, W, timestep, context.data(), L, velocity.data(), cache);
     }
     return Seconds(start) / n;
   };
@@ -216,6 +258,16 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
   // Each head dim's default attention kernel at every shape (the choices printed first).
   const std::map<std::string, ds::cuda::AttentionChoice> attention_choices = gpu.attention_choices();
   const Undone default_attention = undone(&ds::CudaBackend::set_attention_autotune);
+  // The first-block cache: a step that runs every block (plus the cache's copies and sums), and
+  // one that skips the rest (the same inputs again: no change, so the rest is reused).
+  const ds::BlockCacheUse never{1e-30f, 0}, always{1.0f, 0};
+  model->ResetBlockCache();
+  if (s.ok()) timed(2, 500.0f, never);  // issues, then captures
+  const double cache_full_ms = s.ok() ? timed(reps, 500.0f, never) * 1e3 : 0;
+  model->ResetBlockCache();
+  if (s.ok()) timed(3, 500.0f, always);  // full, then the reused part issued, then captured
+  const double cache_reused_ms = s.ok() ? timed(reps, 500.0f, always) * 1e3 : 0;
+  const ds::FirstBlockCache::Stats cache_stats = model->block_cache_stats(0);
   if (!s.ok()) {
     std::fprintf(stderr, "bench_wan_cuda: forward: %s\n", s.message().c_str());
     return 1;
@@ -227,6 +279,11 @@ int Speed(ds::CudaBackend& gpu, const std::string& work, int layers, int reps,
               T * (H / 2) * (W / 2), layers, L, ms, flops / ms / 1e9, sum / static_cast<double>(velocity.size()));
   std::printf("RESULT engine_wan13b_forward_without_graph tokens=%d layers=%d ms=%.1f graph_speedup=%.3f\n",
               T * (H / 2) * (W / 2), layers, ops_ms, ops_ms / ms);
+  std::printf(
+      "RESULT engine_wan13b_forward_block_cache tokens=%d layers=%d full_ms=%.1f reused_ms=%.1f reused=%d/%d "
+      "skip_speedup=%.2f\n",
+      T * (H / 2) * (W / 2), layers, cache_full_ms, cache_reused_ms, cache_stats.reused, cache_stats.forwards,
+      cache_reused_ms > 0 ? ms / cache_reused_ms : 0.0);
   // Whether cuBLASLt accumulated the gated residuals itself (its per-row alpha) or the fallback ran.
   const ds::CudaBackend::LinearResidualPaths paths = gpu.linear_residual_paths();
   std::printf("RESULT engine_wan13b_linear_residual fused=%zu fallback=%zu\n", paths.fused, paths.fallback);
