@@ -102,7 +102,7 @@ class Backend {
   // a contiguous F32 [2] in the backend's memory (read it with CopyToHost). The terms are added in
   // an order fixed by the element count alone, so the same inputs give the same bits every run: a
   // decision taken on the sums (core/first_block_cache.h) is then reproducible. By default on host
-  // memory, in double.
+  // memory, in double; mismatched a and b give NaN sums.
   virtual void abs_diff_sums(const Tensor& a, const Tensor& b, Tensor& sums);
   // In place, element-wise.
   virtual void gelu_tanh(Tensor& x) = 0;

@@ -211,7 +211,8 @@ Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T,
   }
 
   if (cache.threshold > 0 && !blocks_.empty()) {
-    // Host memory throughout (the demo runs on the CPU backends): the cache's ops need no recording.
+    // The demo's forward issues its ops directly (no Backend::RunRecorded), so the decision can
+    // sit between them.
     FirstBlockCache& fbc = ws.cache;
     DS_TRY(fbc.Prepare(be, static_cast<int64_t>(bn), d));
     fbc.BeforeFirstBlock(be, x);

@@ -7,7 +7,9 @@
 namespace ds {
 
 Status FirstBlockCache::Prepare(Backend& be, int64_t rows, int64_t cols) {
-  if (prepared() && input_.tensor.shape[0] == rows && input_.tensor.shape[1] == cols) return Status::Ok();
+  if (prepared() && backend_ == be.id() && input_.tensor.shape[0] == rows && input_.tensor.shape[1] == cols) {
+    return Status::Ok();
+  }
   *this = FirstBlockCache{};
   auto alloc = [&](BackendBuffer& buf) -> Status {
     DS_ASSIGN_OR_RETURN(buf, be.NewBuffer(DType::kF32, {rows, cols}));
@@ -21,6 +23,7 @@ Status FirstBlockCache::Prepare(Backend& be, int64_t rows, int64_t cols) {
     DS_TRY(alloc(rest_[static_cast<size_t>(s)]));
   }
   DS_ASSIGN_OR_RETURN(sums_, be.NewBuffer(DType::kF32, {2}));  // last: prepared() only once all exist
+  backend_ = be.id();
   Reset();
   return Status::Ok();
 }

@@ -556,6 +556,13 @@ void WanTransformer::RunBlock(Backend& be, const Block& b) {
 
 bool WanTransformer::ForwardReplays() const { return ws_ && ws_->recording && ws_->recording->replays(); }
 
+bool WanTransformer::CachedForwardReplays(int slot, bool reused) const {
+  if (!ws_ || slot < 0 || slot >= FirstBlockCache::kSlots) return false;
+  const auto s = static_cast<size_t>(slot);
+  const std::unique_ptr<OpRecording>& second = reused ? ws_->cached_reuse[s] : ws_->cached_rest[s];
+  return ws_->cached_first[s] && ws_->cached_first[s]->replays() && second && second->replays();
+}
+
 void WanTransformer::ReleaseWorkspace() {
   ws_ = std::make_unique<Workspace>();
   rope_ = RopeTable{};

@@ -65,6 +65,9 @@ class WanTransformer {
   // Whether the next Forward with the same backend and geometry replays the ops its backend
   // recorded (Backend::RunRecorded: a CUDA graph) instead of issuing them; for checks and benchmarks.
   bool ForwardReplays() const;
+  // The same for a forward through the first-block cache in `slot` that skips the rest (reused) or
+  // runs it: whether both its recorded parts replay.
+  bool CachedForwardReplays(int slot, bool reused) const;
 
   // Floating point operations of one forward (multiply-add = 2), for benchmarks.
   double Flops(int T, int H, int W, int text_len) const;
