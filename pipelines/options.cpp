@@ -52,7 +52,7 @@ constexpr std::array<ds_option_info, 17> kOptions = {{
     {"cache-threshold", DS_OPT_DOUBLE, "0", 0, 1,
      "First-block cache: a denoising step whose first transformer block changed its output by less than this "
      "(mean relative difference) since the last full step reuses what the other blocks added then, instead of "
-     "running them (0 = off; higher is faster and less faithful, e.g. 0.05 to 0.1)",
+     "running them (0 = off; a higher threshold skips more steps and drifts further from the uncached video)",
      1},
 }};
 
