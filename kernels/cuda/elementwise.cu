@@ -58,18 +58,34 @@ __global__ void __launch_bounds__(kThreads) GateResidualKernel4(RowLayout x, Row
   }
 }
 
-__global__ void __launch_bounds__(kThreads) MultiplyKernel(RowLayout x, RowLayout f) {
+struct Times {
+  __device__ float operator()(float x, float f) const { return x * f; }
+};
+struct Minus {
+  __device__ float operator()(float x, float f) const { return x - f; }
+};
+
+// x = op(x, f) element by element.
+template <class Op>
+__global__ void __launch_bounds__(kThreads) BinaryKernel(RowLayout x, RowLayout f, Op op) {
   float* xr = x.Row(blockIdx.x);
   const float* fr = f.Row(blockIdx.x);
   const int64_t end = min(x.width, static_cast<int64_t>(blockIdx.y + 1) * kSpan);
-  for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) xr[i] *= fr[i];
+  for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) {
+    xr[i] = op(xr[i], fr[i]);
+  }
 }
 
-__global__ void __launch_bounds__(kThreads) SubtractKernel(RowLayout x, RowLayout f) {
-  float* xr = x.Row(blockIdx.x);
-  const float* fr = f.Row(blockIdx.x);
-  const int64_t end = min(x.width, static_cast<int64_t>(blockIdx.y + 1) * kSpan);
-  for (int64_t i = static_cast<int64_t>(blockIdx.y) * kSpan + threadIdx.x; i < end; i += kThreads) xr[i] -= fr[i];
+template <class Op>
+Status Binary(const Context& ctx, const Tensor& x, const Tensor& f, Op op, const char* name) {
+  const RowLayout xl = RowsOf(x), fl = RowsOf(f);
+  if (xl.count == 0 || xl.width == 0) return Status::Ok();
+  if (fl.count != xl.count || fl.width != xl.width) {
+    return Error(Code::kInvalidArgument, "CUDA {}: x {} by f {}", name, x.shape_string(), f.shape_string());
+  }
+  BinaryKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, fl, op);
+  DS_CUDA_TRY_LAUNCH();
+  return Status::Ok();
 }
 
 struct GeluTanh {
@@ -254,27 +270,9 @@ Status GateResidual(const Context& ctx, const Tensor& x, const float* gate, cons
   return Status::Ok();
 }
 
-Status Multiply(const Context& ctx, const Tensor& x, const Tensor& f) {
-  const RowLayout xl = RowsOf(x), fl = RowsOf(f);
-  if (xl.count == 0 || xl.width == 0) return Status::Ok();
-  if (fl.count != xl.count || fl.width != xl.width) {
-    return Error(Code::kInvalidArgument, "CUDA mul: x {} by f {}", x.shape_string(), f.shape_string());
-  }
-  MultiplyKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, fl);
-  DS_CUDA_TRY_LAUNCH();
-  return Status::Ok();
-}
+Status Multiply(const Context& ctx, const Tensor& x, const Tensor& f) { return Binary(ctx, x, f, Times{}, "mul"); }
 
-Status Subtract(const Context& ctx, const Tensor& x, const Tensor& f) {
-  const RowLayout xl = RowsOf(x), fl = RowsOf(f);
-  if (xl.count == 0 || xl.width == 0) return Status::Ok();
-  if (fl.count != xl.count || fl.width != xl.width) {
-    return Error(Code::kInvalidArgument, "CUDA sub: x {} by f {}", x.shape_string(), f.shape_string());
-  }
-  SubtractKernel<<<Grid(xl), kThreads, 0, ctx.stream>>>(xl, fl);
-  DS_CUDA_TRY_LAUNCH();
-  return Status::Ok();
-}
+Status Subtract(const Context& ctx, const Tensor& x, const Tensor& f) { return Binary(ctx, x, f, Minus{}, "sub"); }
 
 Status Activate(const Context& ctx, const Tensor& x, Activation act) {
   const RowLayout xl = RowsOf(x);

@@ -73,34 +73,28 @@ TEST_F(BackendDefaults, RmsNormRopeRefusesAMismatchedHeadCountWhole) {
   for (size_t i = 0; i < xb.size(); ++i) ASSERT_EQ(xb.data()[i], before.data()[i]);
 }
 
-TEST_F(BackendDefaults, MulIsElementwise) {
+// mul and sub on strided rows: each element of x against the operation on its floats; the
+// padding between rows untouched.
+TEST_F(BackendDefaults, MulAndSubAreElementwise) {
   constexpr int64_t m = 7, d = 33, pad = 5;
-  const HostBuffer xb = Random(rng_, static_cast<size_t>(m * (d + pad))), before(xb.size());
-  std::copy_n(xb.data(), xb.size(), before.data());
-  const HostBuffer fb = Random(rng_, static_cast<size_t>(m * d));
-  Tensor x = Strided(xb.data(), {m, d}, d + pad);
-  cpu_.mul(x, fb.view({m, d}));
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < d + pad; ++j) {
-      const float want =
-          j < d ? before.data()[r * (d + pad) + j] * fb.data()[r * d + j] : before.data()[r * (d + pad) + j];
-      ASSERT_EQ(xb.data()[r * (d + pad) + j], want) << r << " " << j;
+  for (const bool multiply : {true, false}) {
+    SCOPED_TRACE(multiply ? "mul" : "sub");
+    const HostBuffer xb = Random(rng_, static_cast<size_t>(m * (d + pad))), before(xb.size());
+    std::copy_n(xb.data(), xb.size(), before.data());
+    const HostBuffer fb = Random(rng_, static_cast<size_t>(m * d));
+    Tensor x = Strided(xb.data(), {m, d}, d + pad);
+    if (multiply) {
+      cpu_.mul(x, fb.view({m, d}));
+    } else {
+      cpu_.sub(x, fb.view({m, d}));
     }
-  }
-}
-
-TEST_F(BackendDefaults, SubIsElementwise) {
-  constexpr int64_t m = 5, d = 19, pad = 3;
-  const HostBuffer xb = Random(rng_, static_cast<size_t>(m * (d + pad))), before(xb.size());
-  std::copy_n(xb.data(), xb.size(), before.data());
-  const HostBuffer fb = Random(rng_, static_cast<size_t>(m * d));
-  Tensor x = Strided(xb.data(), {m, d}, d + pad);
-  cpu_.sub(x, fb.view({m, d}));
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < d + pad; ++j) {
-      const float want =
-          j < d ? before.data()[r * (d + pad) + j] - fb.data()[r * d + j] : before.data()[r * (d + pad) + j];
-      ASSERT_EQ(xb.data()[r * (d + pad) + j], want) << r << " " << j;
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t j = 0; j < d + pad; ++j) {
+        const float was = before.data()[r * (d + pad) + j];
+        float want = was;
+        if (j < d) want = multiply ? was * fb.data()[r * d + j] : was - fb.data()[r * d + j];
+        ASSERT_EQ(xb.data()[r * (d + pad) + j], want) << r << " " << j;
+      }
     }
   }
 }
