@@ -131,7 +131,13 @@ std::optional<int> parse_args(int argc, char** argv, Args& args) {
                  "record of how it was generated (AI-generated, engine, model, prompt, seed, sampling, size; no "
                  "local paths)")
         ->group("Output");
-    app.add_flag("-q,--quiet", args.quiet, "No progress display and no warnings.")->group("Output");
+    CLI::Option* quiet =
+        app.add_flag("-q,--quiet", args.quiet, "No progress display and no warnings.")->group("Output");
+    app.add_flag("-v,--verbose", args.verbose,
+                 "Also print what the engine reports as it goes: the backend the model loaded on, how the VAE decodes, "
+                 "how many steps the first-block cache skipped")
+        ->group("Output")
+        ->excludes(quiet);
     app.add_flag("--version", version, "Print the version and exit.");
   } catch (const CLI::Error& e) {  // an option table entry that clashes with ditgen's own flags
     print_error(fmt::format("cannot build the command line: {}", e.what()));

@@ -17,6 +17,7 @@ struct Args {
   std::string embeds;       // --embeds: prompt embeddings to use instead of encoding the prompt
   std::string save_embeds;  // --save-embeds: write the prompt embeddings here
   bool quiet = false;
+  bool verbose = false;        // -v: the engine's informational messages too
   bool no_provenance = false;  // --no-provenance: no title/comment metadata in the video file
 };
 

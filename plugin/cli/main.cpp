@@ -83,16 +83,22 @@ void print_warning(void* user, ds_log_level level, const char* message) {
   if (level == DS_LOG_WARNING) static_cast<ProgressBar*>(user)->print_line(fmt::format("ditgen: warning: {}", message));
 }
 
+void print_info(void* user, ds_log_level level, const char* message) {
+  print_warning(user, level, message);
+  if (level == DS_LOG_INFO) static_cast<ProgressBar*>(user)->print_line(fmt::format("ditgen: {}", message));
+}
+
 void ignore_log(void*, ds_log_level, const char*) {}
 
-// Routes engine warnings above the progress bar while the bar exists (the sink is process-wide).
+// Routes engine warnings (and with -v its informational messages) above the progress bar while the
+// bar exists (the sink is process-wide).
 class EngineLog {
  public:
-  EngineLog(bool quiet, ProgressBar& progress) {
+  EngineLog(bool quiet, bool verbose, ProgressBar& progress) {
     if (quiet)
       ds_set_log_sink(ignore_log, nullptr);
     else
-      ds_set_log_sink(print_warning, &progress);
+      ds_set_log_sink(verbose ? print_info : print_warning, &progress);
   }
   ~EngineLog() { ds_set_log_sink(ignore_log, nullptr); }
   EngineLog(const EngineLog&) = delete;
@@ -313,7 +319,7 @@ int generate(ds_generator* gen, Session& session, const std::string& output) {
 int run(const Args& args) {
   const bool interactive = !args.quiet && isatty(STDERR_FILENO);
   ProgressBar progress(interactive);
-  EngineLog engine_log(args.quiet, progress);
+  EngineLog engine_log(args.quiet, args.verbose, progress);
 
   Generator gen(ds_create(), &ds_destroy);
   if (!gen) {

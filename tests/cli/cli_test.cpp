@@ -963,8 +963,26 @@ TEST_F(CliTest, HelpListsEveryTableOption) {
       EXPECT_NE(line.find(o->default_value), std::string::npos) << "default missing: " << line;
     }
   }
-  for (const char* own : {"--output", "--frames-dir", "--quiet", "--version"})
+  for (const char* own : {"--output", "--frames-dir", "--quiet", "--verbose", "--version"})
     EXPECT_NE(r.out.find(own), std::string::npos) << own;
+}
+
+// -v adds the engine's informational messages (here the first-block cache's count of skipped
+// steps); without it they stay out of the way, and -q with -v is a usage error.
+TEST_F(CliTest, VerbosePrintsTheEnginesReports) {
+  const fs::path dir = fs::temp_directory_path() / ("ditgen_verbose_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string out = (dir / "v.y4m").string();
+  RunResult r = ditgen({"--cache-threshold", "1", "-v", "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("ditgen: loaded model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("first-block cache skipped the later blocks in"), std::string::npos) << r.err;
+  r = ditgen({"--cache-threshold", "1", "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("first-block cache"), std::string::npos) << r.err;
+  r = ditgen({"-q", "-v", "-o", out});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  fs::remove_all(dir);
 }
 
 TEST_F(CliTest, VersionPrintsTheEngineVersion) {
