@@ -15,7 +15,7 @@ constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a doubl
 
 // The table. min/max bound numeric options; the help text documents sentinels. Append new options at
 // the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
-constexpr std::array<ds_option_info, 17> kOptions = {{
+constexpr std::array<ds_option_info, 18> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0, "Model to load: a model folder path, or the name of a bundled model (demo)",
      0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
@@ -53,6 +53,10 @@ constexpr std::array<ds_option_info, 17> kOptions = {{
      "First-block cache: a denoising step whose first transformer block changed its output by less than this "
      "(mean relative difference) since the last full step reuses what the other blocks added then, instead of "
      "running them (0 = off; a higher threshold skips more steps and drifts further from the uncached video)",
+     1},
+    {"guidance-2", DS_OPT_DOUBLE, "-1", -1, 100,
+     "Classifier-free guidance scale of the low-noise stage of a two-stage model (Wan2.2 A14B's transformer_2), 0 "
+     "to 100 (-1 = the guidance option's)",
      1},
 }};
 
@@ -229,6 +233,11 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
     opts.threads = static_cast<int>(v);
   else if (n == "cache-threshold")
     opts.cache_threshold = v;
+  else if (n == "guidance-2") {
+    if (v != -1 && v < 0)
+      return Error(Code::kInvalidArgument, "option 'guidance-2': must be 0 or more (or -1), got {}", value);
+    opts.guidance_2 = v;
+  }
   return Status::Ok();
 }
 
@@ -280,6 +289,7 @@ Result<std::string> GetOption(const Options& opts, std::string_view name) {
   if (n == "seed") return std::to_string(opts.seed);
   if (n == "threads") return std::to_string(opts.threads);
   if (n == "cache-threshold") return fmt::format("{}", opts.cache_threshold);
+  if (n == "guidance-2") return fmt::format("{}", opts.guidance_2);
   return Error(Code::kInternal, "option '{}' has no getter", n);
 }
 

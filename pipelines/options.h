@@ -28,6 +28,7 @@ struct Options {
   std::string sampler;         // auto, euler, unipc
   std::string lora;            // FILE[=STRENGTH] items separated by commas (ParseLoras)
   double cache_threshold = 0;  // the first-block cache's (core/first_block_cache.h); 0: off
+  double guidance_2 = -1;      // a two-stage model's low-noise stage; -1: guidance's
 };
 
 std::span<const ds_option_info> OptionTable();

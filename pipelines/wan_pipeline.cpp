@@ -157,28 +157,54 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
 
   velocity_.resize(n);
   if (cfg) velocity_uncond_.resize(n);
-  WanTransformer& dit = model_->transformer();
+  // A two-stage model (Wan2.2 A14B) hands the steps below its boundary timestep to transformer_2,
+  // with guidance-2, as diffusers' WanPipeline does; whether the unconditional pass runs follows the
+  // first stage's guidance there too.
+  WanTransformer* const high = &model_->transformer();
+  WanTransformer* const low = model_->transformer_2();
+  const double boundary = model_->boundary_timestep();
+  const double guidance_2 = opts.guidance_2 >= 0 ? opts.guidance_2 : guidance;
   FlowSampler sampler = MakeSampler(sampler_kind, model_->scheduler(), steps, shift);
   // The conditional and the unconditional passes each continue their own previous step.
   const auto threshold = static_cast<float>(opts.cache_threshold);
   const BlockCacheUse cond_pass{threshold, 0}, uncond_pass{threshold, 1};
-  dit.ResetBlockCache();  // a clip stopped midway (cancelled, failed) may have left it filled
+  for (WanTransformer* dit : {high, low}) {
+    if (dit) dit->ResetBlockCache();  // a clip stopped midway (cancelled, failed) may have left it filled
+  }
   for (int i = 0; i < steps; ++i) {
     if (cancel.load(std::memory_order_relaxed)) return Cancelled();
     const float t = sampler.timestep(i);
+    const bool low_noise = low != nullptr && t < boundary;
+    WanTransformer& dit = low_noise ? *low : *high;
+    if (low_noise && i > 0 && sampler.timestep(i - 1) >= boundary) {
+      // Past the boundary the first transformer is done for this clip: one expert's weights and
+      // activations in the backend's memory at a time (28 GB each for the A14B's in BF16).
+      StageDone(*high, clip);
+    }
     DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, cond->data(), text_len_, velocity_.data(), cond_pass));
     if (cfg) {
       DS_TRY(dit.Forward(*backend_, latent.data(), T, H, W, t, uncond->data(), text_len_, velocity_uncond_.data(),
                          uncond_pass));
-      ApplyGuidance(velocity_, velocity_uncond_, static_cast<float>(guidance));
+      ApplyGuidance(velocity_, velocity_uncond_, static_cast<float>(low_noise ? guidance_2 : guidance));
     }
     sampler.Step(i, velocity_, latent);
     on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
   }
-  if (threshold > 0) LogBlockCacheUse({dit.block_cache_stats(0), dit.block_cache_stats(1)}, clip);
   // The VAE decode needs the memory more than the next clip needs the activations kept.
-  dit.ReleaseWorkspace();
+  for (WanTransformer* dit : {high, low}) {
+    if (dit) StageDone(*dit, clip);
+  }
   return Status::Ok();
+}
+
+void WanPipeline::StageDone(WanTransformer& dit, int clip) {
+  if (dit.block_cache_stats(0).forwards > 0)
+    LogBlockCacheUse({dit.block_cache_stats(0), dit.block_cache_stats(1)}, clip);
+  dit.ResetBlockCache();
+  dit.ReleaseWorkspace();
+  // A two-stage model's transformers take turns in the backend's memory; one transformer keeps its
+  // weights there for the next clip.
+  if (model_->transformer_2() != nullptr) dit.ReleaseDeviceWeights();
 }
 
 Status WanPipeline::Decode(std::vector<float>& latent, const OutputShape& shape, int clip,

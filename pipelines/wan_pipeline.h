@@ -72,6 +72,9 @@ class WanPipeline {
   // Embeddings [text_len, d] of the prompt, from the cache or encoded; *encoded says which. `keep`:
   // a prompt whose cached embeddings the caller holds.
   Result<const std::vector<float>*> Embed(const std::string& prompt, const std::string* keep, bool* encoded);
+  // After a transformer's last step of a clip: logs what its first-block cache skipped, frees its
+  // activations, and, in a two-stage model, its weights in the backend's memory.
+  void StageDone(WanTransformer& dit, int clip);
   // Decode and DecodePixels: exactly one of planar and pixels is set.
   Status DecodeFrames(std::vector<float>& latent, const OutputShape& shape, int clip, const std::string& vae_tiling,
                       const PlanarFrameFn* planar, FrameFormat format, const PixelFrameFn* pixels,

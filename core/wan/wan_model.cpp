@@ -70,10 +70,30 @@ Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, cons
                  index_path, cls);
   }
   const nlohmann::json& doc = index.document();
-  for (const char* key : {"transformer_2", "boundary_ratio"}) {
+  // Wan2.2's two-stage models declare both a second transformer and the boundary between them.
+  auto set = [&](const char* key) {
     auto it = doc.find(key);
-    const bool unset = it == doc.end() || it->is_null() || (it->is_array() && (it->empty() || (*it)[0].is_null()));
-    if (!unset) return Error(Code::kUnsupported, "{}: '{}' is set: a Wan2.2 two-stage model", index_path, key);
+    return !(it == doc.end() || it->is_null() || (it->is_array() && (it->empty() || (*it)[0].is_null())));
+  };
+  const bool two_stage = set("transformer_2");
+  if (two_stage != set("boundary_ratio")) {
+    return Error(Code::kModel, "{}: '{}' is set without '{}' (a Wan2.2 two-stage model declares both)", index_path,
+                 two_stage ? "transformer_2" : "boundary_ratio", two_stage ? "boundary_ratio" : "transformer_2");
+  }
+  double boundary_ratio = 0;
+  if (two_stage) {
+    const nlohmann::json& b = doc["boundary_ratio"];
+    if (!b.is_number() || !(b.get<double>() > 0 && b.get<double>() < 1)) {
+      return Error(Code::kModel, "{}: 'boundary_ratio' must be a number between 0 and 1, got {}", index_path, b.dump());
+    }
+    boundary_ratio = b.get<double>();
+    DS_TRY(CheckComponent(index, folder, {"transformer_2", {"WanTransformer3DModel"}}));
+    if (!loras.empty()) {
+      return Error(Code::kUnsupported,
+                   "{}: LoRA files on a Wan2.2 two-stage model are not supported (its LoRAs come in pairs, one for "
+                   "each of its two transformers)",
+                   folder);
+    }
   }
   DS_ASSIGN_OR_RETURN(bool expand, index.GetOr<bool>("expand_timesteps", false));
   if (expand) return Error(Code::kUnsupported, "{}: 'expand_timesteps' (Wan2.2 TI2V) is not supported", index_path);
@@ -99,8 +119,23 @@ Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, cons
     return Error(Code::kModel, "{}: the tokenizer's {} pieces exceed the text encoder's vocabulary of {}", folder,
                  tokenizer.vocab_size(), text.config().vocab);
   }
-  return std::unique_ptr<WanModel>(
+  std::unique_ptr<WanModel> model(
       new WanModel(folder, std::move(tokenizer), std::move(text), std::move(transformer), std::move(vae), scheduler));
+  if (two_stage) {
+    DS_ASSIGN_OR_RETURN(WanTransformer second, WanTransformer::Load((dir / "transformer_2").string()));
+    const WanTransformerConfig &a = model->transformer_.config(), &b = second.config();
+    if (a.in_channels != b.in_channels || a.out_channels != b.out_channels || a.text_dim != b.text_dim ||
+        a.patch != b.patch) {
+      return Error(Code::kModel,
+                   "{}: transformer_2 takes other inputs than transformer ({} / {} channels, text {}, patch {}x{}x{} "
+                   "against {} / {}, {}, {}x{}x{})",
+                   folder, b.in_channels, b.out_channels, b.text_dim, b.patch[0], b.patch[1], b.patch[2], a.in_channels,
+                   a.out_channels, a.text_dim, a.patch[0], a.patch[1], a.patch[2]);
+    }
+    model->transformer_2_ = std::make_unique<WanTransformer>(std::move(second));
+    model->boundary_ratio_ = boundary_ratio;
+  }
+  return model;
 }
 
 Result<std::array<int, 4>> WanModel::LatentShape(int width, int height, int frames) const {

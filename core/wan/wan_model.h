@@ -1,5 +1,8 @@
 // A Wan2.1 text-to-video model in the diffusers folder layout (reference/wan21_spec.md §3):
-// model_index.json + tokenizer/, text_encoder/, transformer/, vae/, scheduler/.
+// model_index.json + tokenizer/, text_encoder/, transformer/, vae/, scheduler/. Also Wan2.2's
+// two-stage text-to-video models (T2V-A14B): the same components and a second transformer,
+// transformer_2/, the low-noise expert, which takes the steps whose timestep is below
+// boundary_ratio (model_index.json) · the scheduler's training timesteps.
 #pragma once
 
 #include <array>
@@ -37,6 +40,11 @@ class WanModel {
   Umt5Encoder& text_encoder() { return text_; }
   WanTransformer& transformer() { return transformer_; }
   const WanTransformer& transformer() const { return transformer_; }
+  // The low-noise expert of a two-stage model; null for one transformer.
+  WanTransformer* transformer_2() { return transformer_2_.get(); }
+  // The first timestep (in the scheduler's 0..train_timesteps scale) below which transformer_2 runs;
+  // 0 for one transformer.
+  double boundary_timestep() const { return boundary_ratio_ * scheduler_.train_timesteps; }
   WanVaeDecoder& vae() { return vae_; }
   const WanVaeDecoder& vae() const { return vae_; }
   const WanSchedulerConfig& scheduler() const { return scheduler_; }
@@ -63,6 +71,8 @@ class WanModel {
   WanTokenizer tokenizer_;
   Umt5Encoder text_;
   WanTransformer transformer_;
+  std::unique_ptr<WanTransformer> transformer_2_;
+  double boundary_ratio_ = 0;
   WanVaeDecoder vae_;
   WanSchedulerConfig scheduler_;
 };

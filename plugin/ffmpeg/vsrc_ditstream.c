@@ -40,7 +40,7 @@ typedef struct DitstreamContext {
     int w, h;
     AVRational rate;
     int frames, steps;
-    double guidance, shift, cache_threshold;
+    double guidance, shift, cache_threshold, guidance_2;
     int64_t seed;
     int clips;
     int matrix;        ///< the option: MATRIX_AUTO, or a ds_yuv_matrix

@@ -277,6 +277,34 @@ TEST_F(WanCApi, CacheThresholdSkipsBlocksOnlyWhenTheChangeIsUnderIt) {
   EXPECT_EQ(Generate().frames, plain.frames) << "no state is left behind";
 }
 
+// A Wan2.2 two-stage folder (tiny_a14b) streams like any other through the C API, with the
+// first-block cache too (each transformer keeps its own, as their residuals differ), and its
+// second stage's guidance is recorded; a one-transformer folder takes guidance-2 and ignores it.
+TEST_F(WanCApi, TwoStageFolderGeneratesAndRecordsItsSecondGuidance) {
+  Set("model", TinyDir() + "_a14b");
+  Set("steps", "4");
+  Set("guidance-2", "3");
+  Load();
+  const Collected plain = Generate();
+  EXPECT_EQ(plain.frames.size(), 9u);
+  EXPECT_EQ(plain.denoise_events, 4);
+  size_t length = 0;
+  ASSERT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_OK);
+  std::string json(length + 1, '\0');
+  ASSERT_EQ(ds_get_provenance(gen_, json.data(), json.size(), nullptr), DS_OK);
+  EXPECT_NE(json.find(R"("guidance-2":3)"), std::string::npos) << json;
+  Set("cache-threshold", "1");
+  const Collected cached = Generate();
+  EXPECT_EQ(cached.frames.size(), 9u);
+  Set("cache-threshold", "0");
+  EXPECT_EQ(Generate().frames, plain.frames) << "the two stages leave nothing behind for the next clip";
+  Set("model", TinyDir());
+  Load();
+  const Collected one = Generate();
+  Set("guidance-2", "7");
+  EXPECT_EQ(Generate().frames, one.frames);
+}
+
 // The CPU backend splits work by the thread count, never the arithmetic: 1 and 2 threads make the
 // same bytes (the VAE's convolutions once banded rows per thread, and OpenBLAS rounded a few
 // output pixels differently for another band width).
