@@ -65,7 +65,8 @@ Result<bool> FirstBlockCache::Reuses(Backend& be, int slot, float threshold) {
   return reuse;
 }
 
-void LogBlockCacheUse(const std::array<FirstBlockCache::Stats, FirstBlockCache::kSlots>& passes, int clip) {
+void LogBlockCacheUse(const std::array<FirstBlockCache::Stats, FirstBlockCache::kSlots>& passes, int clip,
+                      std::string_view model) {
   int forwards = 0, reused = 0, used = 0;
   for (const FirstBlockCache::Stats& p : passes) {
     forwards += p.forwards;
@@ -77,8 +78,8 @@ void LogBlockCacheUse(const std::array<FirstBlockCache::Stats, FirstBlockCache::
     per_pass = fmt::format(" (conditional {} of {}, unconditional {} of {})", passes[0].reused, passes[0].forwards,
                            passes[1].reused, passes[1].forwards);
   }
-  Log(LogLevel::kInfo, "clip {}: the first-block cache skipped the later blocks in {} of {} forwards{}", clip, reused,
-      forwards, per_pass);
+  Log(LogLevel::kInfo, "clip {}{}{}: the first-block cache skipped the later blocks in {} of {} forwards{}", clip,
+      model.empty() ? "" : ", ", model, reused, forwards, per_pass);
 }
 
 }  // namespace ds

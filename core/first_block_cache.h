@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 #include "core/backend.h"
 #include "core/status.h"
@@ -87,6 +88,8 @@ class FirstBlockCache {
 // Logs (info) in how many forwards of a clip the rest was skipped, e.g. "clip 0: the first-block
 // cache skipped the later blocks in 31 of 50 forwards (conditional 16 of 25, unconditional 15 of 25)";
 // slot 0 is the conditional pass and slot 1 the unconditional one where both are used.
-void LogBlockCacheUse(const std::array<FirstBlockCache::Stats, FirstBlockCache::kSlots>& passes, int clip);
+// `model` names the transformer where a pipeline has several ("" otherwise).
+void LogBlockCacheUse(const std::array<FirstBlockCache::Stats, FirstBlockCache::kSlots>& passes, int clip,
+                      std::string_view model = "");
 
 }  // namespace ds

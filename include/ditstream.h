@@ -74,7 +74,7 @@ DS_API void ds_set_log_sink(ds_log_fn fn, void* user);
 
 /* The version this header describes; ds_version() gives the library's ("0.6.0"), which may be newer
  * (a client built against an older header reads only what that header declares). The option
- * table grows by appending: "lora" since 0.5.0, "cache-threshold" and "guidance-2" since 0.6.0. */
+ * table grows by appending: "lora" since 0.5.0; "cache-threshold", "guidance-2" and "lora-2" since 0.6.0. */
 #define DS_VERSION_MAJOR 0
 #define DS_VERSION_MINOR 6
 #define DS_VERSION_PATCH 0

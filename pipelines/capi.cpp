@@ -214,6 +214,7 @@ ds_status ds_get_provenance(const ds_generator* gen, char* buf, size_t size, siz
     made_with.device = gen->loaded.device;
     made_with.threads = gen->loaded.threads;
     made_with.lora = gen->loaded.lora;
+    made_with.lora_2 = gen->loaded.lora_2;
     const ds::Backend& backend = gen->engine->backend();
     const std::string json =
         ds::ProvenanceJson(made_with, gen->engine->info(), shape, backend.name(), backend.threads());

@@ -120,18 +120,24 @@ struct ModelInfo {
   double default_guidance = 0, default_shift = 0;
   SamplerKind default_sampler = SamplerKind::kEuler;
   int continuation_prefix_frames = 0;
+  bool two_stage = false;  // a second, low-noise transformer with its own guidance (Wan2.2 A14B)
 };
 
 // The sampling a generation runs: each option where it is set, the model's default where its
 // sentinel says so (steps 0, guidance < 0, shift ≤ 0, sampler auto).
+// guidance_2: a two-stage model's low-noise stage's (guidance-2, else guidance); equal to guidance
+// for other models.
 struct Sampling {
   int steps;
   double guidance, shift;
   SamplerKind sampler;
+  double guidance_2;
 };
 inline Sampling ResolveSampling(const Options& opts, const ModelInfo& info) {
-  return {opts.steps ? opts.steps : info.default_steps, opts.guidance >= 0 ? opts.guidance : info.default_guidance,
-          opts.shift > 0 ? opts.shift : info.default_shift, ResolveSampler(opts.sampler, info.default_sampler)};
+  const double guidance = opts.guidance >= 0 ? opts.guidance : info.default_guidance;
+  return {opts.steps ? opts.steps : info.default_steps, guidance, opts.shift > 0 ? opts.shift : info.default_shift,
+          ResolveSampler(opts.sampler, info.default_sampler),
+          info.two_stage && opts.guidance_2 >= 0 ? opts.guidance_2 : guidance};
 }
 
 }  // namespace ds

@@ -15,7 +15,7 @@ constexpr double kMaxSeed = 9007199254740991.0;  // 2^53 − 1: exact in a doubl
 
 // The table. min/max bound numeric options; the help text documents sentinels. Append new options at
 // the end: frei0r passes parameters by position (plugin/ffmpeg/frei0r/params.cpp).
-constexpr std::array<ds_option_info, 18> kOptions = {{
+constexpr std::array<ds_option_info, 19> kOptions = {{
     {"model", DS_OPT_STRING, "demo", 0, 0, "Model to load: a model folder path, or the name of a bundled model (demo)",
      0},
     {"prompt", DS_OPT_STRING, "a red circle moving right", 0, 0, "What the video shows", 1},
@@ -58,6 +58,10 @@ constexpr std::array<ds_option_info, 18> kOptions = {{
      "Classifier-free guidance scale of the low-noise stage of a two-stage model (Wan2.2 A14B's transformer_2), 0 "
      "to 100 (-1 = the guidance option's)",
      1},
+    {"lora-2", DS_OPT_STRING, "", 0, 0,
+     "LoRA files merged at load into the low-noise transformer (transformer_2) of a two-stage model (Wan2.2 A14B), "
+     "as lora is into its first: FILE or FILE=STRENGTH, several separated by commas",
+     0},
 }};
 
 // The offset of the first byte that does not start well-formed UTF-8 (RFC 3629: no overlong forms,
@@ -199,11 +203,11 @@ Status SetOption(Options& opts, std::string_view name, std::string_view value) {
         return Error(Code::kInvalidArgument, "option 'sampler': '{}' is not one of auto, euler, unipc", value);
       }
       opts.sampler = value;
-    } else if (n == "lora") {
+    } else if (n == "lora" || n == "lora-2") {
       if (const Result<std::vector<LoraSpec>> loras = ParseLoras(value); !loras.ok()) {
-        return Error(Code::kInvalidArgument, "option 'lora': {}", loras.status().message());
+        return Error(Code::kInvalidArgument, "option '{}': {}", n, loras.status().message());
       }
-      opts.lora = value;
+      (n == "lora" ? opts.lora : opts.lora_2) = value;
     }
     return Status::Ok();
   }
@@ -279,6 +283,7 @@ Result<std::string> GetOption(const Options& opts, std::string_view name) {
   if (n == "vae-tiling") return opts.vae_tiling;
   if (n == "sampler") return opts.sampler;
   if (n == "lora") return opts.lora;
+  if (n == "lora-2") return opts.lora_2;
   if (n == "width") return std::to_string(opts.width);
   if (n == "height") return std::to_string(opts.height);
   if (n == "frames") return std::to_string(opts.frames);

@@ -27,6 +27,7 @@ struct Options {
   std::string vae_tiling;      // auto, on, off
   std::string sampler;         // auto, euler, unipc
   std::string lora;            // FILE[=STRENGTH] items separated by commas (ParseLoras)
+  std::string lora_2;          // the same for a two-stage model's transformer_2
   double cache_threshold = 0;  // the first-block cache's (core/first_block_cache.h); 0: off
   double guidance_2 = -1;      // a two-stage model's low-noise stage; -1: guidance's
 };

@@ -62,11 +62,13 @@ std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const Out
   j["ai_generated"] = true;
   j["model"] = {{"name", ModelName(opts.model)}, {"family", info.family}};
   j["loras"] = LoraRecord(opts.lora);
+  if (!opts.lora_2.empty()) j["loras_2"] = LoraRecord(opts.lora_2);  // a two-stage model's transformer_2
   j["prompt"] = opts.prompt;
   j["negative_prompt"] = opts.negative_prompt;
   j["seed"] = opts.seed;
   j["steps"] = s.steps;
   j["guidance"] = s.guidance;
+  if (info.two_stage) j["guidance_2"] = s.guidance_2;  // the low-noise transformer's
   j["shift"] = s.shift;
   j["sampler"] = SamplerName(s.sampler);
   j["width"] = shape.width;
@@ -85,7 +87,7 @@ std::string ProvenanceJson(const Options& opts, const ModelInfo& info, const Out
     if (!text.ok()) continue;
     if (std::string_view(o.name) == "model") {
       table[o.name] = ModelName(*text);
-    } else if (std::string_view(o.name) == "lora") {
+    } else if (std::string_view(o.name) == "lora" || std::string_view(o.name) == "lora-2") {
       table[o.name] = LoraNames(*text);
     } else if (o.type == DS_OPT_STRING) {
       table[o.name] = *text;

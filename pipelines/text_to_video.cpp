@@ -45,13 +45,14 @@ Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
   namespace fs = std::filesystem;
   DS_ASSIGN_OR_RETURN(std::string folder, ResolveModelFolder(opts.model));
   DS_ASSIGN_OR_RETURN(std::vector<LoraSpec> loras, ParseLoras(opts.lora));
+  DS_ASSIGN_OR_RETURN(std::vector<LoraSpec> loras_2, ParseLoras(opts.lora_2));
   std::error_code ec;
   // Any diffusers folder goes to WanModel, even one of another pipeline: its error then names it.
   if (WanModel::IsWanFolder(folder) || fs::is_regular_file(fs::path(folder) / "model_index.json", ec)) {
     DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                         CreateBackend(opts.device, opts.threads, AutoDevice::kGpuWhenPresent));
     DS_ASSIGN_OR_RETURN(std::unique_ptr<WanPipeline> wan,
-                        WanPipeline::Load(folder, *backend, WanDefaults::kTextLen, loras));
+                        WanPipeline::Load(folder, *backend, WanDefaults::kTextLen, loras, loras_2));
     Log(LogLevel::kInfo, "loaded model {} ({}) on the {} backend", folder, wan->Info().family, backend->name());
     return std::unique_ptr<TextToVideo>(new TextToVideo(std::move(wan), std::move(backend)));
   }
@@ -61,9 +62,9 @@ Result<std::unique_ptr<TextToVideo>> TextToVideo::Load(const Options& opts) {
                  "Wan2.1 folder in the diffusers layout)",
                  folder);
   }
-  if (!loras.empty()) {
-    return Error(Code::kUnsupported,
-                 "option 'lora': LoRA files apply to Wan2.1 models; '{}' is a ditstream model folder", folder);
+  if (!loras.empty() || !loras_2.empty()) {
+    return Error(Code::kUnsupported, "option '{}': LoRA files apply to Wan models; '{}' is a ditstream model folder",
+                 loras.empty() ? "lora-2" : "lora", folder);
   }
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(folder));
   DS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(opts.device, opts.threads));

@@ -46,8 +46,9 @@ int LastOnGrid(int min, int step, int limit) { return min + (limit - min) / step
 }  // namespace
 
 Result<std::unique_ptr<WanPipeline>> WanPipeline::Load(const std::string& folder, Backend& backend, int text_len,
-                                                       const std::vector<LoraSpec>& loras) {
-  DS_ASSIGN_OR_RETURN(std::unique_ptr<WanModel> model, WanModel::Load(folder, loras));
+                                                       const std::vector<LoraSpec>& loras,
+                                                       const std::vector<LoraSpec>& loras_2) {
+  DS_ASSIGN_OR_RETURN(std::unique_ptr<WanModel> model, WanModel::Load(folder, loras, loras_2));
   return std::unique_ptr<WanPipeline>(new WanPipeline(std::move(model), backend, text_len));
 }
 
@@ -76,6 +77,7 @@ ModelInfo WanPipeline::Info() const {
   info.default_sampler =
       m.scheduler().kind == WanSchedulerConfig::Kind::kUniPc ? SamplerKind::kUniPc : SamplerKind::kEuler;
   info.continuation_prefix_frames = 0;
+  info.two_stage = m.transformer_2() != nullptr;
   return info;
 }
 
@@ -140,7 +142,7 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
     return Error(Code::kInternal, "Wan: initial latents hold {} values, the {}x{}x{} clip needs {}", latent.size(),
                  shape.width, shape.height, shape.frames, n);
   }
-  const auto [steps, guidance, shift, sampler_kind] = ResolveSampling(opts, Info());
+  const auto [steps, guidance, shift, sampler_kind, guidance_2] = ResolveSampling(opts, Info());
   // As diffusers' WanPipeline: the unconditional pass runs only when guidance > 1.
   const bool cfg = guidance > 1.0;
 
@@ -162,8 +164,25 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
   // first stage's guidance there too.
   WanTransformer* const high = &model_->transformer();
   WanTransformer* const low = model_->transformer_2();
-  const double boundary = model_->boundary_timestep();
-  const double guidance_2 = opts.guidance_2 >= 0 ? opts.guidance_2 : guidance;
+  // In float, as torch compares its float32 timesteps with the boundary.
+  const auto boundary = static_cast<float>(model_->boundary_timestep());
+  if (low == nullptr && opts.guidance_2 >= 0 && !warned_guidance_2_) {
+    Log(LogLevel::kWarning, "option 'guidance-2' applies to two-stage models; {} has one transformer: ignored",
+        model_->folder());
+    warned_guidance_2_ = true;
+  }
+  // However the clip ends (a cancel, an error), a two-stage model leaves neither expert in the
+  // backend's memory: the next clip starts with the other one than a stopped clip may have ended on.
+  struct TakeTurns {
+    WanPipeline* pipeline;
+    WanTransformer *high, *low;
+    int clip;
+    ~TakeTurns() {
+      if (low == nullptr) return;
+      pipeline->StageDone(*high, clip);
+      pipeline->StageDone(*low, clip);
+    }
+  } take_turns{this, high, low, clip};
   FlowSampler sampler = MakeSampler(sampler_kind, model_->scheduler(), steps, shift);
   // The conditional and the unconditional passes each continue their own previous step.
   const auto threshold = static_cast<float>(opts.cache_threshold);
@@ -190,16 +209,19 @@ Status WanPipeline::Denoise(const Options& opts, std::vector<float>& latent, con
     sampler.Step(i, velocity_, latent);
     on_progress({DS_STAGE_DENOISE, i + 1, steps, clip});
   }
-  // The VAE decode needs the memory more than the next clip needs the activations kept.
-  for (WanTransformer* dit : {high, low}) {
-    if (dit) StageDone(*dit, clip);
-  }
+  // The VAE decode needs the memory more than the next clip needs the activations kept (a
+  // two-stage model's experts are done by take_turns).
+  if (low == nullptr) StageDone(*high, clip);
   return Status::Ok();
 }
 
 void WanPipeline::StageDone(WanTransformer& dit, int clip) {
-  if (dit.block_cache_stats(0).forwards > 0)
-    LogBlockCacheUse({dit.block_cache_stats(0), dit.block_cache_stats(1)}, clip);
+  if (dit.block_cache_stats(0).forwards > 0) {
+    LogBlockCacheUse({dit.block_cache_stats(0), dit.block_cache_stats(1)}, clip,
+                     &dit == model_->transformer_2() ? "transformer_2"
+                     : model_->transformer_2()       ? "transformer"
+                                                     : "");
+  }
   dit.ResetBlockCache();
   dit.ReleaseWorkspace();
   // A two-stage model's transformers take turns in the backend's memory; one transformer keeps its

@@ -23,10 +23,12 @@ namespace ds {
 class WanPipeline {
  public:
   // text_len: rows of prompt context, 512 as Wan2.1 was trained; parity tests pass their reference's.
-  // loras: adapters merged into the transformer (core/wan/wan_lora.h).
+  // loras: adapters merged into the transformer (core/wan/wan_lora.h); loras_2: into a two-stage
+  // model's transformer_2.
   static Result<std::unique_ptr<WanPipeline>> Load(const std::string& folder, Backend& backend,
                                                    int text_len = WanDefaults::kTextLen,
-                                                   const std::vector<LoraSpec>& loras = {});
+                                                   const std::vector<LoraSpec>& loras = {},
+                                                   const std::vector<LoraSpec>& loras_2 = {});
 
   WanModel& model() { return *model_; }
   ModelInfo Info() const;
@@ -87,6 +89,7 @@ class WanPipeline {
   std::vector<float> latent_, velocity_, velocity_uncond_, frame_latent_;
   std::vector<uint8_t> pixels_;  // a tiled decode's frame, converted on the host
   StreamPosition position_;
+  bool warned_guidance_2_ = false;  // guidance-2 set for a one-transformer model: said once
 };
 
 }  // namespace ds

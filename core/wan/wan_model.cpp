@@ -54,7 +54,8 @@ bool WanModel::IsWanFolder(const std::string& folder) {
   return cls.ok() && cls->starts_with("Wan");
 }
 
-Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, const std::vector<LoraSpec>& loras) {
+Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, const std::vector<LoraSpec>& loras,
+                                                 const std::vector<LoraSpec>& loras_2) {
   const std::string index_path = (fs::path(folder) / "model_index.json").string();
   std::error_code ec;
   if (!fs::is_regular_file(index_path, ec)) {
@@ -88,12 +89,11 @@ Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, cons
     }
     boundary_ratio = b.get<double>();
     DS_TRY(CheckComponent(index, folder, {"transformer_2", {"WanTransformer3DModel"}}));
-    if (!loras.empty()) {
-      return Error(Code::kUnsupported,
-                   "{}: LoRA files on a Wan2.2 two-stage model are not supported (its LoRAs come in pairs, one for "
-                   "each of its two transformers)",
-                   folder);
-    }
+  } else if (!loras_2.empty()) {
+    return Error(Code::kInvalidArgument,
+                 "{}: option 'lora-2' names LoRA files for a second transformer, which this model does not have "
+                 "(only Wan2.2's two-stage models do; use 'lora')",
+                 folder);
   }
   DS_ASSIGN_OR_RETURN(bool expand, index.GetOr<bool>("expand_timesteps", false));
   if (expand) return Error(Code::kUnsupported, "{}: 'expand_timesteps' (Wan2.2 TI2V) is not supported", index_path);
@@ -122,15 +122,17 @@ Result<std::unique_ptr<WanModel>> WanModel::Load(const std::string& folder, cons
   std::unique_ptr<WanModel> model(
       new WanModel(folder, std::move(tokenizer), std::move(text), std::move(transformer), std::move(vae), scheduler));
   if (two_stage) {
-    DS_ASSIGN_OR_RETURN(WanTransformer second, WanTransformer::Load((dir / "transformer_2").string()));
+    DS_ASSIGN_OR_RETURN(WanTransformer second, WanTransformer::Load((dir / "transformer_2").string(), loras_2));
     const WanTransformerConfig &a = model->transformer_.config(), &b = second.config();
+    // Info() bounds the sizes by the first transformer's RoPE table: the second must take them too.
     if (a.in_channels != b.in_channels || a.out_channels != b.out_channels || a.text_dim != b.text_dim ||
-        a.patch != b.patch) {
+        a.patch != b.patch || a.rope_max_seq_len != b.rope_max_seq_len) {
       return Error(Code::kModel,
-                   "{}: transformer_2 takes other inputs than transformer ({} / {} channels, text {}, patch {}x{}x{} "
-                   "against {} / {}, {}, {}x{}x{})",
-                   folder, b.in_channels, b.out_channels, b.text_dim, b.patch[0], b.patch[1], b.patch[2], a.in_channels,
-                   a.out_channels, a.text_dim, a.patch[0], a.patch[1], a.patch[2]);
+                   "{}: transformer_2 takes other inputs than transformer ({} / {} channels, text {}, patch {}x{}x{}, "
+                   "{} RoPE positions against {} / {}, {}, {}x{}x{}, {})",
+                   folder, b.in_channels, b.out_channels, b.text_dim, b.patch[0], b.patch[1], b.patch[2],
+                   b.rope_max_seq_len, a.in_channels, a.out_channels, a.text_dim, a.patch[0], a.patch[1], a.patch[2],
+                   a.rope_max_seq_len);
     }
     model->transformer_2_ = std::make_unique<WanTransformer>(std::move(second));
     model->boundary_ratio_ = boundary_ratio;

@@ -32,8 +32,10 @@ class WanModel {
  public:
   // True when folder/model_index.json exists and declares a Wan pipeline (for family dispatch).
   static bool IsWanFolder(const std::string& folder);
-  // loras: merged into the transformer as it loads (wan_lora.h).
-  static Result<std::unique_ptr<WanModel>> Load(const std::string& folder, const std::vector<LoraSpec>& loras = {});
+  // loras: merged into the transformer as it loads (wan_lora.h); loras_2: into transformer_2, and an
+  // error for a model without one.
+  static Result<std::unique_ptr<WanModel>> Load(const std::string& folder, const std::vector<LoraSpec>& loras = {},
+                                                const std::vector<LoraSpec>& loras_2 = {});
 
   const std::string& folder() const { return folder_; }
   WanTokenizer& tokenizer() { return tokenizer_; }
@@ -42,6 +44,7 @@ class WanModel {
   const WanTransformer& transformer() const { return transformer_; }
   // The low-noise expert of a two-stage model; null for one transformer.
   WanTransformer* transformer_2() { return transformer_2_.get(); }
+  const WanTransformer* transformer_2() const { return transformer_2_.get(); }
   // The first timestep (in the scheduler's 0..train_timesteps scale) below which transformer_2 runs;
   // 0 for one transformer.
   double boundary_timestep() const { return boundary_ratio_ * scheduler_.train_timesteps; }

@@ -36,7 +36,7 @@ typedef struct DitstreamContext {
     const AVClass *class;
 
     /* options; vsrc_ditstream_options.h is generated from libditstream's option table */
-    char *model, *prompt, *negative_prompt, *device, *vae_tiling, *sampler, *lora;
+    char *model, *prompt, *negative_prompt, *device, *vae_tiling, *sampler, *lora, *lora_2;
     int w, h;
     AVRational rate;
     int frames, steps;

@@ -980,6 +980,11 @@ TEST_F(CliTest, VerbosePrintsTheEnginesReports) {
   r = ditgen({"--cache-threshold", "1", "-o", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err.find("first-block cache"), std::string::npos) << r.err;
+  r = ditgen({"-v", "-o", "-"});  // the video on stdout: every message stays on stderr
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("YUV4MPEG2 ", 0), 0u) << r.out.substr(0, 80);
+  EXPECT_EQ(r.out.find("ditgen:"), std::string::npos);
+  EXPECT_NE(r.err.find("ditgen: loaded model"), std::string::npos) << r.err;
   r = ditgen({"-q", "-v", "-o", out});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   fs::remove_all(dir);

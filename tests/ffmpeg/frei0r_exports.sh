@@ -47,6 +47,6 @@ print(" ".join(out))
 PY
 )
 expect_eq "frei0r parameters in order" \
-  "model:string prompt:string negative-prompt:string frames:double steps:double guidance:double shift:double seed:double device:string threads:double prompt-file:string options:string vae-tiling:string sampler:string lora:string cache-threshold:double guidance-2:double" \
+  "model:string prompt:string negative-prompt:string frames:double steps:double guidance:double shift:double seed:double device:string threads:double prompt-file:string options:string vae-tiling:string sampler:string lora:string cache-threshold:double guidance-2:double lora-2:string" \
   "$params"
 echo "frei0r_exports: ok"

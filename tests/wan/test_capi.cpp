@@ -217,22 +217,24 @@ TEST_F(WanCApi, SameSeedSameFramesOtherSeedOtherFrames) {
 
 // A LoRA file set by the `lora` option is merged at ds_load: the frames change, and the provenance
 // names the file and strength, never its folder. A missing file fails ds_load naming it.
+// A LoRA of one full delta on the output head's bias (original names, ComfyUI's spelling), 64 floats.
+void WriteHeadLora(const std::string& path) {
+  std::string header = R"({"diffusion_model.head.head.diff_b":{"dtype":"F32","shape":[64],"data_offsets":[0,256]}})";
+  header.resize((header.size() + 7) / 8 * 8, ' ');
+  std::ofstream out(path, std::ios::binary);
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  out << header;
+  for (int i = 0; i < 64; ++i) {
+    const float v = i % 2 ? 0.5f : -0.5f;
+    out.write(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+}
+
 TEST_F(WanCApi, LoraOptionChangesTheFramesAndIsRecordedByName) {
   const fs::path dir = fs::temp_directory_path() / ("ds_wan_lora_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string lora = (dir / "head.safetensors").string();
-  {
-    // One full delta on the output head's bias (original names, ComfyUI's spelling), 64 floats.
-    std::string header = R"({"diffusion_model.head.head.diff_b":{"dtype":"F32","shape":[64],"data_offsets":[0,256]}})";
-    header.resize((header.size() + 7) / 8 * 8, ' ');
-    std::ofstream out(lora, std::ios::binary);
-    for (int i = 0; i < 8; ++i) out.put(static_cast<char>((header.size() >> (8 * i)) & 0xff));
-    out << header;
-    for (int i = 0; i < 64; ++i) {
-      const float v = i % 2 ? 0.5f : -0.5f;
-      out.write(reinterpret_cast<const char*>(&v), sizeof v);
-    }
-  }
+  WriteHeadLora(lora);
   Load();
   const Collected plain = Generate();
   Set("lora", lora + "=0.5");
@@ -292,7 +294,8 @@ TEST_F(WanCApi, TwoStageFolderGeneratesAndRecordsItsSecondGuidance) {
   ASSERT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_OK);
   std::string json(length + 1, '\0');
   ASSERT_EQ(ds_get_provenance(gen_, json.data(), json.size(), nullptr), DS_OK);
-  EXPECT_NE(json.find(R"("guidance-2":3)"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("guidance":5.0,"guidance_2":3.0,)"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("guidance-2":3.0,)"), std::string::npos) << json;
   Set("cache-threshold", "1");
   const Collected cached = Generate();
   EXPECT_EQ(cached.frames.size(), 9u);
@@ -303,6 +306,41 @@ TEST_F(WanCApi, TwoStageFolderGeneratesAndRecordsItsSecondGuidance) {
   const Collected one = Generate();
   Set("guidance-2", "7");
   EXPECT_EQ(Generate().frames, one.frames);
+}
+
+// A two-stage model takes a LoRA for each transformer: lora for the first, lora-2 for the second,
+// each changing the frames its own way, both recorded by name; lora-2 on a one-transformer model
+// fails ds_load naming the option.
+TEST_F(WanCApi, TwoStageModelsTakeALoraPerTransformer) {
+  const fs::path dir = fs::temp_directory_path() / ("ds_wan_lora2_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string lora = (dir / "head.safetensors").string();
+  WriteHeadLora(lora);
+  Set("model", TinyDir() + "_a14b");
+  Set("steps", "4");
+  Load();
+  const Collected plain = Generate();
+  Set("lora", lora);
+  Load();
+  const Collected first = Generate();
+  Set("lora", "");
+  Set("lora-2", lora + "=0.5");
+  Load();
+  const Collected second = Generate();
+  EXPECT_NE(first.frames, plain.frames);
+  EXPECT_NE(second.frames, plain.frames);
+  EXPECT_NE(second.frames, first.frames);
+  size_t length = 0;
+  ASSERT_EQ(ds_get_provenance(gen_, nullptr, 0, &length), DS_OK);
+  std::string json(length + 1, '\0');
+  ASSERT_EQ(ds_get_provenance(gen_, json.data(), json.size(), nullptr), DS_OK);
+  EXPECT_NE(json.find(R"("loras":[],"loras_2":[{"name":"head.safetensors","strength":0.5}])"), std::string::npos)
+      << json;
+  EXPECT_EQ(json.find(dir.string()), std::string::npos) << json;
+  Set("model", TinyDir());
+  EXPECT_NE(ds_load(gen_), DS_OK);
+  EXPECT_TRUE(Mentions(gen_, "'lora-2'"));
+  fs::remove_all(dir);
 }
 
 // The CPU backend splits work by the thread count, never the arithmetic: 1 and 2 threads make the

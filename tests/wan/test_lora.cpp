@@ -295,11 +295,14 @@ TEST(LoraOption, ParsesFilesAndStrengths) {
 }
 
 TEST(LoraOption, TheDemoModelTakesNone) {
-  Options o = DefaultOptions();
-  ASSERT_TRUE(SetOption(o, "lora", "style.safetensors").ok());
-  auto t = TextToVideo::Load(o);
-  ASSERT_FALSE(t.ok());
-  EXPECT_TRUE(Contains(t.status().message(), "LoRA files apply to Wan2.1 models"));
+  for (const char* option : {"lora", "lora-2"}) {
+    Options o = DefaultOptions();
+    ASSERT_TRUE(SetOption(o, option, "style.safetensors").ok());
+    auto t = TextToVideo::Load(o);
+    ASSERT_FALSE(t.ok());
+    EXPECT_TRUE(Contains(t.status().message(), "LoRA files apply to Wan models")) << option;
+    EXPECT_TRUE(Contains(t.status().message(), std::string("option '") + option + "'"));
+  }
 }
 
 }  // namespace

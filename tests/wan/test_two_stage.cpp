@@ -121,12 +121,13 @@ TEST_F(WanTwoStageLayout, AMissingSecondTransformerFolderIsNamed) {
   EXPECT_TRUE(Contains(r.status().message(), "component 'transformer_2'"));
 }
 
-// A LoRA is made for one of the two experts; which one a single file means is not knowable here.
-TEST_F(WanTwoStageLayout, LorasAreRefused) {
-  auto r = WanModel::Load(FixtureDir() + "/tiny_a14b", {LoraSpec{Path("any.safetensors"), 1.0}});
+// LoRAs for the second transformer need one; the files are not even opened for a model without.
+TEST_F(WanTwoStageLayout, SecondLorasNeedASecondTransformer) {
+  auto r = WanModel::Load(FixtureDir() + "/tiny", {}, {LoraSpec{Path("low.safetensors"), 1.0}});
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), Code::kUnsupported);
-  EXPECT_TRUE(Contains(r.status().message(), "two-stage"));
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(Contains(r.status().message(), "'lora-2'"));
+  EXPECT_TRUE(Contains(r.status().message(), "does not have"));
 }
 
 }  // namespace
