@@ -124,13 +124,9 @@ void Dit::TimestepEmbedding(float t, float* out) const {
   }
 }
 
-namespace {}  // namespace
-
 Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T, int H, int W,
                     const BlockCacheUse& cache) {
-  if (cache.threshold > 0 && (cache.slot < 0 || cache.slot >= FirstBlockCache::kSlots)) {
-    return Error(Code::kInvalidArgument, "first-block cache slot {} is not 0 or 1", cache.slot);
-  }
+  if (cache.threshold > 0) DS_TRY(FirstBlockCache::CheckSlot(cache.slot));
   DS_TRY(EnsureGeometry(T, H, W));
   const DitConfig& c = cfg_;
   const int d = c.dim, B = static_cast<int>(items.size());
@@ -252,10 +248,7 @@ Status Dit::Forward(Backend& be, std::span<const DitItem> items, float t, int T,
 
 void Dit::ResetBlockCache() { ws_->cache.Reset(); }
 
-FirstBlockCache::Stats Dit::block_cache_stats(int slot) const {
-  if (slot < 0 || slot >= FirstBlockCache::kSlots) return {};
-  return ws_->cache.stats(slot);
-}
+FirstBlockCache::Stats Dit::block_cache_stats(int slot) const { return ws_->cache.stats(slot); }
 
 void Dit::RunBlock(Backend& be, const Block& blk, std::span<const DitItem> items, Workspace& ws) {
   const DitConfig& c = cfg_;

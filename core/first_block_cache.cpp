@@ -28,6 +28,11 @@ Status FirstBlockCache::Prepare(Backend& be, int64_t rows, int64_t cols) {
   return Status::Ok();
 }
 
+Status FirstBlockCache::CheckSlot(int slot) {
+  if (slot >= 0 && slot < kSlots) return Status::Ok();
+  return Error(Code::kInvalidArgument, "first-block cache slot {} is not 0 or 1", slot);
+}
+
 void FirstBlockCache::Reset() {
   has_full_.fill(false);
   stats_.fill(Stats{});

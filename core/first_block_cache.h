@@ -73,7 +73,11 @@ class FirstBlockCache {
   // After a forward that ran the rest (its AfterRest issued): the slot's new reference.
   void Computed(int slot) { has_full_[static_cast<size_t>(slot)] = true; }
 
-  const Stats& stats(int slot) const { return stats_[static_cast<size_t>(slot)]; }
+  // Zeros for a slot past the last.
+  Stats stats(int slot) const { return CheckSlot(slot).ok() ? stats_[static_cast<size_t>(slot)] : Stats{}; }
+
+  // kInvalidArgument naming the slot unless 0 ≤ slot < kSlots.
+  static Status CheckSlot(int slot);
 
  private:
   BackendBuffer input_;                      // the first block's input, then (input − output): its negated residual

@@ -360,9 +360,7 @@ Status WanTransformer::Forward(Backend& be, const float* latent, int T, int H, i
 
 Status WanTransformer::CachedForwardOps(Backend& be, const Params& P, const BlockCacheUse& use) {
   Workspace& ws = *ws_;
-  if (use.slot < 0 || use.slot >= FirstBlockCache::kSlots) {
-    return Error(Code::kInvalidArgument, "first-block cache slot {} is not 0 or 1", use.slot);
-  }
+  DS_TRY(FirstBlockCache::CheckSlot(use.slot));
   const auto slot = static_cast<size_t>(use.slot);
   FirstBlockCache& fbc = ws.cache;
   Tensor x = ws.x.tensor;
@@ -395,10 +393,7 @@ Status WanTransformer::CachedForwardOps(Backend& be, const Params& P, const Bloc
 
 void WanTransformer::ResetBlockCache() { ws_->cache.Reset(); }
 
-FirstBlockCache::Stats WanTransformer::block_cache_stats(int slot) const {
-  if (slot < 0 || slot >= FirstBlockCache::kSlots) return {};
-  return ws_->cache.stats(slot);
-}
+FirstBlockCache::Stats WanTransformer::block_cache_stats(int slot) const { return ws_->cache.stats(slot); }
 
 // The patch, time and text embeddings of the latent, time features and context in the workspace.
 void WanTransformer::EmbedOps(Backend& be, const Params& P) {
